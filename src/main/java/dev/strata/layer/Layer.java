@@ -1,0 +1,88 @@
+package dev.strata.layer;
+
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import java.nio.file.Path;
+
+/**
+ * One directory of the stack: the upper (writable) or a lower (read-only). Holds an O_PATH descriptor
+ * of its root; every access is relative to it, so no absolute "<layer>/<path>" string is ever built.
+ * Paths inside a layer ("rel") are "" for the root, else "a/b/c" without a leading slash.
+ */
+public final class Layer implements AutoCloseable {
+    /** Longest relative path handed to one *at call; longer ones are walked in pieces (PATH_MAX is 4096). */
+    static final int PIECE = 3000;
+
+    private final int index;
+    private final Path root;
+    private final int fd;
+    private final boolean upper;
+    private final long dev;
+
+    private Layer(int index, Path root, int fd, boolean upper, long dev) {
+        this.index = index; this.root = root; this.fd = fd; this.upper = upper; this.dev = dev;
+    }
+
+    /** Opens a layer root; returns null and sets err[0] to -errno if it cannot be opened as a directory. */
+    public static Layer open(Path root, int index, boolean upper, int[] err) {
+        int fd = Posix.openat(Posix.AT_FDCWD, root.toString(), Posix.O_PATH | Posix.O_DIRECTORY, 0);
+        if (fd < 0) { err[0] = fd; return null; }
+        Stat st = new Stat();
+        Posix.fstat(fd, st);
+        return new Layer(index, root, fd, upper, st.dev());
+    }
+
+    public int index() { return index; }
+    public Path root() { return root; }
+    public int fd() { return fd; }
+    public boolean isUpper() { return upper; }
+    public long dev() { return dev; }
+
+    @Override public String toString() { return (upper ? "upper " : "lower ") + root; }
+
+    @Override public void close() { Posix.close(fd); }
+
+    public static String child(String parentRel, String name) {
+        return parentRel.isEmpty() ? name : parentRel + "/" + name;
+    }
+    public static String parentOf(String rel) {
+        int i = rel.lastIndexOf('/');
+        return i < 0 ? "" : rel.substring(0, i);
+    }
+    public static String nameOf(String rel) {
+        int i = rel.lastIndexOf('/');
+        return i < 0 ? rel : rel.substring(i + 1);
+    }
+
+    /** Resolves rel to (dirfd, short path); close the result. */
+    public At at(String rel) {
+        if (rel.length() <= PIECE) return new At(fd, rel.isEmpty() ? "." : rel, false);
+        return At.walk(fd, rel);
+    }
+
+    // ---- convenience wrappers; each returns >= 0 or -errno ----
+    public int lstat(String rel, Stat st) {
+        if (rel.length() <= PIECE) return Posix.fstatat(fd, rel.isEmpty() ? "." : rel, st, Posix.AT_SYMLINK_NOFOLLOW);
+        try (At a = at(rel)) {
+            return a.ok() ? Posix.fstatat(a.dirfd(), a.name(), st, Posix.AT_SYMLINK_NOFOLLOW) : a.err();
+        }
+    }
+    public int openat(String rel, int flags, int mode) {
+        try (At a = at(rel)) {
+            return a.ok() ? Posix.openat(a.dirfd(), a.name(), flags, mode) : a.err();
+        }
+    }
+    /** Opens a directory of this layer (O_PATH unless flags say otherwise). */
+    public int openDir(String rel, int flags) {
+        return openat(rel, flags | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+    }
+    public byte[] getxattr(String rel, String name) {
+        try (At a = at(rel)) {
+            return a.ok() ? Posix.lgetxattr(a.xattrPath(), name) : null;
+        }
+    }
+    public boolean exists(String rel) {
+        return lstat(rel, Stat.local2()) == 0;
+    }
+}

@@ -1,0 +1,113 @@
+package dev.strata.layer;
+
+import dev.strata.posix.Errno;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import java.nio.charset.StandardCharsets;
+
+/**
+ * Whiteout and opaque markers: every form overlayfs, fuse-overlayfs and OCI layers use is read;
+ * one form is written (a 0/0 character device where mknod is allowed, else {@code .wh.NAME}; the
+ * trusted opaque xattr as root, else the user one, else {@code .wh..wh..opq}).
+ */
+public final class Markers {
+    private Markers() {}
+
+    public static final String WH_PREFIX = ".wh.";
+    public static final String OPAQUE_FILE = ".wh..wh..opq";
+    public static final String TRUSTED_OPAQUE = "trusted.overlay.opaque";
+    public static final String USER_OPAQUE = "user.overlay.opaque";
+    public static final String TRUSTED_WHITEOUT = "trusted.overlay.whiteout";
+    public static final String USER_WHITEOUT = "user.overlay.whiteout";
+
+    public enum WhiteoutForm {
+        CHAR_DEVICE("character device 0/0"), WH_FILE(".wh. file"), XATTR("overlay.whiteout xattr");
+        public final String label;
+        WhiteoutForm(String label) { this.label = label; }
+    }
+    public enum OpaqueForm {
+        TRUSTED_XATTR("trusted.overlay.opaque=y"), USER_XATTR("user.overlay.opaque=y"), WH_OPQ_FILE(".wh..wh..opq");
+        public final String label;
+        OpaqueForm(String label) { this.label = label; }
+    }
+
+    /** True for names that are markers, never shown in a merged listing. */
+    public static boolean isMarkerName(String name) { return name.startsWith(WH_PREFIX); }
+
+    /** Whether an entry that lstat found (st) is itself a whiteout; checks xattrs only for empty files. */
+    public static WhiteoutForm entryWhiteout(Layer layer, String rel, Stat st) {
+        int t = st.type();
+        if (t == Posix.S_IFCHR && st.rdev() == 0) return WhiteoutForm.CHAR_DEVICE;
+        if (t == Posix.S_IFREG && st.size() == 0) {
+            if (layer.getxattr(rel, TRUSTED_WHITEOUT) != null || layer.getxattr(rel, USER_WHITEOUT) != null) {
+                return WhiteoutForm.XATTR;
+            }
+        }
+        return null;
+    }
+
+    /** Whether {@code .wh.NAME} exists beside the (absent) entry. */
+    public static boolean hasWhFile(Layer layer, String parentRel, String name) {
+        return layer.exists(Layer.child(parentRel, WH_PREFIX + name));
+    }
+
+    /** The full whiteout check for a name in a layer: entry form first, then the .wh. file. */
+    public static WhiteoutForm whiteout(Layer layer, String parentRel, String name) {
+        Stat st = new Stat();
+        String rel = Layer.child(parentRel, name);
+        if (layer.lstat(rel, st) == 0) return entryWhiteout(layer, rel, st);
+        return hasWhFile(layer, parentRel, name) ? WhiteoutForm.WH_FILE : null;
+    }
+
+    /** The opaque form of a directory in a layer, or null if it is not opaque. */
+    public static OpaqueForm opaque(Layer layer, String dirRel) {
+        if (isY(layer.getxattr(dirRel, TRUSTED_OPAQUE))) return OpaqueForm.TRUSTED_XATTR;
+        if (isY(layer.getxattr(dirRel, USER_OPAQUE))) return OpaqueForm.USER_XATTR;
+        if (layer.exists(Layer.child(dirRel, OPAQUE_FILE))) return OpaqueForm.WH_OPQ_FILE;
+        return null;
+    }
+
+    private static boolean isY(byte[] v) { return v != null && v.length >= 1 && v[0] == 'y'; }
+
+    // ---------------------------------------------------------------- writing
+
+    /**
+     * Creates a whiteout named {@code name} in directory (dirfd). Tries a 0/0 character device; where
+     * mknod is refused (unprivileged), writes an empty {@code .wh.NAME} instead, and reports which.
+     * Returns the form written, or null with err[0] set.
+     */
+    public static WhiteoutForm createWhiteout(int dirfd, String name, int[] err) {
+        int r = Posix.mknodat(dirfd, name, Posix.S_IFCHR, 0);
+        if (r == 0) return WhiteoutForm.CHAR_DEVICE;
+        if (r != -Errno.EPERM && r != -Errno.EACCES && r != -Errno.EOPNOTSUPP && r != -Errno.EINVAL) {
+            err[0] = r;
+            return null;
+        }
+        int fd = Posix.openat(dirfd, WH_PREFIX + name, Posix.O_CREAT | Posix.O_WRONLY | Posix.O_TRUNC, 0);
+        if (fd < 0) { err[0] = fd; return null; }
+        Posix.close(fd);
+        return WhiteoutForm.WH_FILE;
+    }
+
+    private static final byte[] Y = "y".getBytes(StandardCharsets.US_ASCII);
+
+    /** Marks a directory (the path for xattrs, and a dirfd-relative name) opaque; returns the form used. */
+    public static OpaqueForm markOpaque(At dir, int[] err) {
+        String xp = dir.xattrPath();
+        int r = Posix.lsetxattr(xp, TRUSTED_OPAQUE, Y, 0);
+        if (r == 0) return OpaqueForm.TRUSTED_XATTR;
+        r = Posix.lsetxattr(xp, USER_OPAQUE, Y, 0);
+        if (r == 0) return OpaqueForm.USER_XATTR;
+        int fd = Posix.openat(dir.dirfd(), dir.name() + "/" + OPAQUE_FILE, Posix.O_CREAT | Posix.O_WRONLY, 0);
+        if (fd < 0) { err[0] = fd; return null; }
+        Posix.close(fd);
+        return OpaqueForm.WH_OPQ_FILE;
+    }
+
+    /** Private xattrs that never show through the mount and are not copied up as user data. */
+    public static boolean isPrivateXattr(String name) {
+        return name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.")
+                || name.startsWith("user.strata.") || name.startsWith("user.fuseoverlayfs.");
+    }
+}

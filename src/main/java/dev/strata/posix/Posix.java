@@ -1,0 +1,179 @@
+package dev.strata.posix;
+
+import jnr.ffi.LibraryLoader;
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
+import jnr.ffi.Runtime;
+
+import java.nio.charset.Charset;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Thin, errno-returning wrappers over {@link LibC}. Every call returns a non-negative result or
+ * {@code -errno}; nothing here throws for an OS error. Paths are relative to a directory descriptor.
+ */
+public final class Posix {
+    private Posix() {}
+
+    public static final LibC C = LibraryLoader.create(LibC.class).load("c");
+    public static final Runtime RT = Runtime.getRuntime(C);
+    /** Names travel as Latin-1 strings: one char per byte (see README, "names are bytes"). */
+    public static final Charset NAMES = StandardCharsets.ISO_8859_1;
+
+    public static final int AT_FDCWD = -100;
+    public static final int AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200, AT_SYMLINK_FOLLOW = 0x400,
+            AT_EMPTY_PATH = 0x1000;
+    public static final int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_ACCMODE = 3, O_CREAT = 0100,
+            O_EXCL = 0200, O_NOCTTY = 0400, O_TRUNC = 01000, O_APPEND = 02000, O_NONBLOCK = 04000,
+            O_DIRECTORY = 0200000, O_NOFOLLOW = 0400000, O_CLOEXEC = 02000000, O_PATH = 010000000,
+            O_LARGEFILE = 0100000, O_DIRECT = 040000, O_NOATIME = 01000000, O_SYNC = 04010000,
+            O_DSYNC = 010000, O_TMPFILE = 020200000;
+    public static final int S_IFMT = 0170000, S_IFSOCK = 0140000, S_IFLNK = 0120000, S_IFREG = 0100000,
+            S_IFBLK = 060000, S_IFDIR = 040000, S_IFCHR = 020000, S_IFIFO = 010000;
+    public static final int RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2, RENAME_WHITEOUT = 4;
+    public static final int XATTR_CREATE = 1, XATTR_REPLACE = 2;
+    public static final int SEEK_SET = 0, SEEK_CUR = 1, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
+    public static final long UTIME_NOW = (1L << 30) - 1, UTIME_OMIT = (1L << 30) - 2;
+    public static final long FICLONE = 0x40049409L;
+    private static final long SYS_GETDENTS64 = 217;
+
+    public static boolean isDir(int mode) { return (mode & S_IFMT) == S_IFDIR; }
+    public static boolean isReg(int mode) { return (mode & S_IFMT) == S_IFREG; }
+    public static boolean isLnk(int mode) { return (mode & S_IFMT) == S_IFLNK; }
+    public static boolean isChr(int mode) { return (mode & S_IFMT) == S_IFCHR; }
+
+    public static int errno() { return RT.getLastError(); }
+
+    private static int ret(int r) { return r < 0 ? -errno() : r; }
+    private static long ret(long r) { return r < 0 ? -errno() : r; }
+
+    public static int openat(int dirfd, String path, int flags, int mode) {
+        return ret(C.openat(dirfd, path, flags | O_CLOEXEC, mode));
+    }
+    public static int close(int fd) { return ret(C.close(fd)); }
+    public static int fstatat(int dirfd, String path, Stat st, int flags) {
+        return ret(C.fstatat(dirfd, path, st.buf, flags));
+    }
+    /** fstatat straight into a caller's struct stat (e.g. the FUSE reply buffer). */
+    public static int fstatat(int dirfd, String path, Pointer statbuf, int flags) {
+        return ret(C.fstatat(dirfd, path, statbuf, flags));
+    }
+    public static int fstat(int fd, Stat st) { return ret(C.fstat(fd, st.buf)); }
+    public static int fstat(int fd, Pointer statbuf) { return ret(C.fstat(fd, statbuf)); }
+    public static int mkdirat(int dirfd, String path, int mode) { return ret(C.mkdirat(dirfd, path, mode)); }
+    public static int mknodat(int dirfd, String path, int mode, long dev) {
+        return ret(C.mknodat(dirfd, path, mode, dev));
+    }
+    public static int symlinkat(String target, int dirfd, String path) {
+        return ret(C.symlinkat(target, dirfd, path));
+    }
+    public static int linkat(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
+        return ret(C.linkat(olddirfd, oldpath, newdirfd, newpath, flags));
+    }
+    public static int unlinkat(int dirfd, String path, int flags) { return ret(C.unlinkat(dirfd, path, flags)); }
+    public static int renameat2(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
+        return ret(C.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
+    }
+    public static int fchmodat(int dirfd, String path, int mode) { return ret(C.fchmodat(dirfd, path, mode, 0)); }
+    public static int fchmod(int fd, int mode) { return ret(C.fchmod(fd, mode)); }
+    public static int fchownat(int dirfd, String path, int uid, int gid, int flags) {
+        return ret(C.fchownat(dirfd, path, uid, gid, flags));
+    }
+    public static int fchown(int fd, int uid, int gid) { return ret(C.fchown(fd, uid, gid)); }
+    public static int ftruncate(int fd, long len) { return ret(C.ftruncate(fd, len)); }
+    public static int fsync(int fd) { return ret(C.fsync(fd)); }
+    public static int fdatasync(int fd) { return ret(C.fdatasync(fd)); }
+    public static int fallocate(int fd, int mode, long off, long len) { return ret(C.fallocate(fd, mode, off, len)); }
+    public static long lseek(int fd, long off, int whence) { return ret(C.lseek(fd, off, whence)); }
+    public static long pread(int fd, Pointer buf, long count, long off) { return ret(C.pread(fd, buf, count, off)); }
+    public static long pwrite(int fd, Pointer buf, long count, long off) { return ret(C.pwrite(fd, buf, count, off)); }
+    public static int ficlone(int dstFd, int srcFd) { return ret(C.ioctl(dstFd, FICLONE, srcFd)); }
+    public static int flock(int fd, int op) { return ret(C.flock(fd, op)); }
+    public static int fstatvfs(int fd, Pointer buf) { return ret(C.fstatvfs(fd, buf)); }
+    public static int dup(int fd) { return ret(C.dup(fd)); }
+
+    /** copy_file_range with NULL offsets (uses and advances both file offsets). */
+    public static long copyFileRange(int in, int out, long len) {
+        return ret(C.copy_file_range(in, null, out, null, len, 0));
+    }
+
+    /** utimensat with two timespecs; {@code times == null} sets both to now. */
+    public static int utimensat(int dirfd, String path, long aSec, long aNsec, long mSec, long mNsec, int flags) {
+        Pointer t = scratch16();
+        t.putLong(0, aSec); t.putLong(8, aNsec); t.putLong(16, mSec); t.putLong(24, mNsec);
+        return ret(C.utimensat(dirfd, path, t, flags));
+    }
+    public static int futimens(int fd, long aSec, long aNsec, long mSec, long mNsec) {
+        Pointer t = scratch16();
+        t.putLong(0, aSec); t.putLong(8, aNsec); t.putLong(16, mSec); t.putLong(24, mNsec);
+        return ret(C.futimens(fd, t));
+    }
+    private static final ThreadLocal<Pointer> TIMES = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 32));
+    private static Pointer scratch16() { return TIMES.get(); }
+
+    /** readlinkat; returns the target or null with {@code err[0]} set. */
+    public static String readlinkat(int dirfd, String path, int[] err) {
+        Pointer buf = Buffers.get(4096);
+        long n = C.readlinkat(dirfd, path, buf, 4096);
+        if (n < 0) { err[0] = -errno(); return null; }
+        byte[] b = new byte[(int) n];
+        buf.get(0, b, 0, (int) n);
+        err[0] = 0;
+        return new String(b, NAMES);
+    }
+    public static long readlinkat(int dirfd, String path, Pointer out, long size) {
+        return ret(C.readlinkat(dirfd, path, out, size));
+    }
+
+    // ---- xattrs: l*xattr on a path; callers pass "/proc/self/fd/N/name" for fd-relative access ----
+    public static long lgetxattr(String path, String name, Pointer value, long size) {
+        return ret(C.lgetxattr(path, name, value, size));
+    }
+    public static int lsetxattr(String path, String name, Pointer value, long size, int flags) {
+        return ret(C.lsetxattr(path, name, value, size, flags));
+    }
+    public static long llistxattr(String path, Pointer list, long size) { return ret(C.llistxattr(path, list, size)); }
+    public static int lremovexattr(String path, String name) { return ret(C.lremovexattr(path, name)); }
+
+    /** The value of an xattr as bytes, or null if absent or unreadable. */
+    public static byte[] lgetxattr(String path, String name) {
+        Pointer buf = Buffers.get(65536);
+        long n = C.lgetxattr(path, name, buf, 65536);
+        if (n < 0) return null;
+        byte[] b = new byte[(int) n];
+        buf.get(0, b, 0, (int) n);
+        return b;
+    }
+    public static int lsetxattr(String path, String name, byte[] value, int flags) {
+        Pointer buf = Buffers.get(Math.max(1, value.length));
+        buf.put(0, value, 0, value.length);
+        return ret(C.lsetxattr(path, name, buf, value.length, flags));
+    }
+    /** xattr names of a path, or an empty list (null with an errno on real errors is not needed here). */
+    public static List<String> llistxattr(String path) {
+        Pointer buf = Buffers.get(65536);
+        long n = C.llistxattr(path, buf, 65536);
+        List<String> out = new ArrayList<>();
+        if (n <= 0) return out;
+        byte[] b = new byte[(int) n];
+        buf.get(0, b, 0, (int) n);
+        int s = 0;
+        for (int i = 0; i < n; i++) {
+            if (b[i] == 0) { if (i > s) out.add(new String(b, s, i - s, NAMES)); s = i + 1; }
+        }
+        return out;
+    }
+
+    /** getdents64 into buf; returns bytes read, 0 at end, or -errno. */
+    public static long getdents64(int fd, Pointer buf, long size) {
+        return ret(C.syscall(SYS_GETDENTS64, fd, buf, size));
+    }
+
+    public static int getuid() { return C.getuid(); }
+    public static int geteuid() { return C.geteuid(); }
+    public static int getgid() { return C.getgid(); }
+
+    public static String strerror(int errno) { return C.strerror(Math.abs(errno)); }
+}
