@@ -507,7 +507,8 @@ public final class Union implements AutoCloseable {
         if (n.ino != 0) return n.ino;
         Stat st = Stat.local2();
         Layer l = stack[n.top()];
-        if (Posix.fstatat(l.fd(), n.rel.isEmpty() ? "" : n.rel, st, n.rel.isEmpty() ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW) < 0) return 1;
+        int r = n.rel.isEmpty() ? Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH) : l.lstat(n.rel, st);
+        if (r < 0) return 1;
         return presentedIno(n, st.ino());
     }
 
