@@ -63,7 +63,9 @@ public final class FuseMount {
         }, "strata-unmount");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            fs.mount(mountpoint, true, union.options().debug, args);
+            // jnr-fuse hands the path to libfuse in the default (byte-transparent) charset
+            fs.mount(java.nio.file.Paths.get(dev.strata.posix.Names.toNative(mountpoint.toString())), true,
+                    union.options().debug, args);
             return up.get() ? 0 : 1;
         } catch (RuntimeException e) {
             if (!up.get()) return 1;
@@ -80,7 +82,7 @@ public final class FuseMount {
      */
     public static String unmount(Path mountpoint, boolean lazy) {
         if (Posix.geteuid() == 0) {
-            int r = Posix.umount2(mountpoint.toString(), lazy ? Posix.MNT_DETACH : 0);
+            int r = Posix.umount2(dev.strata.posix.Names.toNative(mountpoint.toString()), lazy ? Posix.MNT_DETACH : 0);
             if (r == 0) return null;
             if (r != -dev.strata.posix.Errno.EPERM) return Posix.strerror(r);
         }

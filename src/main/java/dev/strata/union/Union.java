@@ -110,7 +110,7 @@ public final class Union implements AutoCloseable {
 
     /** Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it. */
     private static int prepareWork(Path workDir) {
-        int wd = Posix.openat(AT_FDCWD, workDir.toString(), O_PATH | O_DIRECTORY, 0);
+        int wd = Posix.openat(AT_FDCWD, dev.strata.posix.Names.toNative(workDir.toString()), O_PATH | O_DIRECTORY, 0);
         if (wd < 0) throw new IllegalStateException("cannot open workdir " + workDir + ": " + Posix.strerror(wd));
         try {
             int r = Posix.mkdirat(wd, "work", 0);
