@@ -24,7 +24,6 @@ public final class FuseMount {
         o.add("fsname=strata");
         o.add("subtype=strata");
         o.add("use_ino");
-        o.add("hard_remove");
         o.add("nonempty");
         o.add("big_writes");
         o.add("max_write=131072");

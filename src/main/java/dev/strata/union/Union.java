@@ -56,6 +56,14 @@ public final class Union implements AutoCloseable {
     private final AtomicInteger nodeCount = new AtomicInteger();
     private final AtomicLong tmpCounter = new AtomicLong();
     private final ConcurrentHashMap<Integer, Node> openFiles = new ConcurrentHashMap<>();
+    /**
+     * Files removed while open. libfuse 2 keeps such a file alive by renaming it to ".fuse_hiddenXXXX"
+     * and unlinking that name on the last close; in an overlay that name would land in the upper
+     * layer, so strata removes the real name at once (whiteout and all) and only remembers the hidden
+     * path here: fstat then reports st_nlink 0, as on the kernel overlay.
+     */
+    private final ConcurrentHashMap<String, Node> hidden = new ConcurrentHashMap<>();
+    static final String FUSE_HIDDEN = ".fuse_hidden";
 
     private Union(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
         this.opts = opts;
@@ -333,6 +341,10 @@ public final class Union implements AutoCloseable {
     }
 
     public int getattr(String path, Pointer st) {
+        if (!hidden.isEmpty()) {
+            Node h = hidden.get(path);
+            if (h != null) return hiddenAttr(h, st);
+        }
         lock.readLock().lock();
         try {
             Node n = resolve(path);
@@ -354,6 +366,19 @@ public final class Union implements AutoCloseable {
         if (r < 0) return r;
         present(n, st);
         return 0;
+    }
+
+    private int hiddenAttr(Node h, Pointer st) {
+        for (java.util.Map.Entry<Integer, Node> e : openFiles.entrySet()) {
+            if (e.getValue() != h) continue;
+            int r = Posix.fstat(e.getKey(), st);
+            if (r < 0) continue;
+            st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
+            if (!hasUpper || h.top() != 0) st.putLong(Stat.OFF_NLINK, 0);
+            mapOwner(st);
+            return 0;
+        }
+        return -ENOENT;
     }
 
     /** fstat of an open file: the current merged attributes, or the descriptor's own once the name is gone. */
@@ -916,6 +941,7 @@ public final class Union implements AutoCloseable {
     }
 
     public int unlink(String path) {
+        if (!hidden.isEmpty() && hidden.remove(path) != null) return 0;
         if (!hasUpper) return -EROFS;
         lock.writeLock().lock();
         try {
@@ -987,6 +1013,7 @@ public final class Union implements AutoCloseable {
             Node dstDir = parentOf(to, pe);
             if (pe[0] != 0) return pe[0];
             String dstName = lastName(to);
+            if (dstName.startsWith(FUSE_HIDDEN) && flags == 0 && !src.isDir()) return hide(src, to);
             if (dstName.length() > NAME_MAX) return -ENAMETOOLONG;
             int r = checkNewName(dstName);
             if (r < 0) return r;
@@ -1063,6 +1090,15 @@ public final class Union implements AutoCloseable {
         } finally {
             lock.writeLock().unlock();
         }
+    }
+
+    /** libfuse hides an open file that is being removed: remove it for real and remember the hidden name. */
+    private int hide(Node src, String hiddenPath) {
+        int r = removeName(src.parent, src, false);
+        if (r < 0) return r;
+        markGone(src, true);
+        hidden.put(hiddenPath, src);
+        return 0;
     }
 
     private boolean sameUpperInode(Node a, Node b) {
