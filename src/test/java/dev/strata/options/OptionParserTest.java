@@ -29,11 +29,12 @@ class OptionParserTest {
                         + "context=\"system_u:object_r:container_file_t:s0:c1,c2\",xattr_permissions=2"), cwd);
         assertTrue(o.volatileMode);
         assertFalse(o.fsync, "volatile implies no fsync");
-        assertEquals(1000, o.uidMapping.toHost(0));
-        assertEquals(100041, o.uidMapping.toHost(42));
-        assertEquals(42, o.uidMapping.toContainer(100041));
-        assertEquals(IdMapping.OVERFLOW, o.uidMapping.toContainer(5));
-        assertEquals(-1, o.uidMapping.toHost(70000));
+        // fuse-overlayfs's direction: on-disk id C+k shows as H+k (see IdMappingTest)
+        assertEquals(1000, o.uidMapping.toContainer(0));
+        assertEquals(100041, o.uidMapping.toContainer(42));
+        assertEquals(42, o.uidMapping.toHost(100041));
+        assertEquals(IdMapping.OVERFLOW, o.uidMapping.toContainer(70000));
+        assertEquals(-1, o.uidMapping.toHost(5));
         assertEquals("\"system_u:object_r:container_file_t:s0:c1,c2\"", o.context);
         assertEquals(2, o.xattrPermissions);
         assertTrue(o.warnings.isEmpty(), o.warnings.toString());
