@@ -83,7 +83,7 @@ public final class Union implements AutoCloseable {
             devIndex[i] = k;
         }
         singleDev = nDev == 1;
-        originXattr = root ? ORIGIN_TRUSTED : ORIGIN_USER;
+        originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         int[] rootLayers = rootLayers(all);
@@ -114,6 +114,14 @@ public final class Union implements AutoCloseable {
         Layer l = Layer.open(p, index, upper, err);
         if (l == null) throw new IllegalStateException("cannot open " + p + ": " + Posix.strerror(err[0]));
         return l;
+    }
+
+    /** Whether trusted.* xattrs can be set here (root in the initial user namespace; not in a container's). */
+    private static boolean trustedXattrsWork(int dirFd) {
+        String p = "/proc/self/fd/" + dirFd + "/.";
+        if (Posix.lsetxattr(p, "trusted.overlay.strata.probe", new byte[]{'1'}, 0) != 0) return false;
+        Posix.lremovexattr(p, "trusted.overlay.strata.probe");
+        return true;
     }
 
     /** Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it. */
