@@ -526,6 +526,7 @@ public final class Union implements AutoCloseable {
                             if (st.isWhiteoutDevice()) continue;
                             if (xwh && Markers.entryWhiteout(l, crel, st) != null) continue;
                         }
+                        if (type != S_IFDIR && type != 0) remember(n, name, li, type);
                         if (!sink.entry(name, type, mapIno(li, dIno))) return 0;
                     }
                 }
@@ -534,6 +535,20 @@ public final class Union implements AutoCloseable {
             }
         }
         return 0;
+    }
+
+    /**
+     * readdir already knows where a non-directory comes from (its top layer, whiteouts applied), so it
+     * enters the child in the cache: the lookups that usually follow (ls -l, find) cost no syscall.
+     */
+    private void remember(Node dir, String name, int layer, int type) {
+        ConcurrentHashMap<String, Node> ch = dir.children();
+        if (ch.containsKey(name)) return;
+        if (ch.putIfAbsent(name, new Node(dir, name, Layer.child(dir.rel, name), new int[]{layer}, type, false, 0)) == null
+                && nodeCount.incrementAndGet() > MAX_NODES) {
+            nodeCount.set(0);
+            rootNode.forgetAll();
+        }
     }
 
     private long dirIno(Node n) {
