@@ -45,11 +45,11 @@ public final class ExplainCommand implements Callable<Integer> {
             StackSpec spec;
             if (stackOptions.given()) {
                 spec = stackOptions.spec();
-                rel = path;
+                rel = Names.fromArgument(path);
             } else {
-                Path p = StackOptions.path(path);
+                Path p = StackOptions.path(Names.fromArgument(path));
                 MountRegistry.Located at = MountRegistry.locate(p).orElseThrow(() -> new UserError(
-                        Names.display(path) + " is not inside a running strata mount;"
+                        Names.display(p.toString()) + " is not inside a running strata mount;"
                                 + " give --lowerdir (and --upperdir) to explain layer directories"));
                 spec = at.mount().stack();
                 rel = at.rel();
@@ -85,10 +85,10 @@ public final class ExplainCommand implements Callable<Integer> {
                 if (lowerdir != null || upperdir != null) {
                     throw new UserError("give the layers either with -o or with --lowerdir/--upperdir, not both");
                 }
-                return StackSpec.parseMountOptions(options);
+                return StackSpec.parseMountOptions(Names.fromArgument(options));
             }
             if (lowerdir == null) throw new UserError("--upperdir needs --lowerdir too");
-            return StackSpec.parse(lowerdir, upperdir);
+            return StackSpec.parse(Names.fromArgument(lowerdir), upperdir == null ? null : Names.fromArgument(upperdir));
         }
 
         static Path path(String s) {
@@ -101,11 +101,11 @@ public final class ExplainCommand implements Callable<Integer> {
 
         /** The stack of a mount point given on the command line (through the mount registry). */
         static StackSpec ofMount(String mountpoint) {
-            Path p = path(mountpoint);
+            Path p = path(Names.fromArgument(mountpoint));
             MountRegistry.Located at = MountRegistry.locate(p).orElseThrow(() -> new UserError(
-                    Names.display(mountpoint) + " is not a running strata mount; give --lowerdir (and --upperdir)"));
+                    Names.display(p.toString()) + " is not a running strata mount; give --lowerdir (and --upperdir)"));
             if (!at.rel().isEmpty()) {
-                throw new UserError(Names.display(mountpoint) + " is inside the strata mount at "
+                throw new UserError(Names.display(p.toString()) + " is inside the strata mount at "
                         + Names.display(at.mount().mountpoint().toString()) + ", not its mount point");
             }
             return at.mount().stack();
