@@ -24,11 +24,11 @@ import java.util.concurrent.Callable;
                 "  C path  changed: a non-directory the upper holds (copied up or replaced), a change of type,",
                 "          or a directory whose mode, owner, mtime or xattrs changed or whose entries were",
                 "          added or deleted",
-                "Sorted by path, a directory right before its contents. Give a mount point of a running strata "
-                        + "mount, or --upperdir with --lowerdir (or -o upperdir=...,lowerdir=...)."})
+                "Sorted by path, a directory right before its contents. Give the mount point of a running strata "
+                        + "mount or of a kernel overlay mount, or --upperdir with --lowerdir (or -o upperdir=...,lowerdir=...)."})
 public final class DiffCommand implements Callable<Integer> {
 
-    @Parameters(index = "0", arity = "0..1", paramLabel = "MOUNTPOINT", description = "a running strata mount")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MOUNTPOINT", description = "a running strata mount, or a kernel overlay mount")
     String mountpoint;
 
     @Mixin ExplainCommand.StackOptions stackOptions;

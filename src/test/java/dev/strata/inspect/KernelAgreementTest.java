@@ -74,6 +74,28 @@ class KernelAgreementTest {
         compare(f, false);
     }
 
+    @Test void explainAndDiffFindAKernelOverlayMount() throws Exception {
+        Fixture f = Fixture.of(tmp.resolve("layers"), 1, true);
+        Fixture.file(f.lower(1), "etc/passwd", "root");
+        Fixture.file(f.lower(1), "etc/hosts", "h");
+        whiteoutDev(f.upper(), "etc/hosts");
+        Fixture.file(f.upper(), "new", "n");
+        Path mnt = Files.createDirectories(tmp.resolve("mnt with space"));
+        Path work = Files.createDirectories(tmp.resolve("work"));
+        run("mount", "-t", "overlay", "overlay", "-o", "lowerdir=" + f.lower(1) + ",upperdir=" + f.upper() + ",workdir=" + work,
+                mnt.toString());
+        try {
+            var r = InspectCommandsTest.run("explain", mnt + "/etc/passwd");
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().contains("verdict: /etc/passwd is the regular file of lower1"), r.out());
+            var d = InspectCommandsTest.run("diff", mnt.toString());
+            assertEquals(0, d.code(), d.err());
+            assertTrue(d.out().contains("D /etc/hosts\n") && d.out().contains("A /new\n"), d.out());
+        } finally {
+            run("umount", mnt.toString());
+        }
+    }
+
     @ParameterizedTest @ValueSource(ints = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
     void randomStacks(int seed) throws Exception {
         boolean user = seed % 2 == 0;
