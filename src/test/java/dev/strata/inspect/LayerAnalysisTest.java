@@ -157,5 +157,10 @@ class LayerAnalysisTest {
         assertEquals("1023 B", LayerReport.human(1023));
         assertEquals("1.5 KiB", LayerReport.human(1536));
         assertEquals("1.0 MiB", LayerReport.human(1 << 20));
+        assertEquals("0.0%", LayerReport.percent(0));
+        assertEquals("100.0%", LayerReport.percent(1));
+        assertEquals("<0.1%", LayerReport.percent(0.00001));
+        assertEquals(">99.9%", LayerReport.percent(0.99999));
+        assertEquals("25.0%", LayerReport.percent(0.25));
     }
 }
