@@ -3,6 +3,7 @@ package dev.strata.cli;
 import dev.strata.inspect.DiffReport;
 import dev.strata.inspect.Differ;
 import dev.strata.inspect.InspectException;
+import dev.strata.inspect.Names;
 import dev.strata.inspect.Out;
 import dev.strata.inspect.Stack;
 import dev.strata.inspect.StackSpec;
@@ -47,7 +48,10 @@ public final class DiffCommand implements Callable<Integer> {
             } else {
                 throw new UserError("diff needs a mount point, or --upperdir and --lowerdir");
             }
-            if (spec.upperdir() == null) throw new UserError("diff needs an upper layer (--upperdir); the mount is read-only");
+            if (spec.upperdir() == null) {
+                throw new UserError(mountpoint != null ? Names.display(Names.fromArgument(mountpoint))
+                        + " is a read-only mount (no upper layer): nothing to diff" : "diff needs an upper layer (--upperdir)");
+            }
             try (Stack stack = Stack.open(spec)) {
                 List<Differ.Change> changes = Differ.diff(stack);
                 if (json) Out.printBytes(DiffReport.json(changes));
