@@ -10,6 +10,7 @@ import picocli.CommandLine.Command;
 @Command(name = "strata", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "A userspace union filesystem with kernel overlayfs semantics, through FUSE.",
         subcommands = {
+                ImageCommand.class,
         })
 public final class Main implements Runnable {
     public static final String VERSION = "0.1.0";
