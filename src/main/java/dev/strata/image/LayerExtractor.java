@@ -178,6 +178,10 @@ final class LayerExtractor implements AutoCloseable {
             dirMeta.put("", new DirMeta(false, it));
             return;
         }
+        if (rel.startsWith(Markers.WH_PREFIX + Markers.WH_PREFIX) && !rel.equals(Markers.OPAQUE_FILE)) {
+            stats.skippedAufs++; // AUFS bookkeeping at the root (.wh..wh.plnk/, .wh..wh.aufs): skipped as docker does
+            return;
+        }
         String parent = parentOf(rel), name = nameOf(rel);
         if (!parent.isEmpty() && ("/" + parent).contains("/" + Markers.WH_PREFIX)) {
             throw new ImageException(where + ": invalid member '" + show(rel) + "': a whiteout name (.wh.*) used as a directory");
