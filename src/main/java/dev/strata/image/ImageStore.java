@@ -169,8 +169,9 @@ public final class ImageStore {
             rec.manifest = src.manifest;
             ImageRecord old = readRecord(imagesDir.resolve(id.hex() + ".json"));
             res.alreadyPresent = old != null;
-            Set<String> all = new LinkedHashSet<>(names);
+            Set<String> all = new LinkedHashSet<>();
             if (old != null) all.addAll(old.names);
+            all.addAll(names);
             rec.names = new ArrayList<>(all);
             for (ImageRecord other : images()) {
                 if (other.id.equals(rec.id)) continue;

@@ -43,6 +43,14 @@ final class SourceImage implements Closeable {
     final List<Closeable> resources = new ArrayList<>();
 
     @Override public void close() throws IOException {
-        for (Closeable c : resources) c.close();
+        IOException first = null;
+        for (int i = resources.size() - 1; i >= 0; i--) { // last opened, first closed
+            try {
+                resources.get(i).close();
+            } catch (IOException e) {
+                if (first == null) first = e;
+            }
+        }
+        if (first != null) throw first;
     }
 }

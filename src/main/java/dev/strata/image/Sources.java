@@ -55,7 +55,9 @@ final class Sources {
                     throw new ImageException(label + ": not a tar archive, OCI layout or docker archive");
                 }
             } else if (startsLikeImageArchive(source, c, label)) {
-                tarFile = spool(source, c, tmpDir, label, listener);
+                Path spooled = spool(source, c, tmpDir, label, listener);
+                img.resources.add(() -> Files.deleteIfExists(spooled));
+                tarFile = spooled;
             } else {
                 return layerTar(source, label, img);
             }
