@@ -233,7 +233,12 @@ public final class ImageStore {
     /** Streams one blob: hash it, decompress, hash the tar, extract it into a new temp dir, verify both digests. */
     private Extracted extract(SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l) throws IOException {
         String where = "layer " + (i + 1) + "/" + n + (b.diffId != null ? " (" + b.diffId.shortHex() + ")" : "");
-        Path dir = Files.createTempDirectory(tmpDir, "layer-");
+        Path dir;
+        try {
+            dir = Files.createTempDirectory(tmpDir, "layer-");
+        } catch (IOException e) {
+            throw new ImageException("cannot create a directory in " + tmpDir + ": " + message(e));
+        }
         int rootFd = Posix.openat(Posix.AT_FDCWD, dir.toString(), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
         if (rootFd < 0) throw new ImageException("cannot open " + dir + ": " + Posix.strerror(rootFd));
         boolean ok = false;
@@ -388,17 +393,21 @@ public final class ImageStore {
         if (count > 0) l.info("Removed " + count + " stale temporary item(s) left by an interrupted import");
     }
 
-    private void writeJson(Path dest, Object value) throws IOException {
-        Path t = Files.createTempFile(tmpDir, "json-", ".tmp");
+    private void writeJson(Path dest, Object value) {
         try {
-            Json.MAPPER.writeValue(t.toFile(), value);
+            Path t = Files.createTempFile(tmpDir, "json-", ".tmp");
             try {
-                Files.move(t, dest, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(t, dest, StandardCopyOption.REPLACE_EXISTING);
+                Json.MAPPER.writeValue(t.toFile(), value);
+                try {
+                    Files.move(t, dest, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                } catch (AtomicMoveNotSupportedException e) {
+                    Files.move(t, dest, StandardCopyOption.REPLACE_EXISTING);
+                }
+            } finally {
+                Files.deleteIfExists(t);
             }
-        } finally {
-            Files.deleteIfExists(t);
+        } catch (IOException e) {
+            throw new ImageException("cannot write " + dest + ": " + message(e));
         }
     }
 

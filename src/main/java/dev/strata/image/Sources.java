@@ -69,11 +69,12 @@ final class Sources {
                 return layerTar(source, label, img); // commons-compress's random-access reader is stricter; stream it
             }
             img.resources.add(files);
-            if (files.exists("index.json")) {
+            // a root filesystem may well hold an index.json or manifest.json of its own: ask for more
+            if (files.exists("index.json") && (files.exists("oci-layout") || tarFile != source)) {
                 img.format = "OCI archive";
                 return OciReader.read(files, label, wantRef, wantPlatform, baseName(source), img);
             }
-            if (files.exists("manifest.json")) {
+            if (files.exists("manifest.json") && (tarFile != source || looksLikeDockerManifest(files))) {
                 img.format = "docker archive";
                 return DockerArchiveReader.read(files, label, wantRef, wantPlatform, img);
             }
@@ -132,6 +133,17 @@ final class Sources {
             throw new ImageException(label + ": corrupt " + c.label + " data: " + m);
         }
         return out;
+    }
+
+    /** manifest.json of a docker archive is a JSON array of objects with Config and Layers. */
+    private static boolean looksLikeDockerManifest(SourceFiles files) {
+        try {
+            if (files.size("manifest.json") > OciReader.MAX_INDEX) return false;
+            com.fasterxml.jackson.databind.JsonNode n = Json.MAPPER.readTree(files.open("manifest.json"));
+            return n != null && n.isArray() && n.size() > 0 && n.get(0).has("Config") && n.get(0).has("Layers");
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
     }
 
     /** A tar header: the checksum field matches the header's bytes (every tar format has one). */

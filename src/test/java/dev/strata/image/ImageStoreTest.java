@@ -239,6 +239,15 @@ class ImageStoreTest {
         assertStoreClean();
     }
 
+    @Test
+    void aRootFilesystemWithItsOwnIndexJsonIsStillALayer() throws IOException {
+        byte[] tar = new RawTar().file("index.json", "{\"app\": true}").file("manifest.json", "{\"name\": \"web\"}")
+                .file("bin/app", "x").bytes();
+        ImageStore.ImportResult r = imp(Files.write(tmp.resolve("site.tar"), tar));
+        assertEquals("layer tar", r.image.format);
+        assertEquals("file 0644 '{\"app\": true}'", Snapshot.of(store.lowerDirsTopFirst("site").get(0)).get("index.json"));
+    }
+
     // ------------------------------------------------------------------ selection
 
     @Test
