@@ -8,13 +8,14 @@
 set -euo pipefail
 user=${1:-strata-test}
 [ "$(id -u)" = 0 ] || { echo "rootless-user: needs root" >&2; exit 1; }
+getent passwd root >/dev/null || { echo "rootless-user: /etc/passwd has no root entry (damaged?)" >&2; exit 1; }
 if ! getent passwd "$user" >/dev/null; then
   g=(--user-group)
   getent group "$user" >/dev/null && g=(--gid "$user")   # a group left behind by an earlier user
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "${g[@]}" "$user"
 fi
 for f in /etc/subuid /etc/subgid; do
-  touch "$f"
+  [ -e "$f" ] || : > "$f"
   if ! grep -q "^$user:" "$f" && ! grep -q "^$(id -u "$user"):" "$f"; then
     start=$(awk -F: 'BEGIN{m=200000} NF==3 && $2+$3>m {m=$2+$3} END{print m}' "$f")
     echo "$user:$start:65536" >> "$f"

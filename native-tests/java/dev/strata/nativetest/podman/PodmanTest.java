@@ -185,9 +185,14 @@ class PodmanTest {
         changeCommitAndCheck(rootful, "0:0", "33:44", true);
     }
 
+    @Test @Order(4)
+    void rootfulRestartSeesEarlierChanges() {
+        restartAndCopy(rootful);
+    }
+
     // ----------------------------------------------------------------------------------- rootless
 
-    @Test @Order(4)
+    @Test @Order(5)
     void rootlessRunWritesDeletesAndReads() {
         Podman p = rootless();
         int before = p.calls().size();
@@ -200,7 +205,7 @@ class PodmanTest {
         assertNoLeftovers(p, pauseMounts(p));
     }
 
-    @Test @Order(5)
+    @Test @Order(6)
     void rootlessCommitRecordsChangesInNewLayer() throws IOException {
         Podman p = rootless();
         int uid = id("-u"), gid = id("-g");
@@ -209,7 +214,12 @@ class PodmanTest {
         changeCommitAndCheck(p, uid + ":" + gid, (sub[0] + 32) + ":" + (subg[0] + 43), false);
     }
 
-    @Test @Order(6)
+    @Test @Order(7)
+    void rootlessRestartSeesEarlierChanges() {
+        restartAndCopy(rootless());
+    }
+
+    @Test @Order(8)
     void rootlessKeepIdPassesUidMappingAndOwnsFilesCorrectly() throws IOException {
         Podman p = rootless();
         int uid = id("-u"), gid = id("-g");
@@ -298,6 +308,35 @@ class PodmanTest {
             p.run("rmi", "-f", commit);
         }
         assertNoLeftovers(p, p.user == null ? Paths.get("/proc/self/mounts") : pauseMounts(p));
+    }
+
+    /**
+     * A stopped container started again: strata mounts the same upper (with the whiteout and opaque dir
+     * it wrote the first time) and the container sees its earlier changes; podman cp reads a file
+     * out of the stopped container through a mount of its own.
+     */
+    static void restartAndCopy(Podman p) {
+        String name = "restarted";
+        String script = "if [ -e /data/lower-del.txt ]; then echo first; rm /data/lower-del.txt; rm -r /olddir; mkdir /olddir;"
+                + " else echo again; fi; echo x >> /data/count; wc -l < /data/count; ls -a /olddir; test ! -e /data/lower-del.txt";
+        try {
+            assertEquals("first\n1\n.\n..\n", p.runSh(List.of("--name", name), IMAGE, script).replace(" ", ""));
+            assertEquals("again\n2\n.\n..\n", p.ok("start", "-a", name).replace(" ", ""));
+            Path out = p.base.resolve("tmp/copied");
+            p.ok("cp", name + ":/data/count", out.toString());
+            assertEquals("x\nx\n", readOrFail(out));
+        } finally {
+            p.run("rm", "-f", name);
+        }
+        assertNoLeftovers(p, p.user == null ? Paths.get("/proc/self/mounts") : pauseMounts(p));
+    }
+
+    static String readOrFail(Path f) {
+        try {
+            return Files.readString(f);
+        } catch (IOException e) {
+            return fail("cannot read " + f + ": " + e);
+        }
     }
 
     /** The rootless store, set up once (test user, subordinate ids, /dev/fuse ACL, image loaded). */
