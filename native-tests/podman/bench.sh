@@ -13,13 +13,21 @@ n=${1:-11}
 command -v podman >/dev/null && command -v fuse-overlayfs >/dev/null \
   || { echo "bench: needs podman (native-tests/podman/install.sh) and fuse-overlayfs" >&2; exit 1; }
 t=$(mktemp -d /tmp/spb.XXXXXX)
+# podman and runc keep some state outside --root: remove what this run creates
+outside=()
+for d in /var/lib/containers /run/runc /run/containers /run/libpod; do [ -e "$d" ] || outside+=("$d"); done
 cleanup() {
+  set +e
   for s in "$t"/*/; do
     [ -d "$s/root" ] || continue
     podman --root "$s/root" --runroot "$s/run" --tmpdir "$s/tmp" rm -af >/dev/null 2>&1 || true
     grep -o " ${s%/}/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   done
   rm -rf "$t"
+  for d in "${outside[@]}"; do
+    [ -e "$d" ] || continue
+    if [ "$d" = /var/lib/containers ]; then rm -rf "$d"; else find "$d" -depth -type d -empty -delete; fi
+  done
 }
 trap cleanup EXIT
 bash "$here/make-image.sh" "$t/img"
