@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
         subcommands = {
                 MountCommand.class,
                 UmountCommand.class,
+                ImageCommand.class,
                 ExplainCommand.class,
                 DiffCommand.class,
                 LayersCommand.class,

@@ -83,7 +83,7 @@ public final class Union implements AutoCloseable {
             devIndex[i] = k;
         }
         singleDev = nDev == 1;
-        originXattr = root ? ORIGIN_TRUSTED : ORIGIN_USER;
+        originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         int[] rootLayers = rootLayers(all);
@@ -114,6 +114,14 @@ public final class Union implements AutoCloseable {
         Layer l = Layer.open(p, index, upper, err);
         if (l == null) throw new IllegalStateException("cannot open " + p + ": " + Posix.strerror(err[0]));
         return l;
+    }
+
+    /** Whether trusted.* xattrs can be set here (root in the initial user namespace; not in a container's). */
+    private static boolean trustedXattrsWork(int dirFd) {
+        String p = "/proc/self/fd/" + dirFd + "/.";
+        if (Posix.lsetxattr(p, "trusted.overlay.strata.probe", new byte[]{'1'}, 0) != 0) return false;
+        Posix.lremovexattr(p, "trusted.overlay.strata.probe");
+        return true;
     }
 
     /** Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it. */
@@ -518,6 +526,7 @@ public final class Union implements AutoCloseable {
                             if (st.isWhiteoutDevice()) continue;
                             if (xwh && Markers.entryWhiteout(l, crel, st) != null) continue;
                         }
+                        if (type != S_IFDIR && type != 0) remember(n, name, li, type);
                         if (!sink.entry(name, type, mapIno(li, dIno))) return 0;
                     }
                 }
@@ -526,6 +535,20 @@ public final class Union implements AutoCloseable {
             }
         }
         return 0;
+    }
+
+    /**
+     * readdir already knows where a non-directory comes from (its top layer, whiteouts applied), so it
+     * enters the child in the cache: the lookups that usually follow (ls -l, find) cost no syscall.
+     */
+    private void remember(Node dir, String name, int layer, int type) {
+        ConcurrentHashMap<String, Node> ch = dir.children();
+        if (ch.containsKey(name)) return;
+        if (ch.putIfAbsent(name, new Node(dir, name, Layer.child(dir.rel, name), new int[]{layer}, type, false, 0)) == null
+                && nodeCount.incrementAndGet() > MAX_NODES) {
+            nodeCount.set(0);
+            rootNode.forgetAll();
+        }
     }
 
     private long dirIno(Node n) {
