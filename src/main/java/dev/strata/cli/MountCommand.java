@@ -65,6 +65,31 @@ public final class MountCommand implements Callable<Integer> {
             description = "the mountpoint; a first argument (mount.fuse3's source) is ignored")
     List<String> positional = new ArrayList<>();
 
+    /**
+     * Parses {@code mount [-o OPTS]... [-f] [-d] [--log FILE] [--image REF] [--store DIR] [--upper DIR]
+     * [--work DIR] [SOURCE] MOUNTPOINT} without picocli; returns null for anything else (help, unknown
+     * flags, wrong arity), which then goes through picocli and its messages.
+     */
+    static MountCommand parseQuick(String[] a) {
+        MountCommand m = new MountCommand();
+        for (int i = 1; i < a.length; i++) {
+            String x = a[i];
+            String next = i + 1 < a.length ? a[i + 1] : null;
+            if (x.equals("-o") && next != null) { m.options.add(next); i++; }
+            else if (x.startsWith("-o") && x.length() > 2) m.options.add(x.substring(2));
+            else if (x.equals("-f") || x.equals("--foreground")) m.foreground = true;
+            else if (x.equals("-d") || x.equals("--debug")) m.debug = true;
+            else if (x.equals("--log") && next != null) { m.logFile = next; i++; }
+            else if (x.equals("--image") && next != null) { m.image = next; i++; }
+            else if (x.equals("--store") && next != null) { m.store = Paths.get(next); i++; }
+            else if (x.equals("--upper") && next != null) { m.upper = Paths.get(next); i++; }
+            else if (x.equals("--work") && next != null) { m.work = Paths.get(next); i++; }
+            else if (x.startsWith("-") && !x.equals("-")) return null;
+            else m.positional.add(x);
+        }
+        return m.positional.isEmpty() || m.positional.size() > 2 ? null : m;
+    }
+
     /** The -o options that mount an image: its layers, and an upper/work pair if asked for. */
     private String imageOptions() {
         for (String o : options) {

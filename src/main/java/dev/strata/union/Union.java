@@ -337,15 +337,17 @@ public final class Union implements AutoCloseable {
         else if (!gm.isIdentity()) st.putInt(Stat.OFF_GID, gm.toContainer(st.getInt(Stat.OFF_GID)));
     }
 
+    /** An id given through the mount, as stored on disk; ids outside the mapping are stored as the overflow id (as fuse-overlayfs does). */
     private int hostUid(int uid) {
         if (uid == -1) return -1;
         int h = opts.uidMapping.toHost(uid);
-        return h;
+        return h == -1 ? IdMapping.OVERFLOW : h;
     }
 
     private int hostGid(int gid) {
         if (gid == -1) return -1;
-        return opts.gidMapping.toHost(gid);
+        int h = opts.gidMapping.toHost(gid);
+        return h == -1 ? IdMapping.OVERFLOW : h;
     }
 
     public int getattr(String path, Pointer st) {
@@ -815,8 +817,7 @@ public final class Union implements AutoCloseable {
     /** Gives a new object the caller's owner (the daemon creates as itself). */
     private int own(int dirfd, String name, int mode, int uid, int gid) {
         if (!root) return 0;
-        int hu = hostUid(uid), hg = gid == -1 ? -1 : hostGid(gid);
-        if (hu == -1 && uid != -1) return -EINVAL;
+        int hu = hostUid(uid), hg = hostGid(gid);
         if (opts.squashUid != null) hu = -1;
         if (opts.squashGid != null) hg = -1;
         int r = Posix.fchownat(dirfd, name, hu, hg, AT_SYMLINK_NOFOLLOW);
@@ -1198,7 +1199,6 @@ public final class Union implements AutoCloseable {
 
     public int chown(String path, int uid, int gid) {
         int hu = hostUid(uid), hg = hostGid(gid);
-        if ((uid != -1 && hu == -1) || (gid != -1 && hg == -1)) return -EINVAL;
         return onUpper(path, true, (n, a) -> Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
     }
 
