@@ -14,10 +14,14 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"-Dfile.encoding=ISO-8859-1", "-Dsun.jnu.encoding=ISO-8859-1"})
 @BenchmarkMode(Mode.SingleShotTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
-@Warmup(iterations = 300, batchSize = 1)
-@Measurement(iterations = 300, batchSize = 1)
+@Warmup(iterations = 3, batchSize = CopyUpBench.SHOTS)
+@Measurement(iterations = 5, batchSize = CopyUpBench.SHOTS)
+@OperationsPerInvocation(CopyUpBench.SHOTS)
 @State(Scope.Benchmark)
 public class CopyUpBench {
+    /** Shots per iteration (see {@link LookupBench#SHOTS}); the score is per copy. */
+    static final int SHOTS = 50;
+
     @Param({"4KiB", "1MiB", "sparse1GiB"}) public String file;
 
     CopyUpFixture fx;

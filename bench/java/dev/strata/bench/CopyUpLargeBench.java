@@ -9,8 +9,8 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"-Dfile.encoding=ISO-8859-1", "-Dsun.jnu.encoding=ISO-8859-1"})
 @BenchmarkMode(Mode.SingleShotTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
-@Warmup(iterations = 3, batchSize = 1)
-@Measurement(iterations = 10, batchSize = 1)
+@Warmup(iterations = 2, batchSize = 1)
+@Measurement(iterations = 8, batchSize = 1)
 @State(Scope.Benchmark)
 public class CopyUpLargeBench {
     @Param({"256MiB"}) public String file;
