@@ -100,6 +100,23 @@ final class BenchFs {
         if (!ok) throw new IllegalStateException("benchmark set-up check failed: " + what);
     }
 
+    interface SetUp {
+        void run() throws IOException;
+    }
+
+    /**
+     * Runs a benchmark's set-up; if it fails, removes {@code root} before rethrowing (JMH does not call
+     * the @TearDown of a state whose @Setup threw, so the tree would be left behind).
+     */
+    static void building(Path root, SetUp body) throws IOException {
+        try {
+            body.run();
+        } catch (IOException | RuntimeException | Error e) {
+            try { delete(root); } catch (IOException | RuntimeException suppressed) { e.addSuppressed(suppressed); }
+            throw e;
+        }
+    }
+
     /** Removes a tree (never follows symlinks); null-safe. */
     static void delete(Path root) throws IOException {
         if (root == null || !Files.exists(root, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;

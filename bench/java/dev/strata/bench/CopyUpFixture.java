@@ -34,6 +34,17 @@ final class CopyUpFixture {
 
     void build() throws IOException {
         stack = new BenchFs.Stack(BenchFs.scratch("copyup"), 1);
+        BenchFs.building(stack.root, () -> {
+            try {
+                populate();
+            } catch (IOException | RuntimeException | Error e) {
+                close();
+                throw e;
+            }
+        });
+    }
+
+    private void populate() throws IOException {
         lower = stack.lowers.get(0).resolve("f");
         upperCopy = stack.upper.resolve("f");
         cpDest = stack.root.resolve("cp-dest");

@@ -51,6 +51,10 @@ public class LookupBench {
 
         @Setup(Level.Trial) public void build() throws IOException {
             stack = new BenchFs.Stack(BenchFs.scratch("lookup"), layers);
+            BenchFs.building(stack.root, this::populate);
+        }
+
+        private void populate() throws IOException {
             int bottom = layers - 1;
             int opaqueAt = layers / 2;
             winner = shape.equals("opaque") ? opaqueAt : bottom;

@@ -42,6 +42,18 @@ public class ReadWriteBench {
 
     @Setup(Level.Trial) public void build() throws IOException {
         stack = new BenchFs.Stack(BenchFs.scratch("rw"), 1);
+        BenchFs.building(stack.root, () -> {
+            try {
+                populate();
+            } catch (IOException | RuntimeException | Error e) {
+                if (u != null) u.close();
+                if (ch != null) ch.close();
+                throw e;
+            }
+        });
+    }
+
+    private void populate() throws IOException {
         byte[] chunk = new byte[1 << 20];
         new java.util.Random(7).nextBytes(chunk);
         try (FileChannel c = FileChannel.open(stack.upper.resolve("data"), StandardOpenOption.CREATE_NEW,

@@ -45,6 +45,17 @@ public class ReaddirBench {
     @Setup(Level.Trial) public void build() throws IOException {
         int nLayers = layout.equals("single") ? 1 : LAYERS;
         stack = new BenchFs.Stack(BenchFs.scratch("readdir"), nLayers);
+        BenchFs.building(stack.root, () -> {
+            try {
+                populate(nLayers);
+            } catch (IOException | RuntimeException | Error e) {
+                if (u != null) u.close();
+                throw e;
+            }
+        });
+    }
+
+    private void populate(int nLayers) throws IOException {
         int per = VISIBLE / nLayers;
         for (int k = 0; k < nLayers; k++) {
             Path dir = Files.createDirectories(stack.lowers.get(k).resolve("big"));

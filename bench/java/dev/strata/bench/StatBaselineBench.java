@@ -32,6 +32,10 @@ public class StatBaselineBench {
 
     @Setup(Level.Trial) public void build() throws IOException {
         root = BenchFs.scratch("stat");
+        BenchFs.building(root, this::populate);
+    }
+
+    private void populate() throws IOException {
         StringBuilder r = new StringBuilder();
         for (int d = 0; d < depth - 1; d++) r.append("d").append(d).append('/');
         rel = r + "target";
