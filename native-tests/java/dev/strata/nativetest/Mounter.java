@@ -46,12 +46,15 @@ public abstract class Mounter {
             case "":
                 String why = Strata.unavailableReason(NativeSupport.projectHome());
                 if (why == null) return strata();
-                System.err.println("[nativetest] strata.target=auto: comparing the kernel with itself (" + why + ")");
+                if (!warned) System.err.println("[nativetest] strata.target=auto: comparing the kernel with itself (" + why + ")");
+                warned = true;
                 return kernel();
             default:
                 throw new IllegalArgumentException("-Dstrata.target must be strata, kernel, fuse-overlayfs or auto, not " + t);
         }
     }
+
+    private static boolean warned;
 
     static void requireMounted(String impl, LayerSet layers, NativeSupport.Proc.Result r, List<List<String>> unmount) {
         if (!Mounts.isMounted(layers.mnt)) {

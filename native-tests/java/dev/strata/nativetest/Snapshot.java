@@ -56,6 +56,7 @@ public final class Snapshot {
         Map<String, String> fields(Options o) {
             Map<String, String> f = new java.util.LinkedHashMap<>();
             f.put("type", type);
+            if (type.equals("whiteout")) return f;
             if (!problem.isEmpty()) f.put("problem", problem);
             f.put("mode", String.format("%04o", perm));
             f.put("uid", Integer.toString(uid));
@@ -91,6 +92,19 @@ public final class Snapshot {
         boolean compareNlink = true, compareDirNlink = true, compareInodeGroups = true, compareSparse = true,
                 compareOldTimes = true, xattrsUserOnly = false;
         public static Options all() { return new Options(); }
+        /**
+         * Everything, minus what -Dstrata.compare.X=false turns off (X: nlink, dirNlink, inodeGroups,
+         * sparse, times) — for exploring an implementation known to differ in one respect.
+         */
+        public static Options fromProperties() {
+            Options o = new Options();
+            o.compareNlink = !"false".equals(System.getProperty("strata.compare.nlink"));
+            o.compareDirNlink = !"false".equals(System.getProperty("strata.compare.dirNlink"));
+            o.compareInodeGroups = !"false".equals(System.getProperty("strata.compare.inodeGroups"));
+            o.compareSparse = !"false".equals(System.getProperty("strata.compare.sparse"));
+            o.compareOldTimes = !"false".equals(System.getProperty("strata.compare.times"));
+            return o;
+        }
         public Options dirNlink(boolean b) { compareDirNlink = b; return this; }
         public Options nlink(boolean b) { compareNlink = b; return this; }
         public Options inodeGroups(boolean b) { compareInodeGroups = b; return this; }
@@ -216,6 +230,76 @@ public final class Snapshot {
         return s.toString();
     }
 
+    // ------------------------------------------------------------------ what an upper layer means
+
+    /**
+     * What an upper directory means to an overlay, independent of how it is spelled: whiteouts of any
+     * form (char 0/0, {@code .wh.NAME}, zero-size file with an overlay.whiteout xattr) become entries of
+     * type "whiteout" with no other fields; opaque markers of any form become the pseudo-xattr
+     * "opaque=y", kept only where some lower layer has a directory at that path (elsewhere it changes
+     * nothing, and the kernel sets it as an optimization); overlay-private xattrs (trusted.overlay.*,
+     * user.overlay.*, user.strata.*) are dropped, since each implementation keeps its own bookkeeping.
+     */
+    public static Snapshot upperMeaning(String label, Path upper, java.util.List<Path> lowers) {
+        Snapshot raw = take(label, upper);
+        SortedMap<String, Entry> out = new TreeMap<>();
+        for (Entry e : raw.entries.values()) {
+            String parent = e.rel.contains("/") ? e.rel.substring(0, e.rel.lastIndexOf('/')) : "";
+            String name = e.rel.substring(e.rel.lastIndexOf('/') + 1);
+            boolean opaqueMarker = name.equals(".wh..wh..opq");
+            boolean whiteout = (e.type.equals("chr") && e.rdev == 0)
+                    || (e.type.equals("file") && e.size == 0 && (e.xattrs.containsKey("trusted.overlay.whiteout")
+                    || e.xattrs.containsKey("user.overlay.whiteout")));
+            String key = e.rel;
+            if (!opaqueMarker && name.startsWith(".wh.")) {
+                whiteout = true;
+                key = parent.isEmpty() ? name.substring(4) : parent + "/" + name.substring(4);
+            }
+            if (opaqueMarker) {
+                Entry p = out.get(parent);
+                if (p != null) p.xattrs.put("opaque", "y");
+                continue;
+            }
+            if (whiteout) {
+                Entry w = new Entry(key);
+                w.type = "whiteout";
+                out.put(key, w);
+                continue;
+            }
+            Entry n = copyOf(e, key);
+            for (Map.Entry<String, String> x : e.xattrs.entrySet()) {
+                String k = x.getKey();
+                if (k.equals("trusted.overlay.opaque") || k.equals("user.overlay.opaque")) {
+                    if (x.getValue().equals("y")) n.xattrs.put("opaque", "y");
+                } else if (!k.startsWith("trusted.overlay.") && !k.startsWith("user.overlay.") && !k.startsWith("user.strata.")) {
+                    n.xattrs.put(k, x.getValue());
+                }
+            }
+            out.put(key, n);
+        }
+        for (Entry e : out.values()) {
+            if (e.xattrs.containsKey("opaque") && !lowerHasDir(lowers, e.rel)) e.xattrs.remove("opaque");
+        }
+        return new Snapshot(label, out);
+    }
+
+    private static Entry copyOf(Entry e, String key) {
+        Entry n = new Entry(key);
+        n.type = e.type; n.perm = e.perm; n.uid = e.uid; n.gid = e.gid; n.size = e.size; n.nlink = e.nlink;
+        n.rdev = e.rdev; n.mtime = e.mtime; n.mtimeNs = e.mtimeNs; n.ino = e.ino; n.dev = e.dev; n.blocks = e.blocks;
+        n.sha256 = e.sha256; n.target = e.target; n.problem = e.problem; n.sameInodeAs = e.sameInodeAs;
+        return n;
+    }
+
+    private static boolean lowerHasDir(java.util.List<Path> lowers, String rel) {
+        if (rel.isEmpty()) return true;
+        for (Path l : lowers) {
+            Stat st = new Stat();
+            if (Posix.fstatat(Posix.AT_FDCWD, l + "/" + rel, st, Posix.AT_SYMLINK_NOFOLLOW) == 0 && st.isDir()) return true;
+        }
+        return false;
+    }
+
     // ------------------------------------------------------------------ walking
 
     /** Called for the root (dirfd -1, name null, rel "") and every entry below it; st null if lstat failed (dtype = errno). */
@@ -312,7 +396,7 @@ public final class Snapshot {
                                 + (vb == null ? "<none>" : vb));
                     }
                 }
-                if (o.compareOldTimes && fa.get("type").equals(fb.get("type"))) {
+                if (o.compareOldTimes && fa.get("type").equals(fb.get("type")) && !ea.type.equals("whiteout")) {
                     String ta = ea.oldMtime(), tb = eb.oldMtime();
                     if ((ta != null || tb != null) && !Objects.equals(ta, tb)) {
                         lines.add(shown + ": mtime " + a.label + "=" + showTime(ea) + " " + b.label + "=" + showTime(eb));
