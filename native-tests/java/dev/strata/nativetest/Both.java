@@ -29,7 +29,7 @@ public final class Both {
     }
 
     private String context() {
-        return "[" + name + "] " + p.refLabel() + " vs " + p.tgtLabel() + "\nsteps so far:\n  " + String.join("\n  ", steps);
+        return "[" + name + "] " + p.refLabel() + " vs " + p.tgtLabel() + p.targetLog() + "\nsteps so far:\n  " + String.join("\n  ", steps);
     }
 
     /** Runs op on both; the outcomes must be equal. Returns the reference's outcome. */

@@ -13,6 +13,8 @@ public final class Mount implements AutoCloseable {
     private final List<List<String>> unmountCommands;
     private final Process reaper;
     private boolean closed;
+    /** The daemon's log file, if the implementation writes one (strata --log). */
+    Path log;
 
     Mount(String implementation, LayerSet layers, List<List<String>> unmountCommands, Process reaper) {
         this.implementation = implementation;
@@ -55,6 +57,17 @@ public final class Mount implements AutoCloseable {
 
     private static void sleep(long ms) {
         try { Thread.sleep(ms); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
+    }
+
+    /** The last lines of the daemon's log (empty if none): errors the daemon logged explain many mismatches. */
+    public String logTail(int lines) {
+        if (log == null || !java.nio.file.Files.exists(log)) return "";
+        try {
+            List<String> all = java.nio.file.Files.readAllLines(log, java.nio.charset.StandardCharsets.ISO_8859_1);
+            return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
+        } catch (java.io.IOException e) {
+            return "";
+        }
     }
 
     @Override public String toString() { return implementation + " " + layers; }

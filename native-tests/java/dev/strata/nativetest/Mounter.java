@@ -117,7 +117,8 @@ public abstract class Mounter {
             String opts = layers.overlayOptions();
             String extra = System.getProperty("strata.mountOptions", "");
             if (!extra.isEmpty()) opts += "," + extra;
-            List<String> cmd = new ArrayList<>(Arrays.asList(launcher, "mount", "-o", opts, mnt));
+            Path log = layers.root.resolve("strata-" + layers.mnt.getFileName() + ".log");
+            List<String> cmd = new ArrayList<>(Arrays.asList(launcher, "mount", "--log=" + log, "-o", opts, mnt));
             NativeSupport.Proc.Result r = NativeSupport.Proc.run(home, 120, null, cmd);
             try {
                 if (r.exit != 0) {
@@ -129,7 +130,9 @@ public abstract class Mounter {
                 if (reaper != null) reaper.destroy();
                 throw e;
             }
-            return new Mount(name(), layers, unmount, reaper);
+            Mount m = new Mount(name(), layers, unmount, reaper);
+            m.log = log;
+            return m;
         }
     }
 

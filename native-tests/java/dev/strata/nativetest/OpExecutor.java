@@ -28,6 +28,13 @@ public final class OpExecutor implements AutoCloseable {
             return o instanceof Outcome && ((Outcome) o).errno == errno && ((Outcome) o).detail.equals(detail);
         }
         @Override public int hashCode() { return Objects.hash(errno, detail); }
+        /** The outcome without the parts a comparison leaves out (old times, link counts). */
+        public Outcome normalized(Snapshot.Options o) {
+            String d = detail;
+            if (!o.compareOldTimes) d = d.replaceAll(" mtime=[0-9.]+", "");
+            if (!o.compareNlink) d = d.replaceAll(" nlink=[0-9]+", "");
+            return d.equals(detail) ? this : new Outcome(errno, d);
+        }
         @Override public String toString() { return Errno.name(errno) + (detail.isEmpty() ? "" : " [" + detail + "]"); }
     }
 

@@ -21,7 +21,9 @@ public final class OpGenerator {
     private final String refRoot;
     private final List<String> pool = new ArrayList<>();
     private final List<String> dirPool = new ArrayList<>();
-    private final boolean renameFlags;
+    private final boolean renameFlags, hold, mknod, link, dirRename;
+    private final String[] xattrs;
+    private final int[] modes;
     private long counter;
 
     static final String[] NEW_LEAVES = {"f1", "f2", "d1", "x.txt", Names.bytes('n', 0xe9, 0xff), ".hidden"};
@@ -35,10 +37,25 @@ public final class OpGenerator {
      * @param start the reference mount's starting tree (names come from it)
      * @param refRoot the reference mount point (asked whether names exist)
      */
-    public OpGenerator(long seed, Snapshot start, String refRoot, boolean renameFlags) {
+    public OpGenerator(long seed, Snapshot start, String refRoot, Set<String> excluded) {
+        for (String x : excluded) {
+            if (!KNOWN_EXCLUSIONS.contains(x)) throw new IllegalArgumentException("unknown exclusion " + x + ", known: " + KNOWN_EXCLUSIONS);
+        }
         this.rnd = new Random(seed);
         this.refRoot = refRoot;
-        this.renameFlags = renameFlags;
+        this.renameFlags = !excluded.contains("renameFlags");
+        this.hold = !excluded.contains("hold");
+        this.mknod = !excluded.contains("mknod");
+        this.link = !excluded.contains("link");
+        this.dirRename = !excluded.contains("dirRename");
+        List<String> xs = new ArrayList<>();
+        for (String x : XATTRS) {
+            if (excluded.contains("trustedXattrs") && x.startsWith("trusted.")) continue;
+            if (excluded.contains("overlayXattrs") && x.startsWith("trusted.overlay.")) continue;
+            xs.add(x);
+        }
+        this.xattrs = xs.toArray(new String[0]);
+        this.modes = java.util.Arrays.stream(MODES).filter(m -> !excluded.contains("setgid") || (m & 02000) == 0).toArray();
         Set<String> names = new LinkedHashSet<>();
         Set<String> dirs = new LinkedHashSet<>();
         dirs.add("");
@@ -55,6 +72,15 @@ public final class OpGenerator {
         }
         pool.addAll(names);
         dirPool.addAll(dirs);
+    }
+
+    public static final Set<String> KNOWN_EXCLUSIONS = Set.of("overlayXattrs", "trustedXattrs", "renameFlags", "hold", "mknod", "link", "dirRename", "setgid");
+
+    /** -Dstrata.random.exclude=a,b (see KNOWN_EXCLUSIONS). */
+    public static Set<String> excludedFromProperty() {
+        Set<String> s = new LinkedHashSet<>();
+        for (String x : System.getProperty("strata.random.exclude", "").split(",")) if (!x.isBlank()) s.add(x.strip());
+        return s;
     }
 
     private boolean exists(String rel) {
@@ -95,7 +121,7 @@ public final class OpGenerator {
 
     public Op next() {
         int w = rnd.nextInt(120);
-        if (w < 8) return rnd.nextBoolean() ? Op.create(freshName(0.7), pick(MODES)) : Op.createExcl(name(0.5), pick(MODES));
+        if (w < 8) return rnd.nextBoolean() ? Op.create(freshName(0.7), pick(modes)) : Op.createExcl(name(0.5), pick(modes));
         if (w < 17) {
             long[] offs = {0, 1, 4095, 4096, 65536, 100_000, (1L << 20) + 5};
             int[] lens = {1, 100, 4096, 5000, 70_000, 200_000};
@@ -108,7 +134,7 @@ public final class OpGenerator {
             long len = lens[rnd.nextInt(lens.length)];
             return rnd.nextBoolean() ? Op.truncate(n, len) : Op.ftruncate(n, len);
         }
-        if (w < 34) return Op.chmod(name(0.8), pick(MODES));
+        if (w < 34) return Op.chmod(name(0.8), pick(modes));
         if (w < 38) {
             String n = name(0.8);
             return rnd.nextInt(3) == 0 ? Op.lchown(n, pick(IDS), pick(IDS)) : Op.chown(n, pick(IDS), pick(IDS));
@@ -121,13 +147,14 @@ public final class OpGenerator {
         if (w < 47) {
             int flags = new int[]{0, 0, 0, Posix.XATTR_CREATE, Posix.XATTR_REPLACE}[rnd.nextInt(5)];
             String[] values = {"v", "", "a longer value " + rnd.nextInt(100), Names.bytes(0, 0xff, 'x')};
-            return Op.setxattr(name(0.8), pick(XATTRS), pick(values), flags);
+            return Op.setxattr(name(0.8), pick(xattrs), pick(values), flags);
         }
-        if (w < 50) return Op.removexattr(name(0.8), pick(XATTRS));
-        if (w < 52) return rnd.nextBoolean() ? Op.getxattr(name(0.8), pick(XATTRS)) : Op.listxattr(name(0.8));
+        if (w < 50) return Op.removexattr(name(0.8), pick(xattrs));
+        if (w < 52) return rnd.nextBoolean() ? Op.getxattr(name(0.8), pick(xattrs)) : Op.listxattr(name(0.8));
+        if (w < 56 && !link) return Op.symlink(pick(LINK_TARGETS), freshName(0.8));
         if (w < 56) return Op.link(nameOfType(Posix.S_IFREG, 0.7), freshName(0.8));
         if (w < 60) return Op.symlink(pick(LINK_TARGETS), freshName(0.8));
-        if (w < 67) return Op.mkdir(freshName(0.8), pick(MODES) & 07777);
+        if (w < 67) return Op.mkdir(freshName(0.8), pick(modes) & 07777);
         if (w < 72) return Op.rmdir(nameOfType(Posix.S_IFDIR, 0.7));
         if (w < 80) return Op.unlink(name(0.8));
         if (w < 91) {
@@ -135,10 +162,12 @@ public final class OpGenerator {
             String to = rnd.nextBoolean() ? freshName(0.6) : name(0.7);
             int flags = 0;
             if (renameFlags && rnd.nextInt(4) == 0) flags = rnd.nextBoolean() ? Posix.RENAME_NOREPLACE : Posix.RENAME_EXCHANGE;
+            if (!dirRename && typeOf(from) == Posix.S_IFDIR) return Op.stat(from);
             return Op.rename(from, to, flags);
         }
         if (w < 93) return Op.mkfifo(freshName(0.8), 0644);
         if (w < 95) {
+            if (!mknod) return Op.mkfifo(freshName(0.8), 0600);
             return rnd.nextBoolean() ? Op.mknod(freshName(0.8), Posix.S_IFCHR, 0)          // a forged whiteout: EPERM
                     : Op.mknod(freshName(0.8), Posix.S_IFCHR | 0666, (1 << 8) | 3);   // /dev/null's numbers
         }
@@ -146,6 +175,7 @@ public final class OpGenerator {
         if (w < 106) return Op.stat(name(0.7));
         if (w < 107) return Op.readlink(nameOfType(Posix.S_IFLNK, 0.8));
         if (w < 110) return Op.listdir(nameOfType(Posix.S_IFDIR, 0.8));
+        if (!hold) return Op.stat(name(0.7));
         int slot = rnd.nextInt(OpExecutor.SLOTS);
         switch (rnd.nextInt(4)) {
             case 0: return Op.holdOpen(slot, nameOfType(Posix.S_IFREG, 0.9), rnd.nextInt(3) == 0 ? Posix.O_RDWR : Posix.O_RDONLY);

@@ -51,6 +51,7 @@ public final class Pair implements AutoCloseable {
     /** Closes descriptors and unmounts both (the layers stay). */
     public void unmount() {
         List<Throwable> errors = new ArrayList<>();
+        if (tgt != null) lastTargetLog = tgt.logTail(30);
         for (AutoCloseable c : new AutoCloseable[]{refOps, tgtOps, ref, tgt}) {
             try { if (c != null) c.close(); } catch (Throwable t) { errors.add(t); }
         }
@@ -70,6 +71,13 @@ public final class Pair implements AutoCloseable {
     public List<String> treeDiff(Snapshot.Options o, int max) {
         return Snapshot.diff(refSnapshot(), tgtSnapshot(), o, max);
     }
+
+    /** The target daemon's log tail, formatted for a failure message (empty if there is none). */
+    public String targetLog() {
+        String t = tgt == null ? lastTargetLog : tgt.logTail(30);
+        return t.isEmpty() ? "" : "\n" + tgtLabel() + " log (last lines):\n  " + t.replace("\n", "\n  ");
+    }
+    private String lastTargetLog = "";
 
     /** Keep the temp dir (layers) for inspection after a failure (-Dstrata.keepFailed=true). */
     public void keepOnClose() { keep = Boolean.getBoolean("strata.keepFailed"); }

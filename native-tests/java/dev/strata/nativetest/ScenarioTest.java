@@ -180,7 +180,7 @@ class ScenarioTest {
                 + " && getfattr -d -m - --absolute-names etc/passwd xattr.txt opq top 2>&1 | sort");
         b.shOk("dd if=data/big.bin of=data/sparse.img bs=4096 count=2 seek=300 conv=notrunc status=none");
         b.shOk("rm -rf deldir gone opq/new1 usr/lib && find . -xdev \\( -type f -o -type l \\) -printf '%p %y %m %U:%G %s\\n' | sort");
-        b.shOk("find . -printf '%p %y %m %U:%G %n\\n' | sort | md5sum && du -s --apparent-size etc | cut -f1 && sync && df -P . > /dev/null");
+        b.shOk("find . -printf '%p %y %m %U:%G %n\\n' | sort && du -s --apparent-size etc | cut -f1 && sync && df -P . > /dev/null");
         b.finish();
     }
 

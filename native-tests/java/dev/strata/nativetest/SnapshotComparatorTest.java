@@ -125,7 +125,7 @@ class SnapshotComparatorTest {
         b.fixTimes();
         List<String> d = diff();
         assertTrue(d.stream().noneMatch(l -> l.contains("sha256")), "content is the same: " + d);
-        assertReported("sparse.img", "allocated");
+        assertReported("sparse.img", "holes");
     }
 
     @Test void preservedTimeIsCompared() {
