@@ -100,6 +100,6 @@ public final class LayerBuilder {
         t.whiteout("data/ghost");
         t.file("top/a/b/c/deep.txt", "deep\n").xattr("top", "user.dirattr", "1");
         t.file("top/h1", "top hard link\n").hardlink("top/h1", "top/a/h2");
-        t.symlink("etc-link", "etc").symlink("dangling", "nowhere").symlink("abs", "/etc/passwd");
+        t.symlink("etc-link", "etc").symlink("dangling", "nowhere").symlink("abs", "/nonexistent-strata-test/passwd");
     }
 }

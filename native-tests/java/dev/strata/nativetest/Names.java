@@ -12,7 +12,7 @@ public final class Names {
             else if (c == '\\') b.append("\\\\");
             else b.append(String.format("\\x%02x", c & 0xff));
         }
-        if (b.length() > 300) return b.substring(0, 140) + "...(" + s.length() + " bytes)..." + b.substring(b.length() - 140);
+        if (b.length() > 160) return b.substring(0, 60) + "...(" + s.length() + " bytes)..." + b.substring(b.length() - 60);
         return b.toString();
     }
 

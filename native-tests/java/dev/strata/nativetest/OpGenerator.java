@@ -31,7 +31,7 @@ public final class OpGenerator {
     static final int[] MODES = {0644, 0600, 0755, 0700, 0444, 0000, 04755, 02755, 01777, 0640, 06711};
     static final int[] IDS = {0, 1000, 1001, 65534, 50};
     static final String[] XATTRS = {"user.a", "user.b", "user.color", "user.bin", "trusted.t", "trusted.overlay.opaque"};
-    static final String[] LINK_TARGETS = {"f1", "../etc", "nowhere", "/etc/passwd", Names.bytes('t', 0xfe), "shadow.txt", "."};
+    static final String[] LINK_TARGETS = {"f1", "../etc", "nowhere", "/nonexistent-strata-test/passwd", Names.bytes('t', 0xfe), "shadow.txt", "."};
 
     /**
      * @param start the reference mount's starting tree (names come from it)
