@@ -98,8 +98,9 @@ class CrossMountTest {
         long seed = seed();
         try {
             readBack("control: kernel writes, fuse-overlayfs reads", Mounter.kernel(), Mounter.fuseOverlayfs(), o, seed);
-        } catch (AssertionError e) {
-            Assumptions.abort("fuse-overlayfs does not read even a kernel-written upper like the kernel: " + e.getMessage());
+        } catch (AssertionError | IllegalStateException e) {
+            // fuse-overlayfs 1.10 was seen to hang at mount on some kernel-written uppers: not strata's business
+            Assumptions.abort("fuse-overlayfs does not read even a kernel-written upper like the kernel (seed " + seed + "): " + e.getMessage());
         }
         readBack(t + " writes, fuse-overlayfs reads", t, Mounter.fuseOverlayfs(), o, seed);
     }
