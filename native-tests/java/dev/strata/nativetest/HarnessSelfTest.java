@@ -105,6 +105,38 @@ class HarnessSelfTest {
         assertTrue(Mounts.mountedUnder(dir[0]).isEmpty(), "still mounted: " + Mounts.mountedUnder(dir[0]));
     }
 
+    @Test void upperMeaningIgnoresSpellingButNotSense() {
+        Path dir = NativeSupport.newTempDir("meaning");
+        try {
+            LayerSet s = LayerBuilder.standard(dir.resolve("s"));
+            Tree a = new Tree(dir.resolve("ua")), b = new Tree(dir.resolve("ub"));
+            a.root().toFile().mkdirs();
+            b.root().toFile().mkdirs();
+            // the same meaning, spelled the kernel's way in a and the OCI way (plus bookkeeping xattrs) in b
+            a.dir("", 0755).whiteout("shadow.txt").dir("etc", 0755).opaque("etc").file("etc/new", "n\n").dir("fresh", 0755).opaque("fresh");
+            b.dir("", 0755).file(".wh.shadow.txt", "").dir("etc", 0755).file("etc/.wh..wh..opq", "").file("etc/new", "n\n")
+                    .xattr("etc/new", "user.strata.origin", "x").dir("fresh", 0755);
+            a.fixTimes();
+            b.fixTimes();
+            List<String> same = Snapshot.diff(Snapshot.upperMeaning("a", a.root(), s.lowers), Snapshot.upperMeaning("b", b.root(), s.lowers),
+                    Snapshot.Options.all(), 20);
+            assertEquals(List.of(), same, "fresh/ has no lower dir: its opaque marker means nothing");
+            // a real difference: b no longer makes etc opaque
+            Tree.check(Posix.unlinkat(Posix.AT_FDCWD, b.abs("etc/.wh..wh..opq"), 0), "unlink");
+            b.fixTimes();
+            List<String> d = Snapshot.diff(Snapshot.upperMeaning("a", a.root(), s.lowers), Snapshot.upperMeaning("b", b.root(), s.lowers),
+                    Snapshot.Options.all(), 20);
+            assertEquals(List.of("etc: xattr opaque a=y b=<none>"), d);
+            // gone/ is whited out in a middle lower: an opaque marker on an upper gone/ means nothing either
+            assertFalse(Snapshot.lowerHasDir(s.lowers, "gone"));
+            assertTrue(Snapshot.lowerHasDir(s.lowers, "opq"));
+            assertFalse(Snapshot.lowerHasDir(s.lowers, "tdir"), "a file in l1 hides the dir in l2");
+            assertTrue(Snapshot.lowerHasDir(s.lowers, "tfile"));
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
+
     static String sha(String s) {
         try {
             StringBuilder b = new StringBuilder();

@@ -278,8 +278,17 @@ public final class Snapshot {
             }
             out.put(key, n);
         }
+        // an opaque marker means something only where the lowers show a directory and no upper ancestor is opaque
+        java.util.Set<String> rawOpaque = new java.util.HashSet<>();
+        for (Entry e : out.values()) if (e.xattrs.containsKey("opaque")) rawOpaque.add(e.rel);
         for (Entry e : out.values()) {
-            if (e.xattrs.containsKey("opaque") && !lowerHasDir(lowers, e.rel)) e.xattrs.remove("opaque");
+            if (!e.xattrs.containsKey("opaque")) continue;
+            boolean ancestorOpaque = false;
+            for (String a = e.rel; a.contains("/"); ) {
+                a = a.substring(0, a.lastIndexOf('/'));
+                if (rawOpaque.contains(a)) { ancestorOpaque = true; break; }
+            }
+            if (ancestorOpaque || !lowerHasDir(lowers, e.rel)) e.xattrs.remove("opaque");
         }
         return new Snapshot(label, out);
     }
@@ -292,13 +301,31 @@ public final class Snapshot {
         return n;
     }
 
-    private static boolean lowerHasDir(java.util.List<Path> lowers, String rel) {
+    /**
+     * Whether the union of the lower layers alone shows a directory at rel: an overlay lookup over the
+     * lowers, top first (a char 0/0 whiteout or a non-directory ends it, an opaque directory is the
+     * last layer merged).
+     */
+    static boolean lowerHasDir(java.util.List<Path> lowers, String rel) {
         if (rel.isEmpty()) return true;
-        for (Path l : lowers) {
-            Stat st = new Stat();
-            if (Posix.fstatat(Posix.AT_FDCWD, l + "/" + rel, st, Posix.AT_SYMLINK_NOFOLLOW) == 0 && st.isDir()) return true;
+        java.util.List<Path> active = new ArrayList<>(lowers);
+        String prefix = "";
+        for (String c : rel.split("/")) {
+            prefix = prefix.isEmpty() ? c : prefix + "/" + c;
+            java.util.List<Path> next = new ArrayList<>();
+            for (Path l : active) {
+                Stat st = new Stat();
+                String p = l + "/" + prefix;
+                if (Posix.fstatat(Posix.AT_FDCWD, p, st, Posix.AT_SYMLINK_NOFOLLOW) != 0) continue;
+                if (!st.isDir()) break;               // a whiteout or a non-directory hides everything below
+                next.add(l);
+                byte[] o = Posix.lgetxattr(p, "trusted.overlay.opaque");
+                if (o != null && o.length > 0 && o[0] == 'y') break;
+            }
+            if (next.isEmpty()) return false;
+            active = next;
         }
-        return false;
+        return true;
     }
 
     // ------------------------------------------------------------------ walking
