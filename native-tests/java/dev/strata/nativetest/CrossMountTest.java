@@ -54,7 +54,10 @@ class CrossMountTest {
     }
 
     private static void readBack(String what, Mounter writer, Mounter reader, Snapshot.Options o, long seed) {
-        int randomOps = Integer.getInteger("strata.crossOps", 300);
+        readBack(what, writer, reader, o, seed, Integer.getInteger("strata.crossOps", 300));
+    }
+
+    private static void readBack(String what, Mounter writer, Mounter reader, Snapshot.Options o, long seed, int randomOps) {
         System.out.println("[cross] " + what + ": seed=" + seed + " random ops=" + randomOps + " (replay: -Dstrata.seed=" + seed + ")");
         Path dir = NativeSupport.newTempDir("cross");
         boolean ok = false;
@@ -93,16 +96,18 @@ class CrossMountTest {
         Assumptions.assumeTrue(Mounter.FuseOverlayfs.installed(), "fuse-overlayfs is not installed");
         Mounter t = Mounter.underTest();
         // fuse-overlayfs counts links and directory links its own way (checked below on a kernel-written
-        // upper): only what the upper means is compared here.
+        // upper): only what the upper means is compared here. Only the fixed workload runs: fuse-overlayfs
+        // 1.10 neither unescapes the kernel's trusted.overlay.overlay.* xattrs nor survives a copied-up
+        // fifo with an origin xattr (it opens the origin by handle and blocks), which random ops produce.
         Snapshot.Options o = Snapshot.Options.fromProperties().nlink(false).inodeGroups(false).oldTimes(false);
         long seed = seed();
         try {
-            readBack("control: kernel writes, fuse-overlayfs reads", Mounter.kernel(), Mounter.fuseOverlayfs(), o, seed);
+            readBack("control: kernel writes, fuse-overlayfs reads", Mounter.kernel(), Mounter.fuseOverlayfs(), o, seed, 0);
         } catch (AssertionError | IllegalStateException e) {
             // fuse-overlayfs 1.10 was seen to hang at mount on some kernel-written uppers: not strata's business
             Assumptions.abort("fuse-overlayfs does not read even a kernel-written upper like the kernel (seed " + seed + "): " + e.getMessage());
         }
-        readBack(t + " writes, fuse-overlayfs reads", t, Mounter.fuseOverlayfs(), o, seed);
+        readBack(t + " writes, fuse-overlayfs reads", t, Mounter.fuseOverlayfs(), o, seed, 0);
     }
 
     @Test void readOnlyMountsAgree() {

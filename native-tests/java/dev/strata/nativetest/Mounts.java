@@ -24,9 +24,86 @@ public final class Mounts {
     static synchronized void register(Mount m) {
         if (!hooked) {
             Runtime.getRuntime().addShutdownHook(new Thread(Mounts::closeAll, "nativetest-unmount-all"));
+            Thread w = new Thread(Mounts::watch, "nativetest-hang-watchdog");
+            w.setDaemon(true);
+            w.start();
             hooked = true;
         }
         LIVE.add(m);
+    }
+
+    // ------------------------------------------------------------------ hangs
+
+    /** Seconds a guarded call on a mount may take before the FUSE daemons are killed (-Dstrata.hangTimeout). */
+    static final long HANG_SECONDS = Long.getLong("strata.hangTimeout", 120);
+    private static volatile long busySince;
+    private static volatile String busyWhat;
+    private static volatile String hang;
+
+    /**
+     * Runs a call that goes through a mount. A FUSE daemon that never answers would block the test
+     * forever (the syscall cannot be interrupted): if the call takes longer than HANG_SECONDS, a
+     * watchdog kills the FUSE daemons of every live mount (the syscall then fails with ENOTCONN) and the
+     * call ends with an AssertionError that says so.
+     */
+    public static <T> T guarded(String what, java.util.function.Supplier<T> call) {
+        busyWhat = what;
+        busySince = System.nanoTime();
+        T r;
+        try {
+            r = call.get();
+        } finally {
+            busySince = 0;
+        }
+        String h = hang;
+        if (h != null) {
+            hang = null;
+            throw new AssertionError(h);
+        }
+        return r;
+    }
+
+    private static void watch() {
+        while (true) {
+            try { Thread.sleep(1000); } catch (InterruptedException e) { return; }
+            long since = busySince;
+            if (since == 0 || System.nanoTime() - since < HANG_SECONDS * 1_000_000_000L) continue;
+            StringBuilder msg = new StringBuilder("HANG: '" + busyWhat + "' did not return within " + HANG_SECONDS + " s; killed FUSE daemons:");
+            List<Mount> all;
+            synchronized (Mounts.class) { all = new ArrayList<>(LIVE); }
+            for (Mount m : all) {
+                if (m.implementation().startsWith("kernel")) continue;
+                for (long pid : daemonPids(m.path())) {
+                    msg.append(" ").append(m.implementation()).append(" pid ").append(pid).append(" (").append(m.path()).append(")");
+                    ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+                }
+            }
+            System.err.println("[nativetest] " + msg);
+            hang = msg.toString();
+            busySince = 0;
+        }
+    }
+
+    /** The FUSE daemons serving mnt: processes started by these tests whose command line names mnt (not the reapers). */
+    static List<Long> daemonPids(Path mnt) {
+        List<Long> out = new ArrayList<>();
+        String want = mnt.toString();
+        long self = ProcessHandle.current().pid();
+        java.io.File[] procs = new java.io.File("/proc").listFiles((d, n) -> n.chars().allMatch(Character::isDigit));
+        if (procs == null) return out;
+        for (java.io.File p : procs) {
+            long pid = Long.parseLong(p.getName());
+            if (pid == self) continue;
+            try {
+                String[] argv = new String(Files.readAllBytes(p.toPath().resolve("cmdline")), StandardCharsets.ISO_8859_1).split("\0");
+                String cmd = String.join(" ", argv);
+                if (!cmd.contains(want) || argv.length == 0) continue;
+                if (argv[0].endsWith("fuse-overlayfs") || cmd.contains("strata.jar")) out.add(pid);
+            } catch (IOException | RuntimeException e) {
+                // gone meanwhile
+            }
+        }
+        return out;
     }
 
     static synchronized void deregister(Mount m) { LIVE.remove(m); }

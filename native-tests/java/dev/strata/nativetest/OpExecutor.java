@@ -51,6 +51,10 @@ public final class OpExecutor implements AutoCloseable {
     static Outcome of(long r, String detail) { return r < 0 ? new Outcome((int) -r, null) : new Outcome(0, detail); }
 
     public Outcome run(Op op) {
+        return Mounts.guarded(op + " on " + root, () -> runUnguarded(op));
+    }
+
+    private Outcome runUnguarded(Op op) {
         String p = abs(op.path);
         switch (op.kind) {
             case CREATE: return openClose(p, Posix.O_WRONLY | Posix.O_CREAT | Posix.O_NONBLOCK, (int) op.a);

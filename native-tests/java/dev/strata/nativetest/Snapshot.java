@@ -127,6 +127,10 @@ public final class Snapshot {
 
     /** Snapshot of everything below root (the root itself is the entry ""). */
     public static Snapshot take(String label, Path root) {
+        return Mounts.guarded("snapshot of " + root, () -> takeUnguarded(label, root));
+    }
+
+    private static Snapshot takeUnguarded(String label, Path root) {
         SortedMap<String, Entry> map = new TreeMap<>();
         Map<String, List<String>> byInode = new HashMap<>();
         walk(root, (dirfd, name, rel, st, dtype) -> {
