@@ -1,0 +1,429 @@
+package dev.strata.nativetest;
+
+import dev.strata.posix.Errno;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * The POSIX edge cases the issue lists, each run on the kernel overlay and on the target, compared,
+ * and where the issue fixes the answer, checked against it: paths up to and beyond PATH_MAX,
+ * NAME_MAX, fstat of an unlinked open file, mknod c 0 0, inode numbers, hard-linked lower files
+ * across copy-up and remount, names that are not UTF-8, setgid directories, device nodes, statfs.
+ */
+@Tag("native")
+class EdgeCaseTest {
+    /** A 200-byte name component; 20 of them plus slashes make a relative path of 4,019 bytes. */
+    static final String LONG = "d".repeat(199) + "x";
+    /** Levels of LONG in the lower-layer chain: 28 * 201 = 5,628 bytes, beyond PATH_MAX. */
+    static final int DEEP_LEVELS = 28;
+
+    private Pair pair;
+    private Both b;
+
+    @BeforeEach void setUp(TestInfo info) {
+        NativeSupport.assumeNativeEnvironment();
+        String name = info.getTestMethod().map(java.lang.reflect.Method::getName).orElse("edge");
+        pair = new Pair("edge-" + name, Mounter.kernel(), Mounter.underTest(), EdgeCaseTest::layersWithDeepLower);
+        pair.keepOnClose();
+        b = new Both(name, pair);
+    }
+
+    @AfterEach void tearDown() { if (pair != null) pair.close(); }
+
+    /** The standard layers plus, in the bottom lower, a directory chain deeper than PATH_MAX with a file at the bottom. */
+    static LayerSet layersWithDeepLower(Path root) {
+        LayerSet s = LayerBuilder.standard(root);
+        int fd = Tree.check(Posix.openat(Posix.AT_FDCWD, s.lowers.get(2).toString(), Posix.O_RDONLY | Posix.O_DIRECTORY, 0), "open l2");
+        Tree.check(Posix.mkdirat(fd, "deep", 0755), "mkdir deep");
+        int cur = Tree.check(Posix.openat(fd, "deep", Posix.O_RDONLY | Posix.O_DIRECTORY, 0), "open deep");
+        Posix.close(fd);
+        for (int i = 0; i < DEEP_LEVELS; i++) {
+            Tree.check(Posix.mkdirat(cur, LONG, 0755), "mkdir level " + i);
+            int next = Tree.check(Posix.openat(cur, LONG, Posix.O_RDONLY | Posix.O_DIRECTORY, 0), "open level " + i);
+            Posix.close(cur);
+            cur = next;
+        }
+        int f = Tree.check(Posix.openat(cur, "bottom.txt", Posix.O_WRONLY | Posix.O_CREAT, 0644), "create bottom");
+        Tree.writeAll(f, "at the bottom\n".getBytes(), 0, "bottom");
+        Posix.close(f);
+        Posix.close(cur);
+        new Tree(s.lowers.get(2)).fixTimes();
+        return s;
+    }
+
+    /** Runs fn on each mount root; results must be equal; returns the reference's. */
+    private String same(String what, Function<String, String> fn) {
+        String k = fn.apply(pair.ref.abs("")), s = fn.apply(pair.tgt.abs(""));
+        b.note(what + " -> " + k + (k.equals(s) ? "" : " / " + s));
+        if (!k.equals(s)) fail("[edge] " + what + ":\n  " + pair.refLabel() + ": " + k + "\n  " + pair.tgtLabel() + ": " + s + pair.targetLog());
+        return k;
+    }
+
+    private static String err(long r) { return r < 0 ? Errno.name((int) r) : "OK"; }
+
+    /** Opens each directory of rel (a/b/c) below dirfd in turn, returning the last fd or -errno. */
+    private static int walk(int dirfd, List<String> names) {
+        int cur = Posix.dup(dirfd);
+        for (String n : names) {
+            int next = Posix.openat(cur, n, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+            Posix.close(cur);
+            if (next < 0) return next;
+            cur = next;
+        }
+        return cur;
+    }
+
+    private static List<String> repeat(String n, int times) {
+        List<String> l = new ArrayList<>();
+        for (int i = 0; i < times; i++) l.add(n);
+        return l;
+    }
+
+    // ------------------------------------------------------------------ PATH_MAX
+
+    @Test void relativePathsUpToPathMax() {
+        same("mkdir chain of 20 x 200-byte names (fd by fd)", root -> {
+            int fd = Posix.openat(Posix.AT_FDCWD, root, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+            int cur = Posix.dup(fd);
+            String r = "OK";
+            for (int i = 0; i < 20 && r.equals("OK"); i++) {
+                r = err(Posix.mkdirat(cur, LONG, 0755));
+                int next = Posix.openat(cur, LONG, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+                Posix.close(cur);
+                cur = next;
+            }
+            Posix.close(cur);
+            Posix.close(fd);
+            return r;
+        });
+        String rel20 = String.join("/", repeat(LONG, 20));             // 4,019 bytes
+        String file = rel20 + "/" + "f".repeat(4095 - rel20.length() - 1); // exactly 4,095 bytes: the longest legal path
+        assertEquals(4095, file.length());
+        String made = same("create + write + fstatat with a 4,095-byte path relative to the mount root", root -> {
+            int fd = Posix.openat(Posix.AT_FDCWD, root, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+            try {
+                int f = Posix.openat(fd, file, Posix.O_WRONLY | Posix.O_CREAT, 0644);
+                if (f < 0) return "create " + err(f);
+                Tree.writeAll(f, "x".getBytes(), 0, "f");
+                Posix.close(f);
+                Stat st = new Stat();
+                int r = Posix.fstatat(fd, file, st, Posix.AT_SYMLINK_NOFOLLOW);
+                return "stat " + err(r) + (r == 0 ? " " + OpExecutor.describe(st) : "");
+            } finally { Posix.close(fd); }
+        });
+        assertTrue(made.startsWith("stat OK file 0644 0:0 size=1"), made);
+        String tooLong = same("a 4,096-byte relative path", root -> {
+            int fd = Posix.openat(Posix.AT_FDCWD, root, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+            try { return err(Posix.openat(fd, file + "g", Posix.O_WRONLY | Posix.O_CREAT, 0644)); } finally { Posix.close(fd); }
+        });
+        assertEquals("ENAMETOOLONG", tooLong);
+        String moved = same("rename and unlink with 4,000-byte relative paths", root -> {
+            int fd = Posix.openat(Posix.AT_FDCWD, root, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+            try {
+                String other = rel20 + "/short";
+                return err(Posix.renameat2(fd, file, fd, other, 0)) + " " + err(Posix.symlinkat("short", fd, file))
+                        + " " + err(Posix.unlinkat(fd, other, 0));
+            } finally { Posix.close(fd); }
+        });
+        assertEquals("OK OK OK", moved);
+        b.trees();
+        b.finish();
+    }
+
+    @Test void pathsBeyondPathMaxThroughDescriptorsAndCd() {
+        String deep = same("mkdir 30 levels of 200-byte names, create, write, rename, stat at the bottom", root -> {
+            int fd = Posix.openat(Posix.AT_FDCWD, root, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+            int cur = fd;
+            StringBuilder r = new StringBuilder();
+            for (int i = 0; i < 30; i++) {
+                int m = Posix.mkdirat(cur, LONG, 0755);
+                if (m < 0) { r.append("mkdir@").append(i).append(' ').append(err(m)); break; }
+                int next = Posix.openat(cur, LONG, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+                Posix.close(cur);
+                cur = next;
+                if (cur < 0) return r + "open@" + i + " " + err(cur);
+            }
+            int f = Posix.openat(cur, "bottom", Posix.O_RDWR | Posix.O_CREAT, 0600);
+            r.append("create ").append(err(f));
+            if (f >= 0) { Tree.writeAll(f, "deep data\n".getBytes(), 0, "bottom"); Posix.close(f); }
+            r.append(" rename ").append(err(Posix.renameat2(cur, "bottom", cur, "renamed", 0)));
+            Stat st = new Stat();
+            int s = Posix.fstatat(cur, "renamed", st, Posix.AT_SYMLINK_NOFOLLOW);
+            r.append(" stat ").append(err(s)).append(s == 0 ? " " + OpExecutor.describe(st) : "");
+            r.append(" mkdir ").append(err(Posix.mkdirat(cur, "leaf", 0700)));
+            Posix.close(cur);
+            return r.toString();
+        });
+        assertEquals("create OK rename OK stat OK file 0600 0:0 size=10 nlink=1 mkdir OK", deep);
+        b.shOk("n=" + LONG + "; cd deep; for i in $(seq " + DEEP_LEVELS + "); do cd $n; done; cat bottom.txt; echo appended >> bottom.txt;"
+                + " cat bottom.txt; mkdir -p x/y && echo hi > x/y/z && mv x/y/z x/z2 && ls -1A . x && rm -r x");
+        b.remount();
+        String bottom = same("read the copied-up file at the bottom of the lower chain after remount", root -> {
+            List<String> names = new ArrayList<>(List.of("deep"));
+            names.addAll(repeat(LONG, DEEP_LEVELS));
+            int d = Posix.openat(Posix.AT_FDCWD, root, Posix.O_RDONLY | Posix.O_DIRECTORY, 0);
+            int cur = walk(d, names);
+            Posix.close(d);
+            if (cur < 0) return "walk " + err(cur);
+            int f = Posix.openat(cur, "bottom.txt", Posix.O_RDONLY, 0);
+            Posix.close(cur);
+            if (f < 0) return "open " + err(f);
+            Pointer buf = Memory.allocateDirect(Posix.RT, 4096);
+            long n = Posix.pread(f, buf, 4096, 0);
+            Posix.close(f);
+            byte[] out = new byte[(int) Math.max(0, n)];
+            buf.get(0, out, 0, out.length);
+            return new String(out, java.nio.charset.StandardCharsets.ISO_8859_1);
+        });
+        assertEquals("at the bottom\nappended\n", bottom);
+        b.finish();
+    }
+
+    // ------------------------------------------------------------------ NAME_MAX
+
+    @Test void namesLongerThanNameMaxGetEnametoolong() {
+        String n255 = "n".repeat(255), n256 = "n".repeat(256);
+        b.expect(Op.create(n255, 0644), 0);
+        b.expect(Op.stat(n255), 0);
+        b.expect(Op.rename(n255, "merged/" + n255, 0), 0);
+        b.expect(Op.create(n256, 0644), Errno.ENAMETOOLONG);
+        b.expect(Op.create("merged/" + n256, 0644), Errno.ENAMETOOLONG);
+        b.expect(Op.mkdir(n256, 0755), Errno.ENAMETOOLONG);
+        b.expect(Op.stat(n256), Errno.ENAMETOOLONG);
+        b.expect(Op.stat("etc/" + n256 + "/x"), Errno.ENAMETOOLONG);
+        b.expect(Op.symlink("t", n256), Errno.ENAMETOOLONG);
+        b.expect(Op.link("shadow.txt", n256), Errno.ENAMETOOLONG);
+        b.expect(Op.rename("shadow.txt", n256, 0), Errno.ENAMETOOLONG);
+        b.expect(Op.mkfifo(n256, 0644), Errno.ENAMETOOLONG);
+        b.expect(Op.unlink(n256), Errno.ENAMETOOLONG);
+        assertEquals("255", same("statvfs f_namemax", root -> Long.toString(statvfs(root)[STATVFS_NAMEMAX])));
+        b.finish();
+    }
+
+    // ------------------------------------------------------------------ open, unlinked
+
+    @Test void fstatOfAnOpenUnlinkedFile() {
+        b.expect(Op.create("fresh", 0644), 0);
+        b.expect(Op.holdOpen(0, "fresh", Posix.O_RDWR), 0);
+        b.expect(Op.unlink("fresh"), 0);
+        String st = b.expect(Op.fstatHeld(0), 0).detail;
+        assertTrue(st.contains(" nlink=0"), "an open upper file unlinked: the kernel reports st_nlink 0, got " + st);
+        b.expect(Op.readHeld(0), 0);
+        b.expect(Op.holdOpen(1, "etc/passwd", Posix.O_RDWR), 0);    // copied up by the open for writing
+        b.expect(Op.unlink("etc/passwd"), 0);
+        b.same(Op.fstatHeld(1));
+        b.expect(Op.holdOpen(2, "shadow.txt", Posix.O_RDONLY), 0);  // a lower file, still lower
+        b.expect(Op.unlink("shadow.txt"), 0);
+        b.same(Op.fstatHeld(2));
+        b.same(Op.readHeld(2));
+        b.same(Op.listdir(""));                                     // no .fuse_hidden* names show
+        for (int i = 0; i < 3; i++) b.expect(Op.closeHeld(i), 0);
+        b.finish();
+    }
+
+    // ------------------------------------------------------------------ forged whiteouts
+
+    @Test void mknodOfAWhiteoutDeviceIsEperm() {
+        for (String p : new String[]{"wh", "etc/wh", "top/a/wh", "merged/sub/wh", "gone", "etc/hosts", "data/ghost"}) {
+            b.expect(Op.mknod(p, Posix.S_IFCHR, 0), Errno.EPERM);
+            b.expect(Op.mknod(p, Posix.S_IFCHR | 0644, 0), Errno.EPERM);
+        }
+        b.expect(Op.mkdir("nd", 0755), 0);
+        b.expect(Op.mknod("nd/wh", Posix.S_IFCHR, 0), Errno.EPERM);
+        b.shOk("mknod cdev c 0 0 2>&1 | sed 's/.*: //'; true");
+        b.finish();
+    }
+
+    // ------------------------------------------------------------------ inode numbers
+
+    @Test void inodeNumbersUniqueAcrossLayersAndStableAcrossCopyUp() {
+        Snapshot k0 = pair.refSnapshot(), s0 = pair.tgtSnapshot();
+        assertUnique(k0, k0, "kernel");
+        assertUnique(s0, k0, pair.tgtLabel());
+        String[] singles = {"shadow.txt", "etc/passwd", "merged/from2", "usr/bin/tool", "pipe", "usr/lib/libx.so", "owned",
+                LayerBuilder.NON_UTF8_FILE, "etc", "merged", "top/a/b/c"};
+        b.expect(Op.append("shadow.txt", 5, 1), 0);
+        b.expect(Op.append("etc/passwd", 5, 2), 0);
+        b.expect(Op.setxattr("merged/from2", "user.k", "v", 0), 0);
+        b.expect(Op.chmod("usr/bin/tool", 0700), 0);
+        b.expect(Op.chmod("pipe", 0600), 0);
+        b.expect(Op.lchown("usr/lib/libx.so", 1000, 1000), 0);
+        b.expect(Op.chown("owned", 0, 0), 0);
+        b.expect(Op.append(LayerBuilder.NON_UTF8_FILE, 3, 3), 0);
+        b.expect(Op.chmod("etc", 0750), 0);
+        b.expect(Op.create("merged/new", 0644), 0);
+        b.expect(Op.create("top/a/b/c/new", 0644), 0);
+        Snapshot k1 = pair.refSnapshot(), s1 = pair.tgtSnapshot();
+        b.remount();
+        Snapshot k2 = pair.refSnapshot(), s2 = pair.tgtSnapshot();
+        StringBuilder bad = new StringBuilder();
+        for (String n : singles) {
+            boolean kernelKeeps = k0.get(n).ino() == k1.get(n).ino() && k1.get(n).ino() == k2.get(n).ino();
+            boolean targetKeeps = s0.get(n).ino() == s1.get(n).ino() && s1.get(n).ino() == s2.get(n).ino();
+            if (kernelKeeps != targetKeeps) {
+                bad.append("\n  ").append(Names.show(n)).append(": kernel ino ").append(k0.get(n).ino()).append(" -> ").append(k1.get(n).ino())
+                        .append(" -> ").append(k2.get(n).ino()).append(", ").append(pair.tgtLabel()).append(" ").append(s0.get(n).ino())
+                        .append(" -> ").append(s1.get(n).ino()).append(" -> ").append(s2.get(n).ino()).append(" (copy-up, remount)");
+            }
+        }
+        if (bad.length() > 0) fail("[edge] st_ino stability across copy-up differs from the kernel:" + bad);
+        assertUnique(s2, k2, pair.tgtLabel() + " after copy-up and remount");
+        b.finish();
+    }
+
+    /** No two entries share an inode number in snap unless the kernel shows them as the same file too. */
+    private static void assertUnique(Snapshot snap, Snapshot kernel, String label) {
+        Map<Long, List<String>> byIno = new HashMap<>();
+        for (Snapshot.Entry e : snap.entries().values()) byIno.computeIfAbsent(e.ino(), x -> new ArrayList<>()).add(e.rel);
+        StringBuilder bad = new StringBuilder();
+        for (Map.Entry<Long, List<String>> g : byIno.entrySet()) {
+            List<String> names = g.getValue();
+            if (names.size() < 2) continue;
+            long kIno = kernel.get(names.get(0)) == null ? -1 : kernel.get(names.get(0)).ino();
+            for (String n : names) {
+                Snapshot.Entry ke = kernel.get(n);
+                if (ke == null || ke.ino() != kIno || ke.type().equals("dir")) {
+                    bad.append("\n  ino ").append(g.getKey()).append(": ").append(names.stream().map(Names::show).toList());
+                    break;
+                }
+            }
+        }
+        if (bad.length() > 0) fail("[edge] " + label + ": different files share an inode number:" + bad);
+    }
+
+    // ------------------------------------------------------------------ hard links in a lower
+
+    @Test void hardLinkedLowerFileKeepsItsDataAfterCopyUpAndRemount() {
+        b.expect(Op.append("data/hl1", 9, 77), 0);
+        b.remount();
+        String hl1 = b.expect(Op.read("data/hl1"), 0).detail, hl2 = b.expect(Op.read("data/hl2"), 0).detail;
+        String hl3 = b.expect(Op.read("data/sub/hl3"), 0).detail;
+        assertTrue(hl1.startsWith((17 + 9) + " bytes"), "hl1 keeps old data plus the append: " + hl1);
+        assertTrue(hl2.startsWith("17 bytes") && hl2.equals(hl3), "the other links keep the lower data: " + hl2 + " / " + hl3);
+        assertNotEquals(hl1, hl2);
+        b.expect(Op.truncate("data/hl2", 4), 0);     // a second link copied up on its own
+        b.remount();
+        b.same(Op.read("data/hl1"));
+        b.same(Op.read("data/hl2"));
+        b.same(Op.read("data/sub/hl3"));
+        b.finish();
+    }
+
+    // ------------------------------------------------------------------ names are bytes
+
+    @Test void namesThatAreNotUtf8() {
+        StringBuilder all = new StringBuilder();
+        for (int c = 0x80; c <= 0xff; c++) all.append((char) c);      // 128 bytes, none valid UTF-8 alone
+        String high = all.toString();
+        String ctl = Names.bytes('a', '\n', 'b', '\t', 'c', 0x01, 0x7f, '\\');
+        String dir2 = Names.bytes(0xc3, 0x28, '-', 'd');                // an invalid two-byte sequence
+        b.same(Op.listdir(""));
+        b.same(Op.listdir(LayerBuilder.NON_UTF8_DIR));
+        b.same(Op.read(LayerBuilder.NON_UTF8_FILE));
+        b.same(Op.read(LayerBuilder.NON_UTF8_INNER));
+        b.expect(Op.append(LayerBuilder.NON_UTF8_INNER, 10, 5), 0);      // copy-up with a non-UTF-8 parent
+        b.expect(Op.create(high, 0644), 0);
+        b.expect(Op.write(high, 0, 100, 6), 0);
+        b.expect(Op.create(ctl, 0600), 0);
+        b.expect(Op.mkdir(dir2, 0755), 0);
+        b.expect(Op.rename(high, dir2 + "/" + high, 0), 0);
+        b.expect(Op.rename(LayerBuilder.NON_UTF8_FILE, dir2 + "/" + Names.bytes(0xe9, 0xe9), 0), 0);
+        b.expect(Op.symlink(high, Names.bytes('l', 0xff)), 0);
+        b.same(Op.readlink(Names.bytes('l', 0xff)));
+        b.expect(Op.link(dir2 + "/" + high, Names.bytes('h', 0xa0)), 0);
+        b.expect(Op.setxattr(dir2, "user.k", Names.bytes(0xff, 0), 0), 0);
+        b.same(Op.listdir(dir2));
+        b.expect(Op.unlink(ctl), 0);
+        b.expect(Op.unlink(LayerBuilder.NON_UTF8_INNER), 0);
+        b.shOk("ls -1A --quoting-style=escape | sort; rm -r $'\\xff\\xfe-dir' && ls -1A --quoting-style=escape $'\\xc3(-d' | sort");
+        b.finish();
+    }
+
+    // ------------------------------------------------------------------ ownership and special files
+
+    @Test void setgidDirectoriesPassTheirGroupOn() {
+        // shared/ is 02775 root:50 in the bottom lower
+        b.expect(Op.mkdir("shared/sub", 0755), 0);
+        b.expect(Op.create("shared/file", 0644), 0);
+        b.expect(Op.mkfifo("shared/fifo", 0644), 0);
+        b.expect(Op.symlink("file", "shared/link"), 0);
+        String sub = b.expect(Op.stat("shared/sub"), 0).detail;
+        assertTrue(sub.startsWith("dir 2755 0:50"), "kernel: a new dir in a setgid dir gets its group and S_ISGID: " + sub);
+        b.same(Op.stat("shared/file"));
+        b.same(Op.stat("shared/fifo"));
+        b.same(Op.stat("shared/link"));
+        b.shOk("mkdir -p shared/a/b && touch shared/a/b/c && stat -c '%n %a %g' shared/a shared/a/b shared/a/b/c");
+        // over a whiteout: an implementation that builds the entry in its workdir must still give it the group
+        for (Op make : new Op[]{Op.create("shared/note", 0644), Op.symlink("x", "shared/note"), Op.mkfifo("shared/note", 0600)}) {
+            b.expect(Op.unlink("shared/note"), 0);
+            b.expect(make, 0);
+            String st = b.same(Op.stat("shared/note")).detail;
+            assertTrue(st.contains(" 0:50 "), "kernel: group of the setgid dir: " + st);
+        }
+        b.expect(Op.unlink("shared/note"), 0);
+        b.expect(Op.mkdir("shared/note", 0700), 0);
+        b.same(Op.stat("shared/note"));
+        b.finish();
+    }
+
+    @Test void deviceNodesAndMountFlags() {
+        b.expect(Op.mknod("null", Posix.S_IFCHR | 0666, (1 << 8) | 3), 0);
+        b.same(Op.write("null", 0, 100, 1));                   // a device node is usable (no nodev), as on the kernel overlay
+        b.same(Op.read("null"));
+        same("statvfs: nosuid / nodev / read-only flags, name max, size", root -> {
+            long[] v = statvfs(root);
+            long flags = v[STATVFS_FLAG];
+            return "nosuid=" + ((flags & 2) != 0) + " nodev=" + ((flags & 4) != 0) + " rdonly=" + ((flags & 1) != 0)
+                    + " namemax=" + v[STATVFS_NAMEMAX] + " bytes=" + v[STATVFS_BLOCKS] * v[STATVFS_FRSIZE];
+        });
+        b.finish();
+    }
+
+    @Test void whiteoutNamesAreRejectedByStrata() {
+        Assumptions.assumeTrue(pair.tgtMounter.name().equals("strata"), "strata-only rule (the kernel allows .wh. names)");
+        OpExecutor s = pair.tgtOps;
+        for (Op op : new Op[]{Op.create(".wh.x", 0644), Op.mkdir(".wh.d", 0755), Op.symlink("t", ".wh.l"), Op.mkfifo("etc/.wh.p", 0644),
+                Op.rename("shadow.txt", ".wh.shadow.txt", 0), Op.link("shadow.txt", "merged/.wh.h"), Op.create(".wh..wh..opq", 0644)}) {
+            assertEquals(Errno.EINVAL, s.run(op).errno, "strata must refuse " + op + " with EINVAL (the issue)");
+        }
+        assertEquals("file", Snapshot.take("t", pair.tgtLayers.mnt).get("shadow.txt").type(), "the refused rename changed nothing");
+    }
+
+    // ------------------------------------------------------------------ statvfs
+
+    static final int STATVFS_FRSIZE = 1, STATVFS_BLOCKS = 2, STATVFS_FLAG = 9, STATVFS_NAMEMAX = 10;
+
+    /** struct statvfs (x86_64) as 11 longs: bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax. */
+    static long[] statvfs(String path) {
+        int fd = Tree.check(Posix.openat(Posix.AT_FDCWD, path, Posix.O_RDONLY | Posix.O_DIRECTORY, 0), "open " + path);
+        try {
+            Pointer buf = Memory.allocateDirect(Posix.RT, 112);
+            Tree.check(Posix.fstatvfs(fd, buf), "fstatvfs " + path);
+            long[] v = new long[11];
+            for (int i = 0; i < 11; i++) v[i] = buf.getLong(i * 8L);
+            return v;
+        } finally {
+            Posix.close(fd);
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package dev.strata.nativetest;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * The directories of one overlay: lower layers (top first), an upper and a workdir (both may be null
+ * for a read-only mount) and a mountpoint, all below one root directory.
+ */
+public final class LayerSet {
+    public final Path root;
+    public final List<Path> lowers;
+    public final Path upper, work, mnt;
+
+    public LayerSet(Path root, List<Path> lowers, Path upper, Path work, Path mnt) {
+        this.root = root;
+        this.lowers = Collections.unmodifiableList(new ArrayList<>(lowers));
+        this.upper = upper; this.work = work; this.mnt = mnt;
+    }
+
+    /** root/l0..l{n-1}, root/upper, root/work, root/mnt, all created empty. */
+    public static LayerSet create(Path root, int lowerCount) {
+        List<Path> lowers = new ArrayList<>();
+        for (int i = 0; i < lowerCount; i++) lowers.add(root.resolve("l" + i));
+        LayerSet s = new LayerSet(root, lowers, root.resolve("upper"), root.resolve("work"), root.resolve("mnt"));
+        try {
+            for (Path p : lowers) Files.createDirectories(p);
+            Files.createDirectories(s.upper);
+            Files.createDirectories(s.work);
+            Files.createDirectories(s.mnt);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot create layer dirs under " + root + ": " + e, e);
+        }
+        return s;
+    }
+
+    /** The same lowers and upper with another (new, empty) workdir and mountpoint, e.g. to remount with another implementation. */
+    public LayerSet withFreshWorkAndMnt(String suffix) {
+        Path w = upper == null ? null : root.resolve("work-" + suffix);
+        Path m = root.resolve("mnt-" + suffix);
+        try {
+            if (w != null) Files.createDirectories(w);
+            Files.createDirectories(m);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        return new LayerSet(root, lowers, upper, w, m);
+    }
+
+    /** A read-only view: the same lowers, no upper. */
+    public LayerSet readOnly(String suffix) {
+        Path m = root.resolve("mnt-" + suffix);
+        try { Files.createDirectories(m); } catch (IOException e) { throw new IllegalStateException(e); }
+        return new LayerSet(root, lowers, null, null, m);
+    }
+
+    public boolean writable() { return upper != null; }
+
+    public String lowerdir() { return lowers.stream().map(Path::toString).collect(Collectors.joining(":")); }
+
+    /** The fuse-overlayfs/kernel option string lowerdir=..,upperdir=..,workdir=.. */
+    public String overlayOptions() {
+        String o = "lowerdir=" + lowerdir();
+        if (upper != null) o += ",upperdir=" + upper + ",workdir=" + work;
+        return o;
+    }
+
+    @Override public String toString() { return overlayOptions() + " on " + mnt; }
+}

@@ -1,0 +1,156 @@
+package dev.strata.nativetest;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Mounts a {@link LayerSet} with one overlay implementation: the kernel overlay (the oracle), strata
+ * (bin/strata of this project) or fuse-overlayfs. Each mount returns only once it shows in
+ * /proc/self/mounts and is registered for cleanup.
+ */
+public abstract class Mounter {
+    /** Short name used in messages: "kernel", "strata", "fuse-overlayfs". */
+    public abstract String name();
+
+    /** Mounts the layer set on layers.mnt; throws with the implementation's message on failure. */
+    public abstract Mount mount(LayerSet layers);
+
+    @Override public String toString() { return name(); }
+
+    // ------------------------------------------------------------------ the implementations
+
+    /** Options pinned for the oracle so results do not depend on the machine's module defaults. */
+    public static final String KERNEL_PINNED_OPTIONS = "redirect_dir=off,index=off,metacopy=off";
+
+    public static Mounter kernel() { return new Kernel(KERNEL_PINNED_OPTIONS); }
+    /** The kernel overlay with only the layer options (the machine's defaults for everything else). */
+    public static Mounter kernelDefaults() { return new Kernel(null); }
+    public static Mounter strata() { return new Strata(NativeSupport.projectHome()); }
+    public static Mounter fuseOverlayfs() { return new FuseOverlayfs(); }
+
+    /**
+     * The implementation compared with the kernel: -Dstrata.target=strata|kernel|fuse-overlayfs|auto.
+     * auto (the default) uses strata when this project has a built launcher with a mount command, else
+     * the kernel (kernel-vs-kernel validates the harness) and says so on stderr.
+     */
+    public static Mounter underTest() {
+        String t = System.getProperty("strata.target", "auto");
+        switch (t) {
+            case "strata": return strata();
+            case "kernel": return kernel();
+            case "fuse-overlayfs": return fuseOverlayfs();
+            case "auto":
+            case "":
+                String why = Strata.unavailableReason(NativeSupport.projectHome());
+                if (why == null) return strata();
+                if (!warned) System.err.println("[nativetest] strata.target=auto: comparing the kernel with itself (" + why + ")");
+                warned = true;
+                return kernel();
+            default:
+                throw new IllegalArgumentException("-Dstrata.target must be strata, kernel, fuse-overlayfs or auto, not " + t);
+        }
+    }
+
+    private static boolean warned;
+
+    static void requireMounted(String impl, LayerSet layers, NativeSupport.Proc.Result r, List<List<String>> unmount) {
+        if (!Mounts.isMounted(layers.mnt)) {
+            // a failed start may still have left something half-mounted a moment later: clean up anyway
+            for (List<String> c : unmount) NativeSupport.Proc.run(Path.of("/"), 30, null, c);
+            throw new IllegalStateException(impl + " mount of " + layers + " failed: " + r);
+        }
+    }
+
+    static final class Kernel extends Mounter {
+        private final String extra;
+        Kernel(String extra) { this.extra = extra; }
+        @Override public String name() { return extra == null ? "kernel(defaults)" : "kernel"; }
+        @Override public Mount mount(LayerSet layers) {
+            String opts = layers.overlayOptions() + (extra == null ? "" : "," + extra);
+            String mnt = layers.mnt.toString();
+            List<List<String>> unmount = List.of(List.of("umount", mnt), List.of("umount", "-l", mnt));
+            Process reaper = Mounts.startReaper(layers.mnt, "umount " + Mounts.sh(mnt) + " || umount -l " + Mounts.sh(mnt));
+            NativeSupport.Proc.Result r = NativeSupport.Proc.run(Path.of("/"), 60, "mount", "-t", "overlay", "overlay", "-o", opts, mnt);
+            try {
+                requireMounted(name(), layers, r, unmount);
+            } catch (RuntimeException e) {
+                if (reaper != null) reaper.destroy();
+                throw e;
+            }
+            return new Mount(name(), layers, unmount, reaper);
+        }
+    }
+
+    static final class Strata extends Mounter {
+        private final Path home;
+        Strata(Path home) { this.home = home; }
+        @Override public String name() { return "strata"; }
+
+        Path launcher() { return home.resolve("bin/strata"); }
+
+        /** Null if strata can be used, else why not (not built, no mount command yet). */
+        static synchronized String unavailableReason(Path home) {
+            if (cachedReason != null) return cachedReason.isEmpty() ? null : cachedReason;
+            Path launcher = home.resolve("bin/strata");
+            String why = null;
+            if (!Files.isExecutable(launcher)) why = "no launcher " + launcher;
+            else if (!Files.exists(home.resolve("target/strata.jar"))) why = "not built: run mvn -B -q package -DskipTests in " + home;
+            else {
+                NativeSupport.Proc.Result r = NativeSupport.Proc.run(home, 60, launcher.toString(), "mount", "--help");
+                if (r.exit != 0) why = "'bin/strata mount --help' failed (no mount command yet?): " + r.toString().strip();
+            }
+            cachedReason = why == null ? "" : why;
+            return why;
+        }
+        private static String cachedReason;
+
+        @Override public Mount mount(LayerSet layers) {
+            String mnt = layers.mnt.toString();
+            String launcher = launcher().toString();
+            List<List<String>> unmount = List.of(List.of(launcher, "umount", mnt), List.of("fusermount3", "-u", mnt),
+                    List.of("fusermount", "-u", mnt), List.of("umount", "-l", mnt));
+            Process reaper = Mounts.startReaper(layers.mnt, Mounts.sh(launcher) + " umount " + Mounts.sh(mnt)
+                    + " || fusermount3 -u " + Mounts.sh(mnt) + " || umount -l " + Mounts.sh(mnt));
+            String opts = layers.overlayOptions();
+            String extra = System.getProperty("strata.mountOptions", "");
+            if (!extra.isEmpty()) opts += "," + extra;
+            Path log = layers.root.resolve("strata-" + layers.mnt.getFileName() + ".log");
+            List<String> cmd = new ArrayList<>(Arrays.asList(launcher, "mount", "--log=" + log, "-o", opts, mnt));
+            NativeSupport.Proc.Result r = NativeSupport.Proc.run(home, 120, null, cmd);
+            try {
+                if (r.exit != 0) {
+                    for (List<String> c : unmount) if (Mounts.isMounted(layers.mnt)) NativeSupport.Proc.run(Path.of("/"), 30, null, c);
+                    throw new IllegalStateException("strata mount of " + layers + " failed: " + r);
+                }
+                requireMounted(name(), layers, r, unmount);
+            } catch (RuntimeException e) {
+                if (reaper != null) reaper.destroy();
+                throw e;
+            }
+            Mount m = new Mount(name(), layers, unmount, reaper);
+            m.log = log;
+            return m;
+        }
+    }
+
+    static final class FuseOverlayfs extends Mounter {
+        @Override public String name() { return "fuse-overlayfs"; }
+        static boolean installed() { return NativeSupport.onPath("fuse-overlayfs"); }
+        @Override public Mount mount(LayerSet layers) {
+            String mnt = layers.mnt.toString();
+            List<List<String>> unmount = List.of(List.of("fusermount3", "-u", mnt), List.of("umount", "-l", mnt));
+            Process reaper = Mounts.startReaper(layers.mnt, "fusermount3 -u " + Mounts.sh(mnt) + " || umount -l " + Mounts.sh(mnt));
+            NativeSupport.Proc.Result r = NativeSupport.Proc.run(Path.of("/"), 60, "fuse-overlayfs", "-o", layers.overlayOptions(), mnt);
+            try {
+                requireMounted(name(), layers, r, unmount);
+            } catch (RuntimeException e) {
+                if (reaper != null) reaper.destroy();
+                throw e;
+            }
+            return new Mount(name(), layers, unmount, reaper);
+        }
+    }
+}

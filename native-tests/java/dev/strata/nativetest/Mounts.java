@@ -1,0 +1,197 @@
+package dev.strata.nativetest;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Every live mount of this JVM, so none outlives it: {@link Mount#close()} unmounts normally, a shutdown
+ * hook unmounts what is left on exit or SIGTERM, and a reaper process per mount (in its own session,
+ * reading a pipe from this JVM) unmounts it if the JVM dies without running hooks (SIGKILL, crash).
+ */
+public final class Mounts {
+    private Mounts() {}
+
+    private static final Set<Mount> LIVE = new LinkedHashSet<>();
+    private static boolean hooked;
+
+    static synchronized void register(Mount m) {
+        if (!hooked) {
+            Runtime.getRuntime().addShutdownHook(new Thread(Mounts::closeAll, "nativetest-unmount-all"));
+            Thread w = new Thread(Mounts::watch, "nativetest-hang-watchdog");
+            w.setDaemon(true);
+            w.start();
+            hooked = true;
+        }
+        LIVE.add(m);
+    }
+
+    // ------------------------------------------------------------------ hangs
+
+    /** Seconds a guarded call on a mount may take before the FUSE daemons are killed (-Dstrata.hangTimeout). */
+    static final long HANG_SECONDS = Long.getLong("strata.hangTimeout", 120);
+    private static volatile long busySince;
+    private static volatile String busyWhat;
+    private static volatile String hang;
+
+    /**
+     * Runs a call that goes through a mount. A FUSE daemon that never answers would block the test
+     * forever (the syscall cannot be interrupted): if the call takes longer than HANG_SECONDS, a
+     * watchdog kills the FUSE daemons of every live mount (the syscall then fails with ENOTCONN) and the
+     * call ends with an AssertionError that says so.
+     */
+    public static <T> T guarded(String what, java.util.function.Supplier<T> call) {
+        busyWhat = what;
+        busySince = System.nanoTime();
+        T r;
+        try {
+            r = call.get();
+        } finally {
+            busySince = 0;
+        }
+        String h = hang;
+        if (h != null) {
+            hang = null;
+            throw new AssertionError(h);
+        }
+        return r;
+    }
+
+    private static void watch() {
+        while (true) {
+            try { Thread.sleep(1000); } catch (InterruptedException e) { return; }
+            long since = busySince;
+            if (since == 0 || System.nanoTime() - since < HANG_SECONDS * 1_000_000_000L) continue;
+            StringBuilder msg = new StringBuilder("HANG: '" + busyWhat + "' did not return within " + HANG_SECONDS + " s; killed FUSE daemons:");
+            List<Mount> all;
+            synchronized (Mounts.class) { all = new ArrayList<>(LIVE); }
+            for (Mount m : all) {
+                if (m.implementation().startsWith("kernel")) continue;
+                for (long pid : daemonPids(m.path())) {
+                    msg.append(" ").append(m.implementation()).append(" pid ").append(pid).append(" (").append(m.path()).append(")");
+                    ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+                }
+            }
+            System.err.println("[nativetest] " + msg);
+            hang = msg.toString();
+            busySince = 0;
+        }
+    }
+
+    /** The FUSE daemons serving mnt: processes started by these tests whose command line names mnt (not the reapers). */
+    static List<Long> daemonPids(Path mnt) {
+        List<Long> out = new ArrayList<>();
+        String want = mnt.toString();
+        long self = ProcessHandle.current().pid();
+        java.io.File[] procs = new java.io.File("/proc").listFiles((d, n) -> n.chars().allMatch(Character::isDigit));
+        if (procs == null) return out;
+        for (java.io.File p : procs) {
+            long pid = Long.parseLong(p.getName());
+            if (pid == self) continue;
+            try {
+                String[] argv = new String(Files.readAllBytes(p.toPath().resolve("cmdline")), StandardCharsets.ISO_8859_1).split("\0");
+                String cmd = String.join(" ", argv);
+                if (!cmd.contains(want) || argv.length == 0) continue;
+                if (argv[0].endsWith("fuse-overlayfs") || cmd.contains("strata.jar")) out.add(pid);
+            } catch (IOException | RuntimeException e) {
+                // gone meanwhile
+            }
+        }
+        return out;
+    }
+
+    static synchronized void deregister(Mount m) { LIVE.remove(m); }
+
+    /** Unmounts every mount still registered (used by the shutdown hook and by test cleanup). */
+    public static void closeAll() {
+        List<Mount> all;
+        synchronized (Mounts.class) { all = new ArrayList<>(LIVE); }
+        for (int i = all.size() - 1; i >= 0; i--) {
+            try { all.get(i).close(); } catch (Throwable t) { System.err.println("[nativetest] unmount failed: " + t); }
+        }
+    }
+
+    /** Mount points from /proc/self/mounts (octal escapes decoded), in order. */
+    public static List<String> mountPoints() {
+        List<String> out = new ArrayList<>();
+        try {
+            for (String line : Files.readAllLines(Paths.get("/proc/self/mounts"), StandardCharsets.ISO_8859_1)) {
+                String[] f = line.split(" ");
+                if (f.length >= 3) out.add(unescape(f[1]));
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read /proc/self/mounts", e);
+        }
+        return out;
+    }
+
+    /** The filesystem type of the mount at exactly this path, or null if nothing is mounted there. */
+    public static String fsTypeAt(Path mnt) {
+        String want = mnt.toAbsolutePath().normalize().toString();
+        String type = null;
+        try {
+            for (String line : Files.readAllLines(Paths.get("/proc/self/mounts"), StandardCharsets.ISO_8859_1)) {
+                String[] f = line.split(" ");
+                if (f.length >= 3 && unescape(f[1]).equals(want)) type = f[2]; // last one wins (stacked mounts)
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read /proc/self/mounts", e);
+        }
+        return type;
+    }
+
+    public static boolean isMounted(Path mnt) { return fsTypeAt(mnt) != null; }
+
+    /** Mount points at or below dir. */
+    public static List<String> mountedUnder(Path dir) {
+        String d = dir.toAbsolutePath().normalize().toString();
+        List<String> out = new ArrayList<>();
+        for (String m : mountPoints()) if (m.equals(d) || m.startsWith(d + "/")) out.add(m);
+        return out;
+    }
+
+    static String unescape(String s) {
+        if (s.indexOf('\\') < 0) return s;
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '\\' && i + 3 < s.length()) {
+                try {
+                    b.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
+                    i += 3;
+                    continue;
+                } catch (NumberFormatException ignored) { }
+            }
+            b.append(c);
+        }
+        return b.toString();
+    }
+
+    /**
+     * Starts a reaper for a mount: a shell in its own session that blocks reading a pipe from this JVM;
+     * when the JVM dies the pipe closes and the shell runs {@code unmountScript} (if mnt is still mounted).
+     * Returns the process (destroy it after a normal unmount), or null if it could not be started.
+     */
+    static Process startReaper(Path mnt, String unmountScript) {
+        String script = "while read -r _; do :; done; "
+                + "if mountpoint -q " + sh(mnt.toString()) + "; then " + unmountScript + "; fi";
+        ProcessBuilder pb = new ProcessBuilder("setsid", "sh", "-c", script);
+        pb.redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        pb.redirectError(ProcessBuilder.Redirect.DISCARD);
+        try {
+            return pb.start();
+        } catch (IOException e) {
+            System.err.println("[nativetest] cannot start a reaper for " + mnt + ": " + e);
+            return null;
+        }
+    }
+
+    /** Single-quotes a string for sh. */
+    public static String sh(String s) { return "'" + s.replace("'", "'\\''") + "'"; }
+}

@@ -1,0 +1,137 @@
+package dev.strata.nativetest;
+
+import dev.strata.posix.Posix;
+import org.junit.jupiter.api.Assumptions;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/** Environment checks, temp directories and child processes for the native tests. */
+public final class NativeSupport {
+    private NativeSupport() {}
+
+    /** Skips the calling test (with a message) unless it runs as root with /dev/fuse and the kernel overlay. */
+    public static void assumeNativeEnvironment() {
+        Assumptions.assumeTrue(Posix.geteuid() == 0, "native test skipped: needs root (mount, mknod, trusted.* xattrs)");
+        Assumptions.assumeTrue(Files.exists(Paths.get("/dev/fuse")), "native test skipped: no /dev/fuse");
+        Assumptions.assumeTrue(kernelHasOverlay(), "native test skipped: no overlay in /proc/filesystems");
+        Assumptions.assumeTrue("ISO-8859-1".equals(java.nio.charset.Charset.defaultCharset().name()),
+                "native test skipped: the JVM must run with -Dfile.encoding=ISO-8859-1 (names are bytes)");
+    }
+
+    public static boolean kernelHasOverlay() {
+        try {
+            for (String l : Files.readAllLines(Paths.get("/proc/filesystems"))) {
+                String[] f = l.trim().split("\\s+");
+                if (f[f.length - 1].equals("overlay")) return true;
+            }
+        } catch (IOException e) {
+            return false;
+        }
+        return false;
+    }
+
+    /** The strata project directory (holds bin/strata): -Dstrata.home, else Maven's basedir, else the cwd. */
+    public static Path projectHome() {
+        String h = System.getProperty("strata.home");
+        if (h == null || h.isEmpty()) h = System.getProperty("basedir");
+        if (h == null || h.isEmpty()) h = System.getProperty("user.dir");
+        return Paths.get(h).toAbsolutePath();
+    }
+
+    /** A fresh directory under /tmp (or -Dstrata.testTmp) for one test; delete it with {@link #deleteTree}. */
+    public static Path newTempDir(String prefix) {
+        try {
+            Path base = Paths.get(System.getProperty("strata.testTmp", System.getProperty("java.io.tmpdir", "/tmp")));
+            Files.createDirectories(base);
+            return Files.createTempDirectory(base, "strata-nt-" + prefix + "-");
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot create a temp dir: " + e, e);
+        }
+    }
+
+    /**
+     * Removes a test directory. Refuses (and leaves it) if anything is still mounted below it, so a
+     * failed unmount never lets rm reach through a live mount; rm stays on one filesystem anyway.
+     */
+    public static void deleteTree(Path dir) {
+        if (dir == null) return;
+        List<String> mounted = Mounts.mountedUnder(dir);
+        if (!mounted.isEmpty()) {
+            System.err.println("[nativetest] NOT deleting " + dir + ": still mounted below it: " + mounted);
+            return;
+        }
+        Proc.Result r = Proc.run(Paths.get("/"), 120, "rm", "-rf", "--one-file-system", dir.toString());
+        if (r.exit != 0) System.err.println("[nativetest] rm -rf " + dir + " failed: " + r.stderr);
+    }
+
+    /** Runs child processes with a timeout, capturing output as ISO-8859-1 text. */
+    public static final class Proc {
+        public static final class Result {
+            public final int exit;
+            public final String stdout, stderr;
+            public final List<String> command;
+            Result(List<String> command, int exit, String stdout, String stderr) {
+                this.command = command; this.exit = exit; this.stdout = stdout; this.stderr = stderr;
+            }
+            @Override public String toString() {
+                return "exit " + exit + (stdout.isEmpty() ? "" : "\nstdout: " + stdout.strip())
+                        + (stderr.isEmpty() ? "" : "\nstderr: " + stderr.strip());
+            }
+        }
+
+        public static Result run(Path cwd, long timeoutSeconds, String... cmd) {
+            return run(cwd, timeoutSeconds, null, Arrays.asList(cmd));
+        }
+
+        public static Result run(Path cwd, long timeoutSeconds, Map<String, String> env, List<String> cmd) {
+            ProcessBuilder pb = new ProcessBuilder(new ArrayList<>(cmd));
+            if (cwd != null) pb.directory(cwd.toFile());
+            pb.environment().put("LC_ALL", "C");
+            if (env != null) pb.environment().putAll(env);
+            Path out = null, err = null;
+            try {
+                out = Files.createTempFile("strata-nt-out", ".txt");
+                err = Files.createTempFile("strata-nt-err", ".txt");
+                pb.redirectOutput(out.toFile());
+                pb.redirectError(err.toFile());
+                pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+                Process p = pb.start();
+                if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                    p.destroyForcibly();
+                    p.waitFor(10, TimeUnit.SECONDS);
+                    return new Result(cmd, 124, read(out), read(err) + "\n[timed out after " + timeoutSeconds + " s]");
+                }
+                return new Result(cmd, p.exitValue(), read(out), read(err));
+            } catch (IOException e) {
+                return new Result(cmd, 127, "", "cannot run " + cmd + ": " + e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return new Result(cmd, 130, "", "interrupted");
+            } finally {
+                try { if (out != null) Files.deleteIfExists(out); if (err != null) Files.deleteIfExists(err); }
+                catch (IOException ignored) { }
+            }
+        }
+
+        private static String read(Path p) throws IOException {
+            return new String(Files.readAllBytes(p), StandardCharsets.ISO_8859_1);
+        }
+    }
+
+    /** True if a program is on PATH. */
+    public static boolean onPath(String prog) {
+        for (String d : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
+            if (!d.isEmpty() && Files.isExecutable(Paths.get(d, prog))) return true;
+        }
+        return false;
+    }
+}

@@ -1,0 +1,20 @@
+package dev.strata.nativetest;
+
+import jnr.ffi.LibraryLoader;
+import jnr.ffi.Pointer;
+import jnr.ffi.types.size_t;
+import jnr.ffi.types.ssize_t;
+
+/**
+ * A few libc calls the harness needs that {@code dev.strata.posix.LibC} does not bind (path truncate,
+ * plain write for O_APPEND). Kept here so the harness adds nothing to the product's bindings.
+ * Strings are encoded with the default charset: the tests run with ISO-8859-1, one char per byte.
+ */
+public interface NtLibC {
+    NtLibC C = LibraryLoader.create(NtLibC.class).load("c");
+
+    int truncate(String path, long length);
+    @ssize_t long write(int fd, Pointer buf, @size_t long count);
+    @ssize_t long read(int fd, Pointer buf, @size_t long count);
+    int lchown(String path, int uid, int gid);
+}

@@ -1,0 +1,92 @@
+package dev.strata.nativetest;
+
+import dev.strata.posix.Posix;
+
+/**
+ * One filesystem operation on paths relative to a mount root, replayable from its printed form's
+ * fields. Executed by {@link OpExecutor}; its outcome (errno and, for reads, what was seen) is compared
+ * between implementations.
+ */
+public final class Op {
+    public enum Kind {
+        CREATE, CREATE_EXCL, WRITE, APPEND, TRUNCATE, FTRUNCATE, CHMOD, CHOWN, LCHOWN, UTIMENS, LUTIMENS,
+        SETXATTR, REMOVEXATTR, GETXATTR, LISTXATTR, LINK, SYMLINK, MKDIR, RMDIR, UNLINK, RENAME, MKFIFO, MKNOD,
+        READ, STAT, READLINK, LISTDIR, HOLD_OPEN, READ_HELD, FSTAT_HELD, CLOSE_HELD
+    }
+
+    public final Kind kind;
+    public final String path, path2;
+    /** Meaning by kind: offset/length/mode/uid/gid/times/flags/slot. */
+    public final long a, b, c, d;
+    public final String text;
+
+    private Op(Kind kind, String path, String path2, long a, long b, long c, long d, String text) {
+        this.kind = kind; this.path = path; this.path2 = path2; this.a = a; this.b = b; this.c = c; this.d = d; this.text = text;
+    }
+
+    public static Op create(String p, int mode) { return new Op(Kind.CREATE, p, null, mode, 0, 0, 0, null); }
+    public static Op createExcl(String p, int mode) { return new Op(Kind.CREATE_EXCL, p, null, mode, 0, 0, 0, null); }
+    /** pwrite of len deterministic bytes (from seed) at off, opening without O_CREAT. */
+    public static Op write(String p, long off, long len, long seed) { return new Op(Kind.WRITE, p, null, off, len, seed, 0, null); }
+    public static Op append(String p, long len, long seed) { return new Op(Kind.APPEND, p, null, 0, len, seed, 0, null); }
+    public static Op truncate(String p, long len) { return new Op(Kind.TRUNCATE, p, null, len, 0, 0, 0, null); }
+    public static Op ftruncate(String p, long len) { return new Op(Kind.FTRUNCATE, p, null, len, 0, 0, 0, null); }
+    public static Op chmod(String p, int mode) { return new Op(Kind.CHMOD, p, null, mode, 0, 0, 0, null); }
+    public static Op chown(String p, int uid, int gid) { return new Op(Kind.CHOWN, p, null, uid, gid, 0, 0, null); }
+    public static Op lchown(String p, int uid, int gid) { return new Op(Kind.LCHOWN, p, null, uid, gid, 0, 0, null); }
+    /** utimensat; a time value of -1 means UTIME_OMIT, -2 UTIME_NOW; nanoseconds go in c/d. */
+    public static Op utimens(String p, long atime, long mtime, long ns, boolean nofollow) {
+        return new Op(nofollow ? Kind.LUTIMENS : Kind.UTIMENS, p, null, atime, mtime, ns, 0, null);
+    }
+    public static Op setxattr(String p, String name, String value, int flags) {
+        return new Op(Kind.SETXATTR, p, name, flags, 0, 0, 0, value);
+    }
+    public static Op removexattr(String p, String name) { return new Op(Kind.REMOVEXATTR, p, name, 0, 0, 0, 0, null); }
+    public static Op getxattr(String p, String name) { return new Op(Kind.GETXATTR, p, name, 0, 0, 0, 0, null); }
+    public static Op listxattr(String p) { return new Op(Kind.LISTXATTR, p, null, 0, 0, 0, 0, null); }
+    public static Op link(String existing, String p) { return new Op(Kind.LINK, existing, p, 0, 0, 0, 0, null); }
+    public static Op symlink(String target, String p) { return new Op(Kind.SYMLINK, p, null, 0, 0, 0, 0, target); }
+    public static Op mkdir(String p, int mode) { return new Op(Kind.MKDIR, p, null, mode, 0, 0, 0, null); }
+    public static Op rmdir(String p) { return new Op(Kind.RMDIR, p, null, 0, 0, 0, 0, null); }
+    public static Op unlink(String p) { return new Op(Kind.UNLINK, p, null, 0, 0, 0, 0, null); }
+    public static Op rename(String from, String to, int flags) { return new Op(Kind.RENAME, from, to, flags, 0, 0, 0, null); }
+    public static Op mkfifo(String p, int mode) { return new Op(Kind.MKFIFO, p, null, mode, 0, 0, 0, null); }
+    public static Op mknod(String p, int mode, long rdev) { return new Op(Kind.MKNOD, p, null, mode, rdev, 0, 0, null); }
+    public static Op read(String p) { return new Op(Kind.READ, p, null, 0, 0, 0, 0, null); }
+    public static Op stat(String p) { return new Op(Kind.STAT, p, null, 0, 0, 0, 0, null); }
+    public static Op readlink(String p) { return new Op(Kind.READLINK, p, null, 0, 0, 0, 0, null); }
+    public static Op listdir(String p) { return new Op(Kind.LISTDIR, p, null, 0, 0, 0, 0, null); }
+    /** Opens p in slot (flags: O_RDONLY or O_RDWR) and keeps the descriptor for later READ_HELD/FSTAT_HELD. */
+    public static Op holdOpen(int slot, String p, int flags) { return new Op(Kind.HOLD_OPEN, p, null, slot, flags, 0, 0, null); }
+    public static Op readHeld(int slot) { return new Op(Kind.READ_HELD, null, null, slot, 0, 0, 0, null); }
+    public static Op fstatHeld(int slot) { return new Op(Kind.FSTAT_HELD, null, null, slot, 0, 0, 0, null); }
+    public static Op closeHeld(int slot) { return new Op(Kind.CLOSE_HELD, null, null, slot, 0, 0, 0, null); }
+
+    public boolean renameWithFlags() { return kind == Kind.RENAME && a != 0; }
+
+    private static String p(String s) { return s == null ? "" : "'" + Names.show(s) + "'"; }
+
+    @Override public String toString() {
+        switch (kind) {
+            case CREATE: case CREATE_EXCL: case CHMOD: case MKDIR: case MKFIFO:
+                return kind.name().toLowerCase() + " " + p(path) + " " + String.format("%04o", a);
+            case WRITE: return "write " + p(path) + " off=" + a + " len=" + b + " seed=" + c;
+            case APPEND: return "append " + p(path) + " len=" + b + " seed=" + c;
+            case TRUNCATE: case FTRUNCATE: return kind.name().toLowerCase() + " " + p(path) + " " + a;
+            case CHOWN: case LCHOWN: return kind.name().toLowerCase() + " " + p(path) + " " + a + ":" + b;
+            case UTIMENS: case LUTIMENS:
+                return kind.name().toLowerCase() + " " + p(path) + " atime=" + t(a) + " mtime=" + t(b) + " ns=" + c;
+            case SETXATTR: return "setxattr " + p(path) + " " + path2 + "=" + Names.show(text) + " flags=" + a;
+            case REMOVEXATTR: case GETXATTR: return kind.name().toLowerCase() + " " + p(path) + " " + path2;
+            case LINK: return "link " + p(path) + " " + p(path2);
+            case SYMLINK: return "symlink " + p(text) + " " + p(path);
+            case RENAME: return "rename " + p(path) + " " + p(path2) + (a == 0 ? "" : a == Posix.RENAME_NOREPLACE ? " NOREPLACE" : a == Posix.RENAME_EXCHANGE ? " EXCHANGE" : " flags=" + a);
+            case MKNOD: return "mknod " + p(path) + " mode=" + Long.toOctalString(a) + " rdev=" + (b >> 8) + "/" + (b & 0xff);
+            case HOLD_OPEN: return "hold-open #" + a + " " + p(path) + (b == Posix.O_RDONLY ? " rdonly" : " rdwr");
+            case READ_HELD: case FSTAT_HELD: case CLOSE_HELD: return kind.name().toLowerCase().replace('_', '-') + " #" + a;
+            default: return kind.name().toLowerCase() + " " + p(path);
+        }
+    }
+
+    private static String t(long v) { return v == -1 ? "OMIT" : v == -2 ? "NOW" : Long.toString(v); }
+}

@@ -1,0 +1,187 @@
+package dev.strata.nativetest;
+
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+
+/**
+ * A seeded stream of operations over a fixed pool of names: every name of the starting tree (lower,
+ * merged, whited-out, opaque, nested) plus new names in each directory and in new nested directories.
+ * To keep most operations meaningful it asks the reference mount which pool names exist right now
+ * (lstat only, which changes nothing), so the same seed gives the same sequence as long as the
+ * reference behaves the same.
+ */
+public final class OpGenerator {
+    private final Random rnd;
+    private final String refRoot;
+    private final List<String> pool = new ArrayList<>();
+    private final List<String> dirPool = new ArrayList<>();
+    private final boolean renameFlags, hold, mknod, link, dirRename;
+    private final String[] xattrs;
+    private final int[] modes;
+    private long counter;
+
+    static final String[] NEW_LEAVES = {"f1", "f2", "d1", "x.txt", Names.bytes('n', 0xe9, 0xff), ".hidden"};
+    static final String[] NEW_DIRS = {"n1", "n1/n2", "n1/n2/n3", "merged/nsub", "opq/nsub", "gone/again"};
+    static final int[] MODES = {0644, 0600, 0755, 0700, 0444, 0000, 04755, 02755, 01777, 0640, 06711};
+    static final int[] IDS = {0, 1000, 1001, 65534, 50};
+    static final String[] XATTRS = {"user.a", "user.b", "user.color", "user.bin", "trusted.t", "trusted.overlay.opaque"};
+    static final String[] LINK_TARGETS = {"f1", "../etc", "nowhere", "/nonexistent-strata-test/passwd", Names.bytes('t', 0xfe), "shadow.txt", "."};
+
+    /**
+     * @param start the reference mount's starting tree (names come from it)
+     * @param refRoot the reference mount point (asked whether names exist)
+     */
+    public OpGenerator(long seed, Snapshot start, String refRoot, Set<String> excluded) {
+        for (String x : excluded) {
+            if (!KNOWN_EXCLUSIONS.contains(x)) throw new IllegalArgumentException("unknown exclusion " + x + ", known: " + KNOWN_EXCLUSIONS);
+        }
+        this.rnd = new Random(seed);
+        this.refRoot = refRoot;
+        this.renameFlags = !excluded.contains("renameFlags");
+        this.hold = !excluded.contains("hold");
+        this.mknod = !excluded.contains("mknod");
+        this.link = !excluded.contains("link");
+        this.dirRename = !excluded.contains("dirRename");
+        List<String> xs = new ArrayList<>();
+        for (String x : XATTRS) {
+            if (excluded.contains("trustedXattrs") && x.startsWith("trusted.")) continue;
+            if (excluded.contains("overlayXattrs") && x.startsWith("trusted.overlay.")) continue;
+            xs.add(x);
+        }
+        this.xattrs = xs.toArray(new String[0]);
+        this.modes = java.util.Arrays.stream(MODES).filter(m -> !excluded.contains("setgid") || (m & 02000) == 0).toArray();
+        Set<String> names = new LinkedHashSet<>();
+        Set<String> dirs = new LinkedHashSet<>();
+        dirs.add("");
+        for (Snapshot.Entry e : start.entries().values()) {
+            if (e.rel.isEmpty() || e.rel.length() > 200) continue;
+            names.add(e.rel);
+            if (e.type().equals("dir")) dirs.add(e.rel);
+        }
+        // names that exist only in lower layers below a whiteout or opaque dir are still good names to try
+        for (String hidden : new String[]{"gone", "gone/x", "gone/sub", "etc/hosts", "opq/old1", "data/ghost", "tdir/child", "tfile"}) names.add(hidden);
+        for (String d : NEW_DIRS) { dirs.add(d); names.add(d); }
+        for (String d : dirs) {
+            for (String leaf : NEW_LEAVES) names.add(d.isEmpty() ? leaf : d + "/" + leaf);
+        }
+        pool.addAll(names);
+        dirPool.addAll(dirs);
+    }
+
+    public static final Set<String> KNOWN_EXCLUSIONS = Set.of("overlayXattrs", "trustedXattrs", "renameFlags", "hold", "mknod", "link", "dirRename", "setgid");
+
+    /** -Dstrata.random.exclude=a,b (see KNOWN_EXCLUSIONS). */
+    public static Set<String> excludedFromProperty() {
+        Set<String> s = new LinkedHashSet<>();
+        for (String x : System.getProperty("strata.random.exclude", "").split(",")) if (!x.isBlank()) s.add(x.strip());
+        return s;
+    }
+
+    private boolean exists(String rel) {
+        Stat st = new Stat();
+        return Posix.fstatat(Posix.AT_FDCWD, rel.isEmpty() ? refRoot : refRoot + "/" + rel, st, Posix.AT_SYMLINK_NOFOLLOW) == 0;
+    }
+    private int typeOf(String rel) {
+        Stat st = new Stat();
+        return Posix.fstatat(Posix.AT_FDCWD, rel.isEmpty() ? refRoot : refRoot + "/" + rel, st, Posix.AT_SYMLINK_NOFOLLOW) == 0 ? st.type() : -1;
+    }
+
+    private <T> T pick(T[] a) { return a[rnd.nextInt(a.length)]; }
+    private int pick(int[] a) { return a[rnd.nextInt(a.length)]; }
+
+    /** A pool name; with probability pExisting one that exists now (if one is found in a few tries). */
+    private String name(double pExisting) {
+        boolean wantExisting = rnd.nextDouble() < pExisting;
+        String p = pool.get(rnd.nextInt(pool.size()));
+        for (int i = 0; i < 12 && wantExisting && !exists(p); i++) p = pool.get(rnd.nextInt(pool.size()));
+        return p;
+    }
+    /** A name whose current type is wanted (S_IF*), if found in a few tries. */
+    private String nameOfType(int type, double p) {
+        if (rnd.nextDouble() >= p) return name(0.5);
+        List<String> from = type == Posix.S_IFDIR ? dirPool : pool;
+        String n = from.get(rnd.nextInt(from.size()));
+        for (int i = 0; i < 20 && typeOf(n) != type; i++) n = from.get(rnd.nextInt(from.size()));
+        return n;
+    }
+    private String freshName(double pFresh) {
+        if (rnd.nextDouble() >= pFresh) return name(0.5);
+        String p = pool.get(rnd.nextInt(pool.size()));
+        for (int i = 0; i < 12 && exists(p); i++) p = pool.get(rnd.nextInt(pool.size()));
+        return p;
+    }
+
+    private long seed() { return ++counter * 1_000_003L + rnd.nextInt(1000); }
+
+    public Op next() {
+        int w = rnd.nextInt(120);
+        if (w < 8) return rnd.nextBoolean() ? Op.create(freshName(0.7), pick(modes)) : Op.createExcl(name(0.5), pick(modes));
+        if (w < 17) {
+            long[] offs = {0, 1, 4095, 4096, 65536, 100_000, (1L << 20) + 5};
+            int[] lens = {1, 100, 4096, 5000, 70_000, 200_000};
+            return Op.write(nameOfType(Posix.S_IFREG, 0.8), offs[rnd.nextInt(offs.length)], lens[rnd.nextInt(lens.length)], seed());
+        }
+        if (w < 23) return Op.append(nameOfType(Posix.S_IFREG, 0.8), new int[]{1, 10, 3000, 70_000}[rnd.nextInt(4)], seed());
+        if (w < 29) {
+            long[] lens = {0, 3, 4096, 10_000, 1L << 20, 9_000_000};
+            String n = nameOfType(Posix.S_IFREG, 0.8);
+            long len = lens[rnd.nextInt(lens.length)];
+            return rnd.nextBoolean() ? Op.truncate(n, len) : Op.ftruncate(n, len);
+        }
+        if (w < 34) return Op.chmod(name(0.8), pick(modes));
+        if (w < 38) {
+            String n = name(0.8);
+            return rnd.nextInt(3) == 0 ? Op.lchown(n, pick(IDS), pick(IDS)) : Op.chown(n, pick(IDS), pick(IDS));
+        }
+        if (w < 42) {
+            long at = rnd.nextInt(8) == 0 ? -1 : rnd.nextInt(8) == 0 ? -2 : 1_000_000_000L + rnd.nextInt(500_000_000);
+            long mt = rnd.nextInt(8) == 0 ? -1 : rnd.nextInt(10) == 0 ? -2 : 1_000_000_000L + rnd.nextInt(500_000_000);
+            return Op.utimens(name(0.8), at, mt, rnd.nextInt(1_000_000_000), rnd.nextInt(3) == 0);
+        }
+        if (w < 47) {
+            int flags = new int[]{0, 0, 0, Posix.XATTR_CREATE, Posix.XATTR_REPLACE}[rnd.nextInt(5)];
+            String[] values = {"v", "", "a longer value " + rnd.nextInt(100), Names.bytes(0, 0xff, 'x')};
+            return Op.setxattr(name(0.8), pick(xattrs), pick(values), flags);
+        }
+        if (w < 50) return Op.removexattr(name(0.8), pick(xattrs));
+        if (w < 52) return rnd.nextBoolean() ? Op.getxattr(name(0.8), pick(xattrs)) : Op.listxattr(name(0.8));
+        if (w < 56 && !link) return Op.symlink(pick(LINK_TARGETS), freshName(0.8));
+        if (w < 56) return Op.link(nameOfType(Posix.S_IFREG, 0.7), freshName(0.8));
+        if (w < 60) return Op.symlink(pick(LINK_TARGETS), freshName(0.8));
+        if (w < 67) return Op.mkdir(freshName(0.8), pick(modes) & 07777);
+        if (w < 72) return Op.rmdir(nameOfType(Posix.S_IFDIR, 0.7));
+        if (w < 80) return Op.unlink(name(0.8));
+        if (w < 91) {
+            String from = rnd.nextInt(4) == 0 ? nameOfType(Posix.S_IFDIR, 0.9) : name(0.85);
+            String to = rnd.nextBoolean() ? freshName(0.6) : name(0.7);
+            int flags = 0;
+            if (renameFlags && rnd.nextInt(4) == 0) flags = rnd.nextBoolean() ? Posix.RENAME_NOREPLACE : Posix.RENAME_EXCHANGE;
+            if (!dirRename && typeOf(from) == Posix.S_IFDIR) return Op.stat(from);
+            return Op.rename(from, to, flags);
+        }
+        if (w < 93) return Op.mkfifo(freshName(0.8), 0644);
+        if (w < 95) {
+            if (!mknod) return Op.mkfifo(freshName(0.8), 0600);
+            return rnd.nextBoolean() ? Op.mknod(freshName(0.8), Posix.S_IFCHR, 0)          // a forged whiteout: EPERM
+                    : Op.mknod(freshName(0.8), Posix.S_IFCHR | 0666, (1 << 8) | 3);   // /dev/null's numbers
+        }
+        if (w < 101) return Op.read(name(0.8));
+        if (w < 106) return Op.stat(name(0.7));
+        if (w < 107) return Op.readlink(nameOfType(Posix.S_IFLNK, 0.8));
+        if (w < 110) return Op.listdir(nameOfType(Posix.S_IFDIR, 0.8));
+        if (!hold) return Op.stat(name(0.7));
+        int slot = rnd.nextInt(OpExecutor.SLOTS);
+        switch (rnd.nextInt(4)) {
+            case 0: return Op.holdOpen(slot, nameOfType(Posix.S_IFREG, 0.9), rnd.nextInt(3) == 0 ? Posix.O_RDWR : Posix.O_RDONLY);
+            case 1: return Op.readHeld(slot);
+            case 2: return Op.fstatHeld(slot);
+            default: return Op.closeHeld(slot);
+        }
+    }
+}
