@@ -34,7 +34,13 @@ public final class FuseMount {
         o.add("attr_timeout=" + t);
         o.add("negative_timeout=" + t);
         o.add("default_permissions");
-        if (root) o.add("allow_other");
+        if (root) {
+            o.add("allow_other");
+            // as the kernel overlay: device nodes and setuid binaries in the layers work (libfuse 2
+            // would add nodev,nosuid)
+            o.add("dev");
+            o.add("suid");
+        }
         if (opts.readOnly()) o.add("ro");
         for (String f : opts.fuseOptions) {
             if (!o.contains(f) && !(f.equals("rw") && opts.readOnly()) && !f.equals("default_permissions")) o.add(f);

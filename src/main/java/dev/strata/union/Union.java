@@ -57,6 +57,17 @@ public final class Union implements AutoCloseable {
     private final AtomicLong tmpCounter = new AtomicLong();
     private final ConcurrentHashMap<Integer, Node> openFiles = new ConcurrentHashMap<>();
     /**
+     * Descriptors opened read-only on a lower file, by descriptor: once the file is copied up, reads
+     * move to the upper copy, so they see what was written since (as on the kernel since Linux 4.19).
+     */
+    private final ConcurrentHashMap<Integer, LowerHandle> lowerHandles = new ConcurrentHashMap<>();
+
+    private static final class LowerHandle {
+        final Node node;
+        volatile int upperFd = -1;
+        LowerHandle(Node node) { this.node = node; }
+    }
+    /**
      * Files removed while open. libfuse 2 keeps such a file alive by renaming it to ".fuse_hiddenXXXX"
      * and unlinking that name on the last close; in an overlay that name would land in the upper
      * layer, so strata removes the real name at once (whiteout and all) and only remembers the hidden
@@ -388,7 +399,6 @@ public final class Union implements AutoCloseable {
             int r = Posix.fstat(e.getKey(), st);
             if (r < 0) continue;
             st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
-            if (!hasUpper || h.top() != 0) st.putLong(Stat.OFF_NLINK, 0);
             mapOwner(st);
             return 0;
         }
@@ -408,10 +418,8 @@ public final class Union implements AutoCloseable {
         }
         int r = Posix.fstat(fd, st);
         if (r < 0) return r;
-        if (n != null) {
-            st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));
-            if (n.deleted) st.putLong(Stat.OFF_NLINK, 0);
-        }
+        // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
+        if (n != null) st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));
         mapOwner(st);
         return 0;
     }
@@ -669,12 +677,16 @@ public final class Union implements AutoCloseable {
             Tree.removeAt(workFd, tmp);
             return r;
         }
-        r = finishCopy(src, n.rel, st, tmp, ino);
-        if (r == 0) r = moveIntoUpper(tmp, n.rel, 0);
+        // A lower file with several links: its copy is a new, separate file (no index), and the kernel
+        // shows it with the upper inode number, so no origin is recorded.
+        boolean keepIno = st.type() == S_IFDIR || st.nlink() <= 1;
+        r = finishCopy(src, n.rel, st, tmp, keepIno ? ino : 0);
+        if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
         if (r < 0) {
             Tree.removeAt(workFd, tmp);
             return r;
         }
+        if (!keepIno) n.ino = 0;
         if (n.isDir()) {
             int[] l = new int[n.layers.length + 1];
             System.arraycopy(n.layers, 0, l, 1, n.layers.length);
@@ -743,12 +755,14 @@ public final class Union implements AutoCloseable {
             if (!a.ok()) return a.err();
             String sp = a.xattrPath();
             for (String x : Posix.llistxattr(sp)) {
-                if (Markers.isPrivateXattr(x)) continue;
+                if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
                 byte[] v = Posix.lgetxattr(sp, x);
                 if (v != null) Posix.lsetxattr(dst, x, v, 0); // best effort, as the kernel does for unsupported ones
             }
         }
-        if (!lnk || root) Posix.lsetxattr(dst, originXattr, Long.toString(ino).getBytes(StandardCharsets.US_ASCII), 0);
+        if (ino != 0 && (!lnk || root)) {
+            Posix.lsetxattr(dst, originXattr, Long.toString(ino).getBytes(StandardCharsets.US_ASCII), 0);
+        }
         int r = Posix.fchownat(workFd, tmp, st.uid(), st.gid(), AT_SYMLINK_NOFOLLOW);
         if (r < 0 && root) return r;
         if (!lnk) {
@@ -759,14 +773,19 @@ public final class Union implements AutoCloseable {
     }
 
     /**
-     * Renames workdir/tmp to upper/rel, keeping the parent directory's times (as the kernel's copy-up
-     * and create do) so that copy-up does not change what the parent shows.
+     * Renames workdir/tmp to upper/rel; for a copy-up the parent directory's times are kept (as the
+     * kernel does) so that copy-up does not change what the parent shows. Creating or removing a name
+     * changes the parent's times as usual.
      */
     private int moveIntoUpper(String tmp, String rel, int flags) {
+        return moveIntoUpper(tmp, rel, flags, false);
+    }
+
+    private int moveIntoUpper(String tmp, String rel, int flags, boolean keepParentTimes) {
         Layer up = stack[0];
         String parent = Layer.parentOf(rel);
         Stat ps = Stat.local2();
-        boolean keepTimes = up.lstat(parent, ps) == 0;
+        boolean keepTimes = keepParentTimes && up.lstat(parent, ps) == 0;
         long as = ps.atime(), an = ps.atimeNs(), ms = ps.mtime(), mn = ps.mtimeNs();
         int r;
         try (At a = up.at(rel)) {
@@ -815,9 +834,15 @@ public final class Union implements AutoCloseable {
         boolean whFile = Markers.hasWhFile(up, dir.rel, name);
         boolean opaque = isDir && (old.whiteout || overDev || whFile || lowerHas(dir, name));
         int gidToSet = gid;
+        int finalMode = mode;
         if (chown && root) {
             Stat ds = new Stat();
-            if (up.lstat(dir.rel, ds) == 0 && (ds.mode() & 02000) != 0) gidToSet = -1; // setgid dir: inherit
+            if (up.lstat(dir.rel, ds) == 0 && (ds.mode() & 02000) != 0) {
+                // a setgid directory gives new entries its group, and new directories its setgid bit;
+                // objects built in the workdir must get them explicitly
+                gidToSet = opts.gidMapping.toContainer(ds.gid());
+                if (isDir) finalMode |= 02000;
+            }
         }
         int result;
         Stat pst = Stat.local2();
@@ -827,7 +852,7 @@ public final class Union implements AutoCloseable {
             String tmp = tmpName();
             result = c.create(workFd, tmp);
             if (result < 0) return result;
-            r = chown ? own(workFd, tmp, mode, uid, gidToSet) : 0;
+            r = chown ? own(workFd, tmp, finalMode, uid, gidToSet) : 0;
             if (r == 0 && opaque) {
                 int[] e = new int[1];
                 Markers.OpaqueForm f = Markers.markOpaque(At.of(workFd, tmp), e);
@@ -851,7 +876,7 @@ public final class Union implements AutoCloseable {
                 if (!a.ok()) return a.err();
                 result = c.create(a.dirfd(), a.name());
                 if (result < 0) return result;
-                r = chown ? own(a.dirfd(), a.name(), mode, uid, gidToSet) : 0;
+                r = chown ? own(a.dirfd(), a.name(), finalMode, uid, gidToSet) : 0;
                 if (r < 0) {
                     if (result > 0) Posix.close(result);
                     Posix.unlinkat(a.dirfd(), a.name(), isDir ? AT_REMOVEDIR : 0);
@@ -1105,16 +1130,19 @@ public final class Union implements AutoCloseable {
             if (!dst.negative()) {
                 if (src.isDir() && !dst.isDir()) return -ENOTDIR;
                 if (!src.isDir() && dst.isDir()) return -EISDIR;
+            }
+            // the kernel refuses to move a lower or merged directory before it looks at the target
+            if (src.isDir() && (src.layers.length > 1 || src.top() != 0)) {
+                events.renameRefused("/" + src.rel, "/" + Layer.child(dstDir.rel, dstName),
+                        src.top() != 0 ? "directory is in a lower layer" : "directory merges lower layers");
+                return -EXDEV;
+            }
+            if (!dst.negative()) {
                 if (dst.isDir()) {
                     int[] re = new int[1];
                     if (!isEmptyDir(dst, re)) return -ENOTEMPTY;
                 }
                 if (sameUpperInode(src, dst)) return 0; // hard links to one file: rename(2) does nothing
-            }
-            if (src.isDir() && (src.layers.length > 1 || src.top() != 0)) {
-                events.renameRefused("/" + src.rel, "/" + Layer.child(dstDir.rel, dstName),
-                        src.top() != 0 ? "directory is in a lower layer" : "directory merges lower layers");
-                return -EXDEV;
             }
             r = copyUp(src, true);
             if (r < 0) return r;
@@ -1278,8 +1306,21 @@ public final class Union implements AutoCloseable {
 
     // ================================================================== xattrs
 
+    static final String TRUSTED_OVERLAY = "trusted.overlay.";
+    /** Where an overlay xattr set through the mount is stored (the kernel's escaping, Linux 6.7+). */
+    static final String ESCAPED = "trusted.overlay.overlay.";
+
+    /** user.overlay.* are markers strata reads (rootless, fuse-overlayfs): not settable through the mount. */
     private static boolean isPrivate(String name) {
-        return name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.");
+        return name.startsWith("user.overlay.");
+    }
+
+    /**
+     * The on-disk name of an xattr given through the mount: {@code trusted.overlay.X} is stored as
+     * {@code trusted.overlay.overlay.X}, as the kernel does, so it can never be taken for a marker.
+     */
+    private static String diskXattr(String name) {
+        return name.startsWith(TRUSTED_OVERLAY) ? ESCAPED + name.substring(TRUSTED_OVERLAY.length()) : name;
     }
 
     private boolean aclRefused(String name) {
@@ -1296,7 +1337,7 @@ public final class Union implements AutoCloseable {
             if (e != 0) return e;
             try (At a = atOf(n)) {
                 if (!a.ok()) return a.err();
-                return (int) Posix.lgetxattr(a.xattrPath(), name, size == 0 ? null : value, size);
+                return (int) Posix.getxattrAt(a.dirfd(), a.name(), diskXattr(name), size == 0 ? null : value, size);
             }
         } finally {
             lock.readLock().unlock();
@@ -1321,7 +1362,8 @@ public final class Union implements AutoCloseable {
             int total = 0;
             List<byte[]> keep = new ArrayList<>();
             for (String x : names) {
-                if (Markers.isPrivateXattr(x) || aclRefused(x)) continue;
+                if (x.startsWith(ESCAPED)) x = TRUSTED_OVERLAY + x.substring(ESCAPED.length());
+                else if (Markers.isPrivateXattr(x) || aclRefused(x)) continue;
                 byte[] b = x.getBytes(NAMES);
                 keep.add(b);
                 total += b.length + 1;
@@ -1342,12 +1384,12 @@ public final class Union implements AutoCloseable {
 
     public int setxattr(String path, String name, Pointer value, long size, int flags) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
-        return onUpper(path, true, (n, a) -> Posix.lsetxattr(a.xattrPath(), name, value, size, flags));
+        return onUpper(path, true, (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
     }
 
     public int removexattr(String path, String name) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
-        return onUpper(path, true, (n, a) -> Posix.lremovexattr(a.xattrPath(), name));
+        return onUpper(path, true, (n, a) -> Posix.lremovexattr(a.xattrPath(), diskXattr(name)));
     }
 
     // ================================================================== open files
@@ -1372,7 +1414,10 @@ public final class Union implements AutoCloseable {
             int fd;
             if (n.rel.isEmpty()) fd = Posix.openat(stack[n.top()].fd(), ".", oflags, 0);
             else fd = stack[n.top()].openat(n.rel, oflags, 0);
-            if (fd >= 0) openFiles.put(fd, n);
+            if (fd >= 0) {
+                openFiles.put(fd, n);
+                if (hasUpper && n.top() != 0 && n.type == S_IFREG) lowerHandles.put(fd, new LowerHandle(n));
+            }
             return fd;
         } finally {
             if (write) wl.unlock(); else rl.unlock();
@@ -1380,7 +1425,33 @@ public final class Union implements AutoCloseable {
     }
 
     public long read(int fd, Pointer buf, long size, long off) {
+        if (!lowerHandles.isEmpty()) {
+            LowerHandle h = lowerHandles.get(fd);
+            if (h != null) fd = current(h, fd);
+        }
         return Posix.pread(fd, buf, size, off);
+    }
+
+    /** The descriptor a read-only lower handle should read now: the upper copy once there is one. */
+    private int current(LowerHandle h, int fd) {
+        int u = h.upperFd;
+        if (u >= 0) return u;
+        Node n = h.node;
+        if (n.gone || n.negative() || n.top() != 0) return fd;
+        synchronized (h) {
+            if (h.upperFd < 0) {
+                lock.readLock().lock();
+                try {
+                    if (!n.gone && n.top() == 0) {
+                        int r = stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
+                        if (r >= 0) h.upperFd = r;
+                    }
+                } finally {
+                    lock.readLock().unlock();
+                }
+            }
+            return h.upperFd >= 0 ? h.upperFd : fd;
+        }
     }
 
     public long write(int fd, Pointer buf, long size, long off) {
@@ -1398,6 +1469,8 @@ public final class Union implements AutoCloseable {
 
     public int release(int fd) {
         openFiles.remove(fd);
+        LowerHandle h = lowerHandles.remove(fd);
+        if (h != null && h.upperFd >= 0) Posix.close(h.upperFd);
         return Posix.close(fd);
     }
 }
