@@ -28,10 +28,10 @@ public final class FuseMount {
         o.add("big_writes");
         o.add("max_write=131072");
         o.add("max_read=131072");
-        o.add("kernel_cache");
+        o.add("auto_cache"); // page cache kept across opens unless the file changed (hard links: see README)
         String t = String.format(Locale.ROOT, "%.3f", opts.timeoutSeconds);
         o.add("entry_timeout=" + t);
-        o.add("attr_timeout=" + t);
+        o.add("attr_timeout=" + String.format(Locale.ROOT, "%.3f", opts.attrTimeoutSeconds));
         o.add("negative_timeout=" + t);
         o.add("default_permissions");
         if (root) {

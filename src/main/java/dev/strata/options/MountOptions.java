@@ -16,7 +16,8 @@ public final class MountOptions {
     public final Path workDir;             // null iff upperDir is null
     public final boolean fsync;            // false with fsync=0 or volatile
     public final boolean volatileMode;
-    public final double timeoutSeconds;    // entry/attr cache timeout handed to the kernel
+    public final double timeoutSeconds;    // entry (name) cache timeout handed to the kernel
+    public final double attrTimeoutSeconds; // attribute cache timeout (see README: hard links, copy-up)
     public final boolean staticNlink;
     public final boolean noAcl;
     public final int xattrPermissions;     // 0 none, 1 secure (root-owned xattr), 2 user
@@ -37,6 +38,7 @@ public final class MountOptions {
         this.fsync = b.fsync && !b.volatileMode;
         this.volatileMode = b.volatileMode;
         this.timeoutSeconds = b.timeoutSeconds;
+        this.attrTimeoutSeconds = b.attrTimeoutSeconds;
         this.staticNlink = b.staticNlink;
         this.noAcl = b.noAcl;
         this.xattrPermissions = b.xattrPermissions;
@@ -59,6 +61,7 @@ public final class MountOptions {
         public Path upperDir, workDir;
         public boolean fsync = true, volatileMode, staticNlink, noAcl, debug;
         public double timeoutSeconds = 1_000_000;
+        public double attrTimeoutSeconds = 1_000_000;
         public int xattrPermissions;
         public IdMapping uidMapping = IdMapping.IDENTITY, gidMapping = IdMapping.IDENTITY;
         public Integer squashUid, squashGid;

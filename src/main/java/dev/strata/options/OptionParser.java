@@ -81,6 +81,7 @@ public final class OptionParser {
             case "fsync": b.fsync = !"0".equals(need(key, val)); break;
             case "volatile": b.volatileMode = true; break;
             case "timeout": b.timeoutSeconds = number(key, need(key, val)); break;
+            case "attr_timeout": b.attrTimeoutSeconds = number(key, need(key, val)); break;
             case "static_nlink": b.staticNlink = true; break;
             case "noacl": b.noAcl = true; break;
             case "xattr_permissions": {

@@ -399,10 +399,21 @@ public final class Union implements AutoCloseable {
             int r = Posix.fstat(e.getKey(), st);
             if (r < 0) continue;
             st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
+            compensateHiddenNlink(st);
             mapOwner(st);
             return 0;
         }
         return -ENOENT;
+    }
+
+    /**
+     * libfuse 2 subtracts one from st_nlink of a file it has hidden (removed while open). The
+     * descriptor's own count is already right (0 for an upper file, the lower file's count for a
+     * lower one, as the kernel overlay shows), so add the one back.
+     */
+    private static void compensateHiddenNlink(Pointer st) {
+        long nl = st.getLong(Stat.OFF_NLINK);
+        if (nl > 0) st.putLong(Stat.OFF_NLINK, nl + 1);
     }
 
     /** fstat of an open file: the current merged attributes, or the descriptor's own once the name is gone. */
@@ -419,7 +430,10 @@ public final class Union implements AutoCloseable {
         int r = Posix.fstat(fd, st);
         if (r < 0) return r;
         // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
-        if (n != null) st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));
+        if (n != null) {
+            st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));
+            if (n.deleted) compensateHiddenNlink(st);
+        }
         mapOwner(st);
         return 0;
     }
