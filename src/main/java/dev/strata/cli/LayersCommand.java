@@ -38,6 +38,12 @@ public final class LayersCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print JSON for tools")
     boolean json;
 
+    @Option(names = "--image", paramLabel = "NAME[:TAG]", description = "an imported image (see 'strata image import')")
+    String image;
+
+    @Option(names = "--store", paramLabel = "DIR", description = "image store (default: $XDG_DATA_HOME/strata)")
+    java.nio.file.Path store;
+
     @Override public Integer call() {
         if (top < 0) throw new UserError("--top must be 0 or more");
         try {
@@ -53,11 +59,23 @@ public final class LayersCommand implements Callable<Integer> {
     }
 
     /**
-     * The stack to analyze. This is the one place that chooses the source: a running mount, layer
-     * directories, and later an imported image, which only has to list its layer directories top
-     * first ({@link StackSpec#ofLayers}).
+     * The stack to analyze. This is the one place that chooses the source: an imported image (its
+     * layer directories top first), a running mount, or layer directories.
      */
     private StackSpec spec() {
+        if (image != null) {
+            if (stackOptions.given() || mountpoint != null) {
+                throw new UserError("give one of --image, a mount point, or --lowerdir/--upperdir");
+            }
+            try {
+                dev.strata.image.ImageStore st = dev.strata.image.ImageStore.open(
+                        store != null ? store : dev.strata.image.ImageStore.defaultLocation());
+                return StackSpec.ofLayers(st.lowerDirsTopFirst(image), null);
+            } catch (dev.strata.image.ImageException e) {
+                throw new UserError(e.getMessage());
+            }
+        }
+        if (store != null) throw new UserError("--store goes with --image");
         if (stackOptions.given()) {
             if (mountpoint != null) throw new UserError("give either a mount point or --lowerdir/--upperdir, not both");
             return stackOptions.spec();

@@ -151,6 +151,52 @@ class NativeImageTest {
         assertFalse(Files.readString(Path.of("/proc/self/mounts")).contains(mnt.toString()), "unmounted");
     }
 
+    /**
+     * {@code strata mount --image} shows an imported image exactly as the kernel overlay shows the same
+     * layer directories (every entry: type, mode, owner, size, content, link target, xattrs).
+     */
+    @Test
+    void strataMountOfAnImageEqualsTheKernelOverlay() throws Exception {
+        assumeTrue(Files.readString(Path.of("/proc/filesystems")).contains("overlay"), "no overlay in this kernel");
+        Path home = Path.of(System.getProperty("user.dir"));
+        assumeTrue(Files.isRegularFile(home.resolve("target/strata.jar")), "strata is not built (mvn package)");
+        assumeTrue(Files.exists(Path.of("/dev/fuse")), "no /dev/fuse");
+        Layer base = new Layer(ImageStoreTest.baseTar(), "gzip"), top = new Layer(ImageStoreTest.topTar("v2"), "zstd");
+        Path layout = TestImages.ociLayout(tmp.resolve("img"), "1", base, top);
+        ImageStore store = ImageStore.open(tmp.resolve("store"));
+        store.importImage(new ImageStore.ImportRequest(layout), ImportListener.QUIET);
+        String lower = store.lowerDirsTopFirst("img:1").stream().map(Path::toString).collect(Collectors.joining(":"));
+        Path kmnt = Files.createDirectory(tmp.resolve("kmnt")), smnt = Files.createDirectory(tmp.resolve("smnt"));
+        Process p = new ProcessBuilder("mount", "-t", "overlay", "overlay", "-o", "ro,lowerdir=" + lower, kmnt.toString())
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assumeTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, "cannot mount overlay here: " + out);
+        try {
+            Process s = new ProcessBuilder(home.resolve("bin/strata").toString(), "mount", "--image", "img:1",
+                    "--store", tmp.resolve("store").toString(), smnt.toString()).redirectErrorStream(true).start();
+            String sout = new String(s.getInputStream().readAllBytes());
+            assertTrue(s.waitFor(60, TimeUnit.SECONDS) && s.exitValue() == 0, "strata mount --image: " + sout);
+            try {
+                assertEquals(Snapshot.of(kmnt), Snapshot.of(smnt));
+                assertEquals("v2", Files.readString(smnt.resolve("usr/bin/app")));
+                assertFalse(Files.exists(smnt.resolve("etc/os-release")), "the whiteout hides the base file");
+            } finally {
+                Process u = new ProcessBuilder(home.resolve("bin/strata").toString(), "umount", smnt.toString())
+                        .redirectErrorStream(true).start();
+                u.getInputStream().readAllBytes();
+                if (!u.waitFor(30, TimeUnit.SECONDS) || u.exitValue() != 0) {
+                    new ProcessBuilder("umount", "-l", smnt.toString()).start().waitFor(30, TimeUnit.SECONDS);
+                }
+            }
+        } finally {
+            Process u = new ProcessBuilder("umount", kmnt.toString()).redirectErrorStream(true).start();
+            u.getInputStream().readAllBytes();
+            u.waitFor(30, TimeUnit.SECONDS);
+        }
+        String mounts = Files.readString(Path.of("/proc/self/mounts"));
+        assertFalse(mounts.contains(kmnt.toString()) || mounts.contains(smnt.toString()), "unmounted");
+    }
+
     private static List<String> list(Path d) throws IOException {
         try (Stream<Path> s = Files.list(d)) {
             return s.map(x -> x.getFileName().toString()).sorted().collect(Collectors.toList());
