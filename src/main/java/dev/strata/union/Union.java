@@ -1403,6 +1403,22 @@ public final class Union implements AutoCloseable {
 
     public int removexattr(String path, String name) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
+        // like the kernel: removing an xattr a lower object does not have fails without a copy-up
+        lock.readLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            if (!hasUpper || n.top() != 0) {
+                try (At a = atOf(n)) {
+                    if (!a.ok()) return a.err();
+                    long r = Posix.getxattrAt(a.dirfd(), a.name(), diskXattr(name), null, 0);
+                    if (r < 0) return (int) r;
+                }
+            }
+        } finally {
+            lock.readLock().unlock();
+        }
         return onUpper(path, true, (n, a) -> Posix.lremovexattr(a.xattrPath(), diskXattr(name)));
     }
 
@@ -1456,7 +1472,7 @@ public final class Union implements AutoCloseable {
             if (h.upperFd < 0) {
                 lock.readLock().lock();
                 try {
-                    if (!n.gone && n.top() == 0) {
+                    if (!n.gone && n.top() == 0 && isCopyOf(n)) {
                         int r = stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
                         if (r >= 0) h.upperFd = r;
                     }
@@ -1480,6 +1496,21 @@ public final class Union implements AutoCloseable {
     }
 
     public int fallocate(int fd, int mode, long off, long len) { return Posix.fallocate(fd, mode, off, len); }
+
+    /**
+     * Whether the upper file at n's path is the copy-up of the lower file n was (its recorded origin
+     * is n's inode number), so a descriptor never switches to some other file that took the name.
+     */
+    private boolean isCopyOf(Node n) {
+        if (n.ino == 0) return false;
+        byte[] o = stack[0].getxattr(n.rel, originXattr);
+        if (o == null) return false;
+        try {
+            return Long.parseLong(new String(o, StandardCharsets.US_ASCII).trim()) == n.ino;
+        } catch (NumberFormatException e) {
+            return false;
+        }
+    }
 
     public int release(int fd) {
         openFiles.remove(fd);
