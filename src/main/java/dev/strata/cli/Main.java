@@ -10,6 +10,8 @@ import picocli.CommandLine.Command;
 @Command(name = "strata", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "A userspace union filesystem with kernel overlayfs semantics, through FUSE.",
         subcommands = {
+                MountCommand.class,
+                UmountCommand.class,
         })
 public final class Main implements Runnable {
     public static final String VERSION = "0.1.0";
@@ -23,7 +25,25 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args));
+        int rc = run(args);
+        Notify.send("exit " + rc);
+        System.exit(rc);
+    }
+
+    /**
+     * The fuse-overlayfs form ({@code strata -o OPTS MOUNTPOINT}, what podman runs) and the mount.fuse3
+     * form ({@code strata SOURCE MOUNTPOINT -o OPTS}) are the mount command without its name.
+     */
+    static String[] normalize(String[] args) {
+        if (args.length == 0) return args;
+        String a = args[0];
+        CommandLine probe = new CommandLine(new Main());
+        if (probe.getSubcommands().containsKey(a)) return args;
+        if (a.equals("-h") || a.equals("--help") || a.equals("-V") || a.equals("--version")) return args;
+        String[] out = new String[args.length + 1];
+        out[0] = "mount";
+        System.arraycopy(args, 0, out, 1, args.length);
+        return out;
     }
 
     /** Runs the CLI and returns the exit code (tests call this instead of main). */
@@ -44,6 +64,6 @@ public final class Main implements Runnable {
                     ex.getCommandLine().getCommandName() + " ") + "--help' for more information.");
             return 2;
         });
-        return cl.execute(args);
+        return cl.execute(normalize(args));
     }
 }

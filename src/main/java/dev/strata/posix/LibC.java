@@ -55,6 +55,9 @@ public interface LibC {
     int getpid();
     int umask(int mask);
     int dup(int fd);
+    int dup2(int oldfd, int newfd);
+    int umount2(String target, int flags);
+    int setsid();
     int access(String path, int mode);
     int flock(int fd, int operation);
     String strerror(int errnum);

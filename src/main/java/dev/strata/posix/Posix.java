@@ -93,6 +93,10 @@ public final class Posix {
     public static int flock(int fd, int op) { return ret(C.flock(fd, op)); }
     public static int fstatvfs(int fd, Pointer buf) { return ret(C.fstatvfs(fd, buf)); }
     public static int dup(int fd) { return ret(C.dup(fd)); }
+    public static int dup2(int oldfd, int newfd) { return ret(C.dup2(oldfd, newfd)); }
+    public static final int MNT_DETACH = 2;
+    public static int umount2(String target, int flags) { return ret(C.umount2(target, flags)); }
+    public static int umask(int mask) { return C.umask(mask); }
 
     /** copy_file_range with NULL offsets (uses and advances both file offsets). */
     public static long copyFileRange(int in, int out, long len) {

@@ -1,0 +1,230 @@
+package dev.strata.fuse;
+
+import dev.strata.posix.Errno;
+import dev.strata.posix.Posix;
+import dev.strata.union.Union;
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
+import jnr.ffi.Struct;
+import jnr.ffi.types.dev_t;
+import jnr.ffi.types.gid_t;
+import jnr.ffi.types.mode_t;
+import jnr.ffi.types.off_t;
+import jnr.ffi.types.size_t;
+import jnr.ffi.types.uid_t;
+import ru.serce.jnrfuse.FuseFillDir;
+import ru.serce.jnrfuse.FuseStubFS;
+import ru.serce.jnrfuse.struct.FileStat;
+import ru.serce.jnrfuse.struct.FuseContext;
+import ru.serce.jnrfuse.struct.FuseFileInfo;
+import ru.serce.jnrfuse.struct.Statvfs;
+import ru.serce.jnrfuse.struct.Timespec;
+
+import java.util.function.IntSupplier;
+import java.util.function.LongSupplier;
+
+/**
+ * The jnr-fuse adapter: each libfuse 2 callback turns into one {@link Union} call. Thin on purpose.
+ * jnr-fuse reports an exception as success, so every callback catches everything and answers EIO.
+ */
+final class StrataFS extends FuseStubFS {
+    private final Union union;
+    private final Runnable onInit;
+    private final Log log;
+
+    StrataFS(Union union, Runnable onInit, Log log) {
+        this.union = union;
+        this.onInit = onInit;
+        this.log = log;
+        // libfuse 2 flags jnr-fuse cannot set: nullpath_ok (bit 0: I/O on unlinked open files) and
+        // utime_omit_ok (bit 2: UTIME_OMIT reaches us), in the int at offset 304 of fuse_operations.
+        Pointer ops = Struct.getMemory(fuseOperations);
+        ops.putInt(304, ops.getInt(304) | 0b101);
+    }
+
+    private int call(String op, String path, IntSupplier body) {
+        try {
+            return body.getAsInt();
+        } catch (Throwable t) {
+            log.error(op + " " + path + ": " + t);
+            return -Errno.EIO;
+        }
+    }
+
+    private int callL(String op, String path, LongSupplier body) {
+        try {
+            long r = body.getAsLong();
+            return (int) r;
+        } catch (Throwable t) {
+            log.error(op + " " + path + ": " + t);
+            return -Errno.EIO;
+        }
+    }
+
+    private int uid() { FuseContext c = getContext(); return c.uid.intValue(); }
+    private int gid() { FuseContext c = getContext(); return c.gid.intValue(); }
+    private static int fd(FuseFileInfo fi) { return (int) fi.fh.get(); }
+
+    @Override public Pointer init(Pointer conn) {
+        try {
+            onInit.run();
+        } catch (Throwable t) {
+            log.error("init: " + t);
+        }
+        return null;
+    }
+
+    @Override public int getattr(String path, FileStat stat) {
+        return call("getattr", path, () -> union.getattr(path, Struct.getMemory(stat)));
+    }
+
+    @Override public int fgetattr(String path, FileStat stat, FuseFileInfo fi) {
+        return call("fgetattr", path, () -> union.fgetattr(fd(fi), Struct.getMemory(stat)));
+    }
+
+    @Override public int readlink(String path, Pointer buf, @size_t long size) {
+        return call("readlink", path, () -> union.readlink(path, buf, size));
+    }
+
+    @Override public int mknod(String path, @mode_t long mode, @dev_t long rdev) {
+        return call("mknod", path, () -> union.mknod(path, (int) mode, rdev, uid(), gid()));
+    }
+
+    @Override public int mkdir(String path, @mode_t long mode) {
+        return call("mkdir", path, () -> union.mkdir(path, (int) mode, uid(), gid()));
+    }
+
+    @Override public int unlink(String path) {
+        return call("unlink", path, () -> union.unlink(path));
+    }
+
+    @Override public int rmdir(String path) {
+        return call("rmdir", path, () -> union.rmdir(path));
+    }
+
+    @Override public int symlink(String target, String path) {
+        return call("symlink", path, () -> union.symlink(target, path, uid(), gid()));
+    }
+
+    @Override public int rename(String from, String to) {
+        return call("rename", from, () -> union.rename(from, to, 0));
+    }
+
+    @Override public int link(String from, String to) {
+        return call("link", from, () -> union.link(from, to));
+    }
+
+    @Override public int chmod(String path, @mode_t long mode) {
+        return call("chmod", path, () -> union.chmod(path, (int) mode));
+    }
+
+    @Override public int chown(String path, @uid_t long uid, @gid_t long gid) {
+        return call("chown", path, () -> union.chown(path, (int) uid, (int) gid));
+    }
+
+    @Override public int truncate(String path, @off_t long size) {
+        return call("truncate", path, () -> union.truncate(path, size));
+    }
+
+    @Override public int ftruncate(String path, @off_t long size, FuseFileInfo fi) {
+        return call("ftruncate", path, () -> union.ftruncate(fd(fi), size));
+    }
+
+    @Override public int utimens(String path, Timespec[] ts) {
+        return call("utimens", path, () -> union.utimens(path, ts[0].tv_sec.get(), ts[0].tv_nsec.longValue(),
+                ts[1].tv_sec.get(), ts[1].tv_nsec.longValue()));
+    }
+
+    @Override public int open(String path, FuseFileInfo fi) {
+        return call("open", path, () -> {
+            int fd = union.open(path, fi.flags.get());
+            if (fd < 0) return fd;
+            fi.fh.set(fd);
+            return 0;
+        });
+    }
+
+    @Override public int create(String path, @mode_t long mode, FuseFileInfo fi) {
+        return call("create", path, () -> {
+            int fd = union.create(path, (int) mode, fi.flags.get(), uid(), gid());
+            if (fd < 0) return fd;
+            fi.fh.set(fd);
+            return 0;
+        });
+    }
+
+    @Override public int read(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+        return callL("read", path, () -> union.read(fd(fi), buf, size, offset));
+    }
+
+    @Override public int write(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
+        return callL("write", path, () -> union.write(fd(fi), buf, size, offset));
+    }
+
+    @Override public int statfs(String path, Statvfs stbuf) {
+        return call("statfs", path, () -> union.statfs(Struct.getMemory(stbuf)));
+    }
+
+    @Override public int flush(String path, FuseFileInfo fi) {
+        return 0;
+    }
+
+    @Override public int release(String path, FuseFileInfo fi) {
+        return call("release", path, () -> union.release(fd(fi)));
+    }
+
+    @Override public int fsync(String path, int isdatasync, FuseFileInfo fi) {
+        return call("fsync", path, () -> union.fsync(fd(fi), isdatasync != 0));
+    }
+
+    @Override public int fallocate(String path, int mode, @off_t long off, @off_t long length, FuseFileInfo fi) {
+        return call("fallocate", path, () -> union.fallocate(fd(fi), mode, off, length));
+    }
+
+    @Override public int setxattr(String path, String name, Pointer value, @size_t long size, int flags) {
+        return call("setxattr", path, () -> union.setxattr(path, name, value, size, flags));
+    }
+
+    @Override public int getxattr(String path, String name, Pointer value, @size_t long size) {
+        return call("getxattr", path, () -> union.getxattr(path, name, value, size));
+    }
+
+    @Override public int listxattr(String path, Pointer list, @size_t long size) {
+        return call("listxattr", path, () -> union.listxattr(path, list, size));
+    }
+
+    @Override public int removexattr(String path, String name) {
+        return call("removexattr", path, () -> union.removexattr(path, name));
+    }
+
+    @Override public int opendir(String path, FuseFileInfo fi) {
+        return 0;
+    }
+
+    @Override public int releasedir(String path, FuseFileInfo fi) {
+        return 0;
+    }
+
+    @Override public int fsyncdir(String path, FuseFileInfo fi) {
+        return 0;
+    }
+
+    private static final ThreadLocal<FileStat> DIR_STAT = ThreadLocal.withInitial(() -> {
+        FileStat st = new FileStat(jnr.ffi.Runtime.getSystemRuntime());
+        st.useMemory(Memory.allocateDirect(jnr.ffi.Runtime.getSystemRuntime(), 256, true));
+        return st;
+    });
+
+    @Override public int readdir(String path, Pointer buf, FuseFillDir filler, @off_t long offset, FuseFileInfo fi) {
+        return call("readdir", path, () -> {
+            FileStat st = DIR_STAT.get();
+            Pointer mem = Struct.getMemory(st);
+            return union.readdir(path, (name, type, ino) -> {
+                mem.putInt(dev.strata.posix.Stat.OFF_MODE, type);
+                mem.putLong(dev.strata.posix.Stat.OFF_INO, ino);
+                return filler.apply(buf, name, st, 0) == 0;
+            });
+        });
+    }
+
+}

@@ -1,0 +1,71 @@
+package dev.strata.options;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * A parsed, validated-for-syntax mount configuration (the fuse-overlayfs {@code -o} syntax). Built once
+ * by {@link OptionParser}; immutable. Directory checks (existence, same filesystem...) happen in
+ * {@link Validator} because they need the file system.
+ */
+public final class MountOptions {
+    public final List<Path> lowerDirs;     // top first
+    public final Path upperDir;            // null: read-only
+    public final Path workDir;             // null iff upperDir is null
+    public final boolean fsync;            // false with fsync=0 or volatile
+    public final boolean volatileMode;
+    public final double timeoutSeconds;    // entry/attr cache timeout handed to the kernel
+    public final boolean staticNlink;
+    public final boolean noAcl;
+    public final int xattrPermissions;     // 0 none, 1 secure (root-owned xattr), 2 user
+    public final IdMapping uidMapping;
+    public final IdMapping gidMapping;
+    public final Integer squashUid;        // squash_to_uid / squash_to_root
+    public final Integer squashGid;
+    public final String context;           // SELinux context= (accepted, passed to the kernel as fscontext)
+    public final String traceFile;         // -o trace=FILE (or "-" for stderr)
+    public final List<String> fuseOptions; // options handed to libfuse as they are (allow_other, ro, ...)
+    public final List<String> warnings;    // unknown options, ignored like fuse-overlayfs does
+    public final boolean debug;
+
+    MountOptions(Builder b) {
+        this.lowerDirs = Collections.unmodifiableList(new ArrayList<>(b.lowerDirs));
+        this.upperDir = b.upperDir;
+        this.workDir = b.workDir;
+        this.fsync = b.fsync && !b.volatileMode;
+        this.volatileMode = b.volatileMode;
+        this.timeoutSeconds = b.timeoutSeconds;
+        this.staticNlink = b.staticNlink;
+        this.noAcl = b.noAcl;
+        this.xattrPermissions = b.xattrPermissions;
+        this.uidMapping = b.uidMapping;
+        this.gidMapping = b.gidMapping;
+        this.squashUid = b.squashUid;
+        this.squashGid = b.squashGid;
+        this.context = b.context;
+        this.traceFile = b.traceFile;
+        this.fuseOptions = Collections.unmodifiableList(new ArrayList<>(b.fuseOptions));
+        this.warnings = Collections.unmodifiableList(new ArrayList<>(b.warnings));
+        this.debug = b.debug;
+    }
+
+    public boolean readOnly() { return upperDir == null; }
+
+    /** Mutable builder used by the parser and by callers that build options in code (tests, --image). */
+    public static final class Builder {
+        public List<Path> lowerDirs = new ArrayList<>();
+        public Path upperDir, workDir;
+        public boolean fsync = true, volatileMode, staticNlink, noAcl, debug;
+        public double timeoutSeconds = 1_000_000;
+        public int xattrPermissions;
+        public IdMapping uidMapping = IdMapping.IDENTITY, gidMapping = IdMapping.IDENTITY;
+        public Integer squashUid, squashGid;
+        public String context, traceFile;
+        public List<String> fuseOptions = new ArrayList<>();
+        public List<String> warnings = new ArrayList<>();
+
+        public MountOptions build() { return new MountOptions(this); }
+    }
+}

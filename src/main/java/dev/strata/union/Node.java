@@ -1,0 +1,73 @@
+package dev.strata.union;
+
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * A directory entry of the merged tree (the kernel's dentry + overlay inode): its parent and name, the
+ * layers that contribute to it (top first; for a directory every layer merged until an opaque one, for
+ * anything else the single top layer), or none for a negative entry. Children are cached in a map and
+ * dropped when a mutation touches them, so a subtree is invalidated by removing one map entry.
+ */
+class Node {
+    static final int[] NONE = new int[0];
+
+    final Node parent;
+    final String name;
+    /** Path relative to each layer root: "" for the root, else "a/b". */
+    final String rel;
+    /** Layer indices top first (index 0 is the upper when there is one); empty for a negative entry. */
+    volatile int[] layers;
+    /** S_IFMT bits of the top entry (0 if negative). */
+    volatile int type;
+    /** A negative entry that ended at a whiteout (so a directory created here must be opaque). */
+    final boolean whiteout;
+    /** Bit per layer index (< 64) where this directory has overlay.opaque=x (holds xattr whiteouts). */
+    final long xwhMask;
+    /** Presented st_ino, computed on first getattr (0 = not yet). */
+    volatile long ino;
+    /** Set when the entry was unlinked/renamed away while files may still be open on it. */
+    volatile boolean gone;
+    volatile boolean deleted;
+    private volatile ConcurrentHashMap<String, Node> children;
+
+    Node(Node parent, String name, String rel, int[] layers, int type, boolean whiteout, long xwhMask) {
+        this.parent = parent;
+        this.name = name;
+        this.rel = rel;
+        this.layers = layers;
+        this.type = type;
+        this.whiteout = whiteout;
+        this.xwhMask = xwhMask;
+    }
+
+    boolean negative() { return layers.length == 0; }
+    boolean isDir() { return type == dev.strata.posix.Posix.S_IFDIR; }
+    int top() { return layers[0]; }
+    /** More than one layer contributes (the kernel's "merge" type: nlink shows 1). */
+    boolean merged() { return layers.length > 1; }
+
+    ConcurrentHashMap<String, Node> children() {
+        ConcurrentHashMap<String, Node> c = children;
+        if (c == null) {
+            synchronized (this) {
+                c = children;
+                if (c == null) children = c = new ConcurrentHashMap<>();
+            }
+        }
+        return c;
+    }
+
+    ConcurrentHashMap<String, Node> childrenIfAny() { return children; }
+
+    void forget(String childName) {
+        ConcurrentHashMap<String, Node> c = children;
+        if (c != null) c.remove(childName);
+    }
+
+    void forgetAll() {
+        ConcurrentHashMap<String, Node> c = children;
+        if (c != null) c.clear();
+    }
+
+    @Override public String toString() { return "/" + rel; }
+}

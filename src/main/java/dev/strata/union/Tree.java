@@ -1,0 +1,92 @@
+package dev.strata.union;
+
+import dev.strata.layer.At;
+import dev.strata.layer.Layer;
+import dev.strata.posix.Buffers;
+import dev.strata.posix.Posix;
+import jnr.ffi.Pointer;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static dev.strata.posix.Posix.*;
+
+/** Recursive removal with fd-relative calls (no path is ever longer than one name). */
+final class Tree {
+    private Tree() {}
+
+    /** Removes everything inside the directory open (O_PATH is fine) as {@code dirfd}. */
+    static int removeContents(int dirfd) {
+        int fd = Posix.openat(dirfd, ".", O_RDONLY | O_DIRECTORY, 0);
+        if (fd < 0) return fd;
+        try {
+            int r = 0;
+            for (String[] e : entries(fd)) {
+                int rr = "d".equals(e[1]) ? removeDirAt(fd, e[0]) : Posix.unlinkat(fd, e[0], 0);
+                if (rr < 0 && r == 0) r = rr;
+            }
+            return r;
+        } finally {
+            Posix.close(fd);
+        }
+    }
+
+    /** Removes (dirfd, name), recursively if it is a directory. */
+    static int removeAt(int dirfd, String name) {
+        int r = Posix.unlinkat(dirfd, name, 0);
+        if (r == -dev.strata.posix.Errno.EISDIR) r = removeDirAt(dirfd, name);
+        return r;
+    }
+
+    private static int removeDirAt(int dirfd, String name) {
+        int fd = Posix.openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+        if (fd < 0) return fd;
+        try {
+            removeContents(fd);
+        } finally {
+            Posix.close(fd);
+        }
+        return Posix.unlinkat(dirfd, name, AT_REMOVEDIR);
+    }
+
+    static int removeContents(Layer l, String rel) {
+        int fd = l.openDir(rel.isEmpty() ? "." : rel, O_PATH);
+        if (fd < 0) return fd;
+        try {
+            return removeContents(fd);
+        } finally {
+            Posix.close(fd);
+        }
+    }
+
+    /** Removes a directory of a layer and what it holds. */
+    static int removeDir(Layer l, String rel) {
+        try (At a = l.at(rel)) {
+            return a.ok() ? removeDirAt(a.dirfd(), a.name()) : a.err();
+        }
+    }
+
+    /** Entries of an open directory (excluding . and ..) as {name, "d" or "-"}. */
+    private static List<String[]> entries(int fd) {
+        List<String[]> out = new ArrayList<>();
+        Pointer buf = Buffers.get(65536);
+        while (true) {
+            long got = Posix.getdents64(fd, buf, 65536);
+            if (got <= 0) break;
+            int off = 0;
+            while (off < got) {
+                int reclen = buf.getShort(off + 16) & 0xffff;
+                int dt = buf.getByte(off + 18) & 0xff;
+                int len = 0;
+                while (buf.getByte(off + 19 + len) != 0) len++;
+                byte[] b = new byte[len];
+                buf.get(off + 19, b, 0, len);
+                String name = new String(b, NAMES);
+                off += reclen;
+                if (name.equals(".") || name.equals("..")) continue;
+                out.add(new String[]{name, dt == 4 ? "d" : "-"});
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,1289 @@
+package dev.strata.union;
+
+import dev.strata.layer.At;
+import dev.strata.layer.Layer;
+import dev.strata.layer.Markers;
+import dev.strata.options.IdMapping;
+import dev.strata.options.MountOptions;
+import dev.strata.posix.Buffers;
+import dev.strata.posix.Errno;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+import jnr.ffi.Pointer;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+import static dev.strata.posix.Errno.*;
+import static dev.strata.posix.Posix.*;
+
+/**
+ * The union engine: kernel-overlayfs semantics over a stack of layer directories, as POSIX operations
+ * that return 0 / a count / {@code -errno}. Paths are mount-relative ("/" or "/a/b"); internally
+ * everything goes through {@link Node}s. Nothing here knows about FUSE.
+ *
+ * <p>Concurrency: namespace lookups and reads hold a shared lock; anything that changes a layer (copy-up,
+ * create, remove, rename, attribute changes) holds the exclusive lock. Data reads and writes on an open
+ * descriptor take no lock.
+ */
+public final class Union implements AutoCloseable {
+    /** Bounds the node cache; past this the whole cache is dropped and rebuilt on demand. */
+    static final int MAX_NODES = 200_000;
+    static final int NAME_MAX = 255;
+    /** Where the presented inode number of a copied-up object is recorded (hidden like every overlay xattr). */
+    static final String ORIGIN_TRUSTED = "trusted.overlay.strata.origin";
+    static final String ORIGIN_USER = "user.overlay.strata.origin";
+
+    private final MountOptions opts;
+    private final Layer[] stack;          // [0] is the upper when hasUpper
+    private final boolean hasUpper;
+    private final int workFd;             // O_PATH fd of workdir/work, -1 when read-only
+    private final boolean singleDev;
+    private final int[] devIndex;         // per layer: index of its st_dev among the distinct ones
+    private final boolean root;           // the daemon can chown and set trusted.* xattrs
+    private final String originXattr;
+    private final UnionEvents events;
+    private final Node rootNode;
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final AtomicInteger nodeCount = new AtomicInteger();
+    private final AtomicLong tmpCounter = new AtomicLong();
+    private final ConcurrentHashMap<Integer, Node> openFiles = new ConcurrentHashMap<>();
+
+    private Union(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
+        this.opts = opts;
+        this.stack = stack;
+        this.hasUpper = hasUpper;
+        this.workFd = workFd;
+        this.events = events;
+        this.root = Posix.geteuid() == 0;
+        long[] devs = new long[stack.length];
+        int nDev = 0;
+        devIndex = new int[stack.length];
+        for (int i = 0; i < stack.length; i++) {
+            long d = stack[i].dev();
+            int k = 0;
+            while (k < nDev && devs[k] != d) k++;
+            if (k == nDev) devs[nDev++] = d;
+            devIndex[i] = k;
+        }
+        singleDev = nDev == 1;
+        originXattr = root ? ORIGIN_TRUSTED : ORIGIN_USER;
+        int[] all = new int[stack.length];
+        for (int i = 0; i < all.length; i++) all[i] = i;
+        int[] rootLayers = rootLayers(all);
+        rootNode = new Node(null, "", "", rootLayers, S_IFDIR, false, xwhMask("", rootLayers));
+    }
+
+    /**
+     * Opens the layers of a validated configuration. Throws {@link IllegalStateException} with a one-line
+     * message if a directory cannot be opened.
+     */
+    public static Union open(MountOptions opts, UnionEvents events) {
+        List<Layer> layers = new ArrayList<>();
+        int[] err = new int[1];
+        boolean upper = opts.upperDir != null;
+        int workFd = -1;
+        try {
+            if (upper) layers.add(openLayer(opts.upperDir, 0, true, err));
+            for (Path p : opts.lowerDirs) layers.add(openLayer(p, layers.size(), false, err));
+            if (upper) workFd = prepareWork(opts.workDir);
+        } catch (RuntimeException e) {
+            for (Layer l : layers) l.close();
+            throw e;
+        }
+        return new Union(opts, layers.toArray(new Layer[0]), upper, workFd, events == null ? UnionEvents.NONE : events);
+    }
+
+    private static Layer openLayer(Path p, int index, boolean upper, int[] err) {
+        Layer l = Layer.open(p, index, upper, err);
+        if (l == null) throw new IllegalStateException("cannot open " + p + ": " + Posix.strerror(err[0]));
+        return l;
+    }
+
+    /** Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it. */
+    private static int prepareWork(Path workDir) {
+        int wd = Posix.openat(AT_FDCWD, workDir.toString(), O_PATH | O_DIRECTORY, 0);
+        if (wd < 0) throw new IllegalStateException("cannot open workdir " + workDir + ": " + Posix.strerror(wd));
+        try {
+            int r = Posix.mkdirat(wd, "work", 0);
+            if (r < 0 && r != -EEXIST) {
+                throw new IllegalStateException("cannot create " + workDir + "/work: " + Posix.strerror(r));
+            }
+            int fd = Posix.openat(wd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+            if (fd < 0) throw new IllegalStateException(workDir + "/work is not a directory: " + Posix.strerror(fd));
+            Tree.removeContents(fd);
+            return fd;
+        } finally {
+            Posix.close(wd);
+        }
+    }
+
+    @Override public void close() {
+        for (Layer l : stack) l.close();
+        if (workFd >= 0) Posix.close(workFd);
+    }
+
+    public boolean readOnly() { return !hasUpper; }
+    public MountOptions options() { return opts; }
+    public List<Layer> layers() { return List.of(stack); }
+
+    // ================================================================== lookup (namei)
+
+    private int[] rootLayers(int[] all) {
+        // the root merges every layer until one whose root is opaque
+        int n = 0;
+        for (int i = 0; i < all.length; i++) {
+            n++;
+            if (i < all.length - 1 && Markers.opaque(stack[i], "") != null) break;
+        }
+        int[] r = new int[n];
+        System.arraycopy(all, 0, r, 0, n);
+        return r;
+    }
+
+    private long xwhMask(String rel, int[] layers) {
+        long m = 0;
+        for (int li : layers) {
+            if (li >= 64) break;
+            byte[] v = stack[li].getxattr(rel, Markers.TRUSTED_OPAQUE);
+            if (v == null) v = stack[li].getxattr(rel, Markers.USER_OPAQUE);
+            if (v != null && v.length > 0 && v[0] == 'x') m |= 1L << li;
+        }
+        return m;
+    }
+
+    /** Thrown-free result for lookups that fail with something other than "absent". */
+    private static final class LookupError extends Node {
+        final int errno;
+        LookupError(int errno) { super(null, "", "", Node.NONE, 0, false, 0); this.errno = errno; }
+    }
+
+    /** Looks up a child of a directory node, through the cache. Returns a negative node if absent. */
+    Node child(Node dir, String name) {
+        ConcurrentHashMap<String, Node> ch = dir.children();
+        Node c = ch.get(name);
+        if (c != null) return c;
+        if (name.length() > NAME_MAX) return new LookupError(-ENAMETOOLONG);
+        c = lookup(dir, name);
+        if (c instanceof LookupError) return c;
+        if (nodeCount.incrementAndGet() > MAX_NODES) {
+            nodeCount.set(0);
+            rootNode.forgetAll();
+        }
+        Node prev = ch.putIfAbsent(name, c);
+        return prev != null ? prev : c;
+    }
+
+    /** The real lookup: upper, then each lower top-down, honouring whiteouts and opaque directories. */
+    private Node lookup(Node dir, String name) {
+        String rel = Layer.child(dir.rel, name);
+        if (Markers.isMarkerName(name)) return new Node(dir, name, rel, Node.NONE, 0, false, 0);
+        Stat st = Stat.local();
+        int[] dl = dir.layers;
+        int[] found = null;
+        int n = 0, type = 0;
+        boolean whiteout = false;
+        for (int k = 0; k < dl.length; k++) {
+            int li = dl[k];
+            Layer l = stack[li];
+            int r = l.lstat(rel, st);
+            if (r == 0) {
+                if (st.type() == S_IFCHR && st.rdev() == 0) { whiteout = true; break; }
+                if (li < 64 && (dir.xwhMask & (1L << li)) != 0 && st.type() == S_IFREG && st.size() == 0
+                        && Markers.entryWhiteout(l, rel, st) != null) { whiteout = true; break; }
+                int t = st.type();
+                if (n == 0) {
+                    type = t;
+                    found = new int[t == S_IFDIR ? dl.length - k : 1];
+                    found[n++] = li;
+                    if (t != S_IFDIR) break;
+                } else {
+                    if (t != S_IFDIR) break; // a non-directory below a directory ends the merge
+                    found[n++] = li;
+                }
+                if (k < dl.length - 1 && Markers.opaque(l, rel) != null) break;
+            } else if (r == -ENOENT || r == -ENOTDIR) {
+                if (Markers.hasWhFile(l, dir.rel, name)) { whiteout = n == 0; break; }
+            } else {
+                return new LookupError(r);
+            }
+        }
+        if (n == 0) return new Node(dir, name, rel, Node.NONE, 0, whiteout, 0);
+        int[] layers = n == found.length ? found : java.util.Arrays.copyOf(found, n);
+        long xwh = type == S_IFDIR ? xwhMask(rel, layers) : 0;
+        return new Node(dir, name, rel, layers, type, false, xwh);
+    }
+
+    /**
+     * Resolves a mount path. Returns the node (possibly negative) or a {@link LookupError}; ENOENT for
+     * a missing intermediate directory, ENOTDIR for a non-directory one.
+     */
+    Node resolve(String path) {
+        Node cur = rootNode;
+        int len = path.length();
+        int i = 0;
+        while (i < len && path.charAt(i) == '/') i++;
+        while (i < len) {
+            int j = path.indexOf('/', i);
+            if (j < 0) j = len;
+            if (cur.negative()) return new LookupError(-ENOENT);
+            if (!cur.isDir()) return new LookupError(-ENOTDIR);
+            cur = child(cur, path.substring(i, j));
+            if (cur instanceof LookupError) return cur;
+            i = j + 1;
+            while (i < len && path.charAt(i) == '/') i++;
+        }
+        return cur;
+    }
+
+    private static int err(Node n) {
+        if (n instanceof LookupError) return ((LookupError) n).errno;
+        return n.negative() ? -ENOENT : 0;
+    }
+
+    private Node parentOf(String path, int[] err) {
+        int s = path.lastIndexOf('/');
+        Node p = resolve(s <= 0 ? "/" : path.substring(0, s));
+        int e = err(p);
+        if (e == 0 && !p.isDir()) e = -ENOTDIR;
+        err[0] = e;
+        return p;
+    }
+
+    private static String lastName(String path) {
+        return path.substring(path.lastIndexOf('/') + 1);
+    }
+
+    /**
+     * Whether a layer below the upper still shows {@code name} in {@code dir} (so removing or renaming
+     * the name needs a whiteout). Whiteouts in the lowers count as "no".
+     */
+    private boolean lowerHas(Node dir, String name) {
+        Stat st = Stat.local2();
+        String rel = Layer.child(dir.rel, name);
+        for (int li : dir.layers) {
+            if (hasUpper && li == 0) continue;
+            Layer l = stack[li];
+            int r = l.lstat(rel, st);
+            if (r == 0) {
+                if (st.type() == S_IFCHR && st.rdev() == 0) return false;
+                if (li < 64 && (dir.xwhMask & (1L << li)) != 0 && Markers.entryWhiteout(l, rel, st) != null) return false;
+                return true;
+            }
+            if (Markers.hasWhFile(l, dir.rel, name)) return false;
+        }
+        return false;
+    }
+
+    // ================================================================== inode numbers and attributes
+
+    private long mapIno(int layer, long ino) {
+        if (singleDev) return ino;
+        return ino ^ ((long) devIndex[layer] << 56);
+    }
+
+    private long presentedIno(Node n, long realIno) {
+        long ino = n.ino;
+        if (ino != 0) return ino;
+        int top = n.top();
+        ino = 0;
+        if (hasUpper && top == 0) {
+            byte[] o = stack[0].getxattr(n.rel, originXattr);
+            if (o != null) {
+                try { ino = Long.parseLong(new String(o, StandardCharsets.US_ASCII).trim()); } catch (NumberFormatException ignored) { }
+            }
+        }
+        if (ino == 0) ino = mapIno(top, realIno);
+        n.ino = ino;
+        return ino;
+    }
+
+    /** Patches a struct stat filled from the top layer into what the mount shows. */
+    private void present(Node n, Pointer st) {
+        st.putLong(Stat.OFF_INO, presentedIno(n, st.getLong(Stat.OFF_INO)));
+        if (n.isDir() && (n.merged() || opts.staticNlink)) st.putLong(Stat.OFF_NLINK, 1);
+        mapOwner(st);
+    }
+
+    private void mapOwner(Pointer st) {
+        IdMapping um = opts.uidMapping, gm = opts.gidMapping;
+        if (opts.squashUid != null) st.putInt(Stat.OFF_UID, opts.squashUid);
+        else if (!um.isIdentity()) st.putInt(Stat.OFF_UID, um.toContainer(st.getInt(Stat.OFF_UID)));
+        if (opts.squashGid != null) st.putInt(Stat.OFF_GID, opts.squashGid);
+        else if (!gm.isIdentity()) st.putInt(Stat.OFF_GID, gm.toContainer(st.getInt(Stat.OFF_GID)));
+    }
+
+    private int hostUid(int uid) {
+        if (uid == -1) return -1;
+        int h = opts.uidMapping.toHost(uid);
+        return h;
+    }
+
+    private int hostGid(int gid) {
+        if (gid == -1) return -1;
+        return opts.gidMapping.toHost(gid);
+    }
+
+    public int getattr(String path, Pointer st) {
+        lock.readLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            return getattr(n, st);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private int getattr(Node n, Pointer st) {
+        Layer l = stack[n.top()];
+        int r;
+        if (n.rel.isEmpty()) r = Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH);
+        else try (At a = l.at(n.rel)) {
+            r = a.ok() ? Posix.fstatat(a.dirfd(), a.name(), st, AT_SYMLINK_NOFOLLOW) : a.err();
+        }
+        if (r < 0) return r;
+        present(n, st);
+        return 0;
+    }
+
+    /** fstat of an open file: the current merged attributes, or the descriptor's own once the name is gone. */
+    public int fgetattr(int fd, Pointer st) {
+        Node n = openFiles.get(fd);
+        if (n != null && !n.gone) {
+            lock.readLock().lock();
+            try {
+                if (!n.gone) return getattr(n, st);
+            } finally {
+                lock.readLock().unlock();
+            }
+        }
+        int r = Posix.fstat(fd, st);
+        if (r < 0) return r;
+        if (n != null) {
+            st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));
+            if (n.deleted) st.putLong(Stat.OFF_NLINK, 0);
+        }
+        mapOwner(st);
+        return 0;
+    }
+
+    public int readlink(String path, Pointer buf, long size) {
+        lock.readLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            if (n.type != S_IFLNK) return -EINVAL;
+            try (At a = stack[n.top()].at(n.rel)) {
+                if (!a.ok()) return a.err();
+                long r = Posix.readlinkat(a.dirfd(), a.name(), buf, size - 1);
+                if (r < 0) return (int) r;
+                buf.putByte(r, (byte) 0);
+                return 0;
+            }
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Reads a symlink target as a string (tests, tools). */
+    public String readlink(String path, int[] err) {
+        Pointer buf = Buffers.get(4096);
+        int r = readlink(path, buf, 4096);
+        err[0] = r;
+        if (r < 0) return null;
+        return buf.getString(0, 4096, Posix.NAMES);
+    }
+
+    public int statfs(Pointer out) {
+        int r = Posix.fstatvfs(stack[0].fd(), out);
+        if (r < 0) return r;
+        // f_namemax is the last long before the spare fields: struct statvfs on x86_64
+        out.putLong(80, NAME_MAX);
+        return 0;
+    }
+
+    // ================================================================== readdir
+
+    /** Receives merged directory entries: name, type (S_IFMT bits), inode number. */
+    public interface DirSink {
+        /** Returns false to stop (the FUSE buffer is full). */
+        boolean entry(String name, int type, long ino);
+    }
+
+    public int readdir(String path, DirSink sink) {
+        lock.readLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            if (!n.isDir()) return -ENOTDIR;
+            return readdir(n, sink, true);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private static final int DT_UNKNOWN = 0, DT_FIFO = 1, DT_CHR = 2, DT_DIR = 4, DT_BLK = 6, DT_REG = 8,
+            DT_LNK = 10, DT_SOCK = 12;
+
+    private static int dtToMode(int dt) {
+        switch (dt) {
+            case DT_FIFO: return S_IFIFO;
+            case DT_CHR: return S_IFCHR;
+            case DT_DIR: return S_IFDIR;
+            case DT_BLK: return S_IFBLK;
+            case DT_REG: return S_IFREG;
+            case DT_LNK: return S_IFLNK;
+            case DT_SOCK: return S_IFSOCK;
+            default: return 0;
+        }
+    }
+
+    /** Merges a directory's layers: upper first, duplicates, whiteouts and markers dropped. */
+    private int readdir(Node n, DirSink sink, boolean dots) {
+        if (dots) {
+            long self = dirIno(n);
+            if (!sink.entry(".", S_IFDIR, self)) return 0;
+            if (!sink.entry("..", S_IFDIR, n.parent == null ? self : dirIno(n.parent))) return 0;
+        }
+        Set<String> seen = n.layers.length > 1 ? new HashSet<>() : null;
+        Pointer buf = Buffers.get(65536);
+        Stat st = Stat.local2();
+        for (int li : n.layers) {
+            Layer l = stack[li];
+            boolean xwh = li < 64 && (n.xwhMask & (1L << li)) != 0;
+            int fd = l.openat(n.rel.isEmpty() ? "." : n.rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+            if (fd < 0) return fd;
+            try {
+                while (true) {
+                    long got = Posix.getdents64(fd, buf, 65536);
+                    if (got < 0) return (int) got;
+                    if (got == 0) break;
+                    int off = 0;
+                    while (off < got) {
+                        long dIno = buf.getLong(off);
+                        int reclen = buf.getShort(off + 16) & 0xffff;
+                        int dt = buf.getByte(off + 18) & 0xff;
+                        String name = cString(buf, off + 19, reclen - 19);
+                        off += reclen;
+                        if (name.equals(".") || name.equals("..")) continue;
+                        if (name.startsWith(Markers.WH_PREFIX)) {
+                            if (seen != null && !name.equals(Markers.OPAQUE_FILE)) {
+                                seen.add(name.substring(Markers.WH_PREFIX.length()));
+                            }
+                            continue;
+                        }
+                        if (seen != null && !seen.add(name)) continue;
+                        int type = dtToMode(dt);
+                        if (dt == DT_CHR || dt == DT_UNKNOWN || (xwh && dt == DT_REG)) {
+                            String crel = Layer.child(n.rel, name);
+                            if (l.lstat(crel, st) < 0) continue;
+                            type = st.type();
+                            if (st.isWhiteoutDevice()) continue;
+                            if (xwh && Markers.entryWhiteout(l, crel, st) != null) continue;
+                        }
+                        if (!sink.entry(name, type, mapIno(li, dIno))) return 0;
+                    }
+                }
+            } finally {
+                Posix.close(fd);
+            }
+        }
+        return 0;
+    }
+
+    private long dirIno(Node n) {
+        if (n.ino != 0) return n.ino;
+        Stat st = Stat.local2();
+        Layer l = stack[n.top()];
+        if (Posix.fstatat(l.fd(), n.rel.isEmpty() ? "" : n.rel, st, n.rel.isEmpty() ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW) < 0) return 1;
+        return presentedIno(n, st.ino());
+    }
+
+    private static String cString(Pointer p, int off, int max) {
+        int len = 0;
+        while (len < max && p.getByte(off + len) != 0) len++;
+        byte[] b = new byte[len];
+        p.get(off, b, 0, len);
+        return new String(b, NAMES);
+    }
+
+    /** The merged names of a directory (without . and ..), for checks and tools. */
+    public List<String> list(String path, int[] err) {
+        List<String> out = new ArrayList<>();
+        err[0] = readdir(path, (name, type, ino) -> {
+            if (!name.equals(".") && !name.equals("..")) out.add(name);
+            return true;
+        });
+        return out;
+    }
+
+    private boolean isEmptyDir(Node n, int[] err) {
+        boolean[] empty = {true};
+        err[0] = readdir(n, (name, type, ino) -> {
+            empty[0] = false;
+            return false;
+        }, false);
+        return empty[0];
+    }
+
+    // ================================================================== copy-up
+
+    private String tmpName() {
+        return "#strata." + ProcessHandle.current().pid() + "." + tmpCounter.incrementAndGet();
+    }
+
+    /** Ensures n exists in the upper layer (parents first); with {@code data=false} a file's data is not copied. */
+    int copyUp(Node n, boolean data) {
+        if (!hasUpper) return -EROFS;
+        if (n.negative()) return -ENOENT;
+        if (n.top() == 0) return 0;
+        if (n.parent != null) {
+            int r = copyUp(n.parent, true);
+            if (r < 0) return r;
+        }
+        long t0 = System.nanoTime();
+        Layer src = stack[n.top()];
+        Stat st = new Stat();
+        int r = src.lstat(n.rel, st);
+        if (r < 0) return r;
+        long ino = presentedIno(n, st.ino());
+        String tmp = tmpName();
+        long[] bytes = {0};
+        String[] method = {"metadata"};
+        r = createCopy(src, n.rel, st, tmp, data, bytes, method);
+        if (r < 0) {
+            Tree.removeAt(workFd, tmp);
+            return r;
+        }
+        r = finishCopy(src, n.rel, st, tmp, ino);
+        if (r == 0) r = moveIntoUpper(tmp, n.rel, 0);
+        if (r < 0) {
+            Tree.removeAt(workFd, tmp);
+            return r;
+        }
+        if (n.isDir()) {
+            int[] l = new int[n.layers.length + 1];
+            System.arraycopy(n.layers, 0, l, 1, n.layers.length);
+            n.layers = l;
+        } else {
+            n.layers = new int[]{0};
+        }
+        events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes[0], System.nanoTime() - t0, method[0]);
+        return 0;
+    }
+
+    private static String typeName(int t) {
+        switch (t) {
+            case S_IFDIR: return "directory";
+            case S_IFREG: return "file";
+            case S_IFLNK: return "symlink";
+            case S_IFIFO: return "fifo";
+            case S_IFCHR: return "char device";
+            case S_IFBLK: return "block device";
+            case S_IFSOCK: return "socket";
+            default: return "object";
+        }
+    }
+
+    private int createCopy(Layer src, String rel, Stat st, String tmp, boolean data, long[] bytes, String[] method) {
+        switch (st.type()) {
+            case S_IFDIR:
+                return Posix.mkdirat(workFd, tmp, 0700);
+            case S_IFLNK: {
+                int[] e = new int[1];
+                String target;
+                try (At a = src.at(rel)) {
+                    if (!a.ok()) return a.err();
+                    target = Posix.readlinkat(a.dirfd(), a.name(), e);
+                }
+                if (target == null) return e[0];
+                return Posix.symlinkat(target, workFd, tmp);
+            }
+            case S_IFREG: {
+                int in = src.openat(rel, O_RDONLY | O_NOFOLLOW, 0);
+                if (in < 0) return in;
+                int out = Posix.openat(workFd, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+                if (out < 0) { Posix.close(in); return out; }
+                try {
+                    if (!data || st.size() == 0) return 0;
+                    bytes[0] = st.size();
+                    return DataCopy.copy(in, out, st.size(), method);
+                } finally {
+                    Posix.close(in);
+                    Posix.close(out);
+                }
+            }
+            default:
+                return Posix.mknodat(workFd, tmp, st.mode(), st.rdev());
+        }
+    }
+
+    /** Owner, xattrs, origin, mode and times of a fresh copy in the workdir. */
+    private int finishCopy(Layer src, String rel, Stat st, String tmp, long ino) {
+        String dst = "/proc/self/fd/" + workFd + "/" + tmp;
+        boolean lnk = st.type() == S_IFLNK;
+        try (At a = src.at(rel)) {
+            if (!a.ok()) return a.err();
+            String sp = a.xattrPath();
+            for (String x : Posix.llistxattr(sp)) {
+                if (Markers.isPrivateXattr(x)) continue;
+                byte[] v = Posix.lgetxattr(sp, x);
+                if (v != null) Posix.lsetxattr(dst, x, v, 0); // best effort, as the kernel does for unsupported ones
+            }
+        }
+        if (!lnk || root) Posix.lsetxattr(dst, originXattr, Long.toString(ino).getBytes(StandardCharsets.US_ASCII), 0);
+        int r = Posix.fchownat(workFd, tmp, st.uid(), st.gid(), AT_SYMLINK_NOFOLLOW);
+        if (r < 0 && root) return r;
+        if (!lnk) {
+            r = Posix.fchmodat(workFd, tmp, st.perm());
+            if (r < 0) return r;
+        }
+        return Posix.utimensat(workFd, tmp, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs(), AT_SYMLINK_NOFOLLOW);
+    }
+
+    /**
+     * Renames workdir/tmp to upper/rel, keeping the parent directory's times (as the kernel's copy-up
+     * and create do) so that copy-up does not change what the parent shows.
+     */
+    private int moveIntoUpper(String tmp, String rel, int flags) {
+        Layer up = stack[0];
+        String parent = Layer.parentOf(rel);
+        Stat ps = Stat.local2();
+        boolean keepTimes = up.lstat(parent, ps) == 0;
+        long as = ps.atime(), an = ps.atimeNs(), ms = ps.mtime(), mn = ps.mtimeNs();
+        int r;
+        try (At a = up.at(rel)) {
+            if (!a.ok()) return a.err();
+            r = Posix.renameat2(workFd, tmp, a.dirfd(), a.name(), flags);
+        }
+        if (r == 0 && keepTimes) restoreTimes(parent, as, an, ms, mn);
+        return r;
+    }
+
+    private void restoreTimes(String rel, long as, long an, long ms, long mn) {
+        Layer up = stack[0];
+        if (rel.isEmpty()) return; // the upper root's times are the user's, like the kernel leaves them
+        try (At a = up.at(rel)) {
+            if (a.ok()) Posix.utimensat(a.dirfd(), a.name(), as, an, ms, mn, AT_SYMLINK_NOFOLLOW);
+        }
+    }
+
+    // ================================================================== creating names
+
+    /** Creates the object itself at (dirfd, name); returns an fd (files), 0, or -errno. */
+    private interface Creator {
+        int create(int dirfd, String name);
+    }
+
+    private int checkNewName(String name) {
+        if (name.length() > NAME_MAX) return -ENAMETOOLONG;
+        if (Markers.isMarkerName(name)) return -EINVAL;
+        return 0;
+    }
+
+    /**
+     * Creates a new name in the merged view (which the caller checked is absent): in the upper directly,
+     * or over a whiteout through the workdir so the swap is atomic; a directory created where a whiteout
+     * hid lower entries is made opaque. {@code chown} false for hard links (they share the inode).
+     */
+    private int createName(Node dir, String name, boolean isDir, int mode, int uid, int gid, boolean chown,
+                           Creator c) {
+        int r = copyUp(dir, true);
+        if (r < 0) return r;
+        Layer up = stack[0];
+        String rel = Layer.child(dir.rel, name);
+        Node old = child(dir, name);
+        Stat st = Stat.local2();
+        boolean overDev = up.lstat(rel, st) == 0;  // only a whiteout can be there: the name is absent
+        boolean whFile = Markers.hasWhFile(up, dir.rel, name);
+        boolean opaque = isDir && (old.whiteout || overDev || whFile || lowerHas(dir, name));
+        int gidToSet = gid;
+        if (chown && root) {
+            Stat ds = new Stat();
+            if (up.lstat(dir.rel, ds) == 0 && (ds.mode() & 02000) != 0) gidToSet = -1; // setgid dir: inherit
+        }
+        int result;
+        Stat pst = Stat.local2();
+        boolean keepTimes = false;
+        long as = 0, an = 0, ms = 0, mn = 0;
+        if (overDev || opaque) {
+            String tmp = tmpName();
+            result = c.create(workFd, tmp);
+            if (result < 0) return result;
+            r = chown ? own(workFd, tmp, mode, uid, gidToSet) : 0;
+            if (r == 0 && opaque) {
+                int[] e = new int[1];
+                Markers.OpaqueForm f = Markers.markOpaque(At.of(workFd, tmp), e);
+                if (f == null) r = e[0]; else events.opaque("/" + rel, f.label);
+            }
+            if (r == 0) {
+                if (overDev && isDir) {
+                    r = moveIntoUpper(tmp, rel, RENAME_EXCHANGE);
+                    if (r == 0) Posix.unlinkat(workFd, tmp, 0); // the whiteout, now in the workdir
+                } else {
+                    r = moveIntoUpper(tmp, rel, 0);
+                }
+            }
+            if (r < 0) {
+                if (result > 0) Posix.close(result);
+                Tree.removeAt(workFd, tmp);
+                return r;
+            }
+        } else {
+            try (At a = up.at(rel)) {
+                if (!a.ok()) return a.err();
+                result = c.create(a.dirfd(), a.name());
+                if (result < 0) return result;
+                r = chown ? own(a.dirfd(), a.name(), mode, uid, gidToSet) : 0;
+                if (r < 0) {
+                    if (result > 0) Posix.close(result);
+                    Posix.unlinkat(a.dirfd(), a.name(), isDir ? AT_REMOVEDIR : 0);
+                    return r;
+                }
+            }
+        }
+        if (whFile) {
+            try (At a = up.at(Layer.child(dir.rel, Markers.WH_PREFIX + name))) {
+                if (a.ok()) Posix.unlinkat(a.dirfd(), a.name(), 0);
+            }
+        }
+        dir.forget(name);
+        return result;
+    }
+
+    /** Gives a new object the caller's owner (the daemon creates as itself). */
+    private int own(int dirfd, String name, int mode, int uid, int gid) {
+        if (!root) return 0;
+        int hu = hostUid(uid), hg = gid == -1 ? -1 : hostGid(gid);
+        if (hu == -1 && uid != -1) return -EINVAL;
+        if (opts.squashUid != null) hu = -1;
+        if (opts.squashGid != null) hg = -1;
+        int r = Posix.fchownat(dirfd, name, hu, hg, AT_SYMLINK_NOFOLLOW);
+        if (r < 0) return r;
+        if ((mode & 06000) != 0 && (mode & S_IFMT) != S_IFLNK) r = Posix.fchmodat(dirfd, name, mode & 07777);
+        return r;
+    }
+
+    private interface NewNameOp {
+        int run(Node dir, String name);
+    }
+
+    /** Common checks for creating {@code path}: writable, parent a directory, name valid and absent. */
+    private int withNewName(String path, NewNameOp op) {
+        if (!hasUpper) return -EROFS;
+        lock.writeLock().lock();
+        try {
+            int[] e = new int[1];
+            Node dir = parentOf(path, e);
+            if (e[0] != 0) return e[0];
+            String name = lastName(path);
+            if (name.length() > NAME_MAX) return -ENAMETOOLONG;
+            Node existing = child(dir, name);
+            if (existing instanceof LookupError) return err(existing);
+            if (!existing.negative()) return -EEXIST;
+            int r = checkNewName(name);
+            if (r < 0) return r;
+            return op.run(dir, name);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    public int mkdir(String path, int mode, int uid, int gid) {
+        return withNewName(path, (dir, name) ->
+                createName(dir, name, true, mode, uid, gid, true, (fd, n) -> Posix.mkdirat(fd, n, mode & 07777)));
+    }
+
+    public int mknod(String path, int mode, long rdev, int uid, int gid) {
+        if ((mode & S_IFMT) == S_IFCHR && rdev == 0) return -EPERM; // users cannot forge whiteouts
+        return withNewName(path, (dir, name) ->
+                createName(dir, name, false, mode, uid, gid, true, (fd, n) -> Posix.mknodat(fd, n, mode, rdev)));
+    }
+
+    public int symlink(String target, String path, int uid, int gid) {
+        return withNewName(path, (dir, name) ->
+                createName(dir, name, false, S_IFLNK | 0777, uid, gid, true, (fd, n) -> Posix.symlinkat(target, fd, n)));
+    }
+
+    /** Creates and opens a regular file; returns the descriptor. */
+    public int create(String path, int mode, int flags, int uid, int gid) {
+        int[] fdOut = {-1};
+        int r = withNewName(path, (dir, name) -> {
+            int fd = createName(dir, name, false, mode, uid, gid, true,
+                    (dfd, n) -> Posix.openat(dfd, n, (flags & ~O_EXCL) | O_CREAT | O_EXCL, mode & 07777));
+            if (fd >= 0) {
+                Node n = child(dir, name);
+                if (!n.negative()) openFiles.put(fd, n);
+            }
+            return fd;
+        });
+        return r;
+    }
+
+    public int link(String from, String to) {
+        if (!hasUpper) return -EROFS;
+        lock.writeLock().lock();
+        try {
+            Node src = resolve(from);
+            int e = err(src);
+            if (e != 0) return e;
+            if (src.isDir()) return -EPERM;
+            int r = copyUp(src, true);
+            if (r < 0) return r;
+            int[] pe = new int[1];
+            Node dir = parentOf(to, pe);
+            if (pe[0] != 0) return pe[0];
+            String name = lastName(to);
+            if (name.length() > NAME_MAX) return -ENAMETOOLONG;
+            Node existing = child(dir, name);
+            if (existing instanceof LookupError) return err(existing);
+            if (!existing.negative()) return -EEXIST;
+            r = checkNewName(name);
+            if (r < 0) return r;
+            Layer up = stack[0];
+            long ino = src.ino;
+            r = createName(dir, name, false, 0, -1, -1, false, (fd, n) -> {
+                try (At a = up.at(src.rel)) {
+                    return a.ok() ? Posix.linkat(a.dirfd(), a.name(), fd, n, 0) : a.err();
+                }
+            });
+            if (r >= 0 && ino != 0) {
+                Node nn = child(dir, name);
+                if (!nn.negative()) nn.ino = ino;
+            }
+            return Math.min(r, 0);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    // ================================================================== removing names
+
+    /** Puts a whiteout at upper/rel, replacing whatever is there (through the workdir: atomic). */
+    private int whiteoutAt(Node dir, String name, boolean replacingDir) {
+        Layer up = stack[0];
+        String rel = Layer.child(dir.rel, name);
+        String tmp = tmpName();
+        int[] e = new int[1];
+        Markers.WhiteoutForm f = Markers.createWhiteout(workFd, tmp, e);
+        if (f == null) return e[0];
+        if (f == Markers.WhiteoutForm.WH_FILE) {
+            // unprivileged: no device whiteouts; remove the entry, then leave .wh.NAME beside it
+            Posix.unlinkat(workFd, Markers.WH_PREFIX + tmp, 0);
+            Stat st = Stat.local2();
+            if (up.lstat(rel, st) == 0) {
+                int r = st.isDir() ? Tree.removeDir(up, rel) : unlinkUpper(rel, 0);
+                if (r < 0) return r;
+            }
+            try (At a = up.at(Layer.child(dir.rel, Markers.WH_PREFIX + name))) {
+                if (!a.ok()) return a.err();
+                int fd = Posix.openat(a.dirfd(), a.name(), O_CREAT | O_WRONLY | O_TRUNC, 0);
+                if (fd < 0) return fd;
+                Posix.close(fd);
+            }
+            events.whiteout("/" + rel, f.label);
+            return 0;
+        }
+        int r;
+        if (replacingDir) {
+            r = moveIntoUpper(tmp, rel, RENAME_EXCHANGE);
+            if (r == 0) Tree.removeAt(workFd, tmp);
+        } else {
+            r = moveIntoUpper(tmp, rel, 0);
+        }
+        if (r < 0) Posix.unlinkat(workFd, tmp, 0);
+        else events.whiteout("/" + rel, f.label);
+        return r;
+    }
+
+    private int unlinkUpper(String rel, int flags) {
+        try (At a = stack[0].at(rel)) {
+            return a.ok() ? Posix.unlinkat(a.dirfd(), a.name(), flags) : a.err();
+        }
+    }
+
+    public int unlink(String path) {
+        if (!hasUpper) return -EROFS;
+        lock.writeLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            if (n.isDir()) return -EISDIR;
+            Node dir = n.parent;
+            int r = removeName(dir, n, false);
+            if (r == 0) markGone(n, true);
+            return r;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    public int rmdir(String path) {
+        if (!hasUpper) return -EROFS;
+        lock.writeLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            if (!n.isDir()) return -ENOTDIR;
+            if (n.parent == null) return -EBUSY;
+            int[] re = new int[1];
+            if (!isEmptyDir(n, re)) return -ENOTEMPTY;
+            if (re[0] < 0) return re[0];
+            int r = removeName(n.parent, n, true);
+            if (r == 0) markGone(n, true);
+            return r;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private int removeName(Node dir, Node n, boolean isDir) {
+        boolean inUpper = n.top() == 0;
+        boolean needWhiteout = !inUpper || lowerHas(dir, n.name);
+        int r;
+        if (!needWhiteout) {
+            r = isDir ? Tree.removeDir(stack[0], n.rel) : unlinkUpper(n.rel, 0);
+        } else {
+            r = copyUp(dir, true);
+            if (r < 0) return r;
+            r = whiteoutAt(dir, n.name, isDir && inUpper);
+        }
+        dir.forget(n.name);
+        return r;
+    }
+
+    private void markGone(Node n, boolean deleted) {
+        n.gone = true;
+        if (deleted) n.deleted = true;
+    }
+
+    // ================================================================== rename
+
+    public int rename(String from, String to, int flags) {
+        if (!hasUpper) return -EROFS;
+        if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return -EINVAL;
+        lock.writeLock().lock();
+        try {
+            Node src = resolve(from);
+            int e = err(src);
+            if (e != 0) return e;
+            if (src.parent == null) return -EBUSY;
+            int[] pe = new int[1];
+            Node dstDir = parentOf(to, pe);
+            if (pe[0] != 0) return pe[0];
+            String dstName = lastName(to);
+            if (dstName.length() > NAME_MAX) return -ENAMETOOLONG;
+            int r = checkNewName(dstName);
+            if (r < 0) return r;
+            Node dst = child(dstDir, dstName);
+            if (dst instanceof LookupError) return err(dst);
+            if (src == dst) return 0;
+            // moving a directory into itself
+            for (Node p = dstDir; p != null; p = p.parent) if (p == src) return -EINVAL;
+            if ((flags & RENAME_EXCHANGE) != 0) return exchange(src, dst);
+            if ((flags & RENAME_NOREPLACE) != 0 && !dst.negative()) return -EEXIST;
+            if (!dst.negative()) {
+                if (src.isDir() && !dst.isDir()) return -ENOTDIR;
+                if (!src.isDir() && dst.isDir()) return -EISDIR;
+                if (dst.isDir()) {
+                    int[] re = new int[1];
+                    if (!isEmptyDir(dst, re)) return -ENOTEMPTY;
+                }
+                if (sameUpperInode(src, dst)) return 0; // hard links to one file: rename(2) does nothing
+            }
+            if (src.isDir() && (src.layers.length > 1 || src.top() != 0)) {
+                events.renameRefused("/" + src.rel, "/" + Layer.child(dstDir.rel, dstName),
+                        src.top() != 0 ? "directory is in a lower layer" : "directory merges lower layers");
+                return -EXDEV;
+            }
+            r = copyUp(src, true);
+            if (r < 0) return r;
+            r = copyUp(dstDir, true);
+            if (r < 0) return r;
+            Node srcDir = src.parent;
+            boolean srcLower = lowerHas(srcDir, src.name);
+            Layer up = stack[0];
+            String dstRel = Layer.child(dstDir.rel, dstName);
+            Stat st = Stat.local2();
+            boolean dstUpper = up.lstat(dstRel, st) == 0;
+            boolean dstUpperIsDir = dstUpper && st.isDir();
+            boolean dstUpperWhiteout = dstUpper && dst.negative();
+            boolean whFile = Markers.hasWhFile(up, dstDir.rel, dstName);
+            if (src.isDir() && (dst.whiteout || dstUpperWhiteout || whFile || lowerHas(dstDir, dstName))) {
+                // the moved directory lands where lower entries would merge in: make it opaque
+                try (At a = up.at(src.rel)) {
+                    int[] oe = new int[1];
+                    if (!a.ok()) return a.err();
+                    if (Markers.opaque(up, src.rel) == null) {
+                        Markers.OpaqueForm f = Markers.markOpaque(a, oe);
+                        if (f == null) return oe[0];
+                        events.opaque("/" + dstRel, f.label);
+                    }
+                }
+            }
+            if (dstUpperIsDir) {
+                r = Tree.removeContents(up, dstRel); // only markers are left in a merged-empty directory
+                if (r < 0) return r;
+            }
+            Stat ps = new Stat();
+            boolean keep = up.lstat(srcDir.rel, ps) == 0;
+            if (src.isDir() && dstUpperWhiteout) {
+                // a directory cannot replace a device: swap them, then drop the whiteout
+                r = renameUpper(src.rel, dstRel, RENAME_EXCHANGE);
+                if (r == 0) r = unlinkUpper(src.rel, 0);
+            } else {
+                r = renameUpper(src.rel, dstRel, 0);
+            }
+            if (r < 0) return r;
+            if (whFile) unlinkUpper(Layer.child(dstDir.rel, Markers.WH_PREFIX + dstName), 0);
+            if (srcLower) {
+                r = whiteoutAt(srcDir, src.name, false);
+                if (r < 0) return r;
+            }
+            if (!dst.negative()) markGone(dst, true);
+            markGone(src, false);
+            srcDir.forget(src.name);
+            dstDir.forget(dstName);
+            return 0;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private boolean sameUpperInode(Node a, Node b) {
+        if (a.isDir() || b.isDir() || a.top() != 0 || b.top() != 0) return false;
+        Stat sa = new Stat(), sb = new Stat();
+        return stack[0].lstat(a.rel, sa) == 0 && stack[0].lstat(b.rel, sb) == 0 && sa.ino() == sb.ino();
+    }
+
+    private int renameUpper(String fromRel, String toRel, int flags) {
+        Layer up = stack[0];
+        try (At a = up.at(fromRel); At b = up.at(toRel)) {
+            if (!a.ok()) return a.err();
+            if (!b.ok()) return b.err();
+            return Posix.renameat2(a.dirfd(), a.name(), b.dirfd(), b.name(), flags);
+        }
+    }
+
+    /** RENAME_EXCHANGE: both names must exist; lower or merged directories cannot move. */
+    private int exchange(Node a, Node b) {
+        if (b.negative()) return -ENOENT;
+        for (Node n : new Node[]{a, b}) {
+            if (n.isDir() && (n.layers.length > 1 || n.top() != 0)) return -EXDEV;
+        }
+        int r = copyUp(a, true);
+        if (r == 0) r = copyUp(b, true);
+        if (r < 0) return r;
+        // a directory that moves onto a name lower layers have must not merge with them
+        for (Node[] p : new Node[][]{{a, b}, {b, a}}) {
+            if (p[0].isDir() && lowerHas(p[1].parent, p[1].name) && Markers.opaque(stack[0], p[0].rel) == null) {
+                try (At at = stack[0].at(p[0].rel)) {
+                    int[] e = new int[1];
+                    if (at.ok() && Markers.markOpaque(at, e) == null) return e[0];
+                }
+            }
+        }
+        r = renameUpper(a.rel, b.rel, RENAME_EXCHANGE);
+        if (r < 0) return r;
+        markGone(a, false);
+        markGone(b, false);
+        a.parent.forget(a.name);
+        b.parent.forget(b.name);
+        return 0;
+    }
+
+    // ================================================================== attributes
+
+    private interface UpperOp {
+        int run(Node n, At at);
+    }
+
+    /** Copies n up (with or without data) and runs op on its upper location. */
+    private int onUpper(String path, boolean data, UpperOp op) {
+        if (!hasUpper) return -EROFS;
+        lock.writeLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            int r = copyUp(n, data);
+            if (r < 0) return r;
+            if (n.rel.isEmpty()) return op.run(n, At.of(stack[0].fd(), "."));
+            try (At a = stack[0].at(n.rel)) {
+                if (!a.ok()) return a.err();
+                return op.run(n, a);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    public int chmod(String path, int mode) {
+        return onUpper(path, true, (n, a) -> n.type == S_IFLNK ? -EOPNOTSUPP : Posix.fchmodat(a.dirfd(), a.name(), mode & 07777));
+    }
+
+    public int chown(String path, int uid, int gid) {
+        int hu = hostUid(uid), hg = hostGid(gid);
+        if ((uid != -1 && hu == -1) || (gid != -1 && hg == -1)) return -EINVAL;
+        return onUpper(path, true, (n, a) -> Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
+    }
+
+    /** utimens with UTIME_NOW / UTIME_OMIT passed through in the nanosecond fields. */
+    public int utimens(String path, long aSec, long aNsec, long mSec, long mNsec) {
+        return onUpper(path, true, (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
+    }
+
+    public int truncate(String path, long size) {
+        if (size < 0) return -EINVAL;
+        return onUpper(path, size > 0, (n, a) -> {
+            if (n.isDir()) return -EISDIR;
+            if (n.type != S_IFREG) return -EINVAL;
+            int fd = Posix.openat(a.dirfd(), a.name(), O_WRONLY | O_NOFOLLOW, 0);
+            if (fd < 0) return fd;
+            try {
+                return Posix.ftruncate(fd, size);
+            } finally {
+                Posix.close(fd);
+            }
+        });
+    }
+
+    // ================================================================== xattrs
+
+    private static boolean isPrivate(String name) {
+        return name.startsWith("trusted.overlay.") || name.startsWith("user.overlay.");
+    }
+
+    private boolean aclRefused(String name) {
+        return opts.noAcl && name.startsWith("system.posix_acl_");
+    }
+
+    public int getxattr(String path, String name, Pointer value, long size) {
+        if (isPrivate(name)) return -EOPNOTSUPP;
+        if (aclRefused(name)) return -EOPNOTSUPP;
+        lock.readLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            try (At a = atOf(n)) {
+                if (!a.ok()) return a.err();
+                return (int) Posix.lgetxattr(a.xattrPath(), name, size == 0 ? null : value, size);
+            }
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private At atOf(Node n) {
+        return n.rel.isEmpty() ? At.of(stack[n.top()].fd(), ".") : stack[n.top()].at(n.rel);
+    }
+
+    public int listxattr(String path, Pointer list, long size) {
+        lock.readLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            List<String> names;
+            try (At a = atOf(n)) {
+                if (!a.ok()) return a.err();
+                names = Posix.llistxattr(a.xattrPath());
+            }
+            int total = 0;
+            List<byte[]> keep = new ArrayList<>();
+            for (String x : names) {
+                if (Markers.isPrivateXattr(x) || aclRefused(x)) continue;
+                byte[] b = x.getBytes(NAMES);
+                keep.add(b);
+                total += b.length + 1;
+            }
+            if (size == 0) return total;
+            if (total > size) return -ERANGE;
+            int off = 0;
+            for (byte[] b : keep) {
+                list.put(off, b, 0, b.length);
+                list.putByte(off + b.length, (byte) 0);
+                off += b.length + 1;
+            }
+            return total;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    public int setxattr(String path, String name, Pointer value, long size, int flags) {
+        if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
+        return onUpper(path, true, (n, a) -> Posix.lsetxattr(a.xattrPath(), name, value, size, flags));
+    }
+
+    public int removexattr(String path, String name) {
+        if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
+        return onUpper(path, true, (n, a) -> Posix.lremovexattr(a.xattrPath(), name));
+    }
+
+    // ================================================================== open files
+
+    /** Opens a file; a write open copies it up first. Returns the descriptor to use for I/O. */
+    public int open(String path, int flags) {
+        boolean write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
+        int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
+        if (write && !hasUpper) return -EROFS;
+        ReentrantReadWriteLock.ReadLock rl = lock.readLock();
+        ReentrantReadWriteLock.WriteLock wl = lock.writeLock();
+        if (write) wl.lock(); else rl.lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            if (write) {
+                if (n.isDir()) return -EISDIR;
+                int r = copyUp(n, (flags & O_TRUNC) == 0);
+                if (r < 0) return r;
+            }
+            int fd;
+            if (n.rel.isEmpty()) fd = Posix.openat(stack[n.top()].fd(), ".", oflags, 0);
+            else fd = stack[n.top()].openat(n.rel, oflags, 0);
+            if (fd >= 0) openFiles.put(fd, n);
+            return fd;
+        } finally {
+            if (write) wl.unlock(); else rl.unlock();
+        }
+    }
+
+    public long read(int fd, Pointer buf, long size, long off) {
+        return Posix.pread(fd, buf, size, off);
+    }
+
+    public long write(int fd, Pointer buf, long size, long off) {
+        return Posix.pwrite(fd, buf, size, off);
+    }
+
+    public int ftruncate(int fd, long size) { return Posix.ftruncate(fd, size); }
+
+    public int fsync(int fd, boolean dataOnly) {
+        if (!opts.fsync) return 0;
+        return dataOnly ? Posix.fdatasync(fd) : Posix.fsync(fd);
+    }
+
+    public int fallocate(int fd, int mode, long off, long len) { return Posix.fallocate(fd, mode, off, len); }
+
+    public int release(int fd) {
+        openFiles.remove(fd);
+        return Posix.close(fd);
+    }
+}

@@ -1,0 +1,18 @@
+package dev.strata.union;
+
+/**
+ * What the engine does to the layers, as it happens: the "-o trace" narration and tests listen here.
+ * Calls come from FUSE worker threads; implementations must be thread-safe and quick.
+ */
+public interface UnionEvents {
+    UnionEvents NONE = new UnionEvents() {};
+
+    /** A lower object was copied up into the upper layer. */
+    default void copiedUp(String path, String fromLayer, String type, long bytes, long nanos, String method) {}
+    /** A whiteout was written in the upper layer. */
+    default void whiteout(String path, String form) {}
+    /** A directory was made opaque in the upper layer. */
+    default void opaque(String path, String form) {}
+    /** A directory rename was refused with EXDEV. */
+    default void renameRefused(String from, String to, String why) {}
+}
