@@ -272,6 +272,44 @@ def first_line(path):
 
 # ---------------------------------------------------------------- helpers
 
+def pressure_total(kind):
+    """Microseconds some task stalled on `kind` (cpu, io) since boot, or None without PSI."""
+    try:
+        with open(f"/proc/pressure/{kind}") as f:
+            for line in f:
+                if line.startswith("some"):
+                    return int(line.split("total=")[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+def pressure_avg10(kind):
+    try:
+        with open(f"/proc/pressure/{kind}") as f:
+            return float(f.readline().split("avg10=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def wait_quiet(max_wait):
+    """Wait (up to max_wait s) until other processes leave the CPUs and disk alone for a while."""
+    deadline = now() + max_wait
+    busy = False
+    while now() < deadline:
+        cpu, io = pressure_avg10("cpu"), pressure_avg10("io")
+        if cpu is None or (cpu < 10.0 and (io or 0.0) < 10.0):
+            if busy:
+                log("  machine quiet again")
+            return True
+        if not busy:
+            log(f"  machine busy (CPU pressure {cpu:.0f}%, I/O {io or 0:.0f}% over 10 s): waiting up to {max_wait:.0f} s")
+            busy = True
+        time.sleep(1)
+    log("  still busy: measuring anyway (see the stall rows of the report)")
+    return False
+
+
 def drop_caches():
     os.sync()
     with open("/proc/sys/vm/drop_caches", "w") as f:
@@ -382,6 +420,8 @@ def run_sequence(system, run_idx, ctx, mounts, only):
             log(f"  {system.key:15s} run {run_idx + 1}  {key:14s} FAILED: {e}")
 
     pid = None
+    p0 = {k: pressure_total(k) for k in ("cpu", "io")}
+    t_seq = now()
     try:
         # ---- session 1: metadata, tar, copy-up, untar, rm
         drop_caches()
@@ -485,6 +525,11 @@ def run_sequence(system, run_idx, ctx, mounts, only):
         errors["mount"] = str(e)
         log(f"  {system.key:15s} run {run_idx + 1}  MOUNT FAILED: {e}")
     finally:
+        elapsed = (now() - t_seq) * 1e6
+        for k in ("cpu", "io"):
+            p1 = pressure_total(k)
+            if p0[k] is not None and p1 is not None and elapsed > 0:
+                values[f"stall_{k}"] = 100.0 * (p1 - p0[k]) / elapsed
         mounts.umount(mnt)
         for d in (upper, work):
             shutil.rmtree(d, ignore_errors=True)
@@ -568,6 +613,8 @@ def fmt_val(v, unit):
         return "–"
     if unit == "MB":
         return f"{v:.1f} MB"
+    if unit == "%":
+        return f"{v:.0f}%"
     if v >= 100:
         return f"{v:.1f}"
     if v >= 10:
@@ -619,6 +666,8 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
 
     col = {s.key: s for s in systems}
     names = [s.key for s in systems]
+    all_runs = [r for s in measured for r in results[s.key]]
+    busy = [r for r in all_runs if (r[0].get("stall_cpu") or 0) > 20 or (r[0].get("stall_io") or 0) > 20]
     out = []
     date = started.strftime("%Y-%m-%d")
     sz = ctx["manifest"]["sizes"]
@@ -643,7 +692,9 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
                "(read directly from the layer directories, untimed), the same for every system. Mount ready is "
                "the time from starting the mount command until a file of the top layer can be stat'ed through "
                "the mountpoint. Resident memory is the daemon's VmRSS (the kernel overlay has no daemon). "
-               "Times are wall-clock seconds (lower is better); ratios are of the medians.")
+               f"All processes of the benchmark, the daemons included, run at niceness {ctx['nice']} (against "
+               "other work on the machine). Times are wall-clock seconds (lower is better); ratios are of the "
+               "medians.")
     out.append("")
     out.append("**Machine.** " + "; ".join([
         f"{info['nproc']} CPUs ({info['cpu']})", f"RAM {info['ram']}", f"kernel {info['kernel']}",
@@ -662,6 +713,11 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
         if skipped.get(n):
             out.append(f"**{col[n].label} not measured:** {skipped[n]}")
             out.append("")
+    if busy:
+        out.append(f"**Noise:** in {len(busy)} of {len(all_runs)} runs other processes competed for the CPUs or "
+                   "the disk for more than 20% of the run (see stall_cpu/stall_io under \"Every run\"); "
+                   "medians of those rows are less certain.")
+        out.append("")
 
     hdr = ["Workload"] + [col[n].label for n in names] + ["strata/kernel", "strata/fuse-overlayfs",
                                                           "fuse-overlayfs/kernel"]
@@ -724,9 +780,15 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
     # raw runs
     out.append("## Every run")
     out.append("")
+    out.append("Each cell lists the runs in order. stall_cpu and stall_io are the share of each run's wall time "
+               "in which some task on the machine (the benchmark's own included) waited for a CPU or for I/O "
+               "(Linux PSI, /proc/pressure): "
+               "high values mean other work competed with the benchmark during that run.")
+    out.append("")
     out.append("| Workload | " + " | ".join(col[n].label for n in names if not skipped.get(n)) + " |")
     out.append("|---|" + "---|" * len([n for n in names if not skipped.get(n)]))
-    for key, label, unit, _ in wl.rows:
+    stall_rows = [("stall_cpu", "", "%", False), ("stall_io", "", "%", False)]
+    for key, label, unit, _ in wl.rows + stall_rows:
         row = []
         for n in names:
             if skipped.get(n):
@@ -753,6 +815,10 @@ def parse_args(argv):
                                   "bench/results/tmp/compare-DATE-quick.md with --quick)")
     ap.add_argument("--strata-home", default=REPO, help=argparse.SUPPRESS)
     ap.add_argument("--strata-skip", help=argparse.SUPPRESS)   # set by scripts/bench.sh when the build failed
+    ap.add_argument("--max-wait", type=float, default=120,
+                    help="before each run, wait up to this many seconds for other load to pass (default 120; 0: never)")
+    ap.add_argument("--nice", type=int, default=-10,
+                    help="niceness increment for the benchmark and the daemons it starts (default -10)")
     ap.add_argument("--no-unshare", action="store_true", help="do not enter a private mount namespace")
     a = ap.parse_args(argv)
     if a.runs is None:
@@ -771,6 +837,10 @@ def main(argv):
         env = dict(os.environ, STRATA_BENCH_NS="1")
         os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", sys.executable,
                                os.path.abspath(__file__)] + argv, env)
+    if a.nice:
+        # every process of the benchmark, the daemons included (they inherit it), gets the same
+        # priority, above the builds and tests that may share the machine
+        os.nice(a.nice)
     wanted = [s.strip() for s in a.systems.split(",") if s.strip()]
     all_sys = {"kernel": Kernel(), "fuse-overlayfs": FuseOverlayfs(), "strata": Strata(a.strata_home)}
     bad = [w for w in wanted if w not in all_sys]
@@ -804,7 +874,7 @@ def main(argv):
         stack_dir, manifest = stack.build(a.workdir, sizes)
         wl = Workloads(manifest["sizes"])
         ctx = {"workdir": a.workdir, "stack_dir": stack_dir, "manifest": manifest, "logdir": logdir,
-               "runs": a.runs, "load_start": open("/proc/loadavg").read().split()[:3]}
+               "runs": a.runs, "nice": os.nice(0), "load_start": open("/proc/loadavg").read().split()[:3]}
         ctx["load_start"] = " ".join(ctx["load_start"])
         for s in systems:
             if s.key == "strata" and a.strata_skip:
@@ -822,6 +892,8 @@ def main(argv):
                 if s.skip_reason:
                     continue
                 log(f"run {run + 1}/{a.runs}: {s.label}")
+                if a.max_wait > 0:
+                    wait_quiet(a.max_wait)
                 results[s.key].append(run_sequence(s, run, ctx, mounts, only))
         ctx["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
         finished = datetime.datetime.now()
