@@ -12,6 +12,9 @@ import picocli.CommandLine.Command;
         subcommands = {
                 MountCommand.class,
                 UmountCommand.class,
+                ExplainCommand.class,
+                DiffCommand.class,
+                LayersCommand.class,
         })
 public final class Main implements Runnable {
     public static final String VERSION = "0.1.0";

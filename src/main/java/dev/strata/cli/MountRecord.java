@@ -1,24 +1,37 @@
 package dev.strata.cli;
 
+import dev.strata.inspect.MountInfo;
+import dev.strata.inspect.MountRegistry;
 import dev.strata.options.MountOptions;
 
+import java.io.IOException;
 import java.nio.file.Path;
 
 /**
- * Records a live mount (mountpoint and layers) so that tools like {@code strata explain PATH} can find
- * the layers behind a path. The registry itself lives in dev.strata.inspect; until it is present this
- * records nothing.
+ * Records a live mount (mountpoint and layers) in the {@link MountRegistry} once it is ready, so that
+ * {@code strata explain PATH} and {@code strata diff MOUNTPOINT} find the layers behind a path; the
+ * record goes away when the daemon ends.
  */
 final class MountRecord implements AutoCloseable {
     private final Path mountpoint;
     private final MountOptions opts;
+    private MountRegistry.Registration registration;
 
     MountRecord(Path mountpoint, MountOptions opts) {
         this.mountpoint = mountpoint;
         this.opts = opts;
     }
 
-    void register() { }
+    void register() {
+        try {
+            registration = MountRegistry.register(MountInfo.ofThisProcess(mountpoint, opts.lowerDirs, opts.upperDir, opts.workDir));
+        } catch (IOException | RuntimeException e) {
+            // the mount works without it; only explain/diff by mountpoint need the record
+            System.err.println("strata: warning: cannot record the mount for explain/diff: " + e.getMessage());
+        }
+    }
 
-    @Override public void close() { }
+    @Override public void close() {
+        if (registration != null) registration.close();
+    }
 }

@@ -31,7 +31,7 @@ public final class UmountCommand implements Callable<Integer> {
     static boolean isFuseMount(Path m) throws java.io.IOException {
         for (String line : Files.readAllLines(Paths.get("/proc/self/mounts"), java.nio.charset.StandardCharsets.ISO_8859_1)) {
             String[] f = line.split(" ");
-            if (f.length > 2 && unescape(f[1]).equals(m.toString()) && f[2].startsWith("fuse")) return true;
+            if (f.length > 2 && unescape(f[1]).equals(dev.strata.posix.Names.toNative(m.toString())) && f[2].startsWith("fuse")) return true;
         }
         return false;
     }

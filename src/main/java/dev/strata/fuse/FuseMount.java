@@ -24,7 +24,6 @@ public final class FuseMount {
         o.add("fsname=strata");
         o.add("subtype=strata");
         o.add("use_ino");
-        o.add("hard_remove");
         o.add("nonempty");
         o.add("big_writes");
         o.add("max_write=131072");
@@ -63,7 +62,9 @@ public final class FuseMount {
         }, "strata-unmount");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            fs.mount(mountpoint, true, union.options().debug, args);
+            // jnr-fuse hands the path to libfuse in the default (byte-transparent) charset
+            fs.mount(java.nio.file.Paths.get(dev.strata.posix.Names.toNative(mountpoint.toString())), true,
+                    union.options().debug, args);
             return up.get() ? 0 : 1;
         } catch (RuntimeException e) {
             if (!up.get()) return 1;
@@ -80,7 +81,7 @@ public final class FuseMount {
      */
     public static String unmount(Path mountpoint, boolean lazy) {
         if (Posix.geteuid() == 0) {
-            int r = Posix.umount2(mountpoint.toString(), lazy ? Posix.MNT_DETACH : 0);
+            int r = Posix.umount2(dev.strata.posix.Names.toNative(mountpoint.toString()), lazy ? Posix.MNT_DETACH : 0);
             if (r == 0) return null;
             if (r != -dev.strata.posix.Errno.EPERM) return Posix.strerror(r);
         }

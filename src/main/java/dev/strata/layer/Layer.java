@@ -1,5 +1,6 @@
 package dev.strata.layer;
 
+import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 
@@ -26,7 +27,7 @@ public final class Layer implements AutoCloseable {
 
     /** Opens a layer root; returns null and sets err[0] to -errno if it cannot be opened as a directory. */
     public static Layer open(Path root, int index, boolean upper, int[] err) {
-        int fd = Posix.openat(Posix.AT_FDCWD, root.toString(), Posix.O_PATH | Posix.O_DIRECTORY, 0);
+        int fd = Posix.openat(Posix.AT_FDCWD, Names.toNative(root.toString()), Posix.O_PATH | Posix.O_DIRECTORY, 0);
         if (fd < 0) { err[0] = fd; return null; }
         Stat st = new Stat();
         Posix.fstat(fd, st);

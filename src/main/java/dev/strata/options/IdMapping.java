@@ -5,8 +5,12 @@ import java.util.List;
 
 /**
  * A uid or gid mapping in fuse-overlayfs's format: {@code uidmapping=:C:H:N:C:H:N...} (an optional
- * leading separator, then triples container-id:host-id:size; ':' or '/' may separate). Ids on disk are
- * host ids; the mount shows container ids. Unmapped ids show as the overflow id 65534.
+ * leading separator, then triples container-id:host-id:size; ':' or '/' may separate), as
+ * containers-storage passes its ID maps. Layers on disk hold container ids (what the image says); the
+ * mount shows host ids, which the container's user namespace maps back to container ids. So on-disk id
+ * C+k shows as H+k, and an id H+k given through the mount is stored as C+k (fuse-overlayfs behaves the
+ * same: with {@code uidmapping=:0:100000:65536} a file owned by 5 on disk shows as 100005). Unmapped
+ * ids show as the overflow id 65534.
  */
 public final class IdMapping {
     public static final IdMapping IDENTITY = new IdMapping(new long[0]);
@@ -44,22 +48,22 @@ public final class IdMapping {
         return new IdMapping(t);
     }
 
-    /** On-disk (host) id to the id the mount shows. */
-    public int toContainer(int hostId) {
-        if (triples.length == 0) return hostId;
-        long h = hostId & 0xffffffffL;
+    /** On-disk (container) id to the id the mount shows (host id). */
+    public int toContainer(int diskId) {
+        if (triples.length == 0) return diskId;
+        long d = diskId & 0xffffffffL;
         for (int i = 0; i < triples.length; i += 3) {
-            if (h >= triples[i + 1] && h < triples[i + 1] + triples[i + 2]) return (int) (triples[i] + h - triples[i + 1]);
+            if (d >= triples[i] && d < triples[i] + triples[i + 2]) return (int) (triples[i + 1] + d - triples[i]);
         }
         return OVERFLOW;
     }
 
-    /** Id given through the mount to the on-disk (host) id; -1 if it has no mapping. */
-    public int toHost(int containerId) {
-        if (triples.length == 0) return containerId;
-        long c = containerId & 0xffffffffL;
+    /** Id given through the mount (host id) to the on-disk (container) id; -1 if it has no mapping. */
+    public int toHost(int shownId) {
+        if (triples.length == 0) return shownId;
+        long s = shownId & 0xffffffffL;
         for (int i = 0; i < triples.length; i += 3) {
-            if (c >= triples[i] && c < triples[i] + triples[i + 2]) return (int) (triples[i + 1] + c - triples[i]);
+            if (s >= triples[i + 1] && s < triples[i + 1] + triples[i + 2]) return (int) (triples[i] + s - triples[i + 1]);
         }
         return -1;
     }

@@ -56,6 +56,14 @@ public final class Union implements AutoCloseable {
     private final AtomicInteger nodeCount = new AtomicInteger();
     private final AtomicLong tmpCounter = new AtomicLong();
     private final ConcurrentHashMap<Integer, Node> openFiles = new ConcurrentHashMap<>();
+    /**
+     * Files removed while open. libfuse 2 keeps such a file alive by renaming it to ".fuse_hiddenXXXX"
+     * and unlinking that name on the last close; in an overlay that name would land in the upper
+     * layer, so strata removes the real name at once (whiteout and all) and only remembers the hidden
+     * path here: fstat then reports st_nlink 0, as on the kernel overlay.
+     */
+    private final ConcurrentHashMap<String, Node> hidden = new ConcurrentHashMap<>();
+    static final String FUSE_HIDDEN = ".fuse_hidden";
 
     private Union(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
         this.opts = opts;
@@ -75,7 +83,7 @@ public final class Union implements AutoCloseable {
             devIndex[i] = k;
         }
         singleDev = nDev == 1;
-        originXattr = root ? ORIGIN_TRUSTED : ORIGIN_USER;
+        originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         int[] rootLayers = rootLayers(all);
@@ -108,9 +116,17 @@ public final class Union implements AutoCloseable {
         return l;
     }
 
+    /** Whether trusted.* xattrs can be set here (root in the initial user namespace; not in a container's). */
+    private static boolean trustedXattrsWork(int dirFd) {
+        String p = "/proc/self/fd/" + dirFd + "/.";
+        if (Posix.lsetxattr(p, "trusted.overlay.strata.probe", new byte[]{'1'}, 0) != 0) return false;
+        Posix.lremovexattr(p, "trusted.overlay.strata.probe");
+        return true;
+    }
+
     /** Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it. */
     private static int prepareWork(Path workDir) {
-        int wd = Posix.openat(AT_FDCWD, workDir.toString(), O_PATH | O_DIRECTORY, 0);
+        int wd = Posix.openat(AT_FDCWD, dev.strata.posix.Names.toNative(workDir.toString()), O_PATH | O_DIRECTORY, 0);
         if (wd < 0) throw new IllegalStateException("cannot open workdir " + workDir + ": " + Posix.strerror(wd));
         try {
             int r = Posix.mkdirat(wd, "work", 0);
@@ -333,6 +349,10 @@ public final class Union implements AutoCloseable {
     }
 
     public int getattr(String path, Pointer st) {
+        if (!hidden.isEmpty()) {
+            Node h = hidden.get(path);
+            if (h != null) return hiddenAttr(h, st);
+        }
         lock.readLock().lock();
         try {
             Node n = resolve(path);
@@ -354,6 +374,19 @@ public final class Union implements AutoCloseable {
         if (r < 0) return r;
         present(n, st);
         return 0;
+    }
+
+    private int hiddenAttr(Node h, Pointer st) {
+        for (java.util.Map.Entry<Integer, Node> e : openFiles.entrySet()) {
+            if (e.getValue() != h) continue;
+            int r = Posix.fstat(e.getKey(), st);
+            if (r < 0) continue;
+            st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
+            if (!hasUpper || h.top() != 0) st.putLong(Stat.OFF_NLINK, 0);
+            mapOwner(st);
+            return 0;
+        }
+        return -ENOENT;
     }
 
     /** fstat of an open file: the current merged attributes, or the descriptor's own once the name is gone. */
@@ -493,6 +526,7 @@ public final class Union implements AutoCloseable {
                             if (st.isWhiteoutDevice()) continue;
                             if (xwh && Markers.entryWhiteout(l, crel, st) != null) continue;
                         }
+                        if (type != S_IFDIR && type != 0) remember(n, name, li, type);
                         if (!sink.entry(name, type, mapIno(li, dIno))) return 0;
                     }
                 }
@@ -503,11 +537,26 @@ public final class Union implements AutoCloseable {
         return 0;
     }
 
+    /**
+     * readdir already knows where a non-directory comes from (its top layer, whiteouts applied), so it
+     * enters the child in the cache: the lookups that usually follow (ls -l, find) cost no syscall.
+     */
+    private void remember(Node dir, String name, int layer, int type) {
+        ConcurrentHashMap<String, Node> ch = dir.children();
+        if (ch.containsKey(name)) return;
+        if (ch.putIfAbsent(name, new Node(dir, name, Layer.child(dir.rel, name), new int[]{layer}, type, false, 0)) == null
+                && nodeCount.incrementAndGet() > MAX_NODES) {
+            nodeCount.set(0);
+            rootNode.forgetAll();
+        }
+    }
+
     private long dirIno(Node n) {
         if (n.ino != 0) return n.ino;
         Stat st = Stat.local2();
         Layer l = stack[n.top()];
-        if (Posix.fstatat(l.fd(), n.rel.isEmpty() ? "" : n.rel, st, n.rel.isEmpty() ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW) < 0) return 1;
+        int r = n.rel.isEmpty() ? Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH) : l.lstat(n.rel, st);
+        if (r < 0) return 1;
         return presentedIno(n, st.ino());
     }
 
@@ -915,6 +964,7 @@ public final class Union implements AutoCloseable {
     }
 
     public int unlink(String path) {
+        if (!hidden.isEmpty() && hidden.remove(path) != null) return 0;
         if (!hasUpper) return -EROFS;
         lock.writeLock().lock();
         try {
@@ -986,6 +1036,7 @@ public final class Union implements AutoCloseable {
             Node dstDir = parentOf(to, pe);
             if (pe[0] != 0) return pe[0];
             String dstName = lastName(to);
+            if (dstName.startsWith(FUSE_HIDDEN) && flags == 0 && !src.isDir()) return hide(src, to);
             if (dstName.length() > NAME_MAX) return -ENAMETOOLONG;
             int r = checkNewName(dstName);
             if (r < 0) return r;
@@ -1062,6 +1113,15 @@ public final class Union implements AutoCloseable {
         } finally {
             lock.writeLock().unlock();
         }
+    }
+
+    /** libfuse hides an open file that is being removed: remove it for real and remember the hidden name. */
+    private int hide(Node src, String hiddenPath) {
+        int r = removeName(src.parent, src, false);
+        if (r < 0) return r;
+        markGone(src, true);
+        hidden.put(hiddenPath, src);
+        return 0;
     }
 
     private boolean sameUpperInode(Node a, Node b) {

@@ -1,0 +1,114 @@
+package dev.strata.cli;
+
+import dev.strata.inspect.ExplainReport;
+import dev.strata.inspect.Explainer;
+import dev.strata.inspect.Explanation;
+import dev.strata.inspect.InspectException;
+import dev.strata.inspect.MountRegistry;
+import dev.strata.inspect.Names;
+import dev.strata.inspect.Out;
+import dev.strata.inspect.Stack;
+import dev.strata.inspect.StackSpec;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code strata explain PATH}: every layer's say on one path of the merged view, and the verdict. */
+@Command(name = "explain", mixinStandardHelpOptions = true,
+        description = {
+                "Explain why a path of the merged view looks the way it does: what every layer holds there "
+                        + "(top first), which whiteout, opaque directory or file decides, and the verdict.",
+                "PATH is a path inside a running strata mount, or, with --lowerdir (or -o lowerdir=...), "
+                        + "a path of the merged view of those layer directories (e.g. /etc/passwd).",
+                "Links are not followed. Names that are not printable are shown with \\xNN escapes "
+                        + "(a backslash as \\\\)."},
+        exitCodeListHeading = "%nExit status:%n",
+        exitCodeList = {"0:explained (whether the path exists or not)", "1:a usage or layer problem"})
+public final class ExplainCommand implements Callable<Integer> {
+
+    @Parameters(index = "0", paramLabel = "PATH", description = "the path to explain")
+    String path;
+
+    @Mixin StackOptions stackOptions;
+
+    @Option(names = "--json", description = "print JSON for tools (names that are not UTF-8: see \"strata layers --help\")")
+    boolean json;
+
+    @Override public Integer call() {
+        try {
+            String rel;
+            StackSpec spec;
+            if (stackOptions.given()) {
+                spec = stackOptions.spec();
+                rel = path;
+            } else {
+                Path p = StackOptions.path(path);
+                MountRegistry.Located at = MountRegistry.locate(p).orElseThrow(() -> new UserError(
+                        Names.display(path) + " is not inside a running strata mount;"
+                                + " give --lowerdir (and --upperdir) to explain layer directories"));
+                spec = at.mount().stack();
+                rel = at.rel();
+            }
+            try (Stack stack = Stack.open(spec)) {
+                Explanation e = new Explainer(stack).explain(rel);
+                if (json) Out.printBytes(ExplainReport.json(e));
+                else Out.print(ExplainReport.text(e));
+            }
+            return 0;
+        } catch (InspectException e) {
+            throw new UserError(e.getMessage());
+        }
+    }
+
+    /** The layer options shared by explain, diff and layers. */
+    public static final class StackOptions {
+        @Option(names = "--lowerdir", paramLabel = "A[:B...]",
+                description = "lower layer directories, top first, colon separated (\\: escapes a colon)")
+        String lowerdir;
+
+        @Option(names = "--upperdir", paramLabel = "DIR", description = "the upper (writable) layer directory")
+        String upperdir;
+
+        @Option(names = "-o", paramLabel = "OPTIONS",
+                description = "overlay mount options instead: lowerdir=A:B[,upperdir=U][,workdir=W] (others ignored)")
+        String options;
+
+        boolean given() { return lowerdir != null || upperdir != null || options != null; }
+
+        StackSpec spec() {
+            if (options != null) {
+                if (lowerdir != null || upperdir != null) {
+                    throw new UserError("give the layers either with -o or with --lowerdir/--upperdir, not both");
+                }
+                return StackSpec.parseMountOptions(options);
+            }
+            if (lowerdir == null) throw new UserError("--upperdir needs --lowerdir too");
+            return StackSpec.parse(lowerdir, upperdir);
+        }
+
+        static Path path(String s) {
+            try {
+                return Path.of(s);
+            } catch (InvalidPathException e) {
+                throw new UserError("bad path " + Names.display(s) + ": " + e.getReason());
+            }
+        }
+
+        /** The stack of a mount point given on the command line (through the mount registry). */
+        static StackSpec ofMount(String mountpoint) {
+            Path p = path(mountpoint);
+            MountRegistry.Located at = MountRegistry.locate(p).orElseThrow(() -> new UserError(
+                    Names.display(mountpoint) + " is not a running strata mount; give --lowerdir (and --upperdir)"));
+            if (!at.rel().isEmpty()) {
+                throw new UserError(Names.display(mountpoint) + " is inside the strata mount at "
+                        + Names.display(at.mount().mountpoint().toString()) + ", not its mount point");
+            }
+            return at.mount().stack();
+        }
+    }
+}

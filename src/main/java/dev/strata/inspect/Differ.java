@@ -1,0 +1,157 @@
+package dev.strata.inspect;
+
+import dev.strata.layer.Layer;
+import dev.strata.layer.Markers;
+import dev.strata.posix.Posix;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * {@code strata diff}: what the upper layer changes, like {@code docker diff}. Two views are compared:
+ * the lowers alone, and the whole stack (upper on top). Only directories the upper takes part in are
+ * walked; everywhere else the two views are the same.
+ * <ul>
+ * <li><b>A</b> path: in the merged view, not in the lowers' view (every path under an added directory
+ *     is listed too).</li>
+ * <li><b>D</b> path: in the lowers' view, not in the merged view, while its parent directory is in
+ *     both (what lies under a deleted directory is not listed). Whiteouts give these; an opaque
+ *     directory gives one for every name below it that it hides and does not hold itself.</li>
+ * <li><b>C</b> path: in both views and held by the upper. A non-directory held by the upper always
+ *     counts (a copy-up happened, as docker reports it); so does a change of type. A directory held by
+ *     both counts when its mode, owner, mtime or extended attributes (overlay-private ones left out)
+ *     differ from the lowers' directory, or when an entry directly in it was added or deleted. A
+ *     directory that only leads to deeper changes is not listed.</li>
+ * </ul>
+ * Output is sorted component by component (a directory comes right before what is inside it).
+ */
+public final class Differ {
+
+    public enum Kind { A, C, D }
+
+    /** One change. {@code type} is the type of the path in the merged view (for D: in the lowers'). */
+    public record Change(Kind kind, String rel, String type, String oldType, List<String> why) {
+        public String path() { return "/" + rel; }
+    }
+
+    private final Stack stack;
+    private final List<Change> out = new ArrayList<>();
+
+    private Differ(Stack stack) { this.stack = stack; }
+
+    /** The changes of the upper layer against the lowers. */
+    public static List<Change> diff(Stack stack) {
+        if (!stack.hasUpper()) throw new InspectException("diff needs an upper layer (--upperdir)");
+        Differ d = new Differ(stack);
+        d.dir("", stack.all(), stack.lowers());
+        d.out.sort(Comparator.comparing(Change::rel, Differ::compareRel));
+        return Collections.unmodifiableList(d.out);
+    }
+
+    /**
+     * Compares directory rel of the merged view (merge list m, which holds the upper) with the lowers'
+     * view (merge list l, or null when the lowers have no directory there). Returns whether an entry
+     * directly inside was added or deleted.
+     */
+    private boolean dir(String rel, int[] m, int[] l) {
+        Listing ml = read(m, rel);
+        Map<String, Lookup> mv = visible(ml);
+        Map<String, Lookup> lv = l == null ? Collections.emptyMap() : visible(read(l, rel));
+        TreeSet<String> names = new TreeSet<>(mv.keySet());
+        names.addAll(lv.keySet());
+        boolean entriesChanged = false;
+        for (String name : names) {
+            Lookup a = mv.get(name), b = lv.get(name);
+            String child = Layer.child(rel, name);
+            if (b == null) {
+                out.add(new Change(Kind.A, child, type(a), null, List.of()));
+                entriesChanged = true;
+                if (a.result == Lookup.Result.DIR) dir(child, a.merge, null);
+            } else if (a == null) {
+                out.add(new Change(Kind.D, child, type(b), null, List.of()));
+                entriesChanged = true;
+            } else if (a.top == 0) {
+                boolean aDir = a.result == Lookup.Result.DIR, bDir = b.result == Lookup.Result.DIR;
+                if (aDir && bDir) {
+                    List<String> why = metaChanges(a, b);
+                    if (dir(child, a.merge, b.merge)) why.add("entries");
+                    if (!why.isEmpty()) out.add(new Change(Kind.C, child, "dir", null, List.copyOf(why)));
+                } else if (aDir || bDir || !type(a).equals(type(b))) {
+                    out.add(new Change(Kind.C, child, type(a), type(b), List.of("type")));
+                    if (aDir) dir(child, a.merge, null);
+                } else {
+                    out.add(new Change(Kind.C, child, type(a), null, List.of("upper")));
+                }
+            }
+        }
+        return entriesChanged;
+    }
+
+    private Listing read(int[] merge, String rel) {
+        Listing l = Listing.read(stack, merge, rel);
+        if (!l.errors.isEmpty()) {
+            Map.Entry<Integer, Integer> e = l.errors.entrySet().iterator().next();
+            throw new InspectException("cannot read " + Names.display(stack.path(e.getKey()) + "/" + rel) + ": "
+                    + Posix.strerror(e.getValue()));
+        }
+        for (Lookup lk : l.lookups.values()) {
+            if (lk.result == Lookup.Result.ERROR) {
+                throw new InspectException("cannot look up " + Names.display(stack.path(lk.stopLayer) + "/" + lk.rel)
+                        + ": " + Posix.strerror(lk.probes.get(lk.probes.size() - 1).errno()));
+            }
+        }
+        return l;
+    }
+
+    private static Map<String, Lookup> visible(Listing l) {
+        Map<String, Lookup> m = new TreeMap<>();
+        for (Lookup lk : l.visible()) m.put(lk.name, lk);
+        return m;
+    }
+
+    private static String type(Lookup lk) { return lk.topProbe().node().typeKey(); }
+
+    /** How the upper's directory differs from the lowers' top directory: mode, owner, mtime, xattrs. */
+    private List<String> metaChanges(Lookup a, Lookup b) {
+        Node x = a.topProbe().node(), y = b.topProbe().node();
+        List<String> why = new ArrayList<>();
+        if (x.mode() != y.mode()) why.add("mode");
+        if (x.uid() != y.uid() || x.gid() != y.gid()) why.add("owner");
+        if (x.mtime() != y.mtime() || x.mtimeNs() != y.mtimeNs()) why.add("mtime");
+        if (!xattrs(a.top, a.rel).equals(xattrs(b.top, b.rel))) why.add("xattrs");
+        return why;
+    }
+
+    private Map<String, String> xattrs(int layer, String rel) {
+        Map<String, String> m = new TreeMap<>();
+        try (var at = stack.layer(layer).at(rel)) {
+            if (!at.ok()) return m;
+            String xp = at.xattrPath();
+            for (String name : Posix.llistxattr(xp)) {
+                if (Markers.isPrivateXattr(name)) continue;
+                byte[] v = Posix.lgetxattr(xp, name);
+                m.put(name, v == null ? "" : Arrays.toString(v));
+            }
+        }
+        return m;
+    }
+
+    /** Orders paths component by component, bytes within a component. */
+    static int compareRel(String a, String b) {
+        int i = 0, j = 0;
+        while (i < a.length() && j < b.length()) {
+            char x = a.charAt(i), y = b.charAt(j);
+            if (x == y) { i++; j++; continue; }
+            if (x == '/') return -1;
+            if (y == '/') return 1;
+            return Character.compare(x, y);
+        }
+        return Integer.compare(a.length() - i, b.length() - j);
+    }
+}

@@ -1,0 +1,284 @@
+package dev.strata.inspect;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.strata.posix.Posix;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Where running strata mounts say which layers they show, so {@code strata explain PATH} and
+ * {@code strata diff MOUNTPOINT} work on a mount without repeating its options.
+ *
+ * <p>Contract: one JSON file per mount in {@code <runtime>/strata/mounts/}, where runtime is
+ * {@code $XDG_RUNTIME_DIR} if set, else {@code /run} for root, else {@code /tmp/strata-<uid>} (created
+ * 0700 and used only if owned by that uid). A file holds
+ * <pre>{"mountpoint": "/abs", "lowerdirs": ["/top", ...], "upperdir": "/abs" or null,
+ *  "workdir": "/abs" or null, "pid": 123, "start_time": 456}</pre>
+ * {@code start_time} (optional) is field 22 of /proc/PID/stat; a record whose pid is gone, or whose
+ * pid now belongs to a process started at another time, is stale: readers skip it and
+ * {@link #cleanup} deletes it. Paths are written as their UTF-8 text; a record with a path that is
+ * not valid UTF-8 carries {@code "names": "latin1"} and every path in it is written one char per byte.
+ * Readers look in their own directory and then in {@code /run/strata/mounts}, so a user can explain
+ * a mount that root made.
+ */
+public final class MountRegistry {
+    private MountRegistry() {}
+
+    private static final ObjectMapper MAPPER = new ObjectMapper();
+
+    /** The registry directory of this process. */
+    public static Path directory() {
+        return directory(System.getenv(), Posix.geteuid());
+    }
+
+    static Path directory(Map<String, String> env, int euid) {
+        String xdg = env.get("XDG_RUNTIME_DIR");
+        Path runtime;
+        if (xdg != null && !xdg.isEmpty()) runtime = Path.of(xdg);
+        else if (euid == 0) runtime = Path.of("/run");
+        else runtime = Path.of("/tmp/strata-" + euid);
+        return runtime.resolve("strata").resolve("mounts");
+    }
+
+    static final Path SYSTEM_DIRECTORY = Path.of("/run/strata/mounts");
+
+    /** The directories readers search, own first. */
+    static List<Path> searchPath() {
+        Path own = directory();
+        return own.equals(SYSTEM_DIRECTORY) ? List.of(own) : List.of(own, SYSTEM_DIRECTORY);
+    }
+
+    // ------------------------------------------------------------------ readers
+
+    /** The live mount that contains {@code anyPathInsideMount}, if any (the innermost one). */
+    public static Optional<MountInfo> find(Path anyPathInsideMount) {
+        return locate(anyPathInsideMount).map(Located::mount);
+    }
+
+    /** A mount and the path inside it ("" for its root, else "a/b"). */
+    public record Located(MountInfo mount, String rel) {}
+
+    /** Like {@link #find}, and also gives the path relative to the mount's root. */
+    public static Optional<Located> locate(Path anyPathInsideMount) {
+        List<MountInfo> live = new ArrayList<>();
+        for (Path dir : searchPath()) live.addAll(list(dir));
+        return locate(live, anyPathInsideMount);
+    }
+
+    static Optional<Located> locate(List<MountInfo> live, Path p) {
+        Path abs = p.toAbsolutePath().normalize();
+        Optional<Located> hit = innermost(live, abs);
+        if (hit.isPresent()) return hit;
+        // The path may reach the mount through a symlink (e.g. /var/run -> /run): resolve its parent only,
+        // so a symlink at the end (inside the mount) is not followed.
+        Path parent = abs.getParent();
+        if (parent == null) return Optional.empty();
+        try {
+            Path real = parent.toRealPath().resolve(abs.getFileName());
+            return innermost(live, real);
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    private static Optional<Located> innermost(List<MountInfo> live, Path abs) {
+        MountInfo best = null;
+        for (MountInfo m : live) {
+            if (abs.startsWith(m.mountpoint())
+                    && (best == null || m.mountpoint().getNameCount() > best.mountpoint().getNameCount())) {
+                best = m;
+            }
+        }
+        if (best == null) return Optional.empty();
+        return Optional.of(new Located(best, best.mountpoint().relativize(abs).toString()));
+    }
+
+    /** The live records of one registry directory (unreadable or stale files are skipped). */
+    public static List<MountInfo> list(Path dir) {
+        List<MountInfo> out = new ArrayList<>();
+        if (!trusted(dir)) return out;
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "*.json")) {
+            for (Path f : ds) {
+                MountInfo m = read(f);
+                if (m != null && alive(m)) out.add(m);
+            }
+        } catch (IOException e) {
+            return out;
+        }
+        return out;
+    }
+
+    /** Reads one record; null if it is not a valid record. */
+    static MountInfo read(Path file) {
+        try {
+            JsonNode o = MAPPER.readTree(Files.readAllBytes(file));
+            boolean latin1 = "latin1".equals(o.path("names").asText(null));
+            String mp = text(o.get("mountpoint"), latin1);
+            JsonNode lowers = o.get("lowerdirs");
+            if (mp == null || lowers == null || !lowers.isArray() || lowers.isEmpty() || !o.path("pid").canConvertToLong()) {
+                return null;
+            }
+            List<Path> lowerdirs = new ArrayList<>();
+            for (JsonNode l : lowers) {
+                String s = text(l, latin1);
+                if (s == null) return null;
+                lowerdirs.add(Path.of(s));
+            }
+            String up = text(o.get("upperdir"), latin1);
+            String wk = text(o.get("workdir"), latin1);
+            return new MountInfo(Path.of(mp), lowerdirs, up == null ? null : Path.of(up), wk == null ? null : Path.of(wk),
+                    o.get("pid").asLong(), o.path("start_time").asLong(0));
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    private static String text(JsonNode n, boolean latin1) {
+        if (n == null || !n.isTextual()) return null;
+        return latin1 ? n.asText() : Names.fromUnicode(n.asText());
+    }
+
+    /** Whether the mount's daemon still runs (same pid, same start time when recorded). */
+    static boolean alive(MountInfo m) {
+        if (m.pid() <= 0) return false;
+        if (!Files.isDirectory(Path.of("/proc/" + m.pid()))) return false;
+        if (m.startTime() == 0) return true;
+        return startTime(m.pid()) == m.startTime();
+    }
+
+    /** Field 22 (starttime) of /proc/PID/stat, or 0 if unreadable. */
+    static long startTime(long pid) {
+        try {
+            String s = new String(Files.readAllBytes(Path.of("/proc/" + pid + "/stat")), StandardCharsets.ISO_8859_1);
+            String[] f = s.substring(s.lastIndexOf(')') + 2).trim().split(" ");
+            return Long.parseLong(f[19]);
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
+    // ------------------------------------------------------------------ writer
+
+    /** A registered mount: {@link #close} deletes its record. */
+    public static final class Registration implements AutoCloseable {
+        private final Path file;
+        private Registration(Path file) { this.file = file; }
+        public Path file() { return file; }
+        @Override public void close() {
+            try { Files.deleteIfExists(file); } catch (IOException ignored) { /* best effort */ }
+        }
+    }
+
+    /** Records a mount in this process's registry directory (deleting stale records first). */
+    public static Registration register(MountInfo m) throws IOException {
+        return register(directory(), m);
+    }
+
+    static Registration register(Path dir, MountInfo m) throws IOException {
+        prepare(dir);
+        cleanup(dir);
+        String mp = m.mountpoint().toString();
+        String fileName = m.pid() + "-" + Integer.toHexString(mp.hashCode()) + ".json";
+        Path file = dir.resolve(fileName);
+        Path tmp = dir.resolve("." + fileName + ".tmp");
+        Files.write(tmp, MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(toJson(m)));
+        try {
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+        }
+        return new Registration(file);
+    }
+
+    static ObjectNode toJson(MountInfo m) {
+        List<String> all = new ArrayList<>();
+        all.add(m.mountpoint().toString());
+        for (Path p : m.lowerdirs()) all.add(p.toString());
+        if (m.upperdir() != null) all.add(m.upperdir().toString());
+        if (m.workdir() != null) all.add(m.workdir().toString());
+        boolean latin1 = !all.stream().allMatch(Names::isUtf8);
+        ObjectNode o = MAPPER.createObjectNode();
+        o.put("mountpoint", enc(m.mountpoint(), latin1));
+        ArrayNode lowers = o.putArray("lowerdirs");
+        for (Path p : m.lowerdirs()) lowers.add(enc(p, latin1));
+        o.put("upperdir", m.upperdir() == null ? null : enc(m.upperdir(), latin1));
+        o.put("workdir", m.workdir() == null ? null : enc(m.workdir(), latin1));
+        o.put("pid", m.pid());
+        if (m.startTime() != 0) o.put("start_time", m.startTime());
+        if (latin1) o.put("names", "latin1");
+        return o;
+    }
+
+    private static String enc(Path p, boolean latin1) {
+        return latin1 ? p.toString() : Names.decode(p.toString());
+    }
+
+    /** Deletes the records of dead mounts in {@code dir}; returns how many. */
+    public static int cleanup(Path dir) {
+        int n = 0;
+        if (!trusted(dir)) return 0;
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "*.json")) {
+            for (Path f : ds) {
+                MountInfo m = read(f);
+                if (m == null || !alive(m)) {
+                    try { if (Files.deleteIfExists(f)) n++; } catch (IOException ignored) { /* someone else's */ }
+                }
+            }
+        } catch (IOException e) {
+            return n;
+        }
+        return n;
+    }
+
+    /** Creates the directory (0700 under /tmp, where others could have made it first: then refuses). */
+    private static void prepare(Path dir) throws IOException {
+        Path runtime = dir.getParent().getParent();
+        boolean tmpStyle = runtime.getFileName() != null && runtime.getFileName().toString().startsWith("strata-")
+                && runtime.getParent() != null && runtime.getParent().equals(Path.of("/tmp"));
+        if (tmpStyle && !Files.exists(runtime, LinkOption.NOFOLLOW_LINKS)) {
+            try {
+                Files.createDirectory(runtime, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+            } catch (java.nio.file.FileAlreadyExistsException ignored) { /* raced: checked below */ }
+        }
+        if (tmpStyle && !ownedByMe(runtime)) {
+            throw new IOException(runtime + " is not a directory owned by uid " + Posix.geteuid());
+        }
+        Files.createDirectories(dir);
+    }
+
+    /** A registry directory is read only if it is not a symlink and (under /tmp) is owned by us. */
+    private static boolean trusted(Path dir) {
+        if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) return false;
+        Path runtime = dir.getParent() == null ? null : dir.getParent().getParent();
+        if (runtime != null && runtime.getParent() != null && runtime.getParent().equals(Path.of("/tmp"))
+                && runtime.getFileName().toString().startsWith("strata-")) {
+            return ownedByMe(runtime);
+        }
+        return true;
+    }
+
+    private static boolean ownedByMe(Path p) {
+        try {
+            if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) return false;
+            Object uid = Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+            return uid instanceof Integer && (Integer) uid == Posix.geteuid();
+        } catch (IOException | UnsupportedOperationException e) {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,97 @@
+package dev.strata.options;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class OptionParserTest {
+    final Path cwd = Path.of("/srv/overlay");
+
+    @Test void fuseOverlayfsSyntax() {
+        MountOptions o = OptionParser.parse(List.of("lowerdir=/a:/b\\:c:rel/d,upperdir=/u,workdir=/w"), cwd);
+        assertEquals(List.of(Path.of("/a"), Path.of("/b:c"), Path.of("/srv/overlay/rel/d")), o.lowerDirs);
+        assertEquals(Path.of("/u"), o.upperDir);
+        assertEquals(Path.of("/w"), o.workDir);
+        assertFalse(o.readOnly());
+        assertTrue(o.fsync);
+    }
+
+    @Test void podmanOptionStrings() {
+        // what podman passes for a --rm container with user namespaces (note the empty option)
+        MountOptions o = OptionParser.parse(List.of(
+                "lowerdir=l/A:l/B,upperdir=diff,workdir=work,,volatile,"
+                        + "uidmapping=:0:1000:1:1:100000:65536,gidmapping=:0:1000:1:1:100000:65536,"
+                        + "context=\"system_u:object_r:container_file_t:s0:c1,c2\",xattr_permissions=2"), cwd);
+        assertTrue(o.volatileMode);
+        assertFalse(o.fsync, "volatile implies no fsync");
+        // fuse-overlayfs's direction: on-disk id C+k shows as H+k (see IdMappingTest)
+        assertEquals(1000, o.uidMapping.toContainer(0));
+        assertEquals(100041, o.uidMapping.toContainer(42));
+        assertEquals(42, o.uidMapping.toHost(100041));
+        assertEquals(IdMapping.OVERFLOW, o.uidMapping.toContainer(70000));
+        assertEquals(-1, o.uidMapping.toHost(5));
+        assertEquals("\"system_u:object_r:container_file_t:s0:c1,c2\"", o.context);
+        assertEquals(2, o.xattrPermissions);
+        assertTrue(o.warnings.isEmpty(), o.warnings.toString());
+    }
+
+    @Test void squashAndMisc() {
+        MountOptions o = OptionParser.parse(List.of("lowerdir=/a", "squash_to_uid=7,squash_to_gid=8,static_nlink,noacl,fsync=0,timeout=5"), cwd);
+        assertTrue(o.readOnly());
+        assertEquals(7, o.squashUid);
+        assertEquals(8, o.squashGid);
+        assertTrue(o.staticNlink && o.noAcl && !o.fsync);
+        assertEquals(5.0, o.timeoutSeconds);
+        MountOptions r = OptionParser.parse(List.of("lowerdir=/a,squash_to_root"), cwd);
+        assertEquals(0, r.squashUid);
+    }
+
+    @Test void unknownOptionsAreWarningsGenericOnesAreQuiet() {
+        MountOptions o = OptionParser.parse(List.of("lowerdir=/a,frobnicate=1,nodev,nosuid,rw,allow_other"), cwd);
+        assertEquals(List.of("frobnicate=1"), o.warnings);
+        assertTrue(o.fuseOptions.contains("allow_other"));
+    }
+
+    @Test void mistakesAreOneLineErrors() {
+        assertEquals("no lowerdir given (-o lowerdir=DIR[:DIR...])",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("upperdir=/u"), cwd)).getMessage());
+        assertEquals("upperdir given without workdir",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,upperdir=/u"), cwd)).getMessage());
+        assertTrue(assertThrows(IllegalArgumentException.class,
+                () -> OptionParser.parse(List.of("lowerdir=/a::/b"), cwd)).getMessage().startsWith("empty layer"));
+        assertTrue(assertThrows(IllegalArgumentException.class,
+                () -> OptionParser.parse(List.of("lowerdir=/a,uidmapping=0:1"), cwd)).getMessage().contains("triples"));
+        assertTrue(assertThrows(IllegalArgumentException.class,
+                () -> OptionParser.parse(List.of("lowerdir=/a,timeout=soon"), cwd)).getMessage().contains("not a number"));
+    }
+
+    @Test void validatorNamesEachProblem(@TempDir Path t) throws Exception {
+        Path low = Files.createDirectory(t.resolve("low"));
+        Path up = Files.createDirectory(t.resolve("up"));
+        Path work = Files.createDirectory(t.resolve("work"));
+        Path mnt = Files.createDirectory(t.resolve("mnt"));
+        MountOptions ok = OptionParser.parse(List.of("lowerdir=" + low + ",upperdir=" + up + ",workdir=" + work), cwd);
+        assertEquals(List.of(), Validator.check(ok, mnt));
+
+        MountOptions missing = OptionParser.parse(List.of("lowerdir=" + t.resolve("nope")), cwd);
+        assertEquals(List.of("lowerdir " + t.resolve("nope") + " does not exist"), Validator.check(missing, mnt));
+
+        Files.writeString(work.resolve("stray"), "x");
+        assertEquals(List.of("workdir " + work + " is not empty (it holds 'stray'); use an empty directory"), Validator.check(ok, mnt));
+        Files.delete(work.resolve("stray"));
+        Files.createDirectory(work.resolve("work")); // left by an earlier overlay mount: fine
+        assertEquals(List.of(), Validator.check(ok, mnt));
+
+        MountOptions nested = OptionParser.parse(List.of("lowerdir=" + low + ",upperdir=" + up + ",workdir=" + up.resolve("w")), cwd);
+        Files.createDirectory(up.resolve("w"));
+        assertTrue(Validator.check(nested, mnt).contains("workdir " + up.resolve("w") + " is inside upperdir " + up));
+
+        Files.createDirectory(low.resolve("inside"));
+        assertTrue(Validator.check(ok, low.resolve("inside")).contains("mountpoint " + low.resolve("inside") + " is inside lowerdir " + low));
+    }
+}
