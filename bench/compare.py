@@ -293,21 +293,23 @@ def pressure_avg10(kind):
 
 
 def wait_quiet(max_wait):
-    """Wait (up to max_wait s) until other processes leave the CPUs and disk alone for a while."""
-    deadline = now() + max_wait
+    """Wait (up to max_wait s) until other processes leave the CPUs and disk alone for a while.
+    Returns the seconds waited."""
+    start = now()
+    deadline = start + max_wait
     busy = False
     while now() < deadline:
         cpu, io = pressure_avg10("cpu"), pressure_avg10("io")
         if cpu is None or (cpu < 10.0 and (io or 0.0) < 10.0):
             if busy:
                 log("  machine quiet again")
-            return True
+            return now() - start
         if not busy:
             log(f"  machine busy (CPU pressure {cpu:.0f}%, I/O {io or 0:.0f}% over 10 s): waiting up to {max_wait:.0f} s")
             busy = True
         time.sleep(1)
     log("  still busy: measuring anyway (see the stall rows of the report)")
-    return False
+    return now() - start
 
 
 def drop_caches():
@@ -816,7 +818,7 @@ def parse_args(argv):
     ap.add_argument("--strata-home", default=REPO, help=argparse.SUPPRESS)
     ap.add_argument("--strata-skip", help=argparse.SUPPRESS)   # set by scripts/bench.sh when the build failed
     ap.add_argument("--max-wait", type=float, default=120,
-                    help="before each run, wait up to this many seconds for other load to pass (default 120; 0: never)")
+                    help="seconds in all that runs may wait for other load to pass before they start (default 120; 0: never)")
     ap.add_argument("--nice", type=int, default=-10,
                     help="niceness increment for the benchmark and the daemons it starts (default -10)")
     ap.add_argument("--no-unshare", action="store_true", help="do not enter a private mount namespace")
@@ -887,13 +889,14 @@ def main(argv):
             log("no system can be measured")
             return 1
         results = {s.key: [] for s in systems if not s.skip_reason}
+        wait_left = a.max_wait
         for run in range(a.runs):
             for s in systems:
                 if s.skip_reason:
                     continue
                 log(f"run {run + 1}/{a.runs}: {s.label}")
-                if a.max_wait > 0:
-                    wait_quiet(a.max_wait)
+                if wait_left > 0:
+                    wait_left -= wait_quiet(wait_left)
                 results[s.key].append(run_sequence(s, run, ctx, mounts, only))
         ctx["load_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
         finished = datetime.datetime.now()
