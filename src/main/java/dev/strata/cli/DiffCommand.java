@@ -3,6 +3,7 @@ package dev.strata.cli;
 import dev.strata.inspect.DiffReport;
 import dev.strata.inspect.Differ;
 import dev.strata.inspect.InspectException;
+import dev.strata.inspect.Names;
 import dev.strata.inspect.Out;
 import dev.strata.inspect.Stack;
 import dev.strata.inspect.StackSpec;
@@ -24,11 +25,11 @@ import java.util.concurrent.Callable;
                 "  C path  changed: a non-directory the upper holds (copied up or replaced), a change of type,",
                 "          or a directory whose mode, owner, mtime or xattrs changed or whose entries were",
                 "          added or deleted",
-                "Sorted by path, a directory right before its contents. Give a mount point of a running strata "
-                        + "mount, or --upperdir with --lowerdir (or -o upperdir=...,lowerdir=...)."})
+                "Sorted by path, a directory right before its contents. Give the mount point of a running strata "
+                        + "mount or of a kernel overlay mount, or --upperdir with --lowerdir (or -o upperdir=...,lowerdir=...)."})
 public final class DiffCommand implements Callable<Integer> {
 
-    @Parameters(index = "0", arity = "0..1", paramLabel = "MOUNTPOINT", description = "a running strata mount")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MOUNTPOINT", description = "a running strata mount, or a kernel overlay mount")
     String mountpoint;
 
     @Mixin ExplainCommand.StackOptions stackOptions;
@@ -47,7 +48,10 @@ public final class DiffCommand implements Callable<Integer> {
             } else {
                 throw new UserError("diff needs a mount point, or --upperdir and --lowerdir");
             }
-            if (spec.upperdir() == null) throw new UserError("diff needs an upper layer (--upperdir); the mount is read-only");
+            if (spec.upperdir() == null) {
+                throw new UserError(mountpoint != null ? Names.display(Names.fromArgument(mountpoint))
+                        + " is a read-only mount (no upper layer): nothing to diff" : "diff needs an upper layer (--upperdir)");
+            }
             try (Stack stack = Stack.open(spec)) {
                 List<Differ.Change> changes = Differ.diff(stack);
                 if (json) Out.printBytes(DiffReport.json(changes));

@@ -4,6 +4,7 @@ import dev.strata.inspect.ExplainReport;
 import dev.strata.inspect.Explainer;
 import dev.strata.inspect.Explanation;
 import dev.strata.inspect.InspectException;
+import dev.strata.inspect.KernelMounts;
 import dev.strata.inspect.MountRegistry;
 import dev.strata.inspect.Names;
 import dev.strata.inspect.Out;
@@ -16,6 +17,7 @@ import picocli.CommandLine.Parameters;
 
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 
 /** {@code strata explain PATH}: every layer's say on one path of the merged view, and the verdict. */
@@ -23,8 +25,9 @@ import java.util.concurrent.Callable;
         description = {
                 "Explain why a path of the merged view looks the way it does: what every layer holds there "
                         + "(top first), which whiteout, opaque directory or file decides, and the verdict.",
-                "PATH is a path inside a running strata mount, or, with --lowerdir (or -o lowerdir=...), "
-                        + "a path of the merged view of those layer directories (e.g. /etc/passwd).",
+                "PATH is a path inside a running strata mount (or a kernel overlay mount, e.g. a container's),"
+                        + " or, with --lowerdir (or -o lowerdir=...), a path of the merged view of those layer"
+                        + " directories (e.g. /etc/passwd).",
                 "Links are not followed. Names that are not printable are shown with \\xNN escapes "
                         + "(a backslash as \\\\)."},
         exitCodeListHeading = "%nExit status:%n",
@@ -45,11 +48,11 @@ public final class ExplainCommand implements Callable<Integer> {
             StackSpec spec;
             if (stackOptions.given()) {
                 spec = stackOptions.spec();
-                rel = path;
+                rel = Names.fromArgument(path);
             } else {
-                Path p = StackOptions.path(path);
-                MountRegistry.Located at = MountRegistry.locate(p).orElseThrow(() -> new UserError(
-                        Names.display(path) + " is not inside a running strata mount;"
+                Path p = StackOptions.path(Names.fromArgument(path));
+                MountRegistry.Located at = StackOptions.locate(p).orElseThrow(() -> new UserError(
+                        Names.display(p.toString()) + " is not inside a running strata mount (nor a kernel overlay mount);"
                                 + " give --lowerdir (and --upperdir) to explain layer directories"));
                 spec = at.mount().stack();
                 rel = at.rel();
@@ -85,10 +88,10 @@ public final class ExplainCommand implements Callable<Integer> {
                 if (lowerdir != null || upperdir != null) {
                     throw new UserError("give the layers either with -o or with --lowerdir/--upperdir, not both");
                 }
-                return StackSpec.parseMountOptions(options);
+                return StackSpec.parseMountOptions(Names.fromArgument(options));
             }
             if (lowerdir == null) throw new UserError("--upperdir needs --lowerdir too");
-            return StackSpec.parse(lowerdir, upperdir);
+            return StackSpec.parse(Names.fromArgument(lowerdir), upperdir == null ? null : Names.fromArgument(upperdir));
         }
 
         static Path path(String s) {
@@ -99,13 +102,20 @@ public final class ExplainCommand implements Callable<Integer> {
             }
         }
 
-        /** The stack of a mount point given on the command line (through the mount registry). */
+        /** A strata mount (from the mount registry), else a kernel overlay mount, containing the path. */
+        static Optional<MountRegistry.Located> locate(Path p) {
+            Optional<MountRegistry.Located> at = MountRegistry.locate(p);
+            return at.isPresent() ? at : KernelMounts.locate(p);
+        }
+
+        /** The stack of a mount point given on the command line (a strata mount, or a kernel overlay). */
         static StackSpec ofMount(String mountpoint) {
-            Path p = path(mountpoint);
-            MountRegistry.Located at = MountRegistry.locate(p).orElseThrow(() -> new UserError(
-                    Names.display(mountpoint) + " is not a running strata mount; give --lowerdir (and --upperdir)"));
+            Path p = path(Names.fromArgument(mountpoint));
+            MountRegistry.Located at = locate(p).orElseThrow(() -> new UserError(
+                    Names.display(p.toString()) + " is not a running strata mount (nor a kernel overlay mount);"
+                            + " give --lowerdir (and --upperdir)"));
             if (!at.rel().isEmpty()) {
-                throw new UserError(Names.display(mountpoint) + " is inside the strata mount at "
+                throw new UserError(Names.display(p.toString()) + " is inside the strata mount at "
                         + Names.display(at.mount().mountpoint().toString()) + ", not its mount point");
             }
             return at.mount().stack();

@@ -26,7 +26,7 @@ import java.util.concurrent.Callable;
                         + "escapes and a sibling field <name>_b64 holds the raw bytes in base64."})
 public final class LayersCommand implements Callable<Integer> {
 
-    @Parameters(index = "0", arity = "0..1", paramLabel = "MOUNTPOINT", description = "a running strata mount")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MOUNTPOINT", description = "a running strata mount, or a kernel overlay mount")
     String mountpoint;
 
     @Mixin ExplainCommand.StackOptions stackOptions;

@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
         subcommands = {
                 MountCommand.class,
                 UmountCommand.class,
+                ImageCommand.class,
                 ExplainCommand.class,
                 DiffCommand.class,
                 LayersCommand.class,
@@ -40,8 +41,7 @@ public final class Main implements Runnable {
     static String[] normalize(String[] args) {
         if (args.length == 0) return args;
         String a = args[0];
-        CommandLine probe = new CommandLine(new Main());
-        if (probe.getSubcommands().containsKey(a)) return args;
+        if (SUBCOMMANDS.contains(a)) return args;
         if (a.equals("-h") || a.equals("--help") || a.equals("-V") || a.equals("--version")) return args;
         String[] out = new String[args.length + 1];
         out[0] = "mount";
@@ -49,8 +49,28 @@ public final class Main implements Runnable {
         return out;
     }
 
+    /** Names of the subcommands (kept without loading picocli: see {@link #run}). */
+    static final java.util.Set<String> SUBCOMMANDS = java.util.Set.of(
+            "mount", "umount", "unmount", "image", "explain", "diff", "layers", "help");
+
     /** Runs the CLI and returns the exit code (tests call this instead of main). */
     public static int run(String... args) {
+        String[] a = normalize(args);
+        // The mount path is what podman pays for on every container start: parse it by hand when it is
+        // plain, so picocli (whose Java 5 classes class-data sharing cannot archive) is not even loaded.
+        MountCommand quick = a.length > 0 && a[0].equals("mount") ? MountCommand.parseQuick(a) : null;
+        if (quick != null) {
+            try {
+                return quick.call();
+            } catch (UserError e) {
+                System.err.println("strata: " + e.getMessage());
+                return e.exitCode();
+            } catch (RuntimeException e) {
+                System.err.println("strata: internal error: " + e);
+                e.printStackTrace(System.err);
+                return 70;
+            }
+        }
         CommandLine cl = new CommandLine(new Main());
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             if (ex instanceof UserError) {
@@ -61,12 +81,12 @@ public final class Main implements Runnable {
             ex.printStackTrace(System.err);
             return 70;
         });
-        cl.setParameterExceptionHandler((ex, a) -> {
+        cl.setParameterExceptionHandler((ex, ignored) -> {
             System.err.println("strata: " + ex.getMessage());
             System.err.println("Try 'strata " + (ex.getCommandLine().getCommandName().equals("strata") ? "" :
                     ex.getCommandLine().getCommandName() + " ") + "--help' for more information.");
             return 2;
         });
-        return cl.execute(normalize(args));
+        return cl.execute(a);
     }
 }

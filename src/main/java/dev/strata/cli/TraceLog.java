@@ -8,6 +8,7 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.LocalTime;
+import java.time.format.DateTimeFormatter;
 
 /** {@code -o trace[=FILE]}: one plain line per union event (copy-up, whiteout, opaque, refused rename). */
 final class TraceLog implements UnionEvents {
@@ -25,8 +26,10 @@ final class TraceLog implements UnionEvents {
         return new TraceLog(new PrintStream(o, true, StandardCharsets.ISO_8859_1));
     }
 
+    private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("HH:mm:ss.SSS");
+
     private synchronized void line(String s) {
-        out.println(LocalTime.now() + " " + s);
+        out.println(TIME.format(LocalTime.now()) + " " + s);
     }
 
     @Override public void copiedUp(String path, String fromLayer, String type, long bytes, long nanos, String method) {

@@ -12,8 +12,6 @@ import java.util.List;
 final class Dirents {
     private Dirents() {}
 
-    static final int DT_UNKNOWN = 0, DT_CHR = 2, DT_DIR = 4, DT_REG = 8, DT_LNK = 10;
-
     record Dirent(String name, int type) {}
 
     private static final ThreadLocal<Pointer> BUF = ThreadLocal.withInitial(() -> Memory.allocateDirect(Posix.RT, 65536));

@@ -145,6 +145,7 @@ public final class Explainer {
                     verdictLayer = lk.top;
                     verdictText = "gone: " + disp(stepRel) + " is whited out in " + stack.label(lk.top) + " ("
                             + p.whiteout().label + ")" + (last ? "" : ", so " + disp(rel) + " does not exist");
+                    if (last) verdictText += kernelListingNote(lk, p);
                     break;
                 }
                 case ABSENT:
@@ -226,6 +227,33 @@ public final class Explainer {
             parent = rel;
         }
         throw new AssertionError();
+    }
+
+    /**
+     * Where kernel overlayfs would still list a whiteout in readdir (its lookup finds nothing either
+     * way; strata never lists a whiteout): in a directory it does not merge (one layer only, read as
+     * it is); and, for an xattr whiteout, unless it lies in a lower layer other than the last and its
+     * directory there carries overlay.opaque=x (fs/overlayfs: xwhiteouts are not checked on the upper
+     * layer nor on the last lower layer).
+     */
+    private String kernelListingNote(Lookup lk, Probe p) {
+        String dir = disp(lk.parentRel);
+        if (lk.parentMerge.length == 1) {
+            return "; note: kernel overlayfs still lists this name in " + dir + ", a directory it does not merge"
+                    + " (reading it as it is), though the name cannot be opened; strata does not list it";
+        }
+        if (p.whiteout() == Markers.WhiteoutForm.XATTR) {
+            Layer layer = stack.layer(p.layer());
+            byte[] t = layer.getxattr(lk.parentRel, Markers.TRUSTED_OPAQUE);
+            byte[] u = layer.getxattr(lk.parentRel, Markers.USER_OPAQUE);
+            boolean x = (t != null && t.length > 0 && t[0] == 'x') || (u != null && u.length > 0 && u[0] == 'x');
+            if (layer.isUpper() || p.layer() == stack.size() - 1 || !x) {
+                return "; note: kernel overlayfs lists an xattr whiteout in readdir (though it cannot be opened)"
+                        + " unless it lies in a lower layer above the last one and its directory there has"
+                        + " overlay.opaque=x; strata does not list it";
+            }
+        }
+        return "";
     }
 
     /** Why the layers below the stop of lk were not asked (a byte string). */

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
-import java.nio.charset.StandardCharsets;
 
 /** JSON output helpers: names go through {@link Names#jsonText} with a {@code _b64} sibling when needed. */
 final class Json {
@@ -40,6 +39,4 @@ final class Json {
             throw new IllegalStateException(e);
         }
     }
-
-    static String string(Object tree) { return new String(bytes(tree), StandardCharsets.UTF_8); }
 }

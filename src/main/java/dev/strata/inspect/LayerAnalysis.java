@@ -104,6 +104,7 @@ public final class LayerAnalysis {
     /** The walks over the layers and the merged view, and what they collect. */
     private static final class Walker {
         private final Stack stack;
+        private final Stat st = new Stat();                                  // scratch for lstat
         private final List<Map<String, Long>> sizes = new ArrayList<>();       // per layer: inode key -> size
         private final List<Set<String>> visible = new ArrayList<>();           // per layer: visible inode keys
         private final List<Map<String, FileRec>> invisible = new ArrayList<>(); // per layer: first invisible name
@@ -131,7 +132,6 @@ public final class LayerAnalysis {
             }
             Set<String> present = new HashSet<>();
             for (Dirents.Dirent d : ds) present.add(d.name());
-            Stat st = new Stat();
             for (Dirents.Dirent d : ds) {
                 String name = d.name();
                 if (name.equals(Markers.OPAQUE_FILE)) continue;
@@ -209,7 +209,6 @@ public final class LayerAnalysis {
             } catch (Dirents.DirError e) {
                 return;
             }
-            Stat st = new Stat();
             for (Dirents.Dirent d : ds) {
                 if (Markers.isMarkerName(d.name())) continue;
                 String child = Layer.child(rel, d.name());

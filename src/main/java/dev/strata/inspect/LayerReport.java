@@ -98,5 +98,10 @@ public final class LayerReport {
         return String.format(Locale.ROOT, "%.1f %s", v, units[u]);
     }
 
-    static String percent(double f) { return String.format(Locale.ROOT, "%.1f%%", f * 100); }
+    /** 0.25 -> "25.0%"; a value that is not 0 or 1 never shows as "0.0%" or "100.0%". */
+    static String percent(double f) {
+        if (f > 0 && f < 0.0005) return "<0.1%";
+        if (f < 1 && f > 0.9995) return ">99.9%";
+        return String.format(Locale.ROOT, "%.1f%%", f * 100);
+    }
 }

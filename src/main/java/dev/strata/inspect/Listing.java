@@ -1,6 +1,5 @@
 package dev.strata.inspect;
 
-import dev.strata.layer.Layer;
 import dev.strata.layer.Markers;
 
 import java.util.ArrayList;
@@ -75,8 +74,5 @@ final class Listing {
         if (lk != null) for (Probe p : lk.probes) if (p.layer() == layer) return p;
         return Probe.of(stack, layer, rel, name);
     }
-
-    /** The merged view's path of an entry of this directory. */
-    String childRel(String name) { return Layer.child(rel, name); }
 
 }

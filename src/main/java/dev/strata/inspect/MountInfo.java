@@ -26,5 +26,9 @@ public record MountInfo(Path mountpoint, List<Path> lowerdirs, Path upperdir, Pa
     /** The layers of the mount as a stack. */
     public StackSpec stack() { return new StackSpec(lowerdirs, upperdir); }
 
-    static Path abs(Path p) { return p.toAbsolutePath().normalize(); }
+    /** An absolute, normalized path; a relative one is taken from the working directory (as a byte string). */
+    static Path abs(Path p) {
+        if (p.isAbsolute()) return p.normalize();
+        return Path.of(Names.fromPlatform(System.getProperty("user.dir"))).resolve(p).normalize();
+    }
 }

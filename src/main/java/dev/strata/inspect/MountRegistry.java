@@ -65,7 +65,10 @@ public final class MountRegistry {
 
     // ------------------------------------------------------------------ readers
 
-    /** The live mount that contains {@code anyPathInsideMount}, if any (the innermost one). */
+    /**
+     * The live mount that contains {@code anyPathInsideMount}, if any (the innermost one). The path is a
+     * byte string (see {@link Names}); a relative one is taken from the working directory.
+     */
     public static Optional<MountInfo> find(Path anyPathInsideMount) {
         return locate(anyPathInsideMount).map(Located::mount);
     }
@@ -81,7 +84,7 @@ public final class MountRegistry {
     }
 
     static Optional<Located> locate(List<MountInfo> live, Path p) {
-        Path abs = p.toAbsolutePath().normalize();
+        Path abs = MountInfo.abs(p);
         Optional<Located> hit = innermost(live, abs);
         if (hit.isPresent()) return hit;
         // The path may reach the mount through a symlink (e.g. /var/run -> /run): resolve its parent only,
@@ -89,7 +92,8 @@ public final class MountRegistry {
         Path parent = abs.getParent();
         if (parent == null) return Optional.empty();
         try {
-            Path real = parent.toRealPath().resolve(abs.getFileName());
+            Path real = Path.of(Names.fromPlatform(Path.of(Names.toPlatform(parent.toString())).toRealPath().toString()))
+                    .resolve(abs.getFileName());
             return innermost(live, real);
         } catch (IOException e) {
             return Optional.empty();

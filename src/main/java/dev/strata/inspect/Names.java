@@ -1,9 +1,14 @@
 package dev.strata.inspect;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.Charset;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Base64;
 
 /**
@@ -27,6 +32,63 @@ public final class Names {
     private Names() {}
 
     public static byte[] bytes(String s) { return s.getBytes(StandardCharsets.ISO_8859_1); }
+
+    /**
+     * The charset the JVM decoded the command line and encodes NIO paths with ({@code sun.jnu.encoding}).
+     * The launcher asks for ISO-8859-1, but JDK 17 takes it from the locale (UTF-8 on most systems).
+     */
+    static final Charset PLATFORM = platform();
+
+    private static Charset platform() {
+        try {
+            return Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"));
+        } catch (RuntimeException e) {
+            return StandardCharsets.UTF_8;
+        }
+    }
+
+    /**
+     * The byte string of a command-line argument. The JVM decoded the argument with {@link #PLATFORM};
+     * where that lost bytes (a name that is not valid in it), the raw bytes are taken from
+     * /proc/self/cmdline (the entry that decodes to the same text, or its part after "=" for
+     * {@code --option=value}).
+     */
+    public static String fromArgument(String arg) {
+        if (PLATFORM.equals(StandardCharsets.ISO_8859_1)) return arg;
+        if (arg.indexOf('\uFFFD') < 0 && PLATFORM.newEncoder().canEncode(arg)) {
+            return new String(arg.getBytes(PLATFORM), StandardCharsets.ISO_8859_1);
+        }
+        try {
+            byte[] all = Files.readAllBytes(Path.of("/proc/self/cmdline"));
+            int start = 0;
+            for (int i = 0; i <= all.length; i++) {
+                if (i < all.length && all[i] != 0) continue;
+                byte[] entry = Arrays.copyOfRange(all, start, i);
+                start = i + 1;
+                if (new String(entry, PLATFORM).equals(arg)) return new String(entry, StandardCharsets.ISO_8859_1);
+                for (int k = 0; k < entry.length; k++) {
+                    if (entry[k] != '=') continue;
+                    byte[] tail = Arrays.copyOfRange(entry, k + 1, entry.length);
+                    if (new String(tail, PLATFORM).equals(arg)) return new String(tail, StandardCharsets.ISO_8859_1);
+                    break;
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // fall through: keep what the JVM decoded
+        }
+        return new String(arg.getBytes(PLATFORM), StandardCharsets.ISO_8859_1);
+    }
+
+    /** A byte string as the JVM's platform text (for NIO paths); exact when the bytes are valid there. */
+    static String toPlatform(String byteString) {
+        return PLATFORM.equals(StandardCharsets.ISO_8859_1) ? byteString : new String(bytes(byteString), PLATFORM);
+    }
+
+    /** Platform text (an NIO path, a system property) as a byte string. */
+    static String fromPlatform(String text) {
+        return PLATFORM.equals(StandardCharsets.ISO_8859_1) ? text
+                : new String(text.getBytes(PLATFORM), StandardCharsets.ISO_8859_1);
+    }
 
     /** The byte string of some Unicode text encoded as UTF-8 (e.g. text read from a JSON file). */
     public static String fromUnicode(String text) {

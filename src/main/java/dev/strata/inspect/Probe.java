@@ -18,8 +18,6 @@ public record Probe(int layer, Kind kind, Node node, WhiteoutForm whiteout, Opaq
 
     public enum Kind { ABSENT, WHITEOUT, DIR, NONDIR, ERROR }
 
-    public boolean absent() { return kind == Kind.ABSENT; }
-
     /** Looks at parentRel/name in layer {@code index} of the stack. */
     static Probe of(Stack stack, int index, String parentRel, String name) {
         Layer layer = stack.layer(index);

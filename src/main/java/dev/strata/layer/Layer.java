@@ -80,7 +80,7 @@ public final class Layer implements AutoCloseable {
     }
     public byte[] getxattr(String rel, String name) {
         try (At a = at(rel)) {
-            return a.ok() ? Posix.lgetxattr(a.xattrPath(), name) : null;
+            return a.ok() ? Posix.getxattrAt(a.dirfd(), a.name(), name) : null;
         }
     }
     public boolean exists(String rel) {

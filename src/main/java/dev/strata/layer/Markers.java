@@ -68,6 +68,16 @@ public final class Markers {
         return null;
     }
 
+    /**
+     * The first byte of a directory's overlay.opaque xattr (trusted, else user): 'y' opaque, 'x' holds
+     * xattr whiteouts, 0 for none. One read where {@link #opaque} may need two.
+     */
+    public static byte opaqueXattr(Layer layer, String dirRel) {
+        byte[] v = layer.getxattr(dirRel, TRUSTED_OPAQUE);
+        if (v == null) v = layer.getxattr(dirRel, USER_OPAQUE);
+        return v != null && v.length > 0 ? v[0] : 0;
+    }
+
     private static boolean isY(byte[] v) { return v != null && v.length >= 1 && v[0] == 'y'; }
 
     // ---------------------------------------------------------------- writing

@@ -141,10 +141,45 @@ public final class Posix {
     public static long llistxattr(String path, Pointer list, long size) { return ret(C.llistxattr(path, list, size)); }
     public static int lremovexattr(String path, String name) { return ret(C.lremovexattr(path, name)); }
 
+    private static final long SYS_GETXATTRAT = 464;
+    private static volatile boolean haveGetxattrat = true;
+    private static final ThreadLocal<Pointer> XATTR_ARGS = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 16));
+
+    /**
+     * lgetxattr of (dirfd, rel) without building a path: getxattrat(2) where the kernel has it (6.13+),
+     * else lgetxattr on "/proc/self/fd/N/rel" (which costs the kernel a procfs walk).
+     */
+    public static long getxattrAt(int dirfd, String rel, String name, Pointer value, long size) {
+        if (haveGetxattrat) {
+            Pointer args = XATTR_ARGS.get();
+            args.putLong(0, value == null ? 0 : value.address());
+            args.putInt(8, (int) size);
+            args.putInt(12, 0);
+            long r = C.syscall(SYS_GETXATTRAT, dirfd, rel, AT_SYMLINK_NOFOLLOW, name, args, 16);
+            if (r >= 0) return r;
+            int e = errno();
+            if (e != Errno.ENOSYS) return -e;
+            haveGetxattrat = false;
+        }
+        return ret(C.lgetxattr("/proc/self/fd/" + dirfd + "/" + rel, name, value, size));
+    }
+
+    /** The value of an xattr of (dirfd, rel) as bytes, or null if absent or unreadable. */
+    public static byte[] getxattrAt(int dirfd, String rel, String name) {
+        Pointer buf = Buffers.get(65536);
+        long n = getxattrAt(dirfd, rel, name, buf, 256); // most values are tiny; a big size costs the kernel a big buffer
+        if (n == -Errno.ERANGE) n = getxattrAt(dirfd, rel, name, buf, 65536);
+        if (n < 0) return null;
+        byte[] b = new byte[(int) n];
+        buf.get(0, b, 0, (int) n);
+        return b;
+    }
+
     /** The value of an xattr as bytes, or null if absent or unreadable. */
     public static byte[] lgetxattr(String path, String name) {
         Pointer buf = Buffers.get(65536);
-        long n = C.lgetxattr(path, name, buf, 65536);
+        long n = C.lgetxattr(path, name, buf, 256);
+        if (n < 0 && errno() == Errno.ERANGE) n = C.lgetxattr(path, name, buf, 65536);
         if (n < 0) return null;
         byte[] b = new byte[(int) n];
         buf.get(0, b, 0, (int) n);

@@ -167,11 +167,9 @@ public final class Union implements AutoCloseable {
 
     private long xwhMask(String rel, int[] layers) {
         long m = 0;
-        for (int li : layers) {
-            if (li >= 64) break;
-            byte[] v = stack[li].getxattr(rel, Markers.TRUSTED_OPAQUE);
-            if (v == null) v = stack[li].getxattr(rel, Markers.USER_OPAQUE);
-            if (v != null && v.length > 0 && v[0] == 'x') m |= 1L << li;
+        for (int k = 0; k < layers.length - 1; k++) {
+            int li = layers[k];
+            if (li < 64 && Markers.opaqueXattr(stack[li], rel) == 'x') m |= 1L << li;
         }
         return m;
     }
@@ -206,6 +204,7 @@ public final class Union implements AutoCloseable {
         int[] dl = dir.layers;
         int[] found = null;
         int n = 0, type = 0;
+        long xwh = 0;
         boolean whiteout = false;
         for (int k = 0; k < dl.length; k++) {
             int li = dl[k];
@@ -225,7 +224,13 @@ public final class Union implements AutoCloseable {
                     if (t != S_IFDIR) break; // a non-directory below a directory ends the merge
                     found[n++] = li;
                 }
-                if (k < dl.length - 1 && Markers.opaque(l, rel) != null) break;
+                if (k < dl.length - 1) {
+                    // opaque ('y') stops the merge; 'x' marks xattr whiteouts inside. The last layer
+                    // hides nothing, so its markers are not read (the kernel does not honour them either).
+                    byte ov = Markers.opaqueXattr(l, rel);
+                    if (ov == 'x' && li < 64) xwh |= 1L << li;
+                    if (ov == 'y' || l.exists(Layer.child(rel, Markers.OPAQUE_FILE))) break;
+                }
             } else if (r == -ENOENT || r == -ENOTDIR) {
                 if (Markers.hasWhFile(l, dir.rel, name)) { whiteout = n == 0; break; }
             } else {
@@ -234,8 +239,7 @@ public final class Union implements AutoCloseable {
         }
         if (n == 0) return new Node(dir, name, rel, Node.NONE, 0, whiteout, 0);
         int[] layers = n == found.length ? found : java.util.Arrays.copyOf(found, n);
-        long xwh = type == S_IFDIR ? xwhMask(rel, layers) : 0;
-        return new Node(dir, name, rel, layers, type, false, xwh);
+        return new Node(dir, name, rel, layers, type, false, type == S_IFDIR ? xwh : 0);
     }
 
     /**
@@ -337,15 +341,17 @@ public final class Union implements AutoCloseable {
         else if (!gm.isIdentity()) st.putInt(Stat.OFF_GID, gm.toContainer(st.getInt(Stat.OFF_GID)));
     }
 
+    /** An id given through the mount, as stored on disk; ids outside the mapping are stored as the overflow id (as fuse-overlayfs does). */
     private int hostUid(int uid) {
         if (uid == -1) return -1;
         int h = opts.uidMapping.toHost(uid);
-        return h;
+        return h == -1 ? IdMapping.OVERFLOW : h;
     }
 
     private int hostGid(int gid) {
         if (gid == -1) return -1;
-        return opts.gidMapping.toHost(gid);
+        int h = opts.gidMapping.toHost(gid);
+        return h == -1 ? IdMapping.OVERFLOW : h;
     }
 
     public int getattr(String path, Pointer st) {
@@ -668,7 +674,10 @@ public final class Union implements AutoCloseable {
                 try {
                     if (!data || st.size() == 0) return 0;
                     bytes[0] = st.size();
-                    return DataCopy.copy(in, out, st.size(), method);
+                    int r = DataCopy.copy(in, out, st.size(), method);
+                    // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
+                    if (r == 0 && opts.fsync) r = Posix.fsync(out);
+                    return r;
                 } finally {
                     Posix.close(in);
                     Posix.close(out);
@@ -815,8 +824,7 @@ public final class Union implements AutoCloseable {
     /** Gives a new object the caller's owner (the daemon creates as itself). */
     private int own(int dirfd, String name, int mode, int uid, int gid) {
         if (!root) return 0;
-        int hu = hostUid(uid), hg = gid == -1 ? -1 : hostGid(gid);
-        if (hu == -1 && uid != -1) return -EINVAL;
+        int hu = hostUid(uid), hg = hostGid(gid);
         if (opts.squashUid != null) hu = -1;
         if (opts.squashGid != null) hg = -1;
         int r = Posix.fchownat(dirfd, name, hu, hg, AT_SYMLINK_NOFOLLOW);
@@ -1198,7 +1206,6 @@ public final class Union implements AutoCloseable {
 
     public int chown(String path, int uid, int gid) {
         int hu = hostUid(uid), hg = hostGid(gid);
-        if ((uid != -1 && hu == -1) || (gid != -1 && hg == -1)) return -EINVAL;
         return onUpper(path, true, (n, a) -> Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
     }
 

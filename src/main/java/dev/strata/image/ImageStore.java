@@ -1,0 +1,626 @@
+package dev.strata.image;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.strata.posix.Errno;
+import dev.strata.posix.Posix;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileStore;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.zip.ZipException;
+
+/**
+ * The image store: layers extracted once and shared between images, keyed by diff_id.
+ * <pre>
+ * STORE/lock                      flock'ed by imports and removals (one writer at a time)
+ * STORE/tmp/                      staging: layers are extracted here, then renamed into place;
+ *                                 anything found here when the lock is taken is stale and removed
+ * STORE/layers/sha256/HEX/        an extracted layer (HEX = diff_id), usable as an overlay lowerdir
+ * STORE/layers/sha256/HEX.json    its {@link LayerInfo}, written before the directory is renamed in
+ * STORE/images/ID.json            an {@link ImageRecord} (ID = sha256 of the image config)
+ * </pre>
+ * A layer directory appears only complete (rename is the commit), so an interrupted import (kill -9,
+ * full disk) leaves no half layer. Reading (list, find, lowerDirsTopFirst) takes no lock: records and
+ * layers are replaced by rename only.
+ */
+public final class ImageStore {
+    private final Path root, layersDir, imagesDir, tmpDir, lockFile;
+    private FileStore fileStore;
+
+    private ImageStore(Path root) {
+        this.root = root.toAbsolutePath().normalize();
+        this.layersDir = this.root.resolve("layers").resolve("sha256");
+        this.imagesDir = this.root.resolve("images");
+        this.tmpDir = this.root.resolve("tmp");
+        this.lockFile = this.root.resolve("lock");
+    }
+
+    /** {@code $XDG_DATA_HOME/strata}, else {@code ~/.local/share/strata}. */
+    public static Path defaultLocation() {
+        String x = System.getenv("XDG_DATA_HOME");
+        if (x != null && x.startsWith("/")) return Path.of(x, "strata");
+        String home = System.getenv("HOME");
+        if (home == null || home.isEmpty()) home = System.getProperty("user.home");
+        return Path.of(home, ".local", "share", "strata");
+    }
+
+    /** Opens a store (nothing is created until the first import). */
+    public static ImageStore open(Path root) { return new ImageStore(root); }
+
+    public Path root() { return root; }
+
+    /** The directory of an extracted layer (whether or not it exists). */
+    public Path layerDir(Digest diffId) { return layersDir.resolve(diffId.hex()); }
+
+    // =================================================================== import
+
+    /** What to import and how. */
+    public static final class ImportRequest {
+        public Path source;
+        /** NAME[:TAG] to give the image, or null to use the names the source carries. */
+        public String name;
+        /** Which image of a source holding several (a ref name or tag), or null. */
+        public String ref;
+        /** The platform to pick from a multi-platform index, or null (linux/amd64). */
+        public Platform platform;
+        /** Largest uncompressed size accepted for one layer. */
+        public long maxLayerBytes = Long.MAX_VALUE;
+
+        public ImportRequest(Path source) { this.source = source; }
+    }
+
+    public static final class ImportResult {
+        public ImageRecord image;
+        public int extracted, reused;
+        public boolean alreadyPresent;
+    }
+
+    public ImportResult importImage(ImportRequest req, ImportListener l) {
+        ImageRef name = req.name == null ? null : ImageRef.parse(req.name);
+        createDirs();
+        try (StoreLock lock = StoreLock.exclusive(lockFile, l)) {
+            cleanTmp(l);
+            try (SourceImage src = Sources.open(req.source, tmpDir, req.ref, req.platform, l)) {
+                return importLocked(req, name, src, l);
+            }
+        } catch (IOException e) {
+            throw new ImageException(req.source + ": " + message(e));
+        }
+    }
+
+    private ImportResult importLocked(ImportRequest req, ImageRef name, SourceImage src, ImportListener l) throws IOException {
+        int n = src.layers.size();
+        l.info("Importing " + src.format + " " + req.source + (src.platform != null ? " (" + src.platform + ")" : "")
+                + ", " + n + (n == 1 ? " layer" : " layers"));
+        ImportResult res = new ImportResult();
+        List<ImageRecord.Layer> recLayers = new ArrayList<>();
+        Set<Digest> added = new LinkedHashSet<>();
+        boolean ok = false;
+        try {
+            for (int i = 0; i < n; i++) {
+                SourceImage.LayerBlob b = src.layers.get(i);
+                String where = "layer " + (i + 1) + "/" + n;
+                ImageRecord.Layer rl = new ImageRecord.Layer();
+                rl.mediaType = b.mediaType;
+                rl.blobSize = b.size;
+                rl.digest = b.digest == null ? null : b.digest.toString();
+                if (b.diffId != null && isLayer(b.diffId)) {
+                    fillFromInfo(rl, b.diffId);
+                    l.info(where + " " + b.diffId.shortHex() + ": already in the store, not extracted again");
+                    res.reused++;
+                } else {
+                    Extracted ex = extract(b, i, n, req.maxLayerBytes, l);
+                    rl.diffId = ex.diffId.toString();
+                    rl.digest = ex.blobDigest.toString();
+                    rl.blobSize = ex.blobSize;
+                    rl.tarSize = ex.info.tarSize;
+                    rl.contentSize = ex.info.contentSize;
+                    if (isLayer(ex.diffId)) { // a layer tar imported again, or the same layer twice in one image
+                        int r = Trees.remove(ex.dir);
+                        if (r < 0) l.warning("cannot remove " + ex.dir + ": " + Posix.strerror(r));
+                        l.info(where + " " + ex.diffId.shortHex() + ": already in the store, not extracted again");
+                        res.reused++;
+                    } else {
+                        writeJson(layersDir.resolve(ex.diffId.hex() + ".json"), ex.info);
+                        commit(ex.dir, layerDir(ex.diffId));
+                        added.add(ex.diffId);
+                        l.info(where + " " + ex.diffId.shortHex() + ": extracted (" + Human.bytes(ex.info.contentSize)
+                                + ", " + ex.info.files + (ex.info.files == 1 ? " file" : " files") + ")");
+                        warnings(where, ex.stats, l);
+                        res.extracted++;
+                    }
+                }
+                recLayers.add(rl);
+            }
+            byte[] config = src.configBytes != null ? src.configBytes : synthesizeConfig(recLayers);
+            Digest id = Digest.of(config);
+            List<String> names = new ArrayList<>();
+            if (name != null) names.add(name.toString());
+            else names.addAll(src.names);
+            if (names.isEmpty()) names.add(ImageRef.sanitizeName(Sources.baseName(req.source)) + ":latest");
+
+            ImageRecord rec = new ImageRecord();
+            rec.id = id.toString();
+            rec.manifestDigest = src.manifestDigest == null ? null : src.manifestDigest.toString();
+            rec.format = src.format;
+            rec.source = req.source.toAbsolutePath().normalize().toString();
+            rec.platform = src.platform == null ? null : src.platform.toString();
+            rec.imported = Instant.now().toString();
+            rec.layers = recLayers;
+            rec.config = src.config != null ? src.config : Json.parse(config, "config");
+            rec.manifest = src.manifest;
+            ImageRecord old = readRecord(imagesDir.resolve(id.hex() + ".json"));
+            res.alreadyPresent = old != null;
+            Set<String> all = new LinkedHashSet<>();
+            if (old != null) all.addAll(old.names);
+            all.addAll(names);
+            rec.names = new ArrayList<>(all);
+            for (ImageRecord other : images()) {
+                if (other.id.equals(rec.id)) continue;
+                if (other.names.removeAll(names)) {
+                    writeJson(recordPath(other), other);
+                    l.info("The name " + String.join(", ", names) + " moved from image " + shortId(other)
+                            + (other.names.isEmpty() ? " (now unnamed; 'strata image rm " + shortId(other) + "' removes it)" : ""));
+                }
+            }
+            writeJson(recordPath(rec), rec);
+            res.image = rec;
+            ok = true;
+            return res;
+        } finally {
+            if (!ok) {
+                for (Digest d : added) removeLayer(d.hex());
+            }
+        }
+    }
+
+    private void warnings(String where, LayerExtractor.Stats s, ImportListener l) {
+        if (s.skippedDevices > 0) {
+            l.warning(where + ": skipped " + s.skippedDevices + " device node(s) (creating them needs root), e.g. '"
+                    + LayerExtractor.show(s.firstSkippedDevice) + "'");
+        }
+        if (s.skippedXattrs > 0) {
+            l.warning(where + ": skipped " + s.skippedXattrs + " extended attribute(s) that could not be set, e.g. "
+                    + s.firstSkippedXattr);
+        }
+        if (s.droppedPrivateXattrs > 0) {
+            l.warning(where + ": dropped " + s.droppedPrivateXattrs + " overlay-private xattr(s) (trusted.overlay.*, "
+                    + "user.overlay.*, user.strata.*) from the archive");
+        }
+        if (s.ownershipNotKept > 0) {
+            l.warning(where + ": not root: " + s.ownershipNotKept + " entries keep your ownership, not the archive's");
+        }
+    }
+
+    private static byte[] synthesizeConfig(List<ImageRecord.Layer> layers) throws IOException {
+        ObjectNode c = Json.MAPPER.createObjectNode();
+        c.put("os", "linux");
+        ObjectNode rootfs = c.putObject("rootfs");
+        rootfs.put("type", "layers");
+        ArrayNode ids = rootfs.putArray("diff_ids");
+        for (ImageRecord.Layer l : layers) ids.add(l.diffId);
+        c.putObject("config");
+        return Json.MAPPER.writer().without(com.fasterxml.jackson.databind.SerializationFeature.INDENT_OUTPUT)
+                .writeValueAsBytes(c);
+    }
+
+    private static final class Extracted {
+        Path dir;
+        Digest diffId, blobDigest;
+        long blobSize;
+        LayerInfo info;
+        LayerExtractor.Stats stats;
+    }
+
+    /** Streams one blob: hash it, decompress, hash the tar, extract it into a new temp dir, verify both digests. */
+    private Extracted extract(SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l) throws IOException {
+        String where = "layer " + (i + 1) + "/" + n + (b.diffId != null ? " (" + b.diffId.shortHex() + ")" : "");
+        Path dir;
+        try {
+            dir = Files.createTempDirectory(tmpDir, "layer-");
+        } catch (IOException e) {
+            throw new ImageException("cannot create a directory in " + tmpDir + ": " + message(e));
+        }
+        int rootFd = Posix.openat(Posix.AT_FDCWD, dir.toString(), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+        if (rootFd < 0) throw new ImageException("cannot open " + dir + ": " + Posix.strerror(rootFd));
+        boolean ok = false;
+        try (InputStream raw = b.opener.open()) {
+            HashingInputStream blob = new HashingInputStream(raw, Long.MAX_VALUE, null,
+                    done -> l.progress(i + 1, n, done, b.size));
+            l.progress(i + 1, n, 0, b.size);
+            Compression.Detected det = Compression.sniff(blob, where);
+            InputStream decompressed = det.compression.decompress(det.stream);
+            HashingInputStream tar = new HashingInputStream(decompressed, maxBytes,
+                    "uncompressed size over the limit of " + Human.bytes(maxBytes), null);
+            LayerExtractor ex = new LayerExtractor(rootFd, where, this::usableBytes, maxBytes);
+            try {
+                ex.extract(new TarReader(tar));
+                tar.drain();
+                blob.drain();
+            } catch (IOException | RuntimeException e) {
+                if (b.digest != null) { // a corrupt blob explains any failure it causes: say so
+                    Digest got = drainedDigest(blob);
+                    if (got != null && !got.equals(b.digest)) throw corruptBlob(where, b, got);
+                }
+                if (e instanceof ImageException) throw e;
+                throw new ImageException(where + ": " + readError(e, det.compression));
+            } finally {
+                ex.close();
+                decompressed.close(); // frees zstd's native context
+                l.progressDone();
+            }
+            Digest blobDigest = blob.digest(), diffId = tar.digest();
+            if (b.digest != null && !blobDigest.equals(b.digest)) throw corruptBlob(where, b, blobDigest);
+            if (b.size >= 0 && blob.count() != b.size) {
+                throw new ImageException(where + ": blob " + b.label + " is " + blob.count() + " bytes, the manifest says " + b.size);
+            }
+            if (b.diffId != null && !diffId.equals(b.diffId)) {
+                throw new ImageException(where + ": uncompressed content hashes to " + diffId
+                        + " but the image config expects diff_id " + b.diffId + " (corrupt or mismatched layer)");
+            }
+            Extracted out = new Extracted();
+            out.dir = dir;
+            out.diffId = diffId;
+            out.blobDigest = blobDigest;
+            out.blobSize = blob.count();
+            out.stats = ex.stats;
+            LayerInfo info = new LayerInfo();
+            LayerExtractor.Stats s = ex.stats;
+            info.diffId = diffId.toString();
+            info.tarSize = tar.count();
+            info.contentSize = s.contentBytes;
+            info.files = s.files; info.dirs = s.dirs; info.symlinks = s.symlinks; info.hardlinks = s.hardlinks;
+            info.devices = s.devices; info.fifos = s.fifos; info.whiteouts = s.whiteouts; info.opaqueDirs = s.opaques;
+            info.extractedAsRoot = Posix.geteuid() == 0;
+            info.whiteoutForm = s.whiteoutForm;
+            info.opaqueForm = s.opaqueForm;
+            info.extracted = Instant.now().toString();
+            out.info = info;
+            ok = true;
+            return out;
+        } finally {
+            Posix.close(rootFd);
+            if (!ok) Trees.remove(dir);
+        }
+    }
+
+    private static Digest drainedDigest(HashingInputStream blob) {
+        try {
+            blob.drain();
+            return blob.digest();
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    private static ImageException corruptBlob(String where, SourceImage.LayerBlob b, Digest got) {
+        return new ImageException(where + ": blob " + b.digest + " is corrupt: its content hashes to " + got);
+    }
+
+    private static String readError(Throwable e, Compression c) {
+        if (e instanceof HashingInputStream.LimitExceeded) return e.getMessage() + " (see --max-layer-size)";
+        String m = message(e);
+        if (e instanceof EOFException || e instanceof ZipException || e.getClass().getName().contains("Zstd")) {
+            return "corrupt or truncated " + c.label + " data (" + m + ")";
+        }
+        if (m.contains("No space left")) return "no space left in the store (" + m + ")";
+        return "corrupt or truncated layer tar (" + m + ")";
+    }
+
+    private static String message(Throwable e) {
+        String m = e.getMessage();
+        return m == null ? e.getClass().getSimpleName() : m.replace('\n', ' ');
+    }
+
+    private long usableBytes() {
+        try {
+            if (fileStore == null) fileStore = Files.getFileStore(tmpDir);
+            return fileStore.getUsableSpace();
+        } catch (IOException e) {
+            return Long.MAX_VALUE;
+        }
+    }
+
+    /** Renames a finished layer directory into place: the commit point of an extraction. */
+    private void commit(Path from, Path to) throws IOException {
+        int r = Posix.renameat2(Posix.AT_FDCWD, from.toString(), Posix.AT_FDCWD, to.toString(), Posix.RENAME_NOREPLACE);
+        if (r == -Errno.EINVAL || r == -Errno.ENOSYS) {
+            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+        } else if (r < 0) {
+            throw new ImageException("cannot move the extracted layer into " + to + ": " + Posix.strerror(r));
+        }
+    }
+
+    private boolean isLayer(Digest d) { return Files.isDirectory(layerDir(d), LinkOption.NOFOLLOW_LINKS); }
+
+    private void fillFromInfo(ImageRecord.Layer rl, Digest diffId) {
+        rl.diffId = diffId.toString();
+        LayerInfo info = layerInfo(diffId.hex());
+        if (info != null) {
+            rl.tarSize = info.tarSize;
+            rl.contentSize = info.contentSize;
+        }
+    }
+
+    /** The info of a stored layer, or null. */
+    public LayerInfo layerInfo(String hex) {
+        Path p = layersDir.resolve(hex + ".json");
+        try {
+            return Files.isRegularFile(p) ? Json.MAPPER.readValue(p.toFile(), LayerInfo.class) : null;
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    private void createDirs() {
+        try {
+            Files.createDirectories(layersDir);
+            Files.createDirectories(imagesDir);
+            Files.createDirectories(tmpDir);
+        } catch (IOException e) {
+            throw new ImageException("cannot create the image store at " + root + ": " + message(e));
+        }
+    }
+
+    /** Removes what an interrupted import left in STORE/tmp (called with the lock held). */
+    private void cleanTmp(ImportListener l) throws IOException {
+        int count = 0;
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(tmpDir)) {
+            for (Path p : ds) {
+                int r = Trees.remove(p);
+                if (r < 0) throw new ImageException("cannot remove the stale " + p + ": " + Posix.strerror(r));
+                count++;
+            }
+        }
+        if (count > 0) l.info("Removed " + count + " stale temporary item(s) left by an interrupted import");
+    }
+
+    private void writeJson(Path dest, Object value) {
+        try {
+            Path t = Files.createTempFile(tmpDir, "json-", ".tmp");
+            try {
+                Json.MAPPER.writeValue(t.toFile(), value);
+                try {
+                    Files.move(t, dest, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                } catch (AtomicMoveNotSupportedException e) {
+                    Files.move(t, dest, StandardCopyOption.REPLACE_EXISTING);
+                }
+            } finally {
+                Files.deleteIfExists(t);
+            }
+        } catch (IOException e) {
+            throw new ImageException("cannot write " + dest + ": " + message(e));
+        }
+    }
+
+    private Path recordPath(ImageRecord r) { return imagesDir.resolve(Digest.parse(r.id).hex() + ".json"); }
+
+    private static ImageRecord readRecord(Path p) {
+        if (!Files.isRegularFile(p)) return null;
+        try {
+            ImageRecord r = Json.MAPPER.readValue(p.toFile(), ImageRecord.class);
+            if (r.id == null || r.layers == null) throw new ImageException("corrupt image record " + p);
+            if (r.names == null) r.names = new ArrayList<>();
+            return r;
+        } catch (IOException e) {
+            throw new ImageException("corrupt image record " + p + ": " + message(e));
+        }
+    }
+
+    // =================================================================== queries
+
+    /** Every image in the store (no particular order); empty if the store does not exist yet. */
+    public List<ImageRecord> images() {
+        List<ImageRecord> out = new ArrayList<>();
+        if (!Files.isDirectory(imagesDir)) return out;
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(imagesDir, "*.json")) {
+            for (Path p : ds) {
+                ImageRecord r = readRecord(p);
+                if (r != null) out.add(r);
+            }
+        } catch (IOException e) {
+            throw new ImageException("cannot read the image store " + root + ": " + message(e));
+        }
+        out.sort(Comparator.comparing(r -> r.id));
+        return out;
+    }
+
+    /** Finds an image by NAME[:TAG] (":latest" implied) or by a prefix of its id (4+ hex digits). */
+    public ImageRecord find(String ref) {
+        List<ImageRecord> all = images();
+        ImageRef r = ImageRef.tryParse(ref);
+        if (r != null) for (ImageRecord rec : all) if (rec.names.contains(r.toString())) return rec;
+        String hex = ref.startsWith("sha256:") ? ref.substring(7) : ref;
+        if (hex.matches("[0-9a-f]{4,64}")) {
+            List<ImageRecord> m = new ArrayList<>();
+            for (ImageRecord rec : all) if (Digest.parse(rec.id).hex().startsWith(hex)) m.add(rec);
+            if (m.size() == 1) return m.get(0);
+            if (m.size() > 1) throw new ImageException("image id prefix '" + ref + "' is ambiguous: give more digits");
+        }
+        throw new ImageException("no image '" + LayerExtractor.show(ref) + "' in the store " + root
+                + " (see 'strata image ls')");
+    }
+
+    /**
+     * The layer directories of an image for a mount, <b>top layer first</b> (lowerdir order). A layer
+     * listed twice in the image appears once, at its topmost position (the lower copy can never show).
+     * Throws an ImageException with a one-line message if the image is unknown or a layer is missing.
+     */
+    public List<Path> lowerDirsTopFirst(String ref) { return lowerDirsTopFirst(find(ref)); }
+
+    public List<Path> lowerDirsTopFirst(ImageRecord rec) {
+        List<Path> out = new ArrayList<>();
+        Set<String> seen = new HashSet<>();
+        for (int i = rec.layers.size() - 1; i >= 0; i--) {
+            Digest d = Digest.parse(rec.layers.get(i).diffId);
+            if (!seen.add(d.hex())) continue;
+            Path p = layerDir(d);
+            if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+                throw new ImageException("image " + displayName(rec) + " is damaged: layer " + d + " is missing from "
+                        + layersDir + "; import the image again");
+            }
+            out.add(p);
+        }
+        return out;
+    }
+
+    /** A line of 'image ls'. */
+    public static final class Summary {
+        public String name;
+        public String id;
+        public int layers;
+        /** Content bytes of the image's distinct layers. */
+        public long size;
+        /** The part of size in layers that other images use too. */
+        public long sharedSize;
+        public ImageRecord record;
+    }
+
+    /** One summary per name (and one for each unnamed image), sorted by name. */
+    public List<Summary> list() {
+        List<ImageRecord> all = images();
+        Map<String, Integer> users = new HashMap<>();
+        for (ImageRecord r : all) for (String h : distinctLayers(r)) users.merge(h, 1, Integer::sum);
+        Map<String, Long> sizes = new HashMap<>();
+        List<Summary> out = new ArrayList<>();
+        for (ImageRecord r : all) {
+            long size = 0, shared = 0;
+            for (String h : distinctLayers(r)) {
+                long s = sizes.computeIfAbsent(h, k -> contentSize(r, k));
+                size += Math.max(0, s);
+                if (users.get(h) > 1) shared += Math.max(0, s);
+            }
+            List<String> names = r.names.isEmpty() ? List.of("<none>") : r.names;
+            for (String nm : names) {
+                Summary s = new Summary();
+                s.name = nm;
+                s.id = Digest.parse(r.id).shortHex();
+                s.layers = r.layers.size();
+                s.size = size;
+                s.sharedSize = shared;
+                s.record = r;
+                out.add(s);
+            }
+        }
+        out.sort(Comparator.comparing((Summary s) -> s.name.equals("<none>") ? 1 : 0).thenComparing(s -> s.name));
+        return out;
+    }
+
+    private long contentSize(ImageRecord r, String hex) {
+        LayerInfo i = layerInfo(hex);
+        if (i != null) return i.contentSize;
+        for (ImageRecord.Layer l : r.layers) if (l.diffId.endsWith(hex)) return l.contentSize;
+        return -1;
+    }
+
+    private static Set<String> distinctLayers(ImageRecord r) {
+        Set<String> s = new LinkedHashSet<>();
+        for (ImageRecord.Layer l : r.layers) s.add(Digest.parse(l.diffId).hex());
+        return s;
+    }
+
+    public static String displayName(ImageRecord r) { return r.names.isEmpty() ? shortId(r) : r.names.get(0); }
+
+    private static String shortId(ImageRecord r) { return Digest.parse(r.id).shortHex(); }
+
+    // =================================================================== removal
+
+    public static final class RemoveResult {
+        /** The name removed from an image that keeps other names, or null. */
+        public String untagged;
+        /** The image removed, or null. */
+        public ImageRecord removed;
+        public List<String> removedLayers = new ArrayList<>();
+        public long freedBytes;
+    }
+
+    /**
+     * Removes a name; when the image has no name left (or was given by id) the image goes, with the
+     * layers no other image uses (and any layer no image uses at all).
+     */
+    public RemoveResult remove(String ref) {
+        if (!Files.isDirectory(imagesDir)) find(ref); // throws the usual "no image" message
+        createDirs();
+        try (StoreLock lock = StoreLock.exclusive(lockFile, ImportListener.QUIET)) {
+            cleanTmp(ImportListener.QUIET);
+            ImageRecord rec = find(ref);
+            RemoveResult res = new RemoveResult();
+            ImageRef r = ImageRef.tryParse(ref);
+            boolean byName = r != null && rec.names.contains(r.toString());
+            if (byName && rec.names.size() > 1) {
+                rec.names.remove(r.toString());
+                writeJson(recordPath(rec), rec);
+                res.untagged = r.toString();
+                return res;
+            }
+            Files.delete(recordPath(rec));
+            res.removed = rec;
+            Set<String> used = new HashSet<>();
+            for (ImageRecord o : images()) used.addAll(distinctLayers(o));
+            Set<String> candidates = new LinkedHashSet<>();
+            try (DirectoryStream<Path> ds = Files.newDirectoryStream(layersDir)) {
+                for (Path p : ds) {
+                    String f = p.getFileName().toString();
+                    String hex = f.endsWith(".json") ? f.substring(0, f.length() - 5) : f;
+                    if (Digest.ofHexOrNull(hex) != null && !used.contains(hex)) candidates.add(hex);
+                }
+            }
+            for (String hex : candidates) {
+                LayerInfo info = layerInfo(hex);
+                if (removeLayer(hex)) {
+                    res.removedLayers.add("sha256:" + hex);
+                    if (info != null) res.freedBytes += info.contentSize;
+                }
+            }
+            return res;
+        } catch (IOException e) {
+            throw new ImageException("cannot update the image store " + root + ": " + message(e));
+        }
+    }
+
+    /** Removes a layer: out of sight first (rename into tmp), then its files. Returns whether a directory went. */
+    private boolean removeLayer(String hex) throws IOException {
+        Path dir = layersDir.resolve(hex);
+        boolean had = Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS);
+        if (had) {
+            Path gone = tmpDir.resolve("removed-" + hex);
+            Trees.remove(gone);
+            Files.move(dir, gone, StandardCopyOption.ATOMIC_MOVE);
+            int r = Trees.remove(gone);
+            if (r < 0) throw new ImageException("cannot remove layer " + hex + ": " + Posix.strerror(r));
+        }
+        Files.deleteIfExists(layersDir.resolve(hex + ".json"));
+        return had;
+    }
+
+    /** For tests: the layer directories present in the store. */
+    List<String> layerHexes() throws IOException {
+        List<String> out = new ArrayList<>();
+        if (!Files.isDirectory(layersDir)) return out;
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(layersDir)) {
+            for (Path p : ds) if (Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) out.add(p.getFileName().toString());
+        }
+        Collections.sort(out);
+        return out;
+    }
+
+    Path tmpDir() { return tmpDir; }
+}
