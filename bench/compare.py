@@ -726,6 +726,8 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
     out.append("| " + " | ".join(hdr) + " |")
     out.append("|" + "---|" + "---:|" * (len(hdr) - 1))
     for key, label, unit, _ in wl.rows:
+        if all(med.get((n, key)) is None for n in names) and not any(k == key for _, k in flagged):
+            continue   # not run (--only)
         cells = [label + (" (MB)" if unit == "MB" else "")]
         for n in names:
             if skipped.get(n):
