@@ -172,7 +172,7 @@ public final class MountCommand implements Callable<Integer> {
         MountRecord record = new MountRecord(mountpoint, opts);
         int rc;
         try {
-            rc = FuseMount.serve(union, mountpoint, () -> {
+            rc = FuseMount.serve(union, mountpoint, debug || opts.debug, () -> {
                 record.register();
                 if (background) {
                     Notify.send("ready");

@@ -45,9 +45,9 @@ public final class FuseMount {
 
     /**
      * Mounts and blocks until the file system is unmounted. {@code ready} runs once the kernel has
-     * connected (the mount is usable). Returns libfuse's exit status; non-zero if the mount failed.
+     * connected (the mount is usable); {@code debug} makes libfuse print every request. Returns libfuse's exit status; non-zero if the mount failed.
      */
-    public static int serve(Union union, Path mountpoint, Runnable ready, Log log) {
+    public static int serve(Union union, Path mountpoint, boolean debug, Runnable ready, Log log) {
         Posix.umask(0); // modes arrive with the caller's umask applied; don't apply the daemon's again
         AtomicBoolean up = new AtomicBoolean();
         StrataFS fs = new StrataFS(union, () -> {
@@ -56,7 +56,7 @@ public final class FuseMount {
         }, log);
         List<String> opts = fuseOptions(union.options(), Posix.geteuid() == 0);
         String[] args = {"-o", String.join(",", opts)};
-        if (union.options().debug) log.debug("fuse options: " + String.join(",", opts));
+        if (debug) log.debug("fuse options: " + String.join(",", opts));
         Thread hook = new Thread(() -> {
             if (up.get()) unmount(mountpoint, true);
         }, "strata-unmount");
@@ -64,7 +64,7 @@ public final class FuseMount {
         try {
             // jnr-fuse hands the path to libfuse in the default (byte-transparent) charset
             fs.mount(java.nio.file.Paths.get(dev.strata.posix.Names.toNative(mountpoint.toString())), true,
-                    union.options().debug, args);
+                    debug, args);
             return up.get() ? 0 : 1;
         } catch (RuntimeException e) {
             if (!up.get()) return 1;

@@ -29,6 +29,16 @@ class Node {
     volatile boolean gone;
     volatile boolean deleted;
     private volatile ConcurrentHashMap<String, Node> children;
+    /** The merged listing of a directory, kept until a name in it changes (see {@link Union#readdir}). */
+    volatile Listing listing;
+
+    /** A merged directory listing: names, S_IFMT types and inode numbers, in readdir order. */
+    static final class Listing {
+        final String[] names;
+        final int[] types;
+        final long[] inos;
+        Listing(String[] names, int[] types, long[] inos) { this.names = names; this.types = types; this.inos = inos; }
+    }
 
     Node(Node parent, String name, String rel, int[] layers, int type, boolean whiteout, long xwhMask) {
         this.parent = parent;
@@ -60,11 +70,13 @@ class Node {
     ConcurrentHashMap<String, Node> childrenIfAny() { return children; }
 
     void forget(String childName) {
+        listing = null;
         ConcurrentHashMap<String, Node> c = children;
         if (c != null) c.remove(childName);
     }
 
     void forgetAll() {
+        listing = null;
         ConcurrentHashMap<String, Node> c = children;
         if (c != null) c.clear();
     }

@@ -467,10 +467,57 @@ public final class Union implements AutoCloseable {
             int e = err(n);
             if (e != 0) return e;
             if (!n.isDir()) return -ENOTDIR;
-            return readdir(n, sink, true);
+            Node.Listing cached = n.listing;
+            if (cached != null) return replay(n, cached, sink);
+            ListingBuilder b = new ListingBuilder(sink);
+            int r = readdir(n, b, true);
+            if (r == 0 && b.complete) n.listing = b.build();
+            return r;
         } finally {
             lock.readLock().unlock();
         }
+    }
+
+    /** Largest listing kept in memory (entries); bigger directories are merged on every readdir. */
+    static final int MAX_CACHED_LISTING = 50_000;
+
+    /** Passes entries on and records them, so the next readdir of an unchanged directory costs no syscall. */
+    private static final class ListingBuilder implements DirSink {
+        final DirSink next;
+        final ArrayList<String> names = new ArrayList<>();
+        final ArrayList<Integer> types = new ArrayList<>();
+        final ArrayList<Long> inos = new ArrayList<>();
+        boolean complete = true;
+
+        ListingBuilder(DirSink next) { this.next = next; }
+
+        @Override public boolean entry(String name, int type, long ino) {
+            if (names.size() < MAX_CACHED_LISTING) {
+                names.add(name);
+                types.add(type);
+                inos.add(ino);
+            } else {
+                complete = false;
+            }
+            boolean more = next.entry(name, type, ino);
+            if (!more) complete = false;
+            return more;
+        }
+
+        Node.Listing build() {
+            int n = names.size();
+            int[] t = new int[n];
+            long[] i = new long[n];
+            for (int k = 0; k < n; k++) { t[k] = types.get(k); i[k] = inos.get(k); }
+            return new Node.Listing(names.toArray(new String[0]), t, i);
+        }
+    }
+
+    private static int replay(Node n, Node.Listing l, DirSink sink) {
+        for (int k = 0; k < l.names.length; k++) {
+            if (!sink.entry(l.names[k], l.types[k], l.inos[k])) break;
+        }
+        return 0;
     }
 
     private static final int DT_UNKNOWN = 0, DT_FIFO = 1, DT_CHR = 2, DT_DIR = 4, DT_BLK = 6, DT_REG = 8,
