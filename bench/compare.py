@@ -284,32 +284,31 @@ def pressure_total(kind):
     return None
 
 
-def pressure_avg10(kind):
-    try:
-        with open(f"/proc/pressure/{kind}") as f:
-            return float(f.readline().split("avg10=")[1].split()[0])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def wait_quiet(max_wait):
-    """Wait (up to max_wait s) until other processes leave the CPUs and disk alone for a while.
-    Returns the seconds waited."""
+    """Wait (up to max_wait s) until other processes leave the CPUs and disk alone: until, over a
+    2-second window, tasks stalled on CPU and on I/O less than 10% of the time. A short window of
+    our own (so our previous run's write-back, already synced, does not count). Returns seconds waited."""
+    os.sync()   # our own write-back is not someone else's load
     start = now()
-    deadline = start + max_wait
     busy = False
-    while now() < deadline:
-        cpu, io = pressure_avg10("cpu"), pressure_avg10("io")
-        if cpu is None or (cpu < 10.0 and (io or 0.0) < 10.0):
+    while True:
+        t0, p0 = now(), {k: pressure_total(k) for k in ("cpu", "io")}
+        if p0["cpu"] is None:
+            return now() - start
+        time.sleep(2)
+        dt = (now() - t0) * 1e6
+        cpu, io = ((pressure_total(k) - p0[k]) * 100.0 / dt for k in ("cpu", "io"))
+        if cpu < 10.0 and io < 10.0:
             if busy:
                 log("  machine quiet again")
             return now() - start
+        if now() - start >= max_wait:
+            log("  still busy: measuring anyway (see the stall rows of the report)")
+            return now() - start
         if not busy:
-            log(f"  machine busy (CPU pressure {cpu:.0f}%, I/O {io or 0:.0f}% over 10 s): waiting up to {max_wait:.0f} s")
+            log(f"  machine busy (over 2 s, tasks waited {cpu:.0f}% of the time for CPU, {io:.0f}% for I/O): "
+                f"waiting up to {max_wait:.0f} s")
             busy = True
-        time.sleep(1)
-    log("  still busy: measuring anyway (see the stall rows of the report)")
-    return now() - start
 
 
 def drop_caches():
