@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -177,6 +178,12 @@ class Mounts:
 
     def __init__(self):
         self.active = {}   # mountpoint -> daemon pid (or None)
+        self.finished_cpu = 0.0   # CPU seconds of the daemons already unmounted
+
+    def daemon_cpu(self):
+        """CPU seconds used by every daemon this run started (live ones read now)."""
+        live = sum(cpu_seconds(p) or 0.0 for p in self.active.values() if p)
+        return self.finished_cpu + live
 
     def mount(self, system, lowers, upper, work, mnt, marker, logf):
         if mounted(mnt):
@@ -224,6 +231,8 @@ class Mounts:
     def umount(self, mnt):
         pid = self.active.get(mnt)
         err = None
+        if pid is not None:
+            self.finished_cpu += cpu_seconds(pid) or 0.0
         if mounted(mnt):
             for attempt in range(20):
                 p = subprocess.run(["umount", mnt], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -284,29 +293,41 @@ def pressure_total(kind):
     return None
 
 
+def busy_cpu_seconds():
+    """CPU seconds all CPUs spent on anything but idle and I/O wait since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:8]]   # user nice system idle iowait irq softirq
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK_TCK
+
+
+def own_cpu_seconds(mounts):
+    """CPU seconds of this process, its waited-for children and the daemons it started."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime + mounts.daemon_cpu()
+
+
 def wait_quiet(max_wait):
-    """Wait (up to max_wait s) until other processes leave the CPUs and disk alone: until, over a
-    2-second window, tasks stalled on CPU and on I/O less than 10% of the time. A short window of
-    our own (so our previous run's write-back, already synced, does not count). Returns seconds waited."""
+    """Wait (up to max_wait s) until other work leaves the machine alone: until, over a 2-second
+    window in which we do nothing, the CPUs were busy for less than 0.2 CPU and tasks waited for
+    I/O less than 10% of the time (PSI). Returns the seconds waited."""
     os.sync()   # our own write-back is not someone else's load
     start = now()
     busy = False
     while True:
-        t0, p0 = now(), {k: pressure_total(k) for k in ("cpu", "io")}
-        if p0["cpu"] is None:
-            return now() - start
+        t0, c0, io0 = now(), busy_cpu_seconds(), pressure_total("io")
         time.sleep(2)
-        dt = (now() - t0) * 1e6
-        cpu, io = ((pressure_total(k) - p0[k]) * 100.0 / dt for k in ("cpu", "io"))
-        if cpu < 10.0 and io < 10.0:
+        dt = now() - t0
+        cpus = (busy_cpu_seconds() - c0) / dt
+        io = (pressure_total("io") - io0) / 1e4 / dt if io0 is not None else 0.0
+        if cpus < 0.2 and io < 10.0:
             if busy:
                 log("  machine quiet again")
             return now() - start
         if now() - start >= max_wait:
-            log("  still busy: measuring anyway (see the stall rows of the report)")
+            log("  still busy: measuring anyway (see other_cpu under \"Every run\" in the report)")
             return now() - start
         if not busy:
-            log(f"  machine busy (over 2 s, tasks waited {cpu:.0f}% of the time for CPU, {io:.0f}% for I/O): "
+            log(f"  machine busy (other work used {cpus:.1f} CPUs; tasks waited for I/O {io:.0f}% of the time): "
                 f"waiting up to {max_wait:.0f} s")
             busy = True
 
@@ -422,6 +443,7 @@ def run_sequence(system, run_idx, ctx, mounts, only):
 
     pid = None
     p0 = {k: pressure_total(k) for k in ("cpu", "io")}
+    c0, own0 = busy_cpu_seconds(), own_cpu_seconds(mounts)
     t_seq = now()
     try:
         # ---- session 1: metadata, tar, copy-up, untar, rm
@@ -526,12 +548,14 @@ def run_sequence(system, run_idx, ctx, mounts, only):
         errors["mount"] = str(e)
         log(f"  {system.key:15s} run {run_idx + 1}  MOUNT FAILED: {e}")
     finally:
-        elapsed = (now() - t_seq) * 1e6
+        mounts.umount(mnt)
+        wall = now() - t_seq
+        values["other_cpu"] = max(0.0, (busy_cpu_seconds() - c0) - (own_cpu_seconds(mounts) - own0)) / wall
+        elapsed = wall * 1e6
         for k in ("cpu", "io"):
             p1 = pressure_total(k)
             if p0[k] is not None and p1 is not None and elapsed > 0:
                 values[f"stall_{k}"] = 100.0 * (p1 - p0[k]) / elapsed
-        mounts.umount(mnt)
         for d in (upper, work):
             shutil.rmtree(d, ignore_errors=True)
     return values, checks, errors
@@ -564,6 +588,30 @@ def probe(system, ctx, mounts):
 
 
 # ---------------------------------------------------------------- report
+
+def damon_pageout():
+    """If DAMON pages out memory that goes unused (as in some VMs), after how many seconds; else None."""
+    base = "/sys/kernel/mm/damon/admin/kdamonds"
+
+    def rd(path):
+        with open(path) as f:
+            return f.read().strip()
+    try:
+        for kd in os.listdir(base):
+            if not kd.isdigit() or rd(f"{base}/{kd}/state") != "on":
+                continue
+            for ctx in os.listdir(f"{base}/{kd}/contexts"):
+                if not ctx.isdigit():
+                    continue
+                c = f"{base}/{kd}/contexts/{ctx}"
+                aggr_us = int(rd(f"{c}/monitoring_attrs/intervals/aggr_us"))
+                for sc in os.listdir(f"{c}/schemes"):
+                    if sc.isdigit() and rd(f"{c}/schemes/{sc}/action") == "pageout":
+                        return int(rd(f"{c}/schemes/{sc}/access_pattern/age/min")) * aggr_us / 1e6
+    except (OSError, ValueError):
+        pass
+    return None
+
 
 def machine_info(workdir, strata_home):
     def cmd(args):
@@ -606,6 +654,7 @@ def machine_info(workdir, strata_home):
         "fuse_overlayfs": ", ".join(ln for ln in fo if "version" in ln) or "not installed",
         "overlay_params": params,
         "strata_commit": cmd(["git", "-C", strata_home, "log", "-1", "--format=%h %s"]),
+        "damon_pageout_s": damon_pageout(),
     }
 
 
@@ -616,6 +665,8 @@ def fmt_val(v, unit):
         return f"{v:.1f} MB"
     if unit == "%":
         return f"{v:.0f}%"
+    if unit == "CPUs":
+        return f"{v:.2f}"
     if v >= 100:
         return f"{v:.1f}"
     if v >= 10:
@@ -652,7 +703,7 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
         if oracle_key in per:
             ref = per[oracle_key]
             for sk, seen in per.items():
-                if len(seen) > 1:
+                if len(seen) > 1 and strict:
                     notes.append(f"{sk}, {k}: the check value differed between runs: {', '.join(seen)}")
                     flagged.add((sk, k))
                 elif strict and seen != ref:
@@ -668,7 +719,7 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
     col = {s.key: s for s in systems}
     names = [s.key for s in systems]
     all_runs = [r for s in measured for r in results[s.key]]
-    busy = [r for r in all_runs if (r[0].get("stall_cpu") or 0) > 20 or (r[0].get("stall_io") or 0) > 20]
+    busy = [r for r in all_runs if (r[0].get("other_cpu") or 0) > 0.25]
     out = []
     date = started.strftime("%Y-%m-%d")
     sz = ctx["manifest"]["sizes"]
@@ -703,6 +754,8 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
         f"fuse-overlayfs: {info['fuse_overlayfs']}",
         "kernel overlay parameters: " + (", ".join(f"{k}={v}" for k, v in info["overlay_params"].items()) or "unknown"),
         f"strata commit {info['strata_commit']}",
+        *([f"DAMON pages out memory left untouched for about {info['damon_pageout_s']:.0f} s (page cache "
+           "included), so \"warm\" means touched within that time"] if info.get("damon_pageout_s") else []),
         f"load average at start {ctx['load_start']}, at end {ctx['load_end']}"]) + ".")
     out.append("")
     mount_opts = {"kernel": "`mount -t overlay overlay -o lowerdir=L1:L2:L3,upperdir=U,workdir=W MNT`",
@@ -715,9 +768,9 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
             out.append(f"**{col[n].label} not measured:** {skipped[n]}")
             out.append("")
     if busy:
-        out.append(f"**Noise:** in {len(busy)} of {len(all_runs)} runs other processes competed for the CPUs or "
-                   "the disk for more than 20% of the run (see stall_cpu/stall_io under \"Every run\"); "
-                   "medians of those rows are less certain.")
+        out.append(f"**Noise:** in {len(busy)} of {len(all_runs)} runs other work on the machine used more than "
+                   f"a quarter of a CPU on average (of {os.cpu_count()}; see other_cpu under \"Every run\"); "
+                   "the spread of those runs is wider than the file systems alone would give.")
         out.append("")
 
     hdr = ["Workload"] + [col[n].label for n in names] + ["strata/kernel", "strata/fuse-overlayfs",
@@ -783,14 +836,13 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
     # raw runs
     out.append("## Every run")
     out.append("")
-    out.append("Each cell lists the runs in order. stall_cpu and stall_io are the share of each run's wall time "
-               "in which some task on the machine (the benchmark's own included) waited for a CPU or for I/O "
-               "(Linux PSI, /proc/pressure): "
-               "high values mean other work competed with the benchmark during that run.")
+    out.append("Each cell lists the runs in order. other_cpu is how many CPUs work other than the benchmark "
+               "(its own processes, the commands it runs and the daemons it starts) kept busy on average during "
+               "the run, from /proc/stat; kernel threads writing back the benchmark's data count as other work, "
+               "so it is rarely exactly 0. stall_cpu and stall_io are the share of the run's wall time in which "
+               "some task on the machine, the benchmark's own included, waited for a CPU or for I/O (Linux PSI).")
     out.append("")
-    out.append("| Workload | " + " | ".join(col[n].label for n in names if not skipped.get(n)) + " |")
-    out.append("|---|" + "---|" * len([n for n in names if not skipped.get(n)]))
-    stall_rows = [("stall_cpu", "", "%", False), ("stall_io", "", "%", False)]
+    stall_rows = [("other_cpu", "", "CPUs", False), ("stall_cpu", "", "%", False), ("stall_io", "", "%", False)]
     for key, label, unit, _ in wl.rows + stall_rows:
         row = []
         for n in names:
