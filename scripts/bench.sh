@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmarks of strata (see bench/README.md).
+#
+#   scripts/bench.sh compare [--runs N] [--quick] [--systems kernel,fuse-overlayfs,strata]
+#                            [--only KEYS] [--workdir DIR] [--out FILE] [--no-build]
+#       strata against the kernel overlay and fuse-overlayfs on the same layer stack (root only);
+#       writes bench/results/compare-DATE.md (--quick: bench/results/tmp/compare-DATE-quick.md).
+#   scripts/bench.sh jmh [FILTER] [JMH options...]
+#       the JMH benchmarks under bench/java (FILTER is a JMH regexp; default: all of them);
+#       a run of all of them is kept in bench/results/jmh-DATE.txt, others in bench/results/tmp/.
+set -euo pipefail
+home=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+usage() {
+  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+}
+
+build() {
+  echo "[bench] building: mvn -B -q package -DskipTests" >&2
+  (cd "$home" && mvn -B -q package -DskipTests)
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  compare)
+    args=() no_build=0
+    for a in "$@"; do
+      if [ "$a" = --no-build ]; then no_build=1; else args+=("$a"); fi
+    done
+    for a in "${args[@]}"; do
+      case "$a" in -h|--help) exec python3 "$home/bench/compare.py" --help ;; esac
+    done
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "bench: compare needs root (it mounts and drops the page cache)" >&2
+      exit 2
+    fi
+    # measure the code as it is now; without a build, strata is skipped rather than measured stale
+    if [ $no_build -eq 0 ] && ! build; then
+      args+=(--strata-skip "the build failed (mvn -B -q package -DskipTests)")
+    fi
+    exec python3 "$home/bench/compare.py" --strata-home "$home" "${args[@]}"
+    ;;
+  jmh)
+    filter=""
+    if [ $# -gt 0 ] && [[ $1 != -* ]]; then filter="$1"; shift; fi
+    build
+    cd "$home"
+    if [ ! -f target/test-classpath.txt ]; then
+      echo "bench: target/test-classpath.txt is missing after the build" >&2
+      exit 1
+    fi
+    if [ ! -f target/test-classes/META-INF/BenchmarkList ]; then
+      echo "bench: no JMH benchmarks were compiled (bench/java has none yet?)" >&2
+      exit 1
+    fi
+    # a full run is the latest result and goes to bench/results/; a filtered one to results/tmp/
+    stamp=$(date +%Y-%m-%d)
+    if [ -z "$filter" ] && [ $# -eq 0 ]; then out="bench/results/jmh-$stamp.txt"
+    else mkdir -p bench/results/tmp; out="bench/results/tmp/jmh-$stamp-$(date +%H%M%S).txt"; fi
+    {
+      echo "# scripts/bench.sh jmh ${filter:+$filter }$*"
+      echo "# $(date '+%Y-%m-%d %H:%M'); $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1));" \
+           "RAM $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); kernel $(uname -r);" \
+           "$(java -version 2>&1 | sed -n 2p); strata $(git log -1 --format=%h 2>/dev/null || echo unknown)"
+    } > "$out"
+    # the forked benchmark JVMs inherit these options: names are bytes (see README)
+    set +e
+    java -Dfile.encoding=ISO-8859-1 -Dsun.jnu.encoding=ISO-8859-1 \
+      -cp "target/test-classes:$(cat target/test-classpath.txt)" \
+      org.openjdk.jmh.Main ${filter:+"$filter"} "$@" 2>&1 | tee -a "$out"
+    rc=${PIPESTATUS[0]}
+    echo "[bench] output kept in $out" >&2
+    exit "$rc"
+    ;;
+  -h|--help|help)
+    usage
+    ;;
+  *)
+    [ -n "$cmd" ] && echo "bench: unknown command '$cmd'" >&2
+    usage
+    exit 2
+    ;;
+esac
