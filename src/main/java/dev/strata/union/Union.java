@@ -1454,6 +1454,16 @@ public final class Union implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether an open file has other names (st_nlink > 1). libfuse 2 gives each name its own FUSE
+     * inode, so the kernel's page cache of one name would not see writes through another: such files
+     * are served with direct I/O.
+     */
+    public boolean hasOtherNames(int fd) {
+        Stat st = Stat.local2();
+        return Posix.fstat(fd, st) == 0 && st.type() == S_IFREG && st.nlink() > 1;
+    }
+
     public long read(int fd, Pointer buf, long size, long off) {
         if (!lowerHandles.isEmpty()) {
             LowerHandle h = lowerHandles.get(fd);
