@@ -422,7 +422,9 @@ public final class Union implements AutoCloseable {
         if (n != null && !n.gone) {
             lock.readLock().lock();
             try {
-                if (!n.gone) return getattr(n, st);
+                // a directory above may have moved since the open (its descendants keep their old
+                // path): then the descriptor itself answers
+                if (!n.gone && getattr(n, st) == 0) return 0;
             } finally {
                 lock.readLock().unlock();
             }
@@ -1187,8 +1189,6 @@ public final class Union implements AutoCloseable {
                 r = Tree.removeContents(up, dstRel); // only markers are left in a merged-empty directory
                 if (r < 0) return r;
             }
-            Stat ps = new Stat();
-            boolean keep = up.lstat(srcDir.rel, ps) == 0;
             if (src.isDir() && dstUpperWhiteout) {
                 // a directory cannot replace a device: swap them, then drop the whiteout
                 r = renameUpper(src.rel, dstRel, RENAME_EXCHANGE);
