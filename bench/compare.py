@@ -8,6 +8,7 @@ mount namespace so that no mount of ours leaks into (or is copied by) anything e
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -345,7 +346,9 @@ def shell(cmd, cwd):
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     t = now() - t0
     if p.returncode != 0:
-        raise WorkloadError(f"`{cmd}` exited {p.returncode}: {p.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+        lines = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        more = f" (and {len(lines) - 3} more lines)" if len(lines) > 3 else ""
+        raise WorkloadError(f"`{cmd}` exited {p.returncode}: {' / '.join(lines[:3])}{more}")
     return t, p.stdout.decode("utf-8", "replace")
 
 
@@ -922,6 +925,20 @@ def main(argv):
     started = datetime.datetime.now()
     t_start = now()
     os.makedirs(a.workdir, exist_ok=True)
+    # one run at a time per work directory: two would share scratch space and disturb each other's times
+    lock = open(os.path.join(a.workdir, "lock"), "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        print(f"bench: another comparison is running in {a.workdir} ({holder}); wait for it to finish",
+              file=sys.stderr)
+        return 1
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}, started {started.strftime('%H:%M:%S')}\n")
+    lock.flush()
     logdir = os.path.join(a.workdir, "logs", started.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(logdir, exist_ok=True)
     mounts = Mounts()
