@@ -237,11 +237,13 @@ public final class ImageCommand implements Runnable {
     static final class Rm implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "NAME") List<String> names;
         @CommandLine.Mixin StoreOption store = new StoreOption();
+        @Option(names = "--force", description = "Remove even if a live mount uses the image's layers.") boolean force;
 
         @Override public Integer call() {
             return ImageCommand.call(() -> {
                 ImageStore s = store.open();
                 for (String n : names) {
+                    if (!force) refuseIfMounted(n, s.lowerDirsTopFirst(n));
                     ImageStore.RemoveResult r = s.remove(n);
                     if (r.untagged != null) {
                         System.out.println("Untagged " + r.untagged);
@@ -254,6 +256,34 @@ public final class ImageCommand implements Runnable {
                 }
                 return 0;
             });
+        }
+    }
+
+    /**
+     * Removing layers a live mount reads would pull files from under its users: refuse, naming the
+     * mount, when a strata mount (from the mount registry) or a kernel overlay (from mountinfo) uses
+     * one of the image's layer directories.
+     */
+    static void refuseIfMounted(String name, List<Path> layers) throws java.io.IOException {
+        for (dev.strata.inspect.MountInfo m : dev.strata.inspect.MountRegistry.live()) {
+            for (Path l : layers) {
+                if (m.lowerdirs().contains(l.toAbsolutePath().normalize())) {
+                    throw new dev.strata.cli.UserError("image " + name + " is in use by the strata mount at "
+                            + m.mountpoint() + "; unmount it first (or use --force)");
+                }
+            }
+        }
+        String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"), java.nio.charset.StandardCharsets.ISO_8859_1);
+        for (String line : mountinfo.split("\n")) {
+            if (!line.contains(" - overlay ")) continue;
+            for (Path l : layers) {
+                String dir = dev.strata.posix.Names.toNative(l.toAbsolutePath().normalize().toString());
+                if (line.contains("lowerdir=" + dir) || line.contains(":" + dir + ",") || line.contains(":" + dir + ":")
+                        || line.contains(":" + dir + " ") || line.endsWith(":" + dir)) {
+                    throw new dev.strata.cli.UserError("image " + name + " is in use by the overlay mount at "
+                            + line.split(" ")[4] + "; unmount it first (or use --force)");
+                }
+            }
         }
     }
 

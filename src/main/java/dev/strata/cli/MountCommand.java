@@ -144,7 +144,7 @@ public final class MountCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), 2);
         }
-        for (String w : opts.warnings) System.err.println("strata: warning: unknown option '" + w + "' ignored");
+        for (String w : opts.warnings) System.err.println("strata: warning: " + w);
         List<String> problems = Validator.check(opts, mountpoint);
         if (!problems.isEmpty()) {
             throw new UserError(problems.get(0) + (problems.size() > 1 ? " (and " + (problems.size() - 1) + " more problem"

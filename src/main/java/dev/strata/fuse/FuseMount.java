@@ -35,7 +35,8 @@ public final class FuseMount {
         o.add("negative_timeout=" + t);
         o.add("default_permissions");
         if (root) {
-            o.add("allow_other");
+            // allow_root (only root and the owner) and allow_other are exclusive: the user's choice wins
+            if (!opts.fuseOptions.contains("allow_root")) o.add("allow_other");
             // as the kernel overlay: device nodes and setuid binaries in the layers work (libfuse 2
             // would add nodev,nosuid)
             o.add("dev");

@@ -140,8 +140,18 @@ final class StrataFS extends FuseStubFS {
             int fd = union.open(path, fi.flags.get());
             if (fd < 0) return fd;
             fi.fh.set(fd);
+            if (union.hasOtherNames(fd)) directIo(fi);
             return 0;
         });
+    }
+
+    /**
+     * Sets direct_io in fuse_file_info: jnr-fuse maps its bit fields wrongly, so the bit (0) is set in
+     * the int at byte offset 20 of the struct (see JNR-FUSE-NOTES).
+     */
+    private static void directIo(FuseFileInfo fi) {
+        Pointer p = Struct.getMemory(fi);
+        p.putInt(20, p.getInt(20) | 1);
     }
 
     @Override public int create(String path, @mode_t long mode, FuseFileInfo fi) {

@@ -112,6 +112,13 @@ public final class MountRegistry {
         return Optional.of(new Located(best, best.mountpoint().relativize(abs).toString()));
     }
 
+    /** Every live strata mount this process can see (its own registry, then the system one). */
+    public static List<MountInfo> live() {
+        List<MountInfo> out = new ArrayList<>();
+        for (Path dir : searchPath()) out.addAll(list(dir));
+        return out;
+    }
+
     /** The live records of one registry directory (unreadable or stale files are skipped). */
     public static List<MountInfo> list(Path dir) {
         List<MountInfo> out = new ArrayList<>();

@@ -28,7 +28,7 @@ public final class MountOptions {
     public final String context;           // SELinux context= (accepted, passed to the kernel as fscontext)
     public final String traceFile;         // -o trace=FILE (or "-" for stderr)
     public final List<String> fuseOptions; // options handed to libfuse as they are (allow_other, ro, ...)
-    public final List<String> warnings;    // unknown options, ignored like fuse-overlayfs does
+    public final List<String> warnings;    // one line each: unknown options (ignored like fuse-overlayfs does)
     public final boolean debug;
 
     MountOptions(Builder b) {

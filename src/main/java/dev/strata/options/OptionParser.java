@@ -18,7 +18,7 @@ public final class OptionParser {
 
     /** Generic FUSE/mount options handed to libfuse or the kernel as they are. */
     private static final Set<String> PASS_THROUGH = Set.of(
-            "allow_other", "allow_root", "default_permissions", "ro", "rw", "auto_unmount");
+            "allow_other", "allow_root", "default_permissions", "ro", "rw");
     /** Generic mount flags that mount(8)/mount.fuse may add; accepted and ignored (FUSE mounts honour them via the kernel). */
     private static final Set<String> IGNORED = Set.of(
             "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime", "norelatime",
@@ -98,9 +98,14 @@ public final class OptionParser {
             case "context": case "fscontext": case "defcontext": case "rootcontext": b.context = val; break;
             case "trace": b.traceFile = val == null ? "-" : val; break;
             case "debug": b.debug = true; break;
+            case "auto_unmount":
+                // libfuse 2 hands auto_unmount to fusermount, whose protocol then hangs the mount; strata
+                // unmounts itself on SIGTERM/SIGINT instead
+                b.warnings.add("option auto_unmount is not supported with libfuse 2 and is ignored (strata unmounts on SIGTERM)");
+                break;
             default:
                 if (PASS_THROUGH.contains(key)) b.fuseOptions.add(opt);
-                else if (!IGNORED.contains(key) && !key.startsWith("x-")) b.warnings.add(opt);
+                else if (!IGNORED.contains(key) && !key.startsWith("x-")) b.warnings.add("unknown option '" + opt + "' ignored");
         }
     }
 

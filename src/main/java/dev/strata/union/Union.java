@@ -923,22 +923,30 @@ public final class Union implements AutoCloseable {
         int run(Node dir, String name);
     }
 
-    /** Common checks for creating {@code path}: writable, parent a directory, name valid and absent. */
+    /**
+     * The checks every creation makes (parent a directory, name valid and absent); returns the
+     * directory that will hold the new name, or null with e[0] set.
+     */
+    private Node newNameDir(String path, int[] e) {
+        Node dir = parentOf(path, e);
+        if (e[0] != 0) return null;
+        String name = lastName(path);
+        if (name.length() > NAME_MAX) { e[0] = -ENAMETOOLONG; return null; }
+        Node existing = child(dir, name);
+        if (existing instanceof LookupError) { e[0] = err(existing); return null; }
+        if (!existing.negative()) { e[0] = -EEXIST; return null; }
+        e[0] = checkNewName(name);
+        return e[0] == 0 ? dir : null;
+    }
+
+    /** Runs op for a new name at {@code path} after the common checks, under the exclusive lock. */
     private int withNewName(String path, NewNameOp op) {
         if (!hasUpper) return -EROFS;
         lock.writeLock().lock();
         try {
             int[] e = new int[1];
-            Node dir = parentOf(path, e);
-            if (e[0] != 0) return e[0];
-            String name = lastName(path);
-            if (name.length() > NAME_MAX) return -ENAMETOOLONG;
-            Node existing = child(dir, name);
-            if (existing instanceof LookupError) return err(existing);
-            if (!existing.negative()) return -EEXIST;
-            int r = checkNewName(name);
-            if (r < 0) return r;
-            return op.run(dir, name);
+            Node dir = newNameDir(path, e);
+            return dir == null ? e[0] : op.run(dir, lastName(path));
         } finally {
             lock.writeLock().unlock();
         }
@@ -962,8 +970,7 @@ public final class Union implements AutoCloseable {
 
     /** Creates and opens a regular file; returns the descriptor. */
     public int create(String path, int mode, int flags, int uid, int gid) {
-        int[] fdOut = {-1};
-        int r = withNewName(path, (dir, name) -> {
+        return withNewName(path, (dir, name) -> {
             int fd = createName(dir, name, false, mode, uid, gid, true,
                     (dfd, n) -> Posix.openat(dfd, n, (flags & ~O_EXCL) | O_CREAT | O_EXCL, mode & 07777));
             if (fd >= 0) {
@@ -972,7 +979,6 @@ public final class Union implements AutoCloseable {
             }
             return fd;
         });
-        return r;
     }
 
     public int link(String from, String to) {
@@ -983,17 +989,11 @@ public final class Union implements AutoCloseable {
             int e = err(src);
             if (e != 0) return e;
             if (src.isDir()) return -EPERM;
-            int r = copyUp(src, true);
-            if (r < 0) return r;
             int[] pe = new int[1];
-            Node dir = parentOf(to, pe);
-            if (pe[0] != 0) return pe[0];
+            Node dir = newNameDir(to, pe); // checked before the copy-up, as the VFS does before overlayfs
+            if (dir == null) return pe[0];
             String name = lastName(to);
-            if (name.length() > NAME_MAX) return -ENAMETOOLONG;
-            Node existing = child(dir, name);
-            if (existing instanceof LookupError) return err(existing);
-            if (!existing.negative()) return -EEXIST;
-            r = checkNewName(name);
+            int r = copyUp(src, true);
             if (r < 0) return r;
             Layer up = stack[0];
             long ino = src.ino;
@@ -1452,6 +1452,16 @@ public final class Union implements AutoCloseable {
         } finally {
             if (write) wl.unlock(); else rl.unlock();
         }
+    }
+
+    /**
+     * Whether an open file has other names (st_nlink > 1). libfuse 2 gives each name its own FUSE
+     * inode, so the kernel's page cache of one name would not see writes through another: such files
+     * are served with direct I/O.
+     */
+    public boolean hasOtherNames(int fd) {
+        Stat st = Stat.local2();
+        return Posix.fstat(fd, st) == 0 && st.type() == S_IFREG && st.nlink() > 1;
     }
 
     public long read(int fd, Pointer buf, long size, long off) {

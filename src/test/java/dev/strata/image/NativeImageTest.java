@@ -180,6 +180,13 @@ class NativeImageTest {
                 assertEquals(Snapshot.of(kmnt), Snapshot.of(smnt));
                 assertEquals("v2", Files.readString(smnt.resolve("usr/bin/app")));
                 assertFalse(Files.exists(smnt.resolve("etc/os-release")), "the whiteout hides the base file");
+                Process rm = new ProcessBuilder(home.resolve("bin/strata").toString(), "image", "rm", "img:1",
+                        "--store", tmp.resolve("store").toString()).redirectErrorStream(true).start();
+                String rmOut = new String(rm.getInputStream().readAllBytes());
+                assertTrue(rm.waitFor(60, TimeUnit.SECONDS));
+                assertEquals(1, rm.exitValue(), rmOut);
+                assertTrue(rmOut.contains("is in use by the strata mount at " + smnt), rmOut);
+                assertEquals("v2", Files.readString(smnt.resolve("usr/bin/app")), "nothing was removed");
             } finally {
                 Process u = new ProcessBuilder(home.resolve("bin/strata").toString(), "umount", smnt.toString())
                         .redirectErrorStream(true).start();
