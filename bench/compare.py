@@ -658,6 +658,7 @@ def machine_info(workdir, strata_home):
         "overlay_params": params,
         "strata_commit": cmd(["git", "-C", strata_home, "log", "-1", "--format=%h %s"]),
         "damon_pageout_s": damon_pageout(),
+        "virtual": " hypervisor" in open("/proc/cpuinfo").read(),
     }
 
 
@@ -809,6 +810,12 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
     out.append("Ratios below 1.0 mean strata is faster (or smaller). ⚠ marks a cell with a failure or a "
                "check that did not match; see the notes.")
     out.append("")
+    if info.get("virtual"):
+        out.append("This machine is a virtual machine. A FUSE request is a round trip between the process and "
+                   "the daemon; when the vCPUs are idle, every wake-up costs the hypervisor's latency, so the "
+                   "FUSE rows that make many small requests (`ls -lR`, tar, untar, rm) depend on how busy the "
+                   "machine is (bench/README.md, \"Reading the table\").")
+        out.append("")
     # check values
     out.append("## Checks")
     out.append("")
