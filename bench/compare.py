@@ -8,6 +8,7 @@ mount namespace so that no mount of ours leaks into (or is copied by) anything e
 
 import argparse
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -345,7 +346,9 @@ def shell(cmd, cwd):
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     t = now() - t0
     if p.returncode != 0:
-        raise WorkloadError(f"`{cmd}` exited {p.returncode}: {p.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+        lines = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        more = f" (and {len(lines) - 3} more lines)" if len(lines) > 3 else ""
+        raise WorkloadError(f"`{cmd}` exited {p.returncode}: {' / '.join(lines[:3])}{more}")
     return t, p.stdout.decode("utf-8", "replace")
 
 
@@ -655,6 +658,7 @@ def machine_info(workdir, strata_home):
         "overlay_params": params,
         "strata_commit": cmd(["git", "-C", strata_home, "log", "-1", "--format=%h %s"]),
         "damon_pageout_s": damon_pageout(),
+        "virtual": " hypervisor" in open("/proc/cpuinfo").read(),
     }
 
 
@@ -806,6 +810,12 @@ def report(ctx, systems, results, wl, info, started, finished, wall):
     out.append("Ratios below 1.0 mean strata is faster (or smaller). ⚠ marks a cell with a failure or a "
                "check that did not match; see the notes.")
     out.append("")
+    if info.get("virtual"):
+        out.append("This machine is a virtual machine. A FUSE request is a round trip between the process and "
+                   "the daemon; when the vCPUs are idle, every wake-up costs the hypervisor's latency, so the "
+                   "FUSE rows that make many small requests (`ls -lR`, tar, untar, rm) depend on how busy the "
+                   "machine is (bench/README.md, \"Reading the table\").")
+        out.append("")
     # check values
     out.append("## Checks")
     out.append("")
@@ -922,6 +932,20 @@ def main(argv):
     started = datetime.datetime.now()
     t_start = now()
     os.makedirs(a.workdir, exist_ok=True)
+    # one run at a time per work directory: two would share scratch space and disturb each other's times
+    lock = open(os.path.join(a.workdir, "lock"), "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        print(f"bench: another comparison is running in {a.workdir} ({holder}); wait for it to finish",
+              file=sys.stderr)
+        return 1
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}, started {started.strftime('%H:%M:%S')}\n")
+    lock.flush()
     logdir = os.path.join(a.workdir, "logs", started.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(logdir, exist_ok=True)
     mounts = Mounts()

@@ -35,6 +35,18 @@ case "$cmd" in
       echo "bench: compare needs root (it mounts and drops the page cache)" >&2
       exit 2
     fi
+    # one comparison at a time: do not even build while another one is measuring
+    workdir="${STRATA_BENCH_DIR:-/var/tmp/strata-bench}"
+    for ((i = 0; i < ${#args[@]}; i++)); do
+      case "${args[i]}" in
+        --workdir) workdir="${args[i+1]:-$workdir}" ;;
+        --workdir=*) workdir="${args[i]#--workdir=}" ;;
+      esac
+    done
+    if [ -f "$workdir/lock" ] && ! flock -n "$workdir/lock" true; then
+      echo "bench: another comparison is running in $workdir ($(cat "$workdir/lock")); wait for it to finish" >&2
+      exit 1
+    fi
     # measure the code as it is now; without a build, strata is skipped rather than measured stale
     if [ $no_build -eq 0 ] && ! build; then
       args+=(--strata-skip "the build failed (mvn -B -q package -DskipTests)")
