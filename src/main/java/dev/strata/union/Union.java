@@ -199,12 +199,21 @@ public final class Union implements AutoCloseable {
         if (name.length() > NAME_MAX) return new LookupError(-ENAMETOOLONG);
         c = lookup(dir, name);
         if (c instanceof LookupError) return c;
+        return cache(ch, name, c);
+    }
+
+    /**
+     * Enters a node in a children map (the first one in wins, so concurrent lookups agree) and keeps
+     * the cache bounded: past MAX_NODES the whole tree is dropped and rebuilt on demand.
+     */
+    private Node cache(ConcurrentHashMap<String, Node> ch, String name, Node c) {
+        Node prev = ch.putIfAbsent(name, c);
+        if (prev != null) return prev;
         if (nodeCount.incrementAndGet() > MAX_NODES) {
             nodeCount.set(0);
             rootNode.forgetAll();
         }
-        Node prev = ch.putIfAbsent(name, c);
-        return prev != null ? prev : c;
+        return c;
     }
 
     /** The real lookup: upper, then each lower top-down, honouring whiteouts and opaque directories. */
@@ -620,12 +629,7 @@ public final class Union implements AutoCloseable {
      */
     private void remember(Node dir, String name, int layer, int type) {
         ConcurrentHashMap<String, Node> ch = dir.children();
-        if (ch.containsKey(name)) return;
-        if (ch.putIfAbsent(name, new Node(dir, name, Layer.child(dir.rel, name), new int[]{layer}, type, false, 0)) == null
-                && nodeCount.incrementAndGet() > MAX_NODES) {
-            nodeCount.set(0);
-            rootNode.forgetAll();
-        }
+        if (!ch.containsKey(name)) cache(ch, name, new Node(dir, name, Layer.child(dir.rel, name), new int[]{layer}, type, false, 0));
     }
 
     private long dirIno(Node n) {
