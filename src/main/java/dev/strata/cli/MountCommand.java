@@ -1,6 +1,7 @@
 package dev.strata.cli;
 
 import dev.strata.fuse.FuseMount;
+import dev.strata.fuse.kernel.KernelMount;
 import dev.strata.fuse.Log;
 import dev.strata.image.ImageException;
 import dev.strata.image.ImageStore;
@@ -162,9 +163,10 @@ public final class MountCommand implements Callable<Integer> {
                 throw new UserError("cannot open trace file " + opts.traceFile + ": " + e.getMessage());
             }
         }
+        boolean kernel = !opts.transport.equals("libfuse");
         Union union;
         try {
-            union = Union.open(opts, events);
+            union = Union.open(opts, kernel ? KernelMount.events(events) : events);
         } catch (IllegalStateException e) {
             throw new UserError(e.getMessage());
         }
@@ -172,13 +174,21 @@ public final class MountCommand implements Callable<Integer> {
         MountRecord record = new MountRecord(mountpoint, opts);
         int rc;
         try {
-            rc = FuseMount.serve(union, mountpoint, debug || opts.debug, () -> {
+            Runnable ready = () -> {
                 record.register();
                 if (background) {
                     Notify.send("ready");
                     Notify.detachStdio(logFile);
                 }
-            }, log);
+            };
+            rc = kernel ? KernelMount.serve(union, mountpoint, debug || opts.debug, ready, log) : KernelMount.NOT_PERMITTED;
+            if (rc == KernelMount.NOT_PERMITTED) {
+                if (opts.transport.equals("kernel")) {
+                    throw new UserError("cannot mount " + mountpoint + " with transport=kernel: mount(2) of FUSE is not permitted here");
+                }
+                log.debug("mount(2) not permitted: mounting through libfuse (fusermount)");
+                rc = FuseMount.serve(union, mountpoint, debug || opts.debug, ready, log);
+            }
         } finally {
             record.close();
             union.close();

@@ -56,6 +56,7 @@ public final class FuseMount {
      */
     public static int serve(Union union, Path mountpoint, boolean debug, Runnable ready, Log log) {
         Posix.umask(0); // modes arrive with the caller's umask applied; don't apply the daemon's again
+        union.libfuseHidesOpenFiles();
         AtomicBoolean up = new AtomicBoolean();
         StrataFS fs = new StrataFS(union, () -> {
             up.set(true);

@@ -30,6 +30,8 @@ public final class MountOptions {
     public final List<String> fuseOptions; // options handed to libfuse as they are (allow_other, ro, ...)
     public final List<String> warnings;    // one line each: unknown options (ignored like fuse-overlayfs does)
     public final boolean debug;
+    /** How the mount talks to the kernel: "auto" (the FUSE device directly, else libfuse), "kernel", "libfuse". */
+    public final String transport;
 
     MountOptions(Builder b) {
         this.lowerDirs = Collections.unmodifiableList(new ArrayList<>(b.lowerDirs));
@@ -51,6 +53,7 @@ public final class MountOptions {
         this.fuseOptions = Collections.unmodifiableList(new ArrayList<>(b.fuseOptions));
         this.warnings = Collections.unmodifiableList(new ArrayList<>(b.warnings));
         this.debug = b.debug;
+        this.transport = b.transport;
     }
 
     public boolean readOnly() { return upperDir == null; }
@@ -66,6 +69,7 @@ public final class MountOptions {
         public IdMapping uidMapping = IdMapping.IDENTITY, gidMapping = IdMapping.IDENTITY;
         public Integer squashUid, squashGid;
         public String context, traceFile;
+        public String transport = "auto";
         public List<String> fuseOptions = new ArrayList<>();
         public List<String> warnings = new ArrayList<>();
 

@@ -98,6 +98,14 @@ public final class OptionParser {
             case "context": case "fscontext": case "defcontext": case "rootcontext": b.context = val; break;
             case "trace": b.traceFile = val == null ? "-" : val; break;
             case "debug": b.debug = true; break;
+            case "transport": {
+                String t = need(key, val);
+                if (!t.equals("auto") && !t.equals("kernel") && !t.equals("libfuse")) {
+                    throw new IllegalArgumentException("transport must be auto, kernel or libfuse");
+                }
+                b.transport = t;
+                break;
+            }
             case "auto_unmount":
                 // libfuse 2 hands auto_unmount to fusermount, whose protocol then hangs the mount; strata
                 // unmounts itself on SIGTERM/SIGINT instead

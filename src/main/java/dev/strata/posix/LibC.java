@@ -32,6 +32,7 @@ public interface LibC {
     @ssize_t long pread(int fd, Pointer buf, @size_t long count, long offset);
     @ssize_t long pwrite(int fd, Pointer buf, @size_t long count, long offset);
     @ssize_t long read(int fd, Pointer buf, @size_t long count);
+    @ssize_t long write(int fd, Pointer buf, @size_t long count);
     int ftruncate(int fd, long length);
     int fsync(int fd);
     int fdatasync(int fd);
@@ -59,6 +60,7 @@ public interface LibC {
     int dup(int fd);
     int dup2(int oldfd, int newfd);
     int umount2(String target, int flags);
+    int mount(String source, String target, String fstype, long flags, String data);
     int setsid();
     int access(String path, int mode);
     int flock(int fd, int operation);

@@ -96,6 +96,11 @@ public final class Posix {
     public static int dup2(int oldfd, int newfd) { return ret(C.dup2(oldfd, newfd)); }
     public static final int MNT_DETACH = 2;
     public static int umount2(String target, int flags) { return ret(C.umount2(target, flags)); }
+    public static int mount(String source, String target, String fstype, long flags, String data) {
+        return ret(C.mount(source, target, fstype, flags, data));
+    }
+    public static long read(int fd, Pointer buf, long count) { return ret(C.read(fd, buf, count)); }
+    public static long write(int fd, Pointer buf, long count) { return ret(C.write(fd, buf, count)); }
     public static int umask(int mask) { return C.umask(mask); }
 
     /** copy_file_range with NULL offsets (uses and advances both file offsets). */

@@ -75,6 +75,11 @@ public final class Union implements AutoCloseable {
      */
     private final ConcurrentHashMap<String, Node> hidden = new ConcurrentHashMap<>();
     static final String FUSE_HIDDEN = ".fuse_hidden";
+    /** Set by the libfuse 2 transport, which hides removed open files and lowers their st_nlink by one. */
+    private volatile boolean libfuseHidesOpenFiles;
+
+    /** Called by the libfuse 2 transport: st_nlink of removed open files is compensated for its change. */
+    public void libfuseHidesOpenFiles() { libfuseHidesOpenFiles = true; }
 
     private Union(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
         this.opts = opts;
@@ -420,7 +425,8 @@ public final class Union implements AutoCloseable {
      * descriptor's own count is already right (0 for an upper file, the lower file's count for a
      * lower one, as the kernel overlay shows), so add the one back.
      */
-    private static void compensateHiddenNlink(Pointer st) {
+    private void compensateHiddenNlink(Pointer st) {
+        if (!libfuseHidesOpenFiles) return;
         long nl = st.getLong(Stat.OFF_NLINK);
         if (nl > 0) st.putLong(Stat.OFF_NLINK, nl + 1);
     }
@@ -438,7 +444,8 @@ public final class Union implements AutoCloseable {
                 lock.readLock().unlock();
             }
         }
-        int r = Posix.fstat(fd, st);
+        LowerHandle h = lowerHandles.isEmpty() ? null : lowerHandles.get(fd);
+        int r = Posix.fstat(h != null && h.upperFd >= 0 ? h.upperFd : fd, st);
         if (r < 0) return r;
         // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
         if (n != null) {
@@ -714,8 +721,27 @@ public final class Union implements AutoCloseable {
         } else {
             n.layers = new int[]{0};
         }
+        if (st.type() == S_IFREG && !lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
         events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes[0], System.nanoTime() - t0, method[0]);
         return 0;
+    }
+
+    /**
+     * Read-only descriptors opened on the lower file before this copy-up read the upper copy from now
+     * on (as on the kernel overlay since Linux 4.19), whatever later happens to the name.
+     */
+    private void switchLowerHandles(Node n, long ino, boolean sameFile) {
+        for (LowerHandle h : lowerHandles.values()) {
+            Node o = h.node;
+            boolean match = o == n || (ino != 0 && o.ino == ino && (sameFile || o.rel.equals(n.rel)));
+            if (!match || h.upperFd >= 0) continue;
+            synchronized (h) {
+                if (h.upperFd < 0) {
+                    int fd = stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
+                    if (fd >= 0) h.upperFd = fd;
+                }
+            }
+        }
     }
 
     private static String typeName(int t) {

@@ -1,0 +1,188 @@
+package dev.strata.fuse.kernel;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The node ids strata hands the kernel: one per name the kernel holds (as libfuse's path-based layer
+ * does), with the kernel's lookup count, so a request naming a node id can be turned into a mount path
+ * for the engine. Ids are never reused (a 64-bit counter), so a name that is removed and created again
+ * gets a new kernel inode. Removing or renaming a name moves or detaches its node here; a detached
+ * node lives on (open files) until the kernel forgets it.
+ *
+ * <p>Files with more than one name get one id per name: their other ids are found by inode number
+ * ({@link #siblings}) so their cached attributes can be invalidated when one name changes the file.
+ */
+final class Inodes {
+    static final class KNode {
+        final long id;
+        KNode parent;          // null: the root, or detached
+        String name;           // null when detached
+        boolean detached;
+        long lookups;
+        /** st_ino presented at the last reply about this node. */
+        volatile long ino;
+        HashMap<String, KNode> children;
+
+        KNode(long id, KNode parent, String name) {
+            this.id = id;
+            this.parent = parent;
+            this.name = name;
+        }
+    }
+
+    private final ConcurrentHashMap<Long, KNode> byId = new ConcurrentHashMap<>();
+    /** Regular files shown with st_nlink > 1, by inode number: every node id that names them. */
+    private final HashMap<Long, List<KNode>> linked = new HashMap<>();
+    private long nextId = Proto.ROOT_ID + 1;
+    final KNode root;
+
+    Inodes() {
+        root = new KNode(Proto.ROOT_ID, null, "");
+        root.lookups = 1;
+        byId.put(root.id, root);
+    }
+
+    KNode get(long id) { return byId.get(id); }
+
+    int size() { return byId.size(); }
+
+    /** The mount path of a node ("/" or "/a/b"), or null if it (or a directory above it) was removed. */
+    synchronized String path(KNode n) {
+        if (n == root) return "/";
+        ArrayList<String> parts = new ArrayList<>();
+        for (KNode c = n; c != root; c = c.parent) {
+            if (c == null || c.detached) return null;
+            parts.add(c.name);
+        }
+        StringBuilder b = new StringBuilder();
+        for (int i = parts.size() - 1; i >= 0; i--) b.append('/').append(parts.get(i));
+        return b.toString();
+    }
+
+    /** The path of a name in a directory node, or null if the directory was removed. */
+    String childPath(KNode dir, String name) {
+        String p = path(dir);
+        if (p == null) return null;
+        return p.length() == 1 ? "/" + name : p + "/" + name;
+    }
+
+    /**
+     * The node for a name the kernel is told about (lookup, create, readdirplus): the existing one or a
+     * new one; counts one kernel reference.
+     */
+    synchronized KNode lookup(KNode dir, String name, long ino, boolean multiLinkFile) {
+        if (dir.children == null) dir.children = new HashMap<>();
+        KNode c = dir.children.get(name);
+        if (c == null) {
+            c = new KNode(nextId++, dir, name);
+            dir.children.put(name, c);
+            byId.put(c.id, c);
+        }
+        c.lookups++;
+        if (c.ino != ino) {
+            unlink(c);
+            c.ino = ino;
+        }
+        if (multiLinkFile) {
+            List<KNode> l = linked.computeIfAbsent(ino, k -> new ArrayList<>(2));
+            if (!l.contains(c)) l.add(c);
+        }
+        return c;
+    }
+
+    /** Records that a node names a file with several names (after a link through the mount). */
+    synchronized void markLinked(KNode c, long ino) {
+        if (!byId.containsKey(c.id)) return;
+        if (c.ino != ino) {
+            unlink(c);
+            c.ino = ino;
+        }
+        List<KNode> l = linked.computeIfAbsent(ino, k -> new ArrayList<>(2));
+        if (!l.contains(c)) l.add(c);
+    }
+
+    /** The kernel dropped {@code n} references to a node. */
+    synchronized void forget(long id, long n) {
+        KNode c = byId.get(id);
+        if (c == null || c == root) return;
+        c.lookups -= n;
+        if (c.lookups > 0) return;
+        byId.remove(id);
+        unlink(c);
+        if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.get(c.name) == c) {
+            c.parent.children.remove(c.name);
+        }
+    }
+
+    private void unlink(KNode c) {
+        if (c.ino == 0) return;
+        List<KNode> l = linked.get(c.ino);
+        if (l != null && l.remove(c) && l.isEmpty()) linked.remove(c.ino);
+    }
+
+    /** A name was removed: its node (if the kernel knows it) keeps its id but no longer has a path. */
+    synchronized KNode remove(KNode dir, String name) {
+        if (dir.children == null) return null;
+        KNode c = dir.children.remove(name);
+        if (c != null) {
+            c.detached = true;
+            c.parent = null;
+            c.name = null;
+        }
+        return c;
+    }
+
+    /** A rename succeeded: the source node takes the new name; a node there before is detached (or swapped). */
+    synchronized void rename(KNode fromDir, String fromName, KNode toDir, String toName, boolean exchange) {
+        KNode src = fromDir.children == null ? null : fromDir.children.remove(fromName);
+        KNode dst = toDir.children == null ? null : toDir.children.remove(toName);
+        if (dst != null) {
+            if (exchange) {
+                dst.parent = fromDir;
+                dst.name = fromName;
+                if (fromDir.children == null) fromDir.children = new HashMap<>();
+                fromDir.children.put(fromName, dst);
+            } else {
+                dst.detached = true;
+                dst.parent = null;
+                dst.name = null;
+            }
+        }
+        if (src != null) {
+            src.parent = toDir;
+            src.name = toName;
+            if (toDir.children == null) toDir.children = new HashMap<>();
+            toDir.children.put(toName, src);
+        }
+    }
+
+    /** Node ids of the other names of a multi-link file (for attribute invalidation). */
+    synchronized long[] siblings(long ino, KNode except) {
+        List<KNode> l = linked.get(ino);
+        if (l == null) return EMPTY;
+        long[] out = new long[l.size()];
+        int n = 0;
+        for (KNode k : l) if (k != except) out[n++] = k.id;
+        return n == out.length ? out : java.util.Arrays.copyOf(out, n);
+    }
+
+    /** The node the kernel holds for a mount path, if any (no reference is counted). */
+    synchronized KNode find(String path) {
+        KNode c = root;
+        int i = 1, len = path.length();
+        while (i < len) {
+            int j = path.indexOf('/', i);
+            if (j < 0) j = len;
+            if (c.children == null) return null;
+            c = c.children.get(path.substring(i, j));
+            if (c == null) return null;
+            i = j + 1;
+        }
+        return c;
+    }
+
+    private static final long[] EMPTY = new long[0];
+}

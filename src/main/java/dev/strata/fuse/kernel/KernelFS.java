@@ -1,0 +1,722 @@
+package dev.strata.fuse.kernel;
+
+import dev.strata.fuse.Log;
+import dev.strata.fuse.kernel.Inodes.KNode;
+import dev.strata.options.MountOptions;
+import dev.strata.posix.Errno;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+import dev.strata.union.Union;
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
+
+import java.util.ArrayList;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static dev.strata.fuse.kernel.Proto.*;
+import static dev.strata.posix.Errno.*;
+
+/**
+ * Serves the kernel's FUSE requests from /dev/fuse with a {@link Union}: each request is decoded from
+ * the worker's native buffer, turned into one engine call on the node's mount path, and answered from
+ * a second native buffer. File data goes straight between those buffers and pread/pwrite.
+ *
+ * <p>What this transport adds over libfuse 2: readdirplus, 1 MiB requests, rename flags
+ * (RENAME_NOREPLACE, RENAME_EXCHANGE), and invalidation of attributes the kernel caches when one
+ * request changes another node (a hard link's other names, a directory that copy-up made merged).
+ */
+final class KernelFS {
+    static final int MAX_WRITE = 1 << 20;
+    static final int MAX_PAGES = MAX_WRITE / 4096;
+    /** A request buffer: the largest write plus its headers, with room to spare (setxattr values). */
+    static final int IN_BUF = MAX_WRITE + 4096;
+    static final int OUT_BUF = MAX_WRITE + 4096;
+
+    private final Union union;
+    private final MountOptions opts;
+    private final Log log;
+    private final int devFd;
+    private final Inodes inodes = new Inodes();
+    private final long entrySec, attrSec;
+    private final int entryNsec, attrNsec;
+    private final boolean negativeCache;
+    /** allow_root: only root and the mount's owner may use it (libfuse's meaning). */
+    private final int allowOnlyUid;
+    private final ConcurrentHashMap<Long, DirHandle> dirs = new ConcurrentHashMap<>();
+    /** Open files by descriptor: a node whose name is gone is still answered through one of them. */
+    private final ConcurrentHashMap<Integer, KNode> openFiles = new ConcurrentHashMap<>();
+    private final AtomicLong nextDirHandle = new AtomicLong(1);
+    private final Runnable onInit;
+    private volatile boolean initialized;
+    private final boolean debug;
+
+    /** Paths copied up by the request a worker is serving (filled by {@link #copiedUp}). */
+    private static final ThreadLocal<ArrayList<String>> COPIED = new ThreadLocal<>();
+
+    KernelFS(Union union, int devFd, Log log, boolean debug, int allowOnlyUid, Runnable onInit) {
+        this.union = union;
+        this.opts = union.options();
+        this.log = log;
+        this.devFd = devFd;
+        this.debug = debug;
+        this.allowOnlyUid = allowOnlyUid;
+        this.onInit = onInit;
+        double e = opts.timeoutSeconds, a = opts.attrTimeoutSeconds;
+        entrySec = (long) e;
+        entryNsec = (int) Math.round((e - entrySec) * 1e9) % 1_000_000_000;
+        attrSec = (long) a;
+        attrNsec = (int) Math.round((a - attrSec) * 1e9) % 1_000_000_000;
+        negativeCache = e > 0;
+    }
+
+    /** Called (from a worker, inside the engine) when the engine copied something up. */
+    static void copiedUp(String path) {
+        ArrayList<String> l = COPIED.get();
+        if (l != null) l.add(path); // only on workers of this transport
+    }
+
+    private static final class DirHandle {
+        final KNode node;
+        String[] names;
+        int[] types;
+        long[] inos;
+        DirHandle(KNode node) { this.node = node; }
+    }
+
+    // ================================================================== the worker loop
+
+    /** One thread's buffers; a worker serves requests until the file system is unmounted. */
+    final class Worker implements Runnable {
+        final jnr.ffi.Runtime rt = Posix.RT;
+        final Pointer in = Memory.allocateDirect(rt, IN_BUF, false);
+        final Pointer out = Memory.allocateDirect(rt, OUT_BUF, false);
+        final Pointer outData = out.slice(OUT_HEADER);
+        final Pointer writeData = in.slice(IN_HEADER + WRITE_IN);
+        final Pointer stat = Memory.allocateDirect(rt, 256, true);
+        final Pointer note = Memory.allocateDirect(rt, 64, true);
+        final Runnable onExit;
+
+        Worker(Runnable onExit) { this.onExit = onExit; }
+
+        @Override public void run() {
+            COPIED.set(new ArrayList<>());
+            try {
+                while (true) {
+                    long n = Posix.read(devFd, in, IN_BUF);
+                    if (n < 0) {
+                        int e = (int) -n;
+                        if (e == EINTR || e == EAGAIN || e == ENOENT) continue; // interrupted or aborted request
+                        if (e != ENODEV) log.error("reading /dev/fuse: " + Posix.strerror(e));
+                        return; // ENODEV: unmounted
+                    }
+                    if (n < IN_HEADER) continue;
+                    serve();
+                }
+            } finally {
+                onExit.run();
+            }
+        }
+
+        private void serve() {
+            int opcode = in.getInt(IH_OPCODE);
+            long unique = in.getLong(IH_UNIQUE);
+            long nodeid = in.getLong(IH_NODEID);
+            try {
+                if (allowOnlyUid >= 0 && opcode != INIT && opcode != FORGET && opcode != BATCH_FORGET
+                        && opcode != DESTROY && opcode != INTERRUPT) {
+                    int uid = in.getInt(IH_UID);
+                    if (uid != 0 && uid != allowOnlyUid) { error(unique, EACCES); return; }
+                }
+                if (debug) log.debug("request " + opcode + " node " + nodeid + " unique " + unique);
+                dispatch(opcode, unique, nodeid);
+            } catch (Throwable t) {
+                log.error("request " + opcode + " on node " + nodeid + ": " + t);
+                error(unique, EIO);
+            } finally {
+                ArrayList<String> copied = COPIED.get();
+                if (!copied.isEmpty()) copied.clear();
+            }
+        }
+
+        private void dispatch(int op, long unique, long nodeid) {
+            switch (op) {
+                case INIT: init(unique); return;
+                case FORGET: inodes.forget(nodeid, in.getLong(IN_HEADER)); return;
+                case BATCH_FORGET: batchForget(); return;
+                case INTERRUPT: return; // requests finish quickly; the reply answers it
+                case DESTROY: reply(unique, 0); return;
+                default:
+            }
+            KNode node = inodes.get(nodeid);
+            if (node == null) { error(unique, ESTALE); return; }
+            switch (op) {
+                case LOOKUP: lookup(unique, node, cstr(IN_HEADER)); return;
+                case GETATTR: getattr(unique, node); return;
+                case SETATTR: setattr(unique, node); return;
+                case READLINK: readlink(unique, node); return;
+                case SYMLINK: symlink(unique, node); return;
+                case MKNOD: mknod(unique, node); return;
+                case MKDIR: mkdir(unique, node); return;
+                case UNLINK: remove(unique, node, cstr(IN_HEADER), false); return;
+                case RMDIR: remove(unique, node, cstr(IN_HEADER), true); return;
+                case RENAME: rename(unique, node, IN_HEADER + 8, 0); return;
+                case RENAME2: rename(unique, node, IN_HEADER + 16, in.getInt(IN_HEADER + 8)); return;
+                case LINK: link(unique, node); return;
+                case OPEN: open(unique, node); return;
+                case READ: read(unique); return;
+                case WRITE: write(unique); return;
+                case STATFS: statfs(unique); return;
+                case RELEASE: release(unique); return;
+                case FSYNC: result(unique, union.fsync((int) in.getLong(IN_HEADER),
+                        (in.getInt(IN_HEADER + 8) & FSYNC_FDATASYNC) != 0)); return;
+                case FLUSH: case FSYNCDIR: reply(unique, 0); return;
+                case SETXATTR: setxattr(unique, node); return;
+                case GETXATTR: xattrRead(unique, node, true); return;
+                case LISTXATTR: xattrRead(unique, node, false); return;
+                case REMOVEXATTR: removexattr(unique, node); return;
+                case OPENDIR: opendir(unique, node); return;
+                case READDIR: readdir(unique, false); return;
+                case READDIRPLUS: readdir(unique, true); return;
+                case RELEASEDIR: dirs.remove(in.getLong(IN_HEADER)); reply(unique, 0); return;
+                case CREATE: create(unique, node); return;
+                case FALLOCATE: fallocate(unique); return;
+                case LSEEK: lseek(unique); return;
+                default: error(unique, ENOSYS);
+            }
+        }
+
+        // ------------------------------------------------------------ replies
+
+        /** Answers with {@code len} bytes already placed at outData. */
+        private void reply(long unique, int len) {
+            sendNotes();
+            out.putInt(0, OUT_HEADER + len);
+            out.putInt(4, 0);
+            out.putLong(8, unique);
+            send(out, OUT_HEADER + len);
+        }
+
+        private void error(long unique, int errno) {
+            sendNotes();
+            out.putInt(0, OUT_HEADER);
+            out.putInt(4, -Math.abs(errno));
+            out.putLong(8, unique);
+            send(out, OUT_HEADER);
+        }
+
+        private void result(long unique, int r) {
+            if (r < 0) error(unique, -r); else reply(unique, 0);
+        }
+
+        private void send(Pointer buf, int len) {
+            long w = Posix.write(devFd, buf, len);
+            // ENOENT: the request was interrupted and is gone; nothing to do
+            if (w < 0 && w != -ENOENT && w != -ENODEV) log.error("writing /dev/fuse: " + Posix.strerror((int) w));
+        }
+
+        /** Before the reply: attribute invalidations for nodes this request changed besides its own. */
+        private void sendNotes() {
+            ArrayList<String> copied = COPIED.get();
+            if (copied.isEmpty()) return;
+            for (String p : copied) {
+                KNode k = inodes.find(p);
+                if (k != null) invalidate(k.id);
+            }
+            copied.clear();
+        }
+
+        private void invalidate(long id) {
+            note.putInt(0, OUT_HEADER + 24);
+            note.putInt(4, NOTIFY_INVAL_INODE);
+            note.putLong(8, 0);
+            note.putLong(16, id);
+            note.putLong(24, -1);   // attributes only
+            note.putLong(32, 0);
+            long w = Posix.write(devFd, note, OUT_HEADER + 24);
+            if (w < 0 && w != -ENOENT) log.debug("invalidate node " + id + ": " + Posix.strerror((int) w));
+        }
+
+        private void invalidateSiblings(long ino, KNode except) {
+            for (long id : inodes.siblings(ino, except)) invalidate(id);
+        }
+
+        /** Fills a fuse_attr at {@code off} from the struct stat in {@link #stat}. */
+        private void attr(int off) {
+            Pointer o = outData, s = stat;
+            o.putLong(off + A_INO, s.getLong(Stat.OFF_INO));
+            o.putLong(off + A_SIZE, s.getLong(Stat.OFF_SIZE));
+            o.putLong(off + A_BLOCKS, s.getLong(Stat.OFF_BLOCKS));
+            o.putLong(off + A_ATIME, s.getLong(Stat.OFF_ATIME));
+            o.putLong(off + A_MTIME, s.getLong(Stat.OFF_MTIME));
+            o.putLong(off + A_CTIME, s.getLong(Stat.OFF_CTIME));
+            o.putInt(off + A_ATIMENSEC, (int) s.getLong(Stat.OFF_ATIME_NS));
+            o.putInt(off + A_MTIMENSEC, (int) s.getLong(Stat.OFF_MTIME_NS));
+            o.putInt(off + A_CTIMENSEC, (int) s.getLong(Stat.OFF_CTIME_NS));
+            o.putInt(off + A_MODE, s.getInt(Stat.OFF_MODE));
+            o.putInt(off + A_NLINK, (int) Math.min(s.getLong(Stat.OFF_NLINK), 0xffffffffL));
+            o.putInt(off + A_UID, s.getInt(Stat.OFF_UID));
+            o.putInt(off + A_GID, s.getInt(Stat.OFF_GID));
+            o.putInt(off + A_RDEV, (int) s.getLong(Stat.OFF_RDEV));
+            o.putInt(off + A_BLKSIZE, (int) s.getLong(Stat.OFF_BLKSIZE));
+            o.putInt(off + A_FLAGS, 0);
+        }
+
+        private boolean multiLinkFile() {
+            return (stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) == Posix.S_IFREG && stat.getLong(Stat.OFF_NLINK) > 1;
+        }
+
+        /**
+         * Fills a fuse_entry_out at {@code off} for a name whose attributes are in {@link #stat}, counting
+         * one kernel reference to its node. Returns the node.
+         */
+        private KNode entry(int off, KNode dir, String name) {
+            long ino = stat.getLong(Stat.OFF_INO);
+            KNode k = inodes.lookup(dir, name, ino, multiLinkFile());
+            outData.putLong(off, k.id);
+            outData.putLong(off + 8, 0);              // generation: ids are never reused
+            outData.putLong(off + 16, entrySec);
+            outData.putLong(off + 24, attrSec);
+            outData.putInt(off + 32, entryNsec);
+            outData.putInt(off + 36, attrNsec);
+            attr(off + 40);
+            return k;
+        }
+
+        private void replyEntry(long unique, KNode dir, String name) {
+            entry(0, dir, name);
+            reply(unique, ENTRY_OUT);
+        }
+
+        private void replyAttr(long unique) {
+            outData.putLong(0, attrSec);
+            outData.putInt(8, attrNsec);
+            outData.putInt(12, 0);
+            attr(16);
+            reply(unique, ATTR_OUT);
+        }
+
+        // ------------------------------------------------------------ request decoding helpers
+
+        /** The NUL-terminated name at {@code off} of the request, as a byte-transparent string. */
+        private String cstr(int off) {
+            int len = 0;
+            int max = in.getInt(IH_LEN) - off;
+            while (len < max && in.getByte(off + len) != 0) len++;
+            byte[] b = new byte[len];
+            in.get(off, b, 0, len);
+            return new String(b, Posix.NAMES);
+        }
+
+        private int cstrEnd(int off) {
+            int max = in.getInt(IH_LEN);
+            int i = off;
+            while (i < max && in.getByte(i) != 0) i++;
+            return i + 1;
+        }
+
+        private int uid() { return in.getInt(IH_UID); }
+        private int gid() { return in.getInt(IH_GID); }
+
+        private String pathOrError(long unique, KNode node) {
+            String p = inodes.path(node);
+            if (p == null) error(unique, ENOENT);
+            return p;
+        }
+
+        // ------------------------------------------------------------ operations
+
+        private void init(long unique) {
+            int major = in.getInt(IN_HEADER), minor = in.getInt(IN_HEADER + 4);
+            int maxReadahead = in.getInt(IN_HEADER + 8), flags = in.getInt(IN_HEADER + 12);
+            if (major < KERNEL_MAJOR) { error(unique, EPROTO); return; }
+            for (int i = 0; i < INIT_OUT; i += 8) outData.putLong(i, 0);
+            outData.putInt(0, KERNEL_MAJOR);
+            if (major > KERNEL_MAJOR) { reply(unique, 8); return; } // the kernel retries with our major
+            outData.putInt(4, Math.min(minor, KERNEL_MINOR));
+            outData.putInt(8, maxReadahead);
+            int want = ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
+                    | PARALLEL_DIROPS | ABORT_ERROR | MAX_PAGES | CACHE_SYMLINKS;
+            outData.putInt(12, flags & want);
+            outData.putShort(16, (short) 16);          // max_background
+            outData.putShort(18, (short) 12);          // congestion_threshold
+            outData.putInt(20, MAX_WRITE);
+            outData.putInt(24, 1);                     // time_gran: nanoseconds
+            outData.putShort(28, (short) MAX_PAGES);
+            reply(unique, INIT_OUT);
+            if (!initialized) {
+                initialized = true;
+                onInit.run();
+            }
+        }
+
+        private void batchForget() {
+            int count = in.getInt(IN_HEADER);
+            int off = IN_HEADER + 8;
+            for (int i = 0; i < count; i++, off += 16) inodes.forget(in.getLong(off), in.getLong(off + 8));
+        }
+
+        private void lookup(long unique, KNode dir, String name) {
+            String p = inodes.childPath(dir, name);
+            if (p == null) { error(unique, ENOENT); return; }
+            int r = union.getattr(p, stat);
+            if (r == -ENOENT && negativeCache) {
+                // a negative entry the kernel may cache: node id 0
+                for (int i = 0; i < ENTRY_OUT; i += 8) outData.putLong(i, 0);
+                outData.putLong(16, entrySec);
+                outData.putInt(32, entryNsec);
+                reply(unique, ENTRY_OUT);
+                return;
+            }
+            if (r < 0) { error(unique, -r); return; }
+            replyEntry(unique, dir, name);
+        }
+
+        private void getattr(long unique, KNode node) {
+            int flags = in.getInt(IN_HEADER);
+            int r;
+            if ((flags & GETATTR_FH) != 0) {
+                r = union.fgetattr((int) in.getLong(IN_HEADER + 8), stat);
+            } else {
+                String p = inodes.path(node);
+                int fd;
+                if (p != null) r = union.getattr(p, stat);
+                else if ((fd = openFd(node)) >= 0) r = union.fgetattr(fd, stat);
+                else r = -ENOENT;
+            }
+            if (r < 0) { error(unique, -r); return; }
+            node.ino = stat.getLong(Stat.OFF_INO);
+            replyAttr(unique);
+        }
+
+        private void setattr(long unique, KNode node) {
+            int b = IN_HEADER;
+            int valid = in.getInt(b);
+            long fh = in.getLong(b + 8);
+            boolean hasFh = (valid & FATTR_FH) != 0;
+            String p = inodes.path(node);
+            if (p == null && !hasFh) {
+                // a removed name that is still open: change the open file
+                int fd = openFd(node);
+                if (fd < 0) { error(unique, ENOENT); return; }
+                fh = fd;
+                hasFh = true;
+            }
+            int r = 0;
+            if ((valid & FATTR_MODE) != 0) {
+                int mode = in.getInt(b + 68);
+                r = p != null ? union.chmod(p, mode) : Posix.fchmod((int) fh, mode & 07777);
+            }
+            if (r == 0 && (valid & (FATTR_UID | FATTR_GID)) != 0) {
+                int u = (valid & FATTR_UID) != 0 ? in.getInt(b + 76) : -1;
+                int g = (valid & FATTR_GID) != 0 ? in.getInt(b + 80) : -1;
+                r = p != null ? union.chown(p, u, g) : Posix.fchown((int) fh, u, g);
+            }
+            if (r == 0 && (valid & FATTR_SIZE) != 0) {
+                long size = in.getLong(b + 16);
+                r = hasFh ? union.ftruncate((int) fh, size) : union.truncate(p, size);
+            }
+            if (r == 0 && (valid & (FATTR_ATIME | FATTR_MTIME)) != 0) {
+                long as = Posix.UTIME_OMIT, an = Posix.UTIME_OMIT, ms = 0, mn = Posix.UTIME_OMIT;
+                if ((valid & FATTR_ATIME) != 0) {
+                    if ((valid & FATTR_ATIME_NOW) != 0) { as = 0; an = Posix.UTIME_NOW; }
+                    else { as = in.getLong(b + 32); an = in.getInt(b + 56) & 0xffffffffL; }
+                } else as = 0;
+                if ((valid & FATTR_MTIME) != 0) {
+                    if ((valid & FATTR_MTIME_NOW) != 0) { ms = 0; mn = Posix.UTIME_NOW; }
+                    else { ms = in.getLong(b + 40); mn = in.getInt(b + 60) & 0xffffffffL; }
+                }
+                r = p != null ? union.utimens(p, as, an, ms, mn) : Posix.futimens((int) fh, as, an, ms, mn);
+            }
+            if (r < 0) { error(unique, -r); return; }
+            r = p != null ? union.getattr(p, stat) : union.fgetattr((int) fh, stat);
+            if (r < 0) { error(unique, -r); return; }
+            if (multiLinkFile()) invalidateSiblings(stat.getLong(Stat.OFF_INO), node);
+            replyAttr(unique);
+        }
+
+        private void readlink(long unique, KNode node) {
+            String p = pathOrError(unique, node);
+            if (p == null) return;
+            int r = union.readlink(p, outData, 4096);
+            if (r < 0) { error(unique, -r); return; }
+            int len = 0;
+            while (len < 4096 && outData.getByte(len) != 0) len++;
+            reply(unique, len);
+        }
+
+        /** After a create-like call: the new name's entry, or the error. */
+        private void created(long unique, KNode dir, String name, String p, int r) {
+            if (r < 0) { error(unique, -r); return; }
+            r = union.getattr(p, stat);
+            if (r < 0) { error(unique, -r); return; }
+            replyEntry(unique, dir, name);
+        }
+
+        private void symlink(long unique, KNode dir) {
+            String name = cstr(IN_HEADER);
+            String target = cstr(cstrEnd(IN_HEADER));
+            String p = inodes.childPath(dir, name);
+            if (p == null) { error(unique, ENOENT); return; }
+            created(unique, dir, name, p, union.symlink(target, p, uid(), gid()));
+        }
+
+        private void mknod(long unique, KNode dir) {
+            int mode = in.getInt(IN_HEADER);
+            long rdev = in.getInt(IN_HEADER + 4) & 0xffffffffL;
+            String name = cstr(IN_HEADER + 16);
+            String p = inodes.childPath(dir, name);
+            if (p == null) { error(unique, ENOENT); return; }
+            created(unique, dir, name, p, union.mknod(p, mode, rdev, uid(), gid()));
+        }
+
+        private void mkdir(long unique, KNode dir) {
+            int mode = in.getInt(IN_HEADER);
+            String name = cstr(IN_HEADER + 8);
+            String p = inodes.childPath(dir, name);
+            if (p == null) { error(unique, ENOENT); return; }
+            created(unique, dir, name, p, union.mkdir(p, mode, uid(), gid()));
+        }
+
+        private void remove(long unique, KNode dir, String name, boolean isDir) {
+            String p = inodes.childPath(dir, name);
+            if (p == null) { error(unique, ENOENT); return; }
+            int r = isDir ? union.rmdir(p) : union.unlink(p);
+            if (r < 0) { error(unique, -r); return; }
+            KNode gone = inodes.remove(dir, name);
+            if (gone != null && !isDir) invalidateSiblings(gone.ino, gone);
+            reply(unique, 0);
+        }
+
+        private void rename(long unique, KNode fromDir, int namesOff, int flags) {
+            KNode toDir = inodes.get(in.getLong(IN_HEADER));
+            if (toDir == null) { error(unique, ESTALE); return; }
+            String from = cstr(namesOff);
+            String to = cstr(cstrEnd(namesOff));
+            String fp = inodes.childPath(fromDir, from), tp = inodes.childPath(toDir, to);
+            if (fp == null || tp == null) { error(unique, ENOENT); return; }
+            int r = union.rename(fp, tp, flags);
+            if (r < 0) { error(unique, -r); return; }
+            inodes.rename(fromDir, from, toDir, to, (flags & 2) != 0); // RENAME_EXCHANGE
+            reply(unique, 0);
+        }
+
+        private void link(long unique, KNode newDir) {
+            KNode old = inodes.get(in.getLong(IN_HEADER));
+            if (old == null) { error(unique, ESTALE); return; }
+            String name = cstr(IN_HEADER + 8);
+            String op = inodes.path(old), np = inodes.childPath(newDir, name);
+            if (op == null || np == null) { error(unique, ENOENT); return; }
+            int r = union.link(op, np);
+            if (r < 0) { error(unique, -r); return; }
+            r = union.getattr(np, stat);
+            if (r < 0) { error(unique, -r); return; }
+            long ino = stat.getLong(Stat.OFF_INO);
+            inodes.markLinked(old, ino); // the old name shares the inode now
+            KNode k = entry(0, newDir, name);
+            invalidateSiblings(ino, k);
+            reply(unique, ENTRY_OUT);
+        }
+
+        private void open(long unique, KNode node) {
+            String p = pathOrError(unique, node);
+            if (p == null) return;
+            int flags = in.getInt(IN_HEADER);
+            int fd = union.open(p, flags);
+            if (fd < 0) { error(unique, -fd); return; }
+            openFiles.put(fd, node);
+            outData.putLong(0, fd);
+            outData.putInt(8, union.hasOtherNames(fd) ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
+            outData.putInt(12, 0);
+            reply(unique, OPEN_OUT);
+        }
+
+        private void create(long unique, KNode dir) {
+            int flags = in.getInt(IN_HEADER), mode = in.getInt(IN_HEADER + 4);
+            String name = cstr(IN_HEADER + 16);
+            String p = inodes.childPath(dir, name);
+            if (p == null) { error(unique, ENOENT); return; }
+            int fd = union.create(p, mode, flags, uid(), gid());
+            if (fd < 0) { error(unique, -fd); return; }
+            int r = union.getattr(p, stat);
+            if (r < 0) {
+                union.release(fd);
+                error(unique, -r);
+                return;
+            }
+            openFiles.put(fd, entry(0, dir, name));
+            outData.putLong(ENTRY_OUT, fd);
+            outData.putInt(ENTRY_OUT + 8, FOPEN_KEEP_CACHE);
+            outData.putInt(ENTRY_OUT + 12, 0);
+            reply(unique, ENTRY_OUT + OPEN_OUT);
+        }
+
+        private void release(long unique) {
+            int fd = (int) in.getLong(IN_HEADER);
+            openFiles.remove(fd);
+            result(unique, union.release(fd));
+        }
+
+        /** A descriptor open on a node, or -1. */
+        private int openFd(KNode node) {
+            for (java.util.Map.Entry<Integer, KNode> e : openFiles.entrySet()) {
+                if (e.getValue() == node) return e.getKey();
+            }
+            return -1;
+        }
+
+        private void read(long unique) {
+            int fd = (int) in.getLong(IN_HEADER);
+            long off = in.getLong(IN_HEADER + 8);
+            int size = Math.min(in.getInt(IN_HEADER + 16), OUT_BUF - OUT_HEADER);
+            long n = union.read(fd, outData, size, off);
+            if (n < 0) { error(unique, (int) -n); return; }
+            reply(unique, (int) n);
+        }
+
+        private void write(long unique) {
+            int fd = (int) in.getLong(IN_HEADER);
+            long off = in.getLong(IN_HEADER + 8);
+            int size = in.getInt(IN_HEADER + 16);
+            long n = union.write(fd, writeData, size, off);
+            if (n < 0) { error(unique, (int) -n); return; }
+            outData.putInt(0, (int) n);
+            outData.putInt(4, 0);
+            reply(unique, 8);
+        }
+
+        private void statfs(long unique) {
+            int r = union.statfs(stat);
+            if (r < 0) { error(unique, -r); return; }
+            // struct statvfs (x86_64): bsize 0, frsize 8, blocks 16, bfree 24, bavail 32, files 40, ffree 48, namemax 80
+            outData.putLong(0, stat.getLong(16));
+            outData.putLong(8, stat.getLong(24));
+            outData.putLong(16, stat.getLong(32));
+            outData.putLong(24, stat.getLong(40));
+            outData.putLong(32, stat.getLong(48));
+            outData.putInt(40, (int) stat.getLong(0));
+            outData.putInt(44, (int) stat.getLong(80));
+            outData.putInt(48, (int) stat.getLong(8));
+            for (int i = 52; i < KSTATFS; i += 4) outData.putInt(i, 0);
+            reply(unique, KSTATFS);
+        }
+
+        private void setxattr(long unique, KNode node) {
+            String p = pathOrError(unique, node);
+            if (p == null) return;
+            int size = in.getInt(IN_HEADER), flags = in.getInt(IN_HEADER + 4);
+            int nameOff = IN_HEADER + 8;
+            String name = cstr(nameOff);
+            int valueOff = cstrEnd(nameOff);
+            result(unique, union.setxattr(p, name, in.slice(valueOff), size, flags));
+        }
+
+        private void xattrRead(long unique, KNode node, boolean get) {
+            String p = pathOrError(unique, node);
+            if (p == null) return;
+            int size = Math.min(in.getInt(IN_HEADER), OUT_BUF - OUT_HEADER);
+            int r = get ? union.getxattr(p, cstr(IN_HEADER + 8), outData, size) : union.listxattr(p, outData, size);
+            if (r < 0) { error(unique, -r); return; }
+            if (size == 0) {
+                outData.putInt(0, r);
+                outData.putInt(4, 0);
+                reply(unique, 8);
+            } else {
+                reply(unique, r);
+            }
+        }
+
+        private void removexattr(long unique, KNode node) {
+            String p = pathOrError(unique, node);
+            if (p == null) return;
+            result(unique, union.removexattr(p, cstr(IN_HEADER)));
+        }
+
+        private void opendir(long unique, KNode node) {
+            if (inodes.path(node) == null) { error(unique, ENOENT); return; }
+            long fh = nextDirHandle.getAndIncrement();
+            dirs.put(fh, new DirHandle(node));
+            outData.putLong(0, fh);
+            outData.putInt(8, 0);
+            outData.putInt(12, 0);
+            reply(unique, OPEN_OUT);
+        }
+
+        private void readdir(long unique, boolean plus) {
+            DirHandle h = dirs.get(in.getLong(IN_HEADER));
+            if (h == null) { error(unique, EBADF); return; }
+            long offset = in.getLong(IN_HEADER + 8);
+            int size = Math.min(in.getInt(IN_HEADER + 16), OUT_BUF - OUT_HEADER);
+            String p = inodes.path(h.node);
+            if (offset == 0 || h.names == null) {
+                if (p == null) { error(unique, ENOENT); return; }
+                ArrayList<String> names = new ArrayList<>();
+                ArrayList<Integer> types = new ArrayList<>();
+                ArrayList<Long> inos = new ArrayList<>();
+                int r = union.readdir(p, (name, type, ino) -> {
+                    names.add(name);
+                    types.add(type);
+                    inos.add(ino);
+                    return true;
+                });
+                if (r < 0) { error(unique, -r); return; }
+                int n = names.size();
+                h.names = names.toArray(new String[0]);
+                h.types = new int[n];
+                h.inos = new long[n];
+                for (int i = 0; i < n; i++) { h.types[i] = types.get(i); h.inos[i] = inos.get(i); }
+            }
+            int pos = 0;
+            for (int i = (int) Math.max(0, offset); i < h.names.length; i++) {
+                String name = h.names[i];
+                byte[] nb = name.getBytes(Posix.NAMES);
+                int rec = DIRENT + ((nb.length + 7) & ~7);
+                int need = plus ? ENTRY_OUT + rec : rec;
+                if (pos + need > size) break;
+                int d = pos;
+                if (plus) {
+                    boolean dot = name.equals(".") || name.equals("..");
+                    boolean filled = false;
+                    if (!dot && p != null) {
+                        String cp = p.length() == 1 ? "/" + name : p + "/" + name;
+                        if (union.getattr(cp, stat) == 0) {
+                            entry(pos, h.node, name);
+                            filled = true;
+                        }
+                    }
+                    if (!filled) for (int j = 0; j < ENTRY_OUT; j += 8) outData.putLong(pos + j, 0);
+                    d = pos + ENTRY_OUT;
+                }
+                outData.putLong(d, h.inos[i]);
+                outData.putLong(d + 8, i + 1);
+                outData.putInt(d + 16, nb.length);
+                outData.putInt(d + 20, (h.types[i] >>> 12) & 0xf);
+                outData.put(d + DIRENT, nb, 0, nb.length);
+                for (int j = DIRENT + nb.length; j < rec; j++) outData.putByte(d + j, (byte) 0);
+                pos += need;
+            }
+            reply(unique, pos);
+        }
+
+        private void fallocate(long unique) {
+            int fd = (int) in.getLong(IN_HEADER);
+            long off = in.getLong(IN_HEADER + 8), len = in.getLong(IN_HEADER + 16);
+            int mode = in.getInt(IN_HEADER + 24);
+            result(unique, union.fallocate(fd, mode, off, len));
+        }
+
+        private void lseek(long unique) {
+            int fd = (int) in.getLong(IN_HEADER);
+            long off = in.getLong(IN_HEADER + 8);
+            int whence = in.getInt(IN_HEADER + 16);
+            long r = Posix.lseek(fd, off, whence);
+            if (r < 0) { error(unique, (int) -r); return; }
+            outData.putLong(0, r);
+            reply(unique, 8);
+        }
+    }
+
+    int nodeCount() { return inodes.size(); }
+
+    static int errnoOf(int r) { return r < 0 ? -r : Errno.EIO; }
+}

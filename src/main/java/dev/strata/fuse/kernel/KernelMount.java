@@ -1,0 +1,125 @@
+package dev.strata.fuse.kernel;
+
+import dev.strata.fuse.FuseMount;
+import dev.strata.fuse.Log;
+import dev.strata.options.MountOptions;
+import dev.strata.posix.Names;
+import dev.strata.posix.Posix;
+import dev.strata.union.Union;
+import dev.strata.union.UnionEvents;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+import static dev.strata.posix.Errno.*;
+
+/**
+ * Mounts a {@link Union} by speaking the kernel's FUSE protocol on /dev/fuse directly (no libfuse):
+ * opens the device, mounts it with mount(2) (root, or uid 0 of a user namespace that owns its mount
+ * namespace, as podman runs mount programs), and serves requests on a few worker threads until the
+ * file system is unmounted.
+ */
+public final class KernelMount {
+    private KernelMount() {}
+
+    /** {@link #serve}'s answer when this process may not mount FUSE itself (use fusermount via libfuse). */
+    public static final int NOT_PERMITTED = -2;
+
+    static final int MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4;
+    static final int WORKERS = Integer.getInteger("strata.workers", 4);
+
+    /**
+     * Engine events for a mount served here: copy-ups are noted so the kernel's cached attributes of
+     * the copied-up nodes can be invalidated; everything is passed on to {@code next}.
+     */
+    public static UnionEvents events(UnionEvents next) {
+        return new UnionEvents() {
+            @Override public void copiedUp(String path, String fromLayer, String type, long bytes, long nanos, String method) {
+                KernelFS.copiedUp(path);
+                next.copiedUp(path, fromLayer, type, bytes, nanos, method);
+            }
+            @Override public void whiteout(String path, String form) { next.whiteout(path, form); }
+            @Override public void opaque(String path, String form) { next.opaque(path, form); }
+            @Override public void renameRefused(String from, String to, String why) { next.renameRefused(from, to, why); }
+        };
+    }
+
+    /** The mount(2) data string. */
+    static String mountData(int fd, MountOptions opts, boolean root) {
+        List<String> o = new ArrayList<>();
+        o.add("fd=" + fd);
+        o.add("rootmode=40000");
+        o.add("user_id=" + Posix.getuid());
+        o.add("group_id=" + Posix.getgid());
+        o.add("default_permissions");
+        // allow_root is enforced per request (only root and the owner); the kernel only knows allow_other
+        if (root || opts.fuseOptions.contains("allow_other") || opts.fuseOptions.contains("allow_root")) o.add("allow_other");
+        if (opts.context != null && !opts.context.isEmpty()) o.add("context=" + opts.context);
+        return String.join(",", o);
+    }
+
+    /**
+     * Mounts and serves until unmounted. Returns 0 after a clean unmount, {@link #NOT_PERMITTED} if
+     * mount(2) is refused for lack of privilege (nothing was mounted), or 1 with the reason logged.
+     */
+    public static int serve(Union union, Path mountpoint, boolean debug, Runnable ready, Log log) {
+        Posix.umask(0); // modes arrive with the caller's umask applied; don't apply the daemon's again
+        MountOptions opts = union.options();
+        int fd = Posix.openat(Posix.AT_FDCWD, "/dev/fuse", Posix.O_RDWR, 0);
+        if (fd < 0) {
+            if (fd == -EACCES || fd == -EPERM) return NOT_PERMITTED;
+            log.error("cannot open /dev/fuse: " + Posix.strerror(fd));
+            return 1;
+        }
+        boolean root = Posix.geteuid() == 0;
+        String target = Names.toNative(mountpoint.toString());
+        long flags = 0;
+        if (opts.readOnly() || opts.fuseOptions.contains("ro")) flags |= MS_RDONLY;
+        String data = mountData(fd, opts, root);
+        if (debug) log.debug("mount(2) fuse.strata on " + mountpoint + " with " + data);
+        int r = Posix.mount("strata", target, "fuse.strata", flags, data);
+        if (r == -EPERM && !root) {
+            Posix.close(fd);
+            return NOT_PERMITTED;
+        }
+        if (r == -EPERM || r == -EACCES) {
+            // e.g. uid 0 in a user namespace without its own mount namespace: retry without device files/setuid
+            r = Posix.mount("strata", target, "fuse.strata", flags | MS_NOSUID | MS_NODEV, data);
+            if (r == -EPERM) {
+                Posix.close(fd);
+                return NOT_PERMITTED;
+            }
+        }
+        if (r < 0) {
+            Posix.close(fd);
+            log.error("mount " + mountpoint + ": " + Posix.strerror(r));
+            return 1;
+        }
+        int allowOnly = opts.fuseOptions.contains("allow_root") ? Posix.geteuid() : -1;
+        AtomicBoolean up = new AtomicBoolean(true);
+        Thread hook = new Thread(() -> {
+            if (up.get()) FuseMount.unmount(mountpoint, true);
+        }, "strata-unmount");
+        Runtime.getRuntime().addShutdownHook(hook);
+        CountDownLatch done = new CountDownLatch(WORKERS);
+        KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
+        Thread[] threads = new Thread[WORKERS];
+        for (int i = 0; i < WORKERS; i++) {
+            threads[i] = new Thread(null, fs.new Worker(done::countDown), "strata-fuse-" + i, 256 * 1024);
+            threads[i].start();
+        }
+        try {
+            done.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            up.set(false);
+            Posix.close(fd);
+            try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,55 @@
+package dev.strata.fuse.kernel;
+
+/**
+ * The kernel's FUSE protocol (include/uapi/linux/fuse.h): opcodes, flags and the byte offsets of the
+ * structs strata reads and writes. Everything is little-endian x86_64/aarch64 layout, as the kernel
+ * defines it (fixed-size fields, no implicit padding).
+ */
+final class Proto {
+    private Proto() {}
+
+    static final int KERNEL_MAJOR = 7;
+    /** The protocol minor strata speaks: 7.31 has every struct used here at its current size. */
+    static final int KERNEL_MINOR = 31;
+
+    // opcodes
+    static final int LOOKUP = 1, FORGET = 2, GETATTR = 3, SETATTR = 4, READLINK = 5, SYMLINK = 6, MKNOD = 8,
+            MKDIR = 9, UNLINK = 10, RMDIR = 11, RENAME = 12, LINK = 13, OPEN = 14, READ = 15, WRITE = 16,
+            STATFS = 17, RELEASE = 18, FSYNC = 20, SETXATTR = 21, GETXATTR = 22, LISTXATTR = 23,
+            REMOVEXATTR = 24, FLUSH = 25, INIT = 26, OPENDIR = 27, READDIR = 28, RELEASEDIR = 29,
+            FSYNCDIR = 30, ACCESS = 34, CREATE = 35, INTERRUPT = 36, DESTROY = 38, BATCH_FORGET = 42,
+            FALLOCATE = 43, READDIRPLUS = 44, RENAME2 = 45, LSEEK = 46;
+
+    // INIT flags
+    static final int ASYNC_READ = 1, ATOMIC_O_TRUNC = 1 << 3, BIG_WRITES = 1 << 5, AUTO_INVAL_DATA = 1 << 12,
+            DO_READDIRPLUS = 1 << 13, READDIRPLUS_AUTO = 1 << 14, ASYNC_DIO = 1 << 15,
+            PARALLEL_DIROPS = 1 << 18, ABORT_ERROR = 1 << 21, MAX_PAGES = 1 << 22, CACHE_SYMLINKS = 1 << 23;
+
+    // open_out flags
+    static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2;
+
+    // setattr valid bits
+    static final int FATTR_MODE = 1, FATTR_UID = 2, FATTR_GID = 4, FATTR_SIZE = 8, FATTR_ATIME = 16,
+            FATTR_MTIME = 32, FATTR_FH = 64, FATTR_ATIME_NOW = 128, FATTR_MTIME_NOW = 256, FATTR_CTIME = 1024;
+
+    static final int GETATTR_FH = 1;
+    static final int FSYNC_FDATASYNC = 1;
+
+    // notifications (out header error field)
+    static final int NOTIFY_INVAL_INODE = 2;
+
+    // struct sizes
+    static final int IN_HEADER = 40, OUT_HEADER = 16, ATTR = 88, ENTRY_OUT = 40 + ATTR, ATTR_OUT = 16 + ATTR,
+            OPEN_OUT = 16, INIT_OUT = 64, KSTATFS = 80, DIRENT = 24, WRITE_IN = 40;
+
+    // fuse_in_header
+    static final int IH_LEN = 0, IH_OPCODE = 4, IH_UNIQUE = 8, IH_NODEID = 16, IH_UID = 24, IH_GID = 28,
+            IH_PID = 32;
+
+    // fuse_attr (offsets within the struct)
+    static final int A_INO = 0, A_SIZE = 8, A_BLOCKS = 16, A_ATIME = 24, A_MTIME = 32, A_CTIME = 40,
+            A_ATIMENSEC = 48, A_MTIMENSEC = 52, A_CTIMENSEC = 56, A_MODE = 60, A_NLINK = 64, A_UID = 68,
+            A_GID = 72, A_RDEV = 76, A_BLKSIZE = 80, A_FLAGS = 84;
+
+    static final int ROOT_ID = 1;
+}
