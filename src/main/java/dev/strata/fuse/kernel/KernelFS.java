@@ -637,7 +637,9 @@ final class KernelFS {
             long fh = nextDirHandle.getAndIncrement();
             dirs.put(fh, new DirHandle(node));
             outData.putLong(0, fh);
-            outData.putInt(8, 0);
+            // the kernel may keep the listing in its page cache: it drops it itself when a name in the
+            // directory changes through the mount (and layers do not change under a live mount)
+            outData.putInt(8, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE);
             outData.putInt(12, 0);
             reply(unique, OPEN_OUT);
         }

@@ -26,7 +26,7 @@ final class Proto {
             PARALLEL_DIROPS = 1 << 18, ABORT_ERROR = 1 << 21, MAX_PAGES = 1 << 22, CACHE_SYMLINKS = 1 << 23;
 
     // open_out flags
-    static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2;
+    static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_CACHE_DIR = 8;
 
     // setattr valid bits
     static final int FATTR_MODE = 1, FATTR_UID = 2, FATTR_GID = 4, FATTR_SIZE = 8, FATTR_ATIME = 16,
