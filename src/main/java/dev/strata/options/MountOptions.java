@@ -32,6 +32,8 @@ public final class MountOptions {
     public final boolean debug;
     /** How the mount talks to the kernel: "auto" (the FUSE device directly, else libfuse), "kernel", "libfuse". */
     public final String transport;
+    /** Kernel transport, as root: let the kernel read and write open layer files itself where it can (FUSE passthrough). */
+    public final boolean passthrough;
 
     MountOptions(Builder b) {
         this.lowerDirs = Collections.unmodifiableList(new ArrayList<>(b.lowerDirs));
@@ -54,6 +56,7 @@ public final class MountOptions {
         this.warnings = Collections.unmodifiableList(new ArrayList<>(b.warnings));
         this.debug = b.debug;
         this.transport = b.transport;
+        this.passthrough = b.passthrough;
     }
 
     public boolean readOnly() { return upperDir == null; }
@@ -70,6 +73,7 @@ public final class MountOptions {
         public Integer squashUid, squashGid;
         public String context, traceFile;
         public String transport = "auto";
+        public boolean passthrough = true;
         public List<String> fuseOptions = new ArrayList<>();
         public List<String> warnings = new ArrayList<>();
 

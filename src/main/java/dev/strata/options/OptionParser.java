@@ -98,6 +98,7 @@ public final class OptionParser {
             case "context": case "fscontext": case "defcontext": case "rootcontext": b.context = val; break;
             case "trace": b.traceFile = val == null ? "-" : val; break;
             case "debug": b.debug = true; break;
+            case "passthrough": b.passthrough = !"0".equals(need(key, val)); break;
             case "transport": {
                 String t = need(key, val);
                 if (!t.equals("auto") && !t.equals("kernel") && !t.equals("libfuse")) {

@@ -89,6 +89,7 @@ public final class Posix {
     public static long lseek(int fd, long off, int whence) { return ret(C.lseek(fd, off, whence)); }
     public static long pread(int fd, Pointer buf, long count, long off) { return ret(C.pread(fd, buf, count, off)); }
     public static long pwrite(int fd, Pointer buf, long count, long off) { return ret(C.pwrite(fd, buf, count, off)); }
+    public static int ioctl(int fd, long request, long arg) { return ret(C.ioctl(fd, request, arg)); }
     public static int ficlone(int dstFd, int srcFd) { return ret(C.ioctl(dstFd, FICLONE, srcFd)); }
     public static int flock(int fd, int op) { return ret(C.flock(fd, op)); }
     public static int fstatvfs(int fd, Pointer buf) { return ret(C.fstatvfs(fd, buf)); }

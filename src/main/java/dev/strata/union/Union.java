@@ -1494,6 +1494,14 @@ public final class Union implements AutoCloseable {
         return Posix.fstat(fd, st) == 0 && st.type() == S_IFREG && st.nlink() > 1;
     }
 
+    /**
+     * Whether an open descriptor reads the same file for as long as it is open: false for a read-only
+     * descriptor on a lower file, which moves to the upper copy if the file is copied up.
+     */
+    public boolean stableFd(int fd) {
+        return !lowerHandles.containsKey(fd);
+    }
+
     public long read(int fd, Pointer buf, long size, long off) {
         if (!lowerHandles.isEmpty()) {
             LowerHandle h = lowerHandles.get(fd);

@@ -25,6 +25,8 @@ final class Inodes {
         /** st_ino presented at the last reply about this node. */
         volatile long ino;
         HashMap<String, KNode> children;
+        /** Open files on this kernel inode through the page cache / through passthrough (see KernelFS#open). */
+        int cachedOpens, passthroughOpens;
 
         KNode(long id, KNode parent, String name) {
             this.id = id;

@@ -45,7 +45,17 @@ final class KernelFS {
     private final int allowOnlyUid;
     private final ConcurrentHashMap<Long, DirHandle> dirs = new ConcurrentHashMap<>();
     /** Open files by descriptor: a node whose name is gone is still answered through one of them. */
-    private final ConcurrentHashMap<Integer, KNode> openFiles = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<Integer, OpenFile> openFiles = new ConcurrentHashMap<>();
+    /** Whether reads and writes of open files may go straight to their layer file (FUSE passthrough). */
+    private volatile boolean passthrough;
+    private final boolean passthroughWanted;
+
+    private static final class OpenFile {
+        final KNode node;
+        final boolean cached;
+        final int backingId;    // > 0: served by passthrough
+        OpenFile(KNode node, boolean cached, int backingId) { this.node = node; this.cached = cached; this.backingId = backingId; }
+    }
     private final AtomicLong nextDirHandle = new AtomicLong(1);
     private final Runnable onInit;
     private volatile boolean initialized;
@@ -62,6 +72,7 @@ final class KernelFS {
         this.debug = debug;
         this.allowOnlyUid = allowOnlyUid;
         this.onInit = onInit;
+        this.passthroughWanted = opts.passthrough && Posix.geteuid() == 0;
         double e = opts.timeoutSeconds, a = opts.attrTimeoutSeconds;
         entrySec = (long) e;
         entryNsec = (int) Math.round((e - entrySec) * 1e9) % 1_000_000_000;
@@ -333,11 +344,19 @@ final class KernelFS {
             for (int i = 0; i < INIT_OUT; i += 8) outData.putLong(i, 0);
             outData.putInt(0, KERNEL_MAJOR);
             if (major > KERNEL_MAJOR) { reply(unique, 8); return; } // the kernel retries with our major
-            outData.putInt(4, Math.min(minor, KERNEL_MINOR));
+            int flags2 = minor >= 36 && (flags & INIT_EXT) != 0 ? in.getInt(IN_HEADER + 16) : 0;
+            boolean pt = passthroughWanted && minor >= PASSTHROUGH_MINOR && (flags2 & FLAGS2_PASSTHROUGH) != 0;
+            outData.putInt(4, Math.min(minor, pt ? PASSTHROUGH_MINOR : KERNEL_MINOR));
             outData.putInt(8, maxReadahead);
             int want = ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
                     | PARALLEL_DIROPS | ABORT_ERROR | MAX_PAGES | CACHE_SYMLINKS;
+            if (pt) want |= INIT_EXT;
             outData.putInt(12, flags & want);
+            if (pt) {
+                outData.putInt(32, FLAGS2_PASSTHROUGH);
+                outData.putInt(36, 1);                 // max_stack_depth: layers on ordinary file systems
+                passthrough = true;
+            }
             outData.putShort(16, (short) 16);          // max_background
             outData.putShort(18, (short) 12);          // congestion_threshold
             outData.putInt(20, MAX_WRITE);
@@ -524,11 +543,47 @@ final class KernelFS {
             int flags = in.getInt(IN_HEADER);
             int fd = union.open(p, flags);
             if (fd < 0) { error(unique, -fd); return; }
-            openFiles.put(fd, node);
-            outData.putLong(0, fd);
-            outData.putInt(8, union.hasOtherNames(fd) ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
-            outData.putInt(12, 0);
+            openReply(0, fd, node, union.hasOtherNames(fd));
             reply(unique, OPEN_OUT);
+        }
+
+        /**
+         * Fills a fuse_open_out for a descriptor. With passthrough, the kernel reads and writes the layer
+         * file itself, when (a) the descriptor never has to move to another file (not a read-only lower
+         * file that a copy-up may replace) and (b) no open of the same kernel inode goes through the
+         * page cache (the kernel refuses to mix the two). Else through the page cache, or direct I/O
+         * for a file with several names (each name is its own kernel inode, with its own cache).
+         */
+        private void openReply(int off, int fd, KNode node, boolean otherNames) {
+            int backing = 0;
+            if (passthrough && union.stableFd(fd)) {
+                synchronized (node) {
+                    if (node.cachedOpens == 0) {
+                        backing = backingOpen(fd);
+                        if (backing > 0) node.passthroughOpens++;
+                    }
+                }
+            }
+            boolean cached = backing <= 0 && !otherNames;
+            if (cached) synchronized (node) { node.cachedOpens++; }
+            openFiles.put(fd, new OpenFile(node, cached, backing));
+            outData.putLong(off, fd);
+            outData.putInt(off + 8, backing > 0 ? FOPEN_PASSTHROUGH : otherNames ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
+            outData.putInt(off + 12, Math.max(backing, 0));
+        }
+
+        /** Registers a descriptor as a passthrough backing file; returns its id, or <= 0 (then: no passthrough). */
+        private int backingOpen(int fd) {
+            note.putInt(40, fd);
+            note.putInt(44, 0);
+            note.putLong(48, 0);
+            int id = Posix.ioctl(devFd, DEV_IOC_BACKING_OPEN, note.address() + 40);
+            if (id < 0 && id != -EMFILE && id != -ENFILE && id != -ENOMEM) {
+                // not permitted or not supported here (e.g. a layer on a stacked file system): stop trying
+                passthrough = false;
+                log.debug("passthrough off: " + Posix.strerror(id));
+            }
+            return id;
         }
 
         private void create(long unique, KNode dir) {
@@ -544,23 +599,31 @@ final class KernelFS {
                 error(unique, -r);
                 return;
             }
-            openFiles.put(fd, entry(0, dir, name));
-            outData.putLong(ENTRY_OUT, fd);
-            outData.putInt(ENTRY_OUT + 8, FOPEN_KEEP_CACHE);
-            outData.putInt(ENTRY_OUT + 12, 0);
+            KNode k = entry(0, dir, name);
+            openReply(ENTRY_OUT, fd, k, false);
             reply(unique, ENTRY_OUT + OPEN_OUT);
         }
 
         private void release(long unique) {
             int fd = (int) in.getLong(IN_HEADER);
-            openFiles.remove(fd);
+            OpenFile f = openFiles.remove(fd);
+            if (f != null) {
+                synchronized (f.node) {
+                    if (f.cached) f.node.cachedOpens--;
+                    if (f.backingId > 0) f.node.passthroughOpens--;
+                }
+                if (f.backingId > 0) {
+                    note.putInt(40, f.backingId);
+                    Posix.ioctl(devFd, DEV_IOC_BACKING_CLOSE, note.address() + 40);
+                }
+            }
             result(unique, union.release(fd));
         }
 
         /** A descriptor open on a node, or -1. */
         private int openFd(KNode node) {
-            for (java.util.Map.Entry<Integer, KNode> e : openFiles.entrySet()) {
-                if (e.getValue() == node) return e.getKey();
+            for (java.util.Map.Entry<Integer, OpenFile> e : openFiles.entrySet()) {
+                if (e.getValue().node == node) return e.getKey();
             }
             return -1;
         }

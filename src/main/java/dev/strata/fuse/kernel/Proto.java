@@ -26,7 +26,13 @@ final class Proto {
             PARALLEL_DIROPS = 1 << 18, ABORT_ERROR = 1 << 21, MAX_PAGES = 1 << 22, CACHE_SYMLINKS = 1 << 23;
 
     // open_out flags
-    static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_CACHE_DIR = 8;
+    static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_CACHE_DIR = 8, FOPEN_PASSTHROUGH = 1 << 7;
+    /** INIT flags, second word (protocol 7.36+, with INIT_EXT): passthrough is bit 37 of the whole. */
+    static final int INIT_EXT = 1 << 30, FLAGS2_PASSTHROUGH = 1 << (37 - 32);
+    /** The protocol minor that has passthrough (backing_id in open_out, max_stack_depth in init_out). */
+    static final int PASSTHROUGH_MINOR = 40;
+    /** ioctls on /dev/fuse: _IOW(229, 1, struct fuse_backing_map) and _IOW(229, 2, uint32_t). */
+    static final long DEV_IOC_BACKING_OPEN = 0x4010E501L, DEV_IOC_BACKING_CLOSE = 0x4004E502L;
 
     // setattr valid bits
     static final int FATTR_MODE = 1, FATTR_UID = 2, FATTR_GID = 4, FATTR_SIZE = 8, FATTR_ATIME = 16,
