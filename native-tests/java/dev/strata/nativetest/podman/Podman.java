@@ -49,6 +49,11 @@ final class Podman {
     private final List<String> global;
 
     Podman(Path base, String user, Path mountProgram) throws IOException {
+        this(base, user, mountProgram, List.of());
+    }
+
+    /** storageOpts: more {@code --storage-opt} values for every command (e.g. overlay.force_mask=shared). */
+    Podman(Path base, String user, Path mountProgram, List<String> storageOpts) throws IOException {
         this.base = base;
         this.user = user;
         for (String d : new String[]{"root", "run", "tmp", "xdg", "home"}) Files.createDirectories(base.resolve(d));
@@ -73,9 +78,11 @@ final class Podman {
         } else {
             env.put("TMPDIR", base.resolve("tmp").toString());
         }
-        global = List.of("podman", "--root", base.resolve("root").toString(), "--runroot", base.resolve("run").toString(),
-                "--tmpdir", base.resolve("tmp").toString(), "--cgroup-manager", "cgroupfs", "--events-backend", "file",
-                "--storage-driver", "overlay", "--storage-opt", "overlay.mount_program=" + wrapper);
+        List<String> g = new ArrayList<>(List.of("podman", "--root", base.resolve("root").toString(), "--runroot",
+                base.resolve("run").toString(), "--tmpdir", base.resolve("tmp").toString(), "--cgroup-manager", "cgroupfs",
+                "--events-backend", "file", "--storage-driver", "overlay", "--storage-opt", "overlay.mount_program=" + wrapper));
+        for (String o : storageOpts) g.addAll(List.of("--storage-opt", o));
+        global = List.copyOf(g);
     }
 
     /** The command line for podman ARGS (through runuser and env for a rootless user). */

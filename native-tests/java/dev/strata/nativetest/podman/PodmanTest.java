@@ -85,8 +85,21 @@ class PodmanTest {
             "cat /data/keep.txt",
             "ls -ln /owned/f");
 
-    static Path tmp, launcher, imageTar;
+    /** With overlay.force_mask: what the image's own modes and owners must look like through the mount. */
+    static final String FM_READ = "stat -c '%n %a %u:%g' /root /etc/passwd /data /data/keep.txt /olddir/z /bin/busybox";
+    static final String FM_READ_EXPECTED = String.join("\n", "/root 700 0:0", "/etc/passwd 644 0:0", "/data 755 0:0",
+            "/data/keep.txt 644 0:0", "/olddir/z 644 0:0", "/bin/busybox 755 0:0", "");
+    /** Changes under force_mask (umask 022 in the container); their result, also after podman commit. */
+    static final String FM_CHANGE = "set -e; chmod 600 /data/keep.txt; chown 33:44 /data/added.txt; echo n > /data/new.txt;"
+            + " mkdir -p /newdir; chmod 750 /olddir; chmod 711 /root";
+    static final String FM_CHANGED = "stat -c '%n %a %u:%g' /data/keep.txt /data/added.txt /data/new.txt /newdir /olddir /root";
+    static final String FM_CHANGED_EXPECTED = String.join("\n", "/data/keep.txt 600 0:0", "/data/added.txt 644 33:44",
+            "/data/new.txt 644 0:0", "/newdir 755 0:0", "/olddir 750 0:0", "/root 711 0:0", "");
+    static final String OVERRIDE = "user.containers.override_stat";
+
+    static Path tmp, launcher, imageTar, rootlessProgram;
     static Podman rootful, rootless, rootlessStore; // rootless: set up and working; rootlessStore: to clean up
+    static final List<Podman> extraStores = new ArrayList<>();
     static String rootlessSkip, rootlessFailure;
     static boolean aclAdded;
     static final Map<Path, Boolean> outside = new LinkedHashMap<>();
@@ -123,6 +136,7 @@ class PodmanTest {
         if (tmp == null) return;
         List<String> problems = new ArrayList<>();
         try {
+            for (Podman p : extraStores) p.shutdown();
             if (rootlessStore != null) rootlessStore.shutdown();
             if (rootful != null) rootful.shutdown();
             for (ProcessHandle h : strataDaemons(tmp.toString())) {
@@ -250,6 +264,80 @@ class PodmanTest {
         assertNoLeftovers(p, pauseMounts(p));
     }
 
+    // ---------------------------------------------------------------------------- force_mask
+
+    @Test @Order(9)
+    void rootfulForceMaskShowsTheImagesModes() throws IOException {
+        Podman p = forceMaskStore(tmp.resolve("fm"), null, launcher);
+        forceMaskRunChangeCommit(p);
+        // the same store layout read by fuse-overlayfs, where installed: it must show the same
+        Cmd.Result which = Cmd.run("sh", "-c", "command -v fuse-overlayfs");
+        if (which.ok()) {
+            Podman fo = forceMaskStore(tmp.resolve("fmfo"), null, Paths.get(which.out.trim()));
+            assertEquals(FM_READ_EXPECTED, fo.runSh(List.of("--rm"), IMAGE, FM_READ), "fuse-overlayfs in the same set-up");
+        } else {
+            System.err.println("PodmanTest: fuse-overlayfs not installed, force_mask not compared with it");
+        }
+    }
+
+    @Test @Order(10)
+    void rootlessForceMaskShowsTheImagesModes() throws IOException {
+        rootless();
+        Path base = tmp.resolve("rlfm");
+        Files.createDirectories(base);
+        Podman p = forceMaskStore(base, USER, rootlessProgram);
+        forceMaskRunChangeCommit(p);
+    }
+
+    /** A store with overlay.force_mask=shared holding the test image; checks the layers hold what strata must read. */
+    static Podman forceMaskStore(Path base, String user, Path program) throws IOException {
+        Podman p = new Podman(base, user, program, List.of("overlay.force_mask=shared"));
+        extraStores.add(p);
+        if (user != null) Files.setPosixFilePermissions(base, PosixFilePermissions.fromString("rwx------"));
+        String loaded = p.ok("load", "-q", "-i", imageTar.toString());
+        assertTrue(loaded.contains(IMAGE), loaded);
+        // containers-storage stored the layers the force_mask way: inode mode 0755, the real one in the xattr
+        Path root;
+        try (Stream<Path> s = Files.list(base.resolve("root/overlay"))) {
+            root = s.map(d -> d.resolve("diff/root")).filter(Files::isDirectory).findFirst()
+                    .orElseThrow(() -> new AssertionError("no layer with /root under " + base));
+        }
+        assertEquals("755", hostStat(root, "%a"), "force_mask=shared gives every inode 0755");
+        assertEquals("0:0:0700", xattr(root, OVERRIDE), "the image's mode of /root is kept in " + OVERRIDE);
+        return p;
+    }
+
+    /**
+     * Through strata: the image's modes show, chmod/chown/new files inside a kept container land in the
+     * override xattr of its upper dir (the inodes keep the mask), and podman commit carries them into the
+     * new image.
+     */
+    static void forceMaskRunChangeCommit(Podman p) throws IOException {
+        String name = "fm";
+        String commit = "localhost/strata-test-fm:latest";
+        int before = p.calls().size();
+        assertEquals(FM_READ_EXPECTED, p.runSh(List.of("--rm"), IMAGE, FM_READ), "modes through strata with force_mask");
+        List<Podman.Call> mounts = newMounts(p, before);
+        assertEquals(1, mounts.size(), p.callsText());
+        assertTrue(mounts.get(0).options().contains("xattr_permissions=2"), "podman passes xattr_permissions=2: " + mounts.get(0));
+        try {
+            assertEquals(FM_CHANGED_EXPECTED, p.runSh(List.of("--name", name), IMAGE, FM_CHANGE + "; " + FM_CHANGED));
+            Path upper = Paths.get(p.ok("inspect", name, "--format", "{{.GraphDriver.Data.UpperDir}}").trim());
+            assertEquals("0:0:0600", xattr(upper.resolve("data/keep.txt"), OVERRIDE), listing(upper));
+            assertEquals("755", hostStat(upper.resolve("data/keep.txt"), "%a"), "chmod leaves the copied-up inode's mode");
+            assertEquals("33:44:0644", xattr(upper.resolve("data/added.txt"), OVERRIDE));
+            assertEquals("0:0:0644", xattr(upper.resolve("data/new.txt"), OVERRIDE));
+            assertEquals("0:0:0711", xattr(upper.resolve("root"), OVERRIDE));
+            assertEquals(FM_CHANGED_EXPECTED, p.ok("start", "-a", name), "a restarted container reads its upper again");
+            p.ok("commit", "-q", name, commit);
+            assertEquals(FM_CHANGED_EXPECTED, p.runSh(List.of("--rm"), commit, FM_CHANGED), "the committed image keeps the changes");
+        } finally {
+            p.run("rm", "-f", name);
+            p.run("rmi", "-f", commit);
+        }
+        assertNoLeftovers(p, p.user == null ? Paths.get("/proc/self/mounts") : pauseMounts(p));
+    }
+
     // ------------------------------------------------------------------------------------ helpers
 
     /**
@@ -357,6 +445,7 @@ class PodmanTest {
             Cmd.Result access = Cmd.run("runuser", "-u", USER, "--", "sh", "-c",
                     "test -x '" + launcher + "' && test -r '" + launcher.resolveSibling("../target/strata.jar").normalize() + "'");
             if (!access.ok()) program = copyOfStrataFor(USER);
+            rootlessProgram = program;
             Path base = tmp.resolve("rl"); // rootless podman refuses a runroot path longer than 50 characters
             Files.createDirectories(base);
             Podman p = new Podman(base, USER, program);

@@ -181,6 +181,16 @@ public final class Posix {
         return b;
     }
 
+    /** The value of an xattr of an open file as bytes, or null if absent or unreadable. */
+    public static byte[] fgetxattr(int fd, String name) {
+        Pointer buf = Buffers.get(65536);
+        long n = C.fgetxattr(fd, name, buf, 256);
+        if (n < 0 && errno() == Errno.ERANGE) n = C.fgetxattr(fd, name, buf, 65536);
+        if (n < 0) return null;
+        byte[] b = new byte[(int) n];
+        buf.get(0, b, 0, (int) n);
+        return b;
+    }
     /** The value of an xattr as bytes, or null if absent or unreadable. */
     public static byte[] lgetxattr(String path, String name) {
         Pointer buf = Buffers.get(65536);

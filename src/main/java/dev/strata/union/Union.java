@@ -50,6 +50,7 @@ public final class Union implements AutoCloseable {
     private final int[] devIndex;         // per layer: index of its st_dev among the distinct ones
     private final boolean root;           // the daemon can chown and set trusted.* xattrs
     private final String originXattr;
+    private final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     private final UnionEvents events;
     private final Node rootNode;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
@@ -100,6 +101,7 @@ public final class Union implements AutoCloseable {
         }
         singleDev = nDev == 1;
         originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
+        overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         int[] rootLayers = rootLayers(all);
@@ -123,7 +125,13 @@ public final class Union implements AutoCloseable {
             for (Layer l : layers) l.close();
             throw e;
         }
-        return new Union(opts, layers.toArray(new Layer[0]), upper, workFd, events == null ? UnionEvents.NONE : events);
+        Union u = new Union(opts, layers.toArray(new Layer[0]), upper, workFd, events == null ? UnionEvents.NONE : events);
+        int r = u.overrides.initUpperRoot(u.stack);
+        if (r < 0) {
+            u.close();
+            throw new IllegalStateException("xattr_permissions: cannot record owner and mode on " + opts.upperDir + ": " + Posix.strerror(r));
+        }
+        return u;
     }
 
     private static Layer openLayer(Path p, int index, boolean upper, int[] err) {
@@ -355,6 +363,7 @@ public final class Union implements AutoCloseable {
     private void present(Node n, Pointer st) {
         st.putLong(Stat.OFF_INO, presentedIno(n, st.getLong(Stat.OFF_INO)));
         if (n.isDir() && (n.merged() || opts.staticNlink)) st.putLong(Stat.OFF_NLINK, 1);
+        if (overrides.reads(n.top())) overrides.apply(n.top(), stack[n.top()], n.rel, st);
         mapOwner(st);
     }
 
@@ -414,6 +423,7 @@ public final class Union implements AutoCloseable {
             if (r < 0) continue;
             st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
             compensateHiddenNlink(st);
+            if (!h.negative() && overrides.reads(h.top())) overrides.applyFd(h.top(), e.getKey(), st);
             mapOwner(st);
             return 0;
         }
@@ -451,6 +461,7 @@ public final class Union implements AutoCloseable {
         if (n != null) {
             st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));
             if (n.deleted) compensateHiddenNlink(st);
+            if (!n.negative() && overrides.reads(n.top())) overrides.applyFd(n.top(), fd, st);
         }
         mapOwner(st);
         return 0;
@@ -708,6 +719,7 @@ public final class Union implements AutoCloseable {
         // shows it with the upper inode number, so no origin is recorded.
         boolean keepIno = st.type() == S_IFDIR || st.nlink() <= 1;
         r = finishCopy(src, n.rel, st, tmp, keepIno ? ino : 0);
+        if (r == 0) r = copyOverride(n, src, st, tmp);
         if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
         if (r < 0) {
             Tree.removeAt(workFd, tmp);
@@ -819,6 +831,23 @@ public final class Union implements AutoCloseable {
     }
 
     /**
+     * The owner and mode a copy shows: recorded in the copy's override xattr where the upper keeps them
+     * there (xattr_permissions), else given to its inode when a lower override supplied them.
+     */
+    private int copyOverride(Node n, Layer src, Stat st, String tmp) {
+        int top = n.top();
+        OverrideStat.Value v = overrides.get(top, src, n.rel, st.type());
+        if (overrides.writes(st.type())) {
+            int uid = v != null && v.uid != -1 ? v.uid : st.uid(), gid = v != null && v.gid != -1 ? v.gid : st.gid();
+            return overrides.write("/proc/self/fd/" + workFd + "/" + tmp, uid, gid, v != null ? v.mode : st.perm());
+        }
+        if (v == null) return 0;
+        int r = Posix.fchownat(workFd, tmp, v.uid, v.gid, AT_SYMLINK_NOFOLLOW);
+        if (r < 0 && root) return r;
+        return Posix.fchmodat(workFd, tmp, v.mode);
+    }
+
+    /**
      * Renames workdir/tmp to upper/rel; for a copy-up the parent directory's times are kept (as the
      * kernel does) so that copy-up does not change what the parent shows. Creating or removing a name
      * changes the parent's times as usual.
@@ -881,13 +910,16 @@ public final class Union implements AutoCloseable {
         boolean opaque = isDir && (old.whiteout || overDev || whFile || lowerHas(dir, name));
         int gidToSet = gid;
         int finalMode = mode;
-        if (chown && root) {
+        if (chown && (root || overrides.enabled())) {
             Stat ds = new Stat();
-            if (up.lstat(dir.rel, ds) == 0 && (ds.mode() & 02000) != 0) {
-                // a setgid directory gives new entries its group, and new directories its setgid bit;
-                // objects built in the workdir must get them explicitly
-                gidToSet = opts.gidMapping.toContainer(ds.gid());
-                if (isDir) finalMode |= 02000;
+            if (up.lstat(dir.rel, ds) == 0) {
+                overrides.apply(0, up, dir.rel, ds.pointer()); // the group and mode the directory shows
+                if ((ds.mode() & 02000) != 0) {
+                    // a setgid directory gives new entries its group, and new directories its setgid bit;
+                    // objects built in the workdir must get them explicitly
+                    gidToSet = opts.gidMapping.toContainer(ds.gid());
+                    if (isDir) finalMode |= 02000;
+                }
             }
         }
         int result;
@@ -941,8 +973,16 @@ public final class Union implements AutoCloseable {
 
     /** Gives a new object the caller's owner (the daemon creates as itself). */
     private int own(int dirfd, String name, int mode, int uid, int gid) {
-        if (!root) return 0;
         int hu = hostUid(uid), hg = hostGid(gid);
+        int t = mode & S_IFMT;
+        if (overrides.enabled() && (t == 0 || overrides.writes(t))) {
+            // owner and mode of a directory or regular file go to its override xattr; the inode stays the daemon's
+            Stat st = Stat.local2();
+            int r = Posix.fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW);
+            if (r < 0) return r;
+            if (overrides.writes(st.type())) return overrides.write("/proc/self/fd/" + dirfd + "/" + name, hu, hg, mode & 07777);
+        }
+        if (!root) return 0;
         if (opts.squashUid != null) hu = -1;
         if (opts.squashGid != null) hg = -1;
         int r = Posix.fchownat(dirfd, name, hu, hg, AT_SYMLINK_NOFOLLOW);
@@ -1320,12 +1360,26 @@ public final class Union implements AutoCloseable {
     }
 
     public int chmod(String path, int mode) {
-        return onUpper(path, true, (n, a) -> n.type == S_IFLNK ? -EOPNOTSUPP : Posix.fchmodat(a.dirfd(), a.name(), mode & 07777));
+        return onUpper(path, true, (n, a) -> {
+            if (n.type == S_IFLNK) return -EOPNOTSUPP;
+            if (overrides.writes(n.type)) return overrideOwnerMode(n, a, -1, -1, mode & 07777);
+            return Posix.fchmodat(a.dirfd(), a.name(), mode & 07777);
+        });
     }
 
     public int chown(String path, int uid, int gid) {
         int hu = hostUid(uid), hg = hostGid(gid);
-        return onUpper(path, true, (n, a) -> Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
+        return onUpper(path, true, (n, a) -> overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
+                : Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
+    }
+
+    /** chmod/chown of an upper object whose owner and mode live in its override xattr (-1: unchanged). */
+    private int overrideOwnerMode(Node n, At a, int uid, int gid, int mode) {
+        Stat st = Stat.local2();
+        int r = Posix.fstatat(a.dirfd(), a.name(), st, AT_SYMLINK_NOFOLLOW);
+        if (r < 0) return r;
+        OverrideStat.Value cur = overrides.current(stack[0], n.rel, st);
+        return overrides.write(a.xattrPath(), uid == -1 ? cur.uid : uid, gid == -1 ? cur.gid : gid, mode == -1 ? cur.mode : mode);
     }
 
     /** utimens with UTIME_NOW / UTIME_OMIT passed through in the nanosecond fields. */
@@ -1373,6 +1427,7 @@ public final class Union implements AutoCloseable {
 
     public int getxattr(String path, String name, Pointer value, long size) {
         if (isPrivate(name)) return -EOPNOTSUPP;
+        if (OverrideStat.isOverrideXattr(name)) return -ENODATA; // shown as owner and mode instead
         if (aclRefused(name)) return -EOPNOTSUPP;
         lock.readLock().lock();
         try {
@@ -1407,7 +1462,7 @@ public final class Union implements AutoCloseable {
             List<byte[]> keep = new ArrayList<>();
             for (String x : names) {
                 if (x.startsWith(ESCAPED)) x = TRUSTED_OVERLAY + x.substring(ESCAPED.length());
-                else if (Markers.isPrivateXattr(x) || aclRefused(x)) continue;
+                else if (Markers.isPrivateXattr(x) || aclRefused(x) || OverrideStat.isOverrideXattr(x)) continue;
                 byte[] b = x.getBytes(NAMES);
                 keep.add(b);
                 total += b.length + 1;
@@ -1428,11 +1483,13 @@ public final class Union implements AutoCloseable {
 
     public int setxattr(String path, String name, Pointer value, long size, int flags) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
+        if (OverrideStat.isOverrideXattr(name)) return -EPERM; // as fuse-overlayfs: chmod/chown write it
         return onUpper(path, true, (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
     }
 
     public int removexattr(String path, String name) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
+        if (OverrideStat.isOverrideXattr(name)) return -EPERM;
         // like the kernel: removing an xattr a lower object does not have fails without a copy-up
         lock.readLock().lock();
         try {
