@@ -1129,6 +1129,17 @@ public final class Union implements AutoCloseable {
         }
     }
 
+    /** Whether the object at a mount path is in the upper layer (false if absent or only in lowers). */
+    public boolean isUpper(String path) {
+        lock.readLock().lock();
+        try {
+            Node n = resolve(path);
+            return err(n) == 0 && hasUpper && n.top() == 0;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     public int unlink(String path) {
         if (!hidden.isEmpty() && hidden.remove(path) != null) return 0;
         if (!hasUpper) return -EROFS;

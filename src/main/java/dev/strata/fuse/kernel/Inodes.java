@@ -12,7 +12,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * gets a new kernel inode. Removing or renaming a name moves or detaches its node here; a detached
  * node lives on (open files) until the kernel forgets it.
  *
- * <p>Files with more than one name get one id per name: their other ids are found by inode number
+ * <p>Non-directories with more than one name get one id per name: their other ids are found by inode number
  * ({@link #siblings}) so their cached attributes can be invalidated when one name changes the file.
  */
 final class Inodes {
@@ -27,6 +27,15 @@ final class Inodes {
         HashMap<String, KNode> children;
         /** Open files on this kernel inode through the page cache / through passthrough (see KernelFS#open). */
         int cachedOpens, passthroughOpens;
+        /** S_IFMT bits at the last reply about this node. */
+        volatile int type;
+        /**
+         * For a removed fifo, socket, device or symlink (opened without strata, so no descriptor to
+         * ask): its struct stat as it was left by the removal.
+         */
+        byte[] removedStat;
+        /** The backing id all passthrough opens of this inode share (the kernel allows one backing file per inode). */
+        int backingId;
 
         KNode(long id, KNode parent, String name) {
             this.id = id;
@@ -36,7 +45,7 @@ final class Inodes {
     }
 
     private final ConcurrentHashMap<Long, KNode> byId = new ConcurrentHashMap<>();
-    /** Regular files shown with st_nlink > 1, by inode number: every node id that names them. */
+    /** Non-directories shown with st_nlink > 1, by inode number: every node id that names them. */
     private final HashMap<Long, List<KNode>> linked = new HashMap<>();
     private long nextId = Proto.ROOT_ID + 1;
     final KNode root;
@@ -125,6 +134,11 @@ final class Inodes {
         if (l != null && l.remove(c) && l.isEmpty()) linked.remove(c.ino);
     }
 
+    /** The node the kernel holds for a name, if any (no reference is counted). */
+    synchronized KNode peek(KNode dir, String name) {
+        return dir.children == null ? null : dir.children.get(name);
+    }
+
     /** A name was removed: its node (if the kernel knows it) keeps its id but no longer has a path. */
     synchronized KNode remove(KNode dir, String name) {
         if (dir.children == null) return null;
@@ -137,8 +151,11 @@ final class Inodes {
         return c;
     }
 
-    /** A rename succeeded: the source node takes the new name; a node there before is detached (or swapped). */
-    synchronized void rename(KNode fromDir, String fromName, KNode toDir, String toName, boolean exchange) {
+    /**
+     * A rename succeeded: the source node takes the new name; a node there before is detached (or
+     * swapped). Returns the node that was replaced (detached), or null.
+     */
+    synchronized KNode rename(KNode fromDir, String fromName, KNode toDir, String toName, boolean exchange) {
         KNode src = fromDir.children == null ? null : fromDir.children.remove(fromName);
         KNode dst = toDir.children == null ? null : toDir.children.remove(toName);
         if (dst != null) {
@@ -159,6 +176,7 @@ final class Inodes {
             if (toDir.children == null) toDir.children = new HashMap<>();
             toDir.children.put(toName, src);
         }
+        return exchange ? null : dst;
     }
 
     /** Node ids of the other names of a multi-link file (for attribute invalidation). */

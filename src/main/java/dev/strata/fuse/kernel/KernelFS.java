@@ -53,8 +53,12 @@ final class KernelFS {
     private static final class OpenFile {
         final KNode node;
         final boolean cached;
-        final int backingId;    // > 0: served by passthrough
-        OpenFile(KNode node, boolean cached, int backingId) { this.node = node; this.cached = cached; this.backingId = backingId; }
+        final boolean passthrough;
+        /** The file has other names: writes must invalidate what the kernel caches about them. */
+        final boolean otherNames;
+        OpenFile(KNode node, boolean cached, boolean passthrough, boolean otherNames) {
+            this.node = node; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
+        }
     }
     private final AtomicLong nextDirHandle = new AtomicLong(1);
     private final Runnable onInit;
@@ -273,8 +277,9 @@ final class KernelFS {
             o.putInt(off + A_FLAGS, 0);
         }
 
+        /** Whether the attributes in {@link #stat} are of a non-directory with several names. */
         private boolean multiLinkFile() {
-            return (stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) == Posix.S_IFREG && stat.getLong(Stat.OFF_NLINK) > 1;
+            return (stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR && stat.getLong(Stat.OFF_NLINK) > 1;
         }
 
         /**
@@ -284,6 +289,7 @@ final class KernelFS {
         private KNode entry(int off, KNode dir, String name) {
             long ino = stat.getLong(Stat.OFF_INO);
             KNode k = inodes.lookup(dir, name, ino, multiLinkFile());
+            k.type = stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT;
             outData.putLong(off, k.id);
             outData.putLong(off + 8, 0);              // generation: ids are never reused
             outData.putLong(off + 16, entrySec);
@@ -399,8 +405,10 @@ final class KernelFS {
             } else {
                 String p = inodes.path(node);
                 int fd;
+                byte[] removed = node.removedStat;
                 if (p != null) r = union.getattr(p, stat);
                 else if ((fd = openFd(node)) >= 0) r = union.fgetattr(fd, stat);
+                else if (removed != null) { stat.put(0, removed, 0, removed.length); r = 0; }
                 else r = -ENOENT;
             }
             if (r < 0) { error(unique, -r); return; }
@@ -500,9 +508,19 @@ final class KernelFS {
         private void remove(long unique, KNode dir, String name, boolean isDir) {
             String p = inodes.childPath(dir, name);
             if (p == null) { error(unique, ENOENT); return; }
+            KNode held = isDir ? null : inodes.peek(dir, name);
+            byte[] snapshot = null;
+            if (held != null && held.type != Posix.S_IFREG && union.getattr(p, stat) == 0) {
+                // a fifo, socket, device or symlink may be open without strata knowing: keep what
+                // fstat must show after the removal (one link less for an upper object; a lower one is untouched)
+                if (union.isUpper(p)) stat.putLong(Stat.OFF_NLINK, Math.max(0, stat.getLong(Stat.OFF_NLINK) - 1));
+                snapshot = new byte[Stat.SIZE];
+                stat.get(0, snapshot, 0, Stat.SIZE);
+            }
             int r = isDir ? union.rmdir(p) : union.unlink(p);
             if (r < 0) { error(unique, -r); return; }
             KNode gone = inodes.remove(dir, name);
+            if (gone != null && snapshot != null) gone.removedStat = snapshot;
             if (gone != null && !isDir) invalidateSiblings(gone.ino, gone);
             reply(unique, 0);
         }
@@ -516,7 +534,8 @@ final class KernelFS {
             if (fp == null || tp == null) { error(unique, ENOENT); return; }
             int r = union.rename(fp, tp, flags);
             if (r < 0) { error(unique, -r); return; }
-            inodes.rename(fromDir, from, toDir, to, (flags & 2) != 0); // RENAME_EXCHANGE
+            KNode replaced = inodes.rename(fromDir, from, toDir, to, (flags & 2) != 0); // RENAME_EXCHANGE
+            if (replaced != null) invalidateSiblings(replaced.ino, replaced); // its other names lost a link
             reply(unique, 0);
         }
 
@@ -551,22 +570,27 @@ final class KernelFS {
          * Fills a fuse_open_out for a descriptor. With passthrough, the kernel reads and writes the layer
          * file itself, when (a) the descriptor never has to move to another file (not a read-only lower
          * file that a copy-up may replace) and (b) no open of the same kernel inode goes through the
-         * page cache (the kernel refuses to mix the two). Else through the page cache, or direct I/O
-         * for a file with several names (each name is its own kernel inode, with its own cache).
+         * page cache; and always while the inode has passthrough opens (the kernel refuses to mix
+         * modes on one inode). Otherwise a file with several names gets direct I/O:
+         * each name is its own kernel inode with its own cache, and every write must reach strata so
+         * that the attributes the kernel holds for the other names can be invalidated.
          */
         private void openReply(int off, int fd, KNode node, boolean otherNames) {
             int backing = 0;
-            if (passthrough && union.stableFd(fd)) {
-                synchronized (node) {
-                    if (node.cachedOpens == 0) {
-                        backing = backingOpen(fd);
-                        if (backing > 0) node.passthroughOpens++;
-                    }
+            synchronized (node) {
+                if (node.passthroughOpens > 0) {
+                    // the kernel wants every open of an inode in passthrough mode to be one too, sharing
+                    // its backing file (it opens that anew with each open's own flags)
+                    backing = node.backingId;
+                    node.passthroughOpens++;
+                } else if (passthrough && node.cachedOpens == 0 && !otherNames && union.stableFd(fd)) {
+                    backing = node.backingId = backingOpen(fd);
+                    if (backing > 0) node.passthroughOpens++;
                 }
             }
             boolean cached = backing <= 0 && !otherNames;
             if (cached) synchronized (node) { node.cachedOpens++; }
-            openFiles.put(fd, new OpenFile(node, cached, backing));
+            openFiles.put(fd, new OpenFile(node, cached, backing > 0, otherNames));
             outData.putLong(off, fd);
             outData.putInt(off + 8, backing > 0 ? FOPEN_PASSTHROUGH : otherNames ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
             outData.putInt(off + 12, Math.max(backing, 0));
@@ -608,12 +632,16 @@ final class KernelFS {
             int fd = (int) in.getLong(IN_HEADER);
             OpenFile f = openFiles.remove(fd);
             if (f != null) {
+                int close = 0;
                 synchronized (f.node) {
                     if (f.cached) f.node.cachedOpens--;
-                    if (f.backingId > 0) f.node.passthroughOpens--;
+                    if (f.passthrough && --f.node.passthroughOpens == 0) {
+                        close = f.node.backingId;
+                        f.node.backingId = 0;
+                    }
                 }
-                if (f.backingId > 0) {
-                    note.putInt(40, f.backingId);
+                if (close > 0) {
+                    note.putInt(40, close);
                     Posix.ioctl(devFd, DEV_IOC_BACKING_CLOSE, note.address() + 40);
                 }
             }
@@ -643,6 +671,8 @@ final class KernelFS {
             int size = in.getInt(IN_HEADER + 16);
             long n = union.write(fd, writeData, size, off);
             if (n < 0) { error(unique, (int) -n); return; }
+            OpenFile f = openFiles.get(fd);
+            if (f != null && f.otherNames) invalidateSiblings(f.node.ino, f.node);
             outData.putInt(0, (int) n);
             outData.putInt(4, 0);
             reply(unique, 8);
@@ -767,7 +797,10 @@ final class KernelFS {
             int fd = (int) in.getLong(IN_HEADER);
             long off = in.getLong(IN_HEADER + 8), len = in.getLong(IN_HEADER + 16);
             int mode = in.getInt(IN_HEADER + 24);
-            result(unique, union.fallocate(fd, mode, off, len));
+            int r = union.fallocate(fd, mode, off, len);
+            OpenFile f = openFiles.get(fd);
+            if (r == 0 && f != null && f.otherNames) invalidateSiblings(f.node.ino, f.node);
+            result(unique, r);
         }
 
         private void lseek(long unique) {
