@@ -48,6 +48,25 @@ class ScenarioTest {
         b.finish();
     }
 
+    /**
+     * POSIX ACLs as the kernel overlay has them: a default ACL is inherited by new entries (and the
+     * umask is not applied under one), an access ACL grants another user what the mode bits do not,
+     * setting one on a lower file copies it up. The other user runs from the mount's root (cwd), so
+     * the temporary directories above it need not be searchable.
+     */
+    @Test void posixAclsAreInheritedAndEnforced() {
+        String nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+        b.shOk("umask 022 && mkdir acl && echo secret > acl/f && chmod 0700 acl && chmod 0600 acl/f"
+                + " && setfacl -m u:nobody:rx acl && setfacl -m u:nobody:r acl/f && setfacl -d -m u:nobody:rwx acl"
+                + " && mkdir acl/sub && touch acl/g && mkdir plain && touch plain/h"
+                + " && getfacl -p acl/g acl/sub && stat -c '%n %a' acl acl/f acl/g acl/sub plain plain/h"
+                + " && " + nobody + "cat acl/f"
+                + " && { " + nobody + "sh -c 'echo x >> acl/f' 2>&1 || echo refused; }"
+                + " && { " + nobody + "cat etc/conf.d/c.conf 2>&1 | head -c 0 || true; }"
+                + " && setfacl -m u:nobody:rw etc/passwd && getfacl -p etc/passwd && " + nobody + "sh -c 'echo y >> etc/passwd' && tail -c 2 etc/passwd");
+        b.finish();
+    }
+
     @Test void truncateOfLowerFiles() {
         b.expect(Op.truncate("etc/passwd", 0), 0);
         b.expect(Op.truncate("shadow.txt", 5), 0);

@@ -58,8 +58,6 @@ final class Inodes {
 
     KNode get(long id) { return byId.get(id); }
 
-    int size() { return byId.size(); }
-
     /** The mount path of a node ("/" or "/a/b"), or null if it (or a directory above it) was removed. */
     synchronized String path(KNode n) {
         if (n == root) return "/";

@@ -3,7 +3,6 @@ package dev.strata.fuse.kernel;
 import dev.strata.fuse.Log;
 import dev.strata.fuse.kernel.Inodes.KNode;
 import dev.strata.options.MountOptions;
-import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 import dev.strata.union.Union;
@@ -48,6 +47,8 @@ final class KernelFS {
     private final ConcurrentHashMap<Integer, OpenFile> openFiles = new ConcurrentHashMap<>();
     /** Whether reads and writes of open files may go straight to their layer file (FUSE passthrough). */
     private volatile boolean passthrough;
+    /** The kernel enforces and caches POSIX ACLs, and leaves the umask to strata (POSIX_ACL + DONT_MASK). */
+    private volatile boolean posixAcl;
     private final boolean passthroughWanted;
 
     private static final class OpenFile {
@@ -185,7 +186,9 @@ final class KernelFS {
                 case RELEASE: release(unique); return;
                 case FSYNC: result(unique, union.fsync((int) in.getLong(IN_HEADER),
                         (in.getInt(IN_HEADER + 8) & FSYNC_FDATASYNC) != 0)); return;
-                case FLUSH: case FSYNCDIR: reply(unique, 0); return;
+                // nothing is buffered here: without FLUSH the kernel spares every close() a round trip
+                case FLUSH: error(unique, ENOSYS); return;
+                case FSYNCDIR: reply(unique, 0); return;
                 case SETXATTR: setxattr(unique, node); return;
                 case GETXATTR: xattrRead(unique, node, true); return;
                 case LISTXATTR: xattrRead(unique, node, false); return;
@@ -357,6 +360,11 @@ final class KernelFS {
             int want = ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
                     | PARALLEL_DIROPS | ABORT_ERROR | MAX_PAGES | CACHE_SYMLINKS;
             if (pt) want |= INIT_EXT;
+            // POSIX ACLs: the kernel checks and caches them (as it does on the kernel overlay); it then
+            // leaves the umask to strata, which applies it where the parent has no default ACL
+            if (!opts.noAcl) want |= POSIX_ACL | DONT_MASK;
+            posixAcl = (flags & (POSIX_ACL | DONT_MASK)) == (POSIX_ACL | DONT_MASK) && !opts.noAcl;
+            if (!posixAcl) want &= ~(POSIX_ACL | DONT_MASK);
             outData.putInt(12, flags & want);
             if (pt) {
                 outData.putInt(32, FLAGS2_PASSTHROUGH);
@@ -489,20 +497,32 @@ final class KernelFS {
         }
 
         private void mknod(long unique, KNode dir) {
-            int mode = in.getInt(IN_HEADER);
             long rdev = in.getInt(IN_HEADER + 4) & 0xffffffffL;
             String name = cstr(IN_HEADER + 16);
             String p = inodes.childPath(dir, name);
             if (p == null) { error(unique, ENOENT); return; }
+            int mode = masked(dir, in.getInt(IN_HEADER), in.getInt(IN_HEADER + 8));
             created(unique, dir, name, p, union.mknod(p, mode, rdev, uid(), gid()));
         }
 
         private void mkdir(long unique, KNode dir) {
-            int mode = in.getInt(IN_HEADER);
             String name = cstr(IN_HEADER + 8);
             String p = inodes.childPath(dir, name);
             if (p == null) { error(unique, ENOENT); return; }
+            int mode = masked(dir, in.getInt(IN_HEADER), in.getInt(IN_HEADER + 4));
             created(unique, dir, name, p, union.mkdir(p, mode, uid(), gid()));
+        }
+
+        /**
+         * The mode a new object gets. With POSIX ACLs the kernel passes the umask along instead of
+         * applying it: it applies unless the parent has a default ACL (which the upper layer's file
+         * system then applies, as on the kernel overlay).
+         */
+        private int masked(KNode dir, int mode, int umask) {
+            if (!posixAcl || umask == 0) return mode;
+            String dp = inodes.path(dir);
+            if (dp != null && union.getxattr(dp, "system.posix_acl_default", outData, 0) > 0) return mode;
+            return mode & ~umask;
         }
 
         private void remove(long unique, KNode dir, String name, boolean isDir) {
@@ -611,10 +631,11 @@ final class KernelFS {
         }
 
         private void create(long unique, KNode dir) {
-            int flags = in.getInt(IN_HEADER), mode = in.getInt(IN_HEADER + 4);
+            int flags = in.getInt(IN_HEADER);
             String name = cstr(IN_HEADER + 16);
             String p = inodes.childPath(dir, name);
             if (p == null) { error(unique, ENOENT); return; }
+            int mode = masked(dir, in.getInt(IN_HEADER + 4), in.getInt(IN_HEADER + 8));
             int fd = union.create(p, mode, flags, uid(), gid());
             if (fd < 0) { error(unique, -fd); return; }
             int r = union.getattr(p, stat);
@@ -813,8 +834,4 @@ final class KernelFS {
             reply(unique, 8);
         }
     }
-
-    int nodeCount() { return inodes.size(); }
-
-    static int errnoOf(int r) { return r < 0 ? -r : Errno.EIO; }
 }

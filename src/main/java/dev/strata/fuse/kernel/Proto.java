@@ -21,7 +21,7 @@ final class Proto {
             FALLOCATE = 43, READDIRPLUS = 44, RENAME2 = 45, LSEEK = 46;
 
     // INIT flags
-    static final int ASYNC_READ = 1, ATOMIC_O_TRUNC = 1 << 3, BIG_WRITES = 1 << 5, AUTO_INVAL_DATA = 1 << 12,
+    static final int ASYNC_READ = 1, ATOMIC_O_TRUNC = 1 << 3, BIG_WRITES = 1 << 5, DONT_MASK = 1 << 6, POSIX_ACL = 1 << 20, AUTO_INVAL_DATA = 1 << 12,
             DO_READDIRPLUS = 1 << 13, READDIRPLUS_AUTO = 1 << 14, ASYNC_DIO = 1 << 15,
             PARALLEL_DIROPS = 1 << 18, ABORT_ERROR = 1 << 21, MAX_PAGES = 1 << 22, CACHE_SYMLINKS = 1 << 23;
 
