@@ -49,6 +49,7 @@ public interface LibC {
     @ssize_t long flistxattr(int fd, Pointer list, @size_t long size);
     int fremovexattr(int fd, String name);
     int fstatvfs(int fd, Pointer buf);
+    int fstatfs(int fd, Pointer buf);
     @ssize_t long syscall(long number, int fd, Pointer dirp, @size_t long count);
     /** getxattrat(2) (Linux 6.13+): syscall(464, dfd, path, at_flags, name, struct xattr_args*, size). */
     @ssize_t long syscall(long number, int dfd, String path, int atFlags, String name, Pointer args, @size_t long usize);

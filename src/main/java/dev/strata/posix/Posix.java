@@ -93,6 +93,12 @@ public final class Posix {
     public static int ficlone(int dstFd, int srcFd) { return ret(C.ioctl(dstFd, FICLONE, srcFd)); }
     public static int flock(int fd, int op) { return ret(C.flock(fd, op)); }
     public static int fstatvfs(int fd, Pointer buf) { return ret(C.fstatvfs(fd, buf)); }
+    /** The file system type (statfs f_type) of an open file, or a negative errno. */
+    public static long fsType(int fd) {
+        Pointer buf = Buffers.get(4096);
+        int r = ret(C.fstatfs(fd, buf));
+        return r < 0 ? r : buf.getLong(0);
+    }
     public static int dup(int fd) { return ret(C.dup(fd)); }
     public static int dup2(int oldfd, int newfd) { return ret(C.dup2(oldfd, newfd)); }
     public static final int MNT_DETACH = 2;
