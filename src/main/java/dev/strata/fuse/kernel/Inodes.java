@@ -34,6 +34,8 @@ final class Inodes {
          * ask): its struct stat as it was left by the removal.
          */
         byte[] removedStat;
+        /** A directory listing being read by offset (dropped once read to its end). */
+        volatile Listing listing;
         /** The backing id all passthrough opens of this inode share (the kernel allows one backing file per inode). */
         int backingId;
 
@@ -42,6 +44,14 @@ final class Inodes {
             this.parent = parent;
             this.name = name;
         }
+    }
+
+    /** A merged directory listing: names, S_IFMT types and inode numbers, in readdir order. */
+    static final class Listing {
+        final String[] names;
+        final int[] types;
+        final long[] inos;
+        Listing(String[] names, int[] types, long[] inos) { this.names = names; this.types = types; this.inos = inos; }
     }
 
     private final ConcurrentHashMap<Long, KNode> byId = new ConcurrentHashMap<>();

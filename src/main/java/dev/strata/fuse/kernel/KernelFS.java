@@ -11,7 +11,6 @@ import jnr.ffi.Pointer;
 
 import java.util.ArrayList;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicLong;
 
 import static dev.strata.fuse.kernel.Proto.*;
 import static dev.strata.posix.Errno.*;
@@ -42,7 +41,6 @@ final class KernelFS {
     private final boolean negativeCache;
     /** allow_root: only root and the mount's owner may use it (libfuse's meaning). */
     private final int allowOnlyUid;
-    private final ConcurrentHashMap<Long, DirHandle> dirs = new ConcurrentHashMap<>();
     /** Open files by descriptor: a node whose name is gone is still answered through one of them. */
     private final ConcurrentHashMap<Integer, OpenFile> openFiles = new ConcurrentHashMap<>();
     /** Whether reads and writes of open files may go straight to their layer file (FUSE passthrough). */
@@ -61,7 +59,6 @@ final class KernelFS {
             this.node = node; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
         }
     }
-    private final AtomicLong nextDirHandle = new AtomicLong(1);
     private final Runnable onInit;
     private volatile boolean initialized;
     private final boolean debug;
@@ -92,13 +89,6 @@ final class KernelFS {
         if (l != null) l.add(path); // only on workers of this transport
     }
 
-    private static final class DirHandle {
-        final KNode node;
-        String[] names;
-        int[] types;
-        long[] inos;
-        DirHandle(KNode node) { this.node = node; }
-    }
 
     // ================================================================== the worker loop
 
@@ -193,10 +183,13 @@ final class KernelFS {
                 case GETXATTR: xattrRead(unique, node, true); return;
                 case LISTXATTR: xattrRead(unique, node, false); return;
                 case REMOVEXATTR: removexattr(unique, node); return;
-                case OPENDIR: opendir(unique, node); return;
-                case READDIR: readdir(unique, false); return;
-                case READDIRPLUS: readdir(unique, true); return;
-                case RELEASEDIR: dirs.remove(in.getLong(IN_HEADER)); reply(unique, 0); return;
+                // no directory handles: the kernel then skips OPENDIR/RELEASEDIR round trips and keeps
+                // listings in its page cache (it drops one when a name in the directory changes through
+                // the mount; layers do not change under a live mount)
+                case OPENDIR: error(unique, ENOSYS); return;
+                case RELEASEDIR: reply(unique, 0); return;
+                case READDIR: readdir(unique, node, false); return;
+                case READDIRPLUS: readdir(unique, node, true); return;
                 case CREATE: create(unique, node); return;
                 case FALLOCATE: fallocate(unique); return;
                 case LSEEK: lseek(unique); return;
@@ -358,7 +351,7 @@ final class KernelFS {
             outData.putInt(4, Math.min(minor, pt ? PASSTHROUGH_MINOR : KERNEL_MINOR));
             outData.putInt(8, maxReadahead);
             int want = ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
-                    | PARALLEL_DIROPS | ABORT_ERROR | MAX_PAGES | CACHE_SYMLINKS;
+                    | PARALLEL_DIROPS | ABORT_ERROR | MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
             if (pt) want |= INIT_EXT;
             // POSIX ACLs: the kernel checks and caches them (as it does on the kernel overlay); it then
             // leaves the umask to strata, which applies it where the parent has no default ACL
@@ -746,25 +739,13 @@ final class KernelFS {
             result(unique, union.removexattr(p, cstr(IN_HEADER)));
         }
 
-        private void opendir(long unique, KNode node) {
-            if (inodes.path(node) == null) { error(unique, ENOENT); return; }
-            long fh = nextDirHandle.getAndIncrement();
-            dirs.put(fh, new DirHandle(node));
-            outData.putLong(0, fh);
-            // the kernel may keep the listing in its page cache: it drops it itself when a name in the
-            // directory changes through the mount (and layers do not change under a live mount)
-            outData.putInt(8, FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE);
-            outData.putInt(12, 0);
-            reply(unique, OPEN_OUT);
-        }
-
-        private void readdir(long unique, boolean plus) {
-            DirHandle h = dirs.get(in.getLong(IN_HEADER));
-            if (h == null) { error(unique, EBADF); return; }
+        private void readdir(long unique, KNode dir, boolean plus) {
             long offset = in.getLong(IN_HEADER + 8);
             int size = Math.min(in.getInt(IN_HEADER + 16), OUT_BUF - OUT_HEADER);
-            String p = inodes.path(h.node);
-            if (offset == 0 || h.names == null) {
+            String p = inodes.path(dir);
+            Inodes.Listing h = dir.listing;
+            if (offset == 0 || h == null) {
+                // a listing is taken at offset 0 and served by offset (an entry's index) until its end
                 if (p == null) { error(unique, ENOENT); return; }
                 ArrayList<String> names = new ArrayList<>();
                 ArrayList<Integer> types = new ArrayList<>();
@@ -777,13 +758,13 @@ final class KernelFS {
                 });
                 if (r < 0) { error(unique, -r); return; }
                 int n = names.size();
-                h.names = names.toArray(new String[0]);
-                h.types = new int[n];
-                h.inos = new long[n];
+                h = new Inodes.Listing(names.toArray(new String[0]), new int[n], new long[n]);
                 for (int i = 0; i < n; i++) { h.types[i] = types.get(i); h.inos[i] = inos.get(i); }
+                dir.listing = h;
             }
             int pos = 0;
-            for (int i = (int) Math.max(0, offset); i < h.names.length; i++) {
+            int i = (int) Math.max(0, Math.min(offset, h.names.length));
+            for (; i < h.names.length; i++) {
                 String name = h.names[i];
                 byte[] nb = name.getBytes(Posix.NAMES);
                 int rec = DIRENT + ((nb.length + 7) & ~7);
@@ -796,7 +777,7 @@ final class KernelFS {
                     if (!dot && p != null) {
                         String cp = p.length() == 1 ? "/" + name : p + "/" + name;
                         if (union.getattr(cp, stat) == 0) {
-                            entry(pos, h.node, name);
+                            entry(pos, dir, name);
                             filled = true;
                         }
                     }
@@ -811,6 +792,7 @@ final class KernelFS {
                 for (int j = DIRENT + nb.length; j < rec; j++) outData.putByte(d + j, (byte) 0);
                 pos += need;
             }
+            if (pos == 0 && dir.listing == h) dir.listing = null; // the end was read: the engine keeps its own cache
             reply(unique, pos);
         }
 

@@ -23,10 +23,11 @@ final class Proto {
     // INIT flags
     static final int ASYNC_READ = 1, ATOMIC_O_TRUNC = 1 << 3, BIG_WRITES = 1 << 5, DONT_MASK = 1 << 6, POSIX_ACL = 1 << 20, AUTO_INVAL_DATA = 1 << 12,
             DO_READDIRPLUS = 1 << 13, READDIRPLUS_AUTO = 1 << 14, ASYNC_DIO = 1 << 15,
-            PARALLEL_DIROPS = 1 << 18, ABORT_ERROR = 1 << 21, MAX_PAGES = 1 << 22, CACHE_SYMLINKS = 1 << 23;
+            PARALLEL_DIROPS = 1 << 18, ABORT_ERROR = 1 << 21, MAX_PAGES = 1 << 22, CACHE_SYMLINKS = 1 << 23,
+            NO_OPENDIR_SUPPORT = 1 << 24;
 
     // open_out flags
-    static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_CACHE_DIR = 8, FOPEN_PASSTHROUGH = 1 << 7;
+    static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_PASSTHROUGH = 1 << 7;
     /** INIT flags, second word (protocol 7.36+, with INIT_EXT): passthrough is bit 37 of the whole. */
     static final int INIT_EXT = 1 << 30, FLAGS2_PASSTHROUGH = 1 << (37 - 32);
     /** The protocol minor that has passthrough (backing_id in open_out, max_stack_depth in init_out). */
