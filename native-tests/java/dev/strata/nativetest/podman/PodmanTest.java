@@ -419,6 +419,31 @@ class PodmanTest {
         assertNoLeftovers(p, p.user == null ? Paths.get("/proc/self/mounts") : pauseMounts(p));
     }
 
+    /**
+     * Not podman, but its test user: an unprivileged user outside any user namespace may not call
+     * mount(2), so strata falls back to libfuse and the setuid fusermount3; the mount must work there
+     * too (copy-up into a work directory the user can enter, a whiteout), and unmount as that user.
+     */
+    @Test @Order(11)
+    void unprivilegedUserMountsThroughFusermount() throws IOException {
+        rootless(); // the test user, its /dev/fuse ACL and a strata it can run
+        Path d = tmp.resolve("unpriv");
+        for (String sub : new String[]{"l", "u", "w", "m"}) Files.createDirectories(d.resolve(sub));
+        Files.writeString(d.resolve("l/f"), "hi\n");
+        Files.writeString(d.resolve("l/g"), "gone\n");
+        assertEquals(0, Cmd.run("chown", "-R", USER, d.toString()).exit);
+        String strata = rootlessProgram.toString();
+        Cmd.Result r = Cmd.run("runuser", "-u", USER, "--", "sh", "-c", "cd '" + d + "' && " + strata
+                + " mount -o lowerdir=l,upperdir=u,workdir=w m && grep -c ' " + d + "/m fuse' /proc/self/mounts"
+                + " && echo more >> m/f && cat m/f u/f && rm m/g && ls -A m && ls -A u && " + strata + " umount m");
+        try {
+            assertEquals(0, r.exit, r.describe());
+            assertEquals("1\nhi\nmore\nhi\nmore\nf\nf\ng\n", r.out, r.describe());
+        } finally {
+            Cmd.run("fusermount3", "-u", "-z", d.resolve("m").toString()); // only if the test failed mounted
+        }
+    }
+
     static String readOrFail(Path f) {
         try {
             return Files.readString(f);

@@ -153,10 +153,14 @@ public final class Union implements AutoCloseable {
         int wd = Posix.openat(AT_FDCWD, dev.strata.posix.Names.toNative(workDir.toString()), O_PATH | O_DIRECTORY, 0);
         if (wd < 0) throw new IllegalStateException("cannot open workdir " + workDir + ": " + Posix.strerror(wd));
         try {
-            int r = Posix.mkdirat(wd, "work", 0);
+            // mode 0 as the kernel overlay makes it (root passes permission checks); an unprivileged
+            // daemon needs to enter it itself
+            boolean root = Posix.geteuid() == 0;
+            int r = Posix.mkdirat(wd, "work", root ? 0 : 0700);
             if (r < 0 && r != -EEXIST) {
                 throw new IllegalStateException("cannot create " + workDir + "/work: " + Posix.strerror(r));
             }
+            if (r == -EEXIST && !root) Posix.fchmodat(wd, "work", 0700); // e.g. left by a root mount
             int fd = Posix.openat(wd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
             if (fd < 0) throw new IllegalStateException(workDir + "/work is not a directory: " + Posix.strerror(fd));
             Tree.removeContents(fd);
