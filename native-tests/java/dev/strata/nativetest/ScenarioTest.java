@@ -146,6 +146,8 @@ class ScenarioTest {
         b.expect(Op.rename(LayerBuilder.NON_UTF8_FILE, Names.bytes('n', 0xe8, 0xff), 0), 0);
         b.expect(Op.rename(LayerBuilder.NON_UTF8_INNER, "inner", 0), 0);
         b.shOk("mv etc/conf.d/b.conf etc/conf.d/c.conf && mv moved.conf etc/ && ls -1A etc etc/conf.d . | cat");
+        // a name libfuse 2 uses for hiding open files is an ordinary name for a user
+        b.shOk("echo kept > hid && mv hid .fuse_hidden0000abcd00000001 && cat .fuse_hidden0000abcd00000001 && ls -1A | grep -c fuse_hidden");
         b.finish();
     }
 

@@ -76,10 +76,13 @@ public final class Union implements AutoCloseable {
      */
     private final ConcurrentHashMap<String, Node> hidden = new ConcurrentHashMap<>();
     static final String FUSE_HIDDEN = ".fuse_hidden";
-    /** Set by the libfuse 2 transport, which hides removed open files and lowers their st_nlink by one. */
+    /**
+     * Set by the libfuse 2 transport, which hides removed open files (a rename to ".fuse_hiddenXXXX")
+     * and lowers their st_nlink by one. Other transports pass such a rename through as it is.
+     */
     private volatile boolean libfuseHidesOpenFiles;
 
-    /** Called by the libfuse 2 transport: st_nlink of removed open files is compensated for its change. */
+    /** Called by the libfuse 2 transport: its hiding renames remove the file, and st_nlink is compensated. */
     public void libfuseHidesOpenFiles() { libfuseHidesOpenFiles = true; }
 
     private Union(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
@@ -1217,7 +1220,7 @@ public final class Union implements AutoCloseable {
             Node dstDir = parentOf(to, pe);
             if (pe[0] != 0) return pe[0];
             String dstName = lastName(to);
-            if (dstName.startsWith(FUSE_HIDDEN) && flags == 0 && !src.isDir()) return hide(src, to);
+            if (libfuseHidesOpenFiles && dstName.startsWith(FUSE_HIDDEN) && flags == 0 && !src.isDir()) return hide(src, to);
             if (dstName.length() > NAME_MAX) return -ENAMETOOLONG;
             int r = checkNewName(dstName);
             if (r < 0) return r;
