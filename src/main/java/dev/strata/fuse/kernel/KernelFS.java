@@ -346,24 +346,30 @@ final class KernelFS {
             for (int i = 0; i < INIT_OUT; i += 8) outData.putLong(i, 0);
             outData.putInt(0, KERNEL_MAJOR);
             if (major > KERNEL_MAJOR) { reply(unique, 8); return; } // the kernel retries with our major
-            int flags2 = minor >= 36 && (flags & INIT_EXT) != 0 ? in.getInt(IN_HEADER + 16) : 0;
+            boolean ext = minor >= 36 && (flags & INIT_EXT) != 0;
+            int flags2 = ext ? in.getInt(IN_HEADER + 16) : 0;
             boolean pt = passthroughWanted && minor >= PASSTHROUGH_MINOR && (flags2 & FLAGS2_PASSTHROUGH) != 0;
-            outData.putInt(4, Math.min(minor, pt ? PASSTHROUGH_MINOR : KERNEL_MINOR));
+            // 7.40 where the kernel has it (every struct strata uses keeps its size; the newer requests
+            // it does not serve get ENOSYS, which the kernel remembers)
+            outData.putInt(4, Math.min(minor, minor >= PASSTHROUGH_MINOR ? PASSTHROUGH_MINOR : KERNEL_MINOR));
             outData.putInt(8, maxReadahead);
             int want = ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
                     | PARALLEL_DIROPS | ABORT_ERROR | MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
-            if (pt) want |= INIT_EXT;
+            if (ext) want |= INIT_EXT;
             // POSIX ACLs: the kernel checks and caches them (as it does on the kernel overlay); it then
             // leaves the umask to strata, which applies it where the parent has no default ACL
             if (!opts.noAcl) want |= POSIX_ACL | DONT_MASK;
             posixAcl = (flags & (POSIX_ACL | DONT_MASK)) == (POSIX_ACL | DONT_MASK) && !opts.noAcl;
             if (!posixAcl) want &= ~(POSIX_ACL | DONT_MASK);
             outData.putInt(12, flags & want);
+            // shared mmap of a file served with direct I/O (one with several names): as on the kernel overlay
+            int want2 = FLAGS2_DIRECT_IO_ALLOW_MMAP;
             if (pt) {
-                outData.putInt(32, FLAGS2_PASSTHROUGH);
+                want2 |= FLAGS2_PASSTHROUGH;
                 outData.putInt(36, 1);                 // max_stack_depth: layers on ordinary file systems
                 passthrough = true;
             }
+            outData.putInt(32, flags2 & want2);
             outData.putShort(16, (short) 16);          // max_background
             outData.putShort(18, (short) 12);          // congestion_threshold
             outData.putInt(20, MAX_WRITE);
