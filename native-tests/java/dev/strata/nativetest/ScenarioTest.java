@@ -67,6 +67,29 @@ class ScenarioTest {
         b.finish();
     }
 
+    /** O_TMPFILE in a lower directory (copied up), named with linkat(AT_EMPTY_PATH); O_EXCL ones cannot be named. */
+    @Test void tmpfileIsCreatedAndLinked() {
+        b.shOk("command -v python3 >/dev/null || { echo python3 missing; exit 0; }\n"
+                + "umask 022; python3 - <<'EOF'\n"
+                + "import os, ctypes\n"
+                + "libc = ctypes.CDLL(None, use_errno=True)\n"
+                + "def link(fd, to):\n"
+                + "    r = libc.linkat(fd, b'', -100, to.encode(), 0x1000)\n"
+                + "    return 'ok' if r == 0 else os.strerror(ctypes.get_errno())\n"
+                + "fd = os.open('etc/conf.d', os.O_TMPFILE | os.O_RDWR, 0o640)\n"
+                + "os.write(fd, b'tmp data\\n')\n"
+                + "st = os.fstat(fd)\n"
+                + "print(st.st_nlink, oct(st.st_mode), st.st_size)\n"
+                + "print(link(fd, 'etc/conf.d/named'), link(fd, 'etc/conf.d/a.conf'), os.fstat(fd).st_nlink)\n"
+                + "os.close(fd)\n"
+                + "fd = os.open('.', os.O_TMPFILE | os.O_WRONLY | os.O_EXCL, 0o600)\n"
+                + "print(link(fd, 'excl'))\n"
+                + "os.close(fd)\n"
+                + "EOF\n"
+                + "cat etc/conf.d/named && ls -1A etc/conf.d . | cat");
+        b.finish();
+    }
+
     @Test void truncateOfLowerFiles() {
         b.expect(Op.truncate("etc/passwd", 0), 0);
         b.expect(Op.truncate("shadow.txt", 5), 0);

@@ -1060,6 +1060,57 @@ public final class Union implements AutoCloseable {
         });
     }
 
+    /**
+     * O_TMPFILE: an unnamed regular file in the upper copy of a directory, owned by the caller.
+     * Returns its descriptor; {@link #linkFd} can give it a name.
+     */
+    public int tmpfile(String dirPath, int mode, int flags, int uid, int gid) {
+        if (!hasUpper) return -EROFS;
+        if (overrides.enabled()) return -EOPNOTSUPP; // the override xattr is written by name
+        lock.writeLock().lock();
+        try {
+            Node dir = resolve(dirPath);
+            int e = err(dir);
+            if (e != 0) return e;
+            if (!dir.isDir()) return -ENOTDIR;
+            int r = copyUp(dir, true);
+            if (r < 0) return r;
+            int oflags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | O_TMPFILE;
+            int fd = dir.rel.isEmpty() ? Posix.openat(stack[0].fd(), ".", oflags, mode & 07777)
+                    : stack[0].openat(dir.rel, oflags, mode & 07777);
+            if (fd < 0 || !root) return fd;
+            int hg = hostGid(gid);
+            Stat ds = Stat.local2();
+            if (stack[0].lstat(dir.rel, ds) == 0 && (ds.mode() & 02000) != 0) hg = ds.gid(); // setgid directory
+            r = Posix.fchown(fd, opts.squashUid != null ? -1 : hostUid(uid), opts.squashGid != null ? -1 : hg);
+            if (r == 0 && (mode & 06000) != 0) r = Posix.fchmod(fd, mode & 07777);
+            if (r < 0) {
+                Posix.close(fd);
+                return r;
+            }
+            return fd;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** Gives an O_TMPFILE descriptor from {@link #tmpfile} a name (linkat with AT_EMPTY_PATH through the mount). */
+    public int linkFd(int tmpFd, String to) {
+        if (!hasUpper) return -EROFS;
+        lock.writeLock().lock();
+        try {
+            int[] pe = new int[1];
+            Node dir = newNameDir(to, pe);
+            if (dir == null) return pe[0];
+            String proc = "/proc/self/fd/" + tmpFd;
+            int r = createName(dir, lastName(to), false, 0, -1, -1, false,
+                    (fd, n) -> Posix.linkat(AT_FDCWD, proc, fd, n, AT_SYMLINK_FOLLOW));
+            return Math.min(r, 0);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
     public int link(String from, String to) {
         if (!hasUpper) return -EROFS;
         lock.writeLock().lock();

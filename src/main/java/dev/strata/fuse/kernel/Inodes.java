@@ -123,6 +123,16 @@ final class Inodes {
         if (!l.contains(c)) l.add(c);
     }
 
+    /** A node with no name (an O_TMPFILE file), one kernel reference. */
+    synchronized KNode anonymous(long ino) {
+        KNode c = new KNode(nextId++, null, null);
+        c.detached = true;
+        c.lookups = 1;
+        c.ino = ino;
+        byId.put(c.id, c);
+        return c;
+    }
+
     /** The kernel dropped {@code n} references to a node. */
     synchronized void forget(long id, long n) {
         KNode c = byId.get(id);

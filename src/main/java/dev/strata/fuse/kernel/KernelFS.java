@@ -191,6 +191,7 @@ final class KernelFS {
                 case READDIR: readdir(unique, node, false); return;
                 case READDIRPLUS: readdir(unique, node, true); return;
                 case CREATE: create(unique, node); return;
+                case TMPFILE: tmpfile(unique, node); return;
                 case FALLOCATE: fallocate(unique); return;
                 case LSEEK: lseek(unique); return;
                 default: error(unique, ENOSYS);
@@ -563,8 +564,15 @@ final class KernelFS {
             if (old == null) { error(unique, ESTALE); return; }
             String name = cstr(IN_HEADER + 8);
             String op = inodes.path(old), np = inodes.childPath(newDir, name);
-            if (op == null || np == null) { error(unique, ENOENT); return; }
-            int r = union.link(op, np);
+            if (np == null) { error(unique, ENOENT); return; }
+            int r;
+            if (op != null) {
+                r = union.link(op, np);
+            } else {
+                // a node without a name: an O_TMPFILE file (linkat AT_EMPTY_PATH) is named through its descriptor
+                int fd = openFd(old);
+                r = fd >= 0 ? union.linkFd(fd, np) : -ENOENT;
+            }
             if (r < 0) { error(unique, -r); return; }
             r = union.getattr(np, stat);
             if (r < 0) { error(unique, -r); return; }
@@ -674,6 +682,33 @@ final class KernelFS {
                 if (e.getValue().node == node) return e.getKey();
             }
             return -1;
+        }
+
+        /** O_TMPFILE: a file without a name; the kernel holds it as a node of its own. */
+        private void tmpfile(long unique, KNode dir) {
+            int flags = in.getInt(IN_HEADER);
+            String p = inodes.path(dir);
+            if (p == null) { error(unique, ENOENT); return; }
+            int mode = masked(dir, in.getInt(IN_HEADER + 4), in.getInt(IN_HEADER + 8));
+            int fd = union.tmpfile(p, mode, flags, uid(), gid());
+            if (fd < 0) { error(unique, -fd); return; }
+            int r = union.fgetattr(fd, stat);
+            if (r < 0) {
+                union.release(fd);
+                error(unique, -r);
+                return;
+            }
+            KNode k = inodes.anonymous(stat.getLong(Stat.OFF_INO));
+            k.type = Posix.S_IFREG;
+            outData.putLong(0, k.id);
+            outData.putLong(8, 0);
+            outData.putLong(16, entrySec);
+            outData.putLong(24, attrSec);
+            outData.putInt(32, entryNsec);
+            outData.putInt(36, attrNsec);
+            attr(40);
+            openReply(ENTRY_OUT, fd, k, false);
+            reply(unique, ENTRY_OUT + OPEN_OUT);
         }
 
         private void read(long unique) {
