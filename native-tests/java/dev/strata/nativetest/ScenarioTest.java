@@ -90,6 +90,16 @@ class ScenarioTest {
         b.finish();
     }
 
+    /** O_DIRECT reads of a lower file, writes and reads of a new one, and a copy-up under O_DIRECT. */
+    @Test void directIo() {
+        b.shOk("dd if=data/big.bin of=/dev/null bs=64k iflag=direct status=none && { head -c 524288 /dev/zero | tr '\\0' d > direct.bin; }"
+                + " && dd if=direct.bin of=direct2.bin bs=64k oflag=direct status=none && cmp direct.bin direct2.bin"
+                + " && dd if=direct2.bin bs=4k iflag=direct status=none | cmp - direct.bin"
+                + " && dd if=direct.bin of=data/big.bin bs=64k count=2 seek=3 conv=notrunc oflag=direct status=none"
+                + " && sha256sum data/big.bin | cut -c1-16 && stat -c %s data/big.bin");
+        b.finish();
+    }
+
     @Test void truncateOfLowerFiles() {
         b.expect(Op.truncate("etc/passwd", 0), 0);
         b.expect(Op.truncate("shadow.txt", 5), 0);

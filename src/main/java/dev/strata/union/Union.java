@@ -1051,7 +1051,7 @@ public final class Union implements AutoCloseable {
     public int create(String path, int mode, int flags, int uid, int gid) {
         return withNewName(path, (dir, name) -> {
             int fd = createName(dir, name, false, mode, uid, gid, true,
-                    (dfd, n) -> Posix.openat(dfd, n, (flags & ~O_EXCL) | O_CREAT | O_EXCL, mode & 07777));
+                    (dfd, n) -> Posix.openat(dfd, n, (flags & ~(O_EXCL | O_DIRECT)) | O_CREAT | O_EXCL, mode & 07777));
             if (fd >= 0) {
                 Node n = child(dir, name);
                 if (!n.negative()) openFiles.put(fd, n);
@@ -1075,7 +1075,7 @@ public final class Union implements AutoCloseable {
             if (!dir.isDir()) return -ENOTDIR;
             int r = copyUp(dir, true);
             if (r < 0) return r;
-            int oflags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC)) | O_TMPFILE;
+            int oflags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_DIRECT)) | O_TMPFILE;
             int fd = dir.rel.isEmpty() ? Posix.openat(stack[0].fd(), ".", oflags, mode & 07777)
                     : stack[0].openat(dir.rel, oflags, mode & 07777);
             if (fd < 0 || !root) return fd;
@@ -1583,7 +1583,9 @@ public final class Union implements AutoCloseable {
     /** Opens a file; a write open copies it up first. Returns the descriptor to use for I/O. */
     public int open(String path, int flags) {
         boolean write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
-        int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
+        // O_DIRECT is the kernel's business on the mount side (FUSE bypasses its page cache for it);
+        // strata's own descriptor reads into buffers O_DIRECT's alignment rules would refuse
+        int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
         if (write && !hasUpper) return -EROFS;
         ReentrantReadWriteLock.ReadLock rl = lock.readLock();
         ReentrantReadWriteLock.WriteLock wl = lock.writeLock();
