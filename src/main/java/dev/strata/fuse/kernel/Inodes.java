@@ -33,7 +33,7 @@ final class Inodes {
          * For a removed fifo, socket, device or symlink (opened without strata, so no descriptor to
          * ask): its struct stat as it was left by the removal.
          */
-        byte[] removedStat;
+        volatile byte[] removedStat;
         /** A directory listing being read by offset (dropped once read to its end). */
         volatile Listing listing;
         /** The backing id all passthrough opens of this inode share (the kernel allows one backing file per inode). */
