@@ -745,7 +745,9 @@ final class KernelFS {
             String p = inodes.path(dir);
             Inodes.Listing h = dir.listing;
             if (offset == 0 || h == null) {
-                // a listing is taken at offset 0 and served by offset (an entry's index) until its end
+                // a listing is taken at offset 0 (and where none is kept) and shared by every reader of
+                // the directory: offsets are cookies in name order, not indexes, so a reader that goes on
+                // in a newer listing neither repeats nor skips a name that stayed (see Inodes.Listing)
                 if (p == null) { error(unique, ENOENT); return; }
                 ArrayList<String> names = new ArrayList<>();
                 ArrayList<Integer> types = new ArrayList<>();
@@ -757,13 +759,11 @@ final class KernelFS {
                     return true;
                 });
                 if (r < 0) { error(unique, -r); return; }
-                int n = names.size();
-                h = new Inodes.Listing(names.toArray(new String[0]), new int[n], new long[n]);
-                for (int i = 0; i < n; i++) { h.types[i] = types.get(i); h.inos[i] = inos.get(i); }
+                h = Inodes.Listing.of(names, types, inos);
                 dir.listing = h;
             }
             int pos = 0;
-            int i = (int) Math.max(0, Math.min(offset, h.names.length));
+            int i = h.after(offset);
             for (; i < h.names.length; i++) {
                 String name = h.names[i];
                 byte[] nb = name.getBytes(Posix.NAMES);
@@ -785,7 +785,7 @@ final class KernelFS {
                     d = pos + ENTRY_OUT;
                 }
                 outData.putLong(d, h.inos[i]);
-                outData.putLong(d + 8, i + 1);
+                outData.putLong(d + 8, h.cookies[i]);
                 outData.putInt(d + 16, nb.length);
                 outData.putInt(d + 20, (h.types[i] >>> 12) & 0xf);
                 outData.put(d + DIRENT, nb, 0, nb.length);
