@@ -36,6 +36,8 @@ final class KernelFS {
     private final Log log;
     private final int devFd;
     private final Inodes inodes = new Inodes();
+    /** Paths of nodes stay valid while held shared (see Worker#namesLock). */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock names = new java.util.concurrent.locks.ReentrantReadWriteLock();
     private final long entrySec, attrSec;
     private final int entryNsec, attrNsec;
     private final boolean negativeCache;
@@ -156,6 +158,34 @@ final class KernelFS {
             }
             KNode node = inodes.get(nodeid);
             if (node == null) { error(unique, ESTALE); return; }
+            java.util.concurrent.locks.Lock l = namesLock(op);
+            if (l == null) { serveNode(op, unique, node); return; }
+            l.lock();
+            try {
+                serveNode(op, unique, node);
+            } finally {
+                l.unlock();
+            }
+        }
+
+        /**
+         * Requests turn a node into a mount path and then call the engine with it: a rename or removal in
+         * between (of the node or of a directory above it: the kernel locks only the parents of a rename)
+         * made the path name nothing (ENOENT for an fchmod on an open file, a create through a descriptor
+         * held on a directory being renamed) or, worse, something else. Renames and removals hold this
+         * exclusively from the engine call to the bookkeeping in {@link Inodes}; everything else that uses
+         * a path holds it shared from the path to the reply. I/O on open files takes no part.
+         */
+        private java.util.concurrent.locks.Lock namesLock(int op) {
+            switch (op) {
+                case RENAME: case RENAME2: case UNLINK: case RMDIR: return names.writeLock();
+                case READ: case WRITE: case RELEASE: case FSYNC: case FLUSH: case FSYNCDIR: case STATFS:
+                case FALLOCATE: case LSEEK: case OPENDIR: case RELEASEDIR: return null;
+                default: return names.readLock();
+            }
+        }
+
+        private void serveNode(int op, long unique, KNode node) {
             switch (op) {
                 case LOOKUP: lookup(unique, node, cstr(IN_HEADER)); return;
                 case GETATTR: getattr(unique, node); return;
