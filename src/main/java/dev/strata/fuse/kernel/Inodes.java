@@ -26,7 +26,8 @@ final class Inodes {
         volatile long ino;
         HashMap<String, KNode> children;
         /** Open files on this kernel inode through the page cache / through passthrough (see KernelFS#open). */
-        int cachedOpens, passthroughOpens;
+        int cachedOpens;
+        volatile int passthroughOpens;
         /** S_IFMT bits at the last reply about this node. */
         volatile int type;
         /**
@@ -253,6 +254,18 @@ final class Inodes {
             toDir.children.put(toName, src);
         }
         return exchange ? null : dst;
+    }
+
+    /**
+     * Whether another name of a multi-link file has passthrough opens: the kernel writes those itself,
+     * so strata cannot invalidate what it caches about this name (such a file got its second name
+     * while open; later opens of it have direct I/O).
+     */
+    synchronized boolean passthroughElsewhere(long ino, KNode except) {
+        List<KNode> l = linked.get(ino);
+        if (l == null) return false;
+        for (KNode k : l) if (k != except && k.passthroughOpens > 0) return true;
+        return false;
     }
 
     /** Node ids of the other names of a multi-link file (for attribute invalidation). */

@@ -55,8 +55,8 @@ final class KernelFS {
         final KNode node;
         final boolean cached;
         final boolean passthrough;
-        /** The file has other names: writes must invalidate what the kernel caches about them. */
-        final boolean otherNames;
+        /** The file has other names (set at open, or by a link made while open): writes must invalidate what the kernel caches about them. */
+        volatile boolean otherNames;
         OpenFile(KNode node, boolean cached, boolean passthrough, boolean otherNames) {
             this.node = node; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
         }
@@ -172,13 +172,14 @@ final class KernelFS {
          * Requests turn a node into a mount path and then call the engine with it: a rename or removal in
          * between (of the node or of a directory above it: the kernel locks only the parents of a rename)
          * made the path name nothing (ENOENT for an fchmod on an open file, a create through a descriptor
-         * held on a directory being renamed) or, worse, something else. Renames and removals hold this
-         * exclusively from the engine call to the bookkeeping in {@link Inodes}; everything else that uses
-         * a path holds it shared from the path to the reply. I/O on open files takes no part.
+         * held on a directory being renamed) or, worse, something else. Renames, removals and links hold
+         * this exclusively from the engine call to the bookkeeping in {@link Inodes}; everything else that
+         * uses a path holds it shared from the path to the reply. I/O on open files takes no part.
          */
         private java.util.concurrent.locks.Lock namesLock(int op) {
             switch (op) {
-                case RENAME: case RENAME2: case UNLINK: case RMDIR: return names.writeLock();
+                // LINK too: an OPEN of the file must see either one name or both (see link)
+                case RENAME: case RENAME2: case UNLINK: case RMDIR: case LINK: return names.writeLock();
                 case READ: case WRITE: case RELEASE: case FSYNC: case FLUSH: case FSYNCDIR: case STATFS:
                 case FALLOCATE: case LSEEK: case OPENDIR: case RELEASEDIR: return null;
                 default: return names.readLock();
@@ -319,9 +320,10 @@ final class KernelFS {
             outData.putLong(off, k.id);
             outData.putLong(off + 8, 0);              // generation: ids are never reused
             outData.putLong(off + 16, entrySec);
-            outData.putLong(off + 24, attrSec);
+            boolean fresh = attrsMustBeFresh(k);
+            outData.putLong(off + 24, fresh ? 0 : attrSec);
             outData.putInt(off + 32, entryNsec);
-            outData.putInt(off + 36, attrNsec);
+            outData.putInt(off + 36, fresh ? 0 : attrNsec);
             attr(off + 40);
             return k;
         }
@@ -331,9 +333,18 @@ final class KernelFS {
             reply(unique, ENTRY_OUT);
         }
 
-        private void replyAttr(long unique) {
-            outData.putLong(0, attrSec);
-            outData.putInt(8, attrNsec);
+        /**
+         * Whether the kernel must not cache the attributes in {@link #stat} of this name: another name of
+         * the file has passthrough opens, whose writes never reach strata to invalidate them.
+         */
+        private boolean attrsMustBeFresh(KNode k) {
+            return multiLinkFile() && inodes.passthroughElsewhere(stat.getLong(Stat.OFF_INO), k);
+        }
+
+        private void replyAttr(long unique, KNode node) {
+            boolean fresh = attrsMustBeFresh(node);
+            outData.putLong(0, fresh ? 0 : attrSec);
+            outData.putInt(8, fresh ? 0 : attrNsec);
             outData.putInt(12, 0);
             attr(16);
             reply(unique, ATTR_OUT);
@@ -444,7 +455,7 @@ final class KernelFS {
             }
             if (r < 0) { error(unique, -r); return; }
             node.ino = stat.getLong(Stat.OFF_INO);
-            replyAttr(unique);
+            replyAttr(unique, node);
         }
 
         private void setattr(long unique, KNode node) {
@@ -490,7 +501,7 @@ final class KernelFS {
             r = p != null ? union.getattr(p, stat) : union.fgetattr((int) fh, stat);
             if (r < 0) { error(unique, -r); return; }
             if (multiLinkFile()) invalidateSiblings(stat.getLong(Stat.OFF_INO), node);
-            replyAttr(unique);
+            replyAttr(unique, node);
         }
 
         private void readlink(long unique, KNode node) {
@@ -594,6 +605,10 @@ final class KernelFS {
             if (r < 0) { error(unique, -r); return; }
             long ino = stat.getLong(Stat.OFF_INO);
             inodes.markLinked(old, ino); // the old name shares the inode now
+            // its open files' writes now change another name's attributes: page-cache and direct-I/O opens
+            // invalidate them from now on; passthrough writes bypass strata, so the new name's attributes
+            // are not cached while those opens last (attrsMustBeFresh)
+            for (OpenFile f : openFiles.values()) if (f.node == old) f.otherNames = true;
             KNode k = entry(0, newDir, name);
             invalidateSiblings(ino, k);
             reply(unique, ENTRY_OUT);

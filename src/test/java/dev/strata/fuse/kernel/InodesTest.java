@@ -132,4 +132,15 @@ class InodesTest {
         assertEquals(x.compareTo(y) < 0, ix < iy, "in name order");
         assertEquals(l.cookies[Math.min(ix, iy)] + 1, l.cookies[Math.max(ix, iy)]);
     }
+
+    @Test void aNameWhoseSiblingHasPassthroughOpensIsReported() {
+        KNode g = t.lookup(t.root, "g", 90, false);
+        g.passthroughOpens = 1;                 // opened while it had one name
+        t.markLinked(g, 90);                    // then linked through the mount
+        KNode h = t.lookup(t.root, "h", 90, true);
+        assertTrue(t.passthroughElsewhere(90, h), "writes through g's passthrough opens bypass strata");
+        assertFalse(t.passthroughElsewhere(90, g), "g's own kernel inode sees them");
+        g.passthroughOpens = 0;
+        assertFalse(t.passthroughElsewhere(90, h));
+    }
 }
