@@ -17,4 +17,5 @@ public interface NtLibC {
     @ssize_t long write(int fd, Pointer buf, @size_t long count);
     @ssize_t long read(int fd, Pointer buf, @size_t long count);
     int lchown(String path, int uid, int gid);
+    int fsetxattr(int fd, String name, byte[] value, @size_t long size, int flags);
 }

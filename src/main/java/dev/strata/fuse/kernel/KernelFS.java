@@ -36,6 +36,8 @@ final class KernelFS {
     private final Log log;
     private final int devFd;
     private final Inodes inodes = new Inodes();
+    /** Paths of nodes stay valid while held shared (see Worker#namesLock). */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock names = new java.util.concurrent.locks.ReentrantReadWriteLock();
     private final long entrySec, attrSec;
     private final int entryNsec, attrNsec;
     private final boolean negativeCache;
@@ -53,8 +55,8 @@ final class KernelFS {
         final KNode node;
         final boolean cached;
         final boolean passthrough;
-        /** The file has other names: writes must invalidate what the kernel caches about them. */
-        final boolean otherNames;
+        /** The file has other names (set at open, or by a link made while open): writes must invalidate what the kernel caches about them. */
+        volatile boolean otherNames;
         OpenFile(KNode node, boolean cached, boolean passthrough, boolean otherNames) {
             this.node = node; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
         }
@@ -156,6 +158,35 @@ final class KernelFS {
             }
             KNode node = inodes.get(nodeid);
             if (node == null) { error(unique, ESTALE); return; }
+            java.util.concurrent.locks.Lock l = namesLock(op);
+            if (l == null) { serveNode(op, unique, node); return; }
+            l.lock();
+            try {
+                serveNode(op, unique, node);
+            } finally {
+                l.unlock();
+            }
+        }
+
+        /**
+         * Requests turn a node into a mount path and then call the engine with it: a rename or removal in
+         * between (of the node or of a directory above it: the kernel locks only the parents of a rename)
+         * made the path name nothing (ENOENT for an fchmod on an open file, a create through a descriptor
+         * held on a directory being renamed) or, worse, something else. Renames, removals and links hold
+         * this exclusively from the engine call to the bookkeeping in {@link Inodes}; everything else that
+         * uses a path holds it shared from the path to the reply. I/O on open files takes no part.
+         */
+        private java.util.concurrent.locks.Lock namesLock(int op) {
+            switch (op) {
+                // LINK too: an OPEN of the file must see either one name or both (see link)
+                case RENAME: case RENAME2: case UNLINK: case RMDIR: case LINK: return names.writeLock();
+                case READ: case WRITE: case RELEASE: case FSYNC: case FLUSH: case FSYNCDIR: case STATFS:
+                case FALLOCATE: case LSEEK: case OPENDIR: case RELEASEDIR: return null;
+                default: return names.readLock();
+            }
+        }
+
+        private void serveNode(int op, long unique, KNode node) {
             switch (op) {
                 case LOOKUP: lookup(unique, node, cstr(IN_HEADER)); return;
                 case GETATTR: getattr(unique, node); return;
@@ -290,9 +321,10 @@ final class KernelFS {
             outData.putLong(off, k.id);
             outData.putLong(off + 8, 0);              // generation: ids are never reused
             outData.putLong(off + 16, entrySec);
-            outData.putLong(off + 24, attrSec);
+            boolean fresh = attrsMustBeFresh(k);
+            outData.putLong(off + 24, fresh ? 0 : attrSec);
             outData.putInt(off + 32, entryNsec);
-            outData.putInt(off + 36, attrNsec);
+            outData.putInt(off + 36, fresh ? 0 : attrNsec);
             attr(off + 40);
             return k;
         }
@@ -302,9 +334,18 @@ final class KernelFS {
             reply(unique, ENTRY_OUT);
         }
 
-        private void replyAttr(long unique) {
-            outData.putLong(0, attrSec);
-            outData.putInt(8, attrNsec);
+        /**
+         * Whether the kernel must not cache the attributes in {@link #stat} of this name: another name of
+         * the file has passthrough opens, whose writes never reach strata to invalidate them.
+         */
+        private boolean attrsMustBeFresh(KNode k) {
+            return multiLinkFile() && inodes.passthroughElsewhere(stat.getLong(Stat.OFF_INO), k);
+        }
+
+        private void replyAttr(long unique, KNode node) {
+            boolean fresh = attrsMustBeFresh(node);
+            outData.putLong(0, fresh ? 0 : attrSec);
+            outData.putInt(8, fresh ? 0 : attrNsec);
             outData.putInt(12, 0);
             attr(16);
             reply(unique, ATTR_OUT);
@@ -421,7 +462,7 @@ final class KernelFS {
             }
             if (r < 0) { error(unique, -r); return; }
             node.ino = stat.getLong(Stat.OFF_INO);
-            replyAttr(unique);
+            replyAttr(unique, node);
         }
 
         private void setattr(long unique, KNode node) {
@@ -467,7 +508,7 @@ final class KernelFS {
             r = p != null ? union.getattr(p, stat) : union.fgetattr((int) fh, stat);
             if (r < 0) { error(unique, -r); return; }
             if (multiLinkFile()) invalidateSiblings(stat.getLong(Stat.OFF_INO), node);
-            replyAttr(unique);
+            replyAttr(unique, node);
         }
 
         private void readlink(long unique, KNode node) {
@@ -578,6 +619,10 @@ final class KernelFS {
             if (r < 0) { error(unique, -r); return; }
             long ino = stat.getLong(Stat.OFF_INO);
             inodes.markLinked(old, ino); // the old name shares the inode now
+            // its open files' writes now change another name's attributes: page-cache and direct-I/O opens
+            // invalidate them from now on; passthrough writes bypass strata, so the new name's attributes
+            // are not cached while those opens last (attrsMustBeFresh)
+            for (OpenFile f : openFiles.values()) if (f.node == old) f.otherNames = true;
             KNode k = entry(0, newDir, name);
             invalidateSiblings(ino, k);
             reply(unique, ENTRY_OUT);
@@ -786,7 +831,9 @@ final class KernelFS {
             String p = inodes.path(dir);
             Inodes.Listing h = dir.listing;
             if (offset == 0 || h == null) {
-                // a listing is taken at offset 0 and served by offset (an entry's index) until its end
+                // a listing is taken at offset 0 (and where none is kept) and shared by every reader of
+                // the directory: offsets are cookies in name order, not indexes, so a reader that goes on
+                // in a newer listing neither repeats nor skips a name that stayed (see Inodes.Listing)
                 if (p == null) { error(unique, ENOENT); return; }
                 ArrayList<String> names = new ArrayList<>();
                 ArrayList<Integer> types = new ArrayList<>();
@@ -798,13 +845,11 @@ final class KernelFS {
                     return true;
                 });
                 if (r < 0) { error(unique, -r); return; }
-                int n = names.size();
-                h = new Inodes.Listing(names.toArray(new String[0]), new int[n], new long[n]);
-                for (int i = 0; i < n; i++) { h.types[i] = types.get(i); h.inos[i] = inos.get(i); }
+                h = Inodes.Listing.of(names, types, inos);
                 dir.listing = h;
             }
             int pos = 0;
-            int i = (int) Math.max(0, Math.min(offset, h.names.length));
+            int i = h.after(offset);
             for (; i < h.names.length; i++) {
                 String name = h.names[i];
                 byte[] nb = name.getBytes(Posix.NAMES);
@@ -826,7 +871,7 @@ final class KernelFS {
                     d = pos + ENTRY_OUT;
                 }
                 outData.putLong(d, h.inos[i]);
-                outData.putLong(d + 8, i + 1);
+                outData.putLong(d + 8, h.cookies[i]);
                 outData.putInt(d + 16, nb.length);
                 outData.putInt(d + 20, (h.types[i] >>> 12) & 0xf);
                 outData.put(d + DIRENT, nb, 0, nb.length);

@@ -76,4 +76,71 @@ class InodesTest {
         t.forget(y.id, 1);
         assertArrayEquals(new long[]{z.id}, t.siblings(77, x), "forgotten nodes leave the set");
     }
+
+    private static Inodes.Listing listing(java.util.List<String> names) {
+        java.util.List<Integer> types = new java.util.ArrayList<>();
+        java.util.List<Long> inos = new java.util.ArrayList<>();
+        for (int i = 0; i < names.size(); i++) { types.add(0100000); inos.add(100L + i); }
+        return Inodes.Listing.of(names, types, inos);
+    }
+
+    @Test void listingOffsetsAreAscendingCookiesThatFitIn31BitsWithTheDotsFirst() {
+        java.util.List<String> names = new java.util.ArrayList<>(java.util.List.of(".", ".."));
+        for (int i = 0; i < 5000; i++) names.add("n" + i);
+        Inodes.Listing l = listing(names);
+        assertEquals(".", l.names[0]);
+        assertEquals("..", l.names[1]);
+        assertEquals(1, l.cookies[0]);
+        assertEquals(2, l.cookies[1]);
+        for (int i = 1; i < l.cookies.length; i++) assertTrue(l.cookies[i] > l.cookies[i - 1], "ascending at " + i);
+        assertTrue(l.cookies[l.cookies.length - 1] < (1L << 31), "fits a 32-bit d_off");
+        assertEquals(0, l.after(0));
+        assertEquals(2, l.after(2));
+        assertEquals(l.names.length, l.after(l.cookies[l.cookies.length - 1]));
+        assertEquals(l.cookies.length, new java.util.HashSet<>(java.util.Arrays.asList(l.names)).size());
+    }
+
+    @Test void aReaderThatGoesOnInANewerListingSeesEveryNameThatStayedExactlyOnce() {
+        java.util.List<String> before = new java.util.ArrayList<>(), after = new java.util.ArrayList<>();
+        for (int i = 0; i < 400; i++) before.add("e" + i);
+        for (int i = 0; i < 400; i++) if (i % 7 != 0) after.add("e" + i);     // some removed meanwhile
+        for (int i = 0; i < 50; i++) after.add("new" + i);                       // and some created
+        Inodes.Listing a = listing(before), b = listing(after);
+        for (int cut = 0; cut <= before.size(); cut += 37) {
+            java.util.List<String> seen = new java.util.ArrayList<>(java.util.Arrays.asList(a.names).subList(0, cut));
+            long off = cut == 0 ? 0 : a.cookies[cut - 1];
+            seen.addAll(java.util.Arrays.asList(b.names).subList(b.after(off), b.names.length));
+            for (String n : after) {
+                if (before.contains(n)) assertEquals(1, java.util.Collections.frequency(seen, n), n + " after a switch at " + cut);
+            }
+            assertEquals(seen.size(), new java.util.HashSet<>(seen).size(), "no name twice (switch at " + cut + ")");
+        }
+    }
+
+    @Test void namesWithEqualCookiesGetDistinctOnesInNameOrder() {
+        java.util.Map<Long, String> byCookie = new java.util.HashMap<>();
+        String x = null, y = null;
+        for (int i = 0; x == null; i++) {
+            String n = "c" + i;
+            String other = byCookie.putIfAbsent(Inodes.Listing.cookie(n), n);
+            if (other != null) { x = other; y = n; }
+        }
+        Inodes.Listing l = listing(java.util.List.of(y, "zz", x));
+        java.util.List<String> order = java.util.Arrays.asList(l.names);
+        int ix = order.indexOf(x), iy = order.indexOf(y);
+        assertEquals(1, Math.abs(ix - iy), "colliding names " + x + " and " + y + " are adjacent");
+        assertEquals(x.compareTo(y) < 0, ix < iy, "in name order");
+        assertEquals(l.cookies[Math.min(ix, iy)] + 1, l.cookies[Math.max(ix, iy)]);
+    }
+
+    @Test void aNameWhoseSiblingHasPassthroughOpensIsReported() {
+        KNode g = t.lookup(t.root, "g", 90, false);
+        g.passthroughOpens = 1;                 // opened while it had one name
+        t.markLinked(g, 90);                    // then linked through the mount
+        KNode h = t.lookup(t.root, "h", 90, true);
+        assertTrue(t.passthroughElsewhere(90, h), "writes through g's passthrough opens bypass strata");
+        assertFalse(t.passthroughElsewhere(90, g), "g's own kernel inode sees them");
+        g.passthroughOpens = 0;
+        assertFalse(t.passthroughElsewhere(90, h));
+    }
 }
