@@ -393,15 +393,18 @@ final class KernelFS {
             outData.putInt(8, maxReadahead);
             int want = ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
                     | PARALLEL_DIROPS | ABORT_ERROR | MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
-            if (pt) want |= INIT_EXT;
+            // files with several names are served with direct I/O (see openReply); without this flag the
+            // kernel refuses MAP_SHARED mappings of them (ENODEV), which the kernel overlay allows
+            boolean dioMmap = (flags2 & FLAGS2_DIRECT_IO_ALLOW_MMAP) != 0;
+            if (pt || dioMmap) want |= INIT_EXT;
             // POSIX ACLs: the kernel checks and caches them (as it does on the kernel overlay); it then
             // leaves the umask to strata, which applies it where the parent has no default ACL
             if (!opts.noAcl) want |= POSIX_ACL | DONT_MASK;
             posixAcl = (flags & (POSIX_ACL | DONT_MASK)) == (POSIX_ACL | DONT_MASK) && !opts.noAcl;
             if (!posixAcl) want &= ~(POSIX_ACL | DONT_MASK);
             outData.putInt(12, flags & want);
+            outData.putInt(32, (pt ? FLAGS2_PASSTHROUGH : 0) | (dioMmap ? FLAGS2_DIRECT_IO_ALLOW_MMAP : 0));
             if (pt) {
-                outData.putInt(32, FLAGS2_PASSTHROUGH);
                 outData.putInt(36, 1);                 // max_stack_depth: layers on ordinary file systems
                 passthrough = true;
             }

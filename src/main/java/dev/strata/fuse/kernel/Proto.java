@@ -30,6 +30,8 @@ final class Proto {
     static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_PASSTHROUGH = 1 << 7;
     /** INIT flags, second word (protocol 7.36+, with INIT_EXT): passthrough is bit 37 of the whole. */
     static final int INIT_EXT = 1 << 30, FLAGS2_PASSTHROUGH = 1 << (37 - 32);
+    /** Bit 36 (7.39+): MAP_SHARED mappings of FOPEN_DIRECT_IO files are allowed (through the page cache). */
+    static final int FLAGS2_DIRECT_IO_ALLOW_MMAP = 1 << (36 - 32);
     /** The protocol minor that has passthrough (backing_id in open_out, max_stack_depth in init_out). */
     static final int PASSTHROUGH_MINOR = 40;
     /** ioctls on /dev/fuse: _IOW(229, 1, struct fuse_backing_map) and _IOW(229, 2, uint32_t). */
