@@ -11,7 +11,8 @@ public final class Op {
     public enum Kind {
         CREATE, CREATE_EXCL, WRITE, APPEND, TRUNCATE, FTRUNCATE, CHMOD, CHOWN, LCHOWN, UTIMENS, LUTIMENS,
         SETXATTR, REMOVEXATTR, GETXATTR, LISTXATTR, LINK, SYMLINK, MKDIR, RMDIR, UNLINK, RENAME, MKFIFO, MKNOD,
-        READ, STAT, READLINK, LISTDIR, HOLD_OPEN, READ_HELD, FSTAT_HELD, CLOSE_HELD
+        READ, STAT, READLINK, LISTDIR, HOLD_OPEN, READ_HELD, FSTAT_HELD, CLOSE_HELD,
+        MMAP_READ, MMAP_WRITE, MMAP_READ_HELD, MMAP_WRITE_HELD
     }
 
     public final Kind kind;
@@ -61,8 +62,17 @@ public final class Op {
     public static Op readHeld(int slot) { return new Op(Kind.READ_HELD, null, null, slot, 0, 0, 0, null); }
     public static Op fstatHeld(int slot) { return new Op(Kind.FSTAT_HELD, null, null, slot, 0, 0, 0, null); }
     public static Op closeHeld(int slot) { return new Op(Kind.CLOSE_HELD, null, null, slot, 0, 0, 0, null); }
+    /** Opens p read-only, maps the whole file (MAP_SHARED) and reads the mapping. */
+    public static Op mmapRead(String p) { return new Op(Kind.MMAP_READ, p, null, 0, 0, 0, 0, null); }
+    /** Opens p read-write, maps [off % size, +len) clipped to the current size (MAP_SHARED), writes deterministic bytes, msync, unmaps. */
+    public static Op mmapWrite(String p, long off, long len, long seed) { return new Op(Kind.MMAP_WRITE, p, null, off, len, seed, 0, null); }
+    /** Maps the whole file through the descriptor held in slot and reads the mapping. */
+    public static Op mmapReadHeld(int slot) { return new Op(Kind.MMAP_READ_HELD, null, null, slot, 0, 0, 0, null); }
+    /** Like mmapWrite through the descriptor held in slot (a read-only one cannot be mapped for writing: EACCES). */
+    public static Op mmapWriteHeld(int slot, long off, long len, long seed) { return new Op(Kind.MMAP_WRITE_HELD, null, null, slot, off, len, seed, null); }
 
     public boolean renameWithFlags() { return kind == Kind.RENAME && a != 0; }
+    public boolean mmap() { return kind == Kind.MMAP_READ || kind == Kind.MMAP_WRITE || kind == Kind.MMAP_READ_HELD || kind == Kind.MMAP_WRITE_HELD; }
 
     private static String p(String s) { return s == null ? "" : "'" + Names.show(s) + "'"; }
 
@@ -83,7 +93,10 @@ public final class Op {
             case RENAME: return "rename " + p(path) + " " + p(path2) + (a == 0 ? "" : a == Posix.RENAME_NOREPLACE ? " NOREPLACE" : a == Posix.RENAME_EXCHANGE ? " EXCHANGE" : " flags=" + a);
             case MKNOD: return "mknod " + p(path) + " mode=" + Long.toOctalString(a) + " rdev=" + (b >> 8) + "/" + (b & 0xff);
             case HOLD_OPEN: return "hold-open #" + a + " " + p(path) + (b == Posix.O_RDONLY ? " rdonly" : " rdwr");
-            case READ_HELD: case FSTAT_HELD: case CLOSE_HELD: return kind.name().toLowerCase().replace('_', '-') + " #" + a;
+            case READ_HELD: case FSTAT_HELD: case CLOSE_HELD: case MMAP_READ_HELD: return kind.name().toLowerCase().replace('_', '-') + " #" + a;
+            case MMAP_WRITE: return "mmap-write " + p(path) + " off=" + a + " len=" + b + " seed=" + c;
+            case MMAP_WRITE_HELD: return "mmap-write-held #" + a + " off=" + b + " len=" + c + " seed=" + d;
+            case MMAP_READ: return "mmap-read " + p(path);
             default: return kind.name().toLowerCase() + " " + p(path);
         }
     }

@@ -36,7 +36,28 @@ public final class OpExecutor implements AutoCloseable {
             return d.equals(detail) ? this : new Outcome(errno, d);
         }
         @Override public String toString() { return Errno.name(errno) + (detail.isEmpty() ? "" : " [" + detail + "]"); }
+
+        /**
+         * Whether this outcome of the reference (the kernel) excuses a different one of the target: only
+         * for a mapping through a descriptor opened read-only on a lower file before a copy-up, which the
+         * kernel maps to the lower file while read() on the same descriptor reads the copy
+         * (Documentation/filesystems/overlayfs.rst, "Non-standard behavior" b). A target whose mapping
+         * shows what read() shows is excused; one whose mapping differs from its own read() never is.
+         */
+        /** mmap(2) itself gave ENODEV (also as what a held descriptor's mapping showed). */
+        public boolean mmapRefused() {
+            String refused = new Outcome(Errno.ENODEV, "mmap").toString();
+            return (errno == Errno.ENODEV && detail.equals("mmap")) || detail.endsWith(MAPPING_DIFFERS + refused);
+        }
+
+        public boolean excuses(Outcome target) {
+            int i = detail.indexOf(MAPPING_DIFFERS);
+            return i >= 0 && !target.detail.contains(MAPPING_DIFFERS) && target.errno == errno && target.detail.equals(detail.substring(0, i));
+        }
     }
+
+    /** Marks an mmap-read-held outcome whose mapping showed something else than read() (see Outcome#excuses). */
+    static final String MAPPING_DIFFERS = " | but the mapping shows: ";
 
     public static final int SLOTS = 3;
     private final String root;
@@ -154,6 +175,29 @@ public final class OpExecutor implements AutoCloseable {
                 held[slot] = -1;
                 return of(r);
             }
+            case MMAP_READ: {
+                int fd = Posix.openat(Posix.AT_FDCWD, p, Posix.O_RDONLY | Posix.O_NONBLOCK, 0);
+                if (fd < 0) return of(fd);
+                try { return mmapRead(fd); } finally { Posix.close(fd); }
+            }
+            case MMAP_WRITE: {
+                int fd = Posix.openat(Posix.AT_FDCWD, p, Posix.O_RDWR | Posix.O_NONBLOCK, 0);
+                if (fd < 0) return of(fd);
+                try { return mmapWrite(fd, op.a, op.b, op.c); } finally { Posix.close(fd); }
+            }
+            case MMAP_READ_HELD: {
+                int fd = held[(int) op.a];
+                if (fd < 0) return new Outcome(Errno.EBADF, "slot empty");
+                Outcome mapped = mmapRead(fd), read = readAll(fd);
+                if (mapped.equals(read) || (mapped.errno != 0 && read.errno != 0)) return mapped;
+                // what read() gives, and apart from it what the mapping showed (see Outcome#excuses)
+                return new Outcome(read.errno, read.detail + MAPPING_DIFFERS + mapped);
+            }
+            case MMAP_WRITE_HELD: {
+                int fd = held[(int) op.a];
+                if (fd < 0) return new Outcome(Errno.EBADF, "slot empty");
+                return mmapWrite(fd, op.b, op.c, op.d);
+            }
             default: throw new IllegalArgumentException("unknown op " + op);
         }
     }
@@ -215,7 +259,89 @@ public final class OpExecutor implements AutoCloseable {
         return new Outcome(0, off + " bytes sha256=" + s);
     }
 
+    // ------------------------------------------------------------------ mmap
+
+    /**
+     * A memfd through which mapped memory is copied by the kernel: pwrite(memfd, mapping) reads the
+     * mapping, pread(memfd, mapping) writes it. A page that cannot be faulted in (beyond the end of the
+     * file that backs the mapping) then gives EFAULT instead of a SIGBUS in the JVM.
+     */
+    private int memfd = -1;
+
+    private int memfd() {
+        if (memfd < 0) {
+            memfd = NtLibC.C.memfd_create("nativetest-mmap", 1 /* MFD_CLOEXEC */);
+            if (memfd < 0) throw new IllegalStateException("memfd_create: " + Errno.name(Posix.errno()));
+        }
+        Posix.ftruncate(memfd, 0);
+        return memfd;
+    }
+
+    private static boolean failed(Pointer map) { return map == null || map.address() == -1L; }
+
+    /** Maps the whole file (size from fstat) shared and read-only and reads it: "N bytes sha256=..." like READ. */
+    private Outcome mmapRead(int fd) {
+        Stat st = new Stat();
+        int r = Posix.fstat(fd, st);
+        if (r < 0) return of(r);
+        long size = st.size();
+        if (size == 0) return new Outcome(0, "0 bytes (nothing to map)");
+        Pointer map = NtLibC.C.mmap(null, size, NtLibC.PROT_READ, NtLibC.MAP_SHARED, fd, 0);
+        if (failed(map)) return new Outcome(Posix.errno(), "mmap");
+        try {
+            int m = memfd();
+            long done = 0;
+            while (done < size) {
+                long n = Posix.pwrite(m, map.slice(done), Math.min(1 << 20, size - done), done);
+                if (n < 0) return new Outcome((int) -n, "reading the mapping of " + size + " bytes, after " + done);
+                if (n == 0) break;
+                done += n;
+            }
+            return readAll(m);
+        } finally {
+            NtLibC.C.munmap(map, size);
+        }
+    }
+
+    /**
+     * Maps [off, off+len) shared and read-write (from the page boundary below off), where off is taken
+     * modulo the file's current size and the range is clipped to it, writes the bytes,
+     * msync(MS_SYNC), unmaps. Reports what was mapped.
+     */
+    private Outcome mmapWrite(int fd, long offset, long len, long seed) {
+        Stat st = new Stat();
+        int r = Posix.fstat(fd, st);
+        if (r < 0) return of(r);
+        long size = st.size();
+        if (size == 0) return new Outcome(0, "nothing mapped: size 0");
+        long off = offset % size;
+        int n = (int) Math.min(len, size - off);
+        long start = off & ~4095L, mapLen = off - start + n;
+        Pointer map = NtLibC.C.mmap(null, mapLen, NtLibC.PROT_READ | NtLibC.PROT_WRITE, NtLibC.MAP_SHARED, fd, start);
+        if (failed(map)) return new Outcome(Posix.errno(), "mmap");
+        try {
+            int m = memfd();
+            byte[] data = LayerBuilder.bytes(seed, n);
+            Pointer buf = Memory.allocateDirect(Posix.RT, n);
+            buf.put(0, data, 0, n);
+            long w = Posix.pwrite(m, buf, n, 0);
+            if (w != n) throw new IllegalStateException("memfd write: " + w);
+            long done = 0;
+            while (done < n) {
+                long k = Posix.pread(m, map.slice(off - start + done), n - done, done);
+                if (k < 0) return new Outcome((int) -k, "writing the mapping, after " + done + " of " + n + " bytes");
+                if (k == 0) break;
+                done += k;
+            }
+            if (NtLibC.C.msync(map, mapLen, NtLibC.MS_SYNC) < 0) return new Outcome(Posix.errno(), "msync");
+            return new Outcome(0, "wrote " + done + " bytes through a mapping at " + off + " (size " + size + ")");
+        } finally {
+            NtLibC.C.munmap(map, mapLen);
+        }
+    }
+
     @Override public void close() {
         for (int i = 0; i < held.length; i++) if (held[i] >= 0) { Posix.close(held[i]); held[i] = -1; }
+        if (memfd >= 0) { Posix.close(memfd); memfd = -1; }
     }
 }

@@ -17,14 +17,17 @@ import java.util.Set;
  * reference behaves the same.
  */
 public final class OpGenerator {
-    private final Random rnd;
+    /** The stream choices are drawn from; mmap ops swap in their own (see {@link #next}). */
+    private Random rnd;
+    /** Choices of mmap operations: a stream of their own, so that without them a seed gives the same sequence as before they existed. */
+    private final Random mmapRnd;
     private final String refRoot;
     private final List<String> pool = new ArrayList<>();
     private final List<String> dirPool = new ArrayList<>();
-    private final boolean renameFlags, hold, mknod, link, dirRename;
+    private final boolean renameFlags, hold, mknod, link, dirRename, mmap;
     private final String[] xattrs;
     private final int[] modes;
-    private long counter;
+    private long counter, mmapCounter;
 
     static final String[] NEW_LEAVES = {"f1", "f2", "d1", "x.txt", Names.bytes('n', 0xe9, 0xff), ".hidden"};
     static final String[] NEW_DIRS = {"n1", "n1/n2", "n1/n2/n3", "merged/nsub", "opq/nsub", "gone/again"};
@@ -42,12 +45,14 @@ public final class OpGenerator {
             if (!KNOWN_EXCLUSIONS.contains(x)) throw new IllegalArgumentException("unknown exclusion " + x + ", known: " + KNOWN_EXCLUSIONS);
         }
         this.rnd = new Random(seed);
+        this.mmapRnd = new Random(seed ^ 0x6d6d6170L);
         this.refRoot = refRoot;
         this.renameFlags = !excluded.contains("renameFlags");
         this.hold = !excluded.contains("hold");
         this.mknod = !excluded.contains("mknod");
         this.link = !excluded.contains("link");
         this.dirRename = !excluded.contains("dirRename");
+        this.mmap = !excluded.contains("mmap");
         List<String> xs = new ArrayList<>();
         for (String x : XATTRS) {
             if (excluded.contains("trustedXattrs") && x.startsWith("trusted.")) continue;
@@ -74,7 +79,7 @@ public final class OpGenerator {
         dirPool.addAll(dirs);
     }
 
-    public static final Set<String> KNOWN_EXCLUSIONS = Set.of("overlayXattrs", "trustedXattrs", "renameFlags", "hold", "mknod", "link", "dirRename", "setgid");
+    public static final Set<String> KNOWN_EXCLUSIONS = Set.of("overlayXattrs", "trustedXattrs", "renameFlags", "hold", "mknod", "link", "dirRename", "setgid", "mmap");
 
     /** -Dstrata.random.exclude=a,b (see KNOWN_EXCLUSIONS). */
     public static Set<String> excludedFromProperty() {
@@ -119,7 +124,36 @@ public final class OpGenerator {
 
     private long seed() { return ++counter * 1_000_003L + rnd.nextInt(1000); }
 
+    private Op nextMmap() {
+        long[] offs = {0, 1, 4095, 4096, 10_000, 100_000, (1L << 20) + 5};
+        int[] lens = {1, 100, 4096, 5000, 70_000};
+        long seed = ++mmapCounter * 1_000_033L + rnd.nextInt(1000) + 7;
+        int slot = rnd.nextInt(OpExecutor.SLOTS);
+        switch (rnd.nextInt(10)) {
+            case 0: case 1: case 2: return Op.mmapRead(nameOfType(Posix.S_IFREG, 0.9));
+            case 3: case 4: case 5: return Op.mmapWrite(nameOfType(Posix.S_IFREG, 0.9), offs[rnd.nextInt(offs.length)], lens[rnd.nextInt(lens.length)], seed);
+            case 6: case 7: case 8: return hold ? Op.mmapReadHeld(slot) : Op.mmapRead(nameOfType(Posix.S_IFREG, 0.9));
+            default: return hold ? Op.mmapWriteHeld(slot, offs[rnd.nextInt(offs.length)], lens[rnd.nextInt(lens.length)], seed)
+                    : Op.mmapWrite(nameOfType(Posix.S_IFREG, 0.9), offs[rnd.nextInt(offs.length)], lens[rnd.nextInt(lens.length)], seed);
+        }
+    }
+
+    /** About one operation in this many is an mmap one. */
+    static final int MMAP_ONE_IN = 25;
+
     public Op next() {
+        // mmap ops are drawn from their own stream and change no name or type (what the other choices
+        // look at): with -Dstrata.random.exclude=mmap a seed gives exactly the sequence it gave before
+        // they existed, and with them the same sequence with mmap ops in between
+        if (mmap && mmapRnd.nextInt(MMAP_ONE_IN) == 0) {
+            Random main = rnd;
+            rnd = mmapRnd;
+            try {
+                return nextMmap();
+            } finally {
+                rnd = main;
+            }
+        }
         int w = rnd.nextInt(120);
         if (w < 8) return rnd.nextBoolean() ? Op.create(freshName(0.7), pick(modes)) : Op.createExcl(name(0.5), pick(modes));
         if (w < 17) {
