@@ -317,6 +317,12 @@ final class KernelFS {
         private KNode entry(int off, KNode dir, String name) {
             long ino = stat.getLong(Stat.OFF_INO);
             KNode k = inodes.lookup(dir, name, ino, multiLinkFile());
+            fillEntry(off, k);
+            return k;
+        }
+
+        /** Fills a fuse_entry_out at {@code off} for node k, whose attributes are in {@link #stat}. */
+        private void fillEntry(int off, KNode k) {
             k.type = stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT;
             outData.putLong(off, k.id);
             outData.putLong(off + 8, 0);              // generation: ids are never reused
@@ -326,7 +332,6 @@ final class KernelFS {
             outData.putInt(off + 32, entryNsec);
             outData.putInt(off + 36, fresh ? 0 : attrNsec);
             attr(off + 40);
-            return k;
         }
 
         private void replyEntry(long unique, KNode dir, String name) {
@@ -744,14 +749,7 @@ final class KernelFS {
                 return;
             }
             KNode k = inodes.anonymous(stat.getLong(Stat.OFF_INO));
-            k.type = Posix.S_IFREG;
-            outData.putLong(0, k.id);
-            outData.putLong(8, 0);
-            outData.putLong(16, entrySec);
-            outData.putLong(24, attrSec);
-            outData.putInt(32, entryNsec);
-            outData.putInt(36, attrNsec);
-            attr(40);
+            fillEntry(0, k);
             openReply(ENTRY_OUT, fd, k, false);
             reply(unique, ENTRY_OUT + OPEN_OUT);
         }
