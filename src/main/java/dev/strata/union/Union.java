@@ -462,7 +462,7 @@ public final class Union implements AutoCloseable {
             }
         }
         LowerHandle h = lowerHandles.isEmpty() ? null : lowerHandles.get(fd);
-        int r = Posix.fstat(h != null && h.upperFd >= 0 ? h.upperFd : fd, st);
+        int r = Posix.fstat(h != null ? current(h, fd) : fd, st);
         if (r < 0) return r;
         // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
         if (n != null) {
@@ -754,12 +754,8 @@ public final class Union implements AutoCloseable {
             Node o = h.node;
             boolean match = o == n || (ino != 0 && o.ino == ino && (sameFile || o.rel.equals(n.rel)));
             if (!match || h.upperFd >= 0) continue;
-            synchronized (h) {
-                if (h.upperFd < 0) {
-                    int fd = stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
-                    if (fd >= 0) h.upperFd = fd;
-                }
-            }
+            int fd = stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0); // under the write lock: the only writer
+            if (fd >= 0) h.upperFd = fd;
         }
     }
 
@@ -1638,26 +1634,13 @@ public final class Union implements AutoCloseable {
         return Posix.pread(fd, buf, size, off);
     }
 
-    /** The descriptor a read-only lower handle should read now: the upper copy once there is one. */
-    private int current(LowerHandle h, int fd) {
+    /**
+     * The descriptor a read-only lower handle reads now: the upper copy once the file was copied up
+     * ({@link #switchLowerHandles} opened it at copy-up time), else its own.
+     */
+    private static int current(LowerHandle h, int fd) {
         int u = h.upperFd;
-        if (u >= 0) return u;
-        Node n = h.node;
-        if (n.gone || n.negative() || n.top() != 0) return fd;
-        synchronized (h) {
-            if (h.upperFd < 0) {
-                lock.readLock().lock();
-                try {
-                    if (!n.gone && n.top() == 0 && isCopyOf(n)) {
-                        int r = stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
-                        if (r >= 0) h.upperFd = r;
-                    }
-                } finally {
-                    lock.readLock().unlock();
-                }
-            }
-            return h.upperFd >= 0 ? h.upperFd : fd;
-        }
+        return u >= 0 ? u : fd;
     }
 
     public long write(int fd, Pointer buf, long size, long off) {
@@ -1672,21 +1655,6 @@ public final class Union implements AutoCloseable {
     }
 
     public int fallocate(int fd, int mode, long off, long len) { return Posix.fallocate(fd, mode, off, len); }
-
-    /**
-     * Whether the upper file at n's path is the copy-up of the lower file n was (its recorded origin
-     * is n's inode number), so a descriptor never switches to some other file that took the name.
-     */
-    private boolean isCopyOf(Node n) {
-        if (n.ino == 0) return false;
-        byte[] o = stack[0].getxattr(n.rel, originXattr);
-        if (o == null) return false;
-        try {
-            return Long.parseLong(new String(o, StandardCharsets.US_ASCII).trim()) == n.ino;
-        } catch (NumberFormatException e) {
-            return false;
-        }
-    }
 
     public int release(int fd) {
         openFiles.remove(fd);
