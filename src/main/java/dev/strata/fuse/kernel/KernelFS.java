@@ -695,13 +695,19 @@ final class KernelFS {
             int mode = masked(dir, in.getInt(IN_HEADER + 4), in.getInt(IN_HEADER + 8));
             int fd = union.create(p, mode, flags, uid(), gid());
             if (fd < 0) { error(unique, -fd); return; }
-            int r = union.getattr(p, stat);
-            if (r < 0) {
-                union.release(fd);
-                error(unique, -r);
-                return;
-            }
-            KNode k = entry(0, dir, name);
+            if (opened(unique, fd, union.getattr(p, stat))) replyOpened(unique, fd, entry(0, dir, name));
+        }
+
+        /** After creating an open file: true if its attributes are in {@link #stat}, else it is closed and the error answered. */
+        private boolean opened(long unique, int fd, int getattr) {
+            if (getattr >= 0) return true;
+            union.release(fd);
+            error(unique, -getattr);
+            return false;
+        }
+
+        /** Answers CREATE/TMPFILE: the entry already at outData, then the open file. */
+        private void replyOpened(long unique, int fd, KNode k) {
             openReply(ENTRY_OUT, fd, k, false);
             reply(unique, ENTRY_OUT + OPEN_OUT);
         }
@@ -742,16 +748,10 @@ final class KernelFS {
             int mode = masked(dir, in.getInt(IN_HEADER + 4), in.getInt(IN_HEADER + 8));
             int fd = union.tmpfile(p, mode, flags, uid(), gid());
             if (fd < 0) { error(unique, -fd); return; }
-            int r = union.fgetattr(fd, stat);
-            if (r < 0) {
-                union.release(fd);
-                error(unique, -r);
-                return;
-            }
+            if (!opened(unique, fd, union.fgetattr(fd, stat))) return;
             KNode k = inodes.anonymous(stat.getLong(Stat.OFF_INO));
             fillEntry(0, k);
-            openReply(ENTRY_OUT, fd, k, false);
-            reply(unique, ENTRY_OUT + OPEN_OUT);
+            replyOpened(unique, fd, k);
         }
 
         private void read(long unique) {
