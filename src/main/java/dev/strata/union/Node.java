@@ -12,8 +12,7 @@ class Node {
     static final int[] NONE = new int[0];
 
     final Node parent;
-    final String name;
-    /** Path relative to each layer root: "" for the root, else "a/b". */
+    /** Path relative to each layer root: "" for the root, else "a/b" (the name is its last part). */
     final String rel;
     /** Layer indices top first (index 0 is the upper when there is one); empty for a negative entry. */
     volatile int[] layers;
@@ -40,15 +39,32 @@ class Node {
         Listing(String[] names, int[] types, long[] inos) { this.names = names; this.types = types; this.inos = inos; }
     }
 
-    Node(Node parent, String name, String rel, int[] layers, int type, boolean whiteout, long xwhMask) {
+    /**
+     * The layer arrays of entries that come from one layer, shared: most entries of an image are files
+     * or unmerged directories, and a tree of 100,000 entries would otherwise hold as many equal arrays.
+     * Layer arrays are never changed in place (a copy-up assigns a new one).
+     */
+    private static final int[][] SINGLE = new int[64][];
+    static {
+        for (int i = 0; i < SINGLE.length; i++) SINGLE[i] = new int[]{i};
+    }
+
+    /** The layer array {layer}, shared. */
+    static int[] single(int layer) { return layer < SINGLE.length ? SINGLE[layer] : new int[]{layer}; }
+
+    static int[] shared(int[] layers) { return layers.length == 1 ? single(layers[0]) : layers; }
+
+    Node(Node parent, String rel, int[] layers, int type, boolean whiteout, long xwhMask) {
         this.parent = parent;
-        this.name = name;
         this.rel = rel;
-        this.layers = layers;
+        this.layers = shared(layers);
         this.type = type;
         this.whiteout = whiteout;
         this.xwhMask = xwhMask;
     }
+
+    /** The entry's name: the last part of {@link #rel} (derived rather than kept: one string less per entry). */
+    String name() { return rel.substring(rel.lastIndexOf('/') + 1); }
 
     boolean negative() { return layers.length == 0; }
     boolean isDir() { return type == dev.strata.posix.Posix.S_IFDIR; }

@@ -108,7 +108,7 @@ public final class Union implements AutoCloseable {
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         int[] rootLayers = rootLayers(all);
-        rootNode = new Node(null, "", "", rootLayers, S_IFDIR, false, xwhMask("", rootLayers));
+        rootNode = new Node(null, "", rootLayers, S_IFDIR, false, xwhMask("", rootLayers));
     }
 
     /**
@@ -208,7 +208,7 @@ public final class Union implements AutoCloseable {
     /** Thrown-free result for lookups that fail with something other than "absent". */
     private static final class LookupError extends Node {
         final int errno;
-        LookupError(int errno) { super(null, "", "", Node.NONE, 0, false, 0); this.errno = errno; }
+        LookupError(int errno) { super(null, "", Node.NONE, 0, false, 0); this.errno = errno; }
     }
 
     /** Looks up a child of a directory node, through the cache. Returns a negative node if absent. */
@@ -239,7 +239,7 @@ public final class Union implements AutoCloseable {
     /** The real lookup: upper, then each lower top-down, honouring whiteouts and opaque directories. */
     private Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);
-        if (Markers.isMarkerName(name)) return new Node(dir, name, rel, Node.NONE, 0, false, 0);
+        if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
         Stat st = Stat.local();
         int[] dl = dir.layers;
         int[] found = null;
@@ -277,9 +277,9 @@ public final class Union implements AutoCloseable {
                 return new LookupError(r);
             }
         }
-        if (n == 0) return new Node(dir, name, rel, Node.NONE, 0, whiteout, 0);
+        if (n == 0) return new Node(dir, rel, Node.NONE, 0, whiteout, 0);
         int[] layers = n == found.length ? found : java.util.Arrays.copyOf(found, n);
-        return new Node(dir, name, rel, layers, type, false, type == S_IFDIR ? xwh : 0);
+        return new Node(dir, rel, layers, type, false, type == S_IFDIR ? xwh : 0);
     }
 
     /**
@@ -654,7 +654,7 @@ public final class Union implements AutoCloseable {
      */
     private void remember(Node dir, String name, int layer, int type) {
         ConcurrentHashMap<String, Node> ch = dir.children();
-        if (!ch.containsKey(name)) cache(ch, name, new Node(dir, name, Layer.child(dir.rel, name), new int[]{layer}, type, false, 0));
+        if (!ch.containsKey(name)) cache(ch, name, new Node(dir, Layer.child(dir.rel, name), Node.single(layer), type, false, 0));
     }
 
     private long dirIno(Node n) {
@@ -738,7 +738,7 @@ public final class Union implements AutoCloseable {
             System.arraycopy(n.layers, 0, l, 1, n.layers.length);
             n.layers = l;
         } else {
-            n.layers = new int[]{0};
+            n.layers = Node.single(0);
         }
         if (st.type() == S_IFREG && !lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
         events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes[0], System.nanoTime() - t0, method[0]);
@@ -1234,16 +1234,16 @@ public final class Union implements AutoCloseable {
 
     private int removeName(Node dir, Node n, boolean isDir) {
         boolean inUpper = n.top() == 0;
-        boolean needWhiteout = !inUpper || lowerHas(dir, n.name);
+        boolean needWhiteout = !inUpper || lowerHas(dir, n.name());
         int r;
         if (!needWhiteout) {
             r = isDir ? Tree.removeDir(stack[0], n.rel) : unlinkUpper(n.rel, 0);
         } else {
             r = copyUp(dir, true);
             if (r < 0) return r;
-            r = whiteoutAt(dir, n.name, isDir && inUpper);
+            r = whiteoutAt(dir, n.name(), isDir && inUpper);
         }
-        dir.forget(n.name);
+        dir.forget(n.name());
         return r;
     }
 
@@ -1300,7 +1300,7 @@ public final class Union implements AutoCloseable {
             r = copyUp(dstDir, true);
             if (r < 0) return r;
             Node srcDir = src.parent;
-            boolean srcLower = lowerHas(srcDir, src.name);
+            boolean srcLower = lowerHas(srcDir, src.name());
             Layer up = stack[0];
             String dstRel = Layer.child(dstDir.rel, dstName);
             Stat st = Stat.local2();
@@ -1334,12 +1334,12 @@ public final class Union implements AutoCloseable {
             if (r < 0) return r;
             if (whFile) unlinkUpper(Layer.child(dstDir.rel, Markers.WH_PREFIX + dstName), 0);
             if (srcLower) {
-                r = whiteoutAt(srcDir, src.name, false);
+                r = whiteoutAt(srcDir, src.name(), false);
                 if (r < 0) return r;
             }
             if (!dst.negative()) markGone(dst, true);
             markGone(src, false);
-            srcDir.forget(src.name);
+            srcDir.forget(src.name());
             dstDir.forget(dstName);
             return 0;
         } finally {
@@ -1382,7 +1382,7 @@ public final class Union implements AutoCloseable {
         if (r < 0) return r;
         // a directory that moves onto a name lower layers have must not merge with them
         for (Node[] p : new Node[][]{{a, b}, {b, a}}) {
-            if (p[0].isDir() && lowerHas(p[1].parent, p[1].name) && Markers.opaque(stack[0], p[0].rel) == null) {
+            if (p[0].isDir() && lowerHas(p[1].parent, p[1].name()) && Markers.opaque(stack[0], p[0].rel) == null) {
                 try (At at = stack[0].at(p[0].rel)) {
                     int[] e = new int[1];
                     if (at.ok() && Markers.markOpaque(at, e) == null) return e[0];
@@ -1393,8 +1393,8 @@ public final class Union implements AutoCloseable {
         if (r < 0) return r;
         markGone(a, false);
         markGone(b, false);
-        a.parent.forget(a.name);
-        b.parent.forget(b.name);
+        a.parent.forget(a.name());
+        b.parent.forget(b.name());
         return 0;
     }
 

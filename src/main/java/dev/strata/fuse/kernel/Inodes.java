@@ -3,13 +3,13 @@ package dev.strata.fuse.kernel;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * The node ids strata hands the kernel: one per name the kernel holds (as libfuse's path-based layer
  * does), with the kernel's lookup count, so a request naming a node id can be turned into a mount path
- * for the engine. Ids are never reused (a 64-bit counter), so a name that is removed and created again
- * gets a new kernel inode. Removing or renaming a name moves or detaches its node here; a detached
+ * for the engine. Ids are never reused (a slot number with a generation), so a name that is removed and
+ * created again gets a new kernel inode. Removing or renaming a name moves or detaches its node here; a detached
  * node lives on (open files) until the kernel forgets it.
  *
  * <p>Non-directories with more than one name get one id per name: their other ids are found by inode number
@@ -123,19 +123,67 @@ final class Inodes {
         }
     }
 
-    private final ConcurrentHashMap<Long, KNode> byId = new ConcurrentHashMap<>();
+    /**
+     * Nodes by id. An id is a slot of this table in its low 32 bits and the slot's generation (how often
+     * it was reused) above, so ids stay unique while the table holds one reference per node (a hash map
+     * keyed by boxed ids took about 60 bytes more per entry). Written under this object's lock; read
+     * without it by every request.
+     */
+    private volatile AtomicReferenceArray<KNode> slots = new AtomicReferenceArray<>(1024);
+    /** Generation per slot: the next id of slot i is generations[i] << 32 | i. */
+    private int[] generations = new int[1024];
+    /** Free slots (a stack) and the first slot never used. */
+    private int[] free = new int[64];
+    private int freeCount;
+    private int nextSlot = Proto.ROOT_ID + 1;
     /** Non-directories shown with st_nlink > 1, by inode number: every node id that names them. */
     private final HashMap<Long, List<KNode>> linked = new HashMap<>();
-    private long nextId = Proto.ROOT_ID + 1;
     final KNode root;
 
     Inodes() {
         root = new KNode(Proto.ROOT_ID, null, "");
         root.lookups = 1;
-        byId.put(root.id, root);
+        slots.set(Proto.ROOT_ID, root);
     }
 
-    KNode get(long id) { return byId.get(id); }
+    KNode get(long id) {
+        int slot = (int) id;
+        AtomicReferenceArray<KNode> t = slots;
+        if (slot <= 0 || slot >= t.length()) return null;
+        KNode n = t.get(slot);
+        return n != null && n.id == id ? n : null;
+    }
+
+    /** A new node in a free slot (under the lock). */
+    private KNode add(KNode parent, String name) {
+        int slot;
+        if (freeCount > 0) {
+            slot = free[--freeCount];
+        } else {
+            slot = nextSlot++;
+            if (slot >= slots.length()) {
+                AtomicReferenceArray<KNode> old = slots;
+                AtomicReferenceArray<KNode> t = new AtomicReferenceArray<>(old.length() * 2);
+                for (int i = 0; i < old.length(); i++) t.set(i, old.get(i));
+                generations = java.util.Arrays.copyOf(generations, t.length());
+                slots = t;
+            }
+        }
+        KNode c = new KNode((long) generations[slot] << 32 | slot, parent, name);
+        slots.set(slot, c);
+        return c;
+    }
+
+    private boolean known(KNode c) { return get(c.id) == c; }
+
+    /** Frees a node's slot (under the lock); its id names nothing from now on. */
+    private void drop(KNode c) {
+        int slot = (int) c.id;
+        slots.set(slot, null);
+        generations[slot]++;
+        if (freeCount == free.length) free = java.util.Arrays.copyOf(free, free.length * 2);
+        free[freeCount++] = slot;
+    }
 
     /** The mount path of a node ("/" or "/a/b"), or null if it (or a directory above it) was removed. */
     synchronized String path(KNode n) {
@@ -165,9 +213,8 @@ final class Inodes {
         if (dir.children == null) dir.children = new HashMap<>();
         KNode c = dir.children.get(name);
         if (c == null) {
-            c = new KNode(nextId++, dir, name);
+            c = add(dir, name);
             dir.children.put(name, c);
-            byId.put(c.id, c);
         }
         c.lookups++;
         if (c.ino != ino) {
@@ -183,7 +230,7 @@ final class Inodes {
 
     /** Records that a node names a file with several names (after a link through the mount). */
     synchronized void markLinked(KNode c, long ino) {
-        if (!byId.containsKey(c.id)) return;
+        if (!known(c)) return;
         if (c.ino != ino) {
             unlink(c);
             c.ino = ino;
@@ -194,21 +241,20 @@ final class Inodes {
 
     /** A node with no name (an O_TMPFILE file), one kernel reference. */
     synchronized KNode anonymous(long ino) {
-        KNode c = new KNode(nextId++, null, null);
+        KNode c = add(null, null);
         c.detached = true;
         c.lookups = 1;
         c.ino = ino;
-        byId.put(c.id, c);
         return c;
     }
 
     /** The kernel dropped {@code n} references to a node. */
     synchronized void forget(long id, long n) {
-        KNode c = byId.get(id);
+        KNode c = get(id);
         if (c == null || c == root) return;
         c.lookups -= n;
         if (c.lookups > 0) return;
-        byId.remove(id);
+        drop(c);
         unlink(c);
         if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.get(c.name) == c) {
             c.parent.children.remove(c.name);

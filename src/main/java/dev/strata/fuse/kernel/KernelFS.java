@@ -94,6 +94,19 @@ final class KernelFS {
 
     // ================================================================== the worker loop
 
+    private final java.util.concurrent.atomic.AtomicBoolean outOfMemoryNoted = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Says once that the daemon ran out of heap (requests that hit it failed with ENOMEM). */
+    private void noteOutOfMemory() {
+        if (outOfMemoryNoted.compareAndSet(false, true)) {
+            try {
+                log.error("out of Java heap: requests fail with ENOMEM; set STRATA_HEAP (e.g. STRATA_HEAP=4g) to give the daemon more");
+            } catch (Throwable ignored) {
+                outOfMemoryNoted.set(false);
+            }
+        }
+    }
+
     /** One thread's buffers; a worker serves requests until the file system is unmounted. */
     final class Worker implements Runnable {
         final jnr.ffi.Runtime rt = Posix.RT;
@@ -119,7 +132,12 @@ final class KernelFS {
                         return; // ENODEV: unmounted
                     }
                     if (n < IN_HEADER) continue;
-                    serve();
+                    try {
+                        serve();
+                    } catch (Throwable t) {
+                        // a failure outside a request (even while replying) must not end this worker
+                        if (t instanceof OutOfMemoryError) noteOutOfMemory();
+                    }
                 }
             } finally {
                 onExit.run();
@@ -138,9 +156,17 @@ final class KernelFS {
                 }
                 if (debug) log.debug("request " + opcode + " node " + nodeid + " unique " + unique);
                 dispatch(opcode, unique, nodeid);
+            } catch (OutOfMemoryError t) {
+                // no allocation before the reply: a request left unanswered hangs its caller for good
+                error(unique, ENOMEM);
+                noteOutOfMemory();
             } catch (Throwable t) {
-                log.error("request " + opcode + " on node " + nodeid + ": " + t);
                 error(unique, EIO);
+                try {
+                    log.error("request " + opcode + " on node " + nodeid + ": " + t);
+                } catch (Throwable ignored) {
+                    // the reply went out; the log line is what is lost
+                }
             } finally {
                 ArrayList<String> copied = COPIED.get();
                 if (!copied.isEmpty()) copied.clear();

@@ -32,6 +32,28 @@ class InodesTest {
         assertNotEquals(a1.id, a3.id, "ids are never reused");
     }
 
+    @Test void aFreedSlotServesANewNodeUnderANewIdAndTheTableGrows() {
+        KNode[] made = new KNode[5000]; // more than the table's first size
+        for (int i = 0; i < made.length; i++) made[i] = t.lookup(t.root, "n" + i, 100 + i, false);
+        java.util.HashSet<Long> ids = new java.util.HashSet<>();
+        for (KNode k : made) {
+            assertTrue(ids.add(k.id), "distinct ids");
+            assertSame(k, t.get(k.id));
+        }
+        long old = made[17].id;
+        t.forget(old, 1);
+        assertNull(t.get(old));
+        KNode reused = t.lookup(t.root, "again", 7, false);
+        assertEquals((int) old, (int) reused.id, "the freed slot is taken again");
+        assertNotEquals(old, reused.id, "under another generation");
+        assertNull(t.get(old), "the old id names nothing");
+        assertSame(reused, t.get(reused.id));
+        assertNull(t.get(0));
+        assertNull(t.get(-1));
+        assertNull(t.get(1L << 40 | 5));
+        assertSame(t.root, t.get(1));
+    }
+
     @Test void aRemovedNameDetachesItsNodeUntilForgotten() {
         KNode a = t.lookup(t.root, "a", 10, false);
         assertSame(a, t.remove(t.root, "a"));
