@@ -46,8 +46,7 @@ final class StrataFS extends FuseStubFS {
         try {
             return body.getAsInt();
         } catch (Throwable t) {
-            log.error(op + " " + path + ": " + t);
-            return -Errno.EIO;
+            return failed(op, path, t);
         }
     }
 
@@ -56,9 +55,20 @@ final class StrataFS extends FuseStubFS {
             long r = body.getAsLong();
             return (int) r;
         } catch (Throwable t) {
-            log.error(op + " " + path + ": " + t);
-            return -Errno.EIO;
+            return failed(op, path, t);
         }
+    }
+
+    /** The errno for a request that threw: ENOMEM when the heap ran out (logged without allocating much), else EIO. */
+    private int failed(String op, String path, Throwable t) {
+        try {
+            log.error(t instanceof OutOfMemoryError
+                    ? "out of Java heap: requests fail with ENOMEM; set STRATA_HEAP (e.g. STRATA_HEAP=4g) to give the daemon more"
+                    : op + " " + path + ": " + t);
+        } catch (Throwable ignored) {
+            // the errno still goes back; the log line is what is lost
+        }
+        return t instanceof OutOfMemoryError ? -Errno.ENOMEM : -Errno.EIO;
     }
 
     private int uid() { FuseContext c = getContext(); return c.uid.intValue(); }
