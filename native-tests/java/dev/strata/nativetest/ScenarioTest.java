@@ -292,6 +292,28 @@ class ScenarioTest {
         b.finish();
     }
 
+    /**
+     * lsattr/chattr (FS_IOC_GETFLAGS/SETFLAGS): the flags of lower entries show through, setting one
+     * copies the entry up, and a copy-up keeps the no-atime and synchronous-update flags of the lower
+     * file or directory (the kernel's ovl_copy_fileattr). Append-only and immutable are refused by
+     * strata (README) and not tried here.
+     */
+    @Test void fileAttributeFlags() {
+        for (LayerSet ls : java.util.List.of(pair.refLayers, pair.tgtLayers)) {
+            for (java.nio.file.Path l : ls.lowers) {
+                String sh = "cd '" + l + "' && { [ ! -f etc/passwd ] || chattr +A etc/passwd; }"
+                        + " && { [ ! -d merged ] || chattr +S merged; }";
+                NativeSupport.Proc.Result r = NativeSupport.Proc.run(l, 30, java.util.Map.of(), java.util.List.of("bash", "-c", sh));
+                org.junit.jupiter.api.Assumptions.assumeTrue(r.exit == 0, "the layers' file system has no chattr flags: " + r.stderr);
+            }
+        }
+        b.shOk("lsattr -d etc/passwd merged etc shadow.txt | cut -c1-22"
+                + " && chattr +d shadow.txt && echo more >> etc/passwd && touch merged/new && chattr +A etc"
+                + " && lsattr -d etc/passwd merged etc shadow.txt | cut -c1-22"
+                + " && chattr -A etc/passwd && lsattr -d etc/passwd | cut -c1-22");
+        b.finish();
+    }
+
     @Test void specialFiles() {
         b.expect(Op.mknod("forged-whiteout", Posix.S_IFCHR, 0), Errno.EPERM);   // users cannot forge whiteouts
         b.expect(Op.mknod("etc/null", Posix.S_IFCHR | 0666, (1 << 8) | 3), 0);

@@ -5,7 +5,7 @@ public final class Errno {
     private Errno() {}
     public static final int EPERM = 1, ENOENT = 2, EIO = 5, ENXIO = 6, E2BIG = 7, EBADF = 9, EAGAIN = 11,
             ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EXDEV = 18, ENODEV = 19,
-            ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENFILE = 23, EMFILE = 24, ETXTBSY = 26, EFBIG = 27,
+            ENOTDIR = 20, EISDIR = 21, ENOTTY = 25, EINVAL = 22, ENFILE = 23, EMFILE = 24, ETXTBSY = 26, EFBIG = 27,
             ENOSPC = 28, ESPIPE = 29, EROFS = 30, EMLINK = 31, ERANGE = 34, ENAMETOOLONG = 36,
             ENOSYS = 38, ENOTEMPTY = 39, ELOOP = 40, ENODATA = 61, EOVERFLOW = 75, EOPNOTSUPP = 95,
             ENOTSUP = 95, EDQUOT = 122, EINTR = 4, EPROTO = 71, ESTALE = 116;
@@ -24,6 +24,7 @@ public final class Errno {
             case EEXIST: return "EEXIST";
             case EXDEV: return "EXDEV";
             case ENOTDIR: return "ENOTDIR";
+            case ENOTTY: return "ENOTTY";
             case EISDIR: return "EISDIR";
             case EINVAL: return "EINVAL";
             case ENOSPC: return "ENOSPC";

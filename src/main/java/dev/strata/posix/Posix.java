@@ -37,6 +37,13 @@ public final class Posix {
     public static final int SEEK_SET = 0, SEEK_CUR = 1, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
     public static final long UTIME_NOW = (1L << 30) - 1, UTIME_OMIT = (1L << 30) - 2;
     public static final long FICLONE = 0x40049409L;
+    /** File attribute flags (lsattr/chattr): FS_IOC_GETFLAGS/SETFLAGS pass an int; FSGETXATTR/FSSETXATTR a struct fsxattr (28 bytes). */
+    public static final long FS_IOC_GETFLAGS = 0x80086601L, FS_IOC_SETFLAGS = 0x40086602L,
+            FS_IOC32_GETFLAGS = 0x80046601L, FS_IOC32_SETFLAGS = 0x40046602L,
+            FS_IOC_FSGETXATTR = 0x801c581fL, FS_IOC_FSSETXATTR = 0x401c5820L;
+    public static final int FS_SYNC_FL = 0x8, FS_IMMUTABLE_FL = 0x10, FS_APPEND_FL = 0x20, FS_NOATIME_FL = 0x80,
+            FS_XFLAG_IMMUTABLE = 0x8, FS_XFLAG_APPEND = 0x10, FS_XFLAG_SYNC = 0x20, FS_XFLAG_NOATIME = 0x40;
+    public static final int FSXATTR_SIZE = 28;
     private static final long SYS_GETDENTS64 = 217;
 
     public static boolean isDir(int mode) { return (mode & S_IFMT) == S_IFDIR; }

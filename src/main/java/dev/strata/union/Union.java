@@ -727,6 +727,7 @@ public final class Union implements AutoCloseable {
         boolean keepIno = st.type() == S_IFDIR || st.nlink() <= 1;
         r = finishCopy(src, n.rel, st, tmp, keepIno ? ino : 0);
         if (r == 0) r = copyOverride(n, src, st, tmp);
+        if (r == 0) copyFileattr(src, n.rel, st, tmp);
         if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
         if (r < 0) {
             Tree.removeAt(workFd, tmp);
@@ -743,6 +744,86 @@ public final class Union implements AutoCloseable {
         if (st.type() == S_IFREG && !lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
         events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes[0], System.nanoTime() - t0, method[0]);
         return 0;
+    }
+
+    // ================================================================== file attribute flags (lsattr, chattr)
+
+    /**
+     * As the kernel overlay's copy-up (ovl_copy_fileattr): the synchronous-update and no-atime flags of
+     * a lower file or directory go to its copy. A layer without flags (EOPNOTSUPP, ENOTTY) has none to
+     * give. The append-only and immutable flags are not copied (see {@link #setFileattr}).
+     */
+    private void copyFileattr(Layer src, String rel, Stat st, String tmp) {
+        if (st.type() != S_IFREG && st.type() != S_IFDIR) return;
+        int dirFlag = st.type() == S_IFDIR ? O_DIRECTORY : 0;
+        int fd = rel.isEmpty() ? Posix.openat(src.fd(), ".", O_RDONLY | O_DIRECTORY, 0)
+                : src.openat(rel, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | dirFlag, 0);
+        if (fd < 0) return;
+        Pointer b = Buffers.get(Posix.FSXATTR_SIZE);
+        int flags;
+        try {
+            if (Posix.ioctl(fd, Posix.FS_IOC_GETFLAGS, b.address()) < 0) return;
+            flags = b.getInt(0) & (Posix.FS_SYNC_FL | Posix.FS_NOATIME_FL);
+        } finally {
+            Posix.close(fd);
+        }
+        if (flags == 0) return;
+        int t = Posix.openat(workFd, tmp, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | dirFlag, 0);
+        if (t < 0) return;
+        try {
+            if (Posix.ioctl(t, Posix.FS_IOC_GETFLAGS, b.address()) < 0) return;
+            b.putInt(0, b.getInt(0) | flags);
+            Posix.ioctl(t, Posix.FS_IOC_SETFLAGS, b.address());
+        } finally {
+            Posix.close(t);
+        }
+    }
+
+    /**
+     * FS_IOC_GETFLAGS or FS_IOC_FSGETXATTR (lsattr, xfs_io) of a regular file or directory: those of
+     * the file of its top layer, into {@code buf} (an int / a struct fsxattr).
+     */
+    public int getFileattr(String path, long cmd, Pointer buf) {
+        lock.readLock().lock();
+        try {
+            Node n = resolve(path);
+            int e = err(n);
+            if (e != 0) return e;
+            if (n.type != S_IFREG && !n.isDir()) return -ENOTTY;
+            try (At a = atOf(n)) {
+                if (!a.ok()) return a.err();
+                return fileattrIoctl(a, n.isDir(), cmd, buf);
+            }
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /**
+     * FS_IOC_SETFLAGS or FS_IOC_FSSETXATTR (chattr, xfs_io): copies the entry up (as the kernel overlay)
+     * and sets them on its upper file. The append-only and immutable flags are refused (EOPNOTSUPP): the
+     * kernel overlay keeps them in an overlay.protattr xattr and enforces them on its own inode, which
+     * strata does not do.
+     */
+    public int setFileattr(String path, long cmd, Pointer buf) {
+        boolean flagsCmd = cmd == Posix.FS_IOC_SETFLAGS || cmd == Posix.FS_IOC32_SETFLAGS;
+        int prot = flagsCmd ? buf.getInt(0) & (Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL)
+                : buf.getInt(0) & (Posix.FS_XFLAG_APPEND | Posix.FS_XFLAG_IMMUTABLE);
+        if (prot != 0) return -EOPNOTSUPP;
+        return onUpper(path, true, (n, a) -> {
+            if (n.type != S_IFREG && !n.isDir()) return -ENOTTY;
+            return fileattrIoctl(a, n.isDir(), cmd, buf);
+        });
+    }
+
+    private static int fileattrIoctl(At a, boolean dir, long cmd, Pointer buf) {
+        int fd = Posix.openat(a.dirfd(), a.name(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | (dir ? O_DIRECTORY : 0), 0);
+        if (fd < 0) return fd;
+        try {
+            return Posix.ioctl(fd, cmd, buf.address());
+        } finally {
+            Posix.close(fd);
+        }
     }
 
     /**

@@ -251,6 +251,7 @@ final class KernelFS {
                 case TMPFILE: tmpfile(unique, node); return;
                 case FALLOCATE: fallocate(unique); return;
                 case LSEEK: lseek(unique); return;
+                case IOCTL: ioctl(unique, node); return;
                 default: error(unique, ENOSYS);
             }
         }
@@ -914,6 +915,36 @@ final class KernelFS {
             OpenFile f = openFiles.get(fd);
             if (r == 0 && f != null && f.otherNames) invalidateSiblings(f.node.ino, f.node);
             result(unique, r);
+        }
+
+        /**
+         * The ioctls the kernel sends for lsattr/chattr (fileattr_get/set: an OPEN, this, a RELEASE; a
+         * directory's with FUSE_IOCTL_DIR and no handle): answered by path, on the top layer's file, a
+         * set after a copy-up. Every other ioctl is not one a layer file answers for the mount: ENOTTY.
+         */
+        private void ioctl(long unique, KNode node) {
+            long cmd = in.getInt(IN_HEADER + 12) & 0xffffffffL;
+            int inSize = in.getInt(IN_HEADER + 24), outSize = in.getInt(IN_HEADER + 28);
+            boolean get = cmd == Posix.FS_IOC_GETFLAGS || cmd == Posix.FS_IOC32_GETFLAGS || cmd == Posix.FS_IOC_FSGETXATTR;
+            boolean set = cmd == Posix.FS_IOC_SETFLAGS || cmd == Posix.FS_IOC32_SETFLAGS || cmd == Posix.FS_IOC_FSSETXATTR;
+            int size = cmd == Posix.FS_IOC_FSGETXATTR || cmd == Posix.FS_IOC_FSSETXATTR ? Posix.FSXATTR_SIZE : 4;
+            if (!get && !set) { error(unique, ENOTTY); return; }
+            if (get ? outSize < size : inSize < size) { error(unique, EINVAL); return; }
+            String p = inodes.path(node);
+            if (p == null) { error(unique, ENOENT); return; }
+            Pointer buf = outData.slice(IOCTL_OUT);
+            for (int i = 0; i < Math.max(size, outSize) && i < 64; i++) buf.putByte(i, (byte) 0);
+            int r;
+            if (get) {
+                r = union.getFileattr(p, cmd == Posix.FS_IOC32_GETFLAGS ? Posix.FS_IOC_GETFLAGS : cmd, buf);
+            } else {
+                for (int i = 0; i < size; i++) buf.putByte(i, in.getByte(IN_HEADER + IOCTL_IN + i));
+                r = union.setFileattr(p, cmd == Posix.FS_IOC32_SETFLAGS ? Posix.FS_IOC_SETFLAGS : cmd, buf);
+                if (r == 0) invalidate(node.id); // ctime changed
+            }
+            if (r < 0) { error(unique, -r); return; }
+            for (int i = 0; i < IOCTL_OUT; i += 4) outData.putInt(i, 0);
+            reply(unique, IOCTL_OUT + (get ? Math.min(outSize, 64) : 0));
         }
 
         private void lseek(long unique) {

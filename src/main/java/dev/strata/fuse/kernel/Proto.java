@@ -18,7 +18,7 @@ final class Proto {
             STATFS = 17, RELEASE = 18, FSYNC = 20, SETXATTR = 21, GETXATTR = 22, LISTXATTR = 23,
             REMOVEXATTR = 24, FLUSH = 25, INIT = 26, OPENDIR = 27, READDIR = 28, RELEASEDIR = 29,
             FSYNCDIR = 30, ACCESS = 34, CREATE = 35, INTERRUPT = 36, DESTROY = 38, BATCH_FORGET = 42,
-            FALLOCATE = 43, READDIRPLUS = 44, RENAME2 = 45, LSEEK = 46, TMPFILE = 51;
+            FALLOCATE = 43, READDIRPLUS = 44, RENAME2 = 45, LSEEK = 46, TMPFILE = 51, IOCTL = 39;
 
     // INIT flags
     static final int ASYNC_READ = 1, ATOMIC_O_TRUNC = 1 << 3, BIG_WRITES = 1 << 5, DONT_MASK = 1 << 6, POSIX_ACL = 1 << 20, AUTO_INVAL_DATA = 1 << 12,
@@ -47,7 +47,7 @@ final class Proto {
 
     // struct sizes
     static final int IN_HEADER = 40, OUT_HEADER = 16, ATTR = 88, ENTRY_OUT = 40 + ATTR, ATTR_OUT = 16 + ATTR,
-            OPEN_OUT = 16, INIT_OUT = 64, KSTATFS = 80, DIRENT = 24, WRITE_IN = 40;
+            OPEN_OUT = 16, INIT_OUT = 64, IOCTL_IN = 32, IOCTL_OUT = 16, KSTATFS = 80, DIRENT = 24, WRITE_IN = 40;
 
     // fuse_in_header
     static final int IH_LEN = 0, IH_OPCODE = 4, IH_UNIQUE = 8, IH_NODEID = 16, IH_UID = 24, IH_GID = 28,
