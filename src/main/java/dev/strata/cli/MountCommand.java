@@ -127,11 +127,27 @@ public final class MountCommand implements Callable<Integer> {
         return b.toString();
     }
 
+    private static void joinQuietly(Thread t) {
+        boolean interrupted = false;
+        while (t.isAlive()) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
+    }
+
     private static String escape(String path) {
         return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,");
     }
 
     @Override public Integer call() {
+        // the mount records itself for explain/diff just before it is ready: load the JSON library meanwhile
+        Thread warm = new Thread(dev.strata.inspect.MountRegistry::warmUp, "strata-warm-up");
+        warm.setDaemon(true);
+        warm.start();
         Path mountpoint = Paths.get(positional.get(positional.size() - 1)).toAbsolutePath().normalize();
         Path cwd = Paths.get("").toAbsolutePath();
         MountOptions opts;
@@ -172,10 +188,14 @@ public final class MountCommand implements Callable<Integer> {
         }
         Log log = new Log(opts.debug || debug);
         MountRecord record = new MountRecord(mountpoint, opts);
+        // the record is written while the file system mounts (the ready signal waits for it, so that
+        // explain/diff find a mount as soon as the command returns); closed below whatever happens
+        Thread registering = new Thread(record::register, "strata-register");
         int rc;
         try {
+            registering.start();
             Runnable ready = () -> {
-                record.register();
+                joinQuietly(registering);
                 if (background) {
                     Notify.send("ready");
                     Notify.detachStdio(logFile);
@@ -190,6 +210,7 @@ public final class MountCommand implements Callable<Integer> {
                 rc = FuseMount.serve(union, mountpoint, debug || opts.debug, ready, log);
             }
         } finally {
+            joinQuietly(registering);
             record.close();
             union.close();
         }

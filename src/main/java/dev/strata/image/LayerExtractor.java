@@ -493,7 +493,7 @@ final class LayerExtractor implements AutoCloseable {
     private static int fsetxattr(int fd, String key, byte[] v) {
         Pointer p = Buffers.get(Math.max(1, v.length));
         p.put(0, v, 0, v.length);
-        int r = Posix.C.fsetxattr(fd, key, p, v.length, 0);
+        int r = Posix.M.fsetxattr(fd, key, p, v.length, 0);
         return r < 0 ? -Posix.errno() : r;
     }
 

@@ -41,6 +41,21 @@ public final class MountRegistry {
 
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
+    /**
+     * Loads and initializes the JSON reader and writer ahead of use: a mount calls this on a background
+     * thread while it starts, so that recording it (just before it signals ready) does not add the
+     * JSON library's start-up to the mount's ready time (~65 ms of ~320 here).
+     */
+    public static void warmUp() {
+        try {
+            ObjectNode o = MAPPER.createObjectNode();
+            o.put("mountpoint", "/").putArray("lowerdirs").add("/");
+            MAPPER.readTree(MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(o));
+        } catch (IOException | RuntimeException ignored) {
+            // registering will report a real failure
+        }
+    }
+
     /** The registry directory of this process. */
     public static Path directory() {
         return directory(System.getenv(), Posix.geteuid());

@@ -17,7 +17,30 @@ import java.util.List;
 public final class Posix {
     private Posix() {}
 
-    public static final LibC C = LibraryLoader.create(LibC.class).load("c");
+    public static final LibC C;
+    public static final LibCMore M;
+    static {
+        // jnr-ffi generates a class per interface (most of the start-up time of a mount, ~150 ms in
+        // one piece here): the two halves are generated in parallel
+        java.util.concurrent.FutureTask<LibCMore> more = new java.util.concurrent.FutureTask<>(new BindMore());
+        Thread t = new Thread(more, "strata-libc");
+        t.setDaemon(true);
+        t.start();
+        C = LibraryLoader.create(LibC.class).load("c");
+        try {
+            M = more.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while binding libc", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException("cannot bind libc: " + e.getCause(), e.getCause());
+        }
+    }
+    /** Binds {@link LibCMore}; a class of its own (a lambda would wait for Posix's own initialization). */
+    private static final class BindMore implements java.util.concurrent.Callable<LibCMore> {
+        @Override public LibCMore call() { return LibraryLoader.create(LibCMore.class).load("c"); }
+    }
+
     public static final Runtime RT = Runtime.getRuntime(C);
     /** Names travel as Latin-1 strings: one char per byte (see README, "names are bytes"). */
     public static final Charset NAMES = StandardCharsets.ISO_8859_1;
@@ -92,34 +115,34 @@ public final class Posix {
     public static int ftruncate(int fd, long len) { return ret(C.ftruncate(fd, len)); }
     public static int fsync(int fd) { return ret(C.fsync(fd)); }
     public static int fdatasync(int fd) { return ret(C.fdatasync(fd)); }
-    public static int fallocate(int fd, int mode, long off, long len) { return ret(C.fallocate(fd, mode, off, len)); }
-    public static long lseek(int fd, long off, int whence) { return ret(C.lseek(fd, off, whence)); }
+    public static int fallocate(int fd, int mode, long off, long len) { return ret(M.fallocate(fd, mode, off, len)); }
+    public static long lseek(int fd, long off, int whence) { return ret(M.lseek(fd, off, whence)); }
     public static long pread(int fd, Pointer buf, long count, long off) { return ret(C.pread(fd, buf, count, off)); }
     public static long pwrite(int fd, Pointer buf, long count, long off) { return ret(C.pwrite(fd, buf, count, off)); }
-    public static int ioctl(int fd, long request, long arg) { return ret(C.ioctl(fd, request, arg)); }
-    public static int ficlone(int dstFd, int srcFd) { return ret(C.ioctl(dstFd, FICLONE, srcFd)); }
-    public static int flock(int fd, int op) { return ret(C.flock(fd, op)); }
-    public static int fstatvfs(int fd, Pointer buf) { return ret(C.fstatvfs(fd, buf)); }
+    public static int ioctl(int fd, long request, long arg) { return ret(M.ioctl(fd, request, arg)); }
+    public static int ficlone(int dstFd, int srcFd) { return ret(M.ioctl(dstFd, FICLONE, srcFd)); }
+    public static int flock(int fd, int op) { return ret(M.flock(fd, op)); }
+    public static int fstatvfs(int fd, Pointer buf) { return ret(M.fstatvfs(fd, buf)); }
     /** The file system type (statfs f_type) of an open file, or a negative errno. */
     public static long fsType(int fd) {
         Pointer buf = Buffers.get(4096);
-        int r = ret(C.fstatfs(fd, buf));
+        int r = ret(M.fstatfs(fd, buf));
         return r < 0 ? r : buf.getLong(0);
     }
-    public static int dup(int fd) { return ret(C.dup(fd)); }
-    public static int dup2(int oldfd, int newfd) { return ret(C.dup2(oldfd, newfd)); }
+    public static int dup(int fd) { return ret(M.dup(fd)); }
+    public static int dup2(int oldfd, int newfd) { return ret(M.dup2(oldfd, newfd)); }
     public static final int MNT_DETACH = 2;
-    public static int umount2(String target, int flags) { return ret(C.umount2(target, flags)); }
+    public static int umount2(String target, int flags) { return ret(M.umount2(target, flags)); }
     public static int mount(String source, String target, String fstype, long flags, String data) {
-        return ret(C.mount(source, target, fstype, flags, data));
+        return ret(M.mount(source, target, fstype, flags, data));
     }
     public static long read(int fd, Pointer buf, long count) { return ret(C.read(fd, buf, count)); }
     public static long write(int fd, Pointer buf, long count) { return ret(C.write(fd, buf, count)); }
-    public static int umask(int mask) { return C.umask(mask); }
+    public static int umask(int mask) { return M.umask(mask); }
 
     /** copy_file_range with NULL offsets (uses and advances both file offsets). */
     public static long copyFileRange(int in, int out, long len) {
-        return ret(C.copy_file_range(in, null, out, null, len, 0));
+        return ret(M.copy_file_range(in, null, out, null, len, 0));
     }
 
     /** utimensat with two timespecs; {@code times == null} sets both to now. */
@@ -152,13 +175,13 @@ public final class Posix {
 
     // ---- xattrs: l*xattr on a path; callers pass "/proc/self/fd/N/name" for fd-relative access ----
     public static long lgetxattr(String path, String name, Pointer value, long size) {
-        return ret(C.lgetxattr(path, name, value, size));
+        return ret(M.lgetxattr(path, name, value, size));
     }
     public static int lsetxattr(String path, String name, Pointer value, long size, int flags) {
-        return ret(C.lsetxattr(path, name, value, size, flags));
+        return ret(M.lsetxattr(path, name, value, size, flags));
     }
-    public static long llistxattr(String path, Pointer list, long size) { return ret(C.llistxattr(path, list, size)); }
-    public static int lremovexattr(String path, String name) { return ret(C.lremovexattr(path, name)); }
+    public static long llistxattr(String path, Pointer list, long size) { return ret(M.llistxattr(path, list, size)); }
+    public static int lremovexattr(String path, String name) { return ret(M.lremovexattr(path, name)); }
 
     private static final long SYS_GETXATTRAT = 464;
     private static volatile boolean haveGetxattrat = true;
@@ -174,13 +197,13 @@ public final class Posix {
             args.putLong(0, value == null ? 0 : value.address());
             args.putInt(8, (int) size);
             args.putInt(12, 0);
-            long r = C.syscall(SYS_GETXATTRAT, dirfd, rel, AT_SYMLINK_NOFOLLOW, name, args, 16);
+            long r = M.syscall(SYS_GETXATTRAT, dirfd, rel, AT_SYMLINK_NOFOLLOW, name, args, 16);
             if (r >= 0) return r;
             int e = errno();
             if (e != Errno.ENOSYS) return -e;
             haveGetxattrat = false;
         }
-        return ret(C.lgetxattr("/proc/self/fd/" + dirfd + "/" + rel, name, value, size));
+        return ret(M.lgetxattr("/proc/self/fd/" + dirfd + "/" + rel, name, value, size));
     }
 
     /** The value of an xattr of (dirfd, rel) as bytes, or null if absent or unreadable. */
@@ -197,8 +220,8 @@ public final class Posix {
     /** The value of an xattr of an open file as bytes, or null if absent or unreadable. */
     public static byte[] fgetxattr(int fd, String name) {
         Pointer buf = Buffers.get(65536);
-        long n = C.fgetxattr(fd, name, buf, 256);
-        if (n < 0 && errno() == Errno.ERANGE) n = C.fgetxattr(fd, name, buf, 65536);
+        long n = M.fgetxattr(fd, name, buf, 256);
+        if (n < 0 && errno() == Errno.ERANGE) n = M.fgetxattr(fd, name, buf, 65536);
         if (n < 0) return null;
         byte[] b = new byte[(int) n];
         buf.get(0, b, 0, (int) n);
@@ -207,8 +230,8 @@ public final class Posix {
     /** The value of an xattr as bytes, or null if absent or unreadable. */
     public static byte[] lgetxattr(String path, String name) {
         Pointer buf = Buffers.get(65536);
-        long n = C.lgetxattr(path, name, buf, 256);
-        if (n < 0 && errno() == Errno.ERANGE) n = C.lgetxattr(path, name, buf, 65536);
+        long n = M.lgetxattr(path, name, buf, 256);
+        if (n < 0 && errno() == Errno.ERANGE) n = M.lgetxattr(path, name, buf, 65536);
         if (n < 0) return null;
         byte[] b = new byte[(int) n];
         buf.get(0, b, 0, (int) n);
@@ -217,12 +240,12 @@ public final class Posix {
     public static int lsetxattr(String path, String name, byte[] value, int flags) {
         Pointer buf = Buffers.get(Math.max(1, value.length));
         buf.put(0, value, 0, value.length);
-        return ret(C.lsetxattr(path, name, buf, value.length, flags));
+        return ret(M.lsetxattr(path, name, buf, value.length, flags));
     }
     /** xattr names of a path, or an empty list (null with an errno on real errors is not needed here). */
     public static List<String> llistxattr(String path) {
         Pointer buf = Buffers.get(65536);
-        long n = C.llistxattr(path, buf, 65536);
+        long n = M.llistxattr(path, buf, 65536);
         List<String> out = new ArrayList<>();
         if (n <= 0) return out;
         byte[] b = new byte[(int) n];
@@ -236,12 +259,12 @@ public final class Posix {
 
     /** getdents64 into buf; returns bytes read, 0 at end, or -errno. */
     public static long getdents64(int fd, Pointer buf, long size) {
-        return ret(C.syscall(SYS_GETDENTS64, fd, buf, size));
+        return ret(M.syscall(SYS_GETDENTS64, fd, buf, size));
     }
 
-    public static int getuid() { return C.getuid(); }
-    public static int geteuid() { return C.geteuid(); }
-    public static int getgid() { return C.getgid(); }
+    public static int getuid() { return M.getuid(); }
+    public static int geteuid() { return M.geteuid(); }
+    public static int getgid() { return M.getgid(); }
 
-    public static String strerror(int errno) { return C.strerror(Math.abs(errno)); }
+    public static String strerror(int errno) { return M.strerror(Math.abs(errno)); }
 }

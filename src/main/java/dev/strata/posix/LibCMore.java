@@ -1,0 +1,45 @@
+package dev.strata.posix;
+
+import jnr.ffi.Pointer;
+import jnr.ffi.annotations.In;
+import jnr.ffi.annotations.Out;
+import jnr.ffi.types.size_t;
+import jnr.ffi.types.ssize_t;
+
+/**
+ * The rest of the libc functions strata binds (see {@link LibC}): a second interface so that jnr-ffi
+ * generates the two call stubs on two threads at start-up (the generation is most of the mount's
+ * time to ready; see {@link Posix}).
+ */
+public interface LibCMore {
+    int fallocate(int fd, int mode, long offset, long len);
+    long lseek(int fd, long offset, int whence);
+    @ssize_t long copy_file_range(int fdIn, Pointer offIn, int fdOut, Pointer offOut, @size_t long len, int flags);
+    int ioctl(int fd, long request, long arg);
+    @ssize_t long lgetxattr(String path, String name, Pointer value, @size_t long size);
+    int lsetxattr(String path, String name, Pointer value, @size_t long size, int flags);
+    @ssize_t long llistxattr(String path, Pointer list, @size_t long size);
+    int lremovexattr(String path, String name);
+    @ssize_t long fgetxattr(int fd, String name, Pointer value, @size_t long size);
+    int fsetxattr(int fd, String name, Pointer value, @size_t long size, int flags);
+    @ssize_t long flistxattr(int fd, Pointer list, @size_t long size);
+    int fremovexattr(int fd, String name);
+    int fstatvfs(int fd, Pointer buf);
+    int fstatfs(int fd, Pointer buf);
+    @ssize_t long syscall(long number, int fd, Pointer dirp, @size_t long count);
+    /** getxattrat(2) (Linux 6.13+): syscall(464, dfd, path, at_flags, name, struct xattr_args*, size). */
+    @ssize_t long syscall(long number, int dfd, String path, int atFlags, String name, Pointer args, @size_t long usize);
+    int getuid();
+    int geteuid();
+    int getgid();
+    int getpid();
+    int umask(int mask);
+    int dup(int fd);
+    int dup2(int oldfd, int newfd);
+    int umount2(String target, int flags);
+    int mount(String source, String target, String fstype, long flags, String data);
+    int setsid();
+    int access(String path, int mode);
+    int flock(int fd, int operation);
+    String strerror(int errnum);
+}
