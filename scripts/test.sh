@@ -31,7 +31,7 @@ fi
 # differential and edge-case tests once more, with attr_timeout=0: libfuse 2's path-based API cannot
 # invalidate the attributes the kernel caches (see README, "Transports").
 if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_LIBFUSE:-}" = "" ]; then
-  "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= -Dtest='RandomDifferentialTest,EdgeCaseTest,CrossMountTest' \
+  "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= -Dtest='RandomDifferentialTest,EdgeCaseTest,CrossMountTest,KillPrivTest' \
     -Dsurefire.failIfNoSpecifiedTests=false -Dstrata.mountOptions=transport=libfuse,attr_timeout=0 \
     -Dstrata.seed=1000 -Dstrata.runs=1
 fi

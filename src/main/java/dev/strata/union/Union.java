@@ -728,6 +728,7 @@ public final class Union implements AutoCloseable {
         r = finishCopy(src, n.rel, st, tmp, keepIno ? ino : 0);
         if (r == 0) r = copyOverride(n, src, st, tmp);
         if (r == 0) copyFileattr(src, n.rel, st, tmp);
+        if (r == 0) copyCapability(src, n.rel, st, tmp);
         if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
         if (r < 0) {
             Tree.removeAt(workFd, tmp);
@@ -898,6 +899,7 @@ public final class Union implements AutoCloseable {
             String sp = a.xattrPath();
             for (String x : Posix.llistxattr(sp)) {
                 if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
+                if (x.equals(CAPABILITY)) continue; // after the owner: chown(2) removes it (copyCapability)
                 byte[] v = Posix.lgetxattr(sp, x);
                 if (v != null) Posix.lsetxattr(dst, x, v, 0); // best effort, as the kernel does for unsupported ones
             }
@@ -912,6 +914,23 @@ public final class Union implements AutoCloseable {
             if (r < 0) return r;
         }
         return Posix.utimensat(workFd, tmp, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs(), AT_SYMLINK_NOFOLLOW);
+    }
+
+    static final String CAPABILITY = "security.capability";
+
+    /**
+     * A file's capabilities go onto its copy last: chown(2) of the copy (finishCopy, copyOverride)
+     * removes security.capability, as the VFS does on every chown. The kernel overlay changes the
+     * copy's owner with notify_change without ATTR_KILL_PRIV, which keeps them.
+     */
+    private void copyCapability(Layer src, String rel, Stat st, String tmp) {
+        if (st.type() != S_IFREG) return;
+        byte[] v;
+        try (At a = src.at(rel)) {
+            if (!a.ok()) return;
+            v = Posix.lgetxattr(a.xattrPath(), CAPABILITY);
+        }
+        if (v != null) Posix.lsetxattr("/proc/self/fd/" + workFd + "/" + tmp, CAPABILITY, v, 0); // best effort, as the other xattrs
     }
 
     /**

@@ -49,7 +49,11 @@ final class KernelFS {
     private volatile boolean passthrough;
     /** The kernel enforces and caches POSIX ACLs, and leaves the umask to strata (POSIX_ACL + DONT_MASK). */
     private volatile boolean posixAcl;
+    /** FUSE_HANDLE_KILLPRIV_V2 was negotiated: a SETATTR that changes nothing asks strata to clear S_ISUID/S_ISGID. */
+    private volatile boolean killPriv;
     private final boolean passthroughWanted;
+
+    static final int S_ISUID = 04000, S_ISGID = 02000, S_IXGRP = 00010, CAP_FSETID = 4;
 
     private static final class OpenFile {
         final KNode node;
@@ -115,6 +119,8 @@ final class KernelFS {
         final Pointer outData = out.slice(OUT_HEADER);
         final Pointer writeData = in.slice(IN_HEADER + WRITE_IN);
         final Pointer stat = Memory.allocateDirect(rt, 256, true);
+        /** Attributes read to decide what a write, truncate or open must clear (stat may hold a reply's). */
+        final Pointer privStat = Memory.allocateDirect(rt, 256, true);
         final Pointer note = Memory.allocateDirect(rt, 64, true);
         final Runnable onExit;
 
@@ -435,6 +441,12 @@ final class KernelFS {
             if (!opts.noAcl) want |= POSIX_ACL | DONT_MASK;
             posixAcl = (flags & (POSIX_ACL | DONT_MASK)) == (POSIX_ACL | DONT_MASK) && !opts.noAcl;
             if (!posixAcl) want &= ~(POSIX_ACL | DONT_MASK);
+            // strata clears S_ISUID/S_ISGID itself where WRITE, SETATTR, OPEN and CREATE ask for it: the
+            // kernel then sets SB_NOSEC and stops asking for security.capability before each write
+            // (fs/fuse/inode.c process_init_reply). The flags' fields are in the kernel's structs from
+            // 7.33 on, whatever minor strata answers
+            if (minor >= KILLPRIV_V2_MINOR) want |= HANDLE_KILLPRIV_V2;
+            killPriv = (flags & want & HANDLE_KILLPRIV_V2) != 0;
             outData.putInt(12, flags & want);
             // shared mmap of a file served with direct I/O (one with several names): as on the kernel overlay
             int want2 = FLAGS2_DIRECT_IO_ALLOW_MMAP;
@@ -510,6 +522,17 @@ final class KernelFS {
                 fh = fd;
                 hasFh = true;
             }
+            // FATTR_KILL_SUIDGID (with a size: the caller lacks CAP_FSETID; with an owner: always): what to
+            // clear is decided on the attributes before the change, as the VFS does, and cleared after it.
+            // A SETATTR that changes nothing is notify_change(ATTR_KILL_SUID/SGID...) reaching fuse_setattr,
+            // which (with HANDLE_KILLPRIV_V2) leaves the clearing to the server: file_remove_privs before a
+            // write by a caller without CAP_FSETID (fallocate, copy_file_range and passthrough writes have
+            // no flag of their own), or chown(f, -1, -1), which clears S_ISUID whoever calls it
+            boolean killOnly = killPriv && (valid & ~(FATTR_FH | FATTR_LOCKOWNER)) == 0;
+            int kill = -1;
+            if (((valid & FATTR_KILL_SUIDGID) != 0 || killOnly) && (valid & FATTR_MODE) == 0) {
+                kill = privsToKill(p, hasFh ? (int) fh : -1, killOnly || (valid & (FATTR_UID | FATTR_GID)) != 0);
+            }
             int r = 0;
             if ((valid & FATTR_MODE) != 0) {
                 int mode = in.getInt(b + 68);
@@ -536,6 +559,7 @@ final class KernelFS {
                 }
                 r = p != null ? union.utimens(p, as, an, ms, mn) : Posix.futimens((int) fh, as, an, ms, mn);
             }
+            if (r == 0 && kill >= 0) r = setMode(p, hasFh ? (int) fh : -1, kill);
             if (r < 0) { error(unique, -r); return; }
             r = p != null ? union.getattr(p, stat) : union.fgetattr((int) fh, stat);
             if (r < 0) { error(unique, -r); return; }
@@ -666,6 +690,11 @@ final class KernelFS {
             int flags = in.getInt(IN_HEADER);
             int fd = union.open(p, flags);
             if (fd < 0) { error(unique, -fd); return; }
+            if ((in.getInt(IN_HEADER + 4) & OPEN_KILL_SUIDGID) != 0) {
+                // O_TRUNC by a caller without CAP_FSETID
+                int r = killSuidGid(p, fd);
+                if (r < 0) { union.release(fd); error(unique, -r); return; }
+            }
             openReply(0, fd, node, union.hasOtherNames(fd));
             reply(unique, OPEN_OUT);
         }
@@ -722,6 +751,11 @@ final class KernelFS {
             int mode = masked(dir, in.getInt(IN_HEADER + 4), in.getInt(IN_HEADER + 8));
             int fd = union.create(p, mode, flags, uid(), gid());
             if (fd < 0) { error(unique, -fd); return; }
+            if ((in.getInt(IN_HEADER + 12) & OPEN_KILL_SUIDGID) != 0) {
+                // O_TRUNC without O_EXCL by a caller without CAP_FSETID: the name may have existed after all
+                int r = killSuidGid(p, fd);
+                if (r < 0) { union.release(fd); error(unique, -r); return; }
+            }
             if (opened(unique, fd, union.getattr(p, stat))) replyOpened(unique, fd, entry(0, dir, name));
         }
 
@@ -781,6 +815,64 @@ final class KernelFS {
             replyOpened(unique, fd, k);
         }
 
+        // ------------------------------------------------------------ S_ISUID / S_ISGID (HANDLE_KILLPRIV_V2)
+
+        /** Clears what a write or O_TRUNC by a caller without CAP_FSETID clears on the file at p (null: by fd) / fd. */
+        private int killSuidGid(String p, int fd) {
+            int mode = privsToKill(p, fd, false);
+            return mode < 0 ? 0 : setMode(p, fd, mode);
+        }
+
+        /**
+         * The mode a regular file keeps once the request's caller changed it, as the VFS's
+         * setattr_should_drop_suidgid / setattr_should_drop_sgid decide (fs/attr.c): S_ISUID goes, S_ISGID
+         * goes if group-execute is set or the caller is not in the file's group, nor (orCapable: a chown)
+         * has CAP_FSETID; write, truncate and O_TRUNC are flagged only for callers without it. -1: nothing
+         * to clear (or the file cannot be read, which the operation itself will report).
+         */
+        private int privsToKill(String p, int fd, boolean orCapable) {
+            int r = fd >= 0 ? union.fgetattr(fd, privStat) : p != null ? union.getattr(p, privStat) : -ENOENT;
+            if (r < 0) return -1;
+            int mode = privStat.getInt(Stat.OFF_MODE);
+            if ((mode & Posix.S_IFMT) != Posix.S_IFREG || (mode & (S_ISUID | S_ISGID)) == 0) return -1;
+            int keep = mode & 07777 & ~S_ISUID;
+            if ((mode & S_ISGID) != 0
+                    && ((mode & S_IXGRP) != 0 || !callerInGroupOrCapable(privStat.getInt(Stat.OFF_GID), orCapable))) {
+                keep &= ~S_ISGID;
+            }
+            return keep == (mode & 07777) ? -1 : keep;
+        }
+
+        private int setMode(String p, int fd, int mode) {
+            return p != null ? union.chmod(p, mode) : Posix.fchmod(fd, mode);
+        }
+
+        /**
+         * Whether the request's caller is in group gid (its fsgid, or a supplementary group) or, if asked,
+         * has CAP_FSETID; the groups and capabilities are read from /proc/PID/status (the header has only
+         * the fsuid/fsgid). Only consulted for a set-group-ID file without group-execute.
+         */
+        private boolean callerInGroupOrCapable(int gid, boolean orCapable) {
+            if (gid() == gid) return true;
+            java.util.List<String> lines;
+            try {
+                lines = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/" + in.getInt(IH_PID) + "/status"),
+                        java.nio.charset.StandardCharsets.ISO_8859_1);
+            } catch (java.io.IOException | RuntimeException e) {
+                return orCapable && uid() == 0; // the caller is gone: its fsgid is all there is
+            }
+            for (String l : lines) {
+                if (l.startsWith("Groups:")) {
+                    for (String g : l.substring(7).trim().split("\\s+")) {
+                        if (!g.isEmpty() && Integer.parseUnsignedInt(g) == gid) return true;
+                    }
+                } else if (orCapable && l.startsWith("CapEff:")) {
+                    if ((Long.parseUnsignedLong(l.substring(7).trim(), 16) & (1L << CAP_FSETID)) != 0) return true;
+                }
+            }
+            return false;
+        }
+
         private void read(long unique) {
             int fd = (int) in.getLong(IN_HEADER);
             long off = in.getLong(IN_HEADER + 8);
@@ -794,6 +886,19 @@ final class KernelFS {
             int fd = (int) in.getLong(IN_HEADER);
             long off = in.getLong(IN_HEADER + 8);
             int size = in.getInt(IN_HEADER + 16);
+            if ((in.getInt(IN_HEADER + 20) & WRITE_KILL_SUIDGID) != 0) {
+                // a caller without CAP_FSETID: cleared before the data change, as the VFS does. Direct-I/O
+                // writes carry the flag with or without HANDLE_KILLPRIV_V2 (the kernel clears nothing for them)
+                OpenFile f = openFiles.get(fd);
+                int r;
+                names.readLock().lock(); // the path must name this file while it is changed (see namesLock)
+                try {
+                    r = killSuidGid(f == null ? null : inodes.path(f.node), fd);
+                } finally {
+                    names.readLock().unlock();
+                }
+                if (r < 0) { error(unique, -r); return; }
+            }
             long n = union.write(fd, writeData, size, off);
             if (n < 0) { error(unique, (int) -n); return; }
             OpenFile f = openFiles.get(fd);

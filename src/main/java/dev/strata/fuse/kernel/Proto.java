@@ -25,6 +25,15 @@ final class Proto {
             DO_READDIRPLUS = 1 << 13, READDIRPLUS_AUTO = 1 << 14, ASYNC_DIO = 1 << 15,
             PARALLEL_DIROPS = 1 << 18, ABORT_ERROR = 1 << 21, MAX_PAGES = 1 << 22, CACHE_SYMLINKS = 1 << 23,
             NO_OPENDIR_SUPPORT = 1 << 24;
+    /**
+     * The server clears S_ISUID/S_ISGID on write, truncate and chown (flagged per request below), so the
+     * kernel may give the superblock SB_NOSEC and stop asking for security.capability before every write.
+     */
+    static final int HANDLE_KILLPRIV_V2 = 1 << 28;
+    /** The protocol minor that has HANDLE_KILLPRIV_V2 and the flags below (Linux 5.11). */
+    static final int KILLPRIV_V2_MINOR = 33;
+    /** fuse_write_in.write_flags, fuse_setattr_in.valid, fuse_open_in/fuse_create_in.open_flags. */
+    static final int WRITE_KILL_SUIDGID = 1 << 2, FATTR_KILL_SUIDGID = 1 << 11, OPEN_KILL_SUIDGID = 1;
 
     // open_out flags
     static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_PASSTHROUGH = 1 << 7;
@@ -37,7 +46,8 @@ final class Proto {
 
     // setattr valid bits
     static final int FATTR_MODE = 1, FATTR_UID = 2, FATTR_GID = 4, FATTR_SIZE = 8, FATTR_ATIME = 16,
-            FATTR_MTIME = 32, FATTR_FH = 64, FATTR_ATIME_NOW = 128, FATTR_MTIME_NOW = 256, FATTR_CTIME = 1024;
+            FATTR_MTIME = 32, FATTR_FH = 64, FATTR_ATIME_NOW = 128, FATTR_MTIME_NOW = 256, FATTR_LOCKOWNER = 512,
+            FATTR_CTIME = 1024;
 
     static final int GETATTR_FH = 1;
     static final int FSYNC_FDATASYNC = 1;
