@@ -95,8 +95,6 @@ class KillPrivTest {
         if (!libfuse()) { // libfuse 2 ignores the kernel's FUSE_WRITE_KILL_SUIDGID on direct I/O writes
             new Tree(s.upper).file("up_6777_hl", "data\n", 06777, 0, 0).hardlink("up_6777_hl", "up_6777_hl2");
         }
-        // (the upper keeps its fresh times: strata does not keep the upper root's times across a copy-up
-        // into it, which the kernel overlay does; a difference of its own, not this test's subject)
         for (Path l : s.lowers) new Tree(l).fixTimes();
         return s;
     }

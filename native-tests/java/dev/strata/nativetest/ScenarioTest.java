@@ -293,6 +293,29 @@ class ScenarioTest {
     }
 
     /**
+     * A copy-up leaves the times of the directory it lands in as they were, the upper root included
+     * (the kernel restores the parent's times, ovl_set_timestamps); a new name changes them.
+     */
+    @Test void copyUpKeepsTheUpperParentsTimes() throws java.io.IOException {
+        java.util.Map<java.nio.file.Path, java.nio.file.attribute.FileTime> before = new java.util.LinkedHashMap<>();
+        for (LayerSet ls : java.util.List.of(pair.refLayers, pair.tgtLayers)) {
+            before.put(ls.upper, java.nio.file.Files.getLastModifiedTime(ls.upper));
+        }
+        try {
+            Thread.sleep(20); // so that a change would show at any timestamp granularity
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        b.expect(Op.append("shadow.txt", 10, 1), 0); // a lower file in the root: copied up into the upper root
+        for (java.util.Map.Entry<java.nio.file.Path, java.nio.file.attribute.FileTime> e : before.entrySet()) {
+            assertEquals(e.getValue(), java.nio.file.Files.getLastModifiedTime(e.getKey()),
+                    "mtime of the upper root " + e.getKey() + " after a copy-up into it");
+        }
+        b.shOk("echo new > brand-new-file && stat -c %F brand-new-file");
+        b.finish();
+    }
+
+    /**
      * lsattr/chattr (FS_IOC_GETFLAGS/SETFLAGS): the flags of lower entries show through, setting one
      * copies the entry up, and a copy-up keeps the no-atime and synchronous-update flags of the lower
      * file or directory (the kernel's ovl_copy_fileattr). Append-only and immutable are refused by

@@ -976,7 +976,10 @@ public final class Union implements AutoCloseable {
 
     private void restoreTimes(String rel, long as, long an, long ms, long mn) {
         Layer up = stack[0];
-        if (rel.isEmpty()) return; // the upper root's times are the user's, like the kernel leaves them
+        if (rel.isEmpty()) { // the upper root too: the kernel overlay leaves its times as they were
+            Posix.utimensat(up.fd(), ".", as, an, ms, mn, AT_SYMLINK_NOFOLLOW);
+            return;
+        }
         try (At a = up.at(rel)) {
             if (a.ok()) Posix.utimensat(a.dirfd(), a.name(), as, an, ms, mn, AT_SYMLINK_NOFOLLOW);
         }
