@@ -123,6 +123,7 @@ class ScenarioTest {
         b.expect(Op.utimens("etc/conf.d/c.conf", 1_200_000_000L, -1, 7, false), 0);  // mtime UTIME_OMIT
         b.shOk("touch -d '2001-02-03 04:05:06.123456789' shadow.txt && touch -m -d '2003-01-01' opq/new1 && touch -h -d '2002-01-01' dangling"
                 + " && chown 1000:1000 tfile && chmod g+s shared && chmod 4711 top/h1 && stat -c '%n %a %u:%g %Y' shadow.txt opq/new1 tfile top/h1");
+        b.shOk("python3 -c 'import os; os.chown(\"etc/conf.d/a.conf\", -1, -1)' && stat -c '%n %u %g %a' etc/conf.d/a.conf"); // copies up, as any setattr
         b.finish();
     }
 

@@ -559,6 +559,8 @@ final class KernelFS {
                 }
                 r = p != null ? union.utimens(p, as, an, ms, mn) : Posix.futimens((int) fh, as, an, ms, mn);
             }
+            // chown(f, -1, -1) of a lower file: the kernel overlay copies it up (as any setattr), bits or not
+            if (r == 0 && killOnly && p != null) r = union.chown(p, -1, -1);
             if (r == 0 && kill >= 0) r = setMode(p, hasFh ? (int) fh : -1, kill);
             if (r < 0) { error(unique, -r); return; }
             r = p != null ? union.getattr(p, stat) : union.fgetattr((int) fh, stat);
