@@ -37,6 +37,8 @@ public final class Posix {
     public static final int SEEK_SET = 0, SEEK_CUR = 1, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
     public static final long UTIME_NOW = (1L << 30) - 1, UTIME_OMIT = (1L << 30) - 2;
     public static final long FICLONE = 0x40049409L;
+    public static final int SYNC_FILE_RANGE_WAIT_BEFORE = 1, SYNC_FILE_RANGE_WRITE = 2, SYNC_FILE_RANGE_WAIT_AFTER = 4;
+    public static final int POSIX_FADV_DONTNEED = 4;
     private static final long SYS_GETDENTS64 = 217;
 
     public static boolean isDir(int mode) { return (mode & S_IFMT) == S_IFDIR; }
@@ -86,6 +88,8 @@ public final class Posix {
     public static int fsync(int fd) { return ret(C.fsync(fd)); }
     public static int fdatasync(int fd) { return ret(C.fdatasync(fd)); }
     public static int fallocate(int fd, int mode, long off, long len) { return ret(C.fallocate(fd, mode, off, len)); }
+    public static int syncFileRange(int fd, long off, long len, int flags) { return ret(C.sync_file_range(fd, off, len, flags)); }
+    public static int fadvise(int fd, long off, long len, int advice) { return -C.posix_fadvise(fd, off, len, advice); }
     public static long lseek(int fd, long off, int whence) { return ret(C.lseek(fd, off, whence)); }
     public static long pread(int fd, Pointer buf, long count, long off) { return ret(C.pread(fd, buf, count, off)); }
     public static long pwrite(int fd, Pointer buf, long count, long off) { return ret(C.pwrite(fd, buf, count, off)); }

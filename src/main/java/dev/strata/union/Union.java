@@ -52,6 +52,7 @@ public final class Union implements AutoCloseable {
     private final String originXattr;
     private final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     private final UnionEvents events;
+    private final DataCopy dataCopy;
     private final Node rootNode;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final AtomicInteger nodeCount = new AtomicInteger();
@@ -105,6 +106,7 @@ public final class Union implements AutoCloseable {
         singleDev = nDev == 1;
         originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
+        dataCopy = new DataCopy(workFd, stack.length);
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         int[] rootLayers = rootLayers(all);
@@ -794,7 +796,7 @@ public final class Union implements AutoCloseable {
                 try {
                     if (!data || st.size() == 0) return 0;
                     bytes[0] = st.size();
-                    int r = DataCopy.copy(in, out, st.size(), method);
+                    int r = dataCopy.copy(src.index(), in, out, st.size(), opts.fsync, method);
                     // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
                     if (r == 0 && opts.fsync) r = Posix.fsync(out);
                     return r;
