@@ -219,7 +219,27 @@ public final class Posix {
     /** xattr names of a path, or an empty list (null with an errno on real errors is not needed here). */
     public static List<String> llistxattr(String path) {
         Pointer buf = Buffers.get(65536);
-        long n = C.llistxattr(path, buf, 65536);
+        long n = C.llistxattr(path, buf, 1024);
+        if (n < 0 && errno() == Errno.ERANGE) n = C.llistxattr(path, buf, 65536);
+        return names(buf, n);
+    }
+
+    public static int fsetxattr(int fd, String name, byte[] value, int flags) {
+        Pointer buf = Buffers.get(Math.max(1, value.length));
+        buf.put(0, value, 0, value.length);
+        return ret(C.fsetxattr(fd, name, buf, value.length, flags));
+    }
+    /**
+     * xattr names of an open file, or an empty list. Asks with a small buffer first: the kernel allocates
+     * as much as it is offered (a 64 KiB kvmalloc per call), and most files have no xattrs or a few.
+     */
+    public static List<String> flistxattr(int fd) {
+        Pointer buf = Buffers.get(65536);
+        long n = C.flistxattr(fd, buf, 1024);
+        if (n < 0 && errno() == Errno.ERANGE) n = C.flistxattr(fd, buf, 65536);
+        return names(buf, n);
+    }
+    private static List<String> names(Pointer buf, long n) {
         List<String> out = new ArrayList<>();
         if (n <= 0) return out;
         byte[] b = new byte[(int) n];

@@ -716,24 +716,15 @@ public final class Union implements AutoCloseable {
         int r = src.lstat(n.rel, st);
         if (r < 0) return r;
         long ino = presentedIno(n, st.ino());
-        String tmp = tmpName();
-        long[] bytes = {0};
-        String[] method = {"metadata"};
-        r = createCopy(src, n.rel, st, tmp, data, bytes, method);
-        if (r < 0) {
-            Tree.removeAt(workFd, tmp);
-            return r;
-        }
         // A lower file with several links: its copy is a new, separate file (no index), and the kernel
         // shows it with the upper inode number, so no origin is recorded.
         boolean keepIno = st.type() == S_IFDIR || st.nlink() <= 1;
-        r = finishCopy(src, n.rel, st, tmp, keepIno ? ino : 0);
-        if (r == 0) r = copyOverride(n, src, st, tmp);
-        if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
-        if (r < 0) {
-            Tree.removeAt(workFd, tmp);
-            return r;
-        }
+        long origin = keepIno ? ino : 0;
+        long[] bytes = {0};
+        String[] method = {"metadata"};
+        r = st.type() == S_IFREG && tmpfileWorks ? copyFileUp(n, src, st, data, origin, bytes, method) : NO_TMPFILE;
+        if (r == NO_TMPFILE) r = copyThroughWorkdir(n, src, st, data, origin, bytes, method);
+        if (r < 0) return r;
         if (!keepIno) n.ino = 0;
         if (n.isDir()) {
             int[] l = new int[n.layers.length + 1];
@@ -745,6 +736,62 @@ public final class Union implements AutoCloseable {
         if (st.type() == S_IFREG && !lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
         events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes[0], System.nanoTime() - t0, method[0]);
         return 0;
+    }
+
+    /** Returned by {@link #copyFileUp} where the workdir's file system has no O_TMPFILE. */
+    private static final int NO_TMPFILE = Integer.MIN_VALUE;
+    /** Cleared once the workdir's file system refuses O_TMPFILE; copy-ups then use named temporary files. */
+    private volatile boolean tmpfileWorks = true;
+
+    /**
+     * Copies a regular file up as the kernel does (ovl_copy_up_tmpfile): an unnamed O_TMPFILE file in
+     * the workdir receives the data (fsync'ed unless fsync=0), then xattrs, origin, owner, mode and times
+     * through its descriptor, and only when complete a name in the upper (linkat). The upper never shows
+     * a partial copy, and a crash at any point leaves nothing behind: an unnamed inode is freed with its
+     * last descriptor. Against a named temporary file renamed into place this saves, per copy-up, the
+     * writes of the workdir's directory block and inode inside fsync (ext4 syncs the parent of a newly
+     * named file, not of an unnamed one: 4 block requests per fsync become 3) and the /proc/self/fd path
+     * lookups of the metadata calls. Returns {@link #NO_TMPFILE} if the workdir refuses O_TMPFILE.
+     */
+    private int copyFileUp(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        int in = src.openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
+        if (in < 0) return in;
+        int out = Posix.openat(workFd, ".", O_TMPFILE | O_WRONLY, 0600);
+        if (out < 0) {
+            Posix.close(in);
+            if (out != -EOPNOTSUPP && out != -EISDIR && out != -EINVAL) return out;
+            tmpfileWorks = false;
+            return NO_TMPFILE;
+        }
+        try {
+            int r = 0;
+            if (data && st.size() > 0) {
+                bytes[0] = st.size();
+                r = dataCopy.copy(src.index(), in, out, st.size(), opts.fsync, method);
+                // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
+                if (r == 0 && opts.fsync) r = Posix.fsync(out);
+            }
+            if (r == 0) r = copyMetadata(in, out, st, origin);
+            if (r == 0) r = copyOverride(n, src, st, null, out);
+            if (r == 0) r = linkIntoUpper(out, n.rel);
+            // a hard link can be refused where a rename is not (fs.protected_hardlinks, an odd file system):
+            // then this copy is made again the other way
+            return r == -EPERM || r == -EACCES ? NO_TMPFILE : r;
+        } finally {
+            Posix.close(in);
+            Posix.close(out);
+        }
+    }
+
+    /** The way for every type: build the copy under a temporary name in the workdir, then rename it into the upper. */
+    private int copyThroughWorkdir(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        String tmp = tmpName();
+        int r = createCopy(src, n.rel, st, tmp, data, bytes, method);
+        if (r == 0) r = finishCopy(src, n.rel, st, tmp, origin);
+        if (r == 0) r = copyOverride(n, src, st, tmp, -1);
+        if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
+        if (r < 0) Tree.removeAt(workFd, tmp);
+        return r;
     }
 
     /**
@@ -810,10 +857,13 @@ public final class Union implements AutoCloseable {
         }
     }
 
-    /** Owner, xattrs, origin, mode and times of a fresh copy in the workdir. */
+    /** Owner, xattrs, origin, mode and times of a fresh copy in the workdir (named tmp). */
     private int finishCopy(Layer src, String rel, Stat st, String tmp, long ino) {
         String dst = "/proc/self/fd/" + workFd + "/" + tmp;
         boolean lnk = st.type() == S_IFLNK;
+        // owner first: chown(2) drops security.capability, which the kernel's copy-up keeps
+        int r = Posix.fchownat(workFd, tmp, st.uid(), st.gid(), AT_SYMLINK_NOFOLLOW);
+        if (r < 0 && root) return r;
         try (At a = src.at(rel)) {
             if (!a.ok()) return a.err();
             String sp = a.xattrPath();
@@ -826,8 +876,6 @@ public final class Union implements AutoCloseable {
         if (ino != 0 && (!lnk || root)) {
             Posix.lsetxattr(dst, originXattr, Long.toString(ino).getBytes(StandardCharsets.US_ASCII), 0);
         }
-        int r = Posix.fchownat(workFd, tmp, st.uid(), st.gid(), AT_SYMLINK_NOFOLLOW);
-        if (r < 0 && root) return r;
         if (!lnk) {
             r = Posix.fchmodat(workFd, tmp, st.perm());
             if (r < 0) return r;
@@ -835,21 +883,39 @@ public final class Union implements AutoCloseable {
         return Posix.utimensat(workFd, tmp, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs(), AT_SYMLINK_NOFOLLOW);
     }
 
+    /** Owner, xattrs, origin, mode and times of a regular file's copy, from descriptor to descriptor. */
+    private int copyMetadata(int in, int out, Stat st, long origin) {
+        // owner first: chown(2) drops security.capability, which the kernel's copy-up keeps
+        int r = Posix.fchown(out, st.uid(), st.gid());
+        if (r < 0 && root) return r;
+        for (String x : Posix.flistxattr(in)) {
+            if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
+            byte[] v = Posix.fgetxattr(in, x);
+            if (v != null) Posix.fsetxattr(out, x, v, 0); // best effort, as the kernel does for unsupported ones
+        }
+        if (origin != 0) Posix.fsetxattr(out, originXattr, Long.toString(origin).getBytes(StandardCharsets.US_ASCII), 0);
+        r = Posix.fchmod(out, st.perm());
+        if (r < 0) return r;
+        return Posix.futimens(out, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs());
+    }
+
     /**
      * The owner and mode a copy shows: recorded in the copy's override xattr where the upper keeps them
-     * there (xattr_permissions), else given to its inode when a lower override supplied them.
+     * there (xattr_permissions), else given to its inode when a lower override supplied them. The copy
+     * is the descriptor fd if it is >= 0, else workdir/tmp.
      */
-    private int copyOverride(Node n, Layer src, Stat st, String tmp) {
+    private int copyOverride(Node n, Layer src, Stat st, String tmp, int fd) {
         int top = n.top();
         OverrideStat.Value v = overrides.get(top, src, n.rel, st.type());
         if (overrides.writes(st.type())) {
             int uid = v != null && v.uid != -1 ? v.uid : st.uid(), gid = v != null && v.gid != -1 ? v.gid : st.gid();
-            return overrides.write("/proc/self/fd/" + workFd + "/" + tmp, uid, gid, v != null ? v.mode : st.perm());
+            int mode = v != null ? v.mode : st.perm();
+            return fd >= 0 ? overrides.write(fd, uid, gid, mode) : overrides.write("/proc/self/fd/" + workFd + "/" + tmp, uid, gid, mode);
         }
         if (v == null) return 0;
-        int r = Posix.fchownat(workFd, tmp, v.uid, v.gid, AT_SYMLINK_NOFOLLOW);
+        int r = fd >= 0 ? Posix.fchown(fd, v.uid, v.gid) : Posix.fchownat(workFd, tmp, v.uid, v.gid, AT_SYMLINK_NOFOLLOW);
         if (r < 0 && root) return r;
-        return Posix.fchmodat(workFd, tmp, v.mode);
+        return fd >= 0 ? Posix.fchmod(fd, v.mode) : Posix.fchmodat(workFd, tmp, v.mode);
     }
 
     /**
@@ -871,6 +937,35 @@ public final class Union implements AutoCloseable {
         try (At a = up.at(rel)) {
             if (!a.ok()) return a.err();
             r = Posix.renameat2(workFd, tmp, a.dirfd(), a.name(), flags);
+        }
+        if (r == 0 && keepTimes) restoreTimes(parent, as, an, ms, mn);
+        return r;
+    }
+
+    /**
+     * Names a complete O_TMPFILE copy at upper/rel (linkat through /proc/self/fd, which needs no
+     * privilege), keeping the parent directory's times as {@link #moveIntoUpper} does. Where something
+     * is in the way (the upper changed under the mount), the copy replaces it as the rename did.
+     */
+    private int linkIntoUpper(int fd, String rel) {
+        Layer up = stack[0];
+        String parent = Layer.parentOf(rel);
+        Stat ps = Stat.local2();
+        boolean keepTimes = up.lstat(parent, ps) == 0;
+        long as = ps.atime(), an = ps.atimeNs(), ms = ps.mtime(), mn = ps.mtimeNs();
+        String proc = "/proc/self/fd/" + fd;
+        int r;
+        try (At a = up.at(rel)) {
+            if (!a.ok()) return a.err();
+            r = Posix.linkat(AT_FDCWD, proc, a.dirfd(), a.name(), AT_SYMLINK_FOLLOW);
+            if (r == -EEXIST) {
+                String tmp = tmpName();
+                r = Posix.linkat(AT_FDCWD, proc, workFd, tmp, AT_SYMLINK_FOLLOW);
+                if (r == 0) {
+                    r = Posix.renameat2(workFd, tmp, a.dirfd(), a.name(), 0);
+                    if (r < 0) Posix.unlinkat(workFd, tmp, 0);
+                }
+            }
         }
         if (r == 0 && keepTimes) restoreTimes(parent, as, an, ms, mn);
         return r;
