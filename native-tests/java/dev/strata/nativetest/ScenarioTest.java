@@ -127,6 +127,48 @@ class ScenarioTest {
         b.finish();
     }
 
+    /**
+     * File capabilities (security.capability) of lower files: a copy-up for a metadata change keeps them,
+     * as the kernel's does (its copy-up sets the owner without chown(2)'s side effect of dropping them);
+     * a write, a truncate and chown through the mount drop them on both.
+     */
+    @Test void fileCapabilitiesSurviveMetadataCopyUp() {
+        pair.close();
+        pair = new Pair("sc-caps", Mounter.kernel(), Mounter.underTest(), root -> {
+            LayerSet s = LayerBuilder.standard(root);
+            // VFS_CAP_REVISION_2 with the effective bit, permitted cap_net_raw (13)
+            byte[] cap = {1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+            Path bin = s.lowers.get(s.lowers.size() - 1).resolve("usr/bin");
+            for (String f : new String[]{"cap-touch", "cap-chmod", "cap-chown", "cap-write", "cap-trunc", "cap-suid"}) {
+                Path p = bin.resolve(f);
+                try {
+                    java.nio.file.Files.writeString(p, "#!/bin/sh\n");
+                } catch (java.io.IOException e) {
+                    throw new IllegalStateException(e);
+                }
+                int r = Posix.fchmodat(Posix.AT_FDCWD, p.toString(), f.equals("cap-suid") ? 04755 : 0755);
+                if (r == 0) r = Posix.lsetxattr(p.toString(), "security.capability", cap, 0);
+                if (r != 0) throw new IllegalStateException("cannot set up " + p + ": " + Errno.name(r));
+            }
+            return s;
+        });
+        pair.keepOnClose();
+        b = new Both("fileCapabilitiesSurviveMetadataCopyUp", pair);
+        b.expect(Op.utimens("usr/bin/cap-touch", 1_000_000_000L, 1_100_000_000L, 5, false), 0);
+        b.expect(Op.chmod("usr/bin/cap-chmod", 0750), 0);
+        b.expect(Op.chmod("usr/bin/cap-suid", 04750), 0);
+        b.expect(Op.chown("usr/bin/cap-chown", 0, 0), 0);
+        b.expect(Op.append("usr/bin/cap-write", 10, 1), 0);
+        b.expect(Op.truncate("usr/bin/cap-trunc", 3), 0);
+        for (String f : new String[]{"cap-touch", "cap-chmod", "cap-suid", "cap-chown", "cap-write", "cap-trunc"}) {
+            b.same(Op.getxattr("usr/bin/" + f, "security.capability"));
+            b.same(Op.stat("usr/bin/" + f));
+        }
+        OpExecutor.Outcome kept = b.same(Op.getxattr("usr/bin/cap-touch", "security.capability"));
+        assertEquals(0, kept.errno, "the kernel keeps the capability of a file copied up by utimensat: " + kept);
+        b.finish();
+    }
+
     @Test void removingLowerFilesLeavesWhiteouts() {
         b.expect(Op.unlink("etc/passwd"), 0);
         b.expect(Op.unlink("shadow.txt"), 0);        // in all three lowers

@@ -13,6 +13,9 @@ import jnr.ffi.types.ssize_t;
  */
 public interface LibCMore {
     int fallocate(int fd, int mode, long offset, long len);
+    int sync_file_range(int fd, long offset, long nbytes, int flags);
+    /** Returns 0 or the error number itself (not -1 and errno). */
+    int posix_fadvise(int fd, long offset, long len, int advice);
     long lseek(int fd, long offset, int whence);
     @ssize_t long copy_file_range(int fdIn, Pointer offIn, int fdOut, Pointer offOut, @size_t long len, int flags);
     int ioctl(int fd, long request, long arg);

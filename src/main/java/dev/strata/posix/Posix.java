@@ -67,6 +67,8 @@ public final class Posix {
     public static final int FS_SYNC_FL = 0x8, FS_IMMUTABLE_FL = 0x10, FS_APPEND_FL = 0x20, FS_NOATIME_FL = 0x80,
             FS_XFLAG_IMMUTABLE = 0x8, FS_XFLAG_APPEND = 0x10, FS_XFLAG_SYNC = 0x20, FS_XFLAG_NOATIME = 0x40;
     public static final int FSXATTR_SIZE = 28;
+    public static final int SYNC_FILE_RANGE_WAIT_BEFORE = 1, SYNC_FILE_RANGE_WRITE = 2, SYNC_FILE_RANGE_WAIT_AFTER = 4;
+    public static final int POSIX_FADV_DONTNEED = 4;
     private static final long SYS_GETDENTS64 = 217;
 
     public static boolean isDir(int mode) { return (mode & S_IFMT) == S_IFDIR; }
@@ -116,6 +118,8 @@ public final class Posix {
     public static int fsync(int fd) { return ret(C.fsync(fd)); }
     public static int fdatasync(int fd) { return ret(C.fdatasync(fd)); }
     public static int fallocate(int fd, int mode, long off, long len) { return ret(M.fallocate(fd, mode, off, len)); }
+    public static int syncFileRange(int fd, long off, long len, int flags) { return ret(M.sync_file_range(fd, off, len, flags)); }
+    public static int fadvise(int fd, long off, long len, int advice) { return -M.posix_fadvise(fd, off, len, advice); }
     public static long lseek(int fd, long off, int whence) { return ret(M.lseek(fd, off, whence)); }
     public static long pread(int fd, Pointer buf, long count, long off) { return ret(C.pread(fd, buf, count, off)); }
     public static long pwrite(int fd, Pointer buf, long count, long off) { return ret(C.pwrite(fd, buf, count, off)); }
@@ -245,7 +249,27 @@ public final class Posix {
     /** xattr names of a path, or an empty list (null with an errno on real errors is not needed here). */
     public static List<String> llistxattr(String path) {
         Pointer buf = Buffers.get(65536);
-        long n = M.llistxattr(path, buf, 65536);
+        long n = M.llistxattr(path, buf, 1024);
+        if (n < 0 && errno() == Errno.ERANGE) n = M.llistxattr(path, buf, 65536);
+        return names(buf, n);
+    }
+
+    public static int fsetxattr(int fd, String name, byte[] value, int flags) {
+        Pointer buf = Buffers.get(Math.max(1, value.length));
+        buf.put(0, value, 0, value.length);
+        return ret(M.fsetxattr(fd, name, buf, value.length, flags));
+    }
+    /**
+     * xattr names of an open file, or an empty list. Asks with a small buffer first: the kernel allocates
+     * as much as it is offered (a 64 KiB kvmalloc per call), and most files have no xattrs or a few.
+     */
+    public static List<String> flistxattr(int fd) {
+        Pointer buf = Buffers.get(65536);
+        long n = M.flistxattr(fd, buf, 1024);
+        if (n < 0 && errno() == Errno.ERANGE) n = M.flistxattr(fd, buf, 65536);
+        return names(buf, n);
+    }
+    private static List<String> names(Pointer buf, long n) {
         List<String> out = new ArrayList<>();
         if (n <= 0) return out;
         byte[] b = new byte[(int) n];

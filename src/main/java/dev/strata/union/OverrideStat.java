@@ -133,6 +133,11 @@ final class OverrideStat {
         return Posix.lsetxattr(xattrPath, writeName, format(uid, gid, mode).getBytes(StandardCharsets.US_ASCII), 0);
     }
 
+    /** Records owner and mode (on-disk ids) on an open file; 0 or -errno. */
+    int write(int fd, int uid, int gid, int mode) {
+        return Posix.fsetxattr(fd, writeName, format(uid, gid, mode).getBytes(StandardCharsets.US_ASCII), 0);
+    }
+
     /**
      * The owner and mode of an upper object as the mount shows them (before id mapping): its override, else
      * its inode's (st, which the caller filled by lstat).

@@ -52,6 +52,7 @@ public final class Union implements AutoCloseable {
     private final String originXattr;
     private final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     private final UnionEvents events;
+    private final DataCopy dataCopy;
     private final Node rootNode;
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final AtomicInteger nodeCount = new AtomicInteger();
@@ -105,6 +106,7 @@ public final class Union implements AutoCloseable {
         singleDev = nDev == 1;
         originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
+        dataCopy = new DataCopy(workFd, stack.length);
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         int[] rootLayers = rootLayers(all);
@@ -714,26 +716,15 @@ public final class Union implements AutoCloseable {
         int r = src.lstat(n.rel, st);
         if (r < 0) return r;
         long ino = presentedIno(n, st.ino());
-        String tmp = tmpName();
-        long[] bytes = {0};
-        String[] method = {"metadata"};
-        r = createCopy(src, n.rel, st, tmp, data, bytes, method);
-        if (r < 0) {
-            Tree.removeAt(workFd, tmp);
-            return r;
-        }
         // A lower file with several links: its copy is a new, separate file (no index), and the kernel
         // shows it with the upper inode number, so no origin is recorded.
         boolean keepIno = st.type() == S_IFDIR || st.nlink() <= 1;
-        r = finishCopy(src, n.rel, st, tmp, keepIno ? ino : 0);
-        if (r == 0) r = copyOverride(n, src, st, tmp);
-        if (r == 0) copyFileattr(src, n.rel, st, tmp);
-        if (r == 0) copyCapability(src, n.rel, st, tmp);
-        if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
-        if (r < 0) {
-            Tree.removeAt(workFd, tmp);
-            return r;
-        }
+        long origin = keepIno ? ino : 0;
+        long[] bytes = {0};
+        String[] method = {"metadata"};
+        r = st.type() == S_IFREG && tmpfileWorks ? copyFileUp(n, src, st, data, origin, bytes, method) : NO_TMPFILE;
+        if (r == NO_TMPFILE) r = copyThroughWorkdir(n, src, st, data, origin, bytes, method);
+        if (r < 0) return r;
         if (!keepIno) n.ino = 0;
         if (n.isDir()) {
             int[] l = new int[n.layers.length + 1];
@@ -757,27 +748,42 @@ public final class Union implements AutoCloseable {
     private void copyFileattr(Layer src, String rel, Stat st, String tmp) {
         if (st.type() != S_IFREG && st.type() != S_IFDIR) return;
         int dirFlag = st.type() == S_IFDIR ? O_DIRECTORY : 0;
-        int fd = rel.isEmpty() ? Posix.openat(src.fd(), ".", O_RDONLY | O_DIRECTORY, 0)
+        int in = rel.isEmpty() ? Posix.openat(src.fd(), ".", O_RDONLY | O_DIRECTORY, 0)
                 : src.openat(rel, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | dirFlag, 0);
-        if (fd < 0) return;
-        Pointer b = Buffers.get(Posix.FSXATTR_SIZE);
+        if (in < 0) return;
         int flags;
         try {
-            if (Posix.ioctl(fd, Posix.FS_IOC_GETFLAGS, b.address()) < 0) return;
-            flags = b.getInt(0) & (Posix.FS_SYNC_FL | Posix.FS_NOATIME_FL);
+            flags = fileattrToCopy(in);
         } finally {
-            Posix.close(fd);
+            Posix.close(in);
         }
         if (flags == 0) return;
-        int t = Posix.openat(workFd, tmp, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | dirFlag, 0);
-        if (t < 0) return;
+        int out = Posix.openat(workFd, tmp, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | dirFlag, 0);
+        if (out < 0) return;
         try {
-            if (Posix.ioctl(t, Posix.FS_IOC_GETFLAGS, b.address()) < 0) return;
-            b.putInt(0, b.getInt(0) | flags);
-            Posix.ioctl(t, Posix.FS_IOC_SETFLAGS, b.address());
+            addFileattr(out, flags);
         } finally {
-            Posix.close(t);
+            Posix.close(out);
         }
+    }
+
+    /** The same between two open files (a regular file's copy through O_TMPFILE). */
+    private static void copyFileattr(int in, int out) {
+        int flags = fileattrToCopy(in);
+        if (flags != 0) addFileattr(out, flags);
+    }
+
+    /** The no-atime and sync flags of an open file (0 where its file system has no flags). */
+    private static int fileattrToCopy(int fd) {
+        Pointer b = Buffers.get(Posix.FSXATTR_SIZE);
+        return Posix.ioctl(fd, Posix.FS_IOC_GETFLAGS, b.address()) < 0 ? 0 : b.getInt(0) & (Posix.FS_SYNC_FL | Posix.FS_NOATIME_FL);
+    }
+
+    private static void addFileattr(int fd, int flags) {
+        Pointer b = Buffers.get(Posix.FSXATTR_SIZE);
+        if (Posix.ioctl(fd, Posix.FS_IOC_GETFLAGS, b.address()) < 0) return;
+        b.putInt(0, b.getInt(0) | flags);
+        Posix.ioctl(fd, Posix.FS_IOC_SETFLAGS, b.address());
     }
 
     /**
@@ -825,6 +831,66 @@ public final class Union implements AutoCloseable {
         } finally {
             Posix.close(fd);
         }
+    }
+
+    /** Returned by {@link #copyFileUp} where the workdir's file system has no O_TMPFILE. */
+    private static final int NO_TMPFILE = Integer.MIN_VALUE;
+    /** Cleared once the workdir's file system refuses O_TMPFILE; copy-ups then use named temporary files. */
+    private volatile boolean tmpfileWorks = true;
+
+    /**
+     * Copies a regular file up as the kernel does (ovl_copy_up_tmpfile): an unnamed O_TMPFILE file in
+     * the workdir receives the data (fsync'ed unless fsync=0), then xattrs, origin, owner, mode and times
+     * through its descriptor, and only when complete a name in the upper (linkat). The upper never shows
+     * a partial copy, and a crash at any point leaves nothing behind: an unnamed inode is freed with its
+     * last descriptor. Against a named temporary file renamed into place this saves, per copy-up, the
+     * writes of the workdir's directory block and inode inside fsync (ext4 syncs the parent of a newly
+     * named file, not of an unnamed one: 4 block requests per fsync become 3) and the /proc/self/fd path
+     * lookups of the metadata calls. Returns {@link #NO_TMPFILE} if the workdir refuses O_TMPFILE.
+     */
+    private int copyFileUp(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        int in = src.openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
+        if (in < 0) return in;
+        int out = Posix.openat(workFd, ".", O_TMPFILE | O_WRONLY, 0600);
+        if (out < 0) {
+            Posix.close(in);
+            if (out != -EOPNOTSUPP && out != -EISDIR && out != -EINVAL) return out;
+            tmpfileWorks = false;
+            return NO_TMPFILE;
+        }
+        try {
+            int r = 0;
+            if (data && st.size() > 0) {
+                bytes[0] = st.size();
+                r = dataCopy.copy(src.index(), in, out, st.size(), opts.fsync, method);
+                // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
+                if (r == 0 && opts.fsync) r = Posix.fsync(out);
+            }
+            if (r == 0) r = copyMetadata(in, out, st, origin);
+            if (r == 0) r = copyOverride(n, src, st, null, out);
+            if (r == 0) copyFileattr(in, out);
+            if (r == 0) copyCapability(in, out);
+            if (r == 0) r = linkIntoUpper(out, n.rel);
+            // a hard link can be refused where a rename is not (fs.protected_hardlinks, an odd file system):
+            // then this copy is made again the other way
+            return r == -EPERM || r == -EACCES ? NO_TMPFILE : r;
+        } finally {
+            Posix.close(in);
+            Posix.close(out);
+        }
+    }
+
+    /** The way for every type: build the copy under a temporary name in the workdir, then rename it into the upper. */
+    private int copyThroughWorkdir(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        String tmp = tmpName();
+        int r = createCopy(src, n.rel, st, tmp, data, bytes, method);
+        if (r == 0) r = finishCopy(src, n.rel, st, tmp, origin);
+        if (r == 0) r = copyOverride(n, src, st, tmp, -1);
+        if (r == 0) copyFileattr(src, n.rel, st, tmp);
+        if (r == 0) copyCapability(src, n.rel, st, tmp);
+        if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
+        if (r < 0) Tree.removeAt(workFd, tmp);
+        return r;
     }
 
     /**
@@ -876,7 +942,7 @@ public final class Union implements AutoCloseable {
                 try {
                     if (!data || st.size() == 0) return 0;
                     bytes[0] = st.size();
-                    int r = DataCopy.copy(in, out, st.size(), method);
+                    int r = dataCopy.copy(src.index(), in, out, st.size(), opts.fsync, method);
                     // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
                     if (r == 0 && opts.fsync) r = Posix.fsync(out);
                     return r;
@@ -890,10 +956,13 @@ public final class Union implements AutoCloseable {
         }
     }
 
-    /** Owner, xattrs, origin, mode and times of a fresh copy in the workdir. */
+    /** Owner, xattrs, origin, mode and times of a fresh copy in the workdir (named tmp). */
     private int finishCopy(Layer src, String rel, Stat st, String tmp, long ino) {
         String dst = "/proc/self/fd/" + workFd + "/" + tmp;
         boolean lnk = st.type() == S_IFLNK;
+        // owner first: chown(2) drops security.capability, which the kernel's copy-up keeps
+        int r = Posix.fchownat(workFd, tmp, st.uid(), st.gid(), AT_SYMLINK_NOFOLLOW);
+        if (r < 0 && root) return r;
         try (At a = src.at(rel)) {
             if (!a.ok()) return a.err();
             String sp = a.xattrPath();
@@ -907,8 +976,6 @@ public final class Union implements AutoCloseable {
         if (ino != 0 && (!lnk || root)) {
             Posix.lsetxattr(dst, originXattr, Long.toString(ino).getBytes(StandardCharsets.US_ASCII), 0);
         }
-        int r = Posix.fchownat(workFd, tmp, st.uid(), st.gid(), AT_SYMLINK_NOFOLLOW);
-        if (r < 0 && root) return r;
         if (!lnk) {
             r = Posix.fchmodat(workFd, tmp, st.perm());
             if (r < 0) return r;
@@ -923,6 +990,11 @@ public final class Union implements AutoCloseable {
      * removes security.capability, as the VFS does on every chown. The kernel overlay changes the
      * copy's owner with notify_change without ATTR_KILL_PRIV, which keeps them.
      */
+    private static void copyCapability(int in, int out) {
+        byte[] v = Posix.fgetxattr(in, CAPABILITY);
+        if (v != null) Posix.fsetxattr(out, CAPABILITY, v, 0); // best effort, as the other xattrs
+    }
+
     private void copyCapability(Layer src, String rel, Stat st, String tmp) {
         if (st.type() != S_IFREG) return;
         byte[] v;
@@ -933,21 +1005,39 @@ public final class Union implements AutoCloseable {
         if (v != null) Posix.lsetxattr("/proc/self/fd/" + workFd + "/" + tmp, CAPABILITY, v, 0); // best effort, as the other xattrs
     }
 
+    /** Owner, xattrs, origin, mode and times of a regular file's copy, from descriptor to descriptor. */
+    private int copyMetadata(int in, int out, Stat st, long origin) {
+        // owner first: chown(2) drops security.capability, which the kernel's copy-up keeps
+        int r = Posix.fchown(out, st.uid(), st.gid());
+        if (r < 0 && root) return r;
+        for (String x : Posix.flistxattr(in)) {
+            if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
+            byte[] v = Posix.fgetxattr(in, x);
+            if (v != null) Posix.fsetxattr(out, x, v, 0); // best effort, as the kernel does for unsupported ones
+        }
+        if (origin != 0) Posix.fsetxattr(out, originXattr, Long.toString(origin).getBytes(StandardCharsets.US_ASCII), 0);
+        r = Posix.fchmod(out, st.perm());
+        if (r < 0) return r;
+        return Posix.futimens(out, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs());
+    }
+
     /**
      * The owner and mode a copy shows: recorded in the copy's override xattr where the upper keeps them
-     * there (xattr_permissions), else given to its inode when a lower override supplied them.
+     * there (xattr_permissions), else given to its inode when a lower override supplied them. The copy
+     * is the descriptor fd if it is >= 0, else workdir/tmp.
      */
-    private int copyOverride(Node n, Layer src, Stat st, String tmp) {
+    private int copyOverride(Node n, Layer src, Stat st, String tmp, int fd) {
         int top = n.top();
         OverrideStat.Value v = overrides.get(top, src, n.rel, st.type());
         if (overrides.writes(st.type())) {
             int uid = v != null && v.uid != -1 ? v.uid : st.uid(), gid = v != null && v.gid != -1 ? v.gid : st.gid();
-            return overrides.write("/proc/self/fd/" + workFd + "/" + tmp, uid, gid, v != null ? v.mode : st.perm());
+            int mode = v != null ? v.mode : st.perm();
+            return fd >= 0 ? overrides.write(fd, uid, gid, mode) : overrides.write("/proc/self/fd/" + workFd + "/" + tmp, uid, gid, mode);
         }
         if (v == null) return 0;
-        int r = Posix.fchownat(workFd, tmp, v.uid, v.gid, AT_SYMLINK_NOFOLLOW);
+        int r = fd >= 0 ? Posix.fchown(fd, v.uid, v.gid) : Posix.fchownat(workFd, tmp, v.uid, v.gid, AT_SYMLINK_NOFOLLOW);
         if (r < 0 && root) return r;
-        return Posix.fchmodat(workFd, tmp, v.mode);
+        return fd >= 0 ? Posix.fchmod(fd, v.mode) : Posix.fchmodat(workFd, tmp, v.mode);
     }
 
     /**
@@ -969,6 +1059,35 @@ public final class Union implements AutoCloseable {
         try (At a = up.at(rel)) {
             if (!a.ok()) return a.err();
             r = Posix.renameat2(workFd, tmp, a.dirfd(), a.name(), flags);
+        }
+        if (r == 0 && keepTimes) restoreTimes(parent, as, an, ms, mn);
+        return r;
+    }
+
+    /**
+     * Names a complete O_TMPFILE copy at upper/rel (linkat through /proc/self/fd, which needs no
+     * privilege), keeping the parent directory's times as {@link #moveIntoUpper} does. Where something
+     * is in the way (the upper changed under the mount), the copy replaces it as the rename did.
+     */
+    private int linkIntoUpper(int fd, String rel) {
+        Layer up = stack[0];
+        String parent = Layer.parentOf(rel);
+        Stat ps = Stat.local2();
+        boolean keepTimes = up.lstat(parent, ps) == 0;
+        long as = ps.atime(), an = ps.atimeNs(), ms = ps.mtime(), mn = ps.mtimeNs();
+        String proc = "/proc/self/fd/" + fd;
+        int r;
+        try (At a = up.at(rel)) {
+            if (!a.ok()) return a.err();
+            r = Posix.linkat(AT_FDCWD, proc, a.dirfd(), a.name(), AT_SYMLINK_FOLLOW);
+            if (r == -EEXIST) {
+                String tmp = tmpName();
+                r = Posix.linkat(AT_FDCWD, proc, workFd, tmp, AT_SYMLINK_FOLLOW);
+                if (r == 0) {
+                    r = Posix.renameat2(workFd, tmp, a.dirfd(), a.name(), 0);
+                    if (r < 0) Posix.unlinkat(workFd, tmp, 0);
+                }
+            }
         }
         if (r == 0 && keepTimes) restoreTimes(parent, as, an, ms, mn);
         return r;

@@ -260,6 +260,39 @@ class UnionTest {
         assertTrue(st.blocks() * 512 < (8L << 20), "holes stay holes, allocated: " + st.blocks() * 512);
     }
 
+    @Test void largeCopyUpIsWrittenBackAsItGoesWithHolesAndDataIntact() throws IOException {
+        // past DataCopy.STREAM_MIN: pieces are written back and dropped behind the copy; data ranges
+        // around holes and a trailing hole (the size comes from ftruncate) must come out the same
+        Path f = l2.resolve("big.img");
+        long size = DataCopy.STREAM_MIN + (24L << 20);
+        long[] at = {0, 5L << 20, DataCopy.STREAM_MIN - 4096, DataCopy.STREAM_MIN + (3L << 20)};
+        byte[] piece = new byte[3 << 20];
+        for (int i = 0; i < piece.length; i++) piece[i] = (byte) (i * 31 + 7);
+        try (java.io.RandomAccessFile r = new java.io.RandomAccessFile(f.toFile(), "rw")) {
+            for (long o : at) { r.seek(o); r.write(piece); }
+            r.setLength(size);
+        }
+        mount();
+        int fd = u.open("/big.img", O_WRONLY | O_APPEND);
+        assertTrue(fd >= 0, Errno.name(fd));
+        u.release(fd);
+        Path up = upper.resolve("big.img");
+        assertEquals(size, Files.size(up));
+        try (java.io.RandomAccessFile a = new java.io.RandomAccessFile(f.toFile(), "r");
+             java.io.RandomAccessFile b = new java.io.RandomAccessFile(up.toFile(), "r")) {
+            byte[] x = new byte[1 << 20], y = new byte[1 << 20];
+            for (long o = 0; o < size; o += x.length) {
+                a.seek(o); a.readFully(x);
+                b.seek(o); b.readFully(y);
+                assertArrayEquals(x, y, "data at " + o);
+            }
+        }
+        Stat st = new Stat();
+        assertEquals(0, Posix.fstatat(AT_FDCWD, up.toString(), st, 0));
+        assertTrue(st.blocks() * 512 < (24L << 20), "holes stay holes, allocated: " + st.blocks() * 512);
+        assertEquals(0, Files.list(work.resolve("work")).count(), "nothing is left in the workdir");
+    }
+
     @Test void truncateToZeroCopiesNoData() throws IOException {
         write(l2.resolve("big"), "x".repeat(100_000));
         mount();

@@ -1,0 +1,147 @@
+package dev.strata.nativetest;
+
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
+/**
+ * A copy-up interrupted by the daemon's death leaves the upper as it was: the copy is built unnamed in
+ * the workdir and gets its name in the upper only when data, xattrs, owner, mode and times are in place.
+ * The daemon is killed (SIGKILL) while it holds the half-written copy of a large lower file open; the
+ * upper must then show no name for it, the workdir nothing left over, and a new mount of the same upper
+ * (strata, then the kernel overlay) must show the lower file and copy it up in full.
+ */
+@Tag("native")
+class CopyUpCrashTest {
+    static final long SIZE = 512L << 20;
+
+    @BeforeEach void env() { NativeSupport.assumeNativeEnvironment(); }
+
+    @Test void daemonKilledDuringCopyUpLeavesNoPartialFile() throws Exception {
+        Mounter t = Mounter.underTest();
+        Assumptions.assumeTrue(t instanceof Mounter.Strata, "kills the strata daemon; the target is " + t);
+        Path dir = NativeSupport.newTempDir("crash");
+        boolean ok = false;
+        try {
+            LayerSet layers = LayerSet.create(dir.resolve("x"), 1);
+            Path lower = layers.lowers.get(0).resolve("big.bin");
+            byte[] piece = new byte[1 << 20];
+            for (int i = 0; i < piece.length; i++) piece[i] = (byte) (i * 131 + 17);
+            try (RandomAccessFile r = new RandomAccessFile(lower.toFile(), "rw")) {
+                for (long o = 0; o < SIZE; o += piece.length) r.write(piece);
+            }
+            Files.writeString(layers.lowers.get(0).resolve("small.txt"), "small");
+            Path work = layers.work.resolve("work");
+
+            boolean killedDuringCopy;
+            try (Mount m = t.mount(layers)) {
+                List<Long> pids = Mounts.daemonPids(m.path());
+                assertEquals(1, pids.size(), "one daemon for " + m.path() + ": " + pids);
+                long pid = pids.get(0);
+                AtomicReference<Throwable> opened = new AtomicReference<>();
+                Thread writer = new Thread(() -> {
+                    try (RandomAccessFile f = new RandomAccessFile(m.abs("big.bin"), "rw")) {
+                        f.seek(SIZE);
+                        f.write('x');
+                    } catch (Throwable e) {
+                        opened.set(e); // expected: the daemon dies under the open
+                    }
+                }, "copy-up");
+                writer.start();
+                // kill once the daemon holds the copy open in the workdir (written to, not yet named)
+                killedDuringCopy = false;
+                long deadline = System.nanoTime() + 60_000_000_000L;
+                while (writer.isAlive() && System.nanoTime() < deadline) {
+                    if (holdsFileIn(pid, work)) {
+                        ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+                        killedDuringCopy = true;
+                        break;
+                    }
+                    Thread.sleep(1);
+                }
+                writer.join(30_000);
+                assertFalse(writer.isAlive(), "the open returned once the daemon was gone");
+                ProcessHandle.of(pid).ifPresent(h -> h.onExit().join());
+            }
+            Assumptions.assumeTrue(killedDuringCopy, "the copy-up finished before the daemon could be killed during it");
+
+            // the kill may (rarely) land between the naming and the close: then the copy must be whole
+            Path named = layers.upper.resolve("big.bin");
+            if (Files.exists(named, LinkOption.NOFOLLOW_LINKS)) {
+                assertEquals(SIZE, Files.size(named), "a copy with a name in the upper is complete");
+                assertSame(named, piece);
+            }
+            try (var s = Files.list(work)) {
+                assertEquals(List.of(), s.map(p -> p.getFileName().toString()).toList(), "nothing is left in the workdir");
+            }
+
+            // the same upper, mounted again: the lower file, whole, and a copy-up that completes
+            for (Mounter again : new Mounter[]{t, Mounter.kernel()}) {
+                LayerSet l2 = layers.withFreshWorkAndMnt(again.name() + "-again");
+                try (Mount m = again.mount(l2)) {
+                    assertEquals(SIZE, Files.size(Path.of(m.abs("big.bin"))), again + " shows the lower file");
+                }
+            }
+            LayerSet l3 = layers.withFreshWorkAndMnt("final");
+            try (Mount m = t.mount(l3)) {
+                try (RandomAccessFile f = new RandomAccessFile(m.abs("big.bin"), "rw")) {
+                    f.seek(SIZE);
+                    f.write('y');
+                }
+            }
+            Path up = layers.upper.resolve("big.bin");
+            assertEquals(SIZE + 1, Files.size(up));
+            assertSame(up, piece);
+            try (RandomAccessFile f = new RandomAccessFile(up.toFile(), "r")) {
+                f.seek(SIZE);
+                assertEquals('y', f.read());
+            }
+            ok = true;
+        } finally {
+            if (!ok && Boolean.getBoolean("strata.keepFailed")) System.err.println("[crash] kept " + dir);
+            else NativeSupport.deleteTree(dir);
+        }
+    }
+
+    /** The first SIZE bytes of f repeat piece (checked at the start, the middle and the end). */
+    private static void assertSame(Path f, byte[] piece) throws IOException {
+        try (RandomAccessFile r = new RandomAccessFile(f.toFile(), "r")) {
+            byte[] b = new byte[piece.length];
+            for (long o : new long[]{0, SIZE / 2, SIZE - piece.length}) {
+                r.seek(o);
+                r.readFully(b);
+                assertArrayEquals(piece, b, f + ": data at " + o);
+            }
+        }
+    }
+
+    /** Whether process pid has a descriptor open on a file in dir (an unnamed O_TMPFILE shows as "dir/#N (deleted)"). */
+    private static boolean holdsFileIn(long pid, Path dir) {
+        String prefix = dir + "/";
+        try (var fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+            for (Path fd : (Iterable<Path>) fds::iterator) {
+                try {
+                    if (Files.readSymbolicLink(fd).toString().startsWith(prefix)) return true;
+                } catch (IOException e) {
+                    // closed meanwhile
+                }
+            }
+        } catch (IOException e) {
+            return false; // the process is gone
+        }
+        return false;
+    }
+}
