@@ -737,10 +737,16 @@ final class KernelFS {
             note.putInt(44, 0);
             note.putLong(48, 0);
             int id = Posix.ioctl(devFd, DEV_IOC_BACKING_OPEN, note.address() + 40);
-            if (id < 0 && id != -EMFILE && id != -ENFILE && id != -ENOMEM) {
-                // not permitted or not supported here (e.g. a layer on a stacked file system): stop trying
-                passthrough = false;
-                log.debug("passthrough off: " + Posix.strerror(id));
+            if (id == -EPERM || id == -EINVAL || id == -EOPNOTSUPP || id == -ENOTTY || id == -ENOSYS) {
+                // not permitted or not supported here (e.g. a layer on a stacked file system): stop
+                // trying, and say so, since file data then goes through strata (slower, still right)
+                if (passthrough) {
+                    passthrough = false;
+                    log.warn("FUSE passthrough off for this mount: the kernel refused a backing file ("
+                            + Posix.strerror(id) + "); file data is served by strata");
+                }
+            } else if (id < 0) {
+                log.debug("no passthrough for one open: " + Posix.strerror(id)); // EMFILE, ENOMEM, ...: this open only
             }
             return id;
         }
