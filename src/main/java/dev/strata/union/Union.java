@@ -869,7 +869,6 @@ public final class Union implements AutoCloseable {
             if (r == 0) r = copyMetadata(in, out, st, origin);
             if (r == 0) r = copyOverride(n, src, st, null, out);
             if (r == 0) copyFileattr(in, out);
-            if (r == 0) copyCapability(in, out);
             if (r == 0) r = linkIntoUpper(out, n.rel);
             // a hard link can be refused where a rename is not (fs.protected_hardlinks, an odd file system):
             // then this copy is made again the other way
@@ -887,7 +886,6 @@ public final class Union implements AutoCloseable {
         if (r == 0) r = finishCopy(src, n.rel, st, tmp, origin);
         if (r == 0) r = copyOverride(n, src, st, tmp, -1);
         if (r == 0) copyFileattr(src, n.rel, st, tmp);
-        if (r == 0) copyCapability(src, n.rel, st, tmp);
         if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
         if (r < 0) Tree.removeAt(workFd, tmp);
         return r;
@@ -968,7 +966,6 @@ public final class Union implements AutoCloseable {
             String sp = a.xattrPath();
             for (String x : Posix.llistxattr(sp)) {
                 if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
-                if (x.equals(CAPABILITY)) continue; // after the owner: chown(2) removes it (copyCapability)
                 byte[] v = Posix.lgetxattr(sp, x);
                 if (v != null) Posix.lsetxattr(dst, x, v, 0); // best effort, as the kernel does for unsupported ones
             }
@@ -986,23 +983,20 @@ public final class Union implements AutoCloseable {
     static final String CAPABILITY = "security.capability";
 
     /**
-     * A file's capabilities go onto its copy last: chown(2) of the copy (finishCopy, copyOverride)
-     * removes security.capability, as the VFS does on every chown. The kernel overlay changes the
-     * copy's owner with notify_change without ATTR_KILL_PRIV, which keeps them.
+     * Puts a file's capabilities back on its copy after a chown(2) of the copy (copyOverride), which
+     * removes security.capability as the VFS does on every chown; the kernel overlay changes the copy's
+     * owner with notify_change without ATTR_KILL_PRIV, which keeps them. (The metadata copies set the
+     * owner before the xattrs for the same reason.)
      */
-    private static void copyCapability(int in, int out) {
-        byte[] v = Posix.fgetxattr(in, CAPABILITY);
-        if (v != null) Posix.fsetxattr(out, CAPABILITY, v, 0); // best effort, as the other xattrs
-    }
-
-    private void copyCapability(Layer src, String rel, Stat st, String tmp) {
-        if (st.type() != S_IFREG) return;
+    private void restoreCapability(Layer src, String rel, String tmp, int fd) {
         byte[] v;
         try (At a = src.at(rel)) {
             if (!a.ok()) return;
             v = Posix.lgetxattr(a.xattrPath(), CAPABILITY);
         }
-        if (v != null) Posix.lsetxattr("/proc/self/fd/" + workFd + "/" + tmp, CAPABILITY, v, 0); // best effort, as the other xattrs
+        if (v == null) return;
+        if (fd >= 0) Posix.fsetxattr(fd, CAPABILITY, v, 0); // best effort, as the other xattrs
+        else Posix.lsetxattr("/proc/self/fd/" + workFd + "/" + tmp, CAPABILITY, v, 0);
     }
 
     /** Owner, xattrs, origin, mode and times of a regular file's copy, from descriptor to descriptor. */
@@ -1037,6 +1031,7 @@ public final class Union implements AutoCloseable {
         if (v == null) return 0;
         int r = fd >= 0 ? Posix.fchown(fd, v.uid, v.gid) : Posix.fchownat(workFd, tmp, v.uid, v.gid, AT_SYMLINK_NOFOLLOW);
         if (r < 0 && root) return r;
+        if (r == 0 && st.type() == S_IFREG) restoreCapability(src, n.rel, tmp, fd);
         return fd >= 0 ? Posix.fchmod(fd, v.mode) : Posix.fchmodat(workFd, tmp, v.mode);
     }
 
