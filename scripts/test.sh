@@ -6,20 +6,49 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
+user_args=$#
 bash scripts/setup.sh
 groups=""
-if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ] || ! grep -qw overlay /proc/filesystems; then
-  modprobe overlay 2>/dev/null || true
+if ! grep -qw overlay /proc/filesystems && [ "$(id -u)" = 0 ]; then
+  modprobe overlay || echo "test: modprobe overlay failed (see above)" >&2
 fi
 if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "test: CI=true but not root or no /dev/fuse: the native tests (real mounts) cannot run" >&2
+    exit 1
+  fi
   echo "test: not root or no /dev/fuse: native tests (real mounts) are skipped"
   groups="native"
 fi
+# CI mode (root with /dev/fuse, or CI=true): the native tests must run. A missing overlay module, a
+# native test class that skips, or a strata that cannot be launched is a failure, never a skip or a
+# comparison of the kernel with itself (strata.target is pinned to strata everywhere in this script).
+ci_args=()
+if [ -z "$groups" ]; then
+  if ! grep -qw overlay /proc/filesystems; then
+    echo "test: root with /dev/fuse (CI mode) but no overlay in /proc/filesystems: the native tests cannot run" >&2
+    exit 1
+  fi
+  ci_args=(-Dstrata.requireNative=true)
+fi
+# At exit, however the run ends: the number of native tests run, each skipped one, and in CI mode a
+# failure for any native class that skipped (SurefireReport reads surefire's XML reports).
+rm -rf target/surefire-reports target/surefire-reports-main
+report() {
+  local rc=$? r=0
+  if [ -d target/test-classes ]; then
+    java -cp target/test-classes dev.strata.nativetest.SurefireReport ${ci_args[0]:+--ci} \
+      $([ "$user_args" = 0 ] && [ -n "${ci_args[0]:-}" ] && echo --expect-all) \
+      --sources native-tests/java:src/test/java target/surefire-reports-main target/surefire-reports || r=$?
+  fi
+  if [ "$rc" = 0 ] && [ "$r" != 0 ]; then rc=1; fi
+  exit "$rc"
+}
+trap report EXIT
 # The random differential test runs fixed seeds here (3 x 2,000 operations) so that CI is repeatable;
 # run it with -Dstrata.seed=N / -Dstrata.runs=N / -Dstrata.ops=N to explore further. Everything runs
 # with strata's default options, i.e. the kernel FUSE transport with long attribute/entry caches.
-user_args=$#
-set -- -Dstrata.seed=1000 -Dstrata.runs=3 "$@"
+set -- -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=3 "$@"
 # Tests that mount run in a private mount namespace so that no mount can leak into the host's,
 # even if the JVM is killed.
 ns=()
@@ -27,11 +56,12 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && [ "${STRATA_NO_UNSHARE
   ns=(unshare -m --propagation private)
 fi
 "${ns[@]}" mvn -B verify -Dstrata.excludedGroups="$groups" "$@"
+mv target/surefire-reports target/surefire-reports-main 2>/dev/null || true
 # The fallback transport (libfuse 2, used where mount(2) of FUSE is not permitted) passes the same
 # differential and edge-case tests once more, with attr_timeout=0: libfuse 2's path-based API cannot
 # invalidate the attributes the kernel caches (see README, "Transports").
 if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_LIBFUSE:-}" = "" ]; then
   "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= -Dtest='RandomDifferentialTest,EdgeCaseTest,CrossMountTest,KillPrivTest' \
     -Dsurefire.failIfNoSpecifiedTests=false -Dstrata.mountOptions=transport=libfuse,attr_timeout=0 \
-    -Dstrata.seed=1000 -Dstrata.runs=1
+    -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=1
 fi

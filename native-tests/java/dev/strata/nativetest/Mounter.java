@@ -1,10 +1,14 @@
 package dev.strata.nativetest;
 
+import org.junit.jupiter.api.Assertions;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Mounts a {@link LayerSet} with one overlay implementation: the kernel overlay (the oracle), strata
@@ -33,24 +37,38 @@ public abstract class Mounter {
 
     /**
      * The implementation compared with the kernel: -Dstrata.target=strata|kernel|fuse-overlayfs|auto.
-     * auto (the default) uses strata when this project has a built launcher with a mount command, else
-     * the kernel (kernel-vs-kernel validates the harness) and says so on stderr.
+     * auto (the default, for developers) uses strata when this project has a built launcher with a mount
+     * command, else the kernel (kernel-vs-kernel validates the harness) and says so on stderr. strata
+     * (what CI and scripts/test.sh pin) fails the test when strata cannot be launched, and so does auto in
+     * CI mode ({@link NativeSupport#nativeRequired()}): a comparison of the kernel with itself tests nothing.
      */
     public static Mounter underTest() {
-        String t = System.getProperty("strata.target", "auto");
-        switch (t) {
-            case "strata": return strata();
+        return underTest(System.getProperty("strata.target", "auto"), NativeSupport.projectHome(), NativeSupport.nativeRequired());
+    }
+
+    static Mounter underTest(String target, Path home, boolean required) {
+        switch (target) {
+            case "strata": {
+                String why = Strata.unavailableReason(home);
+                if (why != null) Assertions.fail("-Dstrata.target=strata, but strata cannot be launched: " + why);
+                return new Strata(home);
+            }
             case "kernel": return kernel();
             case "fuse-overlayfs": return fuseOverlayfs();
             case "auto":
-            case "":
-                String why = Strata.unavailableReason(NativeSupport.projectHome());
-                if (why == null) return strata();
+            case "": {
+                String why = Strata.unavailableReason(home);
+                if (why == null) return new Strata(home);
+                if (required) {
+                    Assertions.fail("strata.target=auto would compare the kernel with itself, which CI mode"
+                            + " (-Dstrata.requireNative=true or CI=true) does not accept: " + why);
+                }
                 if (!warned) System.err.println("[nativetest] strata.target=auto: comparing the kernel with itself (" + why + ")");
                 warned = true;
                 return kernel();
+            }
             default:
-                throw new IllegalArgumentException("-Dstrata.target must be strata, kernel, fuse-overlayfs or auto, not " + t);
+                throw new IllegalArgumentException("-Dstrata.target must be strata, kernel, fuse-overlayfs or auto, not " + target);
         }
     }
 
@@ -91,21 +109,18 @@ public abstract class Mounter {
 
         Path launcher() { return home.resolve("bin/strata"); }
 
-        /** Null if strata can be used, else why not (not built, no mount command yet). */
+        /** Null if strata can be used, else why not (not built, no mount command yet, a launcher that fails). */
         static synchronized String unavailableReason(Path home) {
-            if (cachedReason != null) return cachedReason.isEmpty() ? null : cachedReason;
-            Path launcher = home.resolve("bin/strata");
-            String why = null;
-            if (!Files.isExecutable(launcher)) why = "no launcher " + launcher;
-            else if (!Files.exists(home.resolve("target/strata.jar"))) why = "not built: run mvn -B -q package -DskipTests in " + home;
-            else {
-                NativeSupport.Proc.Result r = NativeSupport.Proc.run(home, 60, launcher.toString(), "mount", "--help");
-                if (r.exit != 0) why = "'bin/strata mount --help' failed (no mount command yet?): " + r.toString().strip();
-            }
-            cachedReason = why == null ? "" : why;
-            return why;
+            return REASONS.computeIfAbsent(home.toAbsolutePath().normalize(), h -> {
+                Path launcher = h.resolve("bin/strata");
+                if (!Files.isExecutable(launcher)) return "no launcher " + launcher;
+                if (!Files.exists(h.resolve("target/strata.jar"))) return "not built: run mvn -B -q package -DskipTests in " + h;
+                NativeSupport.Proc.Result r = NativeSupport.Proc.run(h, 60, launcher.toString(), "mount", "--help");
+                if (r.exit != 0) return "'" + launcher + " mount --help' failed: " + r.toString().strip();
+                return "";
+            }).transform(w -> w.isEmpty() ? null : w);
         }
-        private static String cachedReason;
+        private static final Map<Path, String> REASONS = new HashMap<>();
 
         @Override public Mount mount(LayerSet layers) {
             String mnt = layers.mnt.toString();

@@ -1,6 +1,7 @@
 package dev.strata.nativetest;
 
 import dev.strata.posix.Posix;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 
 import java.io.IOException;
@@ -18,16 +19,47 @@ import java.util.concurrent.TimeUnit;
 public final class NativeSupport {
     private NativeSupport() {}
 
-    /** Skips the calling test (with a message) unless it runs as root with /dev/fuse and the kernel overlay. */
-    public static void assumeNativeEnvironment() {
-        Assumptions.assumeTrue(Posix.geteuid() == 0, "native test skipped: needs root (mount, mknod, trusted.* xattrs)");
-        Assumptions.assumeTrue(Files.exists(Paths.get("/dev/fuse")), "native test skipped: no /dev/fuse");
-        Assumptions.assumeTrue(kernelHasOverlay(), "native test skipped: no overlay in /proc/filesystems");
-        Assumptions.assumeTrue("ISO-8859-1".equals(java.nio.charset.Charset.defaultCharset().name()),
-                "native test skipped: the JVM must run with -Dfile.encoding=ISO-8859-1 (names are bytes)");
+    /**
+     * CI mode: a native test that cannot run is a failure, not a skip. On with -Dstrata.requireNative=true
+     * (scripts/test.sh sets it as root with /dev/fuse) or, unless that property says false, with CI=true
+     * in the environment.
+     */
+    public static boolean nativeRequired() {
+        String p = System.getProperty("strata.requireNative", "");
+        if (!p.isEmpty()) return Boolean.parseBoolean(p);
+        return "true".equalsIgnoreCase(System.getenv("CI"));
     }
 
+    /**
+     * Skips the calling test (with a message) unless it runs as root with /dev/fuse and the kernel overlay;
+     * in CI mode ({@link #nativeRequired()}) fails it instead, so that CI cannot stay green by testing nothing.
+     */
+    public static void assumeNativeEnvironment() {
+        String why = environmentProblem();
+        if (why == null) return;
+        if (nativeRequired()) {
+            Assertions.fail("native test cannot run, and CI mode (-Dstrata.requireNative=true or CI=true) requires it: " + why);
+        }
+        Assumptions.abort("native test skipped: " + why);
+    }
+
+    /** Why native tests cannot run here, or null if they can. */
+    static String environmentProblem() {
+        if (Posix.geteuid() != 0) return "needs root (mount, mknod, trusted.* xattrs)";
+        if (!Files.exists(Paths.get("/dev/fuse"))) return "no /dev/fuse";
+        if (!kernelHasOverlay()) return "no overlay in /proc/filesystems (modprobe overlay)";
+        if (!"ISO-8859-1".equals(java.nio.charset.Charset.defaultCharset().name())) {
+            return "the JVM must run with -Dfile.encoding=ISO-8859-1 (names are bytes)";
+        }
+        return null;
+    }
+
+    /**
+     * Whether the kernel has the overlay file system. -Dstrata.pretendNoOverlay=true says no (the harness
+     * self-test's stand-in for a machine without the module).
+     */
     public static boolean kernelHasOverlay() {
+        if (Boolean.getBoolean("strata.pretendNoOverlay")) return false;
         try {
             for (String l : Files.readAllLines(Paths.get("/proc/filesystems"))) {
                 String[] f = l.trim().split("\\s+");
