@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The harness checked against the oracle: the standard layers mean on the kernel overlay what
  * LayerBuilder says they mean, two kernel mounts of identical copies agree, a corrupted copy is caught,
- * and nothing stays mounted after close.
+ * nothing stays mounted after close, and a hung daemon fails the test in bounded time.
  */
 @Tag("native")
 class HarnessSelfTest {
@@ -105,6 +105,39 @@ class HarnessSelfTest {
         assertTrue(Mounts.mountedUnder(dir[0]).isEmpty(), "still mounted: " + Mounts.mountedUnder(dir[0]));
     }
 
+    /**
+     * A daemon that stops answering (SIGSTOP in the middle of a call) fails the test in bounded time: the
+     * watchdog kills it, the call returns, and the guarded call ends in an AssertionError saying HANG.
+     */
+    @Test void aHungDaemonFailsTheTestInBoundedTime() {
+        String why = Mounter.Strata.unavailableReason(NativeSupport.projectHome());
+        if (why != null && !NativeSupport.nativeRequired()) org.junit.jupiter.api.Assumptions.abort("strata is not built: " + why);
+        Mounter strata = Mounter.underTest("strata", NativeSupport.projectHome(), NativeSupport.nativeRequired());
+        Path dir = NativeSupport.newTempDir("hang");
+        try {
+            LayerSet s = LayerSet.create(dir.resolve("x"), 1);
+            try (Mount m = strata.mount(s)) {
+                List<Long> pids = Mounts.daemonPids(m.path());
+                assertEquals(1, pids.size(), "one daemon: " + pids);
+                NativeSupport.Proc.Result stop = NativeSupport.Proc.run(Path.of("/"), 10, "kill", "-STOP", String.valueOf(pids.get(0)));
+                assertEquals(0, stop.exit, stop.toString());
+                long t0 = System.nanoTime();
+                String name = m.abs("not-looked-up-before-" + t0);
+                AssertionError e = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
+                        () -> Mounts.guarded("lstat of a new name", 3, () -> Posix.fstatat(Posix.AT_FDCWD, name, new dev.strata.posix.Stat(), Posix.AT_SYMLINK_NOFOLLOW)));
+                long secs = (System.nanoTime() - t0) / 1_000_000_000L;
+                assertTrue(e.getMessage().startsWith("HANG: 'lstat of a new name' did not return within 3 s"), e.getMessage());
+                assertTrue(secs < 30, "the hang ended the call after " + secs + " s");
+                long end = System.nanoTime() + 10_000_000_000L;
+                while (ProcessHandle.of(pids.get(0)).map(ProcessHandle::isAlive).orElse(false) && System.nanoTime() < end) sleep(50);
+                assertTrue(ProcessHandle.of(pids.get(0)).map(h -> !h.isAlive()).orElse(true), "the stopped daemon was killed");
+            }
+            assertTrue(Mounts.mountedUnder(dir).isEmpty(), "still mounted: " + Mounts.mountedUnder(dir));
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
+
     @Test void upperMeaningIgnoresSpellingButNotSense() {
         Path dir = NativeSupport.newTempDir("meaning");
         try {
@@ -135,6 +168,10 @@ class HarnessSelfTest {
         } finally {
             NativeSupport.deleteTree(dir);
         }
+    }
+
+    private static void sleep(long ms) {
+        try { Thread.sleep(ms); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
     }
 
     static String sha(String s) {

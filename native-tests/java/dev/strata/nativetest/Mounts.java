@@ -36,8 +36,11 @@ public final class Mounts {
 
     /** Seconds a guarded call on a mount may take before the FUSE daemons are killed (-Dstrata.hangTimeout). */
     static final long HANG_SECONDS = Long.getLong("strata.hangTimeout", 120);
-    private static volatile long busySince;
+    /** When the guarded call began (nanoTime, never 0), 0 when none runs, CLAIMED once the watchdog acts on it. */
+    private static final java.util.concurrent.atomic.AtomicLong BUSY = new java.util.concurrent.atomic.AtomicLong();
+    private static final long CLAIMED = Long.MIN_VALUE;
     private static volatile String busyWhat;
+    private static volatile long busyLimitSeconds = HANG_SECONDS;
     private static volatile String hang;
 
     /**
@@ -47,18 +50,32 @@ public final class Mounts {
      * call ends with an AssertionError that says so.
      */
     public static <T> T guarded(String what, java.util.function.Supplier<T> call) {
+        return guarded(what, HANG_SECONDS, call);
+    }
+
+    /** {@link #guarded(String, java.util.function.Supplier)} with a limit of its own (the harness self-test's). */
+    static <T> T guarded(String what, long seconds, java.util.function.Supplier<T> call) {
         busyWhat = what;
-        busySince = System.nanoTime();
+        busyLimitSeconds = seconds;
+        hang = null;
+        long start = System.nanoTime();
+        BUSY.set(start == 0 || start == CLAIMED ? 1 : start);
         T r;
+        boolean claimed;
         try {
             r = call.get();
         } finally {
-            busySince = 0;
+            claimed = BUSY.getAndSet(0) == CLAIMED;
         }
-        String h = hang;
-        if (h != null) {
+        if (claimed) {
+            // the watchdog took this call: the daemons it killed made it return; wait for its message
+            long end = System.nanoTime() + 30_000_000_000L;
+            while (hang == null && System.nanoTime() < end) {
+                try { Thread.sleep(10); } catch (InterruptedException e) { Thread.currentThread().interrupt(); break; }
+            }
+            String h = hang;
             hang = null;
-            throw new AssertionError(h);
+            throw new AssertionError(h != null ? h : "HANG: '" + what + "' did not return within " + seconds + " s");
         }
         return r;
     }
@@ -66,9 +83,11 @@ public final class Mounts {
     private static void watch() {
         while (true) {
             try { Thread.sleep(1000); } catch (InterruptedException e) { return; }
-            long since = busySince;
-            if (since == 0 || System.nanoTime() - since < HANG_SECONDS * 1_000_000_000L) continue;
-            StringBuilder msg = new StringBuilder("HANG: '" + busyWhat + "' did not return within " + HANG_SECONDS + " s; killed FUSE daemons:");
+            long since = BUSY.get();
+            long limit = busyLimitSeconds;
+            if (since == 0 || since == CLAIMED || System.nanoTime() - since < limit * 1_000_000_000L) continue;
+            if (!BUSY.compareAndSet(since, CLAIMED)) continue; // the call returned meanwhile
+            StringBuilder msg = new StringBuilder("HANG: '" + busyWhat + "' did not return within " + limit + " s; killed FUSE daemons:");
             List<Mount> all;
             synchronized (Mounts.class) { all = new ArrayList<>(LIVE); }
             for (Mount m : all) {
@@ -80,7 +99,6 @@ public final class Mounts {
             }
             System.err.println("[nativetest] " + msg);
             hang = msg.toString();
-            busySince = 0;
         }
     }
 
