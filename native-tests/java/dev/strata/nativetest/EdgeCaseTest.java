@@ -73,7 +73,8 @@ class EdgeCaseTest {
 
     /** Runs fn on each mount root; results must be equal; returns the reference's. */
     private String same(String what, Function<String, String> fn) {
-        String k = fn.apply(pair.ref.abs("")), s = fn.apply(pair.tgt.abs(""));
+        String k = Mounts.guarded(what + " on " + pair.refLabel(), () -> fn.apply(pair.ref.abs("")));
+        String s = Mounts.guarded(what + " on " + pair.tgtLabel(), () -> fn.apply(pair.tgt.abs("")));
         b.note(what + " -> " + k + (k.equals(s) ? "" : " / " + s));
         if (!k.equals(s)) fail("[edge] " + what + ":\n  " + pair.refLabel() + ": " + k + "\n  " + pair.tgtLabel() + ": " + s + pair.targetLog());
         return k;

@@ -136,7 +136,7 @@ class NativeImageTest {
         Process p = new ProcessBuilder("mount", "-t", "overlay", "overlay", "-o", "ro,lowerdir=" + lower, mnt.toString())
                 .redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes());
-        assumeTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, "cannot mount overlay here: " + out);
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, "the kernel overlay cannot mount the store's layers: " + out);
         try {
             assertFalse(Files.exists(mnt.resolve("etc/os-release")), "the whiteout hides the base file");
             assertEquals(List.of("b"), list(mnt.resolve("var/cache")), "the opaque directory hides the base's contents");
@@ -162,7 +162,14 @@ class NativeImageTest {
         assumeTrue(Files.isRegularFile(home.resolve("target/strata.jar")), "strata is not built (mvn package)");
         assumeTrue(Files.exists(Path.of("/dev/fuse")), "no /dev/fuse");
         Layer base = new Layer(ImageStoreTest.baseTar(), "gzip"), top = new Layer(ImageStoreTest.topTar("v2"), "zstd");
-        Path layout = TestImages.ociLayout(tmp.resolve("img"), "1", base, top);
+        // owners, xattrs and content beyond the first bytes that must show the same through both
+        byte[] big = new byte[300_000];
+        for (int i = 0; i < big.length; i++) big[i] = (byte) (i * 7 + i / 1000);
+        Layer extra = new Layer(new RawTar().dir("opt", 0755)
+                .entry(b("opt/owned"), '0', big, null, 0640, 1000, 1001, 0, 0, Map.of("SCHILY.xattr.user.note", b("kept")))
+                .entry(b("opt/tagged"), '0', b("t"), null, 0600, 33, 44, 0, 0, Map.of("SCHILY.xattr.trusted.tag", new byte[]{0, 1, 2}))
+                .bytes(), "none");
+        Path layout = TestImages.ociLayout(tmp.resolve("img"), "1", base, top, extra);
         ImageStore store = ImageStore.open(tmp.resolve("store"));
         store.importImage(new ImageStore.ImportRequest(layout), ImportListener.QUIET);
         String lower = store.lowerDirsTopFirst("img:1").stream().map(Path::toString).collect(Collectors.joining(":"));
@@ -170,14 +177,19 @@ class NativeImageTest {
         Process p = new ProcessBuilder("mount", "-t", "overlay", "overlay", "-o", "ro,lowerdir=" + lower, kmnt.toString())
                 .redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes());
-        assumeTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, "cannot mount overlay here: " + out);
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, "the kernel overlay cannot mount the store's layers: " + out);
         try {
             Process s = new ProcessBuilder(home.resolve("bin/strata").toString(), "mount", "--image", "img:1",
                     "--store", tmp.resolve("store").toString(), smnt.toString()).redirectErrorStream(true).start();
             String sout = new String(s.getInputStream().readAllBytes());
             assertTrue(s.waitFor(60, TimeUnit.SECONDS) && s.exitValue() == 0, "strata mount --image: " + sout);
             try {
-                assertEquals(Snapshot.of(kmnt), Snapshot.of(smnt));
+                Map<String, String> kernel = Snapshot.full(kmnt);
+                assertEquals(kernel, Snapshot.full(smnt));
+                assertTrue(kernel.get("opt/owned").matches("file 0640 size=300000 owner=1000:1001 sha256=[0-9a-f]{64} xattrs=\\{user.note=kept}"),
+                        "owner, content and xattrs are compared: " + kernel.get("opt/owned"));
+                assertTrue(kernel.get("opt/tagged").endsWith(" owner=33:44 sha256=" + TestImages.sha("t".getBytes()).replace("sha256:", "")
+                        + " xattrs={trusted.tag=0x000102}"), kernel.get("opt/tagged"));
                 assertEquals("v2", Files.readString(smnt.resolve("usr/bin/app")));
                 assertFalse(Files.exists(smnt.resolve("etc/os-release")), "the whiteout hides the base file");
                 Process rm = new ProcessBuilder(home.resolve("bin/strata").toString(), "image", "rm", "img:1",

@@ -23,20 +23,32 @@ final class Snapshot {
     private Snapshot() {}
 
     static Map<String, String> of(Path dir) {
+        return of(dir, false);
+    }
+
+    /**
+     * Everything a mount shows of each entry: what {@link #of(Path)} says plus the owner, every xattr
+     * (name=value, sorted) and the sha256 of a regular file's whole content.
+     */
+    static Map<String, String> full(Path dir) {
+        return of(dir, true);
+    }
+
+    private static Map<String, String> of(Path dir, boolean full) {
         Map<String, String> out = new TreeMap<>();
         int[] err = {0};
         Layer layer = Layer.open(dir, 0, false, err);
         if (layer == null) throw new IllegalStateException("cannot open " + dir + ": " + Posix.strerror(err[0]));
         try {
             Pointer buf = Memory.allocateDirect(Posix.RT, 32768);
-            walk(layer, "", out, buf);
+            walk(layer, dir, "", out, buf, full);
         } finally {
             layer.close();
         }
         return out;
     }
 
-    private static void walk(Layer layer, String dirRel, Map<String, String> out, Pointer buf) {
+    private static void walk(Layer layer, Path root, String dirRel, Map<String, String> out, Pointer buf, boolean full) {
         int fd = layer.openDir(dirRel, Posix.O_RDONLY);
         if (fd < 0) throw new IllegalStateException("cannot open " + dirRel + ": " + Posix.strerror(fd));
         List<String[]> names;
@@ -82,7 +94,51 @@ final class Snapshot {
                 default: out.put(rel, "other");
             }
         }
-        for (String d : dirs) walk(layer, d, out, buf);
+        if (full) {
+            for (String[] n : names) {
+                String rel = Layer.child(dirRel, n[0]);
+                String e = out.get(rel);
+                if (e == null || e.equals("whiteout") || layer.lstat(rel, st) != 0) continue;
+                out.put(rel, e + " owner=" + st.uid() + ":" + st.gid() + (st.type() == Posix.S_IFREG ? " sha256=" + sha256(layer, rel) : "")
+                        + " xattrs=" + xattrs(root + "/" + rel));
+            }
+        }
+        for (String d : dirs) walk(layer, root, d, out, buf, full);
+    }
+
+    private static String sha256(Layer layer, String rel) {
+        int fd = layer.openat(rel, Posix.O_RDONLY, 0);
+        if (fd < 0) return "unreadable(" + Posix.strerror(fd) + ")";
+        try {
+            java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+            Pointer p = Memory.allocateDirect(Posix.RT, 1 << 16);
+            byte[] b = new byte[1 << 16];
+            long off = 0;
+            for (long n; (n = Posix.pread(fd, p, b.length, off)) > 0; off += n) {
+                p.get(0, b, 0, (int) n);
+                md.update(b, 0, (int) n);
+            }
+            return java.util.HexFormat.of().formatHex(md.digest());
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        } finally {
+            Posix.close(fd);
+        }
+    }
+
+    /** Every xattr of path (not following a link), sorted, values hex where not printable. */
+    private static String xattrs(String path) {
+        Map<String, String> x = new TreeMap<>();
+        for (String name : Posix.llistxattr(path)) {
+            byte[] v = Posix.lgetxattr(path, name);
+            x.put(name, v == null ? "<unreadable>" : printable(v) ? new String(v, StandardCharsets.ISO_8859_1) : "0x" + java.util.HexFormat.of().formatHex(v));
+        }
+        return x.toString();
+    }
+
+    private static boolean printable(byte[] v) {
+        for (byte c : v) if (c < 0x20 || c > 0x7e) return false;
+        return true;
     }
 
     private static String content(Layer layer, String rel, Stat st) {

@@ -399,7 +399,8 @@ class UnionTest {
         assertEquals(0, u.rename("/updir", "/updir2", 0), "a pure upper directory moves");
         assertEquals(Set.of("x"), ls("/updir2"));
         assertEquals(-Errno.ENOTEMPTY, u.rename("/updir2", "/lowerdir", 0));
-        assertEquals(-Errno.EINVAL, u.rename("/updir2", "/updir2/x/y", 0) == -Errno.ENOTDIR ? -Errno.EINVAL : u.rename("/updir2", "/updir2/sub", 0));
+        assertEquals(-Errno.ENOTDIR, u.rename("/updir2", "/updir2/x/y", 0), "a file as the new name's parent");
+        assertEquals(-Errno.EINVAL, u.rename("/updir2", "/updir2/sub", 0), "a directory into itself");
         assertEquals(-Errno.EEXIST, u.rename("/target", "/lowerdir", RENAME_NOREPLACE));
     }
 
