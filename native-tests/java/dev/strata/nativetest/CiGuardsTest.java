@@ -75,7 +75,7 @@ class CiGuardsTest {
         Files.createDirectories(src);
         Files.writeString(src.resolve("MountTest.java"), "package x;\n@Tag(\"native\")\nclass MountTest {}\n");
         Files.writeString(src.resolve("OtherTest.java"), "package x;\n@Tag(\"native\")\nclass OtherTest {}\n");
-        Files.writeString(src.resolve("PlainTest.java"), "package x;\nclass PlainTest {}\n");
+        Files.writeString(src.resolve("PlainTest.java"), "package x;\n/** not @Tag(\"native\") */\nclass PlainTest {}\n");
         Path main = tmp.resolve("main"), second = tmp.resolve("second");
         Files.createDirectories(main);
         Files.createDirectories(second);

@@ -66,6 +66,8 @@ public final class SurefireReport {
         }
     }
 
+    /** The annotation on a line of its own (as every native class has it), not a mention in a comment. */
+    private static final Pattern NATIVE_TAG = Pattern.compile("(?m)^\\s*@Tag\\(\"native\"\\)\\s*$");
     private static final Pattern PACKAGE = Pattern.compile("(?m)^package\\s+([\\w.]+)\\s*;");
 
     /** The classes tagged @Tag("native") in the given source roots. */
@@ -79,7 +81,7 @@ public final class SurefireReport {
             }
             for (Path p : files) {
                 String src = Files.readString(p, StandardCharsets.ISO_8859_1);
-                if (!src.contains("@Tag(\"native\")")) continue;
+                if (!NATIVE_TAG.matcher(src).find()) continue;
                 Matcher m = PACKAGE.matcher(src);
                 String simple = p.getFileName().toString().replaceFirst("\\.java$", "");
                 out.add(m.find() ? m.group(1) + "." + simple : simple);
