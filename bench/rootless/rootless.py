@@ -474,6 +474,7 @@ def run(args, systems, state):
                f"{dist}/target/ 2>/dev/null || true; }} && chmod -R a+rX {dist}")
             strata = os.path.join(dist, "bin", "strata")
     programs = {"kernel": None, "fuse-overlayfs": shutil.which("fuse-overlayfs"), "strata": strata}
+    v = versions(strata)  # before the run: what is measured, not what the tree is at the end
 
     log("building the image (bench/rootless/make-image.sh)")
     image = sh(["bash", os.path.join(HERE, "make-image.sh"), os.path.join(tmp, "img")]).stdout.strip().splitlines()[-1]
@@ -502,7 +503,7 @@ def run(args, systems, state):
     info = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "command": " ".join(["scripts/bench.sh podman"] + [shlex.quote(a) for a in sys.argv[1:]]),
             "load0": load0, "load1": " ".join(read("/proc/loadavg").split()[:3]), "image": image,
-            "v": versions(strata), "minutes": (time.monotonic() - t0) / 60}
+            "v": v, "minutes": (time.monotonic() - t0) / 60}
     text = report(args, systems, values, checks, notes, info)
     out = args.out
     if not out:
