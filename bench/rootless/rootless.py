@@ -187,7 +187,8 @@ class Store:
     def podman(self, *args, timeout=300, check=True):
         r = subprocess.run(self.prefix + list(args), capture_output=True, text=True, timeout=timeout, cwd=self.base)
         if check and r.returncode != 0:
-            raise BenchError(f"{self.system}: podman {' '.join(args[:3])} failed ({r.returncode}): {last_line(r.stderr)}")
+            shown = " ".join(a for a in args if a not in RUN_FLAGS)
+            raise BenchError(f"{self.system}: podman {shown[:100]} failed ({r.returncode}): {last_line(r.stderr)}")
         return r
 
     def timed(self, *args):
@@ -515,6 +516,8 @@ def run(args, systems, state):
         f.write(text)
     print(text)
     log(f"written to {out}")
+    if notes:
+        raise BenchError(f"{len(notes)} row(s) or column(s) failed: see Notes in {out}")
 
 
 def wait_gone(state, seconds):
