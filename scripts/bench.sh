@@ -8,11 +8,14 @@
 #   scripts/bench.sh jmh [FILTER] [JMH options...]
 #       the JMH benchmarks under bench/java (FILTER is a JMH regexp; default: all of them);
 #       a run of all of them is kept in bench/results/jmh-DATE.txt, others in bench/results/tmp/.
+#   scripts/bench.sh podman [--rounds N] [--systems ...] [--user U] [--note TEXT] [--no-build]
+#       rootless podman: its kernel overlay, fuse-overlayfs and strata as mount program (as root;
+#       podman runs as the user strata-bench); writes bench/results/rootless-DATE.md.
 set -euo pipefail
 home=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
-  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 build() {
@@ -86,6 +89,23 @@ case "$cmd" in
     rc=${PIPESTATUS[0]}
     echo "[bench] output kept in $out" >&2
     exit "$rc"
+    ;;
+  podman)
+    # rootless podman (bench/rootless.sh): build first, as for compare, unless --no-build
+    args=() no_build=0
+    for a in "$@"; do
+      case "$a" in
+        --no-build) no_build=1 ;;
+        -h|--help) exec bash "$home/bench/rootless.sh" --help ;;
+        *) args+=("$a") ;;
+      esac
+    done
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "bench: podman needs root (it prepares the benchmark user; podman itself runs as that user)" >&2
+      exit 2
+    fi
+    [ $no_build -eq 1 ] || build
+    exec bash "$home/bench/rootless.sh" "${args[@]}"
     ;;
   -h|--help|help)
     usage
