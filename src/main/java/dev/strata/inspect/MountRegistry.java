@@ -38,7 +38,8 @@ import java.util.Set;
  * dies, whatever namespace it runs in); a record whose lock is free is stale: readers skip it and
  * {@link #cleanup} deletes it. Paths are written as their UTF-8 text; a record with a path that is
  * not valid UTF-8 carries {@code "names": "latin1"} and every path in it is written one char per byte.
- * Modes, whatever the umask: {@code /run/strata} and {@code /run/strata/mounts} 0755 (root's), any other
+ * Records carry {@code "lock": "flock"}; one without it (from an older strata) is judged by its pid as
+ * before. Modes, whatever the umask: {@code /run/strata} and {@code /run/strata/mounts} 0755 (root's), any other
  * registry's {@code strata} and {@code mounts} 0700, records 0644; a registry found with looser modes is
  * tightened when its owner next registers a mount. Readers take only records owned by themselves or root.
  * Readers look in their own directory and then in {@code /run/strata/mounts}, so a user can explain
@@ -198,9 +199,27 @@ public final class MountRegistry {
         int fd = Posix.openat(Posix.AT_FDCWD, dev.strata.posix.Names.toNative(record.toString()), Posix.O_RDONLY | Posix.O_CLOEXEC | Posix.O_NOFOLLOW, 0);
         if (fd < 0) return false;
         try {
-            return Posix.flock(fd, LOCK_SH | LOCK_NB) == -dev.strata.posix.Errno.EAGAIN;
+            if (Posix.flock(fd, LOCK_SH | LOCK_NB) == -dev.strata.posix.Errno.EAGAIN) return true;
         } finally {
             Posix.close(fd);
+        }
+        return legacyAlive(record);
+    }
+
+    /**
+     * A record written by a strata from before the lock (no {@code "lock"} field) holds no lock: it is
+     * judged as it was then, by its pid and start time, so that upgrading does not drop the records of
+     * mounts that older daemons serve. Records with the field are live only by their lock.
+     */
+    private static boolean legacyAlive(Path record) {
+        try {
+            JsonNode o = MAPPER.readTree(Files.readAllBytes(record));
+            if (o.has("lock") || !o.path("pid").canConvertToLong()) return false;
+            long pid = o.get("pid").asLong(), start = o.path("start_time").asLong(0);
+            if (pid <= 0 || !Files.isDirectory(Path.of("/proc/" + pid))) return false;
+            return start == 0 || startTime(pid) == start;
+        } catch (IOException | RuntimeException e) {
+            return false;
         }
     }
 
@@ -296,6 +315,7 @@ public final class MountRegistry {
         o.put("pid", m.pid());
         if (m.startTime() != 0) o.put("start_time", m.startTime());
         if (latin1) o.put("names", "latin1");
+        o.put("lock", "flock"); // live while the daemon holds an exclusive flock on this file
         return o;
     }
 

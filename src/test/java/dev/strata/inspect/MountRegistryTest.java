@@ -75,15 +75,21 @@ class MountRegistryTest {
             // records without a lock: whatever their pid says, nobody keeps them alive
             MountInfo me = mine("/mnt/me");
             Files.writeString(dir.resolve("unlocked.json"), "{\"mountpoint\":\"/mnt/unlocked\",\"lowerdirs\":[\"/l\"],\"pid\":"
+                    + me.pid() + ",\"start_time\":" + me.startTime() + ",\"lock\":\"flock\"}");
+            // a record of an older strata (no "lock"): judged by its pid, as before
+            Files.writeString(dir.resolve("legacy.json"), "{\"mountpoint\":\"/mnt/legacy\",\"lowerdirs\":[\"/l\"],\"pid\":"
                     + me.pid() + ",\"start_time\":" + me.startTime() + "}");
+            Files.writeString(dir.resolve("legacydead.json"), "{\"mountpoint\":\"/mnt/legacydead\",\"lowerdirs\":[\"/l\"],\"pid\":"
+                    + dead + "}");
             Files.writeString(dir.resolve("garbage.json"), "{not json");
-            List<MountInfo> live = MountRegistry.list(dir);
-            assertEquals(List.of(other), live);
-            assertEquals(2, MountRegistry.cleanup(dir));
+            List<Path> live = MountRegistry.list(dir).stream().map(MountInfo::mountpoint).sorted().toList();
+            assertEquals(List.of(Path.of("/mnt/legacy"), Path.of("/mnt/otherns")), live);
+            assertEquals(3, MountRegistry.cleanup(dir));
             try (MountRegistry.Registration again = MountRegistry.register(dir, mine("/mnt/second"))) {
                 assertTrue(Files.exists(held.file()), "registering another mount keeps the live record");
-                assertEquals(2, MountRegistry.list(dir).size());
+                assertEquals(3, MountRegistry.list(dir).size());
             }
+            Files.delete(dir.resolve("legacy.json"));
             try (var s = Files.list(dir)) {
                 assertEquals(List.of(held.file()), s.toList());
             }
