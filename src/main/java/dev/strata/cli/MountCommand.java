@@ -163,14 +163,23 @@ public final class MountCommand implements Callable<Integer> {
         return work != null ? work.toAbsolutePath().normalize() : u.resolveSibling(u.getFileName() + ".work");
     }
 
-    /** --upper/--work are created if missing, once everything else was checked. */
-    private void createUpperWork() {
+    /**
+     * --upper/--work are created if missing, once the options and the image were checked (the
+     * directories checks need them); returns the directories made, which a refusal removes again.
+     */
+    private List<Path> createUpperWork() {
+        List<Path> made = new ArrayList<>();
         try {
-            Files.createDirectories(upperPath());
-            Files.createDirectories(workPath());
+            for (Path d : List.of(upperPath(), workPath())) {
+                List<Path> missing = new ArrayList<>();
+                for (Path p = d; p != null && !Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS); p = p.getParent()) missing.add(0, p);
+                Files.createDirectories(d);
+                made.addAll(missing);
+            }
         } catch (IOException e) {
             throw new UserError("cannot create " + e.getMessage());
         }
+        return made;
     }
 
     /**
@@ -239,12 +248,15 @@ public final class MountCommand implements Callable<Integer> {
         }
         for (String w : opts.warnings) System.err.println("strata: warning: " + w);
         refuseDeadMount(mountpoint);
+        List<Path> created = image != null && upper != null ? createUpperWork() : List.of();
         List<String> problems = Validator.check(opts, mountpoint);
         if (!problems.isEmpty()) {
+            for (int i = created.size() - 1; i >= 0; i--) {
+                try { Files.deleteIfExists(created.get(i)); } catch (IOException ignored) { /* not empty: leave it */ }
+            }
             throw new UserError(problems.get(0) + (problems.size() > 1 ? " (and " + (problems.size() - 1) + " more problem"
                     + (problems.size() > 2 ? "s" : "") + ")" : ""));
         }
-        if (image != null && upper != null) createUpperWork();
         boolean background = Notify.active() && !foreground && !debug;
         if (background && "-".equals(opts.traceFile)) {
             throw new UserError("trace without a file needs -f (the daemon has no terminal): use -o trace=FILE", 2);
