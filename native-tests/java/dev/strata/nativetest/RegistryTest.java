@@ -174,7 +174,7 @@ class RegistryTest {
         assertEquals(0, sh("chown -R nobody: '" + s + "'").exit);
         Path m = mkdir("m");
         ok("mount", "--image", "img:v1", "--store", s.toString(), m.toString());
-        NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 120, Map.of("HOME", "/tmp"),
+        NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 120, Map.of("HOME", "/tmp", "STRATA_JAVA_OPTS", "-XX:-UsePerfData"), // no /tmp/hsperfdata_nobody left
                 List.of("runuser", "-u", "nobody", "--", strata.toString(), "image", "rm", "img:v1", "--store", s.toString()));
         assertEquals(1, r.exit, r.toString());
         assertTrue(r.stderr.contains("is in use by"), r.toString());
