@@ -5,7 +5,7 @@
 #                            [--only KEYS] [--workdir DIR] [--out FILE] [--no-build]
 #       strata against the kernel overlay and fuse-overlayfs on the same layer stack (root only);
 #       writes bench/results/compare-DATE.md (--quick: bench/results/tmp/compare-DATE-quick.md).
-#   scripts/bench.sh jmh [FILTER] [JMH options...]
+#   scripts/bench.sh jmh [--no-build] [FILTER] [JMH options...]
 #       the JMH benchmarks under bench/java (FILTER is a JMH regexp; default: all of them);
 #       a run of all of them is kept in bench/results/jmh-DATE.txt, others in bench/results/tmp/.
 #   scripts/bench.sh podman [--rounds N] [--systems ...] [--user U] [--note TEXT] [--no-build]
@@ -59,9 +59,10 @@ case "$cmd" in
     exec python3 "$home/bench/compare.py" --strata-home "$home" "${args[@]}"
     ;;
   jmh)
-    filter=""
+    filter="" jmh_build=1
+    if [ "${1:-}" = --no-build ]; then jmh_build=0; shift; fi
     if [ $# -gt 0 ] && [[ $1 != -* ]]; then filter="$1"; shift; fi
-    build
+    [ $jmh_build = 1 ] && build
     cd "$home"
     if [ ! -f target/test-classpath.txt ]; then
       echo "bench: target/test-classpath.txt is missing after the build" >&2
@@ -84,7 +85,7 @@ case "$cmd" in
     # the forked benchmark JVMs inherit these options: names are bytes (see README)
     set +e
     java -Dfile.encoding=ISO-8859-1 -Dsun.jnu.encoding=ISO-8859-1 \
-      -cp "target/test-classes:$(cat target/test-classpath.txt)" \
+      -cp "target/test-classes:target/classes:$(cat target/test-classpath.txt)" \
       org.openjdk.jmh.Main ${filter:+"$filter"} "$@" 2>&1 | tee -a "$out"
     rc=${PIPESTATUS[0]}
     echo "[bench] output kept in $out" >&2

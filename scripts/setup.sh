@@ -36,7 +36,12 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 echo "setup: building (mvn package)"
-mvn -B -q package -DskipTests
+if [ -t 1 ]; then
+  mvn -B -q package -DskipTests
+else
+  # Debian's Maven 3.8 prints colour resets (ESC[0m) even in batch mode: keep logs and pipes clean
+  mvn -B -q -Dstyle.color=never package -DskipTests 2>&1 | sed 's/\x1b\[[0-9;]*m//g'
+fi
 
 # Class-data sharing archive: start-up (mount-ready time) drops when the JVM maps pre-parsed classes.
 # Recorded from one real mount cycle where this machine can mount (root and /dev/fuse).

@@ -65,3 +65,13 @@ if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_LIBFUSE:-}" = ""
     -Dsurefire.failIfNoSpecifiedTests=false -Dstrata.mountOptions=transport=libfuse,attr_timeout=0 \
     -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=1
 fi
+# JMH: one benchmark for one short iteration, so that 'scripts/bench.sh jmh' keeps working (~5 s)
+if [ "$user_args" = 0 ] && [ "${STRATA_SKIP_JMH:-}" = "" ]; then
+  bash scripts/bench.sh jmh --no-build 'StatBaselineBench.fstatat' -p depth=1 -f 1 -wi 0 -i 1 -r 1s -foe true >/dev/null
+fi
+# What the rootless podman test leaves (README, "Tests"): the system user strata-test with its
+# /etc/subuid and /etc/subgid ranges stays for later runs; its strata registry (/tmp/strata-UID) and
+# JVM perf data (/tmp/hsperfdata_strata-test) go once none of its processes runs.
+if [ "$(id -u)" = 0 ] && id -u strata-test >/dev/null 2>&1 && ! pgrep -u strata-test >/dev/null; then
+  rm -rf --one-file-system "/tmp/strata-$(id -u strata-test)" /tmp/hsperfdata_strata-test
+fi

@@ -18,7 +18,8 @@ import java.util.concurrent.Callable;
 /** {@code strata diff}: the changes an upper layer makes to its lowers, like docker diff. */
 @Command(name = "diff", mixinStandardHelpOptions = true,
         description = {
-                "List what the upper layer changes in the merged view, like 'docker diff':",
+                "List what the upper layer changes in the merged view, like 'docker diff'.",
+                "",
                 "  A path  added: in the merged view, not in the lowers (everything under an added directory too)",
                 "  D path  deleted: in the lowers, hidden by a whiteout or an opaque directory of the upper",
                 "          (only the top of a deleted tree is listed)",

@@ -23,15 +23,19 @@ import java.util.concurrent.Callable;
 /** {@code strata explain PATH}: every layer's say on one path of the merged view, and the verdict. */
 @Command(name = "explain", mixinStandardHelpOptions = true,
         description = {
-                "Explain why a path of the merged view looks the way it does: what every layer holds there "
-                        + "(top first), which whiteout, opaque directory or file decides, and the verdict.",
+                "Explain why a path of the merged view looks the way it does.",
+                "Shows what every layer holds there (top first), which whiteout, opaque directory or file "
+                        + "decides, and the verdict.",
                 "PATH is a path inside a running strata mount (or a kernel overlay mount, e.g. a container's),"
                         + " or, with --lowerdir (or -o lowerdir=...), a path of the merged view of those layer"
                         + " directories (e.g. /etc/passwd).",
                 "Links are not followed. Names that are not printable are shown with \\xNN escapes "
                         + "(a backslash as \\\\)."},
         exitCodeListHeading = "%nExit status:%n",
-        exitCodeList = {"0:explained (whether the path exists or not)", "1:a usage or layer problem"})
+        exitCodeList = {"0:explained (whether the path exists or not)",
+                "1:nothing to explain: PATH is in no strata or kernel overlay mount, a layer cannot be read",
+                "2:a usage mistake: unknown option, missing or extra argument, -o together with --lowerdir",
+                "70:an internal error (a bug: please report it)"})
 public final class ExplainCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "PATH", description = "the path to explain")
@@ -86,11 +90,11 @@ public final class ExplainCommand implements Callable<Integer> {
         StackSpec spec() {
             if (options != null) {
                 if (lowerdir != null || upperdir != null) {
-                    throw new UserError("give the layers either with -o or with --lowerdir/--upperdir, not both");
+                    throw new UserError("give the layers either with -o or with --lowerdir/--upperdir, not both", 2);
                 }
                 return StackSpec.parseMountOptions(Names.fromArgument(options));
             }
-            if (lowerdir == null) throw new UserError("--upperdir needs --lowerdir too");
+            if (lowerdir == null) throw new UserError("--upperdir needs --lowerdir too", 2);
             return StackSpec.parse(Names.fromArgument(lowerdir), upperdir == null ? null : Names.fromArgument(upperdir));
         }
 
@@ -115,8 +119,10 @@ public final class ExplainCommand implements Callable<Integer> {
                     Names.display(p.toString()) + " is not a running strata mount (nor a kernel overlay mount);"
                             + " give --lowerdir (and --upperdir)"));
             if (!at.rel().isEmpty()) {
-                throw new UserError(Names.display(p.toString()) + " is inside the strata mount at "
-                        + Names.display(at.mount().mountpoint().toString()) + ", not its mount point");
+                boolean strata = MountRegistry.locate(p).isPresent();
+                throw new UserError(Names.display(p.toString()) + " is not a mount point: it is inside the "
+                        + (strata ? "strata" : "kernel overlay") + " mount at "
+                        + Names.display(at.mount().mountpoint().toString()));
             }
             return at.mount().stack();
         }

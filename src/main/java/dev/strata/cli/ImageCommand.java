@@ -65,9 +65,10 @@ public final class ImageCommand implements Runnable {
     // ------------------------------------------------------------------ import
 
     @Command(name = "import", mixinStandardHelpOptions = true,
-            description = {"Import an image into the store. SOURCE is an OCI image layout (directory or tar),",
-                    "a docker archive (docker save), or a single layer tar (plain, gzip or zstd).",
-                    "Layers already in the store are not extracted again."})
+            description = {"Import an image (OCI layout, docker archive or layer tar) into the store.",
+                    "SOURCE is an OCI image layout (directory or tar), a docker archive (docker save), or a",
+                    "single layer tar (plain, gzip or zstd). Layers already in the store are not extracted",
+                    "again. An image without layers is refused (an overlay needs at least one)."})
     static final class Import implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "SOURCE", description = "OCI layout dir/tar, docker archive, or layer tar.")
         String source;
@@ -232,12 +233,15 @@ public final class ImageCommand implements Runnable {
     // ------------------------------------------------------------------ rm
 
     @Command(name = "rm", mixinStandardHelpOptions = true,
-            description = {"Remove images by NAME[:TAG] or id. A name is removed; the image goes when it has no",
-                    "name left (or is given by id), with the layers no other image uses."})
+            description = {"Remove image names; an image with no name left goes with its unused layers.",
+                    "Given by NAME[:TAG], a name is removed; the image goes when it has no name left (or",
+                    "is given by id), with the layers no other image uses. Refused while a live mount (in",
+                    "any PID or mount namespace) uses one of its layers; with --force the image goes and",
+                    "the layers a mount holds stay until a later removal finds them free."})
     static final class Rm implements Callable<Integer> {
         @Parameters(arity = "1..*", paramLabel = "NAME") List<String> names;
         @CommandLine.Mixin StoreOption store = new StoreOption();
-        @Option(names = "--force", description = "Remove even if a live mount uses the image's layers.") boolean force;
+        @Option(names = "--force", description = "Remove the image even if a live mount uses its layers (those layers stay until unmounted).") boolean force;
 
         @Override public Integer call() {
             return ImageCommand.call(() -> {
@@ -252,6 +256,7 @@ public final class ImageCommand implements Runnable {
                     System.out.println("Deleted image " + r.removed.id.substring(7, 19)
                             + (r.removed.names.isEmpty() ? "" : " (" + String.join(", ", r.removed.names) + ")"));
                     for (String l : r.removedLayers) System.out.println("Deleted layer " + l);
+                    for (String l : r.keptLayers) System.out.println("Kept layer " + l + ": a live mount uses it (removed by a later 'image rm' once unmounted)");
                     if (!r.removedLayers.isEmpty()) System.out.println("Freed " + Human.bytes(r.freedBytes));
                 }
                 return 0;
@@ -273,6 +278,13 @@ public final class ImageCommand implements Runnable {
                 }
             }
         }
+        // the proof that holds in any PID or mount namespace: a mount daemon's lock on the layer
+        for (Path l : layers) {
+            if (dev.strata.image.LayerLocks.inUse(l)) {
+                throw new dev.strata.cli.UserError("image " + name + " is in use by a live strata mount (layer "
+                        + l.getFileName() + "); unmount it first (or use --force)");
+            }
+        }
         String mountinfo = Files.readString(Path.of("/proc/self/mountinfo"), java.nio.charset.StandardCharsets.ISO_8859_1);
         for (String line : mountinfo.split("\n")) {
             if (!line.contains(" - overlay ")) continue;
@@ -290,7 +302,8 @@ public final class ImageCommand implements Runnable {
     // ------------------------------------------------------------------ inspect
 
     @Command(name = "inspect", mixinStandardHelpOptions = true,
-            description = "Show an image: layers with digests and sizes, config (entrypoint, cmd, env, workdir...), layer directories.")
+            description = {"Show an image: its layers, config and layer directories.",
+                    "Layers with digests and sizes, config (entrypoint, cmd, env, workdir...), layer directories."})
     static final class Inspect implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "NAME") String name;
         @Option(names = "--json", description = "Print the image record as JSON (with layerDirsTopFirst).") boolean json;

@@ -16,7 +16,8 @@ import java.util.concurrent.Callable;
 /** {@code strata layers}: per layer, its content and the bytes that layers above make invisible. */
 @Command(name = "layers", mixinStandardHelpOptions = true,
         description = {
-                "Show, per layer (top first): files, directories, symbolic links, bytes of regular files "
+                "Show what each layer holds, and the bytes that layers above make invisible.",
+                "Per layer (top first): files, directories, symbolic links, bytes of regular files "
                         + "(hard links once), whiteouts, opaque directories, and the bytes that layers above "
                         + "make invisible (wasted: overridden, whited out, or under an opaque directory), with "
                         + "an efficiency figure like dive's (visible bytes / all bytes).",

@@ -5,6 +5,7 @@ import dev.strata.fuse.kernel.KernelMount;
 import dev.strata.fuse.Log;
 import dev.strata.image.ImageException;
 import dev.strata.image.ImageStore;
+import dev.strata.image.LayerLocks;
 import dev.strata.options.MountOptions;
 import dev.strata.options.OptionParser;
 import dev.strata.options.Validator;
@@ -29,13 +30,49 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "mount", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"Mount a union of layer directories.",
-                "Options (-o, comma-separated, may repeat): lowerdir=A:B:C (top first, \\: for a colon),",
-                "upperdir=DIR, workdir=DIR (same filesystem as upperdir; without both the mount is read-only),",
-                "fsync=0, volatile, timeout=SECONDS, static_nlink, noacl, xattr_permissions=0|1|2,",
-                "uidmapping=:C:H:N..., gidmapping=..., squash_to_root, squash_to_uid=N, squash_to_gid=N,",
-                "context=..., trace=FILE, allow_other, allow_root, ro, debug. Unknown options are ignored with a warning."})
+                "",
+                "Returns once the mount is ready; the daemon stays until the file system is",
+                "unmounted (strata umount MOUNTPOINT). Also reached as 'strata -o OPTIONS",
+                "MOUNTPOINT' (fuse-overlayfs, podman) and 'strata SOURCE MOUNTPOINT -o OPTIONS'",
+                "(mount.fuse3: mount -t fuse.strata SOURCE MOUNTPOINT -o OPTIONS)."},
+        footerHeading = "%nMount options (-o, comma-separated, may repeat; fuse-overlayfs syntax):%n",
+        footer = {
+                "  lowerdir=A:B:C        lower layers, leftmost on top; \\: is a literal colon",
+                "  upperdir=DIR          the writable layer (with workdir; without both the",
+                "                        mount is read-only)",
+                "  workdir=DIR           empty scratch directory on upperdir's file system",
+                "  fsync=0, volatile     skip fsync (faster, not crash safe)",
+                "  timeout=SECONDS       how long the kernel caches names (default 1000000)",
+                "  attr_timeout=SECONDS  how long the kernel caches attributes (default 1000000)",
+                "  transport=auto|kernel|libfuse",
+                "                        speak FUSE on /dev/fuse (kernel; root or a user",
+                "                        namespace's root) or through libfuse 2 and fusermount;",
+                "                        auto (default) falls back to libfuse",
+                "  passthrough=0         kernel transport: no FUSE passthrough of file data",
+                "  uidmapping=:C:H:N..., gidmapping=:C:H:N...",
+                "                        id mapping in fuse-overlayfs's format",
+                "  squash_to_root, squash_to_uid=N, squash_to_gid=N",
+                "                        show every file as owned by root / N",
+                "  static_nlink          directories report st_nlink 1",
+                "  noacl                 refuse POSIX ACL xattrs",
+                "  xattr_permissions=0|1|2",
+                "                        keep owner and mode in an override xattr (podman)",
+                "  context=CONTEXT       SELinux context (accepted for podman)",
+                "  trace=FILE            narrate copy-ups, whiteouts, opaque directories",
+                "  fsname=NAME           the source shown in /proc/mounts (default: the",
+                "                        SOURCE argument, else strata)",
+                "  subtype=NAME          the type shown in /proc/mounts is fuse.NAME",
+                "                        (default fuse.strata)",
+                "  nosuid, nodev, noexec mount flags; suid, dev, exec turn them off again.",
+                "                        Default: none, as the kernel overlay; a mount of",
+                "                        image store layers (--image) gets nosuid,nodev",
+                "  allow_other, allow_root, ro, rw",
+                "                        FUSE options (as root allow_other is always on)",
+                "  debug                 debug output",
+                "Unknown options are ignored with a warning (as fuse-overlayfs does), with the",
+                "nearest known option suggested."})
 public final class MountCommand implements Callable<Integer> {
-    @Option(names = "-o", paramLabel = "OPTIONS", description = "mount options (see above)")
+    @Option(names = "-o", paramLabel = "OPTIONS", description = "mount options (see below)")
     List<String> options = new ArrayList<>();
 
     @Option(names = {"-f", "--foreground"}, description = "stay in the foreground (the launcher otherwise returns once ready)")
@@ -63,7 +100,7 @@ public final class MountCommand implements Callable<Integer> {
     Path work;
 
     @Parameters(arity = "1..2", paramLabel = "[SOURCE] MOUNTPOINT",
-            description = "the mountpoint; a first argument (mount.fuse3's source) is ignored")
+            description = "the mountpoint; a first argument (mount.fuse3's SOURCE) is shown as the source in /proc/mounts")
     List<String> positional = new ArrayList<>();
 
     /**
@@ -91,8 +128,8 @@ public final class MountCommand implements Callable<Integer> {
         return m.positional.isEmpty() || m.positional.size() > 2 ? null : m;
     }
 
-    /** The -o options that mount an image: its layers, and an upper/work pair if asked for. */
-    private String imageOptions() {
+    /** The -o options that mount an image: its layers, and an upper/work pair if asked for (created later). */
+    private String imageLowers() {
         for (String o : options) {
             for (String part : o.split(",")) {
                 if (part.startsWith("lowerdir=") || part.startsWith("upperdir=") || part.startsWith("workdir=")) {
@@ -100,6 +137,7 @@ public final class MountCommand implements Callable<Integer> {
                 }
             }
         }
+        if (upper == null && work != null) throw new UserError("--work needs --upper", 2);
         List<Path> lowers;
         try {
             ImageStore st = ImageStore.open(store != null ? store : ImageStore.defaultLocation());
@@ -112,19 +150,55 @@ public final class MountCommand implements Callable<Integer> {
             if (i > 0) b.append(':');
             b.append(escape(lowers.get(i).toString()));
         }
-        if (upper == null && work != null) throw new UserError("--work needs --upper", 2);
         if (upper != null) {
-            Path u = upper.toAbsolutePath().normalize();
-            Path w = work != null ? work.toAbsolutePath().normalize() : u.resolveSibling(u.getFileName() + ".work");
-            try {
-                Files.createDirectories(u);
-                Files.createDirectories(w);
-            } catch (IOException e) {
-                throw new UserError("cannot create " + e.getMessage());
-            }
-            b.append(",upperdir=").append(escape(u.toString())).append(",workdir=").append(escape(w.toString()));
+            b.append(",upperdir=").append(escape(upperPath().toString())).append(",workdir=").append(escape(workPath().toString()));
         }
         return b.toString();
+    }
+
+    private Path upperPath() { return upper.toAbsolutePath().normalize(); }
+
+    private Path workPath() {
+        Path u = upperPath();
+        return work != null ? work.toAbsolutePath().normalize() : u.resolveSibling(u.getFileName() + ".work");
+    }
+
+    /**
+     * --upper/--work are created if missing, once the options and the image were checked (the
+     * directories checks need them); returns the directories made, which a refusal removes again.
+     */
+    private List<Path> createUpperWork() {
+        List<Path> made = new ArrayList<>();
+        try {
+            for (Path d : List.of(upperPath(), workPath())) {
+                List<Path> missing = new ArrayList<>();
+                for (Path p = d; p != null && !Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS); p = p.getParent()) missing.add(0, p);
+                Files.createDirectories(d);
+                made.addAll(missing);
+            }
+        } catch (IOException e) {
+            throw new UserError("cannot create " + e.getMessage());
+        }
+        return made;
+    }
+
+    /**
+     * A FUSE mount whose daemon was killed stays mounted and answers ENOTCONN: mounting on it would
+     * stack a second mount (or fail as "does not exist"). Say what is there and how to clear it; strata
+     * does not unmount it by itself, since it may be another user's or another program's mount.
+     */
+    static void refuseDeadMount(Path mountpoint) {
+        dev.strata.posix.Stat st = new dev.strata.posix.Stat();
+        int r = dev.strata.posix.Posix.fstatat(dev.strata.posix.Posix.AT_FDCWD,
+                dev.strata.posix.Names.toNative(mountpoint.toString()), st, 0);
+        if (r != -107 /* ENOTCONN */) return;
+        String type = UmountCommand.fuseType(mountpoint);
+        if (type != null && (type.equals("fuse.strata") || type.startsWith("fuse.strata"))) {
+            throw new UserError(mountpoint + ": a strata mount whose daemon died is still there: run `strata umount "
+                    + mountpoint + "`");
+        }
+        throw new UserError(mountpoint + ": a " + (type == null ? "mount" : type + " mount")
+                + " whose daemon died is still there: unmount it first (umount " + mountpoint + ")");
     }
 
     private static void joinQuietly(Thread t) {
@@ -151,19 +225,35 @@ public final class MountCommand implements Callable<Integer> {
         Path mountpoint = Paths.get(positional.get(positional.size() - 1)).toAbsolutePath().normalize();
         Path cwd = Paths.get("").toAbsolutePath();
         MountOptions opts;
-        List<String> all = new ArrayList<>(options);
-        if (image != null) all.add(imageOptions());
+        List<String> all = new ArrayList<>();
+        // mount.fuse3's SOURCE is what /proc/mounts shows as the source (-o fsname= still wins)
+        if (positional.size() == 2) all.add("fsname=" + positional.get(0).replace("\\", "\\\\").replace(",", "\\,"));
+        // image layers come from untrusted archives: no setuid, no devices unless asked (-o suid,dev)
+        if (image != null) all.add("nosuid,nodev");
+        all.addAll(options);
+        if (image != null) all.add(imageLowers());
         else if (upper != null || work != null || store != null) {
             throw new UserError("--upper, --work and --store go with --image (use -o upperdir=,workdir= otherwise)", 2);
         }
         try {
             opts = OptionParser.parse(all, cwd);
+            if (image == null && (opts.suid == null || opts.dev == null)
+                    && opts.lowerDirs.stream().anyMatch(LayerLocks::isStoreLayer)) {
+                // store layers given with -o lowerdir=: the same defaults as --image
+                all.add(positional.size() == 2 ? 1 : 0, "nosuid,nodev");
+                opts = OptionParser.parse(all, cwd);
+            }
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), 2);
         }
         for (String w : opts.warnings) System.err.println("strata: warning: " + w);
+        refuseDeadMount(mountpoint);
+        List<Path> created = image != null && upper != null ? createUpperWork() : List.of();
         List<String> problems = Validator.check(opts, mountpoint);
         if (!problems.isEmpty()) {
+            for (int i = created.size() - 1; i >= 0; i--) {
+                try { Files.deleteIfExists(created.get(i)); } catch (IOException ignored) { /* not empty: leave it */ }
+            }
             throw new UserError(problems.get(0) + (problems.size() > 1 ? " (and " + (problems.size() - 1) + " more problem"
                     + (problems.size() > 2 ? "s" : "") + ")" : ""));
         }
@@ -180,10 +270,18 @@ public final class MountCommand implements Callable<Integer> {
             }
         }
         boolean kernel = !opts.transport.equals("libfuse");
+        // a lock on each store layer for as long as this daemon lives: 'image rm' does not delete them
+        LayerLocks locks;
+        try {
+            locks = LayerLocks.holdShared(opts.lowerDirs);
+        } catch (ImageException e) {
+            throw new UserError(e.getMessage());
+        }
         Union union;
         try {
             union = Union.open(opts, kernel ? KernelMount.events(events) : events);
         } catch (IllegalStateException e) {
+            locks.close();
             throw new UserError(e.getMessage());
         }
         Log log = new Log(opts.debug || debug);
@@ -213,6 +311,7 @@ public final class MountCommand implements Callable<Integer> {
             joinQuietly(registering);
             record.close();
             union.close();
+            locks.close();
         }
         if (rc != 0) {
             throw new UserError("cannot mount on " + mountpoint + " (is /dev/fuse usable and the fuse package installed?)");

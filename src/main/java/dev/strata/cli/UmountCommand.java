@@ -22,18 +22,36 @@ public final class UmountCommand implements Callable<Integer> {
 
     @Override public Integer call() throws Exception {
         Path m = Paths.get(mountpoint).toAbsolutePath().normalize();
-        if (!isFuseMount(m)) throw new UserError(m + " is not a FUSE mount");
+        if (!isFuseMount(m)) {
+            dev.strata.posix.Stat st = new dev.strata.posix.Stat();
+            int r = dev.strata.posix.Posix.fstatat(dev.strata.posix.Posix.AT_FDCWD, dev.strata.posix.Names.toNative(m.toString()), st,
+                    dev.strata.posix.Posix.AT_SYMLINK_NOFOLLOW);
+            if (r == -dev.strata.posix.Errno.ENOENT) throw new UserError(m + " does not exist");
+            throw new UserError(m + " is not a FUSE mount");
+        }
         String err = FuseMount.unmount(m, lazy);
         if (err != null) throw new UserError("cannot unmount " + m + ": " + err);
         return 0;
     }
 
-    static boolean isFuseMount(Path m) throws java.io.IOException {
-        for (String line : Files.readAllLines(Paths.get("/proc/self/mounts"), java.nio.charset.StandardCharsets.ISO_8859_1)) {
-            String[] f = line.split(" ");
-            if (f.length > 2 && unescape(f[1]).equals(dev.strata.posix.Names.toNative(m.toString())) && f[2].startsWith("fuse")) return true;
+    static boolean isFuseMount(Path m) {
+        return fuseType(m) != null;
+    }
+
+    /** The type of the topmost FUSE mount at {@code m} in /proc/self/mounts ("fuse.strata"...), or null. */
+    static String fuseType(Path m) {
+        String type = null;
+        try {
+            for (String line : Files.readAllLines(Paths.get("/proc/self/mounts"), java.nio.charset.StandardCharsets.ISO_8859_1)) {
+                String[] f = line.split(" ");
+                if (f.length > 2 && unescape(f[1]).equals(dev.strata.posix.Names.toNative(m.toString()))) {
+                    type = f[2].startsWith("fuse") ? f[2] : null; // the last line is the mount on top
+                }
+            }
+        } catch (java.io.IOException e) {
+            return null;
         }
-        return false;
+        return type;
     }
 
     private static String unescape(String s) {

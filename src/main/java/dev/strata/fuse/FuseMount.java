@@ -21,8 +21,8 @@ public final class FuseMount {
     /** libfuse options for a configuration. */
     static List<String> fuseOptions(MountOptions opts, boolean root) {
         List<String> o = new ArrayList<>();
-        o.add("fsname=strata");
-        o.add("subtype=strata");
+        o.add("fsname=" + opts.fsnameOrDefault().replace("\\", "\\\\").replace(",", "\\,"));
+        o.add("subtype=" + opts.subtypeOrDefault().replace("\\", "\\\\").replace(",", "\\,"));
         o.add("use_ino");
         o.add("nonempty");
         o.add("big_writes");
@@ -39,9 +39,12 @@ public final class FuseMount {
             if (!opts.fuseOptions.contains("allow_root")) o.add("allow_other");
             // as the kernel overlay: device nodes and setuid binaries in the layers work (libfuse 2
             // would add nodev,nosuid)
-            o.add("dev");
-            o.add("suid");
+            if (!opts.nodev()) o.add("dev");
+            if (!opts.nosuid()) o.add("suid");
         }
+        if (opts.nodev()) o.add("nodev");
+        if (opts.nosuid()) o.add("nosuid");
+        if (opts.noexec()) o.add("noexec");
         if (opts.readOnly()) o.add("ro");
         for (String f : opts.fuseOptions) {
             if (!o.contains(f) && !(f.equals("rw") && opts.readOnly()) && !f.equals("default_permissions")) o.add(f);

@@ -63,7 +63,17 @@ public final class ImageStore {
     }
 
     /** Opens a store (nothing is created until the first import). */
-    public static ImageStore open(Path root) { return new ImageStore(root); }
+    public static ImageStore open(Path root) {
+        ImageStore s = new ImageStore(root);
+        if (Files.isDirectory(s.root.resolve("layers"), LinkOption.NOFOLLOW_LINKS)) {
+            try {
+                tighten(s.root, DIR_MODE);
+            } catch (IOException | RuntimeException ignored) {
+                // reading a store we may not change
+            }
+        }
+        return s;
+    }
 
     public Path root() { return root; }
 
@@ -108,6 +118,10 @@ public final class ImageStore {
 
     private ImportResult importLocked(ImportRequest req, ImageRef name, SourceImage src, ImportListener l) throws IOException {
         int n = src.layers.size();
+        if (n == 0) {
+            // an overlay needs at least one lower layer: refuse here rather than store an image no mount can show
+            throw new ImageException(req.source + ": the image has no layers; nothing imported");
+        }
         l.info("Importing " + src.format + " " + req.source + (src.platform != null ? " (" + src.platform + ")" : "")
                 + ", " + n + (n == 1 ? " layer" : " layers"));
         ImportResult res = new ImportResult();
@@ -370,14 +384,35 @@ public final class ImageStore {
         }
     }
 
+    /**
+     * The store's own directories are 0700 and its lock file 0600, whatever the umask: layers hold
+     * setuid binaries and device nodes from images, which must not be reachable by other users. A store
+     * made with looser modes (by an older strata) is tightened here, if it is ours.
+     */
+    static final java.util.Set<java.nio.file.attribute.PosixFilePermission> DIR_MODE =
+            java.nio.file.attribute.PosixFilePermissions.fromString("rwx------");
+
     private void createDirs() {
         try {
-            Files.createDirectories(layersDir);
-            Files.createDirectories(imagesDir);
-            Files.createDirectories(tmpDir);
+            for (Path d : List.of(root, root.resolve("layers"), layersDir, imagesDir, tmpDir)) {
+                if (!Files.isDirectory(d)) Files.createDirectories(d);
+                tighten(d, DIR_MODE);
+            }
+            if (!Files.exists(lockFile, LinkOption.NOFOLLOW_LINKS)) {
+                try {
+                    Files.createFile(lockFile);
+                } catch (java.nio.file.FileAlreadyExistsException ignored) { /* raced */ }
+            }
+            tighten(lockFile, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
         } catch (IOException e) {
             throw new ImageException("cannot create the image store at " + root + ": " + message(e));
         }
+    }
+
+    private static void tighten(Path p, java.util.Set<java.nio.file.attribute.PosixFilePermission> mode) throws IOException {
+        Object uid = Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+        if (!(uid instanceof Integer) || (Integer) uid != Posix.geteuid()) return; // not ours to change
+        if (!Files.getPosixFilePermissions(p, LinkOption.NOFOLLOW_LINKS).equals(mode)) Files.setPosixFilePermissions(p, mode);
     }
 
     /** Removes what an interrupted import left in STORE/tmp (called with the lock held). */
@@ -467,6 +502,9 @@ public final class ImageStore {
     public List<Path> lowerDirsTopFirst(String ref) { return lowerDirsTopFirst(find(ref)); }
 
     public List<Path> lowerDirsTopFirst(ImageRecord rec) {
+        if (rec.layers.isEmpty()) {
+            throw new ImageException("image " + displayName(rec) + " has no layers: there is nothing to mount");
+        }
         List<Path> out = new ArrayList<>();
         Set<String> seen = new HashSet<>();
         for (int i = rec.layers.size() - 1; i >= 0; i--) {
@@ -549,6 +587,8 @@ public final class ImageStore {
         /** The image removed, or null. */
         public ImageRecord removed;
         public List<String> removedLayers = new ArrayList<>();
+        /** Layers no image uses any more that were kept because a live mount holds them. */
+        public List<String> keptLayers = new ArrayList<>();
         public long freedBytes;
     }
 
@@ -585,7 +625,18 @@ public final class ImageStore {
             }
             for (String hex : candidates) {
                 LayerInfo info = layerInfo(hex);
-                if (removeLayer(hex)) {
+                int held = LayerLocks.tryExclusive(layersDir.resolve(hex));
+                if (held == -1) { // a live mount shows it: keep it; a later removal collects it once free
+                    res.keptLayers.add("sha256:" + hex);
+                    continue;
+                }
+                boolean gone;
+                try {
+                    gone = removeLayer(hex);
+                } finally {
+                    if (held >= 0) Posix.close(held);
+                }
+                if (gone) {
                     res.removedLayers.add("sha256:" + hex);
                     if (info != null) res.freedBytes += info.contentSize;
                 }

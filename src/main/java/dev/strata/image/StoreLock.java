@@ -17,7 +17,7 @@ final class StoreLock implements AutoCloseable {
     private StoreLock(int fd) { this.fd = fd; }
 
     static StoreLock exclusive(Path lockFile, ImportListener listener) {
-        int fd = Posix.openat(Posix.AT_FDCWD, lockFile.toString(), Posix.O_RDWR | Posix.O_CREAT, 0644);
+        int fd = Posix.openat(Posix.AT_FDCWD, lockFile.toString(), Posix.O_RDWR | Posix.O_CREAT | Posix.O_CLOEXEC, 0600);
         if (fd < 0) throw new ImageException("cannot open the store lock " + lockFile + ": " + Posix.strerror(fd));
         int r = Posix.flock(fd, LOCK_EX | LOCK_NB);
         if (r == -Errno.EAGAIN) {

@@ -14,11 +14,14 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * Where running strata mounts say which layers they show, so {@code strata explain PATH} and
@@ -29,10 +32,16 @@ import java.util.Optional;
  * 0700 and used only if owned by that uid). A file holds
  * <pre>{"mountpoint": "/abs", "lowerdirs": ["/top", ...], "upperdir": "/abs" or null,
  *  "workdir": "/abs" or null, "pid": 123, "start_time": 456}</pre>
- * {@code start_time} (optional) is field 22 of /proc/PID/stat; a record whose pid is gone, or whose
- * pid now belongs to a process started at another time, is stale: readers skip it and
+ * {@code pid} and {@code start_time} (field 22 of /proc/PID/stat) are informational only: a pid says
+ * nothing about a daemon in another PID namespace. A record is live while its daemon holds an exclusive
+ * flock(2) on it (taken before the record is renamed into place, released by the kernel when the daemon
+ * dies, whatever namespace it runs in); a record whose lock is free is stale: readers skip it and
  * {@link #cleanup} deletes it. Paths are written as their UTF-8 text; a record with a path that is
  * not valid UTF-8 carries {@code "names": "latin1"} and every path in it is written one char per byte.
+ * Records carry {@code "lock": "flock"}; one without it (from an older strata) is judged by its pid as
+ * before. Modes, whatever the umask: {@code /run/strata} and {@code /run/strata/mounts} 0755 (root's), any other
+ * registry's {@code strata} and {@code mounts} 0700, records 0644; a registry found with looser modes is
+ * tightened when its owner next registers a mount. Readers take only records owned by themselves or root.
  * Readers look in their own directory and then in {@code /run/strata/mounts}, so a user can explain
  * a mount that root made.
  */
@@ -140,8 +149,9 @@ public final class MountRegistry {
         if (!trusted(dir)) return out;
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "*.json")) {
             for (Path f : ds) {
+                if (!trustedRecord(f)) continue;
                 MountInfo m = read(f);
-                if (m != null && alive(m)) out.add(m);
+                if (m != null && alive(f)) out.add(m);
             }
         } catch (IOException e) {
             return out;
@@ -179,12 +189,48 @@ public final class MountRegistry {
         return latin1 ? n.asText() : Names.fromUnicode(n.asText());
     }
 
-    /** Whether the mount's daemon still runs (same pid, same start time when recorded). */
-    static boolean alive(MountInfo m) {
-        if (m.pid() <= 0) return false;
-        if (!Files.isDirectory(Path.of("/proc/" + m.pid()))) return false;
-        if (m.startTime() == 0) return true;
-        return startTime(m.pid()) == m.startTime();
+    private static final int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4;
+
+    /**
+     * Whether the record's daemon still runs: it holds an exclusive flock on the record for as long
+     * as it lives. Our shared, non-blocking try fails exactly then.
+     */
+    static boolean alive(Path record) {
+        int fd = Posix.openat(Posix.AT_FDCWD, dev.strata.posix.Names.toNative(record.toString()), Posix.O_RDONLY | Posix.O_CLOEXEC | Posix.O_NOFOLLOW, 0);
+        if (fd < 0) return false;
+        try {
+            if (Posix.flock(fd, LOCK_SH | LOCK_NB) == -dev.strata.posix.Errno.EAGAIN) return true;
+        } finally {
+            Posix.close(fd);
+        }
+        return legacyAlive(record);
+    }
+
+    /**
+     * A record written by a strata from before the lock (no {@code "lock"} field) holds no lock: it is
+     * judged as it was then, by its pid and start time, so that upgrading does not drop the records of
+     * mounts that older daemons serve. Records with the field are live only by their lock.
+     */
+    private static boolean legacyAlive(Path record) {
+        try {
+            JsonNode o = MAPPER.readTree(Files.readAllBytes(record));
+            if (o.has("lock") || !o.path("pid").canConvertToLong()) return false;
+            long pid = o.get("pid").asLong(), start = o.path("start_time").asLong(0);
+            if (pid <= 0 || !Files.isDirectory(Path.of("/proc/" + pid))) return false;
+            return start == 0 || startTime(pid) == start;
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
+    /** Whether a record file may be believed: owned by us or by root. */
+    private static boolean trustedRecord(Path f) {
+        try {
+            Object uid = Files.getAttribute(f, "unix:uid", LinkOption.NOFOLLOW_LINKS);
+            return uid instanceof Integer && ((Integer) uid == 0 || (Integer) uid == Posix.geteuid());
+        } catch (IOException | UnsupportedOperationException e) {
+            return false;
+        }
     }
 
     /** Field 22 (starttime) of /proc/PID/stat, or 0 if unreadable. */
@@ -200,13 +246,15 @@ public final class MountRegistry {
 
     // ------------------------------------------------------------------ writer
 
-    /** A registered mount: {@link #close} deletes its record. */
+    /** A registered mount: holds the record's lock; {@link #close} deletes the record and drops the lock. */
     public static final class Registration implements AutoCloseable {
         private final Path file;
-        private Registration(Path file) { this.file = file; }
+        private final int lockFd;
+        private Registration(Path file, int lockFd) { this.file = file; this.lockFd = lockFd; }
         public Path file() { return file; }
         @Override public void close() {
             try { Files.deleteIfExists(file); } catch (IOException ignored) { /* best effort */ }
+            Posix.close(lockFd);
         }
     }
 
@@ -215,6 +263,8 @@ public final class MountRegistry {
         return register(directory(), m);
     }
 
+    static final Set<PosixFilePermission> RECORD_MODE = PosixFilePermissions.fromString("rw-r--r--");
+
     static Registration register(Path dir, MountInfo m) throws IOException {
         prepare(dir);
         cleanup(dir);
@@ -222,13 +272,31 @@ public final class MountRegistry {
         String fileName = m.pid() + "-" + Integer.toHexString(mp.hashCode()) + ".json";
         Path file = dir.resolve(fileName);
         Path tmp = dir.resolve("." + fileName + ".tmp");
-        Files.write(tmp, MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(toJson(m)));
-        try {
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+        Files.deleteIfExists(tmp);
+        Files.write(tmp, MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(toJson(m)), StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE);
+        Files.setPosixFilePermissions(tmp, RECORD_MODE); // the daemon runs with umask 0
+        // the lock is what makes the record live: take it before the record can be seen
+        int fd = Posix.openat(Posix.AT_FDCWD, dev.strata.posix.Names.toNative(tmp.toString()), Posix.O_RDONLY | Posix.O_CLOEXEC | Posix.O_NOFOLLOW, 0);
+        if (fd < 0) throw new IOException("cannot open " + tmp + ": " + Posix.strerror(fd));
+        int r = Posix.flock(fd, LOCK_EX | LOCK_NB);
+        if (r < 0) {
+            Posix.close(fd);
+            Files.deleteIfExists(tmp);
+            throw new IOException("cannot lock " + tmp + ": " + Posix.strerror(r));
         }
-        return new Registration(file);
+        try {
+            try {
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } catch (IOException | RuntimeException e) {
+            Posix.close(fd);
+            Files.deleteIfExists(tmp);
+            throw e;
+        }
+        return new Registration(file, fd);
     }
 
     static ObjectNode toJson(MountInfo m) {
@@ -247,6 +315,7 @@ public final class MountRegistry {
         o.put("pid", m.pid());
         if (m.startTime() != 0) o.put("start_time", m.startTime());
         if (latin1) o.put("names", "latin1");
+        o.put("lock", "flock"); // live while the daemon holds an exclusive flock on this file
         return o;
     }
 
@@ -254,15 +323,16 @@ public final class MountRegistry {
         return latin1 ? p.toString() : Names.decode(p.toString());
     }
 
-    /** Deletes the records of dead mounts in {@code dir}; returns how many. */
+    /** Deletes the records of dead mounts in {@code dir} (and tightens the modes of ours); returns how many went. */
     public static int cleanup(Path dir) {
         int n = 0;
         if (!trusted(dir)) return 0;
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, "*.json")) {
             for (Path f : ds) {
-                MountInfo m = read(f);
-                if (m == null || !alive(m)) {
+                if (!alive(f)) {
                     try { if (Files.deleteIfExists(f)) n++; } catch (IOException ignored) { /* someone else's */ }
+                } else if (ownedByMe(f)) {
+                    tighten(f, RECORD_MODE);
                 }
             }
         } catch (IOException e) {
@@ -271,20 +341,52 @@ public final class MountRegistry {
         return n;
     }
 
-    /** Creates the directory (0700 under /tmp, where others could have made it first: then refuses). */
+    /** The mode of a registry directory: root's system registry is readable by all, any other is private. */
+    static Set<PosixFilePermission> dirMode(Path dir) {
+        return PosixFilePermissions.fromString(dir.equals(SYSTEM_DIRECTORY) || dir.equals(SYSTEM_DIRECTORY.getParent())
+                ? "rwxr-xr-x" : "rwx------");
+    }
+
+    /**
+     * Creates {@code RUNTIME/strata} and {@code RUNTIME/strata/mounts} with explicit modes (0755 for
+     * /run/strata, else 0700), tightening them if they exist with looser ones; under /tmp, where others
+     * could have made the runtime directory first, refuses one we do not own.
+     */
     private static void prepare(Path dir) throws IOException {
-        Path runtime = dir.getParent().getParent();
+        Path strata = dir.getParent();
+        Path runtime = strata.getParent();
         boolean tmpStyle = runtime.getFileName() != null && runtime.getFileName().toString().startsWith("strata-")
                 && runtime.getParent() != null && runtime.getParent().equals(Path.of("/tmp"));
         if (tmpStyle && !Files.exists(runtime, LinkOption.NOFOLLOW_LINKS)) {
             try {
-                Files.createDirectory(runtime, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+                Files.createDirectory(runtime);
+                Files.setPosixFilePermissions(runtime, PosixFilePermissions.fromString("rwx------"));
             } catch (java.nio.file.FileAlreadyExistsException ignored) { /* raced: checked below */ }
         }
-        if (tmpStyle && !ownedByMe(runtime)) {
+        if (tmpStyle && !(Files.isDirectory(runtime, LinkOption.NOFOLLOW_LINKS) && ownedByMe(runtime))) {
             throw new IOException(runtime + " is not a directory owned by uid " + Posix.geteuid());
         }
-        Files.createDirectories(dir);
+        if (!Files.isDirectory(runtime)) Files.createDirectories(runtime);
+        for (Path d : List.of(strata, dir)) {
+            Set<PosixFilePermission> mode = dirMode(dir.equals(SYSTEM_DIRECTORY) ? SYSTEM_DIRECTORY : d);
+            try {
+                Files.createDirectory(d);
+                Files.setPosixFilePermissions(d, mode);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                if (!Files.isDirectory(d, LinkOption.NOFOLLOW_LINKS)) throw new IOException(d + " is not a directory");
+                if (ownedByMe(d)) tighten(d, mode);
+            }
+        }
+    }
+
+    /** Sets {@code mode} if the file has other bits (a registry made by an older strata under umask 0). */
+    private static void tighten(Path p, Set<PosixFilePermission> mode) {
+        try {
+            Set<PosixFilePermission> now = Files.getPosixFilePermissions(p, LinkOption.NOFOLLOW_LINKS);
+            if (!now.equals(mode)) Files.setPosixFilePermissions(p, mode);
+        } catch (IOException | UnsupportedOperationException ignored) {
+            // not ours to change
+        }
     }
 
     /** A registry directory is read only if it is not a symlink and (under /tmp) is owned by us. */
@@ -293,14 +395,13 @@ public final class MountRegistry {
         Path runtime = dir.getParent() == null ? null : dir.getParent().getParent();
         if (runtime != null && runtime.getParent() != null && runtime.getParent().equals(Path.of("/tmp"))
                 && runtime.getFileName().toString().startsWith("strata-")) {
-            return ownedByMe(runtime);
+            return Files.isDirectory(runtime, LinkOption.NOFOLLOW_LINKS) && ownedByMe(runtime);
         }
         return true;
     }
 
     private static boolean ownedByMe(Path p) {
         try {
-            if (!Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) return false;
             Object uid = Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
             return uid instanceof Integer && (Integer) uid == Posix.geteuid();
         } catch (IOException | UnsupportedOperationException e) {

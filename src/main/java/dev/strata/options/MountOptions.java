@@ -34,6 +34,16 @@ public final class MountOptions {
     public final String transport;
     /** Kernel transport, as root: let the kernel read and write open layer files itself where it can (FUSE passthrough). */
     public final boolean passthrough;
+    /**
+     * Mount flags: {@code nosuid}, {@code nodev}, {@code noexec}. A plain mount has the kernel
+     * overlay's defaults (none of them); a mount of image store layers gets nosuid and nodev unless
+     * {@code suid}/{@code dev} is given. Null: not given either way.
+     */
+    public final Boolean suid, dev, exec;
+    /** What /proc/mounts shows as the source (fsname=, or mount.fuse3's SOURCE); null: "strata". */
+    public final String fsname;
+    /** The type's subtype (fuse.SUBTYPE); null: "strata". */
+    public final String subtype;
 
     MountOptions(Builder b) {
         this.lowerDirs = Collections.unmodifiableList(new ArrayList<>(b.lowerDirs));
@@ -57,7 +67,18 @@ public final class MountOptions {
         this.debug = b.debug;
         this.transport = b.transport;
         this.passthrough = b.passthrough;
+        this.suid = b.suid;
+        this.dev = b.dev;
+        this.exec = b.exec;
+        this.fsname = b.fsname;
+        this.subtype = b.subtype;
     }
+
+    public boolean nosuid() { return Boolean.FALSE.equals(suid); }
+    public boolean nodev() { return Boolean.FALSE.equals(dev); }
+    public boolean noexec() { return Boolean.FALSE.equals(exec); }
+    public String fsnameOrDefault() { return fsname == null ? "strata" : fsname; }
+    public String subtypeOrDefault() { return subtype == null ? "strata" : subtype; }
 
     public boolean readOnly() { return upperDir == null; }
 
@@ -74,6 +95,8 @@ public final class MountOptions {
         public String context, traceFile;
         public String transport = "auto";
         public boolean passthrough = true;
+        public Boolean suid, dev, exec;
+        public String fsname, subtype;
         public List<String> fuseOptions = new ArrayList<>();
         public List<String> warnings = new ArrayList<>();
 

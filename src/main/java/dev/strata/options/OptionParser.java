@@ -21,26 +21,66 @@ public final class OptionParser {
             "allow_other", "allow_root", "default_permissions", "ro", "rw");
     /** Generic mount flags that mount(8)/mount.fuse may add; accepted and ignored (FUSE mounts honour them via the kernel). */
     private static final Set<String> IGNORED = Set.of(
-            "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime", "norelatime",
+            "atime", "noatime", "relatime", "norelatime",
             "strictatime", "diratime", "nodiratime", "async", "sync", "auto", "noauto", "user", "nouser",
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
             "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded", "redirect_dir", "index",
             "metacopy", "xino", "userxattr", "nfs_export", "uuid");
 
+    /** Every option strata knows (for "did you mean"). */
+    static final List<String> KNOWN = List.of(
+            "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
+            "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
+            "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
+            "suid", "nosuid", "dev", "nodev", "exec", "noexec", "allow_other", "allow_root", "ro", "rw");
+
     public static MountOptions parse(List<String> optionStrings, Path cwd) {
         MountOptions.Builder b = new MountOptions.Builder();
+        List<String> lost = new ArrayList<>(); // upperdir/workdir given under a misspelt name
         for (String s : optionStrings) {
-            for (String opt : split(s)) apply(b, opt, cwd);
+            for (String opt : split(s)) apply(b, opt, cwd, lost);
         }
         if (b.lowerDirs.isEmpty()) {
-            throw new IllegalArgumentException("no lowerdir given (-o lowerdir=DIR[:DIR...])");
+            throw new IllegalArgumentException("no lowerdir given (-o lowerdir=DIR[:DIR...])"
+                    + (lost.isEmpty() ? "" : ": " + lost.get(0)));
         }
         if ((b.upperDir == null) != (b.workDir == null)) {
-            throw new IllegalArgumentException(b.upperDir == null
-                    ? "workdir given without upperdir" : "upperdir given without workdir");
+            String why = b.upperDir == null ? "workdir given without upperdir" : "upperdir given without workdir";
+            throw new IllegalArgumentException(lost.isEmpty() ? why : why + " (" + lost.get(0) + ")");
+        }
+        if (b.upperDir == null && !lost.isEmpty()) {
+            b.warnings.add("mounted read-only (no upperdir): " + String.join("; ", lost));
         }
         return b.build();
+    }
+
+    /** The known option nearest to {@code key} (at most 2 edits away), or null. */
+    static String nearest(String key) {
+        String best = null;
+        int bestD = 3;
+        for (String k : KNOWN) {
+            int d = distance(key, k);
+            if (d < bestD) { bestD = d; best = k; }
+        }
+        return best != null && bestD <= (key.length() <= 4 ? 1 : 2) ? best : null;
+    }
+
+    /** Edit distance with adjacent transpositions (optimal string alignment). */
+    public static int distance(String a, String b) {
+        int[][] d = new int[a.length() + 1][b.length() + 1];
+        for (int i = 0; i <= a.length(); i++) d[i][0] = i;
+        for (int j = 0; j <= b.length(); j++) d[0][j] = j;
+        for (int i = 1; i <= a.length(); i++) {
+            for (int j = 1; j <= b.length(); j++) {
+                int c = a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1;
+                d[i][j] = Math.min(Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1), d[i - 1][j - 1] + c);
+                if (i > 1 && j > 1 && a.charAt(i - 1) == b.charAt(j - 2) && a.charAt(i - 2) == b.charAt(j - 1)) {
+                    d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+                }
+            }
+        }
+        return d[a.length()][b.length()];
     }
 
     /** Splits one -o argument on commas outside quotes and not escaped with a backslash. */
@@ -66,13 +106,14 @@ public final class OptionParser {
         return out;
     }
 
-    private static void apply(MountOptions.Builder b, String opt, Path cwd) {
+    private static void apply(MountOptions.Builder b, String opt, Path cwd, List<String> lost) {
         if (opt.isEmpty()) return; // podman passes ",," and trailing commas
         int eq = opt.indexOf('=');
         String key = eq < 0 ? opt : opt.substring(0, eq);
         String val = eq < 0 ? null : opt.substring(eq + 1);
         switch (key) {
             case "lowerdir":
+                if (!b.lowerDirs.isEmpty()) b.warnings.add("lowerdir given more than once: the last one (" + val + ") is used");
                 b.lowerDirs.clear();
                 for (String p : splitLayers(need(key, val))) b.lowerDirs.add(path(cwd, p));
                 break;
@@ -98,6 +139,14 @@ public final class OptionParser {
             case "context": case "fscontext": case "defcontext": case "rootcontext": b.context = val; break;
             case "trace": b.traceFile = val == null ? "-" : val; break;
             case "debug": b.debug = true; break;
+            case "suid": b.suid = true; break;
+            case "nosuid": b.suid = false; break;
+            case "dev": b.dev = true; break;
+            case "nodev": b.dev = false; break;
+            case "exec": b.exec = true; break;
+            case "noexec": b.exec = false; break;
+            case "fsname": b.fsname = unescape(need(key, val)); break;
+            case "subtype": b.subtype = need(key, val); break;
             case "passthrough": b.passthrough = !"0".equals(need(key, val)); break;
             case "transport": {
                 String t = need(key, val);
@@ -114,7 +163,13 @@ public final class OptionParser {
                 break;
             default:
                 if (PASS_THROUGH.contains(key)) b.fuseOptions.add(opt);
-                else if (!IGNORED.contains(key) && !key.startsWith("x-")) b.warnings.add("unknown option '" + opt + "' ignored");
+                else if (!IGNORED.contains(key) && !key.startsWith("x-")) {
+                    String near = nearest(key);
+                    b.warnings.add("unknown option '" + opt + "' ignored" + (near == null ? "" : " (did you mean " + near + "?)"));
+                    if ("upperdir".equals(near) || "workdir".equals(near)) {
+                        lost.add("'" + key + "' is not an option (did you mean " + near + "?)");
+                    }
+                }
         }
     }
 

@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** `strata image ...` end to end through Main.run: output, exit codes, one-line errors. */
@@ -45,6 +46,35 @@ class ImageCommandTest {
     static void assertOneLineError(Run r, String expected) {
         assertEquals(1, r.code, r.err);
         assertEquals("strata: " + expected + "\n", r.err);
+    }
+
+    @Test
+    void anImageWithoutLayersIsRefusedAndAMountOfOneCreatesNothing() throws IOException {
+        String store = tmp.resolve("store").toString();
+        Path empty = TestImages.ociLayout(tmp.resolve("empty"), "1");
+        assertOneLineError(run("image", "import", empty.toString(), "--name", "empty:1", "--store", store),
+                empty + ": the image has no layers; nothing imported");
+        // a store written before the refusal may hold one: the mount says so before creating --upper/--work
+        Path layout = TestImages.ociLayout(tmp.resolve("one"), "1", new Layer(ImageStoreTest.baseTar(), "gzip"));
+        assertEquals(0, run("image", "import", layout.toString(), "--name", "old:1", "--store", store).code);
+        try (java.util.stream.Stream<Path> recs = Files.list(tmp.resolve("store/images"))) {
+            Path rec = recs.findFirst().orElseThrow();
+            com.fasterxml.jackson.databind.node.ObjectNode o = (com.fasterxml.jackson.databind.node.ObjectNode) TestImages.M.readTree(rec.toFile());
+            o.putArray("layers");
+            TestImages.M.writeValue(rec.toFile(), o);
+        }
+        Path m = Files.createDirectory(tmp.resolve("m"));
+        Run r = run("mount", "--image", "old:1", "--store", store, "--upper", tmp.resolve("up").toString(), m.toString());
+        assertOneLineError(r, "image old:1 has no layers: there is nothing to mount");
+        assertFalse(Files.exists(tmp.resolve("up")), "no upper directory created");
+        assertFalse(Files.exists(tmp.resolve("up.work")), "no work directory created");
+        r = run("layers", "--image", "old:1", "--store", store);
+        assertOneLineError(r, "image old:1 has no layers: there is nothing to mount");
+        // a refusal after --upper/--work were made (here: no mountpoint) takes them away again
+        assertEquals(0, run("image", "import", layout.toString(), "--name", "ok:1", "--store", store).code);
+        r = run("mount", "--image", "ok:1", "--store", store, "--upper", tmp.resolve("new/up").toString(), tmp.resolve("nomnt").toString());
+        assertOneLineError(r, "mountpoint " + tmp.resolve("nomnt") + " does not exist");
+        assertFalse(Files.exists(tmp.resolve("new")), "the directories made for the mount are gone");
     }
 
     @Test

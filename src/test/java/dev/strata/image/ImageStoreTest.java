@@ -12,6 +12,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -303,6 +304,54 @@ class ImageStoreTest {
     }
 
     // ------------------------------------------------------------------ sharing, names, removal
+
+    @Test
+    void aLayerAMountHoldsIsNeverDeletedAndIsCollectedOnceFree() throws IOException {
+        Layer base = new Layer(baseTar(), "gzip");
+        Layer top1 = new Layer(topTar("one"), "gzip"), top2 = new Layer(topTar("two"), "zstd");
+        imp(TestImages.ociLayout(tmp.resolve("one"), "1", base, top1));
+        List<Path> dirs = store.lowerDirsTopFirst("one:1");
+        assertTrue(dirs.stream().allMatch(LayerLocks::isStoreLayer));
+        assertFalse(LayerLocks.isStoreLayer(tmp.resolve("one")));
+        Path file = store.layerDir(Digest.parse(top1.diffId));
+        try (LayerLocks held = LayerLocks.holdShared(dirs)) { // what a mount daemon holds (another open file: flock conflicts)
+            assertTrue(LayerLocks.inUse(file));
+            ImageStore.RemoveResult rm = store.remove("one:1");
+            assertEquals(List.of(), rm.removedLayers, "no layer a live mount holds is deleted");
+            assertEquals(2, rm.keptLayers.size());
+            assertTrue(Files.isDirectory(file));
+        }
+        assertFalse(LayerLocks.inUse(file), "the lock goes with its holder");
+        imp(TestImages.ociLayout(tmp.resolve("two"), "1", base, top2));
+        ImageStore.RemoveResult rm = store.remove("two:1");
+        assertEquals(3, rm.removedLayers.size(), "the layers kept before are collected once free: " + rm.removedLayers);
+        assertStoreEmpty();
+    }
+
+    @Test
+    void anImageWithoutLayersIsRefusedAtImport() throws IOException {
+        Path empty = TestImages.ociLayout(tmp.resolve("empty"), "1");
+        ImageException e = assertThrows(ImageException.class, () -> imp(empty, "empty:1", new Capture()));
+        assertEquals(empty + ": the image has no layers; nothing imported", e.getMessage());
+        assertStoreEmpty();
+    }
+
+    @Test
+    void theStoreIsPrivateWhateverTheUmaskAndLooseModesAreTightened() throws IOException {
+        int old = Posix.umask(0);
+        try {
+            imp(TestImages.ociLayout(tmp.resolve("one"), "1", new Layer(baseTar(), "gzip")));
+        } finally {
+            Posix.umask(old);
+        }
+        for (String d : List.of("", "layers", "layers/sha256", "images", "tmp")) {
+            assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(storeDir.resolve(d))), d);
+        }
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(storeDir.resolve("lock"))));
+        Files.setPosixFilePermissions(storeDir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        ImageStore.open(storeDir).list();
+        assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(storeDir)), "tightened when opened");
+    }
 
     @Test
     void aSecondImageSharingTheBaseLayerDoesNotExtractItAgain() throws IOException {

@@ -98,7 +98,7 @@ class InspectCommandsTest {
             Result d = run("diff", mnt.toString());
             assertEquals(0, d.code(), d.err());
             assertTrue(d.out().contains("D /etc/hosts"), d.out());
-            assertOneLineError(run("diff", mnt + "/etc"), "not its mount point");
+            assertOneLineError(run("diff", mnt + "/etc"), "is not a mount point: it is inside the strata mount at " + mnt);
         }
         assertOneLineError(run("explain", mnt + "/etc/passwd"), "is not inside a running strata mount");
     }

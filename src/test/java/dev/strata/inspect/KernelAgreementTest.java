@@ -91,6 +91,10 @@ class KernelAgreementTest {
             var d = InspectCommandsTest.run("diff", mnt.toString());
             assertEquals(0, d.code(), d.err());
             assertTrue(d.out().contains("D /etc/hosts\n") && d.out().contains("A /new\n"), d.out());
+            var inside = InspectCommandsTest.run("diff", mnt + "/etc");
+            assertEquals(1, inside.code());
+            assertEquals("strata: " + mnt + "/etc is not a mount point: it is inside the kernel overlay mount at " + mnt + "\n",
+                    inside.err(), "not a strata mount");
         } finally {
             run("umount", mnt.toString());
         }

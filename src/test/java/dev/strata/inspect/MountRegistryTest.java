@@ -64,28 +64,63 @@ class MountRegistryTest {
         }
     }
 
-    @Test void deadOrReusedPidsAreStaleAndCleanedUp() throws Exception {
-        Path dir = Files.createDirectories(tmp.resolve("m"));
+    @Test void aRecordIsLiveExactlyWhileItsLockIsHeldWhateverItsPid() throws Exception {
+        Path dir = tmp.resolve("strata/mounts");
         Process p = new ProcessBuilder("true").start();
         p.waitFor();
         long dead = p.pid();
-        Files.writeString(dir.resolve("dead.json"),
-                "{\"mountpoint\":\"/mnt/dead\",\"lowerdirs\":[\"/l\"],\"upperdir\":null,\"workdir\":null,\"pid\":" + dead + "}");
-        MountInfo me = mine("/mnt/me");
-        Files.writeString(dir.resolve("reused.json"), "{\"mountpoint\":\"/mnt/reused\",\"lowerdirs\":[\"/l\"],\"pid\":"
-                + me.pid() + ",\"start_time\":" + (me.startTime() + 1) + "}");
-        Files.writeString(dir.resolve("garbage.json"), "{not json");
-        Files.writeString(dir.resolve("nolowers.json"), "{\"mountpoint\":\"/mnt/n\",\"lowerdirs\":[],\"pid\":" + me.pid() + "}");
-        Files.writeString(dir.resolve("alive.json"),
-                "{\"mountpoint\":\"/mnt/alive\",\"lowerdirs\":[\"/l\"],\"upperdir\":\"/u\",\"workdir\":\"/w\",\"pid\":" + me.pid() + "}");
-        List<MountInfo> live = MountRegistry.list(dir);
-        assertEquals(1, live.size(), live.toString());
-        assertEquals(Path.of("/mnt/alive"), live.get(0).mountpoint());
-        assertEquals(0, live.get(0).startTime(), "start_time is optional");
-        assertEquals(4, MountRegistry.cleanup(dir));
-        try (var s = Files.list(dir)) {
-            assertEquals(List.of(dir.resolve("alive.json")), s.toList());
+        // a daemon in another PID namespace: its pid is not (or is another process) here, its lock is held
+        MountInfo other = new MountInfo(Path.of("/mnt/otherns"), List.of(Path.of("/l")), null, null, dead, 0);
+        try (MountRegistry.Registration held = MountRegistry.register(dir, other)) {
+            // records without a lock: whatever their pid says, nobody keeps them alive
+            MountInfo me = mine("/mnt/me");
+            Files.writeString(dir.resolve("unlocked.json"), "{\"mountpoint\":\"/mnt/unlocked\",\"lowerdirs\":[\"/l\"],\"pid\":"
+                    + me.pid() + ",\"start_time\":" + me.startTime() + ",\"lock\":\"flock\"}");
+            // a record of an older strata (no "lock"): judged by its pid, as before
+            Files.writeString(dir.resolve("legacy.json"), "{\"mountpoint\":\"/mnt/legacy\",\"lowerdirs\":[\"/l\"],\"pid\":"
+                    + me.pid() + ",\"start_time\":" + me.startTime() + "}");
+            Files.writeString(dir.resolve("legacydead.json"), "{\"mountpoint\":\"/mnt/legacydead\",\"lowerdirs\":[\"/l\"],\"pid\":"
+                    + dead + "}");
+            Files.writeString(dir.resolve("garbage.json"), "{not json");
+            List<Path> live = MountRegistry.list(dir).stream().map(MountInfo::mountpoint).sorted().toList();
+            assertEquals(List.of(Path.of("/mnt/legacy"), Path.of("/mnt/otherns")), live);
+            assertEquals(3, MountRegistry.cleanup(dir));
+            try (MountRegistry.Registration again = MountRegistry.register(dir, mine("/mnt/second"))) {
+                assertTrue(Files.exists(held.file()), "registering another mount keeps the live record");
+                assertEquals(3, MountRegistry.list(dir).size());
+            }
+            Files.delete(dir.resolve("legacy.json"));
+            try (var s = Files.list(dir)) {
+                assertEquals(List.of(held.file()), s.toList());
+            }
         }
+        assertEquals(List.of(), MountRegistry.list(dir));
+    }
+
+    @Test void modesDoNotDependOnTheUmaskAndLooseOnesAreTightened() throws Exception {
+        Path dir = tmp.resolve("rt/strata/mounts");
+        int old = dev.strata.posix.Posix.umask(0); // as in the mount daemon
+        try {
+            try (MountRegistry.Registration r = MountRegistry.register(dir, mine("/mnt/m"))) {
+                assertEquals("rw-r--r--", mode(r.file()));
+                assertEquals("rwx------", mode(dir));
+                assertEquals("rwx------", mode(dir.getParent()));
+            }
+            Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+            Files.setPosixFilePermissions(dir.getParent(), java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+            try (MountRegistry.Registration r = MountRegistry.register(dir, mine("/mnt/m"))) {
+                assertEquals("rwx------", mode(dir), "an old world-writable registry is tightened");
+                assertEquals("rwx------", mode(dir.getParent()));
+            }
+        } finally {
+            dev.strata.posix.Posix.umask(old);
+        }
+        assertEquals(java.util.Set.copyOf(java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x")),
+                MountRegistry.dirMode(Path.of("/run/strata/mounts")), "root's system registry is readable by all");
+    }
+
+    private static String mode(Path p) throws java.io.IOException {
+        return java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(p));
     }
 
     @Test void locateFindsTheInnermostMountAndTheRelativePath() {

@@ -52,9 +52,41 @@ class OptionParserTest {
     }
 
     @Test void unknownOptionsAreWarningsGenericOnesAreQuiet() {
-        MountOptions o = OptionParser.parse(List.of("lowerdir=/a,frobnicate=1,nodev,nosuid,rw,allow_other"), cwd);
+        MountOptions o = OptionParser.parse(List.of("lowerdir=/a,frobnicate=1,nodev,nosuid,relatime,rw,allow_other"), cwd);
         assertEquals(List.of("unknown option 'frobnicate=1' ignored"), o.warnings);
         assertTrue(o.fuseOptions.contains("allow_other"));
+    }
+
+    @Test void typosSuggestTheNearestOptionAndSayWhatWasLost() {
+        MountOptions two = OptionParser.parse(List.of("lowerdir=/a,uppperdir=/u,wrkdir=/w"), cwd);
+        assertEquals(List.of("unknown option 'uppperdir=/u' ignored (did you mean upperdir?)",
+                "unknown option 'wrkdir=/w' ignored (did you mean workdir?)",
+                "mounted read-only (no upperdir): 'uppperdir' is not an option (did you mean upperdir?); "
+                        + "'wrkdir' is not an option (did you mean workdir?)"), two.warnings);
+        assertTrue(two.readOnly());
+        assertEquals("upperdir given without workdir ('wrkdir' is not an option (did you mean workdir?))",
+                assertThrows(IllegalArgumentException.class,
+                        () -> OptionParser.parse(List.of("lowerdir=/a,upperdir=/u,wrkdir=/w"), cwd)).getMessage());
+        assertEquals(List.of("unknown option 'atr_timeout=0' ignored (did you mean attr_timeout?)"),
+                OptionParser.parse(List.of("lowerdir=/a,atr_timeout=0"), cwd).warnings);
+    }
+
+    @Test void aRepeatedLowerdirWarns() {
+        MountOptions o = OptionParser.parse(List.of("lowerdir=/a", "lowerdir=/b"), cwd);
+        assertEquals(List.of(Path.of("/b")), o.lowerDirs);
+        assertEquals(List.of("lowerdir given more than once: the last one (/b) is used"), o.warnings);
+    }
+
+    @Test void mountFlagsAndNames() {
+        MountOptions plain = OptionParser.parse(List.of("lowerdir=/a"), cwd);
+        assertFalse(plain.nosuid() || plain.nodev() || plain.noexec());
+        assertEquals("strata", plain.fsnameOrDefault());
+        MountOptions o = OptionParser.parse(List.of("lowerdir=/a,nosuid,nodev,noexec,fsname=my\\,src,subtype=img"), cwd);
+        assertTrue(o.nosuid() && o.nodev() && o.noexec());
+        assertEquals("my,src", o.fsname);
+        assertEquals("img", o.subtype);
+        MountOptions back = OptionParser.parse(List.of("nosuid,nodev", "lowerdir=/a,suid,dev"), cwd);
+        assertFalse(back.nosuid() || back.nodev(), "suid/dev given later turn the defaults off");
     }
 
     @Test void mistakesAreOneLineErrors() {

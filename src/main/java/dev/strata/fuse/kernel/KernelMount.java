@@ -28,7 +28,7 @@ public final class KernelMount {
     /** {@link #serve}'s answer when this process may not mount FUSE itself (use fusermount via libfuse). */
     public static final int NOT_PERMITTED = -2;
 
-    static final int MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4;
+    static final int MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8;
     static final int WORKERS = Integer.getInteger("strata.workers", 4);
 
     /**
@@ -78,16 +78,20 @@ public final class KernelMount {
         String target = Names.toNative(mountpoint.toString());
         long flags = 0;
         if (opts.readOnly() || opts.fuseOptions.contains("ro")) flags |= MS_RDONLY;
+        if (opts.nosuid()) flags |= MS_NOSUID;
+        if (opts.nodev()) flags |= MS_NODEV;
+        if (opts.noexec()) flags |= MS_NOEXEC;
         String data = mountData(fd, opts, root);
-        if (debug) log.debug("mount(2) fuse.strata on " + mountpoint + " with " + data);
-        int r = Posix.mount("strata", target, "fuse.strata", flags, data);
+        String source = opts.fsnameOrDefault(), type = "fuse." + opts.subtypeOrDefault();
+        if (debug) log.debug("mount(2) " + type + " on " + mountpoint + " with " + data);
+        int r = Posix.mount(source, target, type, flags, data);
         if (r == -EPERM && !root) {
             Posix.close(fd);
             return NOT_PERMITTED;
         }
         if (r == -EPERM || r == -EACCES) {
             // e.g. uid 0 in a user namespace without its own mount namespace: retry without device files/setuid
-            r = Posix.mount("strata", target, "fuse.strata", flags | MS_NOSUID | MS_NODEV, data);
+            r = Posix.mount(source, target, type, flags | MS_NOSUID | MS_NODEV, data);
             if (r == -EPERM) {
                 Posix.close(fd);
                 return NOT_PERMITTED;
