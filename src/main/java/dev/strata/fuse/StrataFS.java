@@ -210,7 +210,11 @@ final class StrataFS extends FuseStubFS {
     }
 
     @Override public int listxattr(String path, Pointer list, @size_t long size) {
-        return call("listxattr", path, () -> union.listxattr(path, list, size));
+        return call("listxattr", path, () -> {
+            FuseContext c = getContext();
+            int pid = c.pid.intValue(), uid = c.uid.intValue();
+            return union.listxattr(path, list, size, () -> Callers.capable(pid, uid, Callers.CAP_SYS_ADMIN));
+        });
     }
 
     @Override public int removexattr(String path, String name) {

@@ -254,6 +254,13 @@ public final class Posix {
         return names(buf, n);
     }
 
+    public static int fsetxattr(int fd, String name, Pointer value, long size, int flags) {
+        return ret(M.fsetxattr(fd, name, value, size, flags));
+    }
+    public static long fgetxattr(int fd, String name, Pointer value, long size) {
+        return ret(M.fgetxattr(fd, name, value, size));
+    }
+    public static int fremovexattr(int fd, String name) { return ret(M.fremovexattr(fd, name)); }
     public static int fsetxattr(int fd, String name, byte[] value, int flags) {
         Pointer buf = Buffers.get(Math.max(1, value.length));
         buf.put(0, value, 0, value.length);

@@ -450,6 +450,19 @@ public final class Union implements AutoCloseable {
         if (nl > 0) st.putLong(Stat.OFF_NLINK, nl + 1);
     }
 
+    /**
+     * For a path libfuse 2 gave a removed open file (".fuse_hiddenXXXX", see {@link #hidden}): a descriptor
+     * open on it (changes go through the open file, as on the kernel transport), -ENOENT if none is left;
+     * -1 for any other path.
+     */
+    private int hiddenFd(String path) {
+        if (hidden.isEmpty()) return -1;
+        Node h = hidden.get(path);
+        if (h == null) return -1;
+        for (java.util.Map.Entry<Integer, Node> e : openFiles.entrySet()) if (e.getValue() == h) return e.getKey();
+        return -ENOENT;
+    }
+
     /** fstat of an open file: the current merged attributes, or the descriptor's own once the name is gone. */
     public int fgetattr(int fd, Pointer st) {
         Node n = openFiles.get(fd);
@@ -1307,11 +1320,19 @@ public final class Union implements AutoCloseable {
         }
     }
 
-    /** Gives an O_TMPFILE descriptor from {@link #tmpfile} a name (linkat with AT_EMPTY_PATH through the mount). */
-    public int linkFd(int tmpFd, String to) {
+    /**
+     * Gives a file known only by an open descriptor a name (linkat of /proc/self/fd/N or with AT_EMPTY_PATH
+     * through the mount): an O_TMPFILE file from {@link #tmpfile}, or an upper file whose name was removed
+     * (linkat then refuses it unless another name is left). A lower file never copied up is refused with
+     * ENOENT, the kernel overlay's answer: a hard link to it in the upper would let writes reach the lower layer.
+     */
+    public int linkFd(int openFd, String to) {
         if (!hasUpper) return -EROFS;
         lock.writeLock().lock();
         try {
+            int tmpFd = upperFdOf(openFd);
+            if (tmpFd == -EEXIST) return -ENOENT;
+            if (tmpFd < 0) return tmpFd;
             int[] pe = new int[1];
             Node dir = newNameDir(to, pe);
             if (dir == null) return pe[0];
@@ -1642,6 +1663,8 @@ public final class Union implements AutoCloseable {
     }
 
     public int chmod(String path, int mode) {
+        int hf = hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : fchmod(hf, mode);
         return onUpper(path, true, (n, a) -> {
             if (n.type == S_IFLNK) return -EOPNOTSUPP;
             if (overrides.writes(n.type)) return overrideOwnerMode(n, a, -1, -1, mode & 07777);
@@ -1650,6 +1673,8 @@ public final class Union implements AutoCloseable {
     }
 
     public int chown(String path, int uid, int gid) {
+        int hf = hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : fchown(hf, uid, gid);
         int hu = hostUid(uid), hg = hostGid(gid);
         return onUpper(path, true, (n, a) -> overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
                 : Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
@@ -1666,11 +1691,15 @@ public final class Union implements AutoCloseable {
 
     /** utimens with UTIME_NOW / UTIME_OMIT passed through in the nanosecond fields. */
     public int utimens(String path, long aSec, long aNsec, long mSec, long mNsec) {
+        int hf = hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : futimens(hf, aSec, aNsec, mSec, mNsec);
         return onUpper(path, true, (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
     }
 
     public int truncate(String path, long size) {
         if (size < 0) return -EINVAL;
+        int hf = hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : truncateRemoved(hf, size);
         return onUpper(path, size > 0, (n, a) -> {
             if (n.isDir()) return -EISDIR;
             if (n.type != S_IFREG) return -EINVAL;
@@ -1711,6 +1740,8 @@ public final class Union implements AutoCloseable {
         if (isPrivate(name)) return -EOPNOTSUPP;
         if (OverrideStat.isOverrideXattr(name)) return -ENODATA; // shown as owner and mode instead
         if (aclRefused(name)) return -EOPNOTSUPP;
+        int hf = hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : fgetxattr(hf, name, value, size);
         lock.readLock().lock();
         try {
             Node n = resolve(path);
@@ -1730,6 +1761,16 @@ public final class Union implements AutoCloseable {
     }
 
     public int listxattr(String path, Pointer list, long size) {
+        return listxattr(path, list, size, () -> true);
+    }
+
+    /**
+     * listxattr; {@code trusted.*} names are listed only if showTrusted says so (asked only when there is
+     * one): the kernel overlay lists them to callers with CAP_SYS_ADMIN only, which the transport knows.
+     */
+    public int listxattr(String path, Pointer list, long size, java.util.function.BooleanSupplier showTrusted) {
+        int hf = hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : flistxattr(hf, list, size, showTrusted);
         lock.readLock().lock();
         try {
             Node n = resolve(path);
@@ -1740,11 +1781,25 @@ public final class Union implements AutoCloseable {
                 if (!a.ok()) return a.err();
                 names = Posix.llistxattr(a.xattrPath());
             }
+            return xattrList(names, list, size, showTrusted);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** The names of a layer file's xattrs as the mount lists them, into {@code list} (size 0: the length needed). */
+    private int xattrList(List<String> names, Pointer list, long size, java.util.function.BooleanSupplier showTrusted) {
+        {
             int total = 0;
             List<byte[]> keep = new ArrayList<>();
+            int shown = -1; // trusted.* shown: unknown until the first one
             for (String x : names) {
                 if (x.startsWith(ESCAPED)) x = TRUSTED_OVERLAY + x.substring(ESCAPED.length());
                 else if (Markers.isPrivateXattr(x) || aclRefused(x) || OverrideStat.isOverrideXattr(x)) continue;
+                if (x.startsWith("trusted.")) {
+                    if (shown < 0) shown = showTrusted.getAsBoolean() ? 1 : 0;
+                    if (shown == 0) continue;
+                }
                 byte[] b = x.getBytes(NAMES);
                 keep.add(b);
                 total += b.length + 1;
@@ -1758,20 +1813,22 @@ public final class Union implements AutoCloseable {
                 off += b.length + 1;
             }
             return total;
-        } finally {
-            lock.readLock().unlock();
         }
     }
 
     public int setxattr(String path, String name, Pointer value, long size, int flags) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
         if (OverrideStat.isOverrideXattr(name)) return -EPERM; // as fuse-overlayfs: chmod/chown write it
+        int hf = hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : fsetxattr(hf, name, value, size, flags);
         return onUpper(path, true, (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
     }
 
     public int removexattr(String path, String name) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
         if (OverrideStat.isOverrideXattr(name)) return -EPERM;
+        int hf = hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : fremovexattr(hf, name);
         // like the kernel: removing an xattr a lower object does not have fails without a copy-up
         lock.readLock().lock();
         try {
@@ -1817,7 +1874,8 @@ public final class Union implements AutoCloseable {
             else fd = stack[n.top()].openat(n.rel, oflags, 0);
             if (fd >= 0) {
                 openFiles.put(fd, n);
-                if (hasUpper && n.top() != 0 && n.type == S_IFREG) lowerHandles.put(fd, new LowerHandle(n));
+                // every descriptor on a lower object is known as one (see upperFdOf): changes never go through it
+                if (hasUpper && n.top() != 0) lowerHandles.put(fd, new LowerHandle(n));
             }
             return fd;
         } finally {
@@ -1864,7 +1922,10 @@ public final class Union implements AutoCloseable {
         return Posix.pwrite(fd, buf, size, off);
     }
 
-    public int ftruncate(int fd, long size) { return Posix.ftruncate(fd, size); }
+    public int ftruncate(int fd, long size) {
+        int u = lowerHandles.isEmpty() ? fd : upperFdOf(fd);
+        return u < 0 ? u : Posix.ftruncate(u, size);
+    }
 
     public int fsync(int fd, boolean dataOnly) {
         if (!opts.fsync) return 0;
@@ -1878,5 +1939,142 @@ public final class Union implements AutoCloseable {
         LowerHandle h = lowerHandles.remove(fd);
         if (h != null && h.upperFd >= 0) Posix.close(h.upperFd);
         return Posix.close(fd);
+    }
+
+    // ================================================================== open files whose name is gone
+
+    /**
+     * The descriptor a change made through an open file must use once its name is gone (no path leads to
+     * it): the descriptor itself when it was opened on the upper layer (an upper file, an O_TMPFILE
+     * file), the upper copy a read-only lower open moved to when the file was copied up before its
+     * removal; -EEXIST for a lower file that was never copied up. The kernel overlay answers EEXIST there
+     * (its copy-up finds the whiteout at the name), and the lower file must never change: a lower layer is
+     * shared by every mount made from it.
+     */
+    private int upperFdOf(int fd) {
+        if (!hasUpper) return -EROFS;
+        LowerHandle h = lowerHandles.get(fd);
+        if (h == null) return fd;
+        int u = h.upperFd;
+        return u >= 0 ? u : -EEXIST;
+    }
+
+    /** getxattr through an open file whose name was removed (a lower file's own, or its upper copy's). */
+    public int fgetxattr(int fd, String name, Pointer value, long size) {
+        if (isPrivate(name)) return -EOPNOTSUPP;
+        if (OverrideStat.isOverrideXattr(name)) return -ENODATA;
+        if (aclRefused(name)) return -EOPNOTSUPP;
+        LowerHandle h = lowerHandles.isEmpty() ? null : lowerHandles.get(fd);
+        return (int) Posix.fgetxattr(h != null ? current(h, fd) : fd, diskXattr(name), size == 0 ? null : value, size);
+    }
+
+    /** listxattr through an open file whose name was removed. */
+    public int flistxattr(int fd, Pointer list, long size, java.util.function.BooleanSupplier showTrusted) {
+        LowerHandle h = lowerHandles.isEmpty() ? null : lowerHandles.get(fd);
+        return xattrList(Posix.flistxattr(h != null ? current(h, fd) : fd), list, size, showTrusted);
+    }
+
+    /** chmod through an open file whose name was removed (see {@link #upperFdOf}). */
+    public int fchmod(int fd, int mode) {
+        lock.writeLock().lock(); // a copy-up switching lower handles to their upper copy finishes first
+        try {
+            int u = upperFdOf(fd);
+            if (u < 0) return u;
+            Node n = openFiles.get(fd);
+            if (n != null && overrides.writes(n.type)) {
+                OverrideStat.Value cur = currentOverride(u);
+                if (cur == null) return -EIO;
+                return overrides.write(u, cur.uid, cur.gid, mode & 07777);
+            }
+            return Posix.fchmod(u, mode & 07777);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** chown through an open file whose name was removed: ids mapped and the override kept as by {@link #chown}. */
+    public int fchown(int fd, int uid, int gid) {
+        int hu = hostUid(uid), hg = hostGid(gid);
+        lock.writeLock().lock();
+        try {
+            int u = upperFdOf(fd);
+            if (u < 0) return u;
+            Node n = openFiles.get(fd);
+            if (n != null && overrides.writes(n.type)) {
+                OverrideStat.Value cur = currentOverride(u);
+                if (cur == null) return -EIO;
+                return overrides.write(u, hu == -1 ? cur.uid : hu, hg == -1 ? cur.gid : hg, cur.mode);
+            }
+            return Posix.fchown(u, hu, hg);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** The owner and mode an upper file shows before id mapping: its override, else its inode's. */
+    private OverrideStat.Value currentOverride(int fd) {
+        Stat st = Stat.local2();
+        if (Posix.fstat(fd, st) < 0) return null;
+        Pointer p = st.pointer();
+        overrides.applyFd(0, fd, p);
+        return new OverrideStat.Value(p.getInt(Stat.OFF_UID), p.getInt(Stat.OFF_GID), p.getInt(Stat.OFF_MODE) & 07777);
+    }
+
+    /**
+     * truncate(2) of an open file whose name was removed (of /proc/self/fd/N: no descriptor of the caller
+     * comes with it, and the one strata holds may be read-only): through a writable descriptor of the upper file.
+     */
+    public int truncateRemoved(int fd, long size) {
+        lock.writeLock().lock();
+        try {
+            int u = upperFdOf(fd);
+            if (u < 0) return u;
+            int w = Posix.openat(AT_FDCWD, "/proc/self/fd/" + u, O_WRONLY, 0);
+            if (w < 0) return w;
+            try {
+                return Posix.ftruncate(w, size);
+            } finally {
+                Posix.close(w);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** utimens through an open file whose name was removed. */
+    public int futimens(int fd, long aSec, long aNsec, long mSec, long mNsec) {
+        lock.writeLock().lock();
+        try {
+            int u = upperFdOf(fd);
+            return u < 0 ? u : Posix.futimens(u, aSec, aNsec, mSec, mNsec);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** setxattr through an open file whose name was removed (the same names refused as by {@link #setxattr}). */
+    public int fsetxattr(int fd, String name, Pointer value, long size, int flags) {
+        if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
+        if (OverrideStat.isOverrideXattr(name)) return -EPERM;
+        lock.writeLock().lock();
+        try {
+            int u = upperFdOf(fd);
+            return u < 0 ? u : Posix.fsetxattr(u, diskXattr(name), value, size, flags);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** removexattr through an open file whose name was removed. */
+    public int fremovexattr(int fd, String name) {
+        if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
+        if (OverrideStat.isOverrideXattr(name)) return -EPERM;
+        lock.writeLock().lock();
+        try {
+            int u = upperFdOf(fd);
+            return u < 0 ? u : Posix.fremovexattr(u, diskXattr(name));
+        } finally {
+            lock.writeLock().unlock();
+        }
     }
 }

@@ -1,5 +1,6 @@
 package dev.strata.fuse.kernel;
 
+import dev.strata.fuse.Callers;
 import dev.strata.fuse.Log;
 import dev.strata.fuse.kernel.Inodes.KNode;
 import dev.strata.options.MountOptions;
@@ -59,10 +60,13 @@ final class KernelFS {
         final KNode node;
         final boolean cached;
         final boolean passthrough;
+        /** Opened for writing: a caller who may write it may also have its set-id bits cleared (see setattr). */
+        final boolean writable;
         /** The file has other names (set at open, or by a link made while open): writes must invalidate what the kernel caches about them. */
         volatile boolean otherNames;
-        OpenFile(KNode node, boolean cached, boolean passthrough, boolean otherNames) {
+        OpenFile(KNode node, boolean cached, boolean passthrough, boolean otherNames, boolean writable) {
             this.node = node; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
+            this.writable = writable;
         }
     }
     private final Runnable onInit;
@@ -264,13 +268,13 @@ final class KernelFS {
 
         // ------------------------------------------------------------ replies
 
-        /** Answers with {@code len} bytes already placed at outData. */
-        private void reply(long unique, int len) {
+        /** Answers with {@code len} bytes already placed at outData; false if the kernel did not take the reply. */
+        private boolean reply(long unique, int len) {
             sendNotes();
             out.putInt(0, OUT_HEADER + len);
             out.putInt(4, 0);
             out.putLong(8, unique);
-            send(out, OUT_HEADER + len);
+            return send(out, OUT_HEADER + len);
         }
 
         private void error(long unique, int errno) {
@@ -285,10 +289,20 @@ final class KernelFS {
             if (r < 0) error(unique, -r); else reply(unique, 0);
         }
 
-        private void send(Pointer buf, int len) {
+        private boolean send(Pointer buf, int len) {
             long w = Posix.write(devFd, buf, len);
             // ENOENT: the request was interrupted and is gone; nothing to do
             if (w < 0 && w != -ENOENT && w != -ENODEV) log.error("writing /dev/fuse: " + Posix.strerror((int) w));
+            return w >= 0;
+        }
+
+        /**
+         * After a reply that handed the kernel an open file (OPEN, CREATE, TMPFILE) did not reach it: the
+         * kernel never learned the handle and will send no RELEASE for it, so it is released here (as
+         * libfuse does when fuse_reply_open/fuse_reply_create fail).
+         */
+        private void unclaimed(int fd) {
+            closeOpenFile(fd);
         }
 
         /** Before the reply: attribute invalidations for nodes this request changed besides its own. */
@@ -515,8 +529,9 @@ final class KernelFS {
             long fh = in.getLong(b + 8);
             boolean hasFh = (valid & FATTR_FH) != 0;
             String p = inodes.path(node);
-            if (p == null && !hasFh) {
-                // a removed name that is still open: change the open file
+            boolean removed = p == null && !hasFh;
+            if (removed) {
+                // a removed name that is still open: change the open file (truncate of /proc/self/fd/N)
                 int fd = openFd(node);
                 if (fd < 0) { error(unique, ENOENT); return; }
                 fh = fd;
@@ -532,20 +547,28 @@ final class KernelFS {
             int kill = -1;
             if (((valid & FATTR_KILL_SUIDGID) != 0 || killOnly) && (valid & FATTR_MODE) == 0) {
                 kill = privsToKill(p, hasFh ? (int) fh : -1, killOnly || (valid & (FATTR_UID | FATTR_GID)) != 0);
+                // chown(f, -1, -1) becomes a mode change where there are bits to clear, which the VFS allows
+                // only the owner or CAP_FOWNER (setattr_prepare): the kernel overlay answers EPERM and keeps
+                // them. The same empty SETATTR also comes from file_remove_privs (ATTR_FORCE: no check)
+                // before a write by a caller without CAP_FSETID, who holds the file open for writing
+                if (killOnly && kill >= 0 && !ownerOrCapable(privStat.getInt(Stat.OFF_UID)) && !openForWriting(node)) {
+                    error(unique, EPERM);
+                    return;
+                }
             }
             int r = 0;
             if ((valid & FATTR_MODE) != 0) {
                 int mode = in.getInt(b + 68);
-                r = p != null ? union.chmod(p, mode) : Posix.fchmod((int) fh, mode & 07777);
+                r = p != null ? union.chmod(p, mode) : union.fchmod((int) fh, mode);
             }
             if (r == 0 && (valid & (FATTR_UID | FATTR_GID)) != 0) {
                 int u = (valid & FATTR_UID) != 0 ? in.getInt(b + 76) : -1;
                 int g = (valid & FATTR_GID) != 0 ? in.getInt(b + 80) : -1;
-                r = p != null ? union.chown(p, u, g) : Posix.fchown((int) fh, u, g);
+                r = p != null ? union.chown(p, u, g) : union.fchown((int) fh, u, g);
             }
             if (r == 0 && (valid & FATTR_SIZE) != 0) {
                 long size = in.getLong(b + 16);
-                r = hasFh ? union.ftruncate((int) fh, size) : union.truncate(p, size);
+                r = removed ? union.truncateRemoved((int) fh, size) : hasFh ? union.ftruncate((int) fh, size) : union.truncate(p, size);
             }
             if (r == 0 && (valid & (FATTR_ATIME | FATTR_MTIME)) != 0) {
                 long as = Posix.UTIME_OMIT, an = Posix.UTIME_OMIT, ms = 0, mn = Posix.UTIME_OMIT;
@@ -557,7 +580,7 @@ final class KernelFS {
                     if ((valid & FATTR_MTIME_NOW) != 0) { ms = 0; mn = Posix.UTIME_NOW; }
                     else { ms = in.getLong(b + 40); mn = in.getInt(b + 60) & 0xffffffffL; }
                 }
-                r = p != null ? union.utimens(p, as, an, ms, mn) : Posix.futimens((int) fh, as, an, ms, mn);
+                r = p != null ? union.utimens(p, as, an, ms, mn) : union.futimens((int) fh, as, an, ms, mn);
             }
             // chown(f, -1, -1) of a lower file: the kernel overlay copies it up (as any setattr), bits or not
             if (r == 0 && killOnly && p != null) r = union.chown(p, -1, -1);
@@ -668,7 +691,8 @@ final class KernelFS {
             if (op != null) {
                 r = union.link(op, np);
             } else {
-                // a node without a name: an O_TMPFILE file (linkat AT_EMPTY_PATH) is named through its descriptor
+                // a node without a name: an O_TMPFILE file (linkat AT_EMPTY_PATH) or a removed upper file is
+                // named through its descriptor; a removed lower file is refused (Union#linkFd)
                 int fd = openFd(old);
                 r = fd >= 0 ? union.linkFd(fd, np) : -ENOENT;
             }
@@ -698,7 +722,7 @@ final class KernelFS {
                 if (r < 0) { union.release(fd); error(unique, -r); return; }
             }
             openReply(0, fd, node, union.hasOtherNames(fd));
-            reply(unique, OPEN_OUT);
+            if (!reply(unique, OPEN_OUT)) unclaimed(fd);
         }
 
         /**
@@ -725,7 +749,8 @@ final class KernelFS {
             }
             boolean cached = backing <= 0 && !otherNames;
             if (cached) synchronized (node) { node.cachedOpens++; }
-            openFiles.put(fd, new OpenFile(node, cached, backing > 0, otherNames));
+            int acc = in.getInt(IN_HEADER) & Posix.O_ACCMODE; // the flags of OPEN, CREATE and TMPFILE alike
+            openFiles.put(fd, new OpenFile(node, cached, backing > 0, otherNames, acc != Posix.O_RDONLY));
             outData.putLong(off, fd);
             outData.putInt(off + 8, backing > 0 ? FOPEN_PASSTHROUGH : otherNames ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
             outData.putInt(off + 12, Math.max(backing, 0));
@@ -778,11 +803,18 @@ final class KernelFS {
         /** Answers CREATE/TMPFILE: the entry already at outData, then the open file. */
         private void replyOpened(long unique, int fd, KNode k) {
             openReply(ENTRY_OUT, fd, k, false);
-            reply(unique, ENTRY_OUT + OPEN_OUT);
+            if (!reply(unique, ENTRY_OUT + OPEN_OUT)) {
+                unclaimed(fd);
+                inodes.forget(k.id, 1); // nor will it forget the entry's reference
+            }
         }
 
         private void release(long unique) {
-            int fd = (int) in.getLong(IN_HEADER);
+            result(unique, closeOpenFile((int) in.getLong(IN_HEADER)));
+        }
+
+        /** Forgets an open file (its share of the node's cache and passthrough state) and closes it. */
+        private int closeOpenFile(int fd) {
             OpenFile f = openFiles.remove(fd);
             if (f != null) {
                 int close = 0;
@@ -798,7 +830,7 @@ final class KernelFS {
                     Posix.ioctl(devFd, DEV_IOC_BACKING_CLOSE, note.address() + 40);
                 }
             }
-            result(unique, union.release(fd));
+            return union.release(fd);
         }
 
         /** A descriptor open on a node, or -1. */
@@ -807,6 +839,20 @@ final class KernelFS {
                 if (e.getValue().node == node) return e.getKey();
             }
             return -1;
+        }
+
+        /**
+         * inode_owner_or_capable for the request's caller: its fsuid is the file's owner as the mount shows
+         * it, or it has CAP_FOWNER (see {@link Callers} for the rule).
+         */
+        private boolean ownerOrCapable(int owner) {
+            return uid() == owner || Callers.capable(in.getInt(IH_PID), uid(), Callers.CAP_FOWNER);
+        }
+
+        /** Whether the node is open for writing (through strata: passthrough opens are opened through it too). */
+        private boolean openForWriting(KNode node) {
+            for (OpenFile f : openFiles.values()) if (f.node == node && f.writable) return true;
+            return false;
         }
 
         /** O_TMPFILE: a file without a name; the kernel holds it as a node of its own. */
@@ -852,7 +898,7 @@ final class KernelFS {
         }
 
         private int setMode(String p, int fd, int mode) {
-            return p != null ? union.chmod(p, mode) : Posix.fchmod(fd, mode);
+            return p != null ? union.chmod(p, mode) : union.fchmod(fd, mode);
         }
 
         /**
@@ -933,20 +979,29 @@ final class KernelFS {
         }
 
         private void setxattr(long unique, KNode node) {
-            String p = pathOrError(unique, node);
-            if (p == null) return;
             int size = in.getInt(IN_HEADER), flags = in.getInt(IN_HEADER + 4);
             int nameOff = IN_HEADER + 8;
             String name = cstr(nameOff);
             int valueOff = cstrEnd(nameOff);
-            result(unique, union.setxattr(p, name, in.slice(valueOff), size, flags));
+            String p = inodes.path(node);
+            if (p != null) { result(unique, union.setxattr(p, name, in.slice(valueOff), size, flags)); return; }
+            int fd = openFd(node); // a removed name that is still open: through the open file
+            result(unique, fd < 0 ? -ENOENT : union.fsetxattr(fd, name, in.slice(valueOff), size, flags));
         }
 
         private void xattrRead(long unique, KNode node, boolean get) {
-            String p = pathOrError(unique, node);
-            if (p == null) return;
+            String p = inodes.path(node);
+            int fd = p == null ? openFd(node) : -1; // a removed name that is still open: through the open file
+            if (p == null && fd < 0) { error(unique, ENOENT); return; }
             int size = Math.min(in.getInt(IN_HEADER), OUT_BUF - OUT_HEADER);
-            int r = get ? union.getxattr(p, cstr(IN_HEADER + 8), outData, size) : union.listxattr(p, outData, size);
+            int r;
+            if (get) {
+                String name = cstr(IN_HEADER + 8);
+                r = p != null ? union.getxattr(p, name, outData, size) : union.fgetxattr(fd, name, outData, size);
+            } else {
+                java.util.function.BooleanSupplier trusted = () -> Callers.capable(in.getInt(IH_PID), uid(), Callers.CAP_SYS_ADMIN);
+                r = p != null ? union.listxattr(p, outData, size, trusted) : union.flistxattr(fd, outData, size, trusted);
+            }
             if (r < 0) { error(unique, -r); return; }
             if (size == 0) {
                 outData.putInt(0, r);
@@ -958,9 +1013,10 @@ final class KernelFS {
         }
 
         private void removexattr(long unique, KNode node) {
-            String p = pathOrError(unique, node);
-            if (p == null) return;
-            result(unique, union.removexattr(p, cstr(IN_HEADER)));
+            String p = inodes.path(node);
+            if (p != null) { result(unique, union.removexattr(p, cstr(IN_HEADER))); return; }
+            int fd = openFd(node); // a removed name that is still open: through the open file
+            result(unique, fd < 0 ? -ENOENT : union.fremovexattr(fd, cstr(IN_HEADER)));
         }
 
         private void readdir(long unique, KNode dir, boolean plus) {
@@ -1041,10 +1097,20 @@ final class KernelFS {
             boolean get = cmd == Posix.FS_IOC_GETFLAGS || cmd == Posix.FS_IOC32_GETFLAGS || cmd == Posix.FS_IOC_FSGETXATTR;
             boolean set = cmd == Posix.FS_IOC_SETFLAGS || cmd == Posix.FS_IOC32_SETFLAGS || cmd == Posix.FS_IOC_FSSETXATTR;
             int size = cmd == Posix.FS_IOC_FSGETXATTR || cmd == Posix.FS_IOC_FSSETXATTR ? Posix.FSXATTR_SIZE : 4;
-            if (!get && !set) { error(unique, ENOTTY); return; }
+            // the 32-bit numbers reach a FUSE server only from a 64-bit caller (the compat layer turns a
+            // 32-bit caller's into the 64-bit ones), and only because the VFS does not know them there: it
+            // then checks nothing. The kernel overlay and its layers' file systems answer ENOTTY
+            if (!get && !set || cmd == Posix.FS_IOC32_GETFLAGS || cmd == Posix.FS_IOC32_SETFLAGS) { error(unique, ENOTTY); return; }
             if (get ? outSize < size : inSize < size) { error(unique, EINVAL); return; }
             String p = inodes.path(node);
             if (p == null) { error(unique, ENOENT); return; }
+            if (set) {
+                // the VFS checks this before it sends the 64-bit ones (vfs_fileattr_set); checked again here
+                // so that no flag ioctl a FUSE server is sent changes a file for a caller who is not its owner
+                int r = union.getattr(p, privStat);
+                if (r < 0) { error(unique, -r); return; }
+                if (!ownerOrCapable(privStat.getInt(Stat.OFF_UID))) { error(unique, EPERM); return; }
+            }
             Pointer buf = outData.slice(IOCTL_OUT);
             for (int i = 0; i < Math.max(size, outSize) && i < 64; i++) buf.putByte(i, (byte) 0);
             int r;

@@ -1,0 +1,56 @@
+package dev.strata.fuse;
+
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * What the daemon knows of the process behind a request beyond the uid and gid the request carries:
+ * its capabilities, for the checks the kernel leaves to a FUSE server (the owner-or-CAP_FOWNER check of
+ * the 32-bit flag ioctl and of chown(f, -1, -1), CAP_SYS_ADMIN for listing trusted.* xattrs).
+ *
+ * <p>The rule: a caller has a capability when its effective set (/proc/PID/status, CapEff) holds it
+ * and it lives in the daemon's own user namespace, which is the mount's (the kernel's
+ * {@code ns_capable(fc->user_ns, cap)} for a process of that namespace). A capability held only inside
+ * a child user namespace (a container's root in a user namespace of its own) does not count. A caller
+ * that is gone before the daemon looks counts as capable only with uid 0 in the request.
+ */
+public final class Callers {
+    public static final int CAP_FOWNER = 3, CAP_FSETID = 4, CAP_SYS_ADMIN = 21;
+
+    private Callers() {}
+
+    /** Whether process pid (request uid) has capability cap by the rule above. */
+    public static boolean capable(int pid, int uid, int cap) {
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(Path.of("/proc/" + pid + "/status"), StandardCharsets.ISO_8859_1);
+        } catch (IOException | RuntimeException e) {
+            return uid == 0;
+        }
+        boolean has = false;
+        for (String l : lines) {
+            if (l.startsWith("CapEff:")) {
+                try {
+                    has = (Long.parseUnsignedLong(l.substring(7).trim(), 16) & (1L << cap)) != 0;
+                } catch (NumberFormatException e) {
+                    return false;
+                }
+                break;
+            }
+        }
+        return has && sameUserNamespace(pid);
+    }
+
+    private static boolean sameUserNamespace(int pid) {
+        Stat mine = new Stat(), theirs = new Stat();
+        if (Posix.fstatat(Posix.AT_FDCWD, "/proc/self/ns/user", mine, 0) < 0) return false;
+        if (Posix.fstatat(Posix.AT_FDCWD, "/proc/" + pid + "/ns/user", theirs, 0) < 0) return false;
+        return mine.ino() == theirs.ino() && mine.dev() == theirs.dev();
+    }
+}
