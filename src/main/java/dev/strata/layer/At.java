@@ -1,12 +1,20 @@
 package dev.strata.layer;
 
+import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
 
 /**
- * A place to make one *at call: a directory descriptor and a name (or short path) relative to it.
- * Paths longer than {@link Layer#PIECE} are walked piece by piece so no call sees more than PATH_MAX.
+ * A place to make one *at call: a directory descriptor and one name in it. A path below a layer root
+ * is resolved to its parent directory without following any symlink on the way (and never leaving
+ * the layer): openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) where the kernel has it (5.6+), else
+ * one O_NOFOLLOW open per component. The final name is left to the call, which must not follow it
+ * either (AT_SYMLINK_NOFOLLOW, O_NOFOLLOW). Parents longer than {@link Layer#PIECE} are opened piece
+ * by piece so no call sees more than PATH_MAX.
  */
 public final class At implements AutoCloseable {
+    private static final long RESOLVE = Posix.RESOLVE_BENEATH | Posix.RESOLVE_NO_SYMLINKS | Posix.RESOLVE_NO_MAGICLINKS;
+    private static final int DIR_FLAGS = Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW;
+
     private final int dirfd;
     private final String name;
     private final boolean owned;
@@ -20,21 +28,64 @@ public final class At implements AutoCloseable {
     /** Wraps an existing directory descriptor (not closed by this At). */
     public static At of(int dirfd, String name) { return new At(dirfd, name, false); }
 
-    static At walk(int rootFd, String rel) {
+    /** rel (with at least one '/') below rootFd: its parent opened without following a symlink, and its last name. */
+    static At beneath(int rootFd, String rel) {
+        int slash = rel.lastIndexOf('/');
+        int fd = openDirBeneath(rootFd, rel.substring(0, slash));
+        if (fd < 0) return new At(-1, null, false, fd);
+        return new At(fd, rel.substring(slash + 1), true);
+    }
+
+    /**
+     * Opens the directory rel (non-empty, no leading slash) below rootFd as O_PATH, following no
+     * symlink in any component. A symlink on the way is "not a directory" (ENOTDIR), as for lstat.
+     */
+    public static int openDirBeneath(int rootFd, String rel) {
         int cur = rootFd;
-        boolean owned = false;
         String rest = rel;
-        while (rest.length() > Layer.PIECE) {
-            int cut = rest.lastIndexOf('/', Layer.PIECE);
-            if (cut <= 0) { if (owned) Posix.close(cur); return new At(-1, null, false, -dev.strata.posix.Errno.ENAMETOOLONG); }
-            int next = Posix.openat(cur, rest.substring(0, cut), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
-            if (owned) Posix.close(cur);
-            if (next < 0) return new At(-1, null, false, next);
+        while (true) {
+            String piece = rest;
+            if (rest.length() > Layer.PIECE) {
+                int cut = rest.lastIndexOf('/', Layer.PIECE);
+                if (cut <= 0) { if (cur != rootFd) Posix.close(cur); return -Errno.ENAMETOOLONG; }
+                piece = rest.substring(0, cut);
+                rest = rest.substring(cut + 1);
+            } else {
+                rest = null;
+            }
+            int next = openDirPiece(cur, piece);
+            if (cur != rootFd) Posix.close(cur);
+            if (next < 0) return next == -Errno.ELOOP ? -Errno.ENOTDIR : next;
             cur = next;
-            owned = true;
-            rest = rest.substring(cut + 1);
+            if (rest == null) return cur;
         }
-        return new At(cur, rest, owned);
+    }
+
+    private static int openDirPiece(int dirfd, String piece) {
+        if (Posix.haveOpenat2()) {
+            int fd = Posix.openat2(dirfd, piece, DIR_FLAGS, 0, RESOLVE);
+            if (fd != -Errno.ENOSYS) return fd;
+        }
+        return walk(dirfd, piece);
+    }
+
+    /** Without openat2: one component at a time, each opened O_NOFOLLOW; ".." is refused. */
+    static int walk(int dirfd, String piece) {
+        int cur = dirfd;
+        int i = 0, len = piece.length();
+        while (i < len) {
+            int j = piece.indexOf('/', i);
+            if (j < 0) j = len;
+            String c = piece.substring(i, j);
+            i = j + 1;
+            if (c.isEmpty() || c.equals(".")) continue;
+            if (c.equals("..")) { if (cur != dirfd) Posix.close(cur); return -Errno.EXDEV; }
+            int next = Posix.openat(cur, c, DIR_FLAGS, 0);
+            if (cur != dirfd) Posix.close(cur);
+            if (next < 0) return next;
+            cur = next;
+        }
+        return cur == dirfd ? Posix.dup(dirfd) : cur;
     }
 
     public boolean ok() { return err == 0; }
