@@ -453,12 +453,12 @@ public final class Union implements AutoCloseable {
     /** fstat of an open file: the current merged attributes, or the descriptor's own once the name is gone. */
     public int fgetattr(int fd, Pointer st) {
         Node n = openFiles.get(fd);
-        if (n != null && !n.gone) {
+        if (n != null && !n.stale()) {
             lock.readLock().lock();
             try {
-                // a directory above may have moved since the open (its descendants keep their old
-                // path): then the descriptor itself answers
-                if (!n.gone && getattr(n, st) == 0) return 0;
+                // the name (or a directory above it) may have moved since the open: its path is then
+                // stale (another object, even a symlink, may sit there now) and the descriptor answers
+                if (!n.stale() && getattr(n, st) == 0) return 0;
             } finally {
                 lock.readLock().unlock();
             }
