@@ -7,6 +7,7 @@ import dev.strata.options.IdMapping;
 import dev.strata.options.MountOptions;
 import dev.strata.posix.Buffers;
 import dev.strata.posix.Errno;
+import dev.strata.posix.Getdents;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 import jnr.ffi.Pointer;
@@ -604,48 +605,43 @@ public final class Union implements AutoCloseable {
             if (!sink.entry("..", S_IFDIR, n.parent == null ? self : dirIno(n.parent))) return 0;
         }
         Set<String> seen = n.layers.length > 1 ? new HashSet<>() : null;
-        Pointer buf = Buffers.get(65536);
         Stat st = Stat.local2();
+        boolean[] stopped = {false};
         for (int li : n.layers) {
             Layer l = stack[li];
             boolean xwh = li < 64 && (n.xwhMask & (1L << li)) != 0;
             int fd = l.openat(n.rel.isEmpty() ? "." : n.rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
             if (fd < 0) return fd;
+            int r;
             try {
-                while (true) {
-                    long got = Posix.getdents64(fd, buf, 65536);
-                    if (got < 0) return (int) got;
-                    if (got == 0) break;
-                    int off = 0;
-                    while (off < got) {
-                        long dIno = buf.getLong(off);
-                        int reclen = buf.getShort(off + 16) & 0xffff;
-                        int dt = buf.getByte(off + 18) & 0xff;
-                        String name = cString(buf, off + 19, reclen - 19);
-                        off += reclen;
-                        if (name.equals(".") || name.equals("..")) continue;
-                        if (name.startsWith(Markers.WH_PREFIX)) {
-                            if (seen != null && !name.equals(Markers.OPAQUE_FILE)) {
-                                seen.add(name.substring(Markers.WH_PREFIX.length()));
-                            }
-                            continue;
+                // the entries are parsed from a buffer of their own: the whiteout checks below read
+                // xattrs into the shared scratch buffer
+                r = Getdents.read(fd, (dIno, dt, name) -> {
+                    if (name.equals(".") || name.equals("..")) return true;
+                    if (name.startsWith(Markers.WH_PREFIX)) {
+                        if (seen != null && !name.equals(Markers.OPAQUE_FILE)) {
+                            seen.add(name.substring(Markers.WH_PREFIX.length()));
                         }
-                        if (seen != null && !seen.add(name)) continue;
-                        int type = dtToMode(dt);
-                        if (dt == DT_CHR || dt == DT_UNKNOWN || (xwh && dt == DT_REG)) {
-                            String crel = Layer.child(n.rel, name);
-                            if (l.lstat(crel, st) < 0) continue;
-                            type = st.type();
-                            if (st.isWhiteoutDevice()) continue;
-                            if (xwh && Markers.entryWhiteout(l, crel, st) != null) continue;
-                        }
-                        if (type != S_IFDIR && type != 0) remember(n, name, li, type);
-                        if (!sink.entry(name, type, mapIno(li, dIno))) return 0;
+                        return true;
                     }
-                }
+                    if (seen != null && !seen.add(name)) return true;
+                    int type = dtToMode(dt);
+                    if (dt == DT_CHR || dt == DT_UNKNOWN || (xwh && dt == DT_REG)) {
+                        String crel = Layer.child(n.rel, name);
+                        if (l.lstat(crel, st) < 0) return true;
+                        type = st.type();
+                        if (st.isWhiteoutDevice()) return true;
+                        if (xwh && Markers.entryWhiteout(l, crel, st) != null) return true;
+                    }
+                    if (type != S_IFDIR && type != 0) remember(n, name, li, type);
+                    if (!sink.entry(name, type, mapIno(li, dIno))) { stopped[0] = true; return false; }
+                    return true;
+                });
             } finally {
                 Posix.close(fd);
             }
+            if (r < 0) return r;
+            if (stopped[0]) return 0;
         }
         return 0;
     }
@@ -666,14 +662,6 @@ public final class Union implements AutoCloseable {
         int r = n.rel.isEmpty() ? Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH) : l.lstat(n.rel, st);
         if (r < 0) return 1;
         return presentedIno(n, st.ino());
-    }
-
-    private static String cString(Pointer p, int off, int max) {
-        int len = 0;
-        while (len < max && p.getByte(off + len) != 0) len++;
-        byte[] b = new byte[len];
-        p.get(off, b, 0, len);
-        return new String(b, NAMES);
     }
 
     /** The merged names of a directory (without . and ..), for checks and tools. */
