@@ -41,8 +41,9 @@ class SecurityPathsTest {
         try {
             Path py = dir.resolve("scenario.py");
             Files.writeString(py, script);
-            for (Mounter impl : impls) {
-                Path root = dir.resolve(impl.name().replaceAll("[^a-z]", ""));
+            for (int i = 0; i < impls.length; i++) {
+                Mounter impl = impls[i];
+                Path root = dir.resolve(i == 0 ? "oracle" : "target");
                 LayerSet layers = LayerSet.create(root, lowers);
                 setup.build(layers, root);
                 try (Mount m = impl.mount(layers)) {
@@ -132,5 +133,106 @@ class SecurityPathsTest {
         }, script, 30);
         assertFalse(out.get(0).contains("'w"), "the kernel hides the whiteouts: " + out.get(0));
         assertEquals(out.get(0), out.get(1));
+    }
+
+    // ---------------------------------------------------------------- copy-up and locking
+
+    static final long BIG = 512L << 20;
+
+    /**
+     * While one thread's open(O_WRONLY) copies a 512 MiB lower file up, a stat of an unrelated file, a
+     * listing and a read elsewhere in the mount finish before that open returns; and two descriptors
+     * opened for writing on the same file at the same time reach one copy (both writes are in it).
+     * Relative order only, no absolute time limit. (-Dstrata.target=kernel checks the test itself.)
+     */
+    @Test void aLargeCopyUpDoesNotStallTheMount() throws Exception {
+        Mounter t = Mounter.underTest();
+        Path dir = NativeSupport.newTempDir("copyup-lock");
+        try {
+            LayerSet layers = LayerSet.create(dir.resolve("x"), 1);
+            Path low = layers.lowers.get(0);
+            byte[] piece = new byte[1 << 20];
+            for (int i = 0; i < piece.length; i++) piece[i] = (byte) (i * 131 + 17);
+            try (java.io.RandomAccessFile r = new java.io.RandomAccessFile(low.resolve("big.bin").toFile(), "rw")) {
+                for (long o = 0; o < BIG; o += piece.length) r.write(piece);
+            }
+            Files.createDirectories(low.resolve("elsewhere/sub"));
+            for (int i = 0; i < 20; i++) Files.writeString(low.resolve("elsewhere/f" + i), "small " + i);
+            try (Mount m = t.mount(layers)) {
+                long[] openReturned = new long[2];
+                Throwable[] failed = new Throwable[2];
+                Thread[] writers = new Thread[2];
+                for (int k = 0; k < 2; k++) {
+                    int kk = k;
+                    writers[k] = new Thread(() -> {
+                        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(m.abs("big.bin"), "rw")) {
+                            openReturned[kk] = System.nanoTime();
+                            f.seek(kk);
+                            f.write('A' + kk);
+                        } catch (Throwable e) {
+                            failed[kk] = e;
+                        }
+                    }, "copy-up-" + k);
+                }
+                writers[0].start();
+                waitForCopyUp(m, layers, writers[0]);
+                writers[1].start(); // the same file again, while the first copy runs
+                Thread.sleep(50);
+                long t0 = System.nanoTime();
+                java.nio.file.attribute.BasicFileAttributes a = Files.readAttributes(Path.of(m.abs("elsewhere/f7")),
+                        java.nio.file.attribute.BasicFileAttributes.class, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                long statDone = System.nanoTime();
+                List<String> names;
+                try (var ls = Files.list(Path.of(m.abs("elsewhere")))) {
+                    names = ls.map(p -> p.getFileName().toString()).sorted().toList();
+                }
+                String read = Files.readString(Path.of(m.abs("elsewhere/f3")));
+                long allDone = System.nanoTime();
+                for (Thread w : writers) w.join(300_000);
+                for (Throwable e : failed) if (e != null) throw new AssertionError("a writer failed", e);
+                assertEquals(7, a.size());
+                assertEquals(21, names.size());
+                assertEquals("small 3", read);
+                assertTrue(openReturned[0] > allDone,
+                        "stat, ls and read waited for the copy-up: they finished " + (allDone - openReturned[0]) / 1_000_000
+                                + " ms after the copying open returned (stat took " + (statDone - t0) / 1_000_000 + " ms)");
+            }
+            Path up = layers.upper.resolve("big.bin");
+            assertEquals(BIG, Files.size(up));
+            try (java.io.RandomAccessFile r = new java.io.RandomAccessFile(up.toFile(), "r")) {
+                assertEquals('A', r.read(), "the first writer's byte is in the one copy");
+                assertEquals('B', r.read(), "the second writer's byte is in the one copy");
+                byte[] b = new byte[piece.length];
+                r.seek(BIG - piece.length);
+                r.readFully(b);
+                assertTrue(java.util.Arrays.equals(piece, b), "the data was copied");
+            }
+            try (var s = Files.list(layers.work.resolve("work"))) {
+                assertEquals(List.of(), s.toList(), "nothing is left in the workdir");
+            }
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
+
+    /** Returns once the copy-up of the writer has begun (strata: the daemon holds a file in the workdir). */
+    private static void waitForCopyUp(Mount m, LayerSet layers, Thread writer) throws Exception {
+        List<Long> pids = Mounts.daemonPids(m.path());
+        if (pids.size() != 1) { Thread.sleep(200); return; }
+        String prefix = layers.work.resolve("work") + "/";
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (writer.isAlive() && System.nanoTime() < deadline) {
+            try (var fds = Files.list(Path.of("/proc/" + pids.get(0) + "/fd"))) {
+                for (Path fd : (Iterable<Path>) fds::iterator) {
+                    try {
+                        if (Files.readSymbolicLink(fd).toString().startsWith(prefix)) return;
+                    } catch (java.io.IOException e) {
+                        // closed meanwhile
+                    }
+                }
+            }
+            Thread.sleep(1);
+        }
+        Assumptions.assumeTrue(writer.isAlive(), "the copy-up finished before it could be watched");
     }
 }

@@ -713,6 +713,12 @@ public final class Union implements AutoCloseable {
         r = st.type() == S_IFREG && tmpfileWorks ? copyFileUp(n, src, st, data, origin, bytes, method) : NO_TMPFILE;
         if (r == NO_TMPFILE) r = copyThroughWorkdir(n, src, st, data, origin, bytes, method);
         if (r < 0) return r;
+        copiedUp(n, src, st, ino, keepIno, bytes[0], t0, method[0]);
+        return 0;
+    }
+
+    /** The node's state once its copy has a name in the upper (under the exclusive lock). */
+    private void copiedUp(Node n, Layer src, Stat st, long ino, boolean keepIno, long bytes, long t0, String method) {
         if (!keepIno) n.ino = 0;
         if (n.isDir()) {
             int[] l = new int[n.layers.length + 1];
@@ -722,8 +728,74 @@ public final class Union implements AutoCloseable {
             n.layers = Node.single(0);
         }
         if (st.type() == S_IFREG && !lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
-        events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes[0], System.nanoTime() - t0, method[0]);
-        return 0;
+        events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes, System.nanoTime() - t0, method);
+    }
+
+    /** Files at least this large have their data copied outside the exclusive lock ({@link #copyDataUnlocked}). */
+    static final long UNLOCKED_COPY_MIN = 1L << 20;
+    /** One lock per path being copied up outside the exclusive lock: one copy of a file at a time. */
+    private final ConcurrentHashMap<String, java.util.concurrent.locks.ReentrantLock> copyLocks = new ConcurrentHashMap<>();
+
+    /**
+     * Copies a large lower regular file up without holding the union lock while its data moves, so
+     * lookups, reads and other copy-ups go on meanwhile (the kernel overlay, too, locks only the file
+     * being copied): the unnamed copy is built in the workdir under a lock of its own path only, and
+     * named in the upper under the exclusive lock after checking that the name still means the same
+     * lower file. Copy-ups of the same file wait for each other, and the second finds the first's copy.
+     * Anything unusual (not a large lower file, the name changed meanwhile, no O_TMPFILE) is left to the
+     * caller's ordinary copy-up under the exclusive lock. Returns 0 or -errno of the copy.
+     */
+    private int copyDataUnlocked(String path) {
+        if (!hasUpper || !tmpfileWorks) return 0;
+        Node n;
+        lock.readLock().lock();
+        try {
+            n = resolve(path);
+            if (err(n) != 0 || n.negative() || n.top() == 0 || n.type != S_IFREG) return 0;
+        } finally {
+            lock.readLock().unlock();
+        }
+        String rel = n.rel;
+        java.util.concurrent.locks.ReentrantLock fileLock = copyLocks.computeIfAbsent(rel, k -> new java.util.concurrent.locks.ReentrantLock());
+        fileLock.lock();
+        try {
+            if (n.top() == 0 || n.stale()) return 0; // copied up (or moved) while this thread waited
+            int top = n.top();
+            Layer src = stack[top];
+            Stat st = new Stat();
+            int r = src.lstat(rel, st);
+            if (r < 0 || st.type() != S_IFREG || st.size() < UNLOCKED_COPY_MIN) return 0;
+            long t0 = System.nanoTime();
+            long ino = presentedIno(n, st.ino());
+            boolean keepIno = st.nlink() <= 1;
+            long[] bytes = {0};
+            String[] method = {"metadata"};
+            int out = prepareFileCopy(n, src, st, true, keepIno ? ino : 0, bytes, method);
+            if (out == NO_TMPFILE) return 0;
+            if (out < 0) return out;
+            try {
+                lock.writeLock().lock();
+                try {
+                    if (resolve(path) != n || n.top() != top) return 0; // changed meanwhile: the caller copies as usual
+                    if (n.parent != null) {
+                        r = copyUp(n.parent, true);
+                        if (r < 0) return r;
+                    }
+                    r = linkIntoUpper(out, rel);
+                    if (r == -EPERM || r == -EACCES) return 0; // the caller's copy-up goes through the workdir
+                    if (r < 0) return r;
+                    copiedUp(n, src, st, ino, keepIno, bytes[0], t0, method[0]);
+                    return 0;
+                } finally {
+                    lock.writeLock().unlock();
+                }
+            } finally {
+                Posix.close(out);
+            }
+        } finally {
+            if (!fileLock.hasQueuedThreads()) copyLocks.remove(rel, fileLock);
+            fileLock.unlock();
+        }
     }
 
     // ================================================================== file attribute flags (lsattr, chattr)
@@ -837,6 +909,24 @@ public final class Union implements AutoCloseable {
      * lookups of the metadata calls. Returns {@link #NO_TMPFILE} if the workdir refuses O_TMPFILE.
      */
     private int copyFileUp(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        int out = prepareFileCopy(n, src, st, data, origin, bytes, method);
+        if (out < 0) return out;
+        try {
+            int r = linkIntoUpper(out, n.rel);
+            // a hard link can be refused where a rename is not (fs.protected_hardlinks, an odd file system):
+            // then this copy is made again the other way
+            return r == -EPERM || r == -EACCES ? NO_TMPFILE : r;
+        } finally {
+            Posix.close(out);
+        }
+    }
+
+    /**
+     * The unnamed half of {@link #copyFileUp}: an O_TMPFILE file in the workdir with the data and
+     * metadata of the lower file. Needs no union lock (it reads only the read-only lower file and writes
+     * only an unnamed inode). Returns its descriptor, {@link #NO_TMPFILE}, or -errno.
+     */
+    private int prepareFileCopy(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
         int in = src.openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
         if (in < 0) return in;
         int out = Posix.openat(workFd, ".", O_TMPFILE | O_WRONLY, 0600);
@@ -846,8 +936,8 @@ public final class Union implements AutoCloseable {
             tmpfileWorks = false;
             return NO_TMPFILE;
         }
+        int r = 0;
         try {
-            int r = 0;
             if (data && st.size() > 0) {
                 bytes[0] = st.size();
                 r = dataCopy.copy(src.index(), in, out, st.size(), opts.fsync, method);
@@ -857,14 +947,11 @@ public final class Union implements AutoCloseable {
             if (r == 0) r = copyMetadata(in, out, st, origin);
             if (r == 0) r = copyOverride(n, src, st, null, out);
             if (r == 0) copyFileattr(in, out);
-            if (r == 0) r = linkIntoUpper(out, n.rel);
-            // a hard link can be refused where a rename is not (fs.protected_hardlinks, an odd file system):
-            // then this copy is made again the other way
-            return r == -EPERM || r == -EACCES ? NO_TMPFILE : r;
         } finally {
             Posix.close(in);
-            Posix.close(out);
+            if (r < 0) Posix.close(out);
         }
+        return r < 0 ? r : out;
     }
 
     /** The way for every type: build the copy under a temporary name in the workdir, then rename it into the upper. */
@@ -1612,6 +1699,10 @@ public final class Union implements AutoCloseable {
     /** Copies n up (with or without data) and runs op on its upper location. */
     private int onUpper(String path, boolean data, UpperOp op) {
         if (!hasUpper) return -EROFS;
+        if (data) {
+            int r = copyDataUnlocked(path);
+            if (r < 0) return r;
+        }
         lock.writeLock().lock();
         try {
             Node n = resolve(path);
@@ -1788,6 +1879,10 @@ public final class Union implements AutoCloseable {
         // strata's own descriptor reads into buffers O_DIRECT's alignment rules would refuse
         int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
         if (write && !hasUpper) return -EROFS;
+        if (write && (flags & O_TRUNC) == 0) {
+            int r = copyDataUnlocked(path);
+            if (r < 0) return r;
+        }
         ReentrantReadWriteLock.ReadLock rl = lock.readLock();
         ReentrantReadWriteLock.WriteLock wl = lock.writeLock();
         if (write) wl.lock(); else rl.lock();
