@@ -235,4 +235,61 @@ class SecurityPathsTest {
         }
         Assumptions.assumeTrue(writer.isAlive(), "the copy-up finished before it could be watched");
     }
+
+    // ---------------------------------------------------------------- rename and its whiteout
+
+    /**
+     * Renaming a lower file leaves the whiteout at the old name in the same step, with
+     * renameat2(RENAME_WHITEOUT) as the kernel overlay does (seen with strace on the daemon), so no
+     * crash can leave both names visible; the upper then holds what the kernel's would.
+     */
+    @Test void renamingALowerFileLeavesItsWhiteoutInOneStep() throws Exception {
+        Mounter t = Mounter.underTest();
+        Assumptions.assumeTrue(t instanceof Mounter.Strata, "watches the strata daemon; the target is " + t);
+        Assumptions.assumeTrue(NativeSupport.onPath("strace"), "strace is not installed");
+        Path dir = NativeSupport.newTempDir("rename-wh");
+        try {
+            LayerSet layers = LayerSet.create(dir.resolve("x"), 1);
+            Files.writeString(layers.lowers.get(0).resolve("a.txt"), "lower a");
+            Files.createDirectories(layers.lowers.get(0).resolve("sub"));
+            Files.writeString(layers.lowers.get(0).resolve("sub/c.txt"), "lower c");
+            Path trace = dir.resolve("trace.txt");
+            try (Mount m = t.mount(layers)) {
+                List<Long> pids = Mounts.daemonPids(m.path());
+                assertEquals(1, pids.size(), "one daemon: " + pids);
+                Process strace = new ProcessBuilder("strace", "-f", "-qq", "-e", "trace=renameat2", "-o", trace.toString(),
+                        "-p", Long.toString(pids.get(0))).redirectErrorStream(true)
+                        .redirectOutput(dir.resolve("strace.log").toFile()).start();
+                try {
+                    long deadline = System.nanoTime() + 20_000_000_000L;
+                    while (!traced(pids.get(0)) && System.nanoTime() < deadline) Thread.sleep(20);
+                    assertTrue(traced(pids.get(0)), "strace attached");
+                    Files.move(Path.of(m.abs("a.txt")), Path.of(m.abs("b.txt")));
+                    Files.move(Path.of(m.abs("sub/c.txt")), Path.of(m.abs("d.txt")));
+                    assertEquals("lower a", Files.readString(Path.of(m.abs("b.txt"))));
+                    assertFalse(Files.exists(Path.of(m.abs("a.txt"))));
+                    assertFalse(Files.exists(Path.of(m.abs("sub/c.txt"))));
+                } finally {
+                    strace.destroy();
+                    strace.waitFor();
+                }
+            }
+            String calls = Files.readString(trace);
+            assertEquals(2, calls.lines().filter(l -> l.contains("RENAME_WHITEOUT")).count(),
+                    "two renames with RENAME_WHITEOUT:\n" + calls);
+            for (String wh : new String[]{"a.txt", "sub/c.txt"}) {
+                NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 10, "stat", "-c", "%F %t:%T", layers.upper.resolve(wh).toString());
+                assertEquals("character special file 0:0", r.stdout.strip(), wh + " in the upper");
+            }
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
+
+    private static boolean traced(long pid) throws java.io.IOException {
+        for (String l : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+            if (l.startsWith("TracerPid:")) return !l.substring(10).strip().equals("0");
+        }
+        return false;
+    }
 }

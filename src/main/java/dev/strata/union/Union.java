@@ -1616,16 +1616,24 @@ public final class Union implements AutoCloseable {
                 r = Tree.removeContents(up, dstRel); // only markers are left in a merged-empty directory
                 if (r < 0) return r;
             }
+            boolean srcWhiteoutDone = false;
             if (src.isDir() && dstUpperWhiteout) {
-                // a directory cannot replace a device: swap them, then drop the whiteout
+                // a directory cannot replace a device: swap them; the whiteout, now at the old name, stays
+                // there if the old name needs one (in one step), else it is dropped
                 r = renameUpper(src.rel, dstRel, RENAME_EXCHANGE);
-                if (r == 0) r = unlinkUpper(src.rel, 0);
+                if (r == 0) {
+                    srcWhiteoutDone = srcLower && up.lstat(src.rel, st) == 0 && st.isWhiteoutDevice();
+                    if (!srcWhiteoutDone) r = unlinkUpper(src.rel, 0);
+                }
+            } else if (srcLower) {
+                r = renameLeavingWhiteout(srcDir, src, dstRel);
+                srcWhiteoutDone = r == 0;
             } else {
                 r = renameUpper(src.rel, dstRel, 0);
             }
             if (r < 0) return r;
             if (whFile) unlinkUpper(Layer.child(dstDir.rel, Markers.WH_PREFIX + dstName), 0);
-            if (srcLower) {
+            if (srcLower && !srcWhiteoutDone) {
                 r = whiteoutAt(srcDir, src.name(), false);
                 if (r < 0) return r;
             }
@@ -1637,6 +1645,50 @@ public final class Union implements AutoCloseable {
         } finally {
             lock.writeLock().unlock();
         }
+    }
+
+    /** Cleared once the upper refuses RENAME_WHITEOUT (no CAP_MKNOD, a file system without it). */
+    private volatile boolean renameWhiteoutWorks = true;
+
+    /**
+     * Renames upper/src to dstRel and leaves a whiteout at the old name (a lower layer has it): in one
+     * step with renameat2(RENAME_WHITEOUT) where the upper supports it, as the kernel overlay does.
+     * Elsewhere a device whiteout is made in the workdir first, so only two renames are left between
+     * the old name's disappearance and its whiteout; without device whiteouts (unprivileged) the .wh.
+     * file follows the rename (it cannot come first: a listing would drop the entry while it is there).
+     * Returns 0 with the whiteout in place, 1 if the rename is done but the whiteout still to make, or -errno.
+     */
+    private int renameLeavingWhiteout(Node srcDir, Node src, String dstRel) {
+        if (renameWhiteoutWorks) {
+            int r = renameUpper(src.rel, dstRel, RENAME_WHITEOUT);
+            if (r == 0) {
+                events.whiteout("/" + src.rel, Markers.WhiteoutForm.CHAR_DEVICE.label);
+                return 0;
+            }
+            if (r != -EINVAL && r != -EOPNOTSUPP && r != -EPERM && r != -ENOSYS) return r;
+            renameWhiteoutWorks = false;
+        }
+        String tmp = tmpName();
+        int[] e = new int[1];
+        Markers.WhiteoutForm f = Markers.createWhiteout(workFd, tmp, e);
+        if (f == null) return e[0];
+        if (f != Markers.WhiteoutForm.CHAR_DEVICE) {
+            Posix.unlinkat(workFd, Markers.WH_PREFIX + tmp, 0);
+            int r = renameUpper(src.rel, dstRel, 0);
+            return r < 0 ? r : 1;
+        }
+        int r = renameUpper(src.rel, dstRel, 0);
+        if (r < 0) {
+            Posix.unlinkat(workFd, tmp, 0);
+            return r;
+        }
+        r = moveIntoUpper(tmp, src.rel, 0);
+        if (r < 0) {
+            Posix.unlinkat(workFd, tmp, 0);
+            return 1; // renamed: the caller tries the whiteout again its own way
+        }
+        events.whiteout("/" + src.rel, f.label);
+        return 0;
     }
 
     /** libfuse hides an open file that is being removed: remove it for real and remember the hidden name. */
