@@ -1042,7 +1042,9 @@ public final class Union implements AutoCloseable {
             for (String x : Posix.llistxattr(sp)) {
                 if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
                 byte[] v = Posix.lgetxattr(sp, x);
-                if (v != null) Posix.lsetxattr(dst, x, v, 0); // best effort, as the kernel does for unsupported ones
+                if (v == null) continue;
+                r = Posix.lsetxattr(dst, x, v, 0);
+                if (r < 0 && xattrMustCopy(x, r)) return r;
             }
         }
         if (ino != 0 && (!lnk || root)) {
@@ -1053,6 +1055,20 @@ public final class Union implements AutoCloseable {
             if (r < 0) return r;
         }
         return Posix.utimensat(workFd, tmp, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs(), AT_SYMLINK_NOFOLLOW);
+    }
+
+    /**
+     * Whether an xattr that could not be set on a copy fails the copy-up, as in the kernel's
+     * ovl_copy_xattr: every error does, except EOPNOTSUPP for an xattr the upper does not know,
+     * which is ignored unless it is a POSIX ACL or security.* (ovl_must_copy_xattr): dropping a deny
+     * ACL or a security label would widen access. A daemon that is not root cannot set security.*
+     * at all (EPERM) where the kernel's mounter could: there it stays best effort, ACLs do not.
+     */
+    private boolean xattrMustCopy(String name, int err) {
+        boolean acl = name.equals("system.posix_acl_access") || name.equals("system.posix_acl_default");
+        boolean security = name.startsWith("security.");
+        if (security && !root && (err == -EPERM || err == -EACCES)) return false;
+        return err != -EOPNOTSUPP || acl || security;
     }
 
     static final String CAPABILITY = "security.capability";
@@ -1082,7 +1098,9 @@ public final class Union implements AutoCloseable {
         for (String x : Posix.flistxattr(in)) {
             if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
             byte[] v = Posix.fgetxattr(in, x);
-            if (v != null) Posix.fsetxattr(out, x, v, 0); // best effort, as the kernel does for unsupported ones
+            if (v == null) continue;
+            r = Posix.fsetxattr(out, x, v, 0);
+            if (r < 0 && xattrMustCopy(x, r)) return r;
         }
         if (origin != 0) Posix.fsetxattr(out, originXattr, Long.toString(origin).getBytes(StandardCharsets.US_ASCII), 0);
         r = Posix.fchmod(out, st.perm());
