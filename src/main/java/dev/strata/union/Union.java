@@ -597,8 +597,32 @@ public final class Union implements AutoCloseable {
         }
     }
 
+    /**
+     * Most entries one merged listing may hold (names given to the sink plus names seen in the layers):
+     * a listing is built whole by the transport (its offsets are cookies in a sorted listing) as the
+     * kernel overlay keeps a whole merged directory in its ovl_dir_cache, so a directory a user filled
+     * with millions of names would otherwise take the heap. Scaled with the heap (2 KiB of it per entry,
+     * where an entry costs about 150-250 bytes while it is built): 3M entries with the default heap
+     * on this 24 GiB machine, 131,072 with -Xmx256m, never fewer than 65,536. Past it readdir fails with
+     * ENOMEM ("Cannot allocate memory") and the daemon goes on.
+     */
+    static int maxListing = (int) Math.min(8L << 20, Math.max(1L << 16, Runtime.getRuntime().maxMemory() / 2048));
+
     /** Merges a directory's layers: upper first, duplicates, whiteouts and markers dropped. */
     private int readdir(Node n, DirSink sink, boolean dots) {
+        int max = maxListing;
+        int[] count = {0};
+        boolean[] tooMany = {false};
+        DirSink inner = sink;
+        sink = (name, type, ino) -> {
+            if (++count[0] > max) { tooMany[0] = true; return false; }
+            return inner.entry(name, type, ino);
+        };
+        int r = merge(n, sink, dots, max, tooMany);
+        return tooMany[0] ? -ENOMEM : r;
+    }
+
+    private int merge(Node n, DirSink sink, boolean dots, int max, boolean[] tooMany) {
         if (dots) {
             long self = dirIno(n);
             if (!sink.entry(".", S_IFDIR, self)) return 0;
@@ -621,10 +645,12 @@ public final class Union implements AutoCloseable {
                     if (name.startsWith(Markers.WH_PREFIX)) {
                         if (seen != null && !name.equals(Markers.OPAQUE_FILE)) {
                             seen.add(name.substring(Markers.WH_PREFIX.length()));
+                            if (seen.size() > max) { tooMany[0] = true; stopped[0] = true; return false; }
                         }
                         return true;
                     }
                     if (seen != null && !seen.add(name)) return true;
+                    if (seen != null && seen.size() > max) { tooMany[0] = true; stopped[0] = true; return false; }
                     int type = dtToMode(dt);
                     if (dt == DT_CHR || dt == DT_UNKNOWN || (xwh && dt == DT_REG)) {
                         String crel = Layer.child(n.rel, name);
