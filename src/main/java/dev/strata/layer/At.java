@@ -19,10 +19,26 @@ public final class At implements AutoCloseable {
     private final String name;
     private final boolean owned;
     private final int err;
+    /** Borrowed from this thread's cache of the last parent directory (not closed, returned on close). */
+    private final Cached borrowed;
 
-    At(int dirfd, String name, boolean owned) { this(dirfd, name, owned, 0); }
-    private At(int dirfd, String name, boolean owned, int err) {
-        this.dirfd = dirfd; this.name = name; this.owned = owned; this.err = err;
+    /**
+     * The last parent directory a thread opened, kept open: lookups and stats of the entries of one
+     * directory (ls -l, find, a lookup across layers) then cost one call each, not three. Valid while
+     * {@link Posix#namespaceGeneration} is unchanged (no rename, no directory removed, no layer opened
+     * or closed since): a directory cannot have moved from under the cached path.
+     */
+    private static final class Cached {
+        int root = -1, fd = -1, borrowers;
+        String parent;
+        long generation;
+    }
+    private static final ThreadLocal<Cached> CACHE = ThreadLocal.withInitial(Cached::new);
+
+    At(int dirfd, String name, boolean owned) { this(dirfd, name, owned, 0, null); }
+    private At(int dirfd, String name, boolean owned, int err) { this(dirfd, name, owned, err, null); }
+    private At(int dirfd, String name, boolean owned, int err, Cached borrowed) {
+        this.dirfd = dirfd; this.name = name; this.owned = owned; this.err = err; this.borrowed = borrowed;
     }
 
     /** Wraps an existing directory descriptor (not closed by this At). */
@@ -31,9 +47,23 @@ public final class At implements AutoCloseable {
     /** rel (with at least one '/') below rootFd: its parent opened without following a symlink, and its last name. */
     static At beneath(int rootFd, String rel) {
         int slash = rel.lastIndexOf('/');
-        int fd = openDirBeneath(rootFd, rel.substring(0, slash));
+        String parent = rel.substring(0, slash), name = rel.substring(slash + 1);
+        Cached c = CACHE.get();
+        long g = Posix.namespaceGeneration();
+        if (c.fd >= 0 && c.root == rootFd && c.generation == g && c.parent.equals(parent)) {
+            c.borrowers++;
+            return new At(c.fd, name, false, 0, c);
+        }
+        int fd = openDirBeneath(rootFd, parent);
         if (fd < 0) return new At(-1, null, false, fd);
-        return new At(fd, rel.substring(slash + 1), true);
+        if (c.borrowers > 0) return new At(fd, name, true); // the cached one is in use on this thread
+        if (c.fd >= 0) Posix.close(c.fd);
+        c.root = rootFd;
+        c.parent = parent;
+        c.fd = fd;
+        c.generation = g;
+        c.borrowers = 1;
+        return new At(fd, name, false, 0, c);
     }
 
     /**
@@ -98,5 +128,8 @@ public final class At implements AutoCloseable {
         return "/proc/self/fd/" + dirfd + "/" + name;
     }
 
-    @Override public void close() { if (owned) Posix.close(dirfd); }
+    @Override public void close() {
+        if (owned) Posix.close(dirfd);
+        else if (borrowed != null) borrowed.borrowers--;
+    }
 }

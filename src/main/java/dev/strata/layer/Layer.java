@@ -31,6 +31,7 @@ public final class Layer implements AutoCloseable {
         if (fd < 0) { err[0] = fd; return null; }
         Stat st = new Stat();
         Posix.fstat(fd, st);
+        Posix.namespaceChanged(); // a descriptor number may be reused: no directory cached by path survives
         return new Layer(index, root, fd, upper, st.dev());
     }
 
@@ -42,7 +43,10 @@ public final class Layer implements AutoCloseable {
 
     @Override public String toString() { return (upper ? "upper " : "lower ") + root; }
 
-    @Override public void close() { Posix.close(fd); }
+    @Override public void close() {
+        Posix.namespaceChanged();
+        Posix.close(fd);
+    }
 
     public static String child(String parentRel, String name) {
         return parentRel.isEmpty() ? name : parentRel + "/" + name;

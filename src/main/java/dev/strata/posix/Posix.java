@@ -131,10 +131,22 @@ public final class Posix {
     public static int linkat(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
         return ret(C.linkat(olddirfd, oldpath, newdirfd, newpath, flags));
     }
-    public static int unlinkat(int dirfd, String path, int flags) { return ret(C.unlinkat(dirfd, path, flags)); }
+    public static int unlinkat(int dirfd, String path, int flags) {
+        if ((flags & AT_REMOVEDIR) != 0) NAMESPACE_GENERATION.incrementAndGet();
+        return ret(C.unlinkat(dirfd, path, flags));
+    }
     public static int renameat2(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
+        NAMESPACE_GENERATION.incrementAndGet();
         return ret(C.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
     }
+
+    private static final java.util.concurrent.atomic.AtomicLong NAMESPACE_GENERATION = new java.util.concurrent.atomic.AtomicLong();
+    /**
+     * Changes whenever this process renames something or removes a directory (and when a layer is
+     * opened or closed): descriptors of directories cached by path are valid only while it stays the same.
+     */
+    public static long namespaceGeneration() { return NAMESPACE_GENERATION.get(); }
+    public static void namespaceChanged() { NAMESPACE_GENERATION.incrementAndGet(); }
     public static int fchmodat(int dirfd, String path, int mode) { return ret(C.fchmodat(dirfd, path, mode, 0)); }
     public static int fchmod(int fd, int mode) { return ret(C.fchmod(fd, mode)); }
     public static int fchownat(int dirfd, String path, int uid, int gid, int flags) {
