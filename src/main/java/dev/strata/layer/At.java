@@ -1,40 +1,121 @@
 package dev.strata.layer;
 
+import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
 
 /**
- * A place to make one *at call: a directory descriptor and a name (or short path) relative to it.
- * Paths longer than {@link Layer#PIECE} are walked piece by piece so no call sees more than PATH_MAX.
+ * A place to make one *at call: a directory descriptor and one name in it. A path below a layer root
+ * is resolved to its parent directory without following any symlink on the way (and never leaving
+ * the layer): openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) where the kernel has it (5.6+), else
+ * one O_NOFOLLOW open per component. The final name is left to the call, which must not follow it
+ * either (AT_SYMLINK_NOFOLLOW, O_NOFOLLOW). Parents longer than {@link Layer#PIECE} are opened piece
+ * by piece so no call sees more than PATH_MAX.
  */
 public final class At implements AutoCloseable {
+    private static final long RESOLVE = Posix.RESOLVE_BENEATH | Posix.RESOLVE_NO_SYMLINKS | Posix.RESOLVE_NO_MAGICLINKS;
+    private static final int DIR_FLAGS = Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW;
+
     private final int dirfd;
     private final String name;
     private final boolean owned;
     private final int err;
+    /** Borrowed from this thread's cache of the last parent directory (not closed, returned on close). */
+    private final Cached borrowed;
 
-    At(int dirfd, String name, boolean owned) { this(dirfd, name, owned, 0); }
-    private At(int dirfd, String name, boolean owned, int err) {
-        this.dirfd = dirfd; this.name = name; this.owned = owned; this.err = err;
+    /**
+     * The last parent directory a thread opened, kept open: lookups and stats of the entries of one
+     * directory (ls -l, find, a lookup across layers) then cost one call each, not three. Valid while
+     * {@link Posix#namespaceGeneration} is unchanged (no rename, no directory removed, no layer opened
+     * or closed since): a directory cannot have moved from under the cached path.
+     */
+    private static final class Cached {
+        int root = -1, fd = -1, borrowers;
+        String parent;
+        long generation;
+    }
+    private static final ThreadLocal<Cached> CACHE = ThreadLocal.withInitial(Cached::new);
+
+    At(int dirfd, String name, boolean owned) { this(dirfd, name, owned, 0, null); }
+    private At(int dirfd, String name, boolean owned, int err) { this(dirfd, name, owned, err, null); }
+    private At(int dirfd, String name, boolean owned, int err, Cached borrowed) {
+        this.dirfd = dirfd; this.name = name; this.owned = owned; this.err = err; this.borrowed = borrowed;
     }
 
     /** Wraps an existing directory descriptor (not closed by this At). */
     public static At of(int dirfd, String name) { return new At(dirfd, name, false); }
 
-    static At walk(int rootFd, String rel) {
-        int cur = rootFd;
-        boolean owned = false;
-        String rest = rel;
-        while (rest.length() > Layer.PIECE) {
-            int cut = rest.lastIndexOf('/', Layer.PIECE);
-            if (cut <= 0) { if (owned) Posix.close(cur); return new At(-1, null, false, -dev.strata.posix.Errno.ENAMETOOLONG); }
-            int next = Posix.openat(cur, rest.substring(0, cut), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
-            if (owned) Posix.close(cur);
-            if (next < 0) return new At(-1, null, false, next);
-            cur = next;
-            owned = true;
-            rest = rest.substring(cut + 1);
+    /** rel (with at least one '/') below rootFd: its parent opened without following a symlink, and its last name. */
+    static At beneath(int rootFd, String rel) {
+        int slash = rel.lastIndexOf('/');
+        String parent = rel.substring(0, slash), name = rel.substring(slash + 1);
+        Cached c = CACHE.get();
+        long g = Posix.namespaceGeneration();
+        if (c.fd >= 0 && c.root == rootFd && c.generation == g && c.parent.equals(parent)) {
+            c.borrowers++;
+            return new At(c.fd, name, false, 0, c);
         }
-        return new At(cur, rest, owned);
+        int fd = openDirBeneath(rootFd, parent);
+        if (fd < 0) return new At(-1, null, false, fd);
+        if (c.borrowers > 0) return new At(fd, name, true); // the cached one is in use on this thread
+        if (c.fd >= 0) Posix.close(c.fd);
+        c.root = rootFd;
+        c.parent = parent;
+        c.fd = fd;
+        c.generation = g;
+        c.borrowers = 1;
+        return new At(fd, name, false, 0, c);
+    }
+
+    /**
+     * Opens the directory rel (non-empty, no leading slash) below rootFd as O_PATH, following no
+     * symlink in any component. A symlink on the way is "not a directory" (ENOTDIR), as for lstat.
+     */
+    public static int openDirBeneath(int rootFd, String rel) {
+        int cur = rootFd;
+        String rest = rel;
+        while (true) {
+            String piece = rest;
+            if (rest.length() > Layer.PIECE) {
+                int cut = rest.lastIndexOf('/', Layer.PIECE);
+                if (cut <= 0) { if (cur != rootFd) Posix.close(cur); return -Errno.ENAMETOOLONG; }
+                piece = rest.substring(0, cut);
+                rest = rest.substring(cut + 1);
+            } else {
+                rest = null;
+            }
+            int next = openDirPiece(cur, piece);
+            if (cur != rootFd) Posix.close(cur);
+            if (next < 0) return next == -Errno.ELOOP ? -Errno.ENOTDIR : next;
+            cur = next;
+            if (rest == null) return cur;
+        }
+    }
+
+    private static int openDirPiece(int dirfd, String piece) {
+        if (Posix.haveOpenat2()) {
+            int fd = Posix.openat2(dirfd, piece, DIR_FLAGS, 0, RESOLVE);
+            if (fd != -Errno.ENOSYS) return fd;
+        }
+        return walk(dirfd, piece);
+    }
+
+    /** Without openat2: one component at a time, each opened O_NOFOLLOW; ".." is refused. */
+    static int walk(int dirfd, String piece) {
+        int cur = dirfd;
+        int i = 0, len = piece.length();
+        while (i < len) {
+            int j = piece.indexOf('/', i);
+            if (j < 0) j = len;
+            String c = piece.substring(i, j);
+            i = j + 1;
+            if (c.isEmpty() || c.equals(".")) continue;
+            if (c.equals("..")) { if (cur != dirfd) Posix.close(cur); return -Errno.EXDEV; }
+            int next = Posix.openat(cur, c, DIR_FLAGS, 0);
+            if (cur != dirfd) Posix.close(cur);
+            if (next < 0) return next;
+            cur = next;
+        }
+        return cur == dirfd ? Posix.dup(dirfd) : cur;
     }
 
     public boolean ok() { return err == 0; }
@@ -47,5 +128,8 @@ public final class At implements AutoCloseable {
         return "/proc/self/fd/" + dirfd + "/" + name;
     }
 
-    @Override public void close() { if (owned) Posix.close(dirfd); }
+    @Override public void close() {
+        if (owned) Posix.close(dirfd);
+        else if (borrowed != null) borrowed.borrowers--;
+    }
 }

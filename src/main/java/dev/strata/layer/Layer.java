@@ -31,6 +31,7 @@ public final class Layer implements AutoCloseable {
         if (fd < 0) { err[0] = fd; return null; }
         Stat st = new Stat();
         Posix.fstat(fd, st);
+        Posix.namespaceChanged(); // a descriptor number may be reused: no directory cached by path survives
         return new Layer(index, root, fd, upper, st.dev());
     }
 
@@ -42,7 +43,10 @@ public final class Layer implements AutoCloseable {
 
     @Override public String toString() { return (upper ? "upper " : "lower ") + root; }
 
-    @Override public void close() { Posix.close(fd); }
+    @Override public void close() {
+        Posix.namespaceChanged();
+        Posix.close(fd);
+    }
 
     public static String child(String parentRel, String name) {
         return parentRel.isEmpty() ? name : parentRel + "/" + name;
@@ -56,27 +60,31 @@ public final class Layer implements AutoCloseable {
         return i < 0 ? rel : rel.substring(i + 1);
     }
 
-    /** Resolves rel to (dirfd, short path); close the result. */
+    /**
+     * Resolves rel to (dirfd, one name); close the result. A name in the root is used as it is; a
+     * deeper one gets its parent opened without following any symlink on the way (see {@link At}).
+     */
     public At at(String rel) {
-        if (rel.length() <= PIECE) return new At(fd, rel.isEmpty() ? "." : rel, false);
-        return At.walk(fd, rel);
+        if (rel.indexOf('/') < 0) return new At(fd, rel.isEmpty() ? "." : rel, false);
+        return At.beneath(fd, rel);
     }
 
-    // ---- convenience wrappers; each returns >= 0 or -errno ----
+    // ---- convenience wrappers; each returns >= 0 or -errno; none follows a symlink ----
     public int lstat(String rel, Stat st) {
-        if (rel.length() <= PIECE) return Posix.fstatat(fd, rel.isEmpty() ? "." : rel, st, Posix.AT_SYMLINK_NOFOLLOW);
+        if (rel.indexOf('/') < 0) return Posix.fstatat(fd, rel.isEmpty() ? "." : rel, st, Posix.AT_SYMLINK_NOFOLLOW);
         try (At a = at(rel)) {
             return a.ok() ? Posix.fstatat(a.dirfd(), a.name(), st, Posix.AT_SYMLINK_NOFOLLOW) : a.err();
         }
     }
+    /** openat of rel; O_NOFOLLOW is always added (the daemon never opens through a symlink). */
     public int openat(String rel, int flags, int mode) {
         try (At a = at(rel)) {
-            return a.ok() ? Posix.openat(a.dirfd(), a.name(), flags, mode) : a.err();
+            return a.ok() ? Posix.openat(a.dirfd(), a.name(), flags | Posix.O_NOFOLLOW, mode) : a.err();
         }
     }
     /** Opens a directory of this layer (O_PATH unless flags say otherwise). */
     public int openDir(String rel, int flags) {
-        return openat(rel, flags | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+        return openat(rel, flags | Posix.O_DIRECTORY, 0);
     }
     public byte[] getxattr(String rel, String name) {
         try (At a = at(rel)) {

@@ -109,7 +109,10 @@ public final class Markers {
         if (r == 0) return OpaqueForm.TRUSTED_XATTR;
         r = Posix.lsetxattr(xp, USER_OPAQUE, Y, 0);
         if (r == 0) return OpaqueForm.USER_XATTR;
-        int fd = Posix.openat(dir.dirfd(), dir.name() + "/" + OPAQUE_FILE, Posix.O_CREAT | Posix.O_WRONLY, 0);
+        int d = Posix.openat(dir.dirfd(), dir.name(), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+        if (d < 0) { err[0] = d; return null; }
+        int fd = Posix.openat(d, OPAQUE_FILE, Posix.O_CREAT | Posix.O_WRONLY | Posix.O_NOFOLLOW, 0);
+        Posix.close(d);
         if (fd < 0) { err[0] = fd; return null; }
         Posix.close(fd);
         return OpaqueForm.WH_OPQ_FILE;

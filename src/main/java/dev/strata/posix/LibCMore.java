@@ -32,6 +32,8 @@ public interface LibCMore {
     @ssize_t long syscall(long number, int fd, Pointer dirp, @size_t long count);
     /** getxattrat(2) (Linux 6.13+): syscall(464, dfd, path, at_flags, name, struct xattr_args*, size). */
     @ssize_t long syscall(long number, int dfd, String path, int atFlags, String name, Pointer args, @size_t long usize);
+    /** openat2(2) (Linux 5.6+): syscall(437, dfd, path, struct open_how*, size). */
+    @ssize_t long syscall(long number, int dfd, String path, Pointer how, @size_t long size);
     int getuid();
     int geteuid();
     int getgid();

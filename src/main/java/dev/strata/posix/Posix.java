@@ -85,6 +85,33 @@ public final class Posix {
         return ret(C.openat(dirfd, path, flags | O_CLOEXEC, mode));
     }
     public static int close(int fd) { return ret(C.close(fd)); }
+
+    private static final long SYS_OPENAT2 = 437;
+    public static final long RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08;
+    private static final ThreadLocal<Pointer> OPEN_HOW = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 24));
+    private static volatile boolean haveOpenat2 = true;
+
+    /** Whether openat2(2) is there (Linux 5.6+; a seccomp filter may also refuse it with ENOSYS). */
+    public static boolean haveOpenat2() { return haveOpenat2; }
+
+    /**
+     * openat2(2) with a struct open_how; returns the descriptor or -errno. Answers -ENOSYS without a
+     * system call once the kernel said it has no openat2.
+     */
+    public static int openat2(int dirfd, String path, int flags, int mode, long resolve) {
+        if (!haveOpenat2) return -Errno.ENOSYS;
+        Pointer how = OPEN_HOW.get();
+        how.putLong(0, (long) (flags | O_CLOEXEC) & 0xffffffffL);
+        how.putLong(8, mode);
+        how.putLong(16, resolve);
+        long r = M.syscall(SYS_OPENAT2, dirfd, path, how, 24);
+        if (r >= 0) return (int) r;
+        int e = errno();
+        if (e == Errno.ENOSYS) haveOpenat2 = false;
+        return -e;
+    }
+    /** Tests: behave as on a kernel without openat2 (the component-by-component walk). */
+    public static void disableOpenat2ForTests() { haveOpenat2 = false; }
     public static int fstatat(int dirfd, String path, Stat st, int flags) {
         return ret(C.fstatat(dirfd, path, st.buf, flags));
     }
@@ -104,10 +131,22 @@ public final class Posix {
     public static int linkat(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
         return ret(C.linkat(olddirfd, oldpath, newdirfd, newpath, flags));
     }
-    public static int unlinkat(int dirfd, String path, int flags) { return ret(C.unlinkat(dirfd, path, flags)); }
+    public static int unlinkat(int dirfd, String path, int flags) {
+        if ((flags & AT_REMOVEDIR) != 0) NAMESPACE_GENERATION.incrementAndGet();
+        return ret(C.unlinkat(dirfd, path, flags));
+    }
     public static int renameat2(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
+        NAMESPACE_GENERATION.incrementAndGet();
         return ret(C.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
     }
+
+    private static final java.util.concurrent.atomic.AtomicLong NAMESPACE_GENERATION = new java.util.concurrent.atomic.AtomicLong();
+    /**
+     * Changes whenever this process renames something or removes a directory (and when a layer is
+     * opened or closed): descriptors of directories cached by path are valid only while it stays the same.
+     */
+    public static long namespaceGeneration() { return NAMESPACE_GENERATION.get(); }
+    public static void namespaceChanged() { NAMESPACE_GENERATION.incrementAndGet(); }
     public static int fchmodat(int dirfd, String path, int mode) { return ret(C.fchmodat(dirfd, path, mode, 0)); }
     public static int fchmod(int fd, int mode) { return ret(C.fchmod(fd, mode)); }
     public static int fchownat(int dirfd, String path, int uid, int gid, int flags) {

@@ -66,6 +66,15 @@ class Node {
     /** The entry's name: the last part of {@link #rel} (derived rather than kept: one string less per entry). */
     String name() { return rel.substring(rel.lastIndexOf('/') + 1); }
 
+    /**
+     * Whether this entry's path no longer names it: it, or a directory above it, was removed or
+     * renamed away (descendants of a moved directory keep their old {@link #rel}).
+     */
+    boolean stale() {
+        for (Node p = this; p != null; p = p.parent) if (p.gone) return true;
+        return false;
+    }
+
     boolean negative() { return layers.length == 0; }
     boolean isDir() { return type == dev.strata.posix.Posix.S_IFDIR; }
     int top() { return layers[0]; }

@@ -2,9 +2,8 @@ package dev.strata.union;
 
 import dev.strata.layer.At;
 import dev.strata.layer.Layer;
-import dev.strata.posix.Buffers;
+import dev.strata.posix.Getdents;
 import dev.strata.posix.Posix;
-import jnr.ffi.Pointer;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -69,24 +68,10 @@ final class Tree {
     /** Entries of an open directory (excluding . and ..) as {name, "d" or "-"}. */
     private static List<String[]> entries(int fd) {
         List<String[]> out = new ArrayList<>();
-        Pointer buf = Buffers.get(65536);
-        while (true) {
-            long got = Posix.getdents64(fd, buf, 65536);
-            if (got <= 0) break;
-            int off = 0;
-            while (off < got) {
-                int reclen = buf.getShort(off + 16) & 0xffff;
-                int dt = buf.getByte(off + 18) & 0xff;
-                int len = 0;
-                while (buf.getByte(off + 19 + len) != 0) len++;
-                byte[] b = new byte[len];
-                buf.get(off + 19, b, 0, len);
-                String name = new String(b, NAMES);
-                off += reclen;
-                if (name.equals(".") || name.equals("..")) continue;
-                out.add(new String[]{name, dt == 4 ? "d" : "-"});
-            }
-        }
+        Getdents.read(fd, (ino, dt, name) -> {
+            if (!name.equals(".") && !name.equals("..")) out.add(new String[]{name, dt == 4 ? "d" : "-"});
+            return true;
+        });
         return out;
     }
 }

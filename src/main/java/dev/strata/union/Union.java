@@ -7,6 +7,7 @@ import dev.strata.options.IdMapping;
 import dev.strata.options.MountOptions;
 import dev.strata.posix.Buffers;
 import dev.strata.posix.Errno;
+import dev.strata.posix.Getdents;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 import jnr.ffi.Pointer;
@@ -466,12 +467,12 @@ public final class Union implements AutoCloseable {
     /** fstat of an open file: the current merged attributes, or the descriptor's own once the name is gone. */
     public int fgetattr(int fd, Pointer st) {
         Node n = openFiles.get(fd);
-        if (n != null && !n.gone) {
+        if (n != null && !n.stale()) {
             lock.readLock().lock();
             try {
-                // a directory above may have moved since the open (its descendants keep their old
-                // path): then the descriptor itself answers
-                if (!n.gone && getattr(n, st) == 0) return 0;
+                // the name (or a directory above it) may have moved since the open: its path is then
+                // stale (another object, even a symlink, may sit there now) and the descriptor answers
+                if (!n.stale() && getattr(n, st) == 0) return 0;
             } finally {
                 lock.readLock().unlock();
             }
@@ -609,56 +610,77 @@ public final class Union implements AutoCloseable {
         }
     }
 
+    /**
+     * Most entries one merged listing may hold (names given to the sink plus names seen in the layers):
+     * a listing is built whole by the transport (its offsets are cookies in a sorted listing) as the
+     * kernel overlay keeps a whole merged directory in its ovl_dir_cache, so a directory a user filled
+     * with millions of names would otherwise take the heap. Scaled with the heap (2 KiB of it per entry,
+     * where an entry costs about 150-250 bytes while it is built): 3M entries with the default heap
+     * on this 24 GiB machine, 131,072 with -Xmx256m, never fewer than 65,536. Past it readdir fails with
+     * ENOMEM ("Cannot allocate memory") and the daemon goes on.
+     */
+    static int maxListing = (int) Math.min(8L << 20, Math.max(1L << 16, Runtime.getRuntime().maxMemory() / 2048));
+
     /** Merges a directory's layers: upper first, duplicates, whiteouts and markers dropped. */
     private int readdir(Node n, DirSink sink, boolean dots) {
+        int max = maxListing;
+        int[] count = {0};
+        boolean[] tooMany = {false};
+        DirSink inner = sink;
+        sink = (name, type, ino) -> {
+            if (++count[0] > max) { tooMany[0] = true; return false; }
+            return inner.entry(name, type, ino);
+        };
+        int r = merge(n, sink, dots, max, tooMany);
+        return tooMany[0] ? -ENOMEM : r;
+    }
+
+    private int merge(Node n, DirSink sink, boolean dots, int max, boolean[] tooMany) {
         if (dots) {
             long self = dirIno(n);
             if (!sink.entry(".", S_IFDIR, self)) return 0;
             if (!sink.entry("..", S_IFDIR, n.parent == null ? self : dirIno(n.parent))) return 0;
         }
         Set<String> seen = n.layers.length > 1 ? new HashSet<>() : null;
-        Pointer buf = Buffers.get(65536);
         Stat st = Stat.local2();
+        boolean[] stopped = {false};
         for (int li : n.layers) {
             Layer l = stack[li];
             boolean xwh = li < 64 && (n.xwhMask & (1L << li)) != 0;
             int fd = l.openat(n.rel.isEmpty() ? "." : n.rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
             if (fd < 0) return fd;
+            int r;
             try {
-                while (true) {
-                    long got = Posix.getdents64(fd, buf, 65536);
-                    if (got < 0) return (int) got;
-                    if (got == 0) break;
-                    int off = 0;
-                    while (off < got) {
-                        long dIno = buf.getLong(off);
-                        int reclen = buf.getShort(off + 16) & 0xffff;
-                        int dt = buf.getByte(off + 18) & 0xff;
-                        String name = cString(buf, off + 19, reclen - 19);
-                        off += reclen;
-                        if (name.equals(".") || name.equals("..")) continue;
-                        if (name.startsWith(Markers.WH_PREFIX)) {
-                            if (seen != null && !name.equals(Markers.OPAQUE_FILE)) {
-                                seen.add(name.substring(Markers.WH_PREFIX.length()));
-                            }
-                            continue;
+                // the entries are parsed from a buffer of their own: the whiteout checks below read
+                // xattrs into the shared scratch buffer
+                r = Getdents.read(fd, (dIno, dt, name) -> {
+                    if (name.equals(".") || name.equals("..")) return true;
+                    if (name.startsWith(Markers.WH_PREFIX)) {
+                        if (seen != null && !name.equals(Markers.OPAQUE_FILE)) {
+                            seen.add(name.substring(Markers.WH_PREFIX.length()));
+                            if (seen.size() > max) { tooMany[0] = true; stopped[0] = true; return false; }
                         }
-                        if (seen != null && !seen.add(name)) continue;
-                        int type = dtToMode(dt);
-                        if (dt == DT_CHR || dt == DT_UNKNOWN || (xwh && dt == DT_REG)) {
-                            String crel = Layer.child(n.rel, name);
-                            if (l.lstat(crel, st) < 0) continue;
-                            type = st.type();
-                            if (st.isWhiteoutDevice()) continue;
-                            if (xwh && Markers.entryWhiteout(l, crel, st) != null) continue;
-                        }
-                        if (type != S_IFDIR && type != 0) remember(n, name, li, type);
-                        if (!sink.entry(name, type, mapIno(li, dIno))) return 0;
+                        return true;
                     }
-                }
+                    if (seen != null && !seen.add(name)) return true;
+                    if (seen != null && seen.size() > max) { tooMany[0] = true; stopped[0] = true; return false; }
+                    int type = dtToMode(dt);
+                    if (dt == DT_CHR || dt == DT_UNKNOWN || (xwh && dt == DT_REG)) {
+                        String crel = Layer.child(n.rel, name);
+                        if (l.lstat(crel, st) < 0) return true;
+                        type = st.type();
+                        if (st.isWhiteoutDevice()) return true;
+                        if (xwh && Markers.entryWhiteout(l, crel, st) != null) return true;
+                    }
+                    if (type != S_IFDIR && type != 0) remember(n, name, li, type);
+                    if (!sink.entry(name, type, mapIno(li, dIno))) { stopped[0] = true; return false; }
+                    return true;
+                });
             } finally {
                 Posix.close(fd);
             }
+            if (r < 0) return r;
+            if (stopped[0]) return 0;
         }
         return 0;
     }
@@ -679,14 +701,6 @@ public final class Union implements AutoCloseable {
         int r = n.rel.isEmpty() ? Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH) : l.lstat(n.rel, st);
         if (r < 0) return 1;
         return presentedIno(n, st.ino());
-    }
-
-    private static String cString(Pointer p, int off, int max) {
-        int len = 0;
-        while (len < max && p.getByte(off + len) != 0) len++;
-        byte[] b = new byte[len];
-        p.get(off, b, 0, len);
-        return new String(b, NAMES);
     }
 
     /** The merged names of a directory (without . and ..), for checks and tools. */
@@ -738,6 +752,12 @@ public final class Union implements AutoCloseable {
         r = st.type() == S_IFREG && tmpfileWorks ? copyFileUp(n, src, st, data, origin, bytes, method) : NO_TMPFILE;
         if (r == NO_TMPFILE) r = copyThroughWorkdir(n, src, st, data, origin, bytes, method);
         if (r < 0) return r;
+        copiedUp(n, src, st, ino, keepIno, bytes[0], t0, method[0]);
+        return 0;
+    }
+
+    /** The node's state once its copy has a name in the upper (under the exclusive lock). */
+    private void copiedUp(Node n, Layer src, Stat st, long ino, boolean keepIno, long bytes, long t0, String method) {
         if (!keepIno) n.ino = 0;
         if (n.isDir()) {
             int[] l = new int[n.layers.length + 1];
@@ -747,8 +767,74 @@ public final class Union implements AutoCloseable {
             n.layers = Node.single(0);
         }
         if (st.type() == S_IFREG && !lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
-        events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes[0], System.nanoTime() - t0, method[0]);
-        return 0;
+        events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes, System.nanoTime() - t0, method);
+    }
+
+    /** Files at least this large have their data copied outside the exclusive lock ({@link #copyDataUnlocked}). */
+    static final long UNLOCKED_COPY_MIN = 1L << 20;
+    /** One lock per path being copied up outside the exclusive lock: one copy of a file at a time. */
+    private final ConcurrentHashMap<String, java.util.concurrent.locks.ReentrantLock> copyLocks = new ConcurrentHashMap<>();
+
+    /**
+     * Copies a large lower regular file up without holding the union lock while its data moves, so
+     * lookups, reads and other copy-ups go on meanwhile (the kernel overlay, too, locks only the file
+     * being copied): the unnamed copy is built in the workdir under a lock of its own path only, and
+     * named in the upper under the exclusive lock after checking that the name still means the same
+     * lower file. Copy-ups of the same file wait for each other, and the second finds the first's copy.
+     * Anything unusual (not a large lower file, the name changed meanwhile, no O_TMPFILE) is left to the
+     * caller's ordinary copy-up under the exclusive lock. Returns 0 or -errno of the copy.
+     */
+    private int copyDataUnlocked(String path) {
+        if (!hasUpper || !tmpfileWorks) return 0;
+        Node n;
+        lock.readLock().lock();
+        try {
+            n = resolve(path);
+            if (err(n) != 0 || n.negative() || n.top() == 0 || n.type != S_IFREG) return 0;
+        } finally {
+            lock.readLock().unlock();
+        }
+        String rel = n.rel;
+        java.util.concurrent.locks.ReentrantLock fileLock = copyLocks.computeIfAbsent(rel, k -> new java.util.concurrent.locks.ReentrantLock());
+        fileLock.lock();
+        try {
+            if (n.top() == 0 || n.stale()) return 0; // copied up (or moved) while this thread waited
+            int top = n.top();
+            Layer src = stack[top];
+            Stat st = new Stat();
+            int r = src.lstat(rel, st);
+            if (r < 0 || st.type() != S_IFREG || st.size() < UNLOCKED_COPY_MIN) return 0;
+            long t0 = System.nanoTime();
+            long ino = presentedIno(n, st.ino());
+            boolean keepIno = st.nlink() <= 1;
+            long[] bytes = {0};
+            String[] method = {"metadata"};
+            int out = prepareFileCopy(n, src, st, true, keepIno ? ino : 0, bytes, method);
+            if (out == NO_TMPFILE) return 0;
+            if (out < 0) return out;
+            try {
+                lock.writeLock().lock();
+                try {
+                    if (resolve(path) != n || n.top() != top) return 0; // changed meanwhile: the caller copies as usual
+                    if (n.parent != null) {
+                        r = copyUp(n.parent, true);
+                        if (r < 0) return r;
+                    }
+                    r = linkIntoUpper(out, rel);
+                    if (r == -EPERM || r == -EACCES) return 0; // the caller's copy-up goes through the workdir
+                    if (r < 0) return r;
+                    copiedUp(n, src, st, ino, keepIno, bytes[0], t0, method[0]);
+                    return 0;
+                } finally {
+                    lock.writeLock().unlock();
+                }
+            } finally {
+                Posix.close(out);
+            }
+        } finally {
+            if (!fileLock.hasQueuedThreads()) copyLocks.remove(rel, fileLock);
+            fileLock.unlock();
+        }
     }
 
     // ================================================================== file attribute flags (lsattr, chattr)
@@ -862,6 +948,24 @@ public final class Union implements AutoCloseable {
      * lookups of the metadata calls. Returns {@link #NO_TMPFILE} if the workdir refuses O_TMPFILE.
      */
     private int copyFileUp(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        int out = prepareFileCopy(n, src, st, data, origin, bytes, method);
+        if (out < 0) return out;
+        try {
+            int r = linkIntoUpper(out, n.rel);
+            // a hard link can be refused where a rename is not (fs.protected_hardlinks, an odd file system):
+            // then this copy is made again the other way
+            return r == -EPERM || r == -EACCES ? NO_TMPFILE : r;
+        } finally {
+            Posix.close(out);
+        }
+    }
+
+    /**
+     * The unnamed half of {@link #copyFileUp}: an O_TMPFILE file in the workdir with the data and
+     * metadata of the lower file. Needs no union lock (it reads only the read-only lower file and writes
+     * only an unnamed inode). Returns its descriptor, {@link #NO_TMPFILE}, or -errno.
+     */
+    private int prepareFileCopy(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
         int in = src.openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
         if (in < 0) return in;
         int out = Posix.openat(workFd, ".", O_TMPFILE | O_WRONLY, 0600);
@@ -871,8 +975,8 @@ public final class Union implements AutoCloseable {
             tmpfileWorks = false;
             return NO_TMPFILE;
         }
+        int r = 0;
         try {
-            int r = 0;
             if (data && st.size() > 0) {
                 bytes[0] = st.size();
                 r = dataCopy.copy(src.index(), in, out, st.size(), opts.fsync, method);
@@ -882,14 +986,11 @@ public final class Union implements AutoCloseable {
             if (r == 0) r = copyMetadata(in, out, st, origin);
             if (r == 0) r = copyOverride(n, src, st, null, out);
             if (r == 0) copyFileattr(in, out);
-            if (r == 0) r = linkIntoUpper(out, n.rel);
-            // a hard link can be refused where a rename is not (fs.protected_hardlinks, an odd file system):
-            // then this copy is made again the other way
-            return r == -EPERM || r == -EACCES ? NO_TMPFILE : r;
         } finally {
             Posix.close(in);
-            Posix.close(out);
+            if (r < 0) Posix.close(out);
         }
+        return r < 0 ? r : out;
     }
 
     /** The way for every type: build the copy under a temporary name in the workdir, then rename it into the upper. */
@@ -980,7 +1081,9 @@ public final class Union implements AutoCloseable {
             for (String x : Posix.llistxattr(sp)) {
                 if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
                 byte[] v = Posix.lgetxattr(sp, x);
-                if (v != null) Posix.lsetxattr(dst, x, v, 0); // best effort, as the kernel does for unsupported ones
+                if (v == null) continue;
+                r = Posix.lsetxattr(dst, x, v, 0);
+                if (r < 0 && xattrMustCopy(x, r)) return r;
             }
         }
         if (ino != 0 && (!lnk || root)) {
@@ -991,6 +1094,20 @@ public final class Union implements AutoCloseable {
             if (r < 0) return r;
         }
         return Posix.utimensat(workFd, tmp, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs(), AT_SYMLINK_NOFOLLOW);
+    }
+
+    /**
+     * Whether an xattr that could not be set on a copy fails the copy-up, as in the kernel's
+     * ovl_copy_xattr: every error does, except EOPNOTSUPP for an xattr the upper does not know,
+     * which is ignored unless it is a POSIX ACL or security.* (ovl_must_copy_xattr): dropping a deny
+     * ACL or a security label would widen access. A daemon that is not root cannot set security.*
+     * at all (EPERM) where the kernel's mounter could: there it stays best effort, ACLs do not.
+     */
+    private boolean xattrMustCopy(String name, int err) {
+        boolean acl = name.equals("system.posix_acl_access") || name.equals("system.posix_acl_default");
+        boolean security = name.startsWith("security.");
+        if (security && !root && (err == -EPERM || err == -EACCES)) return false;
+        return err != -EOPNOTSUPP || acl || security;
     }
 
     static final String CAPABILITY = "security.capability";
@@ -1020,7 +1137,9 @@ public final class Union implements AutoCloseable {
         for (String x : Posix.flistxattr(in)) {
             if (Markers.isPrivateXattr(x) && !x.startsWith(ESCAPED)) continue;
             byte[] v = Posix.fgetxattr(in, x);
-            if (v != null) Posix.fsetxattr(out, x, v, 0); // best effort, as the kernel does for unsupported ones
+            if (v == null) continue;
+            r = Posix.fsetxattr(out, x, v, 0);
+            if (r < 0 && xattrMustCopy(x, r)) return r;
         }
         if (origin != 0) Posix.fsetxattr(out, originXattr, Long.toString(origin).getBytes(StandardCharsets.US_ASCII), 0);
         r = Posix.fchmod(out, st.perm());
@@ -1562,16 +1681,24 @@ public final class Union implements AutoCloseable {
                 r = Tree.removeContents(up, dstRel); // only markers are left in a merged-empty directory
                 if (r < 0) return r;
             }
+            boolean srcWhiteoutDone = false;
             if (src.isDir() && dstUpperWhiteout) {
-                // a directory cannot replace a device: swap them, then drop the whiteout
+                // a directory cannot replace a device: swap them; the whiteout, now at the old name, stays
+                // there if the old name needs one (in one step), else it is dropped
                 r = renameUpper(src.rel, dstRel, RENAME_EXCHANGE);
-                if (r == 0) r = unlinkUpper(src.rel, 0);
+                if (r == 0) {
+                    srcWhiteoutDone = srcLower && up.lstat(src.rel, st) == 0 && st.isWhiteoutDevice();
+                    if (!srcWhiteoutDone) r = unlinkUpper(src.rel, 0);
+                }
+            } else if (srcLower) {
+                r = renameLeavingWhiteout(srcDir, src, dstRel);
+                srcWhiteoutDone = r == 0;
             } else {
                 r = renameUpper(src.rel, dstRel, 0);
             }
             if (r < 0) return r;
             if (whFile) unlinkUpper(Layer.child(dstDir.rel, Markers.WH_PREFIX + dstName), 0);
-            if (srcLower) {
+            if (srcLower && !srcWhiteoutDone) {
                 r = whiteoutAt(srcDir, src.name(), false);
                 if (r < 0) return r;
             }
@@ -1583,6 +1710,50 @@ public final class Union implements AutoCloseable {
         } finally {
             lock.writeLock().unlock();
         }
+    }
+
+    /** Cleared once the upper refuses RENAME_WHITEOUT (no CAP_MKNOD, a file system without it). */
+    private volatile boolean renameWhiteoutWorks = true;
+
+    /**
+     * Renames upper/src to dstRel and leaves a whiteout at the old name (a lower layer has it): in one
+     * step with renameat2(RENAME_WHITEOUT) where the upper supports it, as the kernel overlay does.
+     * Elsewhere a device whiteout is made in the workdir first, so only two renames are left between
+     * the old name's disappearance and its whiteout; without device whiteouts (unprivileged) the .wh.
+     * file follows the rename (it cannot come first: a listing would drop the entry while it is there).
+     * Returns 0 with the whiteout in place, 1 if the rename is done but the whiteout still to make, or -errno.
+     */
+    private int renameLeavingWhiteout(Node srcDir, Node src, String dstRel) {
+        if (renameWhiteoutWorks) {
+            int r = renameUpper(src.rel, dstRel, RENAME_WHITEOUT);
+            if (r == 0) {
+                events.whiteout("/" + src.rel, Markers.WhiteoutForm.CHAR_DEVICE.label);
+                return 0;
+            }
+            if (r != -EINVAL && r != -EOPNOTSUPP && r != -EPERM && r != -ENOSYS) return r;
+            renameWhiteoutWorks = false;
+        }
+        String tmp = tmpName();
+        int[] e = new int[1];
+        Markers.WhiteoutForm f = Markers.createWhiteout(workFd, tmp, e);
+        if (f == null) return e[0];
+        if (f != Markers.WhiteoutForm.CHAR_DEVICE) {
+            Posix.unlinkat(workFd, Markers.WH_PREFIX + tmp, 0);
+            int r = renameUpper(src.rel, dstRel, 0);
+            return r < 0 ? r : 1;
+        }
+        int r = renameUpper(src.rel, dstRel, 0);
+        if (r < 0) {
+            Posix.unlinkat(workFd, tmp, 0);
+            return r;
+        }
+        r = moveIntoUpper(tmp, src.rel, 0);
+        if (r < 0) {
+            Posix.unlinkat(workFd, tmp, 0);
+            return 1; // renamed: the caller tries the whiteout again its own way
+        }
+        events.whiteout("/" + src.rel, f.label);
+        return 0;
     }
 
     /** libfuse hides an open file that is being removed: remove it for real and remember the hidden name. */
@@ -1645,6 +1816,10 @@ public final class Union implements AutoCloseable {
     /** Copies n up (with or without data) and runs op on its upper location. */
     private int onUpper(String path, boolean data, UpperOp op) {
         if (!hasUpper) return -EROFS;
+        if (data) {
+            int r = copyDataUnlocked(path);
+            if (r < 0) return r;
+        }
         lock.writeLock().lock();
         try {
             Node n = resolve(path);
@@ -1857,6 +2032,10 @@ public final class Union implements AutoCloseable {
         // strata's own descriptor reads into buffers O_DIRECT's alignment rules would refuse
         int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
         if (write && !hasUpper) return -EROFS;
+        if (write && (flags & O_TRUNC) == 0) {
+            int r = copyDataUnlocked(path);
+            if (r < 0) return r;
+        }
         ReentrantReadWriteLock.ReadLock rl = lock.readLock();
         ReentrantReadWriteLock.WriteLock wl = lock.writeLock();
         if (write) wl.lock(); else rl.lock();
