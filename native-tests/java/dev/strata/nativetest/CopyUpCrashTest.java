@@ -44,6 +44,7 @@ class CopyUpCrashTest {
                 for (long o = 0; o < SIZE; o += piece.length) r.write(piece);
             }
             Files.writeString(layers.lowers.get(0).resolve("small.txt"), "small");
+            LowerLayers lowers = LowerLayers.snapshot(layers); // byte for byte (sha256 of all 512 MiB) and metadata for metadata
             Path work = layers.work.resolve("work");
 
             boolean killedDuringCopy;
@@ -109,6 +110,7 @@ class CopyUpCrashTest {
                 f.seek(SIZE);
                 assertEquals('y', f.read());
             }
+            lowers.assertUnchanged("[crash] strata, the kernel overlay and strata again on these lowers");
             ok = true;
         } finally {
             if (!ok && Boolean.getBoolean("strata.keepFailed")) System.err.println("[crash] kept " + dir);
