@@ -211,9 +211,9 @@ public final class OpGenerator {
     static final int MMAP_ONE_IN = 25;
 
     public Op next() {
-        // mmap ops are drawn from their own stream and change no name or type (what the other choices
-        // look at): with -Dstrata.random.exclude=mmap a seed gives exactly the sequence it gave before
-        // they existed, and with them the same sequence with mmap ops in between
+        // the issue-17 ops and the user an op runs as come from a stream of their own (as mmap ops do, see
+        // nextClassic): with all of them excluded a seed gives the sequence it gave before they existed;
+        // with them, the choices of the other ops change, since these ops change names and types
         if (!pending.isEmpty()) return pending.poll();
         if (extraRnd.nextInt(EXTRA_ONE_IN) == 0) {
             Random main = rnd;
@@ -231,6 +231,9 @@ public final class OpGenerator {
     }
 
     private Op nextClassic() {
+        // mmap ops are drawn from their own stream and change no name or type (what the other choices
+        // look at): with -Dstrata.random.exclude=mmap a seed gives exactly the sequence it gave before
+        // they existed, and with them the same sequence with mmap ops in between
         if (mmap && mmapRnd.nextInt(MMAP_ONE_IN) == 0) {
             Random main = rnd;
             rnd = mmapRnd;
