@@ -1,6 +1,5 @@
 package dev.strata.nativetest;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -18,14 +17,11 @@ public final class Both {
     public final Pair p;
     private final String name;
     private final List<String> steps = new ArrayList<>();
-    private final List<Snapshot> refLowersBefore = new ArrayList<>(), tgtLowersBefore = new ArrayList<>();
     final Snapshot.Options opts = Snapshot.Options.fromProperties();
 
     public Both(String name, Pair p) {
         this.name = name;
         this.p = p;
-        for (Path l : p.refLayers.lowers) refLowersBefore.add(Snapshot.take("before", l));
-        for (Path l : p.tgtLayers.lowers) tgtLowersBefore.add(Snapshot.take("before", l));
     }
 
     private String context() {
@@ -107,15 +103,8 @@ public final class Both {
         List<String> ud = Snapshot.diff(Snapshot.upperMeaning(p.refLabel(), p.refLayers.upper, p.refLayers.lowers),
                 Snapshot.upperMeaning(p.tgtLabel(), p.tgtLayers.upper, p.tgtLayers.lowers), opts, 40);
         if (!ud.isEmpty()) fail(context() + "\nthe upper layers mean different things:\n  " + String.join("\n  ", ud));
-        lowersUntouched(p.refLabel(), p.refLayers.lowers, refLowersBefore);
-        lowersUntouched(p.tgtLabel(), p.tgtLayers.lowers, tgtLowersBefore);
-    }
-
-    private void lowersUntouched(String label, List<Path> lowers, List<Snapshot> before) {
-        for (int i = 0; i < lowers.size(); i++) {
-            List<String> d = Snapshot.diff(before.get(i), Snapshot.take("after", lowers.get(i)), opts, 20);
-            if (!d.isEmpty()) fail(context() + "\n" + label + " changed lower layer " + i + ":\n  " + String.join("\n  ", d));
-        }
+        p.refLowers.assertUnchanged(context());
+        p.tgtLowers.assertUnchanged(context());
     }
 
     /** Remounts both (same layers, fresh mounts). */

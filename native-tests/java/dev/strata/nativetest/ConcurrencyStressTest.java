@@ -131,6 +131,7 @@ class ConcurrencyStressTest {
         String who = "?";
         try {
             LayerSet s = build(dir.resolve("s"));
+            LowerLayers lowers = LowerLayers.snapshot(s);
             Mounter impl = Mounter.underTest();
             who = impl.name();
             m = impl.mount(s);
@@ -189,6 +190,7 @@ class ConcurrencyStressTest {
                 problems.add("the kernel overlay on the same layers after unmount shows another tree than " + who
                         + " did before:\n    " + String.join("\n    ", d));
             }
+            problems.addAll(lowers.changes(20));
             int total = 0;
             for (Worker w : workers) total += w.done;
             System.out.println("[stress] seed=" + seed + ": " + workers.size() + " threads, " + total + " operations in " + ms + " ms on " + who

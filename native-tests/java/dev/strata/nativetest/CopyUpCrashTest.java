@@ -46,6 +46,7 @@ class CopyUpCrashTest {
             Files.writeString(layers.lowers.get(0).resolve("small.txt"), "small");
             String lowerSha = sha256(lower, SIZE);
             assertEquals(expectedSha(piece), lowerSha, "the lower file as written");
+            LowerLayers lowers = LowerLayers.snapshot(layers); // byte for byte (sha256 of all 512 MiB) and metadata for metadata
             Path work = layers.work.resolve("work");
 
             boolean killedDuringCopy;
@@ -125,6 +126,7 @@ class CopyUpCrashTest {
                 f.seek(SIZE);
                 assertEquals('y', f.read());
             }
+            lowers.assertUnchanged("[crash] strata, the kernel overlay and strata again on these lowers");
             ok = true;
         } finally {
             if (!ok && Boolean.getBoolean("strata.keepFailed")) System.err.println("[crash] kept " + dir);

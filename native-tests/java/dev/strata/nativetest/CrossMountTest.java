@@ -63,6 +63,7 @@ class CrossMountTest {
         boolean ok = false;
         try {
             LayerSet layers = LayerBuilder.standard(dir.resolve("x"));
+            LowerLayers lowers = LowerLayers.snapshot(layers);
             Snapshot written = writeThrough(writer, layers, seed, randomOps);
             LayerSet again = layers.withFreshWorkAndMnt("reader");
             try (Mount m = reader.mount(again)) {
@@ -73,6 +74,7 @@ class CrossMountTest {
                             + String.join("\n  ", d) + (m.logTail(20).isEmpty() ? "" : "\nreader log:\n  " + m.logTail(20)));
                 }
             }
+            lowers.assertUnchanged("[cross] " + what + " (seed " + seed + ")");
             ok = true;
         } finally {
             if (!ok && Boolean.getBoolean("strata.keepFailed")) System.err.println("[cross] kept " + dir);
@@ -114,6 +116,7 @@ class CrossMountTest {
         Path dir = NativeSupport.newTempDir("readonly");
         try {
             LayerSet layers = LayerBuilder.standard(dir.resolve("x"));
+            LowerLayers lowers = LowerLayers.snapshot(layers);
             Snapshot k, s;
             try (Mount m = Mounter.kernel().mount(layers.readOnly("k"))) { k = Snapshot.take("kernel", m.path()); }
             Mounter t = Mounter.underTest();
@@ -128,6 +131,7 @@ class CrossMountTest {
             }
             List<String> d = Snapshot.diff(k, s, Snapshot.Options.fromProperties(), 40);
             if (!d.isEmpty()) fail("read-only mounts differ:\n  " + String.join("\n  ", d));
+            lowers.assertUnchanged("[cross] read-only mounts");
         } finally {
             NativeSupport.deleteTree(dir);
         }

@@ -23,6 +23,10 @@ public interface NtLibC {
     int munmap(Pointer addr, long length);
     int msync(Pointer addr, long length, int flags);
     int memfd_create(String name, int flags);
+    /** The raw system call (x86_64 numbers): credentials changed this way change the calling thread only. */
+    long syscall(long number, long a1, long a2, long a3);
+
+    long SYS_SETGROUPS = 116, SYS_SETRESUID = 117, SYS_SETRESGID = 119;
 
     int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MS_SYNC = 4;
 }

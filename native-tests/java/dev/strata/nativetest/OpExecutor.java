@@ -56,6 +56,21 @@ public final class OpExecutor implements AutoCloseable {
         }
     }
 
+    static final String SEEK_SIZE = "size=", SEEK_DATA = " data=";
+
+    /**
+     * Whether a SEEK_MAP outcome of the reference and one of the target agree: same errno and size, and
+     * every hole of the reference a hole of the target (Snapshot#holesKept: the kernel's copy-up fills
+     * holes in 1 MiB chunks, a finer copy keeps more). Null if they agree, else why not.
+     */
+    static String seekMapDisagreement(Outcome ref, Outcome tgt) {
+        if (ref.errno != tgt.errno) return "errno";
+        if (ref.errno != 0) return ref.detail.equals(tgt.detail) ? null : "detail";
+        String[] r = ref.detail.substring(SEEK_SIZE.length()).split(" data=", -1), t = tgt.detail.substring(SEEK_SIZE.length()).split(" data=", -1);
+        if (!r[0].equals(t[0])) return "size";
+        return Snapshot.holesKept(r[1], t[1], Long.parseLong(r[0]));
+    }
+
     /** Marks an mmap-read-held outcome whose mapping showed something else than read() (see Outcome#excuses). */
     static final String MAPPING_DIFFERS = " | but the mapping shows: ";
 
@@ -72,8 +87,59 @@ public final class OpExecutor implements AutoCloseable {
     static Outcome of(long r, String detail) { return r < 0 ? new Outcome((int) -r, null) : new Outcome(0, detail); }
 
     public Outcome run(Op op) {
-        return Mounts.guarded(op + " on " + root, () -> runUnguarded(op));
+        return Mounts.guarded(op + " on " + root, () -> op.user < 0 ? runUnguarded(op) : asUser(op.user, () -> runUnguarded(op)));
     }
+
+    /** The supplementary groups of this process (restored after an op run as another user). */
+    private static final int[] GROUPS = groups();
+
+    private static int[] groups() {
+        try {
+            for (String l : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (!l.startsWith("Groups:")) continue;
+                String g = l.substring(7).strip();
+                return g.isEmpty() ? new int[0] : java.util.Arrays.stream(g.split("\\s+")).mapToInt(Integer::parseInt).toArray();
+            }
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException(e);
+        }
+        return new int[0];
+    }
+
+    private static void sys(long nr, long a1, long a2, long a3, String what) {
+        if (NtLibC.C.syscall(nr, a1, a2, a3) != 0) throw new IllegalStateException(what + ": " + Errno.name(Posix.errno()));
+    }
+
+    /**
+     * Runs call with effective uid and gid {@code uid} and no supplementary groups, in this thread only
+     * (raw setresuid/setresgid/setgroups: glibc's wrappers would change every thread of the JVM). The real
+     * and saved ids stay 0, so root's identity (and its capabilities, which the kernel takes from the
+     * effective set when euid leaves 0 and gives back when it returns) is restored afterwards.
+     */
+    static <T> T asUser(int uid, java.util.function.Supplier<T> call) {
+        if (Posix.geteuid() != 0) throw new IllegalStateException("ops as another user need root");
+        sys(NtLibC.SYS_SETGROUPS, 0, 0, 0, "setgroups");
+        try {
+            sys(NtLibC.SYS_SETRESGID, -1, uid, -1, "setresgid");
+            try {
+                sys(NtLibC.SYS_SETRESUID, -1, uid, -1, "setresuid");
+                try {
+                    return call.get();
+                } finally {
+                    sys(NtLibC.SYS_SETRESUID, -1, 0, -1, "setresuid back to 0");
+                }
+            } finally {
+                sys(NtLibC.SYS_SETRESGID, -1, 0, -1, "setresgid back to 0");
+            }
+        } finally {
+            Pointer g = Memory.allocateDirect(Posix.RT, 4 * Math.max(1, GROUPS.length));
+            for (int i = 0; i < GROUPS.length; i++) g.putInt(4L * i, GROUPS[i]);
+            sys(NtLibC.SYS_SETGROUPS, GROUPS.length, g.address(), 0, "setgroups back");
+        }
+    }
+
+    private int heldFd(long slot) { return held[(int) slot]; }
+    private static final Outcome SLOT_EMPTY = new Outcome(Errno.EBADF, "slot empty");
 
     private Outcome runUnguarded(Op op) {
         String p = abs(op.path);
@@ -112,7 +178,8 @@ public final class OpExecutor implements AutoCloseable {
                 long n = Posix.llistxattr(p, buf, 65536);
                 if (n < 0) return of(n);
                 List<String> names = new ArrayList<>(Posix.llistxattr(p));
-                names.removeIf(x -> x.startsWith("security.") || x.startsWith("system."));
+                // security.* (capabilities) and the POSIX ACLs are compared; other system.* names are views of other metadata
+                names.removeIf(x -> x.startsWith("system.") && !x.equals("system.posix_acl_access") && !x.equals("system.posix_acl_default"));
                 java.util.Collections.sort(names);
                 return new Outcome(0, String.join(",", names));
             }
@@ -197,6 +264,78 @@ public final class OpExecutor implements AutoCloseable {
                 int fd = held[(int) op.a];
                 if (fd < 0) return new Outcome(Errno.EBADF, "slot empty");
                 return mmapWrite(fd, op.b, op.c, op.d);
+            }
+            case OPEN_TRUNC: return openClose(p, (int) op.a | Posix.O_TRUNC | Posix.O_NONBLOCK, (int) op.b);
+            case FALLOCATE: {
+                int fd = Posix.openat(Posix.AT_FDCWD, p, Posix.O_WRONLY | Posix.O_NONBLOCK, 0);
+                if (fd < 0) return of(fd);
+                try { return of(Posix.fallocate(fd, (int) op.a, op.b, op.c)); } finally { Posix.close(fd); }
+            }
+            case COPY_RANGE: {
+                int in = Posix.openat(Posix.AT_FDCWD, p, Posix.O_RDONLY | Posix.O_NONBLOCK, 0);
+                if (in < 0) return new Outcome(-in, "opening the source");
+                try {
+                    int out = Posix.openat(Posix.AT_FDCWD, abs(op.path2), Posix.O_WRONLY | Posix.O_NONBLOCK, 0);
+                    if (out < 0) return new Outcome(-out, "opening the target");
+                    try {
+                        if (Posix.lseek(in, op.a, Posix.SEEK_SET) < 0 || Posix.lseek(out, op.b, Posix.SEEK_SET) < 0) return new Outcome(Posix.errno(), "lseek");
+                        long n = Posix.copyFileRange(in, out, op.c);
+                        return n < 0 ? of(n) : new Outcome(0, "copied " + n);
+                    } finally { Posix.close(out); }
+                } finally { Posix.close(in); }
+            }
+            case SEEK_MAP: {
+                int fd = Posix.openat(Posix.AT_FDCWD, p, Posix.O_RDONLY | Posix.O_NONBLOCK, 0);
+                if (fd < 0) return of(fd);
+                try {
+                    Stat st = new Stat();
+                    int r = Posix.fstat(fd, st);
+                    if (r < 0) return of(r);
+                    return new Outcome(0, SEEK_SIZE + st.size() + SEEK_DATA + Snapshot.extents(fd, st.size()));
+                } finally { Posix.close(fd); }
+            }
+            case TMPFILE: {
+                int fd = Posix.openat(Posix.AT_FDCWD, p, Posix.O_TMPFILE | Posix.O_RDWR, (int) op.a);
+                if (fd < 0) return new Outcome(-fd, "open O_TMPFILE");
+                try {
+                    byte[] data = LayerBuilder.bytes(op.c, (int) op.b);
+                    if (data.length > 0) {
+                        Pointer buf = Memory.allocateDirect(Posix.RT, data.length);
+                        buf.put(0, data, 0, data.length);
+                        long n = Posix.pwrite(fd, buf, data.length, 0);
+                        if (n < 0) return new Outcome((int) -n, "write");
+                    }
+                    if (op.path2 == null) return new Outcome(0, "not linked");
+                    int r = Posix.linkat(Posix.AT_FDCWD, "/proc/self/fd/" + fd, Posix.AT_FDCWD, abs(op.path2), Posix.AT_SYMLINK_FOLLOW);
+                    return r < 0 ? new Outcome(-r, "linkat") : new Outcome(0, "linked");
+                } finally { Posix.close(fd); }
+            }
+            case FCHMOD_HELD: {
+                int fd = heldFd(op.a);
+                return fd < 0 ? SLOT_EMPTY : of(Posix.fchmod(fd, (int) op.b));
+            }
+            case FCHOWN_HELD: {
+                int fd = heldFd(op.a);
+                return fd < 0 ? SLOT_EMPTY : of(Posix.fchown(fd, (int) op.b, (int) op.c));
+            }
+            case FUTIMENS_HELD: {
+                int fd = heldFd(op.a);
+                if (fd < 0) return SLOT_EMPTY;
+                long ms = op.b, mn = op.c;
+                if (op.b == -2) { ms = 0; mn = Posix.UTIME_NOW; }
+                return of(Posix.futimens(fd, 0, Posix.UTIME_OMIT, ms, mn));
+            }
+            case FSETXATTR_HELD: {
+                int fd = heldFd(op.a);
+                return fd < 0 ? SLOT_EMPTY : of(Posix.fsetxattr(fd, op.path2, op.text.getBytes(StandardCharsets.ISO_8859_1), 0));
+            }
+            case FTRUNCATE_HELD: {
+                int fd = heldFd(op.a);
+                return fd < 0 ? SLOT_EMPTY : of(Posix.ftruncate(fd, op.b));
+            }
+            case LINK_HELD: {
+                int fd = heldFd(op.a);
+                return fd < 0 ? SLOT_EMPTY : of(Posix.linkat(Posix.AT_FDCWD, "/proc/self/fd/" + fd, Posix.AT_FDCWD, abs(op.path2), Posix.AT_SYMLINK_FOLLOW));
             }
             default: throw new IllegalArgumentException("unknown op " + op);
         }

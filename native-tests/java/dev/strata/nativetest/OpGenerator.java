@@ -21,6 +21,11 @@ public final class OpGenerator {
     private Random rnd;
     /** Choices of mmap operations: a stream of their own, so that without them a seed gives the same sequence as before they existed. */
     private final Random mmapRnd;
+    /** Choices of the operations added for issue 17 (see {@link #nextExtra}) and of the user an op runs as: a stream of their own too. */
+    private final Random extraRnd;
+    /** Operations decided earlier that must come next (an unlink right after a hold-open). */
+    private final java.util.ArrayDeque<Op> pending = new java.util.ArrayDeque<>();
+    private final Set<String> excluded;
     private final String refRoot;
     private final List<String> pool = new ArrayList<>();
     private final List<String> dirPool = new ArrayList<>();
@@ -46,6 +51,8 @@ public final class OpGenerator {
         }
         this.rnd = new Random(seed);
         this.mmapRnd = new Random(seed ^ 0x6d6d6170L);
+        this.extraRnd = new Random(seed ^ 0x6578747261L);
+        this.excluded = Set.copyOf(excluded);
         this.refRoot = refRoot;
         this.renameFlags = !excluded.contains("renameFlags");
         this.hold = !excluded.contains("hold");
@@ -79,7 +86,69 @@ public final class OpGenerator {
         dirPool.addAll(dirs);
     }
 
-    public static final Set<String> KNOWN_EXCLUSIONS = Set.of("overlayXattrs", "trustedXattrs", "renameFlags", "hold", "mknod", "link", "dirRename", "setgid", "mmap");
+    /**
+     * The kinds of operation -Dstrata.random.exclude can leave out. Since issue 17: tmpfile (O_TMPFILE,
+     * linked or not), whiteoutFlag (renameat2 RENAME_WHITEOUT), fallocate (modes 0, KEEP_SIZE,
+     * PUNCH_HOLE|KEEP_SIZE), copyRange (copy_file_range), seek (the SEEK_DATA/SEEK_HOLE map), otrunc
+     * (O_TRUNC opens), asUser (ops run as uid 1000 or 65534), removedFd (fchmod, fchown, futimens,
+     * fsetxattr, ftruncate and linkat of /proc/self/fd/N on held descriptors, most of them of files
+     * removed right after the open), remount (RandomDifferentialTest unmounts and remounts both halfway).
+     */
+    public static final Set<String> KNOWN_EXCLUSIONS = Set.of("overlayXattrs", "trustedXattrs", "renameFlags", "hold", "mknod", "link", "dirRename", "setgid", "mmap",
+            "tmpfile", "whiteoutFlag", "fallocate", "copyRange", "seek", "otrunc", "asUser", "removedFd", "remount");
+
+    /** About one operation in this many is one of nextExtra's (when any of them is enabled). */
+    static final int EXTRA_ONE_IN = 6;
+    /** About one operation in this many runs as a non-root user (uid = gid = 1000 or 65534). */
+    static final int AS_USER_ONE_IN = 8;
+    static final int[] USERS = {1000, 65534};
+
+    /** One of the operations added for issue 17, drawn from rnd (the caller swaps in extraRnd); null if all are excluded. */
+    private Op nextExtra() {
+        List<String> kinds = new ArrayList<>();
+        for (String k : new String[]{"tmpfile", "whiteoutFlag", "fallocate", "copyRange", "seek", "otrunc", "removedFd"}) {
+            if (excluded.contains(k)) continue;
+            if (k.equals("whiteoutFlag") && !renameFlags) continue;
+            if (k.equals("removedFd") && !hold) continue;
+            kinds.add(k);
+            if (k.equals("removedFd")) { kinds.add(k); kinds.add(k); }   // several ops make one removed-file sequence
+        }
+        if (kinds.isEmpty()) return null;
+        long[] offs = {0, 1, 4096, 65536, 1L << 20, (1L << 20) + 5, 3L << 20};
+        long[] lens = {1, 4096, 5000, 1L << 20, 2L << 20};
+        int slot = rnd.nextInt(OpExecutor.SLOTS);
+        switch (kinds.get(rnd.nextInt(kinds.size()))) {
+            case "tmpfile":
+                return Op.tmpfile(nameOfType(Posix.S_IFDIR, 0.9), rnd.nextInt(4) == 0 ? null : freshName(0.8), pick(modes) & 0777,
+                        new int[]{0, 10, 5000}[rnd.nextInt(3)], seed());
+            case "whiteoutFlag":
+                return Op.rename(name(0.85), rnd.nextBoolean() ? freshName(0.6) : name(0.7), Posix.RENAME_WHITEOUT);
+            case "fallocate":
+                return Op.fallocate(nameOfType(Posix.S_IFREG, 0.9), new int[]{0, 1, 3}[rnd.nextInt(3)], offs[rnd.nextInt(offs.length)], lens[rnd.nextInt(lens.length)]);
+            case "copyRange":
+                return Op.copyRange(nameOfType(Posix.S_IFREG, 0.9), nameOfType(Posix.S_IFREG, 0.9), offs[rnd.nextInt(offs.length)],
+                        offs[rnd.nextInt(offs.length)], lens[rnd.nextInt(lens.length)]);
+            case "seek":
+                return Op.seekMap(nameOfType(Posix.S_IFREG, 0.9));
+            case "otrunc":
+                return Op.openTrunc(nameOfType(Posix.S_IFREG, 0.8), new int[]{Posix.O_WRONLY, Posix.O_RDWR | Posix.O_CREAT, Posix.O_RDONLY}[rnd.nextInt(3)], pick(modes) & 0777);
+            default: // removedFd
+                switch (rnd.nextInt(8)) {
+                    case 0: case 1: {
+                        // open a file (often a lower one) and remove its name at once: the ops below then act on a removed file
+                        String n = nameOfType(Posix.S_IFREG, 0.95);
+                        if (rnd.nextInt(4) > 0) pending.add(Op.unlink(n));
+                        return Op.holdOpen(slot, n, rnd.nextInt(3) == 0 ? Posix.O_RDWR : Posix.O_RDONLY);
+                    }
+                    case 2: return Op.fchmodHeld(slot, pick(modes));
+                    case 3: return Op.fchownHeld(slot, pick(IDS), pick(IDS));
+                    case 4: return Op.futimensHeld(slot, rnd.nextInt(4) == 0 ? -2 : 1_000_000_000L + rnd.nextInt(500_000_000), rnd.nextInt(1_000_000_000));
+                    case 5: return Op.fsetxattrHeld(slot, pick(xattrs), "fd" + rnd.nextInt(10));
+                    case 6: return Op.ftruncateHeld(slot, new long[]{0, 3, 5000, 1L << 20}[rnd.nextInt(4)]);
+                    default: return Op.linkHeld(slot, freshName(0.9));
+                }
+        }
+    }
 
     /** -Dstrata.random.exclude=a,b (see KNOWN_EXCLUSIONS). */
     public static Set<String> excludedFromProperty() {
@@ -142,6 +211,26 @@ public final class OpGenerator {
     static final int MMAP_ONE_IN = 25;
 
     public Op next() {
+        // the issue-17 ops and the user an op runs as come from a stream of their own (as mmap ops do, see
+        // nextClassic): with all of them excluded a seed gives the sequence it gave before they existed;
+        // with them, the choices of the other ops change, since these ops change names and types
+        if (!pending.isEmpty()) return pending.poll();
+        if (extraRnd.nextInt(EXTRA_ONE_IN) == 0) {
+            Random main = rnd;
+            rnd = extraRnd;
+            try {
+                Op x = nextExtra();
+                if (x != null) return x;
+            } finally {
+                rnd = main;
+            }
+        }
+        Op op = nextClassic();
+        if (!excluded.contains("asUser") && extraRnd.nextInt(AS_USER_ONE_IN) == 0) op = op.asUser(USERS[extraRnd.nextInt(USERS.length)]);
+        return op;
+    }
+
+    private Op nextClassic() {
         // mmap ops are drawn from their own stream and change no name or type (what the other choices
         // look at): with -Dstrata.random.exclude=mmap a seed gives exactly the sequence it gave before
         // they existed, and with them the same sequence with mmap ops in between

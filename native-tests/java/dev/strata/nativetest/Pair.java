@@ -16,6 +16,8 @@ public final class Pair implements AutoCloseable {
     public final Mounter refMounter, tgtMounter;
     public Mount ref, tgt;
     public OpExecutor refOps, tgtOps;
+    /** Both sides' lower layers as they were before the first mount (check with assertUnchanged after unmount). */
+    public final LowerLayers refLowers, tgtLowers;
     private boolean keep;
 
     /** Builds both layer sets with builder(root) and mounts them. */
@@ -26,6 +28,8 @@ public final class Pair implements AutoCloseable {
         try {
             refLayers = builder.apply(dir.resolve("ref"));
             tgtLayers = builder.apply(dir.resolve("tgt"));
+            refLowers = LowerLayers.snapshot(refLabel(), refLayers.lowers);
+            tgtLowers = LowerLayers.snapshot(tgtLabel(), tgtLayers.lowers);
             mount();
         } catch (RuntimeException | Error e) {
             close();

@@ -8,6 +8,9 @@ import org.junit.jupiter.api.Test;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.List;
+import java.util.Map;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -35,6 +38,24 @@ class RandomDifferentialTest {
         int ops = Integer.getInteger("strata.ops", 2000);
         int runs = Integer.getInteger("strata.runs", 1);
         for (int r = 0; r < runs; r++) runOne(seed + r, ops);
+        Long extra = extraSeed(System.getProperty("strata.extraSeed", ""));
+        if (extra != null) runOne(extra, ops);
+    }
+
+    /**
+     * -Dstrata.extraSeed=auto: one more seed per run, derived from today's date (UTC, as yyyymmdd), so
+     * that CI, whose fixed seeds stay fixed, also tries a new sequence every day; a number runs that
+     * seed; empty or "none": no extra run. Printed like every seed, so a failure can be replayed.
+     */
+    static Long extraSeed(String v) {
+        v = v.strip();
+        if (v.isEmpty() || v.equals("none")) return null;
+        if (v.equals("auto")) return Long.parseLong(java.time.LocalDate.now(java.time.ZoneOffset.UTC).format(java.time.format.DateTimeFormatter.BASIC_ISO_DATE));
+        try {
+            return Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("-Dstrata.extraSeed: auto, none or a number, not '" + v + "'");
+        }
     }
 
     static void runOne(long seed, int ops) {
@@ -45,17 +66,44 @@ class RandomDifferentialTest {
         // and it cannot allow MAP_SHARED mappings of the direct-I/O files it serves hard links with (ENODEV)
         boolean strictMmap = Boolean.parseBoolean(System.getProperty("strata.strictMmap", String.valueOf(!libfuse)));
         Snapshot.Options opts = Snapshot.Options.fromProperties();
-        System.out.println("[random] seed=" + seed + " ops=" + ops + " (replay: -Dstrata.seed=" + seed + ")");
+        boolean remount = !OpGenerator.excludedFromProperty().contains("remount");
+        System.out.println("[random] random seed " + seed + " (replay: -Dstrata.seed=" + seed + "), ops=" + ops);
         Deque<String> tail = new ArrayDeque<>();
         int skippedFlags = 0, skippedMmap = 0, failedOps = 0, excused = 0;
         try (Pair p = Pair.standard("random")) {
             p.keepOnClose();
             String who = p.refLabel() + " vs " + p.tgtLabel();
-            List<String> d0 = p.treeDiff(opts, 30);
+            Snapshot prevRef = p.refSnapshot(), prevTgt = p.tgtSnapshot();
+            List<String> d0 = Snapshot.diff(prevRef, prevTgt, opts, 30);
             if (!d0.isEmpty()) fail("[random] " + who + ": the trees differ before any operation:\n  " + String.join("\n  ", d0));
-            OpGenerator gen = new OpGenerator(seed, p.refSnapshot(), p.ref.abs(""), OpGenerator.excludedFromProperty());
+            OpGenerator gen = new OpGenerator(seed, prevRef, p.ref.abs(""), OpGenerator.excludedFromProperty());
             for (int i = 0; i < ops; i++) {
+                if (remount && i == ops / 2 && i > 0) {
+                    // halfway: unmount both (held descriptors are closed), check the lowers, mount again; the
+                    // next comparison is relative to the trees just before, so st_ino must survive the remount
+                    Snapshot r0 = p.refSnapshot(), t0 = p.tgtSnapshot();
+                    List<String> d = Snapshot.diff(r0, t0, opts, 30, prevRef, prevTgt);
+                    if (!d.isEmpty()) fail(report(seed, i - 1, null, who + p.targetLog(), "the trees differ before the remount", tail, d));
+                    prevRef = r0;
+                    prevTgt = t0;
+                    p.unmount();
+                    lowersUnchanged(p, seed, i, who, tail);
+                    p.mount();
+                    remember(tail, i, null, "(unmounted and mounted both again)");
+                    d = Snapshot.diff(r0 = p.refSnapshot(), t0 = p.tgtSnapshot(), opts, 30, prevRef, prevTgt);
+                    if (!d.isEmpty()) fail(report(seed, i, null, who + p.targetLog(), "the trees differ after the remount", tail, d));
+                    prevRef = r0;
+                    prevTgt = t0;
+                }
                 Op op = gen.next();
+                List<String> touched = touched(op);
+                Map<String, long[]> kBefore = stats(p.ref.abs(""), touched), sBefore = stats(p.tgt.abs(""), touched);
+                if ((op.kind == Op.Kind.CREATE || op.kind == Op.Kind.OPEN_TRUNC) && kBefore.get(op.path) != null && sBefore.get(op.path) != null) {
+                    // an open of an existing name adds nothing to its directory; a copy-up it makes changes the
+                    // upper directory's ctime on the kernel as a side effect (see touched)
+                    touched.remove(parent(op.path));
+                }
+                waitForNextTick(kBefore, sBefore);
                 OpExecutor.Outcome k, s;
                 if (op.renameWithFlags() || (op.mmap() && !strictMmap)) {
                     s = p.tgtOps.run(op);
@@ -80,16 +128,22 @@ class RandomDifferentialTest {
                 if (!k.ok()) failedOps++;
                 if (excuse) {
                     excused++;
-                } else if (!k.normalized(opts).equals(s.normalized(opts))) {
+                } else if (op.kind == Op.Kind.SEEK_MAP ? OpExecutor.seekMapDisagreement(k, s) != null : !k.normalized(opts).equals(s.normalized(opts))) {
                     fail(report(seed, i, op, who + p.targetLog(), "operation results differ:\n  " + p.refLabel() + ": " + k + "\n  " + p.tgtLabel() + ": " + s,
                             tail, p.treeDiff(opts, 20)));
                 }
+                List<String> t = timesDiffer(touched, kBefore, stats(p.ref.abs(""), touched), p.refLabel(), sBefore, stats(p.tgt.abs(""), touched), p.tgtLabel(), opts);
+                if (!t.isEmpty()) fail(report(seed, i, op, who + p.targetLog(), "what the operation changed differs:\n  " + String.join("\n  ", t), tail, p.treeDiff(opts, 20)));
                 if ((i + 1) % every == 0 || i == ops - 1) {
-                    List<String> d = p.treeDiff(opts, 30);
+                    Snapshot r = p.refSnapshot(), ts = p.tgtSnapshot();
+                    List<String> d = Snapshot.diff(r, ts, opts, 30, prevRef, prevTgt);
                     if (!d.isEmpty()) fail(report(seed, i, op, who + p.targetLog(), "the trees differ after this op", tail, d));
+                    prevRef = r;
+                    prevTgt = ts;
                 }
             }
             p.unmount();
+            lowersUnchanged(p, seed, ops - 1, who, tail);
             List<String> ud = Snapshot.diff(Snapshot.upperMeaning(p.refLabel(), p.refLayers.upper, p.refLayers.lowers),
                     Snapshot.upperMeaning(p.tgtLabel(), p.tgtLayers.upper, p.tgtLayers.lowers), opts, 30);
             if (!ud.isEmpty()) fail(report(seed, ops - 1, null, who, "the upper layers mean different things after unmount", tail, ud));
@@ -102,8 +156,102 @@ class RandomDifferentialTest {
         }
     }
 
+    private static void lowersUnchanged(Pair p, long seed, int index, String who, Deque<String> tail) {
+        List<String> c = new java.util.ArrayList<>();
+        for (String l : p.refLowers.changes(15)) c.add(p.refLabel() + ": " + l);
+        for (String l : p.tgtLowers.changes(15)) c.add(p.tgtLabel() + ": " + l);
+        if (!c.isEmpty()) fail(report(seed, index, null, who + p.targetLog(), "a lower layer changed (nothing done through a mount may change one)", tail, c));
+    }
+
+    /**
+     * The names whose st_ino, mtime and ctime an op may change: its path(s), and the parent directory of
+     * a name it adds or removes. Not the parent of a name only looked at or changed in place: there the
+     * kernel overlay shows the ctime of the upper directory, which a copy-up of a sibling or of a child's
+     * ancestors changes as a side effect.
+     */
+    static List<String> touched(Op op) {
+        java.util.LinkedHashSet<String> out = new java.util.LinkedHashSet<>();
+        Op.Kind k = op.kind;
+        boolean path2IsName = k == Op.Kind.LINK || k == Op.Kind.RENAME || k == Op.Kind.COPY_RANGE || k == Op.Kind.TMPFILE || k == Op.Kind.LINK_HELD;
+        boolean addsOrRemoves1 = k == Op.Kind.CREATE || k == Op.Kind.CREATE_EXCL || k == Op.Kind.SYMLINK || k == Op.Kind.MKDIR || k == Op.Kind.RMDIR
+                || k == Op.Kind.UNLINK || k == Op.Kind.RENAME || k == Op.Kind.MKFIFO || k == Op.Kind.MKNOD
+                || (k == Op.Kind.OPEN_TRUNC && (op.a & Posix.O_CREAT) != 0);
+        boolean addsOrRemoves2 = k == Op.Kind.LINK || k == Op.Kind.RENAME || k == Op.Kind.TMPFILE || k == Op.Kind.LINK_HELD;
+        if (op.path != null) {
+            out.add(op.path);
+            if (addsOrRemoves1) out.add(parent(op.path));
+        }
+        if (path2IsName && op.path2 != null) {
+            out.add(op.path2);
+            if (addsOrRemoves2) out.add(parent(op.path2));
+        }
+        return new java.util.ArrayList<>(out);
+    }
+
+    private static String parent(String n) { return n.contains("/") ? n.substring(0, n.lastIndexOf('/')) : ""; }
+
+    /** lstat of each name below root: {st_ino, mtime s, ns, ctime s, ns}, or null where it does not exist. */
+    static Map<String, long[]> stats(String root, List<String> rels) {
+        Map<String, long[]> out = new java.util.HashMap<>();
+        for (String rel : rels) {
+            Stat st = new Stat();
+            String path = rel.isEmpty() ? root : root + "/" + rel;
+            int r = Mounts.guarded("lstat " + path, () -> Posix.fstatat(Posix.AT_FDCWD, path, st, Posix.AT_SYMLINK_NOFOLLOW));
+            out.put(rel, r < 0 ? null : new long[]{st.ino(), st.mtime(), st.mtimeNs(), st.ctime(), st.ctimeNs()});
+        }
+        return out;
+    }
+
+    /**
+     * File times come from a coarse clock (one tick is a few ms): an op in the same tick as the last
+     * change of a name would leave its times as they were on one side and not on the other. If a time
+     * seen before the op is that recent, wait until the clock has moved on.
+     */
+    static void waitForNextTick(Map<String, long[]> a, Map<String, long[]> b) {
+        long newest = 0;
+        for (Map<String, long[]> m : List.of(a, b)) {
+            for (long[] v : m.values()) {
+                if (v == null) continue;
+                newest = Math.max(newest, Math.max(v[1] * 1000 + v[2] / 1_000_000, v[3] * 1000 + v[4] / 1_000_000));
+            }
+        }
+        long wait = newest + TICK_MS - System.currentTimeMillis();
+        if (wait > 0) {
+            try { Thread.sleep(Math.min(wait, TICK_MS)); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
+        }
+    }
+    static final long TICK_MS = 12;
+
+    /**
+     * Per operation, for every name it touches that exists before and after on both sides: whether its
+     * st_ino changed, whether its mtime changed and whether its ctime changed must agree (the values
+     * legitimately differ: "now" is another moment on each side).
+     */
+    static List<String> timesDiffer(List<String> rels, Map<String, long[]> aBefore, Map<String, long[]> aAfter, String aLabel,
+                                    Map<String, long[]> bBefore, Map<String, long[]> bAfter, String bLabel, Snapshot.Options o) {
+        List<String> out = new java.util.ArrayList<>();
+        String[] what = {"st_ino", "mtime", "ctime"};
+        for (String rel : rels) {
+            long[] a0 = aBefore.get(rel), a1 = aAfter.get(rel), b0 = bBefore.get(rel), b1 = bAfter.get(rel);
+            if (a0 == null || a1 == null || b0 == null || b1 == null) continue;
+            for (int w = 0; w < 3; w++) {
+                if (w == 0 && !o.compareInodeGroups) continue;
+                if (w > 0 && !o.compareOldTimes) continue;
+                int i = w == 0 ? 0 : w == 1 ? 1 : 3;
+                boolean ca = a0[i] != a1[i] || (w > 0 && a0[i + 1] != a1[i + 1]), cb = b0[i] != b1[i] || (w > 0 && b0[i + 1] != b1[i + 1]);
+                if (ca != cb) {
+                    out.add("'" + Names.show(rel.isEmpty() ? "." : rel) + "': " + what[w] + " changed on " + (ca ? aLabel : bLabel) + " only ("
+                            + aLabel + ": " + show(a0, i, w) + " -> " + show(a1, i, w) + ", " + bLabel + ": " + show(b0, i, w) + " -> " + show(b1, i, w) + ")");
+                }
+            }
+        }
+        return out;
+    }
+
+    private static String show(long[] v, int i, int w) { return w == 0 ? Long.toString(v[i]) : v[i] + "." + String.format("%09d", v[i + 1]); }
+
     private static void remember(Deque<String> tail, int i, Op op, String result) {
-        tail.addLast("#" + i + " " + op + " -> " + result);
+        tail.addLast("#" + i + " " + (op == null ? "" : op + " -> ") + result);
         if (tail.size() > Integer.getInteger("strata.tail", 40)) tail.removeFirst();
     }
 

@@ -35,8 +35,12 @@ public final class Snapshot {
         public final String rel;
         String type = "?";
         int perm, uid, gid;
-        long size, nlink, rdev, mtime, mtimeNs, ino, dev;
+        long size, nlink, rdev, mtime, mtimeNs, ctime, ctimeNs, ino, dev;
         long blocks;
+        /** d_ino as readdir gave it (-1: not listed, e.g. the root). */
+        long dino = -1;
+        /** Data extents of a regular file from SEEK_DATA/SEEK_HOLE ("0-4096,1048576-1052672"; "" = all hole), null if not a file. */
+        String extents;
         String sha256, target, problem = "";
         final SortedMap<String, String> xattrs = new TreeMap<>();
         String sameInodeAs = "";
@@ -51,6 +55,11 @@ public final class Snapshot {
         public String sha256() { return sha256; }
         public String target() { return target; }
         public Map<String, String> xattrs() { return xattrs; }
+        public long mtime() { return mtime; }
+        public long ctime() { return ctime; }
+        public String extents() { return extents; }
+        /** Whether readdir's d_ino equals lstat's st_ino (true where the entry was not listed). */
+        public boolean dinoMatches() { return dino == -1 || dino == ino; }
 
         /** Field name -> value, for the comparison; times only when "old" (see OLD_TIME_LIMIT). */
         Map<String, String> fields(Options o) {
@@ -63,10 +72,11 @@ public final class Snapshot {
             f.put("gid", Integer.toString(gid));
             if (!type.equals("dir")) f.put("size", Long.toString(size));
             if (sha256 != null) f.put("sha256", sha256);
-            if (o.compareSparse && type.equals("file") && size >= 65536) {
-                // holes kept or lost (e.g. by a copy-up that writes zeros). Only the category is compared:
-                // the kernel's copy-up skips holes in 1 MiB chunks, a finer copy keeps more of them.
-                f.put("holes", blocks * 512 < size * 3 / 4 ? "yes" : "no");
+            if (o.compareSparse && extents != null) {
+                // whether the file has a hole at all (a summary: Snapshot.diff compares the extents themselves,
+                // see holesKept); the exact map only where both sides must be the same file (o.exact)
+                f.put("holes", hasHole(extents, size) ? "yes" : "no");
+                if (o.exact) f.put("data extents", extents);
             }
             if (target != null) f.put("target", Names.show(target));
             if (type.equals("chr") || type.equals("blk")) f.put("rdev", Long.toString(rdev));
@@ -75,6 +85,12 @@ public final class Snapshot {
                 if (o.xattrIncluded(x.getKey())) f.put("xattr " + x.getKey(), x.getValue());
             }
             if (o.compareInodeGroups && !type.equals("dir")) f.put("same inode as", sameInodeAs);
+            if (o.exact) {
+                // the same directory before and after: every time but atime, and the inode itself
+                f.put("mtime", mtime + "." + String.format("%09d", mtimeNs));
+                f.put("ctime", ctime + "." + String.format("%09d", ctimeNs));
+                f.put("ino", Long.toString(ino));
+            }
             return f;
         }
 
@@ -91,8 +107,14 @@ public final class Snapshot {
     /** What a comparison looks at. */
     public static final class Options {
         boolean compareNlink = true, compareDirNlink = true, compareInodeGroups = true, compareSparse = true,
-                compareOldTimes = true, xattrsUserOnly = false;
+                compareOldTimes = true, xattrsUserOnly = false, compareSecurity = true, compareDino = true, exact = false;
         public static Options all() { return new Options(); }
+        /**
+         * For a directory compared with itself at another time (a lower layer before and after a test):
+         * everything, exactly: also mtime and ctime to the nanosecond, st_ino, the data/hole map, and every
+         * xattr (trusted.*, security.*, POSIX ACLs). Only atime may change (reads through the overlay).
+         */
+        public static Options exact() { Options o = new Options(); o.exact = true; return o; }
         /**
          * Everything, minus what -Dstrata.compare.X=false turns off (X: nlink, dirNlink, inodeGroups,
          * sparse, times) — for exploring an implementation known to differ in one respect.
@@ -104,6 +126,8 @@ public final class Snapshot {
             o.compareInodeGroups = !"false".equals(System.getProperty("strata.compare.inodeGroups"));
             o.compareSparse = !"false".equals(System.getProperty("strata.compare.sparse"));
             o.compareOldTimes = !"false".equals(System.getProperty("strata.compare.times"));
+            o.compareSecurity = !"false".equals(System.getProperty("strata.compare.security"));
+            o.compareDino = !"false".equals(System.getProperty("strata.compare.dino"));
             return o;
         }
         public Options dirNlink(boolean b) { compareDirNlink = b; return this; }
@@ -112,7 +136,20 @@ public final class Snapshot {
         public Options sparse(boolean b) { compareSparse = b; return this; }
         public Options oldTimes(boolean b) { compareOldTimes = b; return this; }
         public Options userXattrsOnly(boolean b) { xattrsUserOnly = b; return this; }
-        boolean xattrIncluded(String name) { return !xattrsUserOnly || name.startsWith("user."); }
+        public Options security(boolean b) { compareSecurity = b; return this; }
+        public Options dino(boolean b) { compareDino = b; return this; }
+        /**
+         * user.* and trusted.* always; security.* (file capabilities) and the POSIX ACLs
+         * (system.posix_acl_access/default) unless turned off; other system.* names never (they are views
+         * of other metadata, e.g. system.nfs4_acl); with userXattrsOnly only user.*.
+         */
+        boolean xattrIncluded(String name) {
+            if (xattrsUserOnly) return name.startsWith("user.");
+            if (exact) return true;
+            if (name.startsWith("security.")) return compareSecurity;
+            if (name.startsWith("system.")) return compareSecurity && (name.equals("system.posix_acl_access") || name.equals("system.posix_acl_default"));
+            return true;
+        }
     }
 
     private final String label;
@@ -143,8 +180,8 @@ public final class Snapshot {
                 e.problem = "readdir says " + typeFromDirent + ", lstat says " + e.type;
             }
             String xpath = name == null ? root.toString() : "/proc/self/fd/" + dirfd + "/" + name;
+            if (name != null) e.dino = LAST_DINO.get();
             for (String x : Posix.llistxattr(xpath)) {
-                if (x.startsWith("security.") || x.startsWith("system.")) continue;
                 byte[] v = Posix.lgetxattr(xpath, x);
                 e.xattrs.put(x, v == null ? "<unreadable>" : Names.showBytes(v));
             }
@@ -152,7 +189,10 @@ public final class Snapshot {
                 int fd = name == null ? -1 : Posix.openat(dirfd, name, Posix.O_RDONLY | Posix.O_NOFOLLOW | Posix.O_NONBLOCK, 0);
                 if (fd < 0) e.problem = "open for reading: " + Errno.name(fd);
                 else {
-                    try { e.sha256 = sha256(fd, e); } finally { Posix.close(fd); }
+                    try {
+                        e.sha256 = sha256(fd, e);
+                        e.extents = extents(fd, e.size);
+                    } finally { Posix.close(fd); }
                 }
             } else if (e.type.equals("symlink")) {
                 int[] err = new int[1];
@@ -183,6 +223,8 @@ public final class Snapshot {
         e.rdev = st.rdev();
         e.mtime = st.mtime();
         e.mtimeNs = st.mtimeNs();
+        e.ctime = st.ctime();
+        e.ctimeNs = st.ctimeNs();
         e.ino = st.ino();
         e.dev = st.dev();
         e.blocks = st.blocks();
@@ -233,6 +275,70 @@ public final class Snapshot {
         StringBuilder s = new StringBuilder();
         for (byte x : md.digest()) s.append(String.format("%02x", x & 0xff));
         return s.toString();
+    }
+
+    /**
+     * The data extents of an open regular file from SEEK_DATA/SEEK_HOLE: "start-end" ranges joined by
+     * commas ("" if the file is all hole or empty). A filesystem without SEEK_HOLE reports the whole file
+     * as data, which is what lseek's generic fallback does too.
+     */
+    static String extents(int fd, long size) {
+        StringBuilder s = new StringBuilder();
+        long off = 0;
+        while (off < size) {
+            long d = Posix.lseek(fd, off, Posix.SEEK_DATA);
+            if (d < 0) break;                        // ENXIO: only hole from off to the end
+            long h = Posix.lseek(fd, d, Posix.SEEK_HOLE);
+            if (h < 0) h = size;
+            if (s.length() > 0) s.append(',');
+            s.append(d).append('-').append(h);
+            if (h <= d) break;
+            off = h;
+        }
+        return s.toString();
+    }
+
+    static boolean hasHole(String extents, long size) {
+        long[][] x = parseExtents(extents);
+        long covered = 0;
+        for (long[] r : x) covered += r[1] - r[0];
+        return covered < size;
+    }
+
+    static long[][] parseExtents(String extents) {
+        if (extents == null || extents.isEmpty()) return new long[0][];
+        String[] parts = extents.split(",");
+        long[][] out = new long[parts.length][];
+        for (int i = 0; i < parts.length; i++) {
+            int dash = parts[i].indexOf('-');
+            out[i] = new long[]{Long.parseLong(parts[i].substring(0, dash)), Long.parseLong(parts[i].substring(dash + 1))};
+        }
+        return out;
+    }
+
+    /**
+     * Null if every hole of the reference (below size) is a hole of the target too, else the first
+     * reference hole the target fills with data. The rule where two implementations store the same
+     * content: holes may legitimately differ in one direction only, since the kernel's copy-up skips
+     * holes in 1 MiB chunks (ovl_copy_up_file: it copies a whole chunk that has any data) and a finer
+     * copy keeps more of them; a hole the kernel keeps (a lower file's, a punched one, a truncate's)
+     * must not become allocated zeros.
+     */
+    static String holesKept(String ref, String tgt, long size) {
+        long[][] r = parseExtents(ref), t = parseExtents(tgt);
+        // walk the reference's holes: [prevEnd, next start) and the tail
+        long prev = 0;
+        for (int i = 0; i <= r.length; i++) {
+            long hs = prev, he = i < r.length ? r[i][0] : size;
+            if (he > hs) {
+                for (long[] d : t) {
+                    long a = Math.max(hs, d[0]), b = Math.min(he, d[1]);
+                    if (a < b) return "the hole at " + hs + "-" + he + " is data at " + a + "-" + b;
+                }
+            }
+            if (i < r.length) prev = r[i][1];
+        }
+        return null;
     }
 
     // ------------------------------------------------------------------ what an upper layer means
@@ -300,7 +406,8 @@ public final class Snapshot {
     private static Entry copyOf(Entry e, String key) {
         Entry n = new Entry(key);
         n.type = e.type; n.perm = e.perm; n.uid = e.uid; n.gid = e.gid; n.size = e.size; n.nlink = e.nlink;
-        n.rdev = e.rdev; n.mtime = e.mtime; n.mtimeNs = e.mtimeNs; n.ino = e.ino; n.dev = e.dev; n.blocks = e.blocks;
+        n.rdev = e.rdev; n.mtime = e.mtime; n.mtimeNs = e.mtimeNs; n.ctime = e.ctime; n.ctimeNs = e.ctimeNs; n.ino = e.ino; n.dev = e.dev;
+        n.blocks = e.blocks; n.dino = e.dino; n.extents = e.extents;
         n.sha256 = e.sha256; n.target = e.target; n.problem = e.problem; n.sameInodeAs = e.sameInodeAs;
         return n;
     }
@@ -367,6 +474,7 @@ public final class Snapshot {
             Stat st = new Stat();
             int r = Posix.fstatat(dirfd, name, st, Posix.AT_SYMLINK_NOFOLLOW);
             if (r < 0) { v.visit(dirfd, name, rel, null, -r); continue; }
+            LAST_DINO.set(Long.parseLong(nd[2]));
             v.visit(dirfd, name, rel, st, Integer.parseInt(nd[1]));
             if (st.isDir()) {
                 int fd = Posix.openat(dirfd, name, Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
@@ -376,7 +484,10 @@ public final class Snapshot {
         }
     }
 
-    /** The names of a directory (without . and ..) with their d_type, sorted by bytes. */
+    /** The d_ino of the entry being visited (a visitor that wants it reads it here). */
+    static final ThreadLocal<Long> LAST_DINO = ThreadLocal.withInitial(() -> -1L);
+
+    /** The names of a directory (without . and ..) with their d_type and d_ino ({name, dtype, d_ino}), sorted by bytes. */
     public static List<String[]> listDir(int dirfd) {
         List<String[]> out = new ArrayList<>();
         int size = 65536;
@@ -395,7 +506,8 @@ public final class Snapshot {
                 byte[] nb = new byte[end - nameStart];
                 buf.get(nameStart, nb, 0, nb.length);
                 String name = new String(nb, StandardCharsets.ISO_8859_1);
-                if (!name.equals(".") && !name.equals("..")) out.add(new String[]{name, Integer.toString(dtype)});
+                long dino = buf.getLong(pos);
+                if (!name.equals(".") && !name.equals("..")) out.add(new String[]{name, Integer.toString(dtype), Long.toString(dino)});
                 pos += reclen;
             }
         }
@@ -406,7 +518,28 @@ public final class Snapshot {
     // ------------------------------------------------------------------ comparing
 
     /** The differences between two snapshots, readable, at most max lines (plus a count of the rest). */
-    public static List<String> diff(Snapshot a, Snapshot b, Options o, int max) {
+    public static List<String> diff(Snapshot a, Snapshot b, Options o, int max) { return diff(a, b, o, max, null, null); }
+
+    /**
+     * Like {@link #diff(Snapshot, Snapshot, Options, int)}, and relative to an earlier snapshot of each
+     * side (prevA, prevB, may be null): for every name present in all four, whether its mtime changed
+     * and whether its st_ino changed since then must agree. Times set to "now" by both sides differ in
+     * value but not in this relation; st_ino must stay across copy-up and remount on both or on neither.
+     *
+     * <p>By convention a is the reference where there is one (the kernel). Rules under which the kernel
+     * and another implementation legitimately differ, each spelled out where it is applied:
+     * <ul>
+     * <li>mtime: compared exactly where it is before 2020 on either side (the layer builder and explicit
+     *     utimens set only such times); a time "now" is compared by the changed-or-not relation only.</li>
+     * <li>holes: see {@link #holesKept} (the reference's holes must be holes of the other side).</li>
+     * <li>d_ino: readdir's d_ino must equal lstat's st_ino; the kernel overlay (xino off, all layers on one
+     *     filesystem) gives a merged directory listed in a parent it has not marked impure the upper
+     *     directory's d_ino while lstat gives the lower one's (ovl_calc_d_ino recalculates only in impure
+     *     or xino directories; seen on this machine with hand-built uppers). That mismatch, on a directory,
+     *     on a side whose label starts with "kernel", is the one excused.</li>
+     * </ul>
+     */
+    public static List<String> diff(Snapshot a, Snapshot b, Options o, int max, Snapshot prevA, Snapshot prevB) {
         List<String> out = new ArrayList<>();
         int total = 0;
         Set<String> all = new java.util.TreeSet<>(a.entries.keySet());
@@ -421,6 +554,7 @@ public final class Snapshot {
                 Map<String, String> fa = ea.fields(o), fb = eb.fields(o);
                 Set<String> keys = new java.util.LinkedHashSet<>(fa.keySet());
                 keys.addAll(fb.keySet());
+                if (!o.exact) keys.remove("holes");     // compared below, by holesKept
                 for (String k : keys) {
                     String va = fa.get(k), vb = fb.get(k);
                     if (!Objects.equals(va, vb)) {
@@ -428,10 +562,39 @@ public final class Snapshot {
                                 + (vb == null ? "<none>" : vb));
                     }
                 }
-                if (o.compareOldTimes && fa.get("type").equals(fb.get("type")) && !ea.type.equals("whiteout")) {
+                boolean sameType = fa.get("type").equals(fb.get("type")) && !ea.type.equals("whiteout");
+                if (o.compareOldTimes && !o.exact && sameType) {
                     String ta = ea.oldMtime(), tb = eb.oldMtime();
                     if ((ta != null || tb != null) && !Objects.equals(ta, tb)) {
                         lines.add(shown + ": mtime " + a.label + "=" + showTime(ea) + " " + b.label + "=" + showTime(eb));
+                    }
+                }
+                if (o.compareSparse && !o.exact && sameType && ea.extents != null && eb.extents != null && ea.size == eb.size) {
+                    String h = holesKept(ea.extents, eb.extents, ea.size);
+                    if (h != null) lines.add(shown + ": holes: " + a.label + " data=[" + ea.extents + "] " + b.label + " data=[" + eb.extents + "]: " + h);
+                }
+                if (o.compareDino && !o.exact && ea.dinoMatches() != eb.dinoMatches()) {
+                    Entry bad = ea.dinoMatches() ? eb : ea;
+                    String badLabel = ea.dinoMatches() ? b.label : a.label;
+                    boolean excused = bad.type.equals("dir") && badLabel.startsWith("kernel");
+                    if (!excused) {
+                        lines.add(shown + ": d_ino " + badLabel + ": readdir d_ino=" + bad.dino + " but lstat st_ino=" + bad.ino
+                                + " (the other side: equal)");
+                    }
+                }
+                if (prevA != null && prevB != null && sameType) {
+                    Entry pa = prevA.entries.get(rel), pb = prevB.entries.get(rel);
+                    if (pa != null && pb != null && pa.type.equals(ea.type) && pb.type.equals(eb.type)) {
+                        boolean ma = pa.mtime != ea.mtime || pa.mtimeNs != ea.mtimeNs, mb = pb.mtime != eb.mtime || pb.mtimeNs != eb.mtimeNs;
+                        if (o.compareOldTimes && ma != mb) {
+                            lines.add(shown + ": mtime changed since the last comparison on " + (ma ? a.label : b.label) + " only ("
+                                    + a.label + ": " + showTime(pa) + " -> " + showTime(ea) + ", " + b.label + ": " + showTime(pb) + " -> " + showTime(eb) + ")");
+                        }
+                        boolean ia = pa.ino != ea.ino, ib = pb.ino != eb.ino;
+                        if (o.compareInodeGroups && ia != ib) {
+                            lines.add(shown + ": st_ino changed since the last comparison on " + (ia ? a.label : b.label) + " only ("
+                                    + a.label + ": " + pa.ino + " -> " + ea.ino + ", " + b.label + ": " + pb.ino + " -> " + eb.ino + ")");
+                        }
                     }
                 }
             }

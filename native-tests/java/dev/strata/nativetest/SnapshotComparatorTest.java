@@ -8,7 +8,12 @@ import org.junit.jupiter.api.Test;
 import java.nio.file.Path;
 import java.util.List;
 
+import java.util.Map;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -150,6 +155,112 @@ class SnapshotComparatorTest {
         List<String> d = Snapshot.diff(Snapshot.take("a", a.root()), Snapshot.take("b", b.root()), Snapshot.Options.all(), 5);
         assertEquals(6, d.size(), d.toString());
         assertTrue(d.get(5).startsWith("... and "), d.toString());
+    }
+
+    // ------------------------------------------------------------------ issue 17: what the comparison now sees
+
+    @Test void changedLowerLayerIsReported() {
+        LowerLayers lowers = LowerLayers.snapshot("self-test", List.of(a.root()));
+        assertEquals(List.of(), lowers.changes(10));
+        // a change undone: same mode, content and mtime as before, only ctime tells
+        Tree.check(Posix.fchmodat(Posix.AT_FDCWD, a.abs("plain.txt"), 04777), "chmod");
+        Tree.check(Posix.fchmodat(Posix.AT_FDCWD, a.abs("plain.txt"), 0644), "chmod");
+        List<String> c = lowers.changes(10);
+        assertTrue(c.stream().anyMatch(l -> l.contains("plain.txt") && l.contains("ctime")), c.toString());
+        assertThrows(AssertionError.class, () -> lowers.assertUnchanged("self-test"));
+        // a trusted.* xattr (left out of nothing in the lower check) and a hard link made into another dir
+        LowerLayers again = LowerLayers.snapshot("self-test", List.of(a.root()));
+        a.xattr("x.txt", "trusted.overlay.origin", "forged");
+        Tree.check(Posix.linkat(Posix.AT_FDCWD, a.abs("data.bin"), Posix.AT_FDCWD, dir + "/outside-link", 0), "link");
+        List<String> c2 = again.changes(10);
+        assertTrue(c2.stream().anyMatch(l -> l.contains("x.txt") && l.contains("xattr trusted.overlay.origin")), c2.toString());
+        assertTrue(c2.stream().anyMatch(l -> l.contains("data.bin") && l.contains("nlink")), c2.toString());
+    }
+
+    @Test void corruptedMtimeIsReported() {
+        // both sides' mtime "now" (recent), so values are not compared; but it changed on a only
+        Snapshot pa = Snapshot.take("a", a.root()), pb = Snapshot.take("b", b.root());
+        sleepMs(20);
+        Tree.check(Posix.utimensat(Posix.AT_FDCWD, a.abs("plain.txt"), 0, Posix.UTIME_NOW, 0, Posix.UTIME_NOW, 0), "utimens");
+        Tree.check(Posix.utimensat(Posix.AT_FDCWD, b.abs("plain.txt"), 0, Posix.UTIME_NOW, 0, Posix.UTIME_NOW, 0), "utimens");
+        Snapshot pa2 = Snapshot.take("a", a.root()), pb2 = Snapshot.take("b", b.root());
+        assertEquals(List.of(), Snapshot.diff(pa2, pb2, Snapshot.Options.all(), 20, pa, pb), "both changed: agree");
+        sleepMs(20);
+        Tree.check(Posix.utimensat(Posix.AT_FDCWD, a.abs("plain.txt"), 0, Posix.UTIME_NOW, 0, Posix.UTIME_NOW, 0), "utimens");
+        List<String> d = Snapshot.diff(Snapshot.take("a", a.root()), Snapshot.take("b", b.root()), Snapshot.Options.all(), 20, pa2, pb2);
+        assertTrue(d.stream().anyMatch(l -> l.contains("plain.txt") && l.contains("mtime changed since the last comparison on a only")), d.toString());
+    }
+
+    @Test void corruptedCtimeChangeIsReported() {
+        List<String> rels = List.of("plain.txt", "");
+        Map<String, long[]> a0 = RandomDifferentialTest.stats(a.root().toString(), rels), b0 = RandomDifferentialTest.stats(b.root().toString(), rels);
+        sleepMs(20);
+        // the "same op" on both, except that b's ctime is not changed by it (an owner set to what it is changes ctime)
+        Tree.check(Posix.fchownat(Posix.AT_FDCWD, a.abs("plain.txt"), -1, -1, 0), "chown");
+        Tree.check(Posix.fchmodat(Posix.AT_FDCWD, a.abs("plain.txt"), 0644), "chmod");
+        List<String> d = RandomDifferentialTest.timesDiffer(rels, a0, RandomDifferentialTest.stats(a.root().toString(), rels), "a",
+                b0, RandomDifferentialTest.stats(b.root().toString(), rels), "b", Snapshot.Options.all());
+        assertTrue(d.stream().anyMatch(l -> l.contains("plain.txt") && l.contains("ctime changed on a only")), d.toString());
+        assertTrue(d.stream().noneMatch(l -> l.contains("mtime")), d.toString());
+        // and the same change on b: agreement
+        Tree.check(Posix.fchmodat(Posix.AT_FDCWD, b.abs("plain.txt"), 0644), "chmod");
+        assertEquals(List.of(), RandomDifferentialTest.timesDiffer(rels, a0, RandomDifferentialTest.stats(a.root().toString(), rels), "a",
+                b0, RandomDifferentialTest.stats(b.root().toString(), rels), "b", Snapshot.Options.all()));
+    }
+
+    @Test void dinoMismatchIsReported() {
+        Snapshot sa = Snapshot.take("a", a.root()), sb = Snapshot.take("b", b.root());
+        assertTrue(sa.get("plain.txt").dinoMatches(), "a plain directory: d_ino is st_ino");
+        assertEquals(List.of(), Snapshot.diff(sa, sb, Snapshot.Options.all(), 20));
+        // what readdir would say if it gave another number than lstat (as a union that lists the upper inode)
+        sb.get("plain.txt").dino = sb.get("plain.txt").ino + 1;
+        List<String> d = Snapshot.diff(sa, sb, Snapshot.Options.all(), 20);
+        assertTrue(d.stream().anyMatch(l -> l.contains("plain.txt") && l.contains("d_ino b")), d.toString());
+        // the kernel's one known mismatch (a merged directory in a non-impure parent) is excused, a file's is not
+        Snapshot kernel = Snapshot.take("kernel", a.root());
+        kernel.get("sub").dino = kernel.get("sub").ino + 1;
+        assertEquals(List.of(), Snapshot.diff(kernel, Snapshot.take("b", b.root()), Snapshot.Options.all(), 20));
+        kernel.get("plain.txt").dino = kernel.get("plain.txt").ino + 1;
+        assertTrue(Snapshot.diff(kernel, Snapshot.take("b", b.root()), Snapshot.Options.all(), 20).stream().anyMatch(l -> l.contains("plain.txt")));
+    }
+
+    @Test void holeMapIsCompared() {
+        Snapshot sa = Snapshot.take("a", a.root());
+        assertEquals((1 << 20) + "-" + ((1 << 20) + 4096), sa.get("sparse.img").extents(), "the written block, the rest holes (ext4/tmpfs)");
+        // a small file with a hole, below the old 64 KiB threshold: a hole filled with zeros on b is reported
+        a.sparse("small-sparse", 12288, new long[]{8192}, LayerBuilder.bytes(3, 4096));
+        b.sparse("small-sparse", 12288, new long[]{8192}, LayerBuilder.bytes(3, 4096));
+        overwrite(b, "small-sparse", new byte[4096], 0);
+        a.fixTimes();
+        b.fixTimes();
+        assertReported("small-sparse", "holes");
+        // the other way round (b keeps more holes than a) is allowed: the kernel's copy-up fills holes in 1 MiB chunks
+        assertNull(Snapshot.holesKept("0-2097152", "1048576-1052672", 4L << 20));
+        assertNotNull(Snapshot.holesKept("1048576-1052672", "0-2097152", 4L << 20));
+        assertNotNull(Snapshot.holesKept("", "0-1", 1));
+    }
+
+    @Test void securityXattrsAndAclsAreCompared() {
+        // trusted.*/security.* need CAP_SYS_ADMIN, system.posix_acl_* an ACL-capable fs: only where they can be set
+        boolean root = Posix.geteuid() == 0;
+        org.junit.jupiter.api.Assumptions.assumeTrue(root, "security.* needs root");
+        b.rawXattr("x.txt", "security.capability", new byte[]{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+        assertReported("x.txt", "xattr security.capability");
+        NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 30, null, List.of("setfacl", "-m", "u:1000:r", b.abs("plain.txt")));
+        if (r.exit == 0) assertReported("plain.txt", "xattr system.posix_acl_access");
+    }
+
+    @Test void extraSeedIsParsed() {
+        assertNull(RandomDifferentialTest.extraSeed(""));
+        assertNull(RandomDifferentialTest.extraSeed("none"));
+        assertEquals(42L, RandomDifferentialTest.extraSeed("42"));
+        long auto = RandomDifferentialTest.extraSeed("auto");
+        assertTrue(auto > 20240000 && auto < 30000000, "yyyymmdd: " + auto);
+        assertThrows(IllegalArgumentException.class, () -> RandomDifferentialTest.extraSeed("tomorrow"));
+    }
+
+    private static void sleepMs(long ms) {
+        try { Thread.sleep(ms); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
     }
 
     private static void overwrite(Tree t, String rel, byte[] data, long off) {

@@ -106,6 +106,8 @@ class PodmanTest {
     static String rootlessSkip, rootlessFailure;
     static boolean aclAdded;
     static final Map<Path, Boolean> outside = new LinkedHashMap<>();
+    /** The loaded image's layers (containers-storage overlay/<id>/diff): what every container mounts as lowers. */
+    static dev.strata.nativetest.LowerLayers imageLayers;
 
     @BeforeAll
     static void setUp() throws Exception {
@@ -132,16 +134,18 @@ class PodmanTest {
         rootful = new Podman(tmp.resolve("rootful"), null, launcher);
         String loaded = rootful.ok("load", "-q", "-i", imageTar.toString());
         assertTrue(loaded.contains(IMAGE), loaded);
+        try (var found = Files.find(tmp.resolve("rootful"), 8, (p, a) -> a.isDirectory() && p.getFileName().toString().equals("diff") && p.getParent().getParent().getFileName().toString().equals("overlay"))) { imageLayers = dev.strata.nativetest.LowerLayers.snapshot("podman image layers", found.toList()); }
     }
 
     @AfterAll
     static void tearDown() {
         if (tmp == null) return;
-        List<String> problems = new ArrayList<>();
+        List<String> problems = new ArrayList<>(), lowerChanges = new ArrayList<>();
         try {
             for (Podman p : extraStores) p.shutdown();
             if (rootlessStore != null) rootlessStore.shutdown();
             if (rootful != null) rootful.shutdown();
+            if (imageLayers != null) lowerChanges.addAll(imageLayers.changes(20)); // after every container is unmounted
             for (ProcessHandle h : strataDaemons(tmp.toString())) {
                 problems.add("strata daemon left running: pid " + h.pid());
                 h.destroy();
@@ -165,6 +169,7 @@ class PodmanTest {
         }
         // Leftovers are bugs (the daemon must end when podman unmounts) but must not hide the real failure.
         if (!problems.isEmpty()) System.err.println("PodmanTest cleanup found: " + problems);
+        assertTrue(lowerChanges.isEmpty(), "a layer of the image (a lower layer of every container) changed:\n  " + String.join("\n  ", lowerChanges));
     }
 
     // ------------------------------------------------------------------------------------ rootful
