@@ -260,6 +260,25 @@ class ScenarioTest {
         b.finish();
     }
 
+    /**
+     * readdir's d_ino is the st_ino lstat gives: for files and directories copied up with their number
+     * (their upper directory marked impure, as the kernel's ovl_set_impure does), a copied-up lower hard
+     * link (a new number, shown in a listing the kernel had already cached), and names with an origin
+     * linked or renamed into another directory; again after a remount.
+     */
+    @Test void readdirShowsTheNumberLstatShows() {
+        assertTrue(NativeSupport.onPath("python3"), "this scenario needs python3 (apt-get install python3)");
+        // d_ino as readdir gives it (os.scandir), not as ls -i prints it (ls may stat)
+        String check = "python3 -c '\nimport os\nfor p in \"etc/passwd etc/conf.d data/hl1 data/hl2 top/pw top/a/shadow merged/sub\".split():\n"
+                + "    d, n = os.path.split(p)\n    e = [x for x in os.scandir(d) if x.name == n][0]\n"
+                + "    s = os.lstat(p).st_ino\n    print(p, \"same\" if e.inode() == s else \"readdir %d lstat %d\" % (e.inode(), s))\n'";
+        b.shOk("ls data etc > /dev/null && chmod 600 etc/passwd && touch etc/conf.d/b.conf && chmod 600 data/hl1"
+                + " && ln etc/passwd top/pw && mv shadow.txt top/a/shadow && touch merged/sub/s0 && " + check);
+        b.remount();
+        b.shOk(check);
+        b.finish();
+    }
+
     @Test void ordinaryTools() {
         Path tar = pair.dir.resolve("payload.tar");
         NativeSupport.Proc.Result mk = NativeSupport.Proc.run(pair.dir, 60, "bash", "-c",

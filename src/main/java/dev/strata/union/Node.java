@@ -24,6 +24,11 @@ class Node {
     final long xwhMask;
     /** Presented st_ino, computed on first getattr (0 = not yet). */
     volatile long ino;
+    /**
+     * For a directory with an upper part: whether that upper directory carries overlay.impure (entries
+     * in it may have an origin whose number readdir must show): 0 not yet read, 1 yes, 2 no.
+     */
+    volatile byte impure;
     /** Set when the entry was unlinked/renamed away while files may still be open on it. */
     volatile boolean gone;
     volatile boolean deleted;

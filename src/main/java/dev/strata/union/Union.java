@@ -42,6 +42,12 @@ public final class Union implements AutoCloseable {
     /** Where the presented inode number of a copied-up object is recorded (hidden like every overlay xattr). */
     static final String ORIGIN_TRUSTED = "trusted.overlay.strata.origin";
     static final String ORIGIN_USER = "user.overlay.strata.origin";
+    /**
+     * The kernel's marker of an upper directory that holds entries with an origin (ovl_set_impure), in
+     * the namespace of {@link #originXattr}: readdir looks up the presented number of its upper entries.
+     */
+    static final String IMPURE_TRUSTED = "trusted.overlay.impure";
+    static final String IMPURE_USER = "user.overlay.impure";
 
     private final MountOptions opts;
     private final Layer[] stack;          // [0] is the upper when hasUpper
@@ -51,6 +57,7 @@ public final class Union implements AutoCloseable {
     private final int[] devIndex;         // per layer: index of its st_dev among the distinct ones
     private final boolean root;           // the daemon can chown and set trusted.* xattrs
     private final String originXattr;
+    private final String impureXattr;
     private final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     private final UnionEvents events;
     private final DataCopy dataCopy;
@@ -106,6 +113,7 @@ public final class Union implements AutoCloseable {
         }
         singleDev = nDev == 1;
         originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
+        impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         dataCopy = new DataCopy(workFd, stack.length);
         int[] all = new int[stack.length];
@@ -358,15 +366,48 @@ public final class Union implements AutoCloseable {
         if (ino != 0) return ino;
         int top = n.top();
         ino = 0;
-        if (hasUpper && top == 0) {
-            byte[] o = stack[0].getxattr(n.rel, originXattr);
-            if (o != null) {
-                try { ino = Long.parseLong(new String(o, StandardCharsets.US_ASCII).trim()); } catch (NumberFormatException ignored) { }
-            }
-        }
+        if (hasUpper && top == 0) ino = origin(n.rel);
         if (ino == 0) ino = mapIno(top, realIno);
         n.ino = ino;
         return ino;
+    }
+
+    /** The presented number recorded on the upper object at rel at its copy-up, or 0. */
+    private long origin(String rel) {
+        return parseOrigin(stack[0].getxattr(rel, originXattr));
+    }
+
+    /** {@link #origin} of the entry name of an open upper directory. */
+    private long originAt(int dirFd, String name) {
+        return parseOrigin(Posix.getxattrAt(dirFd, name, originXattr));
+    }
+
+    private static long parseOrigin(byte[] o) {
+        if (o == null) return 0;
+        try { return Long.parseLong(new String(o, StandardCharsets.US_ASCII).trim()); } catch (NumberFormatException e) { return 0; }
+    }
+
+    /** Whether the upper part of directory dir is marked impure (read once per node). */
+    private boolean impure(Node dir) {
+        byte s = dir.impure;
+        if (s == 0) {
+            byte[] v = stack[0].getxattr(dir.rel, impureXattr);
+            dir.impure = s = (byte) (v != null ? 1 : 2);
+        }
+        return s == 1;
+    }
+
+    /**
+     * Marks dir's upper directory impure before an entry with an origin lands in it (a copy-up, a link
+     * or a rename from another directory), as the kernel's ovl_set_impure does, so readdir shows the
+     * number lstat shows. Best effort: without the marker readdir shows the upper number.
+     */
+    private void markImpure(Node dir) {
+        if (dir.impure == 1) return;
+        if (impure(dir)) return;
+        try (At a = stack[0].at(dir.rel)) {
+            if (a.ok() && Posix.lsetxattr(a.xattrPath(), impureXattr, new byte[]{'y'}, 0) == 0) dir.impure = 1;
+        }
     }
 
     /** Patches a struct stat filled from the top layer into what the mount shows. */
@@ -647,6 +688,9 @@ public final class Union implements AutoCloseable {
         for (int li : n.layers) {
             Layer l = stack[li];
             boolean xwh = li < 64 && (n.xwhMask & (1L << li)) != 0;
+            // an impure upper directory holds copied-up entries that show their origin's number (as the
+            // kernel's ovl_iterate looks up every entry of one): one getxattr per upper entry there only
+            boolean origins = hasUpper && li == 0 && impure(n);
             int fd = l.openat(n.rel.isEmpty() ? "." : n.rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
             if (fd < 0) return fd;
             int r;
@@ -673,7 +717,8 @@ public final class Union implements AutoCloseable {
                         if (xwh && Markers.entryWhiteout(l, crel, st) != null) return true;
                     }
                     if (type != S_IFDIR && type != 0) remember(n, name, li, type);
-                    if (!sink.entry(name, type, mapIno(li, dIno))) { stopped[0] = true; return false; }
+                    long ino = origins ? originAt(fd, name) : 0;
+                    if (!sink.entry(name, type, ino != 0 ? ino : mapIno(li, dIno))) { stopped[0] = true; return false; }
                     return true;
                 });
             } finally {
@@ -747,6 +792,7 @@ public final class Union implements AutoCloseable {
         // shows it with the upper inode number, so no origin is recorded.
         boolean keepIno = st.type() == S_IFDIR || st.nlink() <= 1;
         long origin = keepIno ? ino : 0;
+        if (origin != 0) markImpure(n.parent);
         long[] bytes = {0};
         String[] method = {"metadata"};
         r = st.type() == S_IFREG && tmpfileWorks ? copyFileUp(n, src, st, data, origin, bytes, method) : NO_TMPFILE;
@@ -758,7 +804,13 @@ public final class Union implements AutoCloseable {
 
     /** The node's state once its copy has a name in the upper (under the exclusive lock). */
     private void copiedUp(Node n, Layer src, Stat st, long ino, boolean keepIno, long bytes, long t0, String method) {
-        if (!keepIno) n.ino = 0;
+        if (!keepIno) {
+            n.ino = 0;
+            if (n.parent != null) { // listings of the parent showed the lower number
+                n.parent.listing = null;
+                events.numberChanged("/" + n.parent.rel);
+            }
+        }
         if (n.isDir()) {
             int[] l = new int[n.layers.length + 1];
             System.arraycopy(n.layers, 0, l, 1, n.layers.length);
@@ -819,6 +871,7 @@ public final class Union implements AutoCloseable {
                     if (n.parent != null) {
                         r = copyUp(n.parent, true);
                         if (r < 0) return r;
+                        if (keepIno) markImpure(n.parent);
                     }
                     r = linkIntoUpper(out, rel);
                     if (r == -EPERM || r == -EACCES) return 0; // the caller's copy-up goes through the workdir
@@ -1480,6 +1533,11 @@ public final class Union implements AutoCloseable {
             if (r < 0) return r;
             Layer up = stack[0];
             long ino = src.ino;
+            if (origin(src.rel) != 0) { // a name with an origin lands in dir (ovl_create_or_link)
+                r = copyUp(dir, true);
+                if (r < 0) return r;
+                markImpure(dir);
+            }
             r = createName(dir, name, false, 0, -1, -1, false, (fd, n) -> {
                 try (At a = up.at(src.rel)) {
                     return a.ok() ? Posix.linkat(a.dirfd(), a.name(), fd, n, 0) : a.err();
@@ -1657,6 +1715,8 @@ public final class Union implements AutoCloseable {
             r = copyUp(dstDir, true);
             if (r < 0) return r;
             Node srcDir = src.parent;
+            // an entry with an origin moving to another directory makes that one impure (ovl_rename)
+            if (srcDir != dstDir && origin(src.rel) != 0) markImpure(dstDir);
             boolean srcLower = lowerHas(srcDir, src.name());
             Layer up = stack[0];
             String dstRel = Layer.child(dstDir.rel, dstName);
@@ -1797,6 +1857,10 @@ public final class Union implements AutoCloseable {
                     if (at.ok() && Markers.markOpaque(at, e) == null) return e[0];
                 }
             }
+        }
+        if (a.parent != b.parent) { // entries with an origin moving to another directory make it impure
+            if (origin(a.rel) != 0) markImpure(b.parent);
+            if (origin(b.rel) != 0) markImpure(a.parent);
         }
         r = renameUpper(a.rel, b.rel, RENAME_EXCHANGE);
         if (r < 0) return r;

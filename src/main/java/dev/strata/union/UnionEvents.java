@@ -9,6 +9,12 @@ public interface UnionEvents {
 
     /** A lower object was copied up into the upper layer. */
     default void copiedUp(String path, String fromLayer, String type, long bytes, long nanos, String method) {}
+    /**
+     * The inode number the mount shows for an entry of directory {@code dir} changed without a change
+     * of name (a copy-up of a file with several lower names, which cannot keep its number): listings
+     * of dir kept elsewhere show the old number.
+     */
+    default void numberChanged(String dir) {}
     /** A whiteout was written in the upper layer. */
     default void whiteout(String path, String form) {}
     /** A directory was made opaque in the upper layer. */

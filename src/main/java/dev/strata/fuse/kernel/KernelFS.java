@@ -93,6 +93,19 @@ final class KernelFS {
         negativeCache = e > 0;
     }
 
+    /** Directories whose listing (d_ino) the request a worker is serving changed (filled by {@link #listingChanged}). */
+    private static final ThreadLocal<ArrayList<String>> RELISTED = new ThreadLocal<>();
+
+    /**
+     * Called (from a worker, inside the engine) when an entry of directory {@code dir} changed its inode
+     * number without a change of name: the kernel keeps listings in its page cache (no OPENDIR) and
+     * drops them only when a name changes, so the next reply drops it (see sendNotes).
+     */
+    static void listingChanged(String dir) {
+        ArrayList<String> l = RELISTED.get();
+        if (l != null) l.add(dir);
+    }
+
     /** Called (from a worker, inside the engine) when the engine copied something up. */
     static void copiedUp(String path) {
         ArrayList<String> l = COPIED.get();
@@ -132,6 +145,7 @@ final class KernelFS {
 
         @Override public void run() {
             COPIED.set(new ArrayList<>());
+            RELISTED.set(new ArrayList<>());
             try {
                 while (true) {
                     long n = Posix.read(devFd, in, IN_BUF);
@@ -180,6 +194,8 @@ final class KernelFS {
             } finally {
                 ArrayList<String> copied = COPIED.get();
                 if (!copied.isEmpty()) copied.clear();
+                ArrayList<String> relisted = RELISTED.get();
+                if (!relisted.isEmpty()) relisted.clear();
             }
         }
 
@@ -307,6 +323,14 @@ final class KernelFS {
 
         /** Before the reply: attribute invalidations for nodes this request changed besides its own. */
         private void sendNotes() {
+            ArrayList<String> relisted = RELISTED.get();
+            if (!relisted.isEmpty()) {
+                for (String p : relisted) {
+                    KNode k = inodes.find(p);
+                    if (k != null) invalidate(k.id, 0); // its cached listing, and attributes
+                }
+                relisted.clear();
+            }
             ArrayList<String> copied = COPIED.get();
             if (copied.isEmpty()) return;
             for (String p : copied) {
@@ -317,12 +341,17 @@ final class KernelFS {
         }
 
         private void invalidate(long id) {
+            invalidate(id, -1); // attributes only
+        }
+
+        /** NOTIFY_INVAL_INODE: the node's attributes, and from byte {@code off} on its cached data (-1: none). */
+        private void invalidate(long id, long off) {
             note.putInt(0, OUT_HEADER + 24);
             note.putInt(4, NOTIFY_INVAL_INODE);
             note.putLong(8, 0);
             note.putLong(16, id);
-            note.putLong(24, -1);   // attributes only
-            note.putLong(32, 0);
+            note.putLong(24, off);
+            note.putLong(32, 0);    // to the end
             long w = Posix.write(devFd, note, OUT_HEADER + 24);
             if (w < 0 && w != -ENOENT) log.debug("invalidate node " + id + ": " + Posix.strerror((int) w));
         }

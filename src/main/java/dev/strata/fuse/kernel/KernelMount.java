@@ -33,13 +33,18 @@ public final class KernelMount {
 
     /**
      * Engine events for a mount served here: copy-ups are noted so the kernel's cached attributes of
-     * the copied-up nodes can be invalidated; everything is passed on to {@code next}.
+     * the copied-up nodes can be invalidated, and directories whose listing shows a changed inode
+     * number so the kernel's cached listing of them can be; everything is passed on to {@code next}.
      */
     public static UnionEvents events(UnionEvents next) {
         return new UnionEvents() {
             @Override public void copiedUp(String path, String fromLayer, String type, long bytes, long nanos, String method) {
                 KernelFS.copiedUp(path);
                 next.copiedUp(path, fromLayer, type, bytes, nanos, method);
+            }
+            @Override public void numberChanged(String dir) {
+                KernelFS.listingChanged(dir);
+                next.numberChanged(dir);
             }
             @Override public void whiteout(String path, String form) { next.whiteout(path, form); }
             @Override public void opaque(String path, String form) { next.opaque(path, form); }
