@@ -386,6 +386,20 @@ class ScenarioTest {
      * file or directory (the kernel's ovl_copy_fileattr). Append-only and immutable are refused by
      * strata (README) and not tried here.
      */
+    /**
+     * A copy-up changes the upper parent's ctime (a new entry, its times put back) and leaves its mtime,
+     * on the kernel overlay; through the mount that shows at once, also where the parent's attributes
+     * were just read (and may be cached by the kernel's FUSE side).
+     */
+    @Test void copyUpChangesTheParentsCtimeAtOnce() {
+        String changed = "a=$(stat -c '%.9Y %.9Z' \"$1\"); sleep 0.05; $2; b=$(stat -c '%.9Y %.9Z' \"$1\");"
+                + " set -- $a $b; echo \"mtime $([ $1 = $3 ] && echo kept || echo changed), ctime $([ $2 = $4 ] && echo kept || echo changed)\"";
+        b.shOk("f() { " + changed + "; }; chmod 600 etc/passwd"
+                + " && f etc 'chown 0:0 etc/conf.d' && f etc/conf.d 'chmod 600 etc/conf.d/c.conf' && f . 'touch shadow.txt'"
+                + " && f top/a/b/c 'chmod 600 top/a/b/c/deep.txt'");
+        b.finish();
+    }
+
     @Test void fileAttributeFlags() {
         for (LayerSet ls : java.util.List.of(pair.refLayers, pair.tgtLayers)) {
             for (java.nio.file.Path l : ls.lowers) {

@@ -321,7 +321,10 @@ final class KernelFS {
             closeOpenFile(fd);
         }
 
-        /** Before the reply: attribute invalidations for nodes this request changed besides its own. */
+        /**
+         * Before the reply: attribute invalidations for nodes this request changed besides its own (what it
+         * copied up and their parents), and cached listings that show a changed inode number.
+         */
         private void sendNotes() {
             ArrayList<String> relisted = RELISTED.get();
             if (!relisted.isEmpty()) {
@@ -336,6 +339,11 @@ final class KernelFS {
             for (String p : copied) {
                 KNode k = inodes.find(p);
                 if (k != null) invalidate(k.id);
+                // and its parent's: the upper directory's ctime changed with it (a new entry, its times
+                // put back, the impure marker), as the kernel overlay shows
+                int slash = p.lastIndexOf('/');
+                KNode d = inodes.find(slash <= 0 ? "/" : p.substring(0, slash));
+                if (d != null) invalidate(d.id);
             }
             copied.clear();
         }
