@@ -1671,7 +1671,7 @@ public final class Union implements AutoCloseable {
 
     public int rename(String from, String to, int flags) {
         if (!hasUpper) return -EROFS;
-        if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return -EINVAL;
+        if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) != 0) return -EINVAL;
         lock.writeLock().lock();
         try {
             Node src = resolve(from);
@@ -1689,6 +1689,10 @@ public final class Union implements AutoCloseable {
             Node dst = child(dstDir, dstName);
             if (dst instanceof LookupError) return err(dst);
             if (src == dst) return 0;
+            // two names of one upper file are one inode on the kernel overlay, and the VFS returns 0 for a
+            // rename of an inode onto itself before overlayfs sees the flags; else ovl_rename refuses
+            // RENAME_WHITEOUT (the FUSE side passes it on, and gives each name a node of its own)
+            if ((flags & RENAME_WHITEOUT) != 0) return (flags & RENAME_NOREPLACE) == 0 && !dst.negative() && sameUpperInode(src, dst) ? 0 : -EINVAL;
             // moving a directory into itself
             for (Node p = dstDir; p != null; p = p.parent) if (p == src) return -EINVAL;
             if ((flags & RENAME_EXCHANGE) != 0) return exchange(src, dst);
