@@ -399,11 +399,25 @@ class ScenarioTest {
      * were just read (and may be cached by the kernel's FUSE side).
      */
     @Test void copyUpChangesTheParentsCtimeAtOnce() {
-        String changed = "a=$(stat -c '%.9Y %.9Z' \"$1\"); sleep 0.05; $2; b=$(stat -c '%.9Y %.9Z' \"$1\");"
-                + " set -- $a $b; echo \"mtime $([ $1 = $3 ] && echo kept || echo changed), ctime $([ $2 = $4 ] && echo kept || echo changed)\"";
-        b.shOk("f() { " + changed + "; }; chmod 600 etc/passwd"
+        b.shOk(TIMES_CHANGED + "chmod 600 etc/passwd"
                 + " && f etc 'chown 0:0 etc/conf.d' && f etc/conf.d 'chmod 600 etc/conf.d/c.conf' && f . 'touch shadow.txt'"
                 + " && f top/a/b/c 'chmod 600 top/a/b/c/deep.txt'");
+        b.finish();
+    }
+
+    /**
+     * Defines f NAME COMMAND: prints whether NAME's mtime and ctime (to the nanosecond, as the mount shows
+     * them) changed when COMMAND ran, 50 ms after NAME's attributes were read.
+     */
+    static final String TIMES_CHANGED = "f() { a=$(stat -c '%.9Y %.9Z' \"$1\"); sleep 0.05; $2; b=$(stat -c '%.9Y %.9Z' \"$1\");"
+            + " set -- $a $b; echo \"mtime $([ $1 = $3 ] && echo kept || echo changed), ctime $([ $2 = $4 ] && echo kept || echo changed)\"; }; ";
+
+    /** A rename changes the moved file's ctime, which every other name of the file shows at once. */
+    @Test void renameChangesTheCtimeOfEveryName() {
+        b.shOk(TIMES_CHANGED + "echo x > r1 && ln r1 r2 && echo y > r4 && ln r4 r5 && ln etc/passwd etc/pw2"
+                + " && f r2 'mv r1 r3' && f r5 'mv r3 r4' && f etc/pw2 'mv etc/passwd etc/pw3'"
+                + " && x() { python3 -c 'import ctypes; print(ctypes.CDLL(None).renameat2(-100, b\"etc/pw3\", -100, b\"r2\", 2))'; }"
+                + " && f etc/pw2 x && f r5 x");
         b.finish();
     }
 

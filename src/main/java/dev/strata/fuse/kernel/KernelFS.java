@@ -711,10 +711,15 @@ final class KernelFS {
             String to = cstr(cstrEnd(namesOff));
             String fp = inodes.childPath(fromDir, from), tp = inodes.childPath(toDir, to);
             if (fp == null || tp == null) { error(unique, ENOENT); return; }
+            boolean exchange = (flags & 2) != 0; // RENAME_EXCHANGE
+            KNode moved = inodes.peek(fromDir, from), other = exchange ? inodes.peek(toDir, to) : null;
             int r = union.rename(fp, tp, flags);
             if (r < 0) { error(unique, -r); return; }
-            KNode replaced = inodes.rename(fromDir, from, toDir, to, (flags & 2) != 0); // RENAME_EXCHANGE
+            KNode replaced = inodes.rename(fromDir, from, toDir, to, exchange);
             if (replaced != null) invalidateSiblings(replaced.ino, replaced); // its other names lost a link
+            // a renamed file's ctime changed, which its other names show too
+            if (moved != null) invalidateSiblings(moved.ino, moved);
+            if (other != null) invalidateSiblings(other.ino, other);
             reply(unique, 0);
         }
 
