@@ -421,6 +421,27 @@ class ScenarioTest {
         b.finish();
     }
 
+    /**
+     * A file with two names opened (direct I/O on strata: each name is its own kernel inode) and mapped
+     * shared, then one name removed: a new open of the other (now one name: passthrough where it would
+     * be allowed) must work while the first is open. Seed 20261206 op #1199 found EIO.
+     */
+    @Test void openAfterAMappedOpenOfAFileThatLostAName() {
+        assertTrue(NativeSupport.onPath("python3"), "this scenario needs python3 (apt-get install python3)");
+        b.shOk("echo data > m1 && ln m1 m2 && ln merged/from0 merged/from9 && python3 - <<'EOF'\n"
+                + "import os, mmap\n"
+                + "for a, b in (('m1', 'm2'), ('merged/from0', 'merged/from9')):\n"
+                + "    fd = os.open(a, os.O_RDONLY)\n"
+                + "    m = mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ)\n"
+                + "    os.unlink(b)\n"
+                + "    try:\n"
+                + "        with open(a, 'rb') as f: print(a, f.read())\n"
+                + "    except OSError as e: print(a, e.strerror)\n"
+                + "    m.close(); os.close(fd)\n"
+                + "EOF");
+        b.finish();
+    }
+
     @Test void fileAttributeFlags() {
         for (LayerSet ls : java.util.List.of(pair.refLayers, pair.tgtLayers)) {
             for (java.nio.file.Path l : ls.lowers) {

@@ -770,8 +770,8 @@ final class KernelFS {
         /**
          * Fills a fuse_open_out for a descriptor. With passthrough, the kernel reads and writes the layer
          * file itself, when (a) the descriptor never has to move to another file (not a read-only lower
-         * file that a copy-up may replace) and (b) no open of the same kernel inode goes through the
-         * page cache; and always while the inode has passthrough opens (the kernel refuses to mix
+         * file that a copy-up may replace) and (b) no other open of the same kernel inode is not a
+         * passthrough one (page cache or direct I/O); and always while the inode has passthrough opens (the kernel refuses to mix
          * modes on one inode). Otherwise a file with several names gets direct I/O:
          * each name is its own kernel inode with its own cache, and every write must reach strata so
          * that the attributes the kernel holds for the other names can be invalidated.
@@ -789,7 +789,9 @@ final class KernelFS {
                     if (backing > 0) node.passthroughOpens++;
                 }
             }
-            boolean cached = backing <= 0 && !otherNames;
+            // a direct-I/O open counts too: a shared mapping of it puts the kernel inode in page-cache mode
+            // (fuse_file_mmap), and a passthrough open of the inode after that fails with EIO
+            boolean cached = backing <= 0;
             if (cached) synchronized (node) { node.cachedOpens++; }
             int acc = in.getInt(IN_HEADER) & Posix.O_ACCMODE; // the flags of OPEN, CREATE and TMPFILE alike
             openFiles.put(fd, new OpenFile(node, cached, backing > 0, otherNames, acc != Posix.O_RDONLY));
