@@ -45,10 +45,11 @@ report() {
   exit "$rc"
 }
 trap report EXIT
-# The random differential test runs fixed seeds here (3 x 2,000 operations) so that CI is repeatable;
+# The random differential test runs fixed seeds here (3 x 2,000 operations) so that CI is repeatable,
+# and one more seed from today's date (-Dstrata.extraSeed=auto, printed with its replay command);
 # run it with -Dstrata.seed=N / -Dstrata.runs=N / -Dstrata.ops=N to explore further. Everything runs
 # with strata's default options, i.e. the kernel FUSE transport with long attribute/entry caches.
-set -- -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=3 "$@"
+set -- -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=3 -Dstrata.extraSeed=auto "$@"
 # Tests that mount run in a private mount namespace so that no mount can leak into the host's,
 # even if the JVM is killed.
 ns=()
