@@ -30,6 +30,15 @@ public final class LowerLayers {
     public static LowerLayers snapshot(String label, List<Path> lowers) { return new LowerLayers(label, lowers); }
     public static LowerLayers snapshot(LayerSet layers) { return snapshot(layers.root.toString(), layers.lowers); }
 
+    /**
+     * Records the lower dirs again: for a test that changes them itself (chattr on the layer files)
+     * before anything is done through the mount; later changes are checked against this state.
+     */
+    public void recordAgain() {
+        before.clear();
+        for (Path d : dirs) before.add(Snapshot.take("before", d));
+    }
+
     /** What changed in each lower dir since {@link #snapshot} (empty: nothing). */
     public List<String> changes(int max) {
         List<String> out = new ArrayList<>();
