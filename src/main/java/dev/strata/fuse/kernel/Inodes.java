@@ -25,7 +25,7 @@ final class Inodes {
         /** st_ino presented at the last reply about this node. */
         volatile long ino;
         HashMap<String, KNode> children;
-        /** Open files on this kernel inode through the page cache / through passthrough (see KernelFS#open). */
+        /** Open files on this kernel inode through the page cache / through passthrough (see FileOps#open). */
         int cachedOpens;
         volatile int passthroughOpens;
         /** S_IFMT bits at the last reply about this node. */
