@@ -12,7 +12,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-/** A merged listing is bounded ({@link Union#maxListing}): past it readdir fails with ENOMEM, and the engine goes on. */
+/** A merged listing is bounded ({@link Readdir#maxListing}): past it readdir fails with ENOMEM, and the engine goes on. */
 class ListingBoundTest {
     @TempDir Path tmp;
     Union u;
