@@ -12,14 +12,8 @@ import static dev.strata.posix.Errno.*;
  * Requests on attributes: GETATTR, SETATTR, READLINK, STATFS, and the rules for clearing S_ISUID /
  * S_ISGID (FUSE_HANDLE_KILLPRIV_V2) as the VFS decides them.
  */
-final class AttrOps {
-    private final KernelFS fs;
-    private final Worker w;
-
-    AttrOps(KernelFS fs, Worker w) {
-        this.fs = fs;
-        this.w = w;
-    }
+final class AttrOps extends Family {
+    AttrOps(KernelFS fs, Worker w) { super(fs, w); }
 
     void getattr(long unique, KNode node) {
         int flags = w.in.getInt(IN_HEADER);

@@ -11,14 +11,8 @@ import static dev.strata.posix.Errno.*;
 /**
  * READDIR and READDIRPLUS: a directory's listing taken at offset 0 and answered by cookies.
  */
-final class DirOps {
-    private final KernelFS fs;
-    private final Worker w;
-
-    DirOps(KernelFS fs, Worker w) {
-        this.fs = fs;
-        this.w = w;
-    }
+final class DirOps extends Family {
+    DirOps(KernelFS fs, Worker w) { super(fs, w); }
 
     void readdir(long unique, KNode dir, boolean plus) {
         long offset = w.in.getLong(IN_HEADER + 8);

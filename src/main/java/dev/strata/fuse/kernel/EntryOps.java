@@ -11,14 +11,8 @@ import static dev.strata.posix.Errno.*;
 /**
  * Requests on names: LOOKUP, MKNOD, MKDIR, SYMLINK, LINK, UNLINK, RMDIR, RENAME(2).
  */
-final class EntryOps {
-    private final KernelFS fs;
-    private final Worker w;
-
-    EntryOps(KernelFS fs, Worker w) {
-        this.fs = fs;
-        this.w = w;
-    }
+final class EntryOps extends Family {
+    EntryOps(KernelFS fs, Worker w) { super(fs, w); }
 
     void lookup(long unique, KNode dir, String name) {
         String p = fs.inodes.childPath(dir, name);

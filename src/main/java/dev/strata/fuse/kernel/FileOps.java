@@ -11,14 +11,8 @@ import static dev.strata.posix.Errno.*;
  * Requests on open files: OPEN, CREATE, TMPFILE, READ, WRITE, RELEASE, FALLOCATE, LSEEK, the
  * transport's open-file table and FUSE passthrough.
  */
-final class FileOps {
-    private final KernelFS fs;
-    private final Worker w;
-
-    FileOps(KernelFS fs, Worker w) {
-        this.fs = fs;
-        this.w = w;
-    }
+final class FileOps extends Family {
+    FileOps(KernelFS fs, Worker w) { super(fs, w); }
 
     void open(long unique, KNode node) {
         String p = w.pathOrError(unique, node);

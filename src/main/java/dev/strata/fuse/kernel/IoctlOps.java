@@ -11,14 +11,8 @@ import static dev.strata.posix.Errno.*;
 /**
  * IOCTL: the file attribute flags (lsattr, chattr); every other ioctl is ENOTTY.
  */
-final class IoctlOps {
-    private final KernelFS fs;
-    private final Worker w;
-
-    IoctlOps(KernelFS fs, Worker w) {
-        this.fs = fs;
-        this.w = w;
-    }
+final class IoctlOps extends Family {
+    IoctlOps(KernelFS fs, Worker w) { super(fs, w); }
 
     /**
      * The ioctls the kernel sends for lsattr/chattr (fileattr_get/set: an OPEN, this, a RELEASE; a

@@ -9,14 +9,8 @@ import static dev.strata.posix.Errno.*;
 /**
  * Requests on extended attributes: SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR.
  */
-final class XattrOps {
-    private final KernelFS fs;
-    private final Worker w;
-
-    XattrOps(KernelFS fs, Worker w) {
-        this.fs = fs;
-        this.w = w;
-    }
+final class XattrOps extends Family {
+    XattrOps(KernelFS fs, Worker w) { super(fs, w); }
 
     void setxattr(long unique, KNode node) {
         int size = w.in.getInt(IN_HEADER), flags = w.in.getInt(IN_HEADER + 4);
