@@ -37,7 +37,7 @@ class KillPrivTest {
     /**
      * Root's write to a file with set-id bits and a capability is left out: the kernel keeps the bits,
      * strata clears them, because the SETATTR the kernel sends strata for it is the same as chown(-1, -1)'s,
-     * which must clear them (KernelFS#setattr).
+     * which must clear them (AttrOps#setattr).
      */
     static final String[] ROOT_MODES = {"6777", "6767", "0777c"};
     static final String[] ROOT_OPS = {"rw", "rt", "ro", "rc", "rn", "rm", "rx"};

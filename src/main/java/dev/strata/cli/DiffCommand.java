@@ -3,7 +3,7 @@ package dev.strata.cli;
 import dev.strata.inspect.DiffReport;
 import dev.strata.inspect.Differ;
 import dev.strata.inspect.InspectException;
-import dev.strata.inspect.Names;
+import dev.strata.posix.Names;
 import dev.strata.inspect.Out;
 import dev.strata.inspect.Stack;
 import dev.strata.inspect.StackSpec;

@@ -6,7 +6,7 @@ import dev.strata.inspect.Explanation;
 import dev.strata.inspect.InspectException;
 import dev.strata.inspect.KernelMounts;
 import dev.strata.inspect.MountRegistry;
-import dev.strata.inspect.Names;
+import dev.strata.posix.Names;
 import dev.strata.inspect.Out;
 import dev.strata.inspect.Stack;
 import dev.strata.inspect.StackSpec;

@@ -3,6 +3,7 @@ package dev.strata.inspect;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.strata.inspect.Differ.Change;
+import dev.strata.posix.Names;
 
 import java.util.List;
 

@@ -2,6 +2,7 @@ package dev.strata.inspect;
 
 import dev.strata.layer.Layer;
 import dev.strata.layer.Markers;
+import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 
 import java.util.ArrayList;

@@ -6,6 +6,7 @@ import dev.strata.inspect.Explanation.DirLayer;
 import dev.strata.inspect.Explanation.LayerRef;
 import dev.strata.inspect.Explanation.Say;
 import dev.strata.inspect.Explanation.Step;
+import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 
 import java.util.Locale;

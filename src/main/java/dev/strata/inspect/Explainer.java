@@ -10,6 +10,7 @@ import dev.strata.inspect.Explanation.Step;
 import dev.strata.inspect.Explanation.Verdict;
 import dev.strata.layer.Layer;
 import dev.strata.layer.Markers;
+import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 
 import java.util.ArrayList;

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.strata.posix.Names;
 
 
 /** JSON output helpers: names go through {@link Names#jsonText} with a {@code _b64} sibling when needed. */

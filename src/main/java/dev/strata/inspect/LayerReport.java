@@ -7,6 +7,7 @@ import dev.strata.inspect.LayerAnalysis.Stats;
 import dev.strata.inspect.LayerAnalysis.Wasted;
 import dev.strata.layer.Markers.OpaqueForm;
 import dev.strata.layer.Markers.WhiteoutForm;
+import dev.strata.posix.Names;
 
 import java.util.Locale;
 

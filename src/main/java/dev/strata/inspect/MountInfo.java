@@ -1,5 +1,7 @@
 package dev.strata.inspect;
 
+import dev.strata.posix.Names;
+
 import java.nio.file.Path;
 import java.util.List;
 
@@ -29,6 +31,6 @@ public record MountInfo(Path mountpoint, List<Path> lowerdirs, Path upperdir, Pa
     /** An absolute, normalized path; a relative one is taken from the working directory (as a byte string). */
     static Path abs(Path p) {
         if (p.isAbsolute()) return p.normalize();
-        return Path.of(Names.fromPlatform(System.getProperty("user.dir"))).resolve(p).normalize();
+        return Path.of(Names.toNative(System.getProperty("user.dir"))).resolve(p).normalize();
     }
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 
 import java.io.IOException;
@@ -116,7 +117,7 @@ public final class MountRegistry {
         Path parent = abs.getParent();
         if (parent == null) return Optional.empty();
         try {
-            Path real = Path.of(Names.fromPlatform(Path.of(Names.toPlatform(parent.toString())).toRealPath().toString()))
+            Path real = Path.of(Names.toNative(Path.of(Names.toText(parent.toString())).toRealPath().toString()))
                     .resolve(abs.getFileName());
             return innermost(live, real);
         } catch (IOException e) {

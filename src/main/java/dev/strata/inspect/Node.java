@@ -1,5 +1,6 @@
 package dev.strata.inspect;
 
+import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 

@@ -1,6 +1,7 @@
 package dev.strata.inspect;
 
 import dev.strata.layer.Layer;
+import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 
 import java.nio.file.Path;

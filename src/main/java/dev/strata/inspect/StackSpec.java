@@ -1,5 +1,7 @@
 package dev.strata.inspect;
 
+import dev.strata.posix.Names;
+
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;

@@ -12,14 +12,14 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-/** A merged listing is bounded ({@link Union#maxListing}): past it readdir fails with ENOMEM, and the engine goes on. */
+/** A merged listing is bounded ({@link Readdir#maxListing}): past it readdir fails with ENOMEM, and the engine goes on. */
 class ListingBoundTest {
     @TempDir Path tmp;
     Union u;
-    int saved = Union.maxListing;
+    int saved = Readdir.maxListing;
 
     @AfterEach void close() {
-        Union.maxListing = saved;
+        Readdir.maxListing = saved;
         if (u != null) u.close();
     }
 
@@ -32,13 +32,13 @@ class ListingBoundTest {
         MountOptions.Builder b = new MountOptions.Builder();
         b.lowerDirs = List.of(tmp.resolve("l1"), tmp.resolve("l2"));
         u = Union.open(b.build(), null);
-        Union.maxListing = 100;
+        Readdir.maxListing = 100;
         int[] err = new int[1];
         u.list("/big", err);
         assertEquals(-Errno.ENOMEM, err[0], "122 entries with a bound of 100");
         assertEquals(10, u.list("/small", err).size());
         assertEquals(0, err[0]);
-        Union.maxListing = 200;
+        Readdir.maxListing = 200;
         assertEquals(120, u.list("/big", err).size());
         assertEquals(0, err[0]);
     }
@@ -50,7 +50,7 @@ class ListingBoundTest {
         MountOptions.Builder b = new MountOptions.Builder();
         b.lowerDirs = List.of(tmp.resolve("l1"), tmp.resolve("l2"));
         u = Union.open(b.build(), null);
-        Union.maxListing = 100;
+        Readdir.maxListing = 100;
         int[] err = new int[1];
         u.list("/d", err);
         assertEquals(-Errno.ENOMEM, err[0]);

@@ -25,7 +25,7 @@ final class Inodes {
         /** st_ino presented at the last reply about this node. */
         volatile long ino;
         HashMap<String, KNode> children;
-        /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see KernelFS#openReply). */
+        /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see FileOps#openReply). */
         int cachedOpens;
         volatile int passthroughOpens;
         /** S_IFMT bits at the last reply about this node. */

@@ -117,7 +117,7 @@ public final class KernelMount {
         KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
         Thread[] threads = new Thread[WORKERS];
         for (int i = 0; i < WORKERS; i++) {
-            threads[i] = new Thread(null, fs.new Worker(done::countDown), "strata-fuse-" + i, 256 * 1024);
+            threads[i] = new Thread(null, new Worker(fs, done::countDown), "strata-fuse-" + i, 256 * 1024);
             threads[i].start();
         }
         try {

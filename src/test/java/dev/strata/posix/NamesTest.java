@@ -1,4 +1,4 @@
-package dev.strata.inspect;
+package dev.strata.posix;
 
 import org.junit.jupiter.api.Test;
 

@@ -1,0 +1,195 @@
+package dev.strata.fuse.kernel;
+
+import dev.strata.fuse.Callers;
+import dev.strata.fuse.kernel.Inodes.KNode;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import static dev.strata.fuse.kernel.Proto.*;
+import static dev.strata.posix.Errno.*;
+
+/**
+ * Requests on attributes: GETATTR, SETATTR, READLINK, STATFS, and the rules for clearing S_ISUID /
+ * S_ISGID (FUSE_HANDLE_KILLPRIV_V2) as the VFS decides them.
+ */
+final class AttrOps extends Family {
+    AttrOps(KernelFS fs, Worker w) { super(fs, w); }
+
+    void getattr(long unique, KNode node) {
+        int flags = w.in.getInt(IN_HEADER);
+        int r;
+        if ((flags & GETATTR_FH) != 0) {
+            r = fs.union.fgetattr((int) w.in.getLong(IN_HEADER + 8), w.stat);
+        } else {
+            String p = fs.inodes.path(node);
+            int fd;
+            byte[] removed = node.removedStat;
+            if (p != null) r = fs.union.getattr(p, w.stat);
+            else if ((fd = w.files.openFd(node)) >= 0) r = fs.union.fgetattr(fd, w.stat);
+            else if (removed != null) { w.stat.put(0, removed, 0, removed.length); r = 0; }
+            else r = -ENOENT;
+        }
+        if (r < 0) { w.error(unique, -r); return; }
+        node.ino = w.stat.getLong(Stat.OFF_INO);
+        w.replyAttr(unique, node);
+    }
+
+    void setattr(long unique, KNode node) {
+        int b = IN_HEADER;
+        int valid = w.in.getInt(b);
+        long fh = w.in.getLong(b + 8);
+        boolean hasFh = (valid & FATTR_FH) != 0;
+        String p = fs.inodes.path(node);
+        boolean removed = p == null && !hasFh;
+        if (removed) {
+            // a removed name that is still open: change the open file (truncate of /proc/self/fd/N)
+            int fd = w.files.openFd(node);
+            if (fd < 0) { w.error(unique, ENOENT); return; }
+            fh = fd;
+            hasFh = true;
+        }
+        // FATTR_KILL_SUIDGID (with a size: the caller lacks CAP_FSETID; with an owner: always): what to
+        // clear is decided on the attributes before the change, as the VFS does, and cleared after it.
+        // A SETATTR that changes nothing is notify_change(ATTR_KILL_SUID/SGID...) reaching fuse_setattr,
+        // which (with HANDLE_KILLPRIV_V2) leaves the clearing to the server: file_remove_privs before a
+        // write by a caller without CAP_FSETID (fallocate, copy_file_range and passthrough writes have
+        // no flag of their own), or chown(f, -1, -1), which clears S_ISUID whoever calls it
+        boolean killOnly = fs.killPriv && (valid & ~(FATTR_FH | FATTR_LOCKOWNER)) == 0;
+        int kill = -1;
+        if (((valid & FATTR_KILL_SUIDGID) != 0 || killOnly) && (valid & FATTR_MODE) == 0) {
+            kill = privsToKill(p, hasFh ? (int) fh : -1, killOnly || (valid & (FATTR_UID | FATTR_GID)) != 0);
+            // chown(f, -1, -1) becomes a mode change where there are bits to clear, which the VFS allows
+            // only the owner or CAP_FOWNER (setattr_prepare): the kernel overlay answers EPERM and keeps
+            // them. The same empty SETATTR also comes from file_remove_privs (ATTR_FORCE: no check)
+            // before a write by a caller without CAP_FSETID, who holds the file open for writing
+            if (killOnly && kill >= 0 && !ownerOrCapable(w.privStat.getInt(Stat.OFF_UID)) && !w.files.openForWriting(node)) {
+                w.error(unique, EPERM);
+                return;
+            }
+        }
+        int r = 0;
+        if ((valid & FATTR_MODE) != 0) {
+            int mode = w.in.getInt(b + 68);
+            r = p != null ? fs.union.chmod(p, mode) : fs.union.fchmod((int) fh, mode);
+        }
+        if (r == 0 && (valid & (FATTR_UID | FATTR_GID)) != 0) {
+            int u = (valid & FATTR_UID) != 0 ? w.in.getInt(b + 76) : -1;
+            int g = (valid & FATTR_GID) != 0 ? w.in.getInt(b + 80) : -1;
+            r = p != null ? fs.union.chown(p, u, g) : fs.union.fchown((int) fh, u, g);
+        }
+        if (r == 0 && (valid & FATTR_SIZE) != 0) {
+            long size = w.in.getLong(b + 16);
+            r = removed ? fs.union.truncateRemoved((int) fh, size) : hasFh ? fs.union.ftruncate((int) fh, size) : fs.union.truncate(p, size);
+        }
+        if (r == 0 && (valid & (FATTR_ATIME | FATTR_MTIME)) != 0) {
+            long as = Posix.UTIME_OMIT, an = Posix.UTIME_OMIT, ms = 0, mn = Posix.UTIME_OMIT;
+            if ((valid & FATTR_ATIME) != 0) {
+                if ((valid & FATTR_ATIME_NOW) != 0) { as = 0; an = Posix.UTIME_NOW; }
+                else { as = w.in.getLong(b + 32); an = w.in.getInt(b + 56) & 0xffffffffL; }
+            } else as = 0;
+            if ((valid & FATTR_MTIME) != 0) {
+                if ((valid & FATTR_MTIME_NOW) != 0) { ms = 0; mn = Posix.UTIME_NOW; }
+                else { ms = w.in.getLong(b + 40); mn = w.in.getInt(b + 60) & 0xffffffffL; }
+            }
+            r = p != null ? fs.union.utimens(p, as, an, ms, mn) : fs.union.futimens((int) fh, as, an, ms, mn);
+        }
+        // chown(f, -1, -1) of a lower file: the kernel overlay copies it up (as any setattr), bits or not
+        if (r == 0 && killOnly && p != null) r = fs.union.chown(p, -1, -1);
+        if (r == 0 && kill >= 0) r = setMode(p, hasFh ? (int) fh : -1, kill);
+        if (r < 0) { w.error(unique, -r); return; }
+        r = p != null ? fs.union.getattr(p, w.stat) : fs.union.fgetattr((int) fh, w.stat);
+        if (r < 0) { w.error(unique, -r); return; }
+        if (w.multiLinkFile()) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
+        w.replyAttr(unique, node);
+    }
+
+    void readlink(long unique, KNode node) {
+        String p = w.pathOrError(unique, node);
+        if (p == null) return;
+        int r = fs.union.readlink(p, w.outData, 4096);
+        if (r < 0) { w.error(unique, -r); return; }
+        int len = 0;
+        while (len < 4096 && w.outData.getByte(len) != 0) len++;
+        w.reply(unique, len);
+    }
+
+    /**
+     * inode_owner_or_capable for the request's caller: its fsuid is the file's owner as the mount shows
+     * it, or it has CAP_FOWNER (see {@link Callers} for the rule).
+     */
+    boolean ownerOrCapable(int owner) {
+        return w.uid() == owner || Callers.capable(w.in.getInt(IH_PID), w.uid(), Callers.CAP_FOWNER);
+    }
+
+    /** Clears what a write or O_TRUNC by a caller without CAP_FSETID clears on the file at p (null: by fd) / fd. */
+    int killSuidGid(String p, int fd) {
+        int mode = privsToKill(p, fd, false);
+        return mode < 0 ? 0 : setMode(p, fd, mode);
+    }
+
+    /**
+     * The mode a regular file keeps once the request's caller changed it, as the VFS's
+     * setattr_should_drop_suidgid / setattr_should_drop_sgid decide (fs/attr.c): S_ISUID goes, S_ISGID
+     * goes if group-execute is set or the caller is not in the file's group, nor (orCapable: a chown)
+     * has CAP_FSETID; write, truncate and O_TRUNC are flagged only for callers without it. -1: nothing
+     * to clear (or the file cannot be read, which the operation itself will report).
+     */
+    int privsToKill(String p, int fd, boolean orCapable) {
+        int r = fd >= 0 ? fs.union.fgetattr(fd, w.privStat) : p != null ? fs.union.getattr(p, w.privStat) : -ENOENT;
+        if (r < 0) return -1;
+        int mode = w.privStat.getInt(Stat.OFF_MODE);
+        if ((mode & Posix.S_IFMT) != Posix.S_IFREG || (mode & (KernelFS.S_ISUID | KernelFS.S_ISGID)) == 0) return -1;
+        int keep = mode & 07777 & ~KernelFS.S_ISUID;
+        if ((mode & KernelFS.S_ISGID) != 0
+                && ((mode & KernelFS.S_IXGRP) != 0 || !callerInGroupOrCapable(w.privStat.getInt(Stat.OFF_GID), orCapable))) {
+            keep &= ~KernelFS.S_ISGID;
+        }
+        return keep == (mode & 07777) ? -1 : keep;
+    }
+
+    int setMode(String p, int fd, int mode) {
+        return p != null ? fs.union.chmod(p, mode) : fs.union.fchmod(fd, mode);
+    }
+
+    /**
+     * Whether the request's caller is in group gid (its fsgid, or a supplementary group) or, if asked,
+     * has CAP_FSETID; the groups and capabilities are read from /proc/PID/status (the header has only
+     * the fsuid/fsgid). Only consulted for a set-group-ID file without group-execute.
+     */
+    boolean callerInGroupOrCapable(int gid, boolean orCapable) {
+        if (w.gid() == gid) return true;
+        java.util.List<String> lines;
+        try {
+            lines = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/" + w.in.getInt(IH_PID) + "/status"),
+                    java.nio.charset.StandardCharsets.ISO_8859_1);
+        } catch (java.io.IOException | RuntimeException e) {
+            return orCapable && w.uid() == 0; // the caller is gone: its fsgid is all there is
+        }
+        for (String l : lines) {
+            if (l.startsWith("Groups:")) {
+                for (String g : l.substring(7).trim().split("\\s+")) {
+                    if (!g.isEmpty() && Integer.parseUnsignedInt(g) == gid) return true;
+                }
+            } else if (orCapable && l.startsWith("CapEff:")) {
+                if ((Long.parseUnsignedLong(l.substring(7).trim(), 16) & (1L << KernelFS.CAP_FSETID)) != 0) return true;
+            }
+        }
+        return false;
+    }
+
+    void statfs(long unique) {
+        int r = fs.union.statfs(w.stat);
+        if (r < 0) { w.error(unique, -r); return; }
+        // struct statvfs (x86_64): bsize 0, frsize 8, blocks 16, bfree 24, bavail 32, files 40, ffree 48, namemax 80
+        w.outData.putLong(0, w.stat.getLong(16));
+        w.outData.putLong(8, w.stat.getLong(24));
+        w.outData.putLong(16, w.stat.getLong(32));
+        w.outData.putLong(24, w.stat.getLong(40));
+        w.outData.putLong(32, w.stat.getLong(48));
+        w.outData.putInt(40, (int) w.stat.getLong(0));
+        w.outData.putInt(44, (int) w.stat.getLong(80));
+        w.outData.putInt(48, (int) w.stat.getLong(8));
+        for (int i = 52; i < KSTATFS; i += 4) w.outData.putInt(i, 0);
+        w.reply(unique, KSTATFS);
+    }
+}

@@ -1,0 +1,73 @@
+package dev.strata.fuse.kernel;
+
+import dev.strata.fuse.kernel.Inodes.KNode;
+import dev.strata.posix.Posix;
+
+import java.util.ArrayList;
+
+import static dev.strata.fuse.kernel.Proto.*;
+import static dev.strata.posix.Errno.*;
+
+/**
+ * READDIR and READDIRPLUS: a directory's listing taken at offset 0 and answered by cookies.
+ */
+final class DirOps extends Family {
+    DirOps(KernelFS fs, Worker w) { super(fs, w); }
+
+    void readdir(long unique, KNode dir, boolean plus) {
+        long offset = w.in.getLong(IN_HEADER + 8);
+        int size = Math.min(w.in.getInt(IN_HEADER + 16), KernelFS.OUT_BUF - OUT_HEADER);
+        String p = fs.inodes.path(dir);
+        Inodes.Listing h = dir.listing;
+        if (offset == 0 || h == null) {
+            // a listing is taken at offset 0 (and where none is kept) and shared by every reader of
+            // the directory: offsets are cookies in name order, not indexes, so a reader that goes on
+            // in a newer listing neither repeats nor skips a name that stayed (see Inodes.Listing)
+            if (p == null) { w.error(unique, ENOENT); return; }
+            ArrayList<String> names = new ArrayList<>();
+            ArrayList<Integer> types = new ArrayList<>();
+            ArrayList<Long> inos = new ArrayList<>();
+            int r = fs.union.readdir(p, (name, type, ino) -> {
+                names.add(name);
+                types.add(type);
+                inos.add(ino);
+                return true;
+            });
+            if (r < 0) { w.error(unique, -r); return; }
+            h = Inodes.Listing.of(names, types, inos);
+            dir.listing = h;
+        }
+        int pos = 0;
+        int i = h.after(offset);
+        for (; i < h.names.length; i++) {
+            String name = h.names[i];
+            byte[] nb = name.getBytes(Posix.NAMES);
+            int rec = DIRENT + ((nb.length + 7) & ~7);
+            int need = plus ? ENTRY_OUT + rec : rec;
+            if (pos + need > size) break;
+            int d = pos;
+            if (plus) {
+                boolean dot = name.equals(".") || name.equals("..");
+                boolean filled = false;
+                if (!dot && p != null) {
+                    String cp = p.length() == 1 ? "/" + name : p + "/" + name;
+                    if (fs.union.getattr(cp, w.stat) == 0) {
+                        w.entry(pos, dir, name);
+                        filled = true;
+                    }
+                }
+                if (!filled) for (int j = 0; j < ENTRY_OUT; j += 8) w.outData.putLong(pos + j, 0);
+                d = pos + ENTRY_OUT;
+            }
+            w.outData.putLong(d, h.inos[i]);
+            w.outData.putLong(d + 8, h.cookies[i]);
+            w.outData.putInt(d + 16, nb.length);
+            w.outData.putInt(d + 20, (h.types[i] >>> 12) & 0xf);
+            w.outData.put(d + DIRENT, nb, 0, nb.length);
+            for (int j = DIRENT + nb.length; j < rec; j++) w.outData.putByte(d + j, (byte) 0);
+            pos += need;
+        }
+        if (pos == 0 && dir.listing == h) dir.listing = null; // the end was read: the engine keeps its own cache
+        w.reply(unique, pos);
+    }
+}

@@ -1,0 +1,145 @@
+package dev.strata.fuse.kernel;
+
+import dev.strata.fuse.kernel.Inodes.KNode;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+import dev.strata.union.Union;
+
+import static dev.strata.fuse.kernel.Proto.*;
+import static dev.strata.posix.Errno.*;
+
+/**
+ * Requests on names: LOOKUP, MKNOD, MKDIR, SYMLINK, LINK, UNLINK, RMDIR, RENAME(2).
+ */
+final class EntryOps extends Family {
+    EntryOps(KernelFS fs, Worker w) { super(fs, w); }
+
+    void lookup(long unique, KNode dir, String name) {
+        String p = fs.inodes.childPath(dir, name);
+        if (p == null) { w.error(unique, ENOENT); return; }
+        int r = fs.union.getattr(p, w.stat);
+        if (r == -ENOENT && fs.negativeCache) {
+            // a negative entry the kernel may cache: node id 0
+            for (int i = 0; i < ENTRY_OUT; i += 8) w.outData.putLong(i, 0);
+            w.outData.putLong(16, fs.entrySec);
+            w.outData.putInt(32, fs.entryNsec);
+            w.reply(unique, ENTRY_OUT);
+            return;
+        }
+        if (r < 0) { w.error(unique, -r); return; }
+        w.replyEntry(unique, dir, name);
+    }
+
+    /** After a create-like call: the new name's entry, or the error. */
+    void created(long unique, KNode dir, String name, String p, int r) {
+        if (r < 0) { w.error(unique, -r); return; }
+        r = fs.union.getattr(p, w.stat);
+        if (r < 0) { w.error(unique, -r); return; }
+        w.replyEntry(unique, dir, name);
+    }
+
+    void symlink(long unique, KNode dir) {
+        String name = w.cstr(IN_HEADER);
+        String target = w.cstr(w.cstrEnd(IN_HEADER));
+        String p = fs.inodes.childPath(dir, name);
+        if (p == null) { w.error(unique, ENOENT); return; }
+        created(unique, dir, name, p, fs.union.symlink(target, p, w.uid(), w.gid()));
+    }
+
+    void mknod(long unique, KNode dir) {
+        long rdev = w.in.getInt(IN_HEADER + 4) & 0xffffffffL;
+        String name = w.cstr(IN_HEADER + 16);
+        String p = fs.inodes.childPath(dir, name);
+        if (p == null) { w.error(unique, ENOENT); return; }
+        int mode = masked(dir, w.in.getInt(IN_HEADER), w.in.getInt(IN_HEADER + 8));
+        created(unique, dir, name, p, fs.union.mknod(p, mode, rdev, w.uid(), w.gid()));
+    }
+
+    void mkdir(long unique, KNode dir) {
+        String name = w.cstr(IN_HEADER + 8);
+        String p = fs.inodes.childPath(dir, name);
+        if (p == null) { w.error(unique, ENOENT); return; }
+        int mode = masked(dir, w.in.getInt(IN_HEADER), w.in.getInt(IN_HEADER + 4));
+        created(unique, dir, name, p, fs.union.mkdir(p, mode, w.uid(), w.gid()));
+    }
+
+    /**
+     * The mode a new object gets. With POSIX ACLs the kernel passes the umask along instead of
+     * applying it: it applies unless the parent has a default ACL (which the upper layer's file
+     * system then applies, as on the kernel overlay).
+     */
+    int masked(KNode dir, int mode, int umask) {
+        if (!fs.posixAcl || umask == 0) return mode;
+        String dp = fs.inodes.path(dir);
+        if (dp != null && fs.union.getxattr(dp, "system.posix_acl_default", w.outData, 0) > 0) return mode;
+        return mode & ~umask;
+    }
+
+    void remove(long unique, KNode dir, String name, boolean isDir) {
+        String p = fs.inodes.childPath(dir, name);
+        if (p == null) { w.error(unique, ENOENT); return; }
+        KNode held = isDir ? null : fs.inodes.peek(dir, name);
+        byte[] snapshot = null;
+        if (held != null && held.type != Posix.S_IFREG && fs.union.getattr(p, w.stat) == 0) {
+            // a fifo, socket, device or symlink may be open without strata knowing: keep what
+            // fstat must show after the removal (one link less for an upper object; a lower one is untouched)
+            if (fs.union.isUpper(p)) w.stat.putLong(Stat.OFF_NLINK, Math.max(0, w.stat.getLong(Stat.OFF_NLINK) - 1));
+            snapshot = new byte[Stat.SIZE];
+            w.stat.get(0, snapshot, 0, Stat.SIZE);
+        }
+        int r = isDir ? fs.union.rmdir(p) : fs.union.unlink(p);
+        if (r < 0) { w.error(unique, -r); return; }
+        KNode gone = fs.inodes.remove(dir, name);
+        if (gone != null && snapshot != null) gone.removedStat = snapshot;
+        if (gone != null && !isDir) w.invalidateSiblings(gone.ino, gone);
+        w.reply(unique, 0);
+    }
+
+    void rename(long unique, KNode fromDir, int namesOff, int flags) {
+        KNode toDir = fs.inodes.get(w.in.getLong(IN_HEADER));
+        if (toDir == null) { w.error(unique, ESTALE); return; }
+        String from = w.cstr(namesOff);
+        String to = w.cstr(w.cstrEnd(namesOff));
+        String fp = fs.inodes.childPath(fromDir, from), tp = fs.inodes.childPath(toDir, to);
+        if (fp == null || tp == null) { w.error(unique, ENOENT); return; }
+        boolean exchange = (flags & 2) != 0; // RENAME_EXCHANGE
+        KNode moved = fs.inodes.peek(fromDir, from), other = exchange ? fs.inodes.peek(toDir, to) : null;
+        int r = fs.union.rename(fp, tp, flags);
+        if (r < 0) { w.error(unique, -r); return; }
+        KNode replaced = fs.inodes.rename(fromDir, from, toDir, to, exchange);
+        if (replaced != null) w.invalidateSiblings(replaced.ino, replaced); // its other names lost a link
+        // a renamed file's ctime changed, which its other names show too
+        if (moved != null) w.invalidateSiblings(moved.ino, moved);
+        if (other != null) w.invalidateSiblings(other.ino, other);
+        w.reply(unique, 0);
+    }
+
+    void link(long unique, KNode newDir) {
+        KNode old = fs.inodes.get(w.in.getLong(IN_HEADER));
+        if (old == null) { w.error(unique, ESTALE); return; }
+        String name = w.cstr(IN_HEADER + 8);
+        String op = fs.inodes.path(old), np = fs.inodes.childPath(newDir, name);
+        if (np == null) { w.error(unique, ENOENT); return; }
+        int r;
+        if (op != null) {
+            r = fs.union.link(op, np);
+        } else {
+            // a node without a name: an O_TMPFILE file (linkat AT_EMPTY_PATH) or a removed upper file is
+            // named through its descriptor; a removed lower file is refused (Union#linkFd)
+            int fd = w.files.openFd(old);
+            r = fd >= 0 ? fs.union.linkFd(fd, np) : -ENOENT;
+        }
+        if (r < 0) { w.error(unique, -r); return; }
+        r = fs.union.getattr(np, w.stat);
+        if (r < 0) { w.error(unique, -r); return; }
+        long ino = w.stat.getLong(Stat.OFF_INO);
+        fs.inodes.markLinked(old, ino); // the old name shares the inode now
+        // its open files' writes now change another name's attributes: page-cache and direct-I/O opens
+        // invalidate them from now on; passthrough writes bypass strata, so the new name's attributes
+        // are not cached while those opens last (attrsMustBeFresh)
+        for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node == old) f.otherNames = true;
+        KNode k = w.entry(0, newDir, name);
+        w.invalidateSiblings(ino, k);
+        w.reply(unique, ENTRY_OUT);
+    }
+}

@@ -1,0 +1,224 @@
+package dev.strata.fuse.kernel;
+
+import dev.strata.fuse.kernel.Inodes.KNode;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import static dev.strata.fuse.kernel.Proto.*;
+import static dev.strata.posix.Errno.*;
+
+/**
+ * Requests on open files: OPEN, CREATE, TMPFILE, READ, WRITE, RELEASE, FALLOCATE, LSEEK, the
+ * transport's open-file table and FUSE passthrough.
+ */
+final class FileOps extends Family {
+    FileOps(KernelFS fs, Worker w) { super(fs, w); }
+
+    void open(long unique, KNode node) {
+        String p = w.pathOrError(unique, node);
+        if (p == null) return;
+        int flags = w.in.getInt(IN_HEADER);
+        int fd = fs.union.open(p, flags);
+        if (fd < 0) { w.error(unique, -fd); return; }
+        if ((w.in.getInt(IN_HEADER + 4) & OPEN_KILL_SUIDGID) != 0) {
+            // O_TRUNC by a caller without CAP_FSETID
+            int r = w.attrs.killSuidGid(p, fd);
+            if (r < 0) { fs.union.release(fd); w.error(unique, -r); return; }
+        }
+        openReply(0, fd, node, fs.union.hasOtherNames(fd));
+        if (!w.reply(unique, OPEN_OUT)) w.unclaimed(fd);
+    }
+
+    /**
+     * Fills a fuse_open_out for a descriptor. With passthrough, the kernel reads and writes the layer
+     * file itself, when (a) the descriptor never has to move to another file (not a read-only lower
+     * file that a copy-up may replace) and (b) no other open of the same kernel inode is not a
+     * passthrough one (page cache or direct I/O); and always while the inode has passthrough opens (the kernel refuses to mix
+     * modes on one inode). Otherwise a file with several names gets direct I/O:
+     * each name is its own kernel inode with its own cache, and every write must reach strata so
+     * that the attributes the kernel holds for the other names can be invalidated.
+     */
+    void openReply(int off, int fd, KNode node, boolean otherNames) {
+        int backing = 0;
+        synchronized (node) {
+            if (node.passthroughOpens > 0) {
+                // the kernel wants every open of an inode in passthrough mode to be one too, sharing
+                // its backing file (it opens that anew with each open's own flags)
+                backing = node.backingId;
+                node.passthroughOpens++;
+            } else if (fs.passthrough && node.cachedOpens == 0 && !otherNames && fs.union.stableFd(fd)) {
+                backing = node.backingId = backingOpen(fd);
+                if (backing > 0) node.passthroughOpens++;
+            }
+        }
+        // a direct-I/O open counts too: a shared mapping of it puts the kernel inode in page-cache mode
+        // (fuse_file_mmap), and a passthrough open of the inode after that fails with EIO
+        boolean cached = backing <= 0;
+        if (cached) synchronized (node) { node.cachedOpens++; }
+        int acc = w.in.getInt(IN_HEADER) & Posix.O_ACCMODE; // the flags of OPEN, CREATE and TMPFILE alike
+        fs.openFiles.put(fd, new KernelFS.OpenFile(node, cached, backing > 0, otherNames, acc != Posix.O_RDONLY));
+        w.outData.putLong(off, fd);
+        w.outData.putInt(off + 8, backing > 0 ? FOPEN_PASSTHROUGH : otherNames ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
+        w.outData.putInt(off + 12, Math.max(backing, 0));
+    }
+
+    /** Registers a descriptor as a passthrough backing file; returns its id, or <= 0 (then: no passthrough). */
+    int backingOpen(int fd) {
+        w.note.putInt(40, fd);
+        w.note.putInt(44, 0);
+        w.note.putLong(48, 0);
+        int id = Posix.ioctl(fs.devFd, DEV_IOC_BACKING_OPEN, w.note.address() + 40);
+        if (id == -EPERM || id == -EINVAL || id == -EOPNOTSUPP || id == -ENOTTY || id == -ENOSYS) {
+            // not permitted or not supported here (e.g. a layer on a stacked file system): stop
+            // trying, and say so, since file data then goes through strata (slower, still right)
+            if (fs.passthrough) {
+                fs.passthrough = false;
+                fs.log.warn("FUSE passthrough off for this mount: the kernel refused a backing file ("
+                        + Posix.strerror(id) + "); file data is served by strata");
+            }
+        } else if (id < 0) {
+            fs.log.debug("no passthrough for one open: " + Posix.strerror(id)); // EMFILE, ENOMEM, ...: this open only
+        }
+        return id;
+    }
+
+    void create(long unique, KNode dir) {
+        int flags = w.in.getInt(IN_HEADER);
+        String name = w.cstr(IN_HEADER + 16);
+        String p = fs.inodes.childPath(dir, name);
+        if (p == null) { w.error(unique, ENOENT); return; }
+        int mode = w.entries.masked(dir, w.in.getInt(IN_HEADER + 4), w.in.getInt(IN_HEADER + 8));
+        int fd = fs.union.create(p, mode, flags, w.uid(), w.gid());
+        if (fd < 0) { w.error(unique, -fd); return; }
+        if ((w.in.getInt(IN_HEADER + 12) & OPEN_KILL_SUIDGID) != 0) {
+            // O_TRUNC without O_EXCL by a caller without CAP_FSETID: the name may have existed after all
+            int r = w.attrs.killSuidGid(p, fd);
+            if (r < 0) { fs.union.release(fd); w.error(unique, -r); return; }
+        }
+        if (opened(unique, fd, fs.union.getattr(p, w.stat))) replyOpened(unique, fd, w.entry(0, dir, name));
+    }
+
+    /** After creating an open file: true if its attributes are in {@link Worker#stat}, else it is closed and the error answered. */
+    boolean opened(long unique, int fd, int getattr) {
+        if (getattr >= 0) return true;
+        fs.union.release(fd);
+        w.error(unique, -getattr);
+        return false;
+    }
+
+    /** Answers CREATE/TMPFILE: the entry already at outData, then the open file. */
+    void replyOpened(long unique, int fd, KNode k) {
+        openReply(ENTRY_OUT, fd, k, false);
+        if (!w.reply(unique, ENTRY_OUT + OPEN_OUT)) {
+            w.unclaimed(fd);
+            fs.inodes.forget(k.id, 1); // nor will it forget the entry's reference
+        }
+    }
+
+    void release(long unique) {
+        w.result(unique, closeOpenFile((int) w.in.getLong(IN_HEADER)));
+    }
+
+    /** Forgets an open file (its share of the node's cache and passthrough state) and closes it. */
+    int closeOpenFile(int fd) {
+        KernelFS.OpenFile f = fs.openFiles.remove(fd);
+        if (f != null) {
+            int close = 0;
+            synchronized (f.node) {
+                if (f.cached) f.node.cachedOpens--;
+                if (f.passthrough && --f.node.passthroughOpens == 0) {
+                    close = f.node.backingId;
+                    f.node.backingId = 0;
+                }
+            }
+            if (close > 0) {
+                w.note.putInt(40, close);
+                Posix.ioctl(fs.devFd, DEV_IOC_BACKING_CLOSE, w.note.address() + 40);
+            }
+        }
+        return fs.union.release(fd);
+    }
+
+    /** A descriptor open on a node, or -1. */
+    int openFd(KNode node) {
+        for (java.util.Map.Entry<Integer, KernelFS.OpenFile> e : fs.openFiles.entrySet()) {
+            if (e.getValue().node == node) return e.getKey();
+        }
+        return -1;
+    }
+
+    /** Whether the node is open for writing (through strata: passthrough opens are opened through it too). */
+    boolean openForWriting(KNode node) {
+        for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node == node && f.writable) return true;
+        return false;
+    }
+
+    /** O_TMPFILE: a file without a name; the kernel holds it as a node of its own. */
+    void tmpfile(long unique, KNode dir) {
+        int flags = w.in.getInt(IN_HEADER);
+        String p = fs.inodes.path(dir);
+        if (p == null) { w.error(unique, ENOENT); return; }
+        int mode = w.entries.masked(dir, w.in.getInt(IN_HEADER + 4), w.in.getInt(IN_HEADER + 8));
+        int fd = fs.union.tmpfile(p, mode, flags, w.uid(), w.gid());
+        if (fd < 0) { w.error(unique, -fd); return; }
+        if (!opened(unique, fd, fs.union.fgetattr(fd, w.stat))) return;
+        KNode k = fs.inodes.anonymous(w.stat.getLong(Stat.OFF_INO));
+        w.fillEntry(0, k);
+        replyOpened(unique, fd, k);
+    }
+
+    void read(long unique) {
+        int fd = (int) w.in.getLong(IN_HEADER);
+        long off = w.in.getLong(IN_HEADER + 8);
+        int size = Math.min(w.in.getInt(IN_HEADER + 16), KernelFS.OUT_BUF - OUT_HEADER);
+        long n = fs.union.read(fd, w.outData, size, off);
+        if (n < 0) { w.error(unique, (int) -n); return; }
+        w.reply(unique, (int) n);
+    }
+
+    void write(long unique) {
+        int fd = (int) w.in.getLong(IN_HEADER);
+        long off = w.in.getLong(IN_HEADER + 8);
+        int size = w.in.getInt(IN_HEADER + 16);
+        if ((w.in.getInt(IN_HEADER + 20) & WRITE_KILL_SUIDGID) != 0) {
+            // a caller without CAP_FSETID: cleared before the data change, as the VFS does. Direct-I/O
+            // writes carry the flag with or without HANDLE_KILLPRIV_V2 (the kernel clears nothing for them)
+            KernelFS.OpenFile f = fs.openFiles.get(fd);
+            int r;
+            fs.names.readLock().lock(); // the path must name this file while it is changed (see namesLock)
+            try {
+                r = w.attrs.killSuidGid(f == null ? null : fs.inodes.path(f.node), fd);
+            } finally {
+                fs.names.readLock().unlock();
+            }
+            if (r < 0) { w.error(unique, -r); return; }
+        }
+        long n = fs.union.write(fd, w.writeData, size, off);
+        if (n < 0) { w.error(unique, (int) -n); return; }
+        KernelFS.OpenFile f = fs.openFiles.get(fd);
+        if (f != null && f.otherNames) w.invalidateSiblings(f.node.ino, f.node);
+        w.outData.putInt(0, (int) n);
+        w.outData.putInt(4, 0);
+        w.reply(unique, 8);
+    }
+
+    void fallocate(long unique) {
+        int fd = (int) w.in.getLong(IN_HEADER);
+        long off = w.in.getLong(IN_HEADER + 8), len = w.in.getLong(IN_HEADER + 16);
+        int mode = w.in.getInt(IN_HEADER + 24);
+        int r = fs.union.fallocate(fd, mode, off, len);
+        KernelFS.OpenFile f = fs.openFiles.get(fd);
+        if (r == 0 && f != null && f.otherNames) w.invalidateSiblings(f.node.ino, f.node);
+        w.result(unique, r);
+    }
+
+    void lseek(long unique) {
+        int fd = (int) w.in.getLong(IN_HEADER);
+        long off = w.in.getLong(IN_HEADER + 8);
+        int whence = w.in.getInt(IN_HEADER + 16);
+        long r = Posix.lseek(fd, off, whence);
+        if (r < 0) { w.error(unique, (int) -r); return; }
+        w.outData.putLong(0, r);
+        w.reply(unique, 8);
+    }
+}

@@ -1,0 +1,440 @@
+package dev.strata.fuse.kernel;
+
+import dev.strata.fuse.kernel.Inodes.KNode;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+import jnr.ffi.Memory;
+import jnr.ffi.Pointer;
+
+import java.util.ArrayList;
+
+import static dev.strata.fuse.kernel.Proto.*;
+import static dev.strata.posix.Errno.*;
+
+/**
+ * One thread's buffers; a worker reads requests from /dev/fuse, hands each to its request family and
+ * writes the reply, until the file system is unmounted.
+ */
+final class Worker implements Runnable {
+    private final KernelFS fs;
+    final EntryOps entries;
+    final AttrOps attrs;
+    final FileOps files;
+    final XattrOps xattrs;
+    final DirOps dirs;
+    final IoctlOps ioctls;
+    final jnr.ffi.Runtime rt = Posix.RT;
+
+    final Pointer in = Memory.allocateDirect(rt, KernelFS.IN_BUF, false);
+
+    final Pointer out = Memory.allocateDirect(rt, KernelFS.OUT_BUF, false);
+
+    final Pointer outData = out.slice(OUT_HEADER);
+
+    final Pointer writeData = in.slice(IN_HEADER + WRITE_IN);
+
+    final Pointer stat = Memory.allocateDirect(rt, 256, true);
+
+    /** Attributes read to decide what a write, truncate or open must clear (stat may hold a reply's). */
+    final Pointer privStat = Memory.allocateDirect(rt, 256, true);
+
+    final Pointer note = Memory.allocateDirect(rt, 64, true);
+
+    final Runnable onExit;
+
+    Worker(KernelFS fs, Runnable onExit) {
+        this.fs = fs;
+        this.onExit = onExit;
+        entries = new EntryOps(fs, this);
+        attrs = new AttrOps(fs, this);
+        files = new FileOps(fs, this);
+        xattrs = new XattrOps(fs, this);
+        dirs = new DirOps(fs, this);
+        ioctls = new IoctlOps(fs, this);
+    }
+
+    @Override public void run() {
+        KernelFS.COPIED.set(new ArrayList<>());
+        KernelFS.RELISTED.set(new ArrayList<>());
+        try {
+            while (true) {
+                long n = Posix.read(fs.devFd, in, KernelFS.IN_BUF);
+                if (n < 0) {
+                    int e = (int) -n;
+                    if (e == EINTR || e == EAGAIN || e == ENOENT) continue; // interrupted or aborted request
+                    if (e != ENODEV) fs.log.error("reading /dev/fuse: " + Posix.strerror(e));
+                    return; // ENODEV: unmounted
+                }
+                if (n < IN_HEADER) continue;
+                try {
+                    serve();
+                } catch (Throwable t) {
+                    // a failure outside a request (even while replying) must not end this worker
+                    if (t instanceof OutOfMemoryError) fs.noteOutOfMemory();
+                }
+            }
+        } finally {
+            onExit.run();
+        }
+    }
+
+    void serve() {
+        int opcode = in.getInt(IH_OPCODE);
+        long unique = in.getLong(IH_UNIQUE);
+        long nodeid = in.getLong(IH_NODEID);
+        try {
+            if (fs.allowOnlyUid >= 0 && opcode != INIT && opcode != FORGET && opcode != BATCH_FORGET
+                    && opcode != DESTROY && opcode != INTERRUPT) {
+                int uid = in.getInt(IH_UID);
+                if (uid != 0 && uid != fs.allowOnlyUid) { error(unique, EACCES); return; }
+            }
+            if (fs.debug) fs.log.debug("request " + opcode + " node " + nodeid + " unique " + unique);
+            dispatch(opcode, unique, nodeid);
+        } catch (OutOfMemoryError t) {
+            // no allocation before the reply: a request left unanswered hangs its caller for good
+            error(unique, ENOMEM);
+            fs.noteOutOfMemory();
+        } catch (Throwable t) {
+            error(unique, EIO);
+            try {
+                fs.log.error("request " + opcode + " on node " + nodeid + ": " + t);
+            } catch (Throwable ignored) {
+                // the reply went out; the log line is what is lost
+            }
+        } finally {
+            ArrayList<String> copied = KernelFS.COPIED.get();
+            if (!copied.isEmpty()) copied.clear();
+            ArrayList<String> relisted = KernelFS.RELISTED.get();
+            if (!relisted.isEmpty()) relisted.clear();
+        }
+    }
+
+    void dispatch(int op, long unique, long nodeid) {
+        switch (op) {
+            case INIT: init(unique); return;
+            case FORGET: fs.inodes.forget(nodeid, in.getLong(IN_HEADER)); return;
+            case BATCH_FORGET: batchForget(); return;
+            case INTERRUPT: return; // requests finish quickly; the reply answers it
+            case DESTROY: reply(unique, 0); return;
+            default:
+        }
+        KNode node = fs.inodes.get(nodeid);
+        if (node == null) { error(unique, ESTALE); return; }
+        java.util.concurrent.locks.Lock l = namesLock(op);
+        if (l == null) { serveNode(op, unique, node); return; }
+        l.lock();
+        try {
+            serveNode(op, unique, node);
+        } finally {
+            l.unlock();
+        }
+    }
+
+    /**
+     * Requests turn a node into a mount path and then call the engine with it: a rename or removal in
+     * between (of the node or of a directory above it: the kernel locks only the parents of a rename)
+     * made the path name nothing (ENOENT for an fchmod on an open file, a create through a descriptor
+     * held on a directory being renamed) or, worse, something else. Renames, removals and links hold
+     * this exclusively from the engine call to the bookkeeping in {@link Inodes}; everything else that
+     * uses a path holds it shared from the path to the reply. I/O on open files takes no part.
+     */
+    java.util.concurrent.locks.Lock namesLock(int op) {
+        switch (op) {
+            // LINK too: an OPEN of the file must see either one name or both (see link)
+            case RENAME: case RENAME2: case UNLINK: case RMDIR: case LINK: return fs.names.writeLock();
+            case READ: case WRITE: case RELEASE: case FSYNC: case FLUSH: case FSYNCDIR: case STATFS:
+            case FALLOCATE: case LSEEK: case OPENDIR: case RELEASEDIR: return null;
+            default: return fs.names.readLock();
+        }
+    }
+
+    void serveNode(int op, long unique, KNode node) {
+        switch (op) {
+            case LOOKUP: entries.lookup(unique, node, cstr(IN_HEADER)); return;
+            case GETATTR: attrs.getattr(unique, node); return;
+            case SETATTR: attrs.setattr(unique, node); return;
+            case READLINK: attrs.readlink(unique, node); return;
+            case SYMLINK: entries.symlink(unique, node); return;
+            case MKNOD: entries.mknod(unique, node); return;
+            case MKDIR: entries.mkdir(unique, node); return;
+            case UNLINK: entries.remove(unique, node, cstr(IN_HEADER), false); return;
+            case RMDIR: entries.remove(unique, node, cstr(IN_HEADER), true); return;
+            case RENAME: entries.rename(unique, node, IN_HEADER + 8, 0); return;
+            case RENAME2: entries.rename(unique, node, IN_HEADER + 16, in.getInt(IN_HEADER + 8)); return;
+            case LINK: entries.link(unique, node); return;
+            case OPEN: files.open(unique, node); return;
+            case READ: files.read(unique); return;
+            case WRITE: files.write(unique); return;
+            case STATFS: attrs.statfs(unique); return;
+            case RELEASE: files.release(unique); return;
+            case FSYNC: result(unique, fs.union.fsync((int) in.getLong(IN_HEADER),
+                    (in.getInt(IN_HEADER + 8) & FSYNC_FDATASYNC) != 0)); return;
+            // nothing is buffered here: without FLUSH the kernel spares every close() a round trip
+            case FLUSH: error(unique, ENOSYS); return;
+            case FSYNCDIR: reply(unique, 0); return;
+            case SETXATTR: xattrs.setxattr(unique, node); return;
+            case GETXATTR: xattrs.xattrRead(unique, node, true); return;
+            case LISTXATTR: xattrs.xattrRead(unique, node, false); return;
+            case REMOVEXATTR: xattrs.removexattr(unique, node); return;
+            // no directory handles: the kernel then skips OPENDIR/RELEASEDIR round trips and keeps
+            // listings in its page cache (it drops one when a name in the directory changes through
+            // the mount; layers do not change under a live mount)
+            case OPENDIR: error(unique, ENOSYS); return;
+            case RELEASEDIR: reply(unique, 0); return;
+            case READDIR: dirs.readdir(unique, node, false); return;
+            case READDIRPLUS: dirs.readdir(unique, node, true); return;
+            case CREATE: files.create(unique, node); return;
+            case TMPFILE: files.tmpfile(unique, node); return;
+            case FALLOCATE: files.fallocate(unique); return;
+            case LSEEK: files.lseek(unique); return;
+            case IOCTL: ioctls.ioctl(unique, node); return;
+            default: error(unique, ENOSYS);
+        }
+    }
+
+    // ------------------------------------------------------------ replies
+
+    /** Answers with {@code len} bytes already placed at outData; false if the kernel did not take the reply. */
+    boolean reply(long unique, int len) {
+        sendNotes();
+        out.putInt(0, OUT_HEADER + len);
+        out.putInt(4, 0);
+        out.putLong(8, unique);
+        return send(out, OUT_HEADER + len);
+    }
+
+    void error(long unique, int errno) {
+        sendNotes();
+        out.putInt(0, OUT_HEADER);
+        out.putInt(4, -Math.abs(errno));
+        out.putLong(8, unique);
+        send(out, OUT_HEADER);
+    }
+
+    void result(long unique, int r) {
+        if (r < 0) error(unique, -r); else reply(unique, 0);
+    }
+
+    boolean send(Pointer buf, int len) {
+        long w = Posix.write(fs.devFd, buf, len);
+        // ENOENT: the request was interrupted and is gone; nothing to do
+        if (w < 0 && w != -ENOENT && w != -ENODEV) fs.log.error("writing /dev/fuse: " + Posix.strerror((int) w));
+        return w >= 0;
+    }
+
+    /**
+     * After a reply that handed the kernel an open file (OPEN, CREATE, TMPFILE) did not reach it: the
+     * kernel never learned the handle and will send no RELEASE for it, so it is released here (as
+     * libfuse does when fuse_reply_open/fuse_reply_create fail).
+     */
+    void unclaimed(int fd) {
+        files.closeOpenFile(fd);
+    }
+
+    /**
+     * Before the reply: attribute invalidations for nodes this request changed besides its own (what it
+     * copied up and their parents), and cached listings that show a changed inode number.
+     */
+    void sendNotes() {
+        ArrayList<String> relisted = KernelFS.RELISTED.get();
+        if (!relisted.isEmpty()) {
+            for (String p : relisted) {
+                KNode k = fs.inodes.find(p);
+                if (k != null) invalidate(k.id, 0); // its cached listing, and attributes
+            }
+            relisted.clear();
+        }
+        ArrayList<String> copied = KernelFS.COPIED.get();
+        if (copied.isEmpty()) return;
+        for (String p : copied) {
+            KNode k = fs.inodes.find(p);
+            if (k != null) invalidate(k.id);
+            // and its parent's: the upper directory's ctime changed with it (a new entry, its times
+            // put back, the impure marker), as the kernel overlay shows
+            int slash = p.lastIndexOf('/');
+            KNode d = fs.inodes.find(slash <= 0 ? "/" : p.substring(0, slash));
+            if (d != null) invalidate(d.id);
+        }
+        copied.clear();
+    }
+
+    void invalidate(long id) {
+        invalidate(id, -1); // attributes only
+    }
+
+    /** NOTIFY_INVAL_INODE: the node's attributes, and from byte {@code off} on its cached data (-1: none). */
+    void invalidate(long id, long off) {
+        note.putInt(0, OUT_HEADER + 24);
+        note.putInt(4, NOTIFY_INVAL_INODE);
+        note.putLong(8, 0);
+        note.putLong(16, id);
+        note.putLong(24, off);
+        note.putLong(32, 0);    // to the end
+        long w = Posix.write(fs.devFd, note, OUT_HEADER + 24);
+        if (w < 0 && w != -ENOENT) fs.log.debug("invalidate node " + id + ": " + Posix.strerror((int) w));
+    }
+
+    void invalidateSiblings(long ino, KNode except) {
+        for (long id : fs.inodes.siblings(ino, except)) invalidate(id);
+    }
+
+    /** Fills a fuse_attr at {@code off} from the struct stat in {@link #stat}. */
+    void attr(int off) {
+        Pointer o = outData, s = stat;
+        o.putLong(off + A_INO, s.getLong(Stat.OFF_INO));
+        o.putLong(off + A_SIZE, s.getLong(Stat.OFF_SIZE));
+        o.putLong(off + A_BLOCKS, s.getLong(Stat.OFF_BLOCKS));
+        o.putLong(off + A_ATIME, s.getLong(Stat.OFF_ATIME));
+        o.putLong(off + A_MTIME, s.getLong(Stat.OFF_MTIME));
+        o.putLong(off + A_CTIME, s.getLong(Stat.OFF_CTIME));
+        o.putInt(off + A_ATIMENSEC, (int) s.getLong(Stat.OFF_ATIME_NS));
+        o.putInt(off + A_MTIMENSEC, (int) s.getLong(Stat.OFF_MTIME_NS));
+        o.putInt(off + A_CTIMENSEC, (int) s.getLong(Stat.OFF_CTIME_NS));
+        o.putInt(off + A_MODE, s.getInt(Stat.OFF_MODE));
+        o.putInt(off + A_NLINK, (int) Math.min(s.getLong(Stat.OFF_NLINK), 0xffffffffL));
+        o.putInt(off + A_UID, s.getInt(Stat.OFF_UID));
+        o.putInt(off + A_GID, s.getInt(Stat.OFF_GID));
+        o.putInt(off + A_RDEV, (int) s.getLong(Stat.OFF_RDEV));
+        o.putInt(off + A_BLKSIZE, (int) s.getLong(Stat.OFF_BLKSIZE));
+        o.putInt(off + A_FLAGS, 0);
+    }
+
+    /** Whether the attributes in {@link #stat} are of a non-directory with several names. */
+    boolean multiLinkFile() {
+        return (stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR && stat.getLong(Stat.OFF_NLINK) > 1;
+    }
+
+    /**
+     * Fills a fuse_entry_out at {@code off} for a name whose attributes are in {@link #stat}, counting
+     * one kernel reference to its node. Returns the node.
+     */
+    KNode entry(int off, KNode dir, String name) {
+        long ino = stat.getLong(Stat.OFF_INO);
+        KNode k = fs.inodes.lookup(dir, name, ino, multiLinkFile());
+        fillEntry(off, k);
+        return k;
+    }
+
+    /** Fills a fuse_entry_out at {@code off} for node k, whose attributes are in {@link #stat}. */
+    void fillEntry(int off, KNode k) {
+        k.type = stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT;
+        outData.putLong(off, k.id);
+        outData.putLong(off + 8, 0);              // generation: ids are never reused
+        outData.putLong(off + 16, fs.entrySec);
+        boolean fresh = attrsMustBeFresh(k);
+        outData.putLong(off + 24, fresh ? 0 : fs.attrSec);
+        outData.putInt(off + 32, fs.entryNsec);
+        outData.putInt(off + 36, fresh ? 0 : fs.attrNsec);
+        attr(off + 40);
+    }
+
+    void replyEntry(long unique, KNode dir, String name) {
+        entry(0, dir, name);
+        reply(unique, ENTRY_OUT);
+    }
+
+    /**
+     * Whether the kernel must not cache the attributes in {@link #stat} of this name: another name of
+     * the file has passthrough opens, whose writes never reach strata to invalidate them.
+     */
+    boolean attrsMustBeFresh(KNode k) {
+        return multiLinkFile() && fs.inodes.passthroughElsewhere(stat.getLong(Stat.OFF_INO), k);
+    }
+
+    void replyAttr(long unique, KNode node) {
+        boolean fresh = attrsMustBeFresh(node);
+        outData.putLong(0, fresh ? 0 : fs.attrSec);
+        outData.putInt(8, fresh ? 0 : fs.attrNsec);
+        outData.putInt(12, 0);
+        attr(16);
+        reply(unique, ATTR_OUT);
+    }
+
+    // ------------------------------------------------------------ request decoding helpers
+
+    /** The NUL-terminated name at {@code off} of the request, as a byte-transparent string. */
+    String cstr(int off) {
+        int len = 0;
+        int max = in.getInt(IH_LEN) - off;
+        while (len < max && in.getByte(off + len) != 0) len++;
+        byte[] b = new byte[len];
+        in.get(off, b, 0, len);
+        return new String(b, Posix.NAMES);
+    }
+
+    int cstrEnd(int off) {
+        int max = in.getInt(IH_LEN);
+        int i = off;
+        while (i < max && in.getByte(i) != 0) i++;
+        return i + 1;
+    }
+
+    int uid() { return in.getInt(IH_UID); }
+
+    int gid() { return in.getInt(IH_GID); }
+
+    String pathOrError(long unique, KNode node) {
+        String p = fs.inodes.path(node);
+        if (p == null) error(unique, ENOENT);
+        return p;
+    }
+
+    // ------------------------------------------------------------ operations
+
+    void init(long unique) {
+        int major = in.getInt(IN_HEADER), minor = in.getInt(IN_HEADER + 4);
+        int maxReadahead = in.getInt(IN_HEADER + 8), flags = in.getInt(IN_HEADER + 12);
+        if (major < KERNEL_MAJOR) { error(unique, EPROTO); return; }
+        for (int i = 0; i < INIT_OUT; i += 8) outData.putLong(i, 0);
+        outData.putInt(0, KERNEL_MAJOR);
+        if (major > KERNEL_MAJOR) { reply(unique, 8); return; } // the kernel retries with our major
+        boolean ext = minor >= 36 && (flags & INIT_EXT) != 0;
+        int flags2 = ext ? in.getInt(IN_HEADER + 16) : 0;
+        boolean pt = fs.passthroughWanted && minor >= PASSTHROUGH_MINOR && (flags2 & FLAGS2_PASSTHROUGH) != 0;
+        // 7.40 where the kernel has it (every struct strata uses keeps its size; the newer requests
+        // it does not serve get ENOSYS, which the kernel remembers)
+        outData.putInt(4, Math.min(minor, minor >= PASSTHROUGH_MINOR ? PASSTHROUGH_MINOR : KERNEL_MINOR));
+        outData.putInt(8, maxReadahead);
+        int want = ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
+                | PARALLEL_DIROPS | ABORT_ERROR | KernelFS.MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
+        if (ext) want |= INIT_EXT;
+        // POSIX ACLs: the kernel checks and caches them (as it does on the kernel overlay); it then
+        // leaves the umask to strata, which applies it where the parent has no default ACL
+        if (!fs.opts.noAcl) want |= POSIX_ACL | DONT_MASK;
+        fs.posixAcl = (flags & (POSIX_ACL | DONT_MASK)) == (POSIX_ACL | DONT_MASK) && !fs.opts.noAcl;
+        if (!fs.posixAcl) want &= ~(POSIX_ACL | DONT_MASK);
+        // strata clears S_ISUID/S_ISGID itself where WRITE, SETATTR, OPEN and CREATE ask for it: the
+        // kernel then sets SB_NOSEC and stops asking for security.capability before each write
+        // (fs/fuse/inode.c process_init_reply). The flags' fields are in the kernel's structs from
+        // 7.33 on, whatever minor strata answers
+        if (minor >= KILLPRIV_V2_MINOR) want |= HANDLE_KILLPRIV_V2;
+        fs.killPriv = (flags & want & HANDLE_KILLPRIV_V2) != 0;
+        outData.putInt(12, flags & want);
+        // shared mmap of a file served with direct I/O (one with several names): as on the kernel overlay
+        int want2 = FLAGS2_DIRECT_IO_ALLOW_MMAP;
+        if (pt) {
+            want2 |= FLAGS2_PASSTHROUGH;
+            outData.putInt(36, 1);                 // max_stack_depth: layers on ordinary file systems
+            fs.passthrough = true;
+        }
+        outData.putInt(32, flags2 & want2);
+        outData.putShort(16, (short) 16);          // max_background
+        outData.putShort(18, (short) 12);          // congestion_threshold
+        outData.putInt(20, KernelFS.MAX_WRITE);
+        outData.putInt(24, 1);                     // time_gran: nanoseconds
+        outData.putShort(28, (short) KernelFS.MAX_PAGES);
+        reply(unique, INIT_OUT);
+        if (!fs.initialized) {
+            fs.initialized = true;
+            fs.onInit.run();
+        }
+    }
+
+    void batchForget() {
+        int count = in.getInt(IN_HEADER);
+        int off = IN_HEADER + 8;
+        for (int i = 0; i < count; i++, off += 16) fs.inodes.forget(in.getLong(off), in.getLong(off + 8));
+    }
+
+    // ------------------------------------------------------------ S_ISUID / S_ISGID (HANDLE_KILLPRIV_V2)
+}

@@ -1,0 +1,379 @@
+package dev.strata.union;
+
+import dev.strata.layer.At;
+import dev.strata.layer.Layer;
+import dev.strata.options.IdMapping;
+import dev.strata.posix.Buffers;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+import jnr.ffi.Pointer;
+
+import java.nio.charset.StandardCharsets;
+
+import static dev.strata.posix.Errno.*;
+import static dev.strata.posix.Posix.*;
+
+/**
+ * Attributes (the kernel's inode.c): presented inode numbers, stat as the mount shows it, id mapping,
+ * readlink, statfs, and the attribute changes (chmod, chown, utimens, truncate) that copy up first.
+ */
+final class Attrs {
+    private final Overlay ovl;
+
+    Attrs(Overlay ovl) { this.ovl = ovl; }
+
+    long mapIno(int layer, long ino) {
+        if (ovl.singleDev) return ino;
+        return ino ^ ((long) ovl.devIndex[layer] << 56);
+    }
+
+    long presentedIno(Node n, long realIno) {
+        long ino = n.ino;
+        if (ino != 0) return ino;
+        int top = n.top();
+        ino = 0;
+        if (ovl.hasUpper && top == 0) ino = origin(n.rel);
+        if (ino == 0) ino = mapIno(top, realIno);
+        n.ino = ino;
+        return ino;
+    }
+
+    /** The presented number recorded on the upper object at rel at its copy-up, or 0. */
+    long origin(String rel) {
+        return parseOrigin(ovl.stack[0].getxattr(rel, ovl.originXattr));
+    }
+
+    /** {@link #origin} of the entry name of an open upper directory. */
+    long originAt(int dirFd, String name) {
+        return parseOrigin(Posix.getxattrAt(dirFd, name, ovl.originXattr));
+    }
+
+    private static long parseOrigin(byte[] o) {
+        if (o == null) return 0;
+        try { return Long.parseLong(new String(o, StandardCharsets.US_ASCII).trim()); } catch (NumberFormatException e) { return 0; }
+    }
+
+    /** Whether the upper part of directory dir is marked impure (read once per node). */
+    boolean impure(Node dir) {
+        byte s = dir.impure;
+        if (s == 0) {
+            byte[] v = ovl.stack[0].getxattr(dir.rel, ovl.impureXattr);
+            dir.impure = s = (byte) (v != null ? 1 : 2);
+        }
+        return s == 1;
+    }
+
+    /**
+     * Marks dir's upper directory impure before an entry with an origin lands in it (a copy-up, a link
+     * or a rename from another directory), as the kernel's ovl_set_impure does, so readdir shows the
+     * number lstat shows. Best effort: without the marker readdir shows the upper number.
+     */
+    void markImpure(Node dir) {
+        if (dir.impure == 1) return;
+        if (impure(dir)) return;
+        try (At a = ovl.stack[0].at(dir.rel)) {
+            if (a.ok() && Posix.lsetxattr(a.xattrPath(), ovl.impureXattr, new byte[]{'y'}, 0) == 0) dir.impure = 1;
+        }
+    }
+
+    /** Patches a struct stat filled from the top layer into what the mount shows. */
+    void present(Node n, Pointer st) {
+        st.putLong(Stat.OFF_INO, presentedIno(n, st.getLong(Stat.OFF_INO)));
+        if (n.isDir() && (n.merged() || ovl.opts.staticNlink)) st.putLong(Stat.OFF_NLINK, 1);
+        if (ovl.overrides.reads(n.top())) ovl.overrides.apply(n.top(), ovl.stack[n.top()], n.rel, st);
+        mapOwner(st);
+    }
+
+    void mapOwner(Pointer st) {
+        IdMapping um = ovl.opts.uidMapping, gm = ovl.opts.gidMapping;
+        if (ovl.opts.squashUid != null) st.putInt(Stat.OFF_UID, ovl.opts.squashUid);
+        else if (!um.isIdentity()) st.putInt(Stat.OFF_UID, um.toContainer(st.getInt(Stat.OFF_UID)));
+        if (ovl.opts.squashGid != null) st.putInt(Stat.OFF_GID, ovl.opts.squashGid);
+        else if (!gm.isIdentity()) st.putInt(Stat.OFF_GID, gm.toContainer(st.getInt(Stat.OFF_GID)));
+    }
+
+    /** An id given through the mount, as stored on disk; ids outside the mapping are stored as the overflow id (as fuse-overlayfs does). */
+    int hostUid(int uid) {
+        if (uid == -1) return -1;
+        int h = ovl.opts.uidMapping.toHost(uid);
+        return h == -1 ? IdMapping.OVERFLOW : h;
+    }
+
+    int hostGid(int gid) {
+        if (gid == -1) return -1;
+        int h = ovl.opts.gidMapping.toHost(gid);
+        return h == -1 ? IdMapping.OVERFLOW : h;
+    }
+
+    public int getattr(String path, Pointer st) {
+        if (!ovl.files.hidden.isEmpty()) {
+            Node h = ovl.files.hidden.get(path);
+            if (h != null) return hiddenAttr(h, st);
+        }
+        ovl.lock.readLock().lock();
+        try {
+            Node n = ovl.namei.resolve(path);
+            int e = Namei.err(n);
+            if (e != 0) return e;
+            return getattr(n, st);
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
+    }
+
+    int getattr(Node n, Pointer st) {
+        Layer l = ovl.stack[n.top()];
+        int r;
+        if (n.rel.isEmpty()) r = Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH);
+        else try (At a = l.at(n.rel)) {
+            r = a.ok() ? Posix.fstatat(a.dirfd(), a.name(), st, AT_SYMLINK_NOFOLLOW) : a.err();
+        }
+        if (r < 0) return r;
+        present(n, st);
+        return 0;
+    }
+
+    int hiddenAttr(Node h, Pointer st) {
+        for (java.util.Map.Entry<Integer, Node> e : ovl.files.openFiles.entrySet()) {
+            if (e.getValue() != h) continue;
+            int r = Posix.fstat(e.getKey(), st);
+            if (r < 0) continue;
+            st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
+            compensateHiddenNlink(st);
+            if (!h.negative() && ovl.overrides.reads(h.top())) ovl.overrides.applyFd(h.top(), e.getKey(), st);
+            mapOwner(st);
+            return 0;
+        }
+        return -ENOENT;
+    }
+
+    /**
+     * libfuse 2 subtracts one from st_nlink of a file it has hidden (removed while open). The
+     * descriptor's own count is already right (0 for an upper file, the lower file's count for a
+     * lower one, as the kernel overlay shows), so add the one back.
+     */
+    void compensateHiddenNlink(Pointer st) {
+        if (!ovl.files.libfuseHidesOpenFiles) return;
+        long nl = st.getLong(Stat.OFF_NLINK);
+        if (nl > 0) st.putLong(Stat.OFF_NLINK, nl + 1);
+    }
+
+    /** fstat of an open file: the current merged attributes, or the descriptor's own once the name is gone. */
+    public int fgetattr(int fd, Pointer st) {
+        Node n = ovl.files.openFiles.get(fd);
+        if (n != null && !n.stale()) {
+            ovl.lock.readLock().lock();
+            try {
+                // the name (or a directory above it) may have moved since the open: its path is then
+                // stale (another object, even a symlink, may sit there now) and the descriptor answers
+                if (!n.stale() && getattr(n, st) == 0) return 0;
+            } finally {
+                ovl.lock.readLock().unlock();
+            }
+        }
+        OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
+        int r = Posix.fstat(h != null ? OpenFiles.current(h, fd) : fd, st);
+        if (r < 0) return r;
+        // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
+        if (n != null) {
+            st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));
+            if (n.deleted) compensateHiddenNlink(st);
+            if (!n.negative() && ovl.overrides.reads(n.top())) ovl.overrides.applyFd(n.top(), fd, st);
+        }
+        mapOwner(st);
+        return 0;
+    }
+
+    public int readlink(String path, Pointer buf, long size) {
+        ovl.lock.readLock().lock();
+        try {
+            Node n = ovl.namei.resolve(path);
+            int e = Namei.err(n);
+            if (e != 0) return e;
+            if (n.type != S_IFLNK) return -EINVAL;
+            try (At a = ovl.stack[n.top()].at(n.rel)) {
+                if (!a.ok()) return a.err();
+                long r = Posix.readlinkat(a.dirfd(), a.name(), buf, size - 1);
+                if (r < 0) return (int) r;
+                buf.putByte(r, (byte) 0);
+                return 0;
+            }
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
+    }
+
+    /** Reads a symlink target as a string (tests, tools). */
+    public String readlink(String path, int[] err) {
+        Pointer buf = Buffers.get(4096);
+        int r = readlink(path, buf, 4096);
+        err[0] = r;
+        if (r < 0) return null;
+        return buf.getString(0, 4096, Posix.NAMES);
+    }
+
+    public int statfs(Pointer out) {
+        int r = Posix.fstatvfs(ovl.stack[0].fd(), out);
+        if (r < 0) return r;
+        // f_namemax is the last long before the spare fields: struct statvfs on x86_64
+        out.putLong(80, Overlay.NAME_MAX);
+        return 0;
+    }
+
+    interface UpperOp {
+        int run(Node n, At at);
+    }
+
+    /** Copies n up (with or without data) and runs op on its upper location. */
+    int onUpper(String path, boolean data, UpperOp op) {
+        if (!ovl.hasUpper) return -EROFS;
+        if (data) {
+            int r = ovl.copy.copyDataUnlocked(path);
+            if (r < 0) return r;
+        }
+        ovl.lock.writeLock().lock();
+        try {
+            Node n = ovl.namei.resolve(path);
+            int e = Namei.err(n);
+            if (e != 0) return e;
+            int r = ovl.copy.copyUp(n, data);
+            if (r < 0) return r;
+            if (n.rel.isEmpty()) return op.run(n, At.of(ovl.stack[0].fd(), "."));
+            try (At a = ovl.stack[0].at(n.rel)) {
+                if (!a.ok()) return a.err();
+                return op.run(n, a);
+            }
+        } finally {
+            ovl.lock.writeLock().unlock();
+        }
+    }
+
+    public int chmod(String path, int mode) {
+        int hf = ovl.files.hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : fchmod(hf, mode);
+        return onUpper(path, true, (n, a) -> {
+            if (n.type == S_IFLNK) return -EOPNOTSUPP;
+            if (ovl.overrides.writes(n.type)) return overrideOwnerMode(n, a, -1, -1, mode & 07777);
+            return Posix.fchmodat(a.dirfd(), a.name(), mode & 07777);
+        });
+    }
+
+    public int chown(String path, int uid, int gid) {
+        int hf = ovl.files.hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : fchown(hf, uid, gid);
+        int hu = hostUid(uid), hg = hostGid(gid);
+        return onUpper(path, true, (n, a) -> ovl.overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
+                : Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
+    }
+
+    /** chmod/chown of an upper object whose owner and mode live in its override xattr (-1: unchanged). */
+    int overrideOwnerMode(Node n, At a, int uid, int gid, int mode) {
+        Stat st = Stat.local2();
+        int r = Posix.fstatat(a.dirfd(), a.name(), st, AT_SYMLINK_NOFOLLOW);
+        if (r < 0) return r;
+        OverrideStat.Value cur = ovl.overrides.current(ovl.stack[0], n.rel, st);
+        return ovl.overrides.write(a.xattrPath(), uid == -1 ? cur.uid : uid, gid == -1 ? cur.gid : gid, mode == -1 ? cur.mode : mode);
+    }
+
+    /** utimens with UTIME_NOW / UTIME_OMIT passed through in the nanosecond fields. */
+    public int utimens(String path, long aSec, long aNsec, long mSec, long mNsec) {
+        int hf = ovl.files.hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : futimens(hf, aSec, aNsec, mSec, mNsec);
+        return onUpper(path, true, (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
+    }
+
+    public int truncate(String path, long size) {
+        if (size < 0) return -EINVAL;
+        int hf = ovl.files.hiddenFd(path);
+        if (hf != -1) return hf < 0 ? hf : truncateRemoved(hf, size);
+        return onUpper(path, size > 0, (n, a) -> {
+            if (n.isDir()) return -EISDIR;
+            if (n.type != S_IFREG) return -EINVAL;
+            int fd = Posix.openat(a.dirfd(), a.name(), O_WRONLY | O_NOFOLLOW, 0);
+            if (fd < 0) return fd;
+            try {
+                return Posix.ftruncate(fd, size);
+            } finally {
+                Posix.close(fd);
+            }
+        });
+    }
+
+    /** chmod through an open file whose name was removed (see {@link OpenFiles#upperFdOf}). */
+    public int fchmod(int fd, int mode) {
+        ovl.lock.writeLock().lock(); // a copy-up switching lower handles to their upper copy finishes first
+        try {
+            int u = ovl.files.upperFdOf(fd);
+            if (u < 0) return u;
+            Node n = ovl.files.openFiles.get(fd);
+            if (n != null && ovl.overrides.writes(n.type)) {
+                OverrideStat.Value cur = currentOverride(u);
+                if (cur == null) return -EIO;
+                return ovl.overrides.write(u, cur.uid, cur.gid, mode & 07777);
+            }
+            return Posix.fchmod(u, mode & 07777);
+        } finally {
+            ovl.lock.writeLock().unlock();
+        }
+    }
+
+    /** chown through an open file whose name was removed: ids mapped and the override kept as by {@link #chown}. */
+    public int fchown(int fd, int uid, int gid) {
+        int hu = hostUid(uid), hg = hostGid(gid);
+        ovl.lock.writeLock().lock();
+        try {
+            int u = ovl.files.upperFdOf(fd);
+            if (u < 0) return u;
+            Node n = ovl.files.openFiles.get(fd);
+            if (n != null && ovl.overrides.writes(n.type)) {
+                OverrideStat.Value cur = currentOverride(u);
+                if (cur == null) return -EIO;
+                return ovl.overrides.write(u, hu == -1 ? cur.uid : hu, hg == -1 ? cur.gid : hg, cur.mode);
+            }
+            return Posix.fchown(u, hu, hg);
+        } finally {
+            ovl.lock.writeLock().unlock();
+        }
+    }
+
+    /** The owner and mode an upper file shows before id mapping: its override, else its inode's. */
+    OverrideStat.Value currentOverride(int fd) {
+        Stat st = Stat.local2();
+        if (Posix.fstat(fd, st) < 0) return null;
+        Pointer p = st.pointer();
+        ovl.overrides.applyFd(0, fd, p);
+        return new OverrideStat.Value(p.getInt(Stat.OFF_UID), p.getInt(Stat.OFF_GID), p.getInt(Stat.OFF_MODE) & 07777);
+    }
+
+    /**
+     * truncate(2) of an open file whose name was removed (of /proc/self/fd/N: no descriptor of the caller
+     * comes with it, and the one strata holds may be read-only): through a writable descriptor of the upper file.
+     */
+    public int truncateRemoved(int fd, long size) {
+        ovl.lock.writeLock().lock();
+        try {
+            int u = ovl.files.upperFdOf(fd);
+            if (u < 0) return u;
+            int w = Posix.openat(AT_FDCWD, "/proc/self/fd/" + u, O_WRONLY, 0);
+            if (w < 0) return w;
+            try {
+                return Posix.ftruncate(w, size);
+            } finally {
+                Posix.close(w);
+            }
+        } finally {
+            ovl.lock.writeLock().unlock();
+        }
+    }
+
+    /** utimens through an open file whose name was removed. */
+    public int futimens(int fd, long aSec, long aNsec, long mSec, long mNsec) {
+        ovl.lock.writeLock().lock();
+        try {
+            int u = ovl.files.upperFdOf(fd);
+            return u < 0 ? u : Posix.futimens(u, aSec, aNsec, mSec, mNsec);
+        } finally {
+            ovl.lock.writeLock().unlock();
+        }
+    }
+}

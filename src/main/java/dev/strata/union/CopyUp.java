@@ -1,0 +1,441 @@
+package dev.strata.union;
+
+import dev.strata.layer.At;
+import dev.strata.layer.Layer;
+import dev.strata.layer.Markers;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.ConcurrentHashMap;
+
+import static dev.strata.posix.Errno.*;
+import static dev.strata.posix.Posix.*;
+
+/**
+ * Copy-up (the kernel's copy_up.c): a lower object and its parents brought into the upper layer,
+ * through O_TMPFILE or a named temporary in the workdir, data, xattrs, owner, mode and times.
+ */
+final class CopyUp {
+    private final Overlay ovl;
+
+    CopyUp(Overlay ovl) { this.ovl = ovl; }
+
+    /** Ensures n exists in the upper layer (parents first); with {@code data=false} a file's data is not copied. */
+    int copyUp(Node n, boolean data) {
+        if (!ovl.hasUpper) return -EROFS;
+        if (n.negative()) return -ENOENT;
+        if (n.top() == 0) return 0;
+        if (n.parent != null) {
+            int r = copyUp(n.parent, true);
+            if (r < 0) return r;
+        }
+        long t0 = System.nanoTime();
+        Layer src = ovl.stack[n.top()];
+        Stat st = new Stat();
+        int r = src.lstat(n.rel, st);
+        if (r < 0) return r;
+        long ino = ovl.attrs.presentedIno(n, st.ino());
+        // A lower file with several links: its copy is a new, separate file (no index), and the kernel
+        // shows it with the upper inode number, so no origin is recorded.
+        boolean keepIno = st.type() == S_IFDIR || st.nlink() <= 1;
+        long origin = keepIno ? ino : 0;
+        if (origin != 0) ovl.attrs.markImpure(n.parent);
+        long[] bytes = {0};
+        String[] method = {"metadata"};
+        r = st.type() == S_IFREG && tmpfileWorks ? copyFileUp(n, src, st, data, origin, bytes, method) : NO_TMPFILE;
+        if (r == NO_TMPFILE) r = copyThroughWorkdir(n, src, st, data, origin, bytes, method);
+        if (r < 0) return r;
+        copiedUp(n, src, st, ino, keepIno, bytes[0], t0, method[0]);
+        return 0;
+    }
+
+    /** The node's state once its copy has a name in the upper (under the exclusive lock). */
+    void copiedUp(Node n, Layer src, Stat st, long ino, boolean keepIno, long bytes, long t0, String method) {
+        if (!keepIno) {
+            n.ino = 0;
+            if (n.parent != null) { // listings of the parent showed the lower number
+                n.parent.listing = null;
+                ovl.events.numberChanged("/" + n.parent.rel);
+            }
+        }
+        if (n.isDir()) {
+            int[] l = new int[n.layers.length + 1];
+            System.arraycopy(n.layers, 0, l, 1, n.layers.length);
+            n.layers = l;
+        } else {
+            n.layers = Node.single(0);
+        }
+        if (st.type() == S_IFREG && !ovl.files.lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
+        ovl.events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes, System.nanoTime() - t0, method);
+    }
+
+    /** Files at least this large have their data copied outside the exclusive lock ({@link #copyDataUnlocked}). */
+    static final long UNLOCKED_COPY_MIN = 1L << 20;
+
+    /** One lock per path being copied up outside the exclusive lock: one copy of a file at a time. */
+    final ConcurrentHashMap<String, java.util.concurrent.locks.ReentrantLock> copyLocks = new ConcurrentHashMap<>();
+
+    /**
+     * Copies a large lower regular file up without holding the union lock while its data moves, so
+     * lookups, reads and other copy-ups go on meanwhile (the kernel overlay, too, locks only the file
+     * being copied): the unnamed copy is built in the workdir under a lock of its own path only, and
+     * named in the upper under the exclusive lock after checking that the name still means the same
+     * lower file. Copy-ups of the same file wait for each other, and the second finds the first's copy.
+     * Anything unusual (not a large lower file, the name changed meanwhile, no O_TMPFILE) is left to the
+     * caller's ordinary copy-up under the exclusive lock. Returns 0 or -errno of the copy.
+     */
+    int copyDataUnlocked(String path) {
+        if (!ovl.hasUpper || !tmpfileWorks) return 0;
+        Node n;
+        ovl.lock.readLock().lock();
+        try {
+            n = ovl.namei.resolve(path);
+            if (Namei.err(n) != 0 || n.negative() || n.top() == 0 || n.type != S_IFREG) return 0;
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
+        String rel = n.rel;
+        java.util.concurrent.locks.ReentrantLock fileLock = copyLocks.computeIfAbsent(rel, k -> new java.util.concurrent.locks.ReentrantLock());
+        fileLock.lock();
+        try {
+            if (n.top() == 0 || n.stale()) return 0; // copied up (or moved) while this thread waited
+            int top = n.top();
+            Layer src = ovl.stack[top];
+            Stat st = new Stat();
+            int r = src.lstat(rel, st);
+            if (r < 0 || st.type() != S_IFREG || st.size() < UNLOCKED_COPY_MIN) return 0;
+            long t0 = System.nanoTime();
+            long ino = ovl.attrs.presentedIno(n, st.ino());
+            boolean keepIno = st.nlink() <= 1;
+            long[] bytes = {0};
+            String[] method = {"metadata"};
+            int out = prepareFileCopy(n, src, st, true, keepIno ? ino : 0, bytes, method);
+            if (out == NO_TMPFILE) return 0;
+            if (out < 0) return out;
+            try {
+                ovl.lock.writeLock().lock();
+                try {
+                    if (ovl.namei.resolve(path) != n || n.top() != top) return 0; // changed meanwhile: the caller copies as usual
+                    if (n.parent != null) {
+                        r = copyUp(n.parent, true);
+                        if (r < 0) return r;
+                        if (keepIno) ovl.attrs.markImpure(n.parent);
+                    }
+                    r = linkIntoUpper(out, rel);
+                    if (r == -EPERM || r == -EACCES) return 0; // the caller's copy-up goes through the workdir
+                    if (r < 0) return r;
+                    copiedUp(n, src, st, ino, keepIno, bytes[0], t0, method[0]);
+                    return 0;
+                } finally {
+                    ovl.lock.writeLock().unlock();
+                }
+            } finally {
+                Posix.close(out);
+            }
+        } finally {
+            if (!fileLock.hasQueuedThreads()) copyLocks.remove(rel, fileLock);
+            fileLock.unlock();
+        }
+    }
+
+    /** Returned by {@link #copyFileUp} where the workdir's file system has no O_TMPFILE. */
+    static final int NO_TMPFILE = Integer.MIN_VALUE;
+
+    /** Cleared once the workdir's file system refuses O_TMPFILE; copy-ups then use named temporary files. */
+    volatile boolean tmpfileWorks = true;
+
+    /**
+     * Copies a regular file up as the kernel does (ovl_copy_up_tmpfile): an unnamed O_TMPFILE file in
+     * the workdir receives the data (fsync'ed unless fsync=0), then xattrs, origin, owner, mode and times
+     * through its descriptor, and only when complete a name in the upper (linkat). The upper never shows
+     * a partial copy, and a crash at any point leaves nothing behind: an unnamed inode is freed with its
+     * last descriptor. Against a named temporary file renamed into place this saves, per copy-up, the
+     * writes of the workdir's directory block and inode inside fsync (ext4 syncs the parent of a newly
+     * named file, not of an unnamed one: 4 block requests per fsync become 3) and the /proc/self/fd path
+     * lookups of the metadata calls. Returns {@link #NO_TMPFILE} if the workdir refuses O_TMPFILE.
+     */
+    int copyFileUp(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        int out = prepareFileCopy(n, src, st, data, origin, bytes, method);
+        if (out < 0) return out;
+        try {
+            int r = linkIntoUpper(out, n.rel);
+            // a hard link can be refused where a rename is not (fs.protected_hardlinks, an odd file system):
+            // then this copy is made again the other way
+            return r == -EPERM || r == -EACCES ? NO_TMPFILE : r;
+        } finally {
+            Posix.close(out);
+        }
+    }
+
+    /**
+     * The unnamed half of {@link #copyFileUp}: an O_TMPFILE file in the workdir with the data and
+     * metadata of the lower file. Needs no union lock (it reads only the read-only lower file and writes
+     * only an unnamed inode). Returns its descriptor, {@link #NO_TMPFILE}, or -errno.
+     */
+    int prepareFileCopy(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        int in = src.openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
+        if (in < 0) return in;
+        int out = Posix.openat(ovl.workFd, ".", O_TMPFILE | O_WRONLY, 0600);
+        if (out < 0) {
+            Posix.close(in);
+            if (out != -EOPNOTSUPP && out != -EISDIR && out != -EINVAL) return out;
+            tmpfileWorks = false;
+            return NO_TMPFILE;
+        }
+        int r = 0;
+        try {
+            if (data && st.size() > 0) {
+                bytes[0] = st.size();
+                r = ovl.dataCopy.copy(src.index(), in, out, st.size(), ovl.opts.fsync, method);
+                // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
+                if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
+            }
+            if (r == 0) r = copyMetadata(in, out, st, origin);
+            if (r == 0) r = copyOverride(n, src, st, null, out);
+            if (r == 0) FileAttr.copyFileattr(in, out);
+        } finally {
+            Posix.close(in);
+            if (r < 0) Posix.close(out);
+        }
+        return r < 0 ? r : out;
+    }
+
+    /** The way for every type: build the copy under a temporary name in the workdir, then rename it into the upper. */
+    int copyThroughWorkdir(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+        String tmp = ovl.tmpName();
+        int r = createCopy(src, n.rel, st, tmp, data, bytes, method);
+        if (r == 0) r = finishCopy(src, n.rel, st, tmp, origin);
+        if (r == 0) r = copyOverride(n, src, st, tmp, -1);
+        if (r == 0) ovl.fileattr.copyFileattr(src, n.rel, st, tmp);
+        if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
+        if (r < 0) Tree.removeAt(ovl.workFd, tmp);
+        return r;
+    }
+
+    /**
+     * Read-only descriptors opened on the lower file before this copy-up read the upper copy from now
+     * on (as on the kernel overlay since Linux 4.19), whatever later happens to the name.
+     */
+    void switchLowerHandles(Node n, long ino, boolean sameFile) {
+        for (OpenFiles.LowerHandle h : ovl.files.lowerHandles.values()) {
+            Node o = h.node;
+            boolean match = o == n || (ino != 0 && o.ino == ino && (sameFile || o.rel.equals(n.rel)));
+            if (!match || h.upperFd >= 0) continue;
+            int fd = ovl.stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0); // under the write lock: the only writer
+            if (fd >= 0) h.upperFd = fd;
+        }
+    }
+
+    static String typeName(int t) {
+        switch (t) {
+            case S_IFDIR: return "directory";
+            case S_IFREG: return "file";
+            case S_IFLNK: return "symlink";
+            case S_IFIFO: return "fifo";
+            case S_IFCHR: return "char device";
+            case S_IFBLK: return "block device";
+            case S_IFSOCK: return "socket";
+            default: return "object";
+        }
+    }
+
+    int createCopy(Layer src, String rel, Stat st, String tmp, boolean data, long[] bytes, String[] method) {
+        switch (st.type()) {
+            case S_IFDIR:
+                return Posix.mkdirat(ovl.workFd, tmp, 0700);
+            case S_IFLNK: {
+                int[] e = new int[1];
+                String target;
+                try (At a = src.at(rel)) {
+                    if (!a.ok()) return a.err();
+                    target = Posix.readlinkat(a.dirfd(), a.name(), e);
+                }
+                if (target == null) return e[0];
+                return Posix.symlinkat(target, ovl.workFd, tmp);
+            }
+            case S_IFREG: {
+                int in = src.openat(rel, O_RDONLY | O_NOFOLLOW, 0);
+                if (in < 0) return in;
+                int out = Posix.openat(ovl.workFd, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+                if (out < 0) { Posix.close(in); return out; }
+                try {
+                    if (!data || st.size() == 0) return 0;
+                    bytes[0] = st.size();
+                    int r = ovl.dataCopy.copy(src.index(), in, out, st.size(), ovl.opts.fsync, method);
+                    // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
+                    if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
+                    return r;
+                } finally {
+                    Posix.close(in);
+                    Posix.close(out);
+                }
+            }
+            default:
+                return Posix.mknodat(ovl.workFd, tmp, st.mode(), st.rdev());
+        }
+    }
+
+    /** Owner, xattrs, origin, mode and times of a fresh copy in the workdir (named tmp). */
+    int finishCopy(Layer src, String rel, Stat st, String tmp, long ino) {
+        String dst = "/proc/self/fd/" + ovl.workFd + "/" + tmp;
+        boolean lnk = st.type() == S_IFLNK;
+        // owner first: chown(2) drops security.capability, which the kernel's copy-up keeps
+        int r = Posix.fchownat(ovl.workFd, tmp, st.uid(), st.gid(), AT_SYMLINK_NOFOLLOW);
+        if (r < 0 && ovl.root) return r;
+        try (At a = src.at(rel)) {
+            if (!a.ok()) return a.err();
+            String sp = a.xattrPath();
+            for (String x : Posix.llistxattr(sp)) {
+                if (Markers.isPrivateXattr(x) && !x.startsWith(Xattrs.ESCAPED)) continue;
+                byte[] v = Posix.lgetxattr(sp, x);
+                if (v == null) continue;
+                r = Posix.lsetxattr(dst, x, v, 0);
+                if (r < 0 && xattrMustCopy(x, r)) return r;
+            }
+        }
+        if (ino != 0 && (!lnk || ovl.root)) {
+            Posix.lsetxattr(dst, ovl.originXattr, Long.toString(ino).getBytes(StandardCharsets.US_ASCII), 0);
+        }
+        if (!lnk) {
+            r = Posix.fchmodat(ovl.workFd, tmp, st.perm());
+            if (r < 0) return r;
+        }
+        return Posix.utimensat(ovl.workFd, tmp, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs(), AT_SYMLINK_NOFOLLOW);
+    }
+
+    /**
+     * Whether an xattr that could not be set on a copy fails the copy-up, as in the kernel's
+     * ovl_copy_xattr: every error does, except EOPNOTSUPP for an xattr the upper does not know,
+     * which is ignored unless it is a POSIX ACL or security.* (ovl_must_copy_xattr): dropping a deny
+     * ACL or a security label would widen access. A daemon that is not root cannot set security.*
+     * at all (EPERM) where the kernel's mounter could: there it stays best effort, ACLs do not.
+     */
+    boolean xattrMustCopy(String name, int err) {
+        boolean acl = name.equals("system.posix_acl_access") || name.equals("system.posix_acl_default");
+        boolean security = name.startsWith("security.");
+        if (security && !ovl.root && (err == -EPERM || err == -EACCES)) return false;
+        return err != -EOPNOTSUPP || acl || security;
+    }
+
+    static final String CAPABILITY = "security.capability";
+
+    /**
+     * Puts a file's capabilities back on its copy after a chown(2) of the copy (copyOverride), which
+     * removes security.capability as the VFS does on every chown; the kernel overlay changes the copy's
+     * owner with notify_change without ATTR_KILL_PRIV, which keeps them. (The metadata copies set the
+     * owner before the xattrs for the same reason.)
+     */
+    void restoreCapability(Layer src, String rel, String tmp, int fd) {
+        byte[] v;
+        try (At a = src.at(rel)) {
+            if (!a.ok()) return;
+            v = Posix.lgetxattr(a.xattrPath(), CAPABILITY);
+        }
+        if (v == null) return;
+        if (fd >= 0) Posix.fsetxattr(fd, CAPABILITY, v, 0); // best effort, as the other xattrs
+        else Posix.lsetxattr("/proc/self/fd/" + ovl.workFd + "/" + tmp, CAPABILITY, v, 0);
+    }
+
+    /** Owner, xattrs, origin, mode and times of a regular file's copy, from descriptor to descriptor. */
+    int copyMetadata(int in, int out, Stat st, long origin) {
+        // owner first: chown(2) drops security.capability, which the kernel's copy-up keeps
+        int r = Posix.fchown(out, st.uid(), st.gid());
+        if (r < 0 && ovl.root) return r;
+        for (String x : Posix.flistxattr(in)) {
+            if (Markers.isPrivateXattr(x) && !x.startsWith(Xattrs.ESCAPED)) continue;
+            byte[] v = Posix.fgetxattr(in, x);
+            if (v == null) continue;
+            r = Posix.fsetxattr(out, x, v, 0);
+            if (r < 0 && xattrMustCopy(x, r)) return r;
+        }
+        if (origin != 0) Posix.fsetxattr(out, ovl.originXattr, Long.toString(origin).getBytes(StandardCharsets.US_ASCII), 0);
+        r = Posix.fchmod(out, st.perm());
+        if (r < 0) return r;
+        return Posix.futimens(out, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs());
+    }
+
+    /**
+     * The owner and mode a copy shows: recorded in the copy's override xattr where the upper keeps them
+     * there (xattr_permissions), else given to its inode when a lower override supplied them. The copy
+     * is the descriptor fd if it is >= 0, else workdir/tmp.
+     */
+    int copyOverride(Node n, Layer src, Stat st, String tmp, int fd) {
+        int top = n.top();
+        OverrideStat.Value v = ovl.overrides.get(top, src, n.rel, st.type());
+        if (ovl.overrides.writes(st.type())) {
+            int uid = v != null && v.uid != -1 ? v.uid : st.uid(), gid = v != null && v.gid != -1 ? v.gid : st.gid();
+            int mode = v != null ? v.mode : st.perm();
+            return fd >= 0 ? ovl.overrides.write(fd, uid, gid, mode) : ovl.overrides.write("/proc/self/fd/" + ovl.workFd + "/" + tmp, uid, gid, mode);
+        }
+        if (v == null) return 0;
+        int r = fd >= 0 ? Posix.fchown(fd, v.uid, v.gid) : Posix.fchownat(ovl.workFd, tmp, v.uid, v.gid, AT_SYMLINK_NOFOLLOW);
+        if (r < 0 && ovl.root) return r;
+        if (r == 0 && st.type() == S_IFREG) restoreCapability(src, n.rel, tmp, fd);
+        return fd >= 0 ? Posix.fchmod(fd, v.mode) : Posix.fchmodat(ovl.workFd, tmp, v.mode);
+    }
+
+    /**
+     * Renames workdir/tmp to upper/rel; for a copy-up the parent directory's times are kept (as the
+     * kernel does) so that copy-up does not change what the parent shows. Creating or removing a name
+     * changes the parent's times as usual.
+     */
+    int moveIntoUpper(String tmp, String rel, int flags) {
+        return moveIntoUpper(tmp, rel, flags, false);
+    }
+
+    int moveIntoUpper(String tmp, String rel, int flags, boolean keepParentTimes) {
+        Layer up = ovl.stack[0];
+        String parent = Layer.parentOf(rel);
+        Stat ps = Stat.local2();
+        boolean keepTimes = keepParentTimes && up.lstat(parent, ps) == 0;
+        long as = ps.atime(), an = ps.atimeNs(), ms = ps.mtime(), mn = ps.mtimeNs();
+        int r;
+        try (At a = up.at(rel)) {
+            if (!a.ok()) return a.err();
+            r = Posix.renameat2(ovl.workFd, tmp, a.dirfd(), a.name(), flags);
+        }
+        if (r == 0 && keepTimes) restoreTimes(parent, as, an, ms, mn);
+        return r;
+    }
+
+    /**
+     * Names a complete O_TMPFILE copy at upper/rel (linkat through /proc/self/fd, which needs no
+     * privilege), keeping the parent directory's times as {@link #moveIntoUpper} does. Where something
+     * is in the way (the upper changed under the mount), the copy replaces it as the rename did.
+     */
+    int linkIntoUpper(int fd, String rel) {
+        Layer up = ovl.stack[0];
+        String parent = Layer.parentOf(rel);
+        Stat ps = Stat.local2();
+        boolean keepTimes = up.lstat(parent, ps) == 0;
+        long as = ps.atime(), an = ps.atimeNs(), ms = ps.mtime(), mn = ps.mtimeNs();
+        String proc = "/proc/self/fd/" + fd;
+        int r;
+        try (At a = up.at(rel)) {
+            if (!a.ok()) return a.err();
+            r = Posix.linkat(AT_FDCWD, proc, a.dirfd(), a.name(), AT_SYMLINK_FOLLOW);
+            if (r == -EEXIST) {
+                String tmp = ovl.tmpName();
+                r = Posix.linkat(AT_FDCWD, proc, ovl.workFd, tmp, AT_SYMLINK_FOLLOW);
+                if (r == 0) {
+                    r = Posix.renameat2(ovl.workFd, tmp, a.dirfd(), a.name(), 0);
+                    if (r < 0) Posix.unlinkat(ovl.workFd, tmp, 0);
+                }
+            }
+        }
+        if (r == 0 && keepTimes) restoreTimes(parent, as, an, ms, mn);
+        return r;
+    }
+
+    void restoreTimes(String rel, long as, long an, long ms, long mn) {
+        Layer up = ovl.stack[0];
+        if (rel.isEmpty()) { // the upper root too: the kernel overlay leaves its times as they were
+            Posix.utimensat(up.fd(), ".", as, an, ms, mn, AT_SYMLINK_NOFOLLOW);
+            return;
+        }
+        try (At a = up.at(rel)) {
+            if (a.ok()) Posix.utimensat(a.dirfd(), a.name(), as, an, ms, mn, AT_SYMLINK_NOFOLLOW);
+        }
+    }
+}

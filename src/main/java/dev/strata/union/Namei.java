@@ -1,0 +1,185 @@
+package dev.strata.union;
+
+import dev.strata.layer.Layer;
+import dev.strata.layer.Markers;
+import dev.strata.posix.Stat;
+
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static dev.strata.posix.Errno.*;
+import static dev.strata.posix.Posix.*;
+
+/**
+ * Lookup (the kernel's namei.c): a name in a directory node through the upper and each lower layer,
+ * honouring whiteouts and opaque directories, and the node cache.
+ */
+final class Namei {
+    private final Overlay ovl;
+
+    Namei(Overlay ovl) { this.ovl = ovl; }
+
+    /** Bounds the node cache; past this the whole cache is dropped and rebuilt on demand. */
+    static final int MAX_NODES = 200_000;
+
+    final AtomicInteger nodeCount = new AtomicInteger();
+
+    int[] rootLayers(int[] all) {
+        // the root merges every layer until one whose root is opaque
+        int n = 0;
+        for (int i = 0; i < all.length; i++) {
+            n++;
+            if (i < all.length - 1 && Markers.opaque(ovl.stack[i], "") != null) break;
+        }
+        int[] r = new int[n];
+        System.arraycopy(all, 0, r, 0, n);
+        return r;
+    }
+
+    long xwhMask(String rel, int[] layers) {
+        long m = 0;
+        for (int k = 0; k < layers.length - 1; k++) {
+            int li = layers[k];
+            if (li < 64 && Markers.opaqueXattr(ovl.stack[li], rel) == 'x') m |= 1L << li;
+        }
+        return m;
+    }
+
+    /** Thrown-free result for lookups that fail with something other than "absent". */
+    static final class LookupError extends Node {
+        final int errno;
+        LookupError(int errno) { super(null, "", Node.NONE, 0, false, 0); this.errno = errno; }
+    }
+
+    /** Looks up a child of a directory node, through the cache. Returns a negative node if absent. */
+    Node child(Node dir, String name) {
+        ConcurrentHashMap<String, Node> ch = dir.children();
+        Node c = ch.get(name);
+        if (c != null) return c;
+        if (name.length() > Overlay.NAME_MAX) return new LookupError(-ENAMETOOLONG);
+        c = lookup(dir, name);
+        if (c instanceof LookupError) return c;
+        return cache(ch, name, c);
+    }
+
+    /**
+     * Enters a node in a children map (the first one in wins, so concurrent lookups agree) and keeps
+     * the cache bounded: past MAX_NODES the whole tree is dropped and rebuilt on demand.
+     */
+    Node cache(ConcurrentHashMap<String, Node> ch, String name, Node c) {
+        Node prev = ch.putIfAbsent(name, c);
+        if (prev != null) return prev;
+        if (nodeCount.incrementAndGet() > MAX_NODES) {
+            nodeCount.set(0);
+            ovl.rootNode.forgetAll();
+        }
+        return c;
+    }
+
+    /** The real lookup: upper, then each lower top-down, honouring whiteouts and opaque directories. */
+    Node lookup(Node dir, String name) {
+        String rel = Layer.child(dir.rel, name);
+        if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
+        Stat st = Stat.local();
+        int[] dl = dir.layers;
+        int[] found = null;
+        int n = 0, type = 0;
+        long xwh = 0;
+        boolean whiteout = false;
+        for (int k = 0; k < dl.length; k++) {
+            int li = dl[k];
+            Layer l = ovl.stack[li];
+            int r = l.lstat(rel, st);
+            if (r == 0) {
+                if (st.type() == S_IFCHR && st.rdev() == 0) { whiteout = true; break; }
+                if (li < 64 && (dir.xwhMask & (1L << li)) != 0 && st.type() == S_IFREG && st.size() == 0
+                        && Markers.entryWhiteout(l, rel, st) != null) { whiteout = true; break; }
+                int t = st.type();
+                if (n == 0) {
+                    type = t;
+                    found = new int[t == S_IFDIR ? dl.length - k : 1];
+                    found[n++] = li;
+                    if (t != S_IFDIR) break;
+                } else {
+                    if (t != S_IFDIR) break; // a non-directory below a directory ends the merge
+                    found[n++] = li;
+                }
+                if (k < dl.length - 1) {
+                    // opaque ('y') stops the merge; 'x' marks xattr whiteouts inside. The last layer
+                    // hides nothing, so its markers are not read (the kernel does not honour them either).
+                    byte ov = Markers.opaqueXattr(l, rel);
+                    if (ov == 'x' && li < 64) xwh |= 1L << li;
+                    if (ov == 'y' || l.exists(Layer.child(rel, Markers.OPAQUE_FILE))) break;
+                }
+            } else if (r == -ENOENT || r == -ENOTDIR) {
+                if (Markers.hasWhFile(l, dir.rel, name)) { whiteout = n == 0; break; }
+            } else {
+                return new LookupError(r);
+            }
+        }
+        if (n == 0) return new Node(dir, rel, Node.NONE, 0, whiteout, 0);
+        int[] layers = n == found.length ? found : java.util.Arrays.copyOf(found, n);
+        return new Node(dir, rel, layers, type, false, type == S_IFDIR ? xwh : 0);
+    }
+
+    /**
+     * Resolves a mount path. Returns the node (possibly negative) or a {@link LookupError}; ENOENT for
+     * a missing intermediate directory, ENOTDIR for a non-directory one.
+     */
+    Node resolve(String path) {
+        Node cur = ovl.rootNode;
+        int len = path.length();
+        int i = 0;
+        while (i < len && path.charAt(i) == '/') i++;
+        while (i < len) {
+            int j = path.indexOf('/', i);
+            if (j < 0) j = len;
+            if (cur.negative()) return new LookupError(-ENOENT);
+            if (!cur.isDir()) return new LookupError(-ENOTDIR);
+            cur = child(cur, path.substring(i, j));
+            if (cur instanceof LookupError) return cur;
+            i = j + 1;
+            while (i < len && path.charAt(i) == '/') i++;
+        }
+        return cur;
+    }
+
+    static int err(Node n) {
+        if (n instanceof LookupError) return ((LookupError) n).errno;
+        return n.negative() ? -ENOENT : 0;
+    }
+
+    Node parentOf(String path, int[] err) {
+        int s = path.lastIndexOf('/');
+        Node p = resolve(s <= 0 ? "/" : path.substring(0, s));
+        int e = err(p);
+        if (e == 0 && !p.isDir()) e = -ENOTDIR;
+        err[0] = e;
+        return p;
+    }
+
+    static String lastName(String path) {
+        return path.substring(path.lastIndexOf('/') + 1);
+    }
+
+    /**
+     * Whether a layer below the upper still shows {@code name} in {@code dir} (so removing or renaming
+     * the name needs a whiteout). Whiteouts in the lowers count as "no".
+     */
+    boolean lowerHas(Node dir, String name) {
+        Stat st = Stat.local2();
+        String rel = Layer.child(dir.rel, name);
+        for (int li : dir.layers) {
+            if (ovl.hasUpper && li == 0) continue;
+            Layer l = ovl.stack[li];
+            int r = l.lstat(rel, st);
+            if (r == 0) {
+                if (st.type() == S_IFCHR && st.rdev() == 0) return false;
+                if (li < 64 && (dir.xwhMask & (1L << li)) != 0 && Markers.entryWhiteout(l, rel, st) != null) return false;
+                return true;
+            }
+            if (Markers.hasWhFile(l, dir.rel, name)) return false;
+        }
+        return false;
+    }
+}

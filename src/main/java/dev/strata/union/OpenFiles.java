@@ -1,0 +1,178 @@
+package dev.strata.union;
+
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+import jnr.ffi.Pointer;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+import static dev.strata.posix.Errno.*;
+import static dev.strata.posix.Posix.*;
+
+/**
+ * Open files (the kernel's file.c): descriptors, reads that follow a copy-up, writes, and the files
+ * removed while open.
+ */
+final class OpenFiles {
+    private final Overlay ovl;
+
+    OpenFiles(Overlay ovl) { this.ovl = ovl; }
+
+    final ConcurrentHashMap<Integer, Node> openFiles = new ConcurrentHashMap<>();
+
+    /**
+     * Descriptors opened read-only on a lower file, by descriptor: once the file is copied up, reads
+     * move to the upper copy, so they see what was written since (as on the kernel since Linux 4.19).
+     */
+    final ConcurrentHashMap<Integer, LowerHandle> lowerHandles = new ConcurrentHashMap<>();
+
+    static final class LowerHandle {
+        final Node node;
+        volatile int upperFd = -1;
+        LowerHandle(Node node) { this.node = node; }
+    }
+
+    /**
+     * Files removed while open. libfuse 2 keeps such a file alive by renaming it to ".fuse_hiddenXXXX"
+     * and unlinking that name on the last close; in an overlay that name would land in the upper
+     * layer, so strata removes the real name at once (whiteout and all) and only remembers the hidden
+     * path here: fstat then reports st_nlink 0, as on the kernel overlay.
+     */
+    final ConcurrentHashMap<String, Node> hidden = new ConcurrentHashMap<>();
+
+    static final String FUSE_HIDDEN = ".fuse_hidden";
+
+    /**
+     * Set by the libfuse 2 transport, which hides removed open files (a rename to ".fuse_hiddenXXXX")
+     * and lowers their st_nlink by one. Other transports pass such a rename through as it is.
+     */
+    volatile boolean libfuseHidesOpenFiles;
+
+    void libfuseHidesOpenFiles() { libfuseHidesOpenFiles = true; }
+
+    /**
+     * For a path libfuse 2 gave a removed open file (".fuse_hiddenXXXX", see {@link #hidden}): a descriptor
+     * open on it (changes go through the open file, as on the kernel transport), -ENOENT if none is left;
+     * -1 for any other path.
+     */
+    int hiddenFd(String path) {
+        if (hidden.isEmpty()) return -1;
+        Node h = hidden.get(path);
+        if (h == null) return -1;
+        for (java.util.Map.Entry<Integer, Node> e : openFiles.entrySet()) if (e.getValue() == h) return e.getKey();
+        return -ENOENT;
+    }
+
+    /** Opens a file; a write open copies it up first. Returns the descriptor to use for I/O. */
+    public int open(String path, int flags) {
+        boolean write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
+        // O_DIRECT is the kernel's business on the mount side (FUSE bypasses its page cache for it);
+        // strata's own descriptor reads into buffers O_DIRECT's alignment rules would refuse
+        int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
+        if (write && !ovl.hasUpper) return -EROFS;
+        if (write && (flags & O_TRUNC) == 0) {
+            int r = ovl.copy.copyDataUnlocked(path);
+            if (r < 0) return r;
+        }
+        ReentrantReadWriteLock.ReadLock rl = ovl.lock.readLock();
+        ReentrantReadWriteLock.WriteLock wl = ovl.lock.writeLock();
+        if (write) wl.lock(); else rl.lock();
+        try {
+            Node n = ovl.namei.resolve(path);
+            int e = Namei.err(n);
+            if (e != 0) return e;
+            if (write) {
+                if (n.isDir()) return -EISDIR;
+                int r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0);
+                if (r < 0) return r;
+            }
+            int fd;
+            if (n.rel.isEmpty()) fd = Posix.openat(ovl.stack[n.top()].fd(), ".", oflags, 0);
+            else fd = ovl.stack[n.top()].openat(n.rel, oflags, 0);
+            if (fd >= 0) {
+                openFiles.put(fd, n);
+                // every descriptor on a lower object is known as one (see upperFdOf): changes never go through it
+                if (ovl.hasUpper && n.top() != 0) lowerHandles.put(fd, new LowerHandle(n));
+            }
+            return fd;
+        } finally {
+            if (write) wl.unlock(); else rl.unlock();
+        }
+    }
+
+    /**
+     * Whether an open file has other names (st_nlink > 1). libfuse 2 gives each name its own FUSE
+     * inode, so the kernel's page cache of one name would not see writes through another: such files
+     * are served with direct I/O.
+     */
+    public boolean hasOtherNames(int fd) {
+        Stat st = Stat.local2();
+        return Posix.fstat(fd, st) == 0 && st.type() == S_IFREG && st.nlink() > 1;
+    }
+
+    /**
+     * Whether an open descriptor reads the same file for as long as it is open: false for a read-only
+     * descriptor on a lower file, which moves to the upper copy if the file is copied up.
+     */
+    public boolean stableFd(int fd) {
+        return !lowerHandles.containsKey(fd);
+    }
+
+    public long read(int fd, Pointer buf, long size, long off) {
+        if (!lowerHandles.isEmpty()) {
+            LowerHandle h = lowerHandles.get(fd);
+            if (h != null) fd = current(h, fd);
+        }
+        return Posix.pread(fd, buf, size, off);
+    }
+
+    /**
+     * The descriptor a read-only lower handle reads now: the upper copy once the file was copied up
+     * ({@link CopyUp#switchLowerHandles} opened it at copy-up time), else its own.
+     */
+    static int current(LowerHandle h, int fd) {
+        int u = h.upperFd;
+        return u >= 0 ? u : fd;
+    }
+
+    public long write(int fd, Pointer buf, long size, long off) {
+        return Posix.pwrite(fd, buf, size, off);
+    }
+
+    public int ftruncate(int fd, long size) {
+        int u = lowerHandles.isEmpty() ? fd : upperFdOf(fd);
+        return u < 0 ? u : Posix.ftruncate(u, size);
+    }
+
+    public int fsync(int fd, boolean dataOnly) {
+        if (!ovl.opts.fsync) return 0;
+        return dataOnly ? Posix.fdatasync(fd) : Posix.fsync(fd);
+    }
+
+    public int fallocate(int fd, int mode, long off, long len) { return Posix.fallocate(fd, mode, off, len); }
+
+    public int release(int fd) {
+        openFiles.remove(fd);
+        LowerHandle h = lowerHandles.remove(fd);
+        if (h != null && h.upperFd >= 0) Posix.close(h.upperFd);
+        return Posix.close(fd);
+    }
+
+    /**
+     * The descriptor a change made through an open file must use once its name is gone (no path leads to
+     * it): the descriptor itself when it was opened on the upper layer (an upper file, an O_TMPFILE
+     * file), the upper copy a read-only lower open moved to when the file was copied up before its
+     * removal; -EEXIST for a lower file that was never copied up. The kernel overlay answers EEXIST there
+     * (its copy-up finds the whiteout at the name), and the lower file must never change: a lower layer is
+     * shared by every mount made from it.
+     */
+    int upperFdOf(int fd) {
+        if (!ovl.hasUpper) return -EROFS;
+        LowerHandle h = lowerHandles.get(fd);
+        if (h == null) return fd;
+        int u = h.upperFd;
+        return u >= 0 ? u : -EEXIST;
+    }
+}

@@ -1,0 +1,133 @@
+package dev.strata.union;
+
+import dev.strata.layer.Layer;
+import dev.strata.options.MountOptions;
+import dev.strata.posix.Posix;
+
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+import static dev.strata.posix.Errno.*;
+import static dev.strata.posix.Posix.*;
+
+/**
+ * The state of one mount shared by every part of the engine (the kernel's struct ovl_fs): the options,
+ * the layer stack, the workdir, the root node and the lock, and the parts themselves, one per concern.
+ *
+ * <p>Concurrency: namespace lookups and reads hold a shared lock; anything that changes a layer (copy-up,
+ * create, remove, rename, attribute changes) holds the exclusive lock. Data reads and writes on an open
+ * descriptor take no lock.
+ */
+final class Overlay implements AutoCloseable {
+    static final int NAME_MAX = 255;
+    /** Where the presented inode number of a copied-up object is recorded (hidden like every overlay xattr). */
+    static final String ORIGIN_TRUSTED = "trusted.overlay.strata.origin";
+    static final String ORIGIN_USER = "user.overlay.strata.origin";
+    /**
+     * The kernel's marker of an upper directory that holds entries with an origin (ovl_set_impure), in
+     * the namespace of {@link #originXattr}: readdir looks up the presented number of its upper entries.
+     */
+    static final String IMPURE_TRUSTED = "trusted.overlay.impure";
+    static final String IMPURE_USER = "user.overlay.impure";
+
+    final MountOptions opts;
+    final Layer[] stack;          // [0] is the upper when hasUpper
+    final boolean hasUpper;
+    final int workFd;             // O_PATH fd of workdir/work, -1 when read-only
+    final boolean singleDev;
+    final int[] devIndex;         // per layer: index of its st_dev among the distinct ones
+    final boolean root;           // the daemon can chown and set trusted.* xattrs
+    final String originXattr;
+    final String impureXattr;
+    final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
+    final UnionEvents events;
+    final DataCopy dataCopy;
+    final Node rootNode;
+    final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final AtomicLong tmpCounter = new AtomicLong();
+
+    final Namei namei = new Namei(this);
+    final Attrs attrs = new Attrs(this);
+    final Readdir readdir = new Readdir(this);
+    final CopyUp copy = new CopyUp(this);
+    final FileAttr fileattr = new FileAttr(this);
+    final Create create = new Create(this);
+    final Remove remove = new Remove(this);
+    final Rename rename = new Rename(this);
+    final Xattrs xattrs = new Xattrs(this);
+    final OpenFiles files = new OpenFiles(this);
+
+    Overlay(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
+        this.opts = opts;
+        this.stack = stack;
+        this.hasUpper = hasUpper;
+        this.workFd = workFd;
+        this.events = events;
+        this.root = Posix.geteuid() == 0;
+        long[] devs = new long[stack.length];
+        int nDev = 0;
+        devIndex = new int[stack.length];
+        for (int i = 0; i < stack.length; i++) {
+            long d = stack[i].dev();
+            int k = 0;
+            while (k < nDev && devs[k] != d) k++;
+            if (k == nDev) devs[nDev++] = d;
+            devIndex[i] = k;
+        }
+        singleDev = nDev == 1;
+        originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
+        impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
+        overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
+        dataCopy = new DataCopy(workFd, stack.length);
+        int[] all = new int[stack.length];
+        for (int i = 0; i < all.length; i++) all[i] = i;
+        int[] rootLayers = namei.rootLayers(all);
+        rootNode = new Node(null, "", rootLayers, S_IFDIR, false, namei.xwhMask("", rootLayers));
+    }
+
+    static Layer openLayer(Path p, int index, boolean upper, int[] err) {
+        Layer l = Layer.open(p, index, upper, err);
+        if (l == null) throw new IllegalStateException("cannot open " + p + ": " + Posix.strerror(err[0]));
+        return l;
+    }
+
+    /** Whether trusted.* xattrs can be set here (root in the initial user namespace; not in a container's). */
+    static boolean trustedXattrsWork(int dirFd) {
+        String p = "/proc/self/fd/" + dirFd + "/.";
+        if (Posix.lsetxattr(p, "trusted.overlay.strata.probe", new byte[]{'1'}, 0) != 0) return false;
+        Posix.lremovexattr(p, "trusted.overlay.strata.probe");
+        return true;
+    }
+
+    /** Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it. */
+    static int prepareWork(Path workDir) {
+        int wd = Posix.openat(AT_FDCWD, dev.strata.posix.Names.toNative(workDir.toString()), O_PATH | O_DIRECTORY, 0);
+        if (wd < 0) throw new IllegalStateException("cannot open workdir " + workDir + ": " + Posix.strerror(wd));
+        try {
+            // mode 0 as the kernel overlay makes it (root passes permission checks); an unprivileged
+            // daemon needs to enter it itself
+            boolean root = Posix.geteuid() == 0;
+            int r = Posix.mkdirat(wd, "work", root ? 0 : 0700);
+            if (r < 0 && r != -EEXIST) {
+                throw new IllegalStateException("cannot create " + workDir + "/work: " + Posix.strerror(r));
+            }
+            if (r == -EEXIST && !root) Posix.fchmodat(wd, "work", 0700); // e.g. left by a root mount
+            int fd = Posix.openat(wd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+            if (fd < 0) throw new IllegalStateException(workDir + "/work is not a directory: " + Posix.strerror(fd));
+            Tree.removeContents(fd);
+            return fd;
+        } finally {
+            Posix.close(wd);
+        }
+    }
+
+    @Override public void close() {
+        for (Layer l : stack) l.close();
+        if (workFd >= 0) Posix.close(workFd);
+    }
+
+    String tmpName() {
+        return "#strata." + ProcessHandle.current().pid() + "." + tmpCounter.incrementAndGet();
+    }
+}

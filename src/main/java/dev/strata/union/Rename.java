@@ -1,0 +1,217 @@
+package dev.strata.union;
+
+import dev.strata.layer.At;
+import dev.strata.layer.Layer;
+import dev.strata.layer.Markers;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import static dev.strata.posix.Errno.*;
+import static dev.strata.posix.Posix.*;
+
+/**
+ * Rename (the kernel's dir.c, ovl_rename): plain, RENAME_NOREPLACE and RENAME_EXCHANGE, with whiteouts
+ * and opaque directories where lower names are involved.
+ */
+final class Rename {
+    private final Overlay ovl;
+
+    Rename(Overlay ovl) { this.ovl = ovl; }
+
+    public int rename(String from, String to, int flags) {
+        if (!ovl.hasUpper) return -EROFS;
+        if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) != 0) return -EINVAL;
+        ovl.lock.writeLock().lock();
+        try {
+            Node src = ovl.namei.resolve(from);
+            int e = Namei.err(src);
+            if (e != 0) return e;
+            if (src.parent == null) return -EBUSY;
+            int[] pe = new int[1];
+            Node dstDir = ovl.namei.parentOf(to, pe);
+            if (pe[0] != 0) return pe[0];
+            String dstName = Namei.lastName(to);
+            if (ovl.files.libfuseHidesOpenFiles && dstName.startsWith(OpenFiles.FUSE_HIDDEN) && flags == 0 && !src.isDir()) return ovl.remove.hide(src, to);
+            if (dstName.length() > Overlay.NAME_MAX) return -ENAMETOOLONG;
+            int r = ovl.create.checkNewName(dstName);
+            if (r < 0) return r;
+            Node dst = ovl.namei.child(dstDir, dstName);
+            if (dst instanceof Namei.LookupError) return Namei.err(dst);
+            if (src == dst) return 0;
+            // two names of one upper file are one inode on the kernel overlay, and the VFS returns 0 for a
+            // rename of an inode onto itself before overlayfs sees the flags; else ovl_rename refuses
+            // RENAME_WHITEOUT (the FUSE side passes it on, and gives each name a node of its own)
+            if ((flags & RENAME_WHITEOUT) != 0) return (flags & RENAME_NOREPLACE) == 0 && !dst.negative() && sameUpperInode(src, dst) ? 0 : -EINVAL;
+            // moving a directory into itself
+            for (Node p = dstDir; p != null; p = p.parent) if (p == src) return -EINVAL;
+            if ((flags & RENAME_EXCHANGE) != 0) return exchange(src, dst);
+            if ((flags & RENAME_NOREPLACE) != 0 && !dst.negative()) return -EEXIST;
+            if (!dst.negative()) {
+                if (src.isDir() && !dst.isDir()) return -ENOTDIR;
+                if (!src.isDir() && dst.isDir()) return -EISDIR;
+            }
+            // the kernel refuses to move a lower or merged directory before it looks at the target
+            if (src.isDir() && (src.layers.length > 1 || src.top() != 0)) {
+                ovl.events.renameRefused("/" + src.rel, "/" + Layer.child(dstDir.rel, dstName),
+                        src.top() != 0 ? "directory is in a lower layer" : "directory merges lower layers");
+                return -EXDEV;
+            }
+            if (!dst.negative()) {
+                if (dst.isDir()) {
+                    int[] re = new int[1];
+                    if (!ovl.readdir.isEmptyDir(dst, re)) return -ENOTEMPTY;
+                }
+                if (sameUpperInode(src, dst)) return 0; // hard links to one file: rename(2) does nothing
+            }
+            r = ovl.copy.copyUp(src, true);
+            if (r < 0) return r;
+            r = ovl.copy.copyUp(dstDir, true);
+            if (r < 0) return r;
+            Node srcDir = src.parent;
+            // an entry with an origin moving to another directory makes that one impure (ovl_rename)
+            if (srcDir != dstDir && ovl.attrs.origin(src.rel) != 0) ovl.attrs.markImpure(dstDir);
+            boolean srcLower = ovl.namei.lowerHas(srcDir, src.name());
+            Layer up = ovl.stack[0];
+            String dstRel = Layer.child(dstDir.rel, dstName);
+            Stat st = Stat.local2();
+            boolean dstUpper = up.lstat(dstRel, st) == 0;
+            boolean dstUpperIsDir = dstUpper && st.isDir();
+            boolean dstUpperWhiteout = dstUpper && dst.negative();
+            boolean whFile = Markers.hasWhFile(up, dstDir.rel, dstName);
+            if (src.isDir() && (dst.whiteout || dstUpperWhiteout || whFile || ovl.namei.lowerHas(dstDir, dstName))) {
+                // the moved directory lands where lower entries would merge in: make it opaque
+                try (At a = up.at(src.rel)) {
+                    int[] oe = new int[1];
+                    if (!a.ok()) return a.err();
+                    if (Markers.opaque(up, src.rel) == null) {
+                        Markers.OpaqueForm f = Markers.markOpaque(a, oe);
+                        if (f == null) return oe[0];
+                        ovl.events.opaque("/" + dstRel, f.label);
+                    }
+                }
+            }
+            if (dstUpperIsDir) {
+                r = Tree.removeContents(up, dstRel); // only markers are left in a merged-empty directory
+                if (r < 0) return r;
+            }
+            boolean srcWhiteoutDone = false;
+            if (src.isDir() && dstUpperWhiteout) {
+                // a directory cannot replace a device: swap them; the whiteout, now at the old name, stays
+                // there if the old name needs one (in one step), else it is dropped
+                r = renameUpper(src.rel, dstRel, RENAME_EXCHANGE);
+                if (r == 0) {
+                    srcWhiteoutDone = srcLower && up.lstat(src.rel, st) == 0 && st.isWhiteoutDevice();
+                    if (!srcWhiteoutDone) r = ovl.remove.unlinkUpper(src.rel, 0);
+                }
+            } else if (srcLower) {
+                r = renameLeavingWhiteout(srcDir, src, dstRel);
+                srcWhiteoutDone = r == 0;
+            } else {
+                r = renameUpper(src.rel, dstRel, 0);
+            }
+            if (r < 0) return r;
+            if (whFile) ovl.remove.unlinkUpper(Layer.child(dstDir.rel, Markers.WH_PREFIX + dstName), 0);
+            if (srcLower && !srcWhiteoutDone) {
+                r = ovl.remove.whiteoutAt(srcDir, src.name(), false);
+                if (r < 0) return r;
+            }
+            if (!dst.negative()) ovl.remove.markGone(dst, true);
+            ovl.remove.markGone(src, false);
+            srcDir.forget(src.name());
+            dstDir.forget(dstName);
+            return 0;
+        } finally {
+            ovl.lock.writeLock().unlock();
+        }
+    }
+
+    /** Cleared once the upper refuses RENAME_WHITEOUT (no CAP_MKNOD, a file system without it). */
+    volatile boolean renameWhiteoutWorks = true;
+
+    /**
+     * Renames upper/src to dstRel and leaves a whiteout at the old name (a lower layer has it): in one
+     * step with renameat2(RENAME_WHITEOUT) where the upper supports it, as the kernel overlay does.
+     * Elsewhere a device whiteout is made in the workdir first, so only two renames are left between
+     * the old name's disappearance and its whiteout; without device whiteouts (unprivileged) the .wh.
+     * file follows the rename (it cannot come first: a listing would drop the entry while it is there).
+     * Returns 0 with the whiteout in place, 1 if the rename is done but the whiteout still to make, or -errno.
+     */
+    int renameLeavingWhiteout(Node srcDir, Node src, String dstRel) {
+        if (renameWhiteoutWorks) {
+            int r = renameUpper(src.rel, dstRel, RENAME_WHITEOUT);
+            if (r == 0) {
+                ovl.events.whiteout("/" + src.rel, Markers.WhiteoutForm.CHAR_DEVICE.label);
+                return 0;
+            }
+            if (r != -EINVAL && r != -EOPNOTSUPP && r != -EPERM && r != -ENOSYS) return r;
+            renameWhiteoutWorks = false;
+        }
+        String tmp = ovl.tmpName();
+        int[] e = new int[1];
+        Markers.WhiteoutForm f = Markers.createWhiteout(ovl.workFd, tmp, e);
+        if (f == null) return e[0];
+        if (f != Markers.WhiteoutForm.CHAR_DEVICE) {
+            Posix.unlinkat(ovl.workFd, Markers.WH_PREFIX + tmp, 0);
+            int r = renameUpper(src.rel, dstRel, 0);
+            return r < 0 ? r : 1;
+        }
+        int r = renameUpper(src.rel, dstRel, 0);
+        if (r < 0) {
+            Posix.unlinkat(ovl.workFd, tmp, 0);
+            return r;
+        }
+        r = ovl.copy.moveIntoUpper(tmp, src.rel, 0);
+        if (r < 0) {
+            Posix.unlinkat(ovl.workFd, tmp, 0);
+            return 1; // renamed: the caller tries the whiteout again its own way
+        }
+        ovl.events.whiteout("/" + src.rel, f.label);
+        return 0;
+    }
+
+    boolean sameUpperInode(Node a, Node b) {
+        if (a.isDir() || b.isDir() || a.top() != 0 || b.top() != 0) return false;
+        Stat sa = new Stat(), sb = new Stat();
+        return ovl.stack[0].lstat(a.rel, sa) == 0 && ovl.stack[0].lstat(b.rel, sb) == 0 && sa.ino() == sb.ino();
+    }
+
+    int renameUpper(String fromRel, String toRel, int flags) {
+        Layer up = ovl.stack[0];
+        try (At a = up.at(fromRel); At b = up.at(toRel)) {
+            if (!a.ok()) return a.err();
+            if (!b.ok()) return b.err();
+            return Posix.renameat2(a.dirfd(), a.name(), b.dirfd(), b.name(), flags);
+        }
+    }
+
+    /** RENAME_EXCHANGE: both names must exist; lower or merged directories cannot move. */
+    int exchange(Node a, Node b) {
+        if (b.negative()) return -ENOENT;
+        for (Node n : new Node[]{a, b}) {
+            if (n.isDir() && (n.layers.length > 1 || n.top() != 0)) return -EXDEV;
+        }
+        int r = ovl.copy.copyUp(a, true);
+        if (r == 0) r = ovl.copy.copyUp(b, true);
+        if (r < 0) return r;
+        // a directory that moves onto a name lower layers have must not merge with them
+        for (Node[] p : new Node[][]{{a, b}, {b, a}}) {
+            if (p[0].isDir() && ovl.namei.lowerHas(p[1].parent, p[1].name()) && Markers.opaque(ovl.stack[0], p[0].rel) == null) {
+                try (At at = ovl.stack[0].at(p[0].rel)) {
+                    int[] e = new int[1];
+                    if (at.ok() && Markers.markOpaque(at, e) == null) return e[0];
+                }
+            }
+        }
+        if (a.parent != b.parent) { // entries with an origin moving to another directory make it impure
+            if (ovl.attrs.origin(a.rel) != 0) ovl.attrs.markImpure(b.parent);
+            if (ovl.attrs.origin(b.rel) != 0) ovl.attrs.markImpure(a.parent);
+        }
+        r = renameUpper(a.rel, b.rel, RENAME_EXCHANGE);
+        if (r < 0) return r;
+        ovl.remove.markGone(a, false);
+        ovl.remove.markGone(b, false);
+        a.parent.forget(a.name());
+        b.parent.forget(b.name());
+        return 0;
+    }
+}
