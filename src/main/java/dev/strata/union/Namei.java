@@ -37,12 +37,7 @@ final class Namei {
     }
 
     long xwhMask(String rel, int[] layers) {
-        long m = 0;
-        for (int k = 0; k < layers.length - 1; k++) {
-            int li = layers[k];
-            if (li < 64 && Markers.opaqueXattr(ovl.stack[li], rel) == 'x') m |= 1L << li;
-        }
-        return m;
+        return LayerLookup.xwhMask(ovl.stack, rel, layers);
     }
 
     /** Thrown-free result for lookups that fail with something other than "absent". */
@@ -76,50 +71,13 @@ final class Namei {
         return c;
     }
 
-    /** The real lookup: upper, then each lower top-down, honouring whiteouts and opaque directories. */
+    /** The real lookup: upper, then each lower top-down, by the overlay rules of {@link LayerLookup}. */
     Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);
         if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
-        Stat st = Stat.local();
-        int[] dl = dir.layers;
-        int[] found = null;
-        int n = 0, type = 0;
-        long xwh = 0;
-        boolean whiteout = false;
-        for (int k = 0; k < dl.length; k++) {
-            int li = dl[k];
-            Layer l = ovl.stack[li];
-            int r = l.lstat(rel, st);
-            if (r == 0) {
-                if (st.type() == S_IFCHR && st.rdev() == 0) { whiteout = true; break; }
-                if (li < 64 && (dir.xwhMask & (1L << li)) != 0 && st.type() == S_IFREG && st.size() == 0
-                        && Markers.entryWhiteout(l, rel, st) != null) { whiteout = true; break; }
-                int t = st.type();
-                if (n == 0) {
-                    type = t;
-                    found = new int[t == S_IFDIR ? dl.length - k : 1];
-                    found[n++] = li;
-                    if (t != S_IFDIR) break;
-                } else {
-                    if (t != S_IFDIR) break; // a non-directory below a directory ends the merge
-                    found[n++] = li;
-                }
-                if (k < dl.length - 1) {
-                    // opaque ('y') stops the merge; 'x' marks xattr whiteouts inside. The last layer
-                    // hides nothing, so its markers are not read (the kernel does not honour them either).
-                    byte ov = Markers.opaqueXattr(l, rel);
-                    if (ov == 'x' && li < 64) xwh |= 1L << li;
-                    if (ov == 'y' || l.exists(Layer.child(rel, Markers.OPAQUE_FILE))) break;
-                }
-            } else if (r == -ENOENT || r == -ENOTDIR) {
-                if (Markers.hasWhFile(l, dir.rel, name)) { whiteout = n == 0; break; }
-            } else {
-                return new LookupError(r);
-            }
-        }
-        if (n == 0) return new Node(dir, rel, Node.NONE, 0, whiteout, 0);
-        int[] layers = n == found.length ? found : java.util.Arrays.copyOf(found, n);
-        return new Node(dir, rel, layers, type, false, type == S_IFDIR ? xwh : 0);
+        LayerLookup.Result r = LayerLookup.lookup(ovl.stack, dir.layers, dir.xwhMask, dir.rel, name, null);
+        if (r.errno < 0) return new LookupError(r.errno);
+        return new Node(dir, rel, r.layers, r.type, r.whiteout, r.xwhMask);
     }
 
     /**
