@@ -242,6 +242,30 @@ class EdgeCaseTest {
         b.finish();
     }
 
+    // ------------------------------------------------------------------ layer roots
+
+    /**
+     * An overlay.opaque=y mark on a layer's root hides nothing: the kernel overlay merges every layer
+     * at the root whatever their roots carry (strata used to end the root's merge there).
+     */
+    @Test void opaqueMarksOnLayerRootsAreIgnored() {
+        pair.close();
+        pair = new Pair("edge-rootOpaque", Mounter.kernel(), Mounter.underTest(), root -> {
+            LayerSet s = LayerBuilder.standard(root);
+            for (Path p : List.of(s.lowers.get(0), s.lowers.get(1), s.upper)) {
+                Tree.check(Posix.lsetxattr(p.toString(), "trusted.overlay.opaque", "y".getBytes(), 0), "opaque mark on " + p);
+            }
+            return s;
+        });
+        pair.keepOnClose();
+        b = new Both("rootOpaque", pair);
+        b.same(Op.listdir(""));
+        b.same(Op.listdir("etc"));
+        b.expect(Op.create("new-at-root", 0644), 0);
+        b.same(Op.listdir(""));
+        b.finish();
+    }
+
     // ------------------------------------------------------------------ forged whiteouts
 
     @Test void mknodOfAWhiteoutDeviceIsEperm() {

@@ -24,18 +24,6 @@ final class Namei {
 
     final AtomicInteger nodeCount = new AtomicInteger();
 
-    int[] rootLayers(int[] all) {
-        // the root merges every layer until one whose root is opaque
-        int n = 0;
-        for (int i = 0; i < all.length; i++) {
-            n++;
-            if (i < all.length - 1 && Markers.opaque(ovl.stack[i], "") != null) break;
-        }
-        int[] r = new int[n];
-        System.arraycopy(all, 0, r, 0, n);
-        return r;
-    }
-
     long xwhMask(String rel, int[] layers) {
         return LayerLookup.xwhMask(ovl.stack, rel, layers);
     }
