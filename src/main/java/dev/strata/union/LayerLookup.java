@@ -18,7 +18,8 @@ import static dev.strata.posix.Posix.*;
  * <ul>
  * <li>absent (ENOENT, or ENOTDIR where the layer has a non-directory on the way): the next layer is asked;</li>
  * <li>a whiteout (a 0/0 character device; a {@code .wh.NAME} file beside an absent name; an empty regular
- *     file with the overlay.whiteout xattr in a directory whose layer marked it overlay.opaque=x): the
+ *     file with the overlay.whiteout xattr, in any layer: the kernel's lookup honours it whether or not
+ *     the directory is marked overlay.opaque=x, which only tells readdir to look for such entries): the
  *     name is hidden in every layer below, the lookup stops;</li>
  * <li>a directory joins the merge; an opaque one (overlay.opaque=y or {@code .wh..wh..opq}) ends it;
  *     the last layer's markers are not read, as they hide nothing;</li>
@@ -63,6 +64,11 @@ public final class LayerLookup {
 
     private static final int[] NONE = new int[0];
 
+    /** An empty regular file carrying the overlay.whiteout xattr (trusted. or user.): a whiteout wherever it is. */
+    public static boolean isXattrWhiteout(Layer l, String rel, Stat st) {
+        return st.type() == S_IFREG && st.size() == 0 && Markers.entryWhiteout(l, rel, st) != null;
+    }
+
     /** The overlay.opaque=x marks of a directory in each of its layers but the last (which hides nothing). */
     public static long xwhMask(Layer[] stack, String rel, int[] layers) {
         long m = 0;
@@ -74,12 +80,12 @@ public final class LayerLookup {
     }
 
     /**
-     * Looks up {@code name} in directory {@code dirRel}, whose merge list is {@code dirLayers} and whose
-     * overlay.opaque=x marks are {@code dirXwh}. Marker names ({@code .wh.*}) are the caller's to refuse.
+     * Looks up {@code name} in directory {@code dirRel}, whose merge list is {@code dirLayers}. Marker
+     * names ({@code .wh.*}) are the caller's to refuse.
      *
      * @param obs null, or told what each asked layer holds
      */
-    public static Result lookup(Layer[] stack, int[] dirLayers, long dirXwh, String dirRel, String name, Observer obs) {
+    public static Result lookup(Layer[] stack, int[] dirLayers, String dirRel, String name, Observer obs) {
         String rel = Layer.child(dirRel, name);
         Stat st = Stat.local();
         int[] found = null;
@@ -91,9 +97,7 @@ public final class LayerLookup {
             Layer l = stack[li];
             int r = l.lstat(rel, st);
             if (r == 0) {
-                if ((st.type() == S_IFCHR && st.rdev() == 0)
-                        || (li < 64 && (dirXwh & (1L << li)) != 0 && st.type() == S_IFREG && st.size() == 0
-                            && Markers.entryWhiteout(l, rel, st) != null)) {
+                if ((st.type() == S_IFCHR && st.rdev() == 0) || isXattrWhiteout(l, rel, st)) {
                     whiteout = true;
                     if (obs != null) obs.said(li, Say.WHITEOUT, false, 0);
                     break;

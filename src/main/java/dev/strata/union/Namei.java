@@ -38,11 +38,28 @@ final class Namei {
     Node child(Node dir, String name) {
         ConcurrentHashMap<String, Node> ch = dir.children();
         Node c = ch.get(name);
-        if (c != null) return c;
+        if (c != null) return c.listed ? confirmListed(dir, ch, name, c) : c;
         if (name.length() > Overlay.NAME_MAX) return new LookupError(-ENAMETOOLONG);
         c = lookup(dir, name);
         if (c instanceof LookupError) return c;
         return cache(ch, name, c);
+    }
+
+    /**
+     * A regular file entered by readdir ({@link Readdir#remember}) is confirmed on its first lookup with
+     * one lstat: an empty one may be an xattr whiteout, which the directory's listing shows (as the
+     * kernel overlay's does outside overlay.opaque=x directories) but a lookup must not find.
+     */
+    private Node confirmListed(Node dir, ConcurrentHashMap<String, Node> ch, String name, Node c) {
+        Layer l = ovl.stack[c.top()];
+        Stat st = Stat.local();
+        if (l.lstat(c.rel, st) == 0 && st.type() == c.type && !LayerLookup.isXattrWhiteout(l, c.rel, st)) {
+            c.listed = false;
+            return c;
+        }
+        Node real = lookup(dir, name);
+        if (real instanceof LookupError) return real;
+        return ch.replace(name, c, real) ? real : child(dir, name);
     }
 
     /**
@@ -63,7 +80,7 @@ final class Namei {
     Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);
         if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
-        LayerLookup.Result r = LayerLookup.lookup(ovl.stack, dir.layers, dir.xwhMask, dir.rel, name, null);
+        LayerLookup.Result r = LayerLookup.lookup(ovl.stack, dir.layers, dir.rel, name, null);
         if (r.errno < 0) return new LookupError(r.errno);
         return new Node(dir, rel, r.layers, r.type, r.whiteout, r.xwhMask);
     }
@@ -121,7 +138,7 @@ final class Namei {
             int r = l.lstat(rel, st);
             if (r == 0) {
                 if (st.type() == S_IFCHR && st.rdev() == 0) return false;
-                if (li < 64 && (dir.xwhMask & (1L << li)) != 0 && Markers.entryWhiteout(l, rel, st) != null) return false;
+                if (LayerLookup.isXattrWhiteout(l, rel, st)) return false;
                 return true;
             }
             if (Markers.hasWhFile(l, dir.rel, name)) return false;
