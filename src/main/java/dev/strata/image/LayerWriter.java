@@ -35,14 +35,14 @@ import java.util.TreeMap;
  *     cannot be said in a layer tar: refused. Sockets cannot be archived: skipped, counted.</li>
  * </ul>
  */
-final class LayerWriter {
+public final class LayerWriter {
     private static final String[] OVERRIDE_XATTRS = {"security.fuseoverlayfs.override_stat", "user.containers.override_stat",
             "user.fuseoverlayfs.override_stat"};
 
     /** What was written. */
-    static final class Stats {
-        long files, dirs, symlinks, hardlinks, devices, fifos, whiteouts, opaques, skippedSockets, contentBytes;
-        String firstSkippedSocket;
+    public static final class Stats {
+        public long files, dirs, symlinks, hardlinks, devices, fifos, whiteouts, opaques, skippedSockets, contentBytes;
+        public String firstSkippedSocket;
     }
 
     private final String root;
