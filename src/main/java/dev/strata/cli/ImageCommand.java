@@ -32,7 +32,7 @@ import java.util.concurrent.Callable;
         description = {"Import container images (OCI layouts, docker archives, layer tars) into a layer store,",
                 "commit a mount's changes as a new image, export images, and read files of an image."},
         subcommands = {ImageCommand.Import.class, ImageCommand.Ls.class, ImageCommand.Rm.class, ImageCommand.Inspect.class,
-                ImageCommand.Commit.class})
+                ImageCommand.Commit.class, ImageFileCommands.Export.class, ImageFileCommands.Cat.class, ImageFileCommands.Cp.class})
 public final class ImageCommand implements Runnable {
     @Override public void run() {
         new CommandLine(this).usage(System.err);
