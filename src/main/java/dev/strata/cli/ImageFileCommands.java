@@ -11,8 +11,6 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.BufferedOutputStream;
-import java.io.FileOutputStream;
-import java.io.FileDescriptor;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -75,9 +73,10 @@ final class ImageFileCommands {
         @Override public Integer call() {
             return ImageCommand.call(() -> {
                 try (ImageFiles f = ImageFiles.open(store.open(), image)) {
-                    OutputStream out = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 16);
+                    OutputStream out = new BufferedOutputStream(System.out, 1 << 16);
                     f.cat(Names.fromArgument(path), out);
                     out.flush();
+                    if (System.out.checkError()) throw new UserError("cannot write to the standard output");
                 }
                 return 0;
             });

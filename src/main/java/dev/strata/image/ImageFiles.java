@@ -113,6 +113,7 @@ public final class ImageFiles implements AutoCloseable {
             Explanation e = new Explainer(stack).explain(p);
             why = e.verdictText;
             if (e.verdict == Explanation.Verdict.ABSENT) {
+                why = show(p) + ": no such file or directory in any layer";
                 for (Explanation.Say s : e.says) {
                     if (s.role() == Explanation.Role.HIDDEN) {
                         why = show(p) + " is hidden: " + s.roleText().replaceFirst("^hidden( \\(a parent\\))?: ", "")
