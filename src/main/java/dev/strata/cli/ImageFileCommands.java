@@ -87,7 +87,7 @@ final class ImageFileCommands {
             description = {"Copy a file or a directory tree out of an image, without mounting it.",
                     "  strata image cp IMAGE:PATH DEST",
                     "DEST must not exist; if it is an existing directory, the copy goes into it under the",
-                    "path's name. Modes and times are kept, owners too when run as root; a symbolic link is",
+                    "path's name. Modes, times and xattrs are kept, owners too when run as root; a symbolic link is",
                     "copied as a link; hard links within the tree stay hard links. Parent links of PATH are",
                     "followed inside the image."},
             exitCodeListHeading = "%nExit status:%n",
@@ -117,6 +117,9 @@ final class ImageFileCommands {
                     if (cs.skipped > 0) {
                         System.err.println("strata: warning: skipped " + cs.skipped + " device node(s) (creating them needs root), e.g. "
                                 + Names.display(cs.firstSkipped));
+                    }
+                    if (cs.skippedXattrs > 0) {
+                        System.err.println("strata: warning: " + cs.skippedXattrs + " extended attribute(s) could not be set on the copy");
                     }
                     if (!quiet && (cs.dirs > 0)) {
                         System.out.println("Copied " + cs.files + " files (" + Human.bytes(cs.bytes) + "), " + cs.dirs + " directories, "

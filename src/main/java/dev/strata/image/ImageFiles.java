@@ -34,6 +34,7 @@ public final class ImageFiles implements AutoCloseable {
     private final List<Path> lowers;
     private final Union union;
     private final Pointer buf = Memory.allocateDirect(Posix.RT, 1 << 17);
+    private final Pointer xbuf = Memory.allocateDirect(Posix.RT, 65536);
 
     private ImageFiles(ImageRecord rec, List<Path> lowers, Union union) {
         this.rec = rec;
@@ -177,13 +178,14 @@ public final class ImageFiles implements AutoCloseable {
 
     /** What cp did. */
     public static final class CopyStats {
-        public long files, dirs, symlinks, hardlinks, others, bytes, skipped;
+        public long files, dirs, symlinks, hardlinks, others, bytes, skipped, skippedXattrs;
         public String firstSkipped;
     }
 
     /**
      * Copies a path of the image (a file, a symlink as it is, or a directory tree) to dest, a byte string
-     * that must not exist (its parent must). Modes and times are kept; owners too when running as root.
+     * that must not exist (its parent must). Modes, times and xattrs (those the kernel lets us set) are
+     * kept; owners too when running as root.
      */
     public CopyStats cp(String path, String dest) throws IOException {
         Resolved r = resolve(path, false);
@@ -256,10 +258,30 @@ public final class ImageFiles implements AutoCloseable {
                 cs.others++;
             }
         }
-        // owner first (it clears setuid bits), then mode, then times
+        // owner first (it clears setuid bits and capabilities), then xattrs, mode, times
         if (Posix.geteuid() == 0) Posix.fchownat(Posix.AT_FDCWD, dest, st.uid(), st.gid(), Posix.AT_SYMLINK_NOFOLLOW);
+        copyXattrs(p, dest, cs);
         if (type != Posix.S_IFLNK) check(Posix.fchmodat(Posix.AT_FDCWD, dest, st.perm()), "set the mode of", dest);
         Posix.utimensat(Posix.AT_FDCWD, dest, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs(), Posix.AT_SYMLINK_NOFOLLOW);
+    }
+
+    /** The xattrs the image shows on p (as a mount lists them), set on dest where the kernel lets us. */
+    private void copyXattrs(String p, String dest, CopyStats cs) {
+        long n = union.listxattr(p, buf, buf.size());
+        if (n <= 0) return;
+        byte[] names = new byte[(int) n];
+        buf.get(0, names, 0, names.length);
+        int start = 0;
+        for (int i = 0; i < names.length; i++) {
+            if (names[i] != 0) continue;
+            String name = new String(names, start, i - start, java.nio.charset.StandardCharsets.ISO_8859_1);
+            start = i + 1;
+            if (name.isEmpty() || name.startsWith("system.posix_acl") && Posix.geteuid() != 0) continue;
+            Pointer v = xbuf;
+            int len = union.getxattr(p, name, v, 65536);
+            if (len < 0) continue;
+            if (Posix.lsetxattr(dest, name, v, len, 0) < 0) cs.skippedXattrs++;
+        }
     }
 
     private static void check(int r, String what, String p) {
