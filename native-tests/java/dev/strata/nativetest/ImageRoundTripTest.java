@@ -67,13 +67,14 @@ class ImageRoundTripTest {
         assertTrue(d.isEmpty(), a.label() + " vs " + b.label() + ":\n  " + String.join("\n  ", d));
     }
 
-    /** The base image: one layer tar written by GNU tar with xattrs, devices, hard links, old times. */
+    /** The base image: one layer tar written by GNU tar with xattrs, devices, hard links, old times, and a static busybox (podman runs it). */
     Path baseTar() {
         Path src = dir.resolve("src"), tar = dir.resolve("base.tar");
         sh("cd " + Mounts.sh(dir.toString()) + " && mkdir -p src/etc src/usr/share/doc/pkg src/opt/x src/bin src/dev src/run"
                 + " && echo conf > src/etc/conf && echo keep > src/etc/keep && echo doc > src/usr/share/doc/pkg/README"
                 + " && echo old1 > src/opt/x/old1 && echo old2 > src/opt/x/old2 && printf '#!/bin/sh\\necho tool\\n' > src/bin/tool"
                 + " && chmod 4755 src/bin/tool && ln src/bin/tool src/bin/tool2 && ln -s ../etc/conf src/bin/conf-link"
+                + " && cp /bin/busybox src/bin/busybox && for a in sh cat ls test; do ln -s busybox src/bin/$a; done"
                 + " && mknod src/dev/null c 1 3 && chown 123:456 src/etc/keep && chmod 0640 src/etc/keep"
                 + " && setfattr -n user.bin -v 0x00ff0a3d01 src/etc/conf && setfattr -n trusted.t -v on src/opt/x"
                 + " && find src -exec touch -h -d '2019-05-01 12:00:00' {} +"
@@ -82,6 +83,7 @@ class ImageRoundTripTest {
     }
 
     @Test void commitExportAndCompareWithUmociAndTheKernel() throws IOException {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/bin/busybox")), "no /bin/busybox (apt-get install busybox-static)");
         NativeSupport.Proc.Result have = NativeSupport.Proc.run(Path.of("/"), 10, "bash", "-c", "command -v umoci");
         org.junit.jupiter.api.Assumptions.assumeTrue(have.exit == 0, "umoci is not installed (apt-get install -y umoci)");
         String store = dir.resolve("store").toString();
@@ -153,5 +155,48 @@ class ImageRoundTripTest {
         }
         ok("umount", committed.toString());
         ok("umount", live.toString());
+        podmanRunsTheExport(docker);
+    }
+
+    /**
+     * Root podman with a --root/--runroot of its own (vfs, so nothing is mounted there): podman load of
+     * the docker archive, and a container that shows the committed change. Skipped (said on stderr)
+     * without podman and runc.
+     */
+    void podmanRunsTheExport(Path docker) {
+        NativeSupport.Proc.Result have = NativeSupport.Proc.run(Path.of("/"), 10, "bash", "-c", "command -v podman && command -v runc");
+        if (have.exit != 0) {
+            System.err.println("[nativetest] ImageRoundTripTest: podman or runc missing, podman load + run not checked");
+            return;
+        }
+        Path p; // podman wants a runroot of at most 50 characters
+        try {
+            p = Files.createTempDirectory(Path.of("/tmp"), "strata-pd-");
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        List<String> base = List.of("podman", "--root", p.resolve("root").toString(), "--runroot", p.resolve("run").toString(),
+                "--storage-driver", "vfs");
+        try {
+            List<String> load = new ArrayList<>(base);
+            load.addAll(List.of("load", "-i", docker.toString()));
+            NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 300, null, load);
+            assertEquals(0, r.exit, r.toString());
+            List<String> run = new ArrayList<>(base);
+            run.addAll(List.of("run", "--rm", "--runtime", "runc", "--network", "none", "--ulimit", "nofile=20000:20000",
+                    "--ulimit", "nproc=32768:32768", "localhost/mine:1", "/bin/tool"));
+            r = NativeSupport.Proc.run(dir, 300, null, run);
+            assertEquals(0, r.exit, r.toString());
+            assertEquals("tool\n", r.stdout);
+            run.set(run.size() - 1, "/bin/sh");
+            run.addAll(List.of("-c", "cat /etc/conf /etc/keep-link; ls /usr/share/doc /opt/x/old1 2>/dev/null; ls /opt/x; test -p /run/fifo && echo fifo"));
+            r = NativeSupport.Proc.run(dir, 300, null, run);
+            assertEquals("conf\nmore\nkeep\nnew\nfifo\n", r.stdout, r.toString());
+        } finally {
+            List<String> rm = new ArrayList<>(base);
+            rm.addAll(List.of("rmi", "-a", "-f"));
+            NativeSupport.Proc.run(dir, 120, null, rm);
+            NativeSupport.deleteTree(p);
+        }
     }
 }
