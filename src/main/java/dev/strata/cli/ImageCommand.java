@@ -29,8 +29,8 @@ import java.util.concurrent.Callable;
 
 /** {@code strata image import|ls|rm|inspect}: the image store (parsing and messages only; see dev.strata.image). */
 @Command(name = "image", mixinStandardHelpOptions = true,
-        description = {"Import container images (OCI layouts, docker archives, layer tars) into a layer store,",
-                "commit a mount's changes as a new image, export images, and read files of an image."},
+        description = {"Container images: import OCI layouts, docker archives and layer tars into a layer",
+                "store; commit a mount's changes as an image; export images; read files of an image."},
         subcommands = {ImageCommand.Import.class, ImageCommand.Ls.class, ImageCommand.Rm.class, ImageCommand.Inspect.class,
                 ImageCommand.Commit.class, ImageFileCommands.Export.class, ImageFileCommands.Cat.class, ImageFileCommands.Cp.class})
 public final class ImageCommand implements Runnable {
@@ -185,16 +185,17 @@ public final class ImageCommand implements Runnable {
 
     @Command(name = "commit", mixinStandardHelpOptions = true,
             description = {"Record the changes of a mount (its upper directory) as a new image.",
-                    "  strata image commit MOUNTPOINT NAME[:TAG]            a strata mount (or kernel overlay) of an image",
+                    "  strata image commit MOUNTPOINT NAME[:TAG]",
                     "  strata image commit --upper DIR --from IMAGE NAME[:TAG]",
-                    "The upper becomes one new OCI layer (gzip) on top of the base image's layers: whiteouts",
-                    "become .wh.NAME, opaque directories get .wh..wh..opq, owners, modes, times, xattrs",
-                    "(overlay-private ones left out), hard links, devices, fifos and symlinks are kept. The",
-                    "same upper gives the same layer digest. The base image of a mount is the image of the",
-                    "store whose layers it mounts (--from when several images share them).",
-                    "A mount in use may change while it is read: like 'podman commit' without --pause, what",
-                    "is written meanwhile may or may not be in the layer (a file changed while it is read",
-                    "stops the commit). Stop the writers first for a consistent image."},
+                    "MOUNTPOINT: a strata mount (or a kernel overlay) of an image of the store.",
+                    "The upper becomes one new OCI layer (gzip) over the base image's layers:",
+                    "whiteouts become .wh.NAME, opaque directories get .wh..wh..opq; owners, modes,",
+                    "times, xattrs (not overlay-private ones), hard links, devices, fifos,",
+                    "symlinks are kept. The same upper gives the same layer digest. The base image",
+                    "of a mount is the image whose layers it mounts (--from if several share them).",
+                    "A mount in use may change while it is read: as with 'podman commit' without",
+                    "--pause, what is written meanwhile may or may not be in the layer (a file that",
+                    "shrinks while it is read stops the commit). Stop the writers first."},
             exitCodeListHeading = "%nExit status:%n",
             exitCodeList = {"0:committed", "1:an error (one line on stderr)", "2:a usage mistake"})
     static final class Commit implements Callable<Integer> {

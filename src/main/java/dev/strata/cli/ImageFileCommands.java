@@ -21,12 +21,13 @@ final class ImageFileCommands {
 
     @Command(name = "export", mixinStandardHelpOptions = true,
             description = {"Write an image as an OCI image layout or a docker archive.",
-                    "  --format oci (default): DEST is a directory to create, or a file ending in .tar (a tar",
-                    "  of the layout); 'skopeo copy oci:DEST:TAG ...' and 'umoci unpack --image DEST:TAG' read it.",
-                    "  --format docker-archive: DEST is a 'docker save' tar ('podman load -i DEST', 'docker load').",
-                    "Layers made by 'image commit' are exported as committed. Other layers are written again from",
-                    "the store (it keeps them extracted, not as the original blobs): same files, but new layer",
-                    "digests and so a new image id. DEST must not exist."},
+                    "--format oci (default): DEST is a directory to create, or a file ending in .tar",
+                    "(a tar of the layout); 'skopeo copy oci:DEST:TAG ...' and 'umoci unpack --image",
+                    "DEST:TAG' read it. --format docker-archive: DEST is a 'docker save' tar",
+                    "('podman load -i DEST', 'docker load').",
+                    "Layers made by 'image commit' are exported as committed. Other layers are",
+                    "written again from the store (it keeps them extracted, not as the original blobs): same",
+                    "files, but new layer digests and so a new image id. DEST must not exist."},
             exitCodeListHeading = "%nExit status:%n",
             exitCodeList = {"0:exported", "1:an error (one line on stderr)", "2:a usage mistake"})
     static final class Export implements Callable<Integer> {
@@ -60,9 +61,9 @@ final class ImageFileCommands {
 
     @Command(name = "cat", mixinStandardHelpOptions = true,
             description = {"Print a file of an image, without mounting it.",
-                    "PATH is looked up through the image's layers as a mount shows it; symbolic links are",
-                    "followed inside the image (never outside its root). When a whiteout or an opaque",
-                    "directory hides the path, says which layer does."},
+                    "PATH is looked up through the layers as a mount shows it; symbolic links",
+                    "are followed inside the image (never outside its root). When a whiteout or an",
+                    "opaque directory hides the path, says which layer does."},
             exitCodeListHeading = "%nExit status:%n",
             exitCodeList = {"0:printed", "1:no such file in the image, not a file, or another error"})
     static final class Cat implements Callable<Integer> {
@@ -86,10 +87,10 @@ final class ImageFileCommands {
     @Command(name = "cp", mixinStandardHelpOptions = true,
             description = {"Copy a file or a directory tree out of an image, without mounting it.",
                     "  strata image cp IMAGE:PATH DEST",
-                    "DEST must not exist; if it is an existing directory, the copy goes into it under the",
-                    "path's name. Modes, times and xattrs are kept, owners too when run as root; a symbolic link is",
-                    "copied as a link; hard links within the tree stay hard links. Parent links of PATH are",
-                    "followed inside the image."},
+                    "DEST must not exist (an existing directory receives the copy under the path's",
+                    "name). Modes, times and xattrs are kept, owners too when run as root; a",
+                    "symbolic link is copied as a link; hard links within the tree stay hard links.",
+                    "Links in the parents of PATH are followed inside the image."},
             exitCodeListHeading = "%nExit status:%n",
             exitCodeList = {"0:copied", "1:no such path in the image, DEST exists, or another error"})
     static final class Cp implements Callable<Integer> {
