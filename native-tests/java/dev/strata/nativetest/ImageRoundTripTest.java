@@ -158,6 +158,47 @@ class ImageRoundTripTest {
         podmanRunsTheExport(docker);
     }
 
+    /** A full disk and a read-only destination: one line, exit 1, nothing left behind. */
+    @Test void fullDiskAndReadOnlyDestinationsAreOneLine() throws IOException {
+        String store = dir.resolve("store").toString();
+        ok("image", "import", baseTar().toString(), "--name", "base:1", "--store", store, "-q");
+        Path big = Files.createDirectories(dir.resolve("big-upper"));
+        sh("head -c 4000000 /dev/urandom > " + Mounts.sh(big.resolve("big.bin").toString()));
+        ok("image", "commit", "--upper", big.toString(), "--from", "base:1", "big:1", "--store", store, "-q");
+        Path small = Files.createDirectories(dir.resolve("small")), ro = Files.createDirectories(dir.resolve("ro"));
+        sh("mount -t tmpfs -o size=3m tmpfs " + Mounts.sh(small.toString()) + " && mount -t tmpfs -o ro tmpfs " + Mounts.sh(ro.toString()));
+        try {
+            for (String[] c : new String[][]{
+                    {"image", "export", "big:1", small.resolve("oci").toString()},
+                    {"image", "export", "big:1", small.resolve("o.tar").toString()},
+                    {"image", "export", "big:1", small.resolve("d.tar").toString(), "--format", "docker-archive"},
+                    {"image", "cp", "big:1:/big.bin", small.resolve("big.bin").toString()},
+                    {"image", "export", "big:1", ro.resolve("oci").toString()},
+                    {"image", "cp", "big:1:/etc", ro.resolve("etc").toString()}}) {
+                List<String> cmd = new ArrayList<>(List.of(strata.toString()));
+                cmd.addAll(Arrays.asList(c));
+                cmd.addAll(List.of("--store", store));
+                NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 120, null, cmd);
+                assertEquals(1, r.exit, r.toString());
+                assertTrue(r.stderr.matches("strata: [^\n]*(No space left on device|Read-only file system)[^\n]*\n"), r.stderr);
+                assertEquals(List.of(), Arrays.asList(small.toFile().list()), "nothing left after " + String.join(" ", c));
+            }
+            // a store on a full disk: the commit fails and leaves neither a layer nor a staging file
+            String small2 = small.resolve("store").toString();
+            ok("image", "import", dir.resolve("base.tar").toString(), "--name", "base:1", "--store", small2, "-q");
+            List<String> before = Arrays.asList(small.resolve("store/layers/sha256").toFile().list());
+            List<String> cmd = List.of(strata.toString(), "image", "commit", "--upper", big.toString(), "--from", "base:1", "big:1",
+                    "--store", small2);
+            NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 120, null, cmd);
+            assertEquals(1, r.exit, r.toString());
+            assertEquals("strata: commit: No space left on device (store " + small2 + ")\n", r.stderr);
+            assertEquals(before, Arrays.asList(small.resolve("store/layers/sha256").toFile().list()));
+            assertEquals(List.of(), Arrays.asList(small.resolve("store/tmp").toFile().list()));
+        } finally {
+            sh("umount " + Mounts.sh(small.toString()) + "; umount " + Mounts.sh(ro.toString()));
+        }
+    }
+
     /**
      * Root podman with a --root/--runroot of its own (vfs, so nothing is mounted there): podman load of
      * the docker archive, and a container that shows the committed change. Skipped (said on stderr)

@@ -93,7 +93,8 @@ public final class Committer {
             store.cleanTmp(l);
             return commitLocked(store, req, name, base, upper, l);
         } catch (IOException e) {
-            throw new ImageException("commit: " + ImageStore.message(e) + (ImageStore.message(e).contains("No space") ? " (store " + store.root + ")" : ""));
+            String m = reason(e);
+            throw new ImageException("commit: " + m + (m.contains("No space") ? " (store " + store.root + ")" : ""));
         }
     }
 
@@ -202,6 +203,14 @@ public final class Committer {
         if (req.author != null) h.put("author", req.author);
         if (req.comment != null) h.put("comment", req.comment);
         return c;
+    }
+
+    /** An IOException in one line: for a file system error its reason alone ("No space left on device"), not the paths. */
+    static String reason(IOException e) {
+        if (e instanceof java.nio.file.FileSystemException && ((java.nio.file.FileSystemException) e).getReason() != null) {
+            return ((java.nio.file.FileSystemException) e).getReason();
+        }
+        return ImageStore.message(e);
     }
 
     static byte[] compact(JsonNode n) throws IOException {

@@ -71,7 +71,7 @@ public final class Exporter {
         try {
             staging = Files.createTempDirectory(parent, "." + destAbs.getFileName() + ".strata-");
         } catch (IOException e) {
-            throw new ImageException("cannot write in " + parent + ": " + ImageStore.message(e));
+            throw new ImageException("cannot write in " + parent + ": " + Committer.reason(e));
         }
         Result res = new Result();
         res.tar = tar;
@@ -121,8 +121,7 @@ public final class Exporter {
         } catch (FileAlreadyExistsException e) {
             throw new ImageException(dest + " exists: remove it or give another destination");
         } catch (IOException e) {
-            String m = ImageStore.message(e);
-            throw new ImageException("cannot export to " + dest + ": " + m);
+            throw new ImageException("cannot export to " + dest + ": " + Committer.reason(e));
         } finally {
             Trees.remove(staging); // on failure DEST was never created: only the staging directory goes
         }
