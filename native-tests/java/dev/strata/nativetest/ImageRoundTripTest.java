@@ -104,6 +104,7 @@ class ImageRoundTripTest {
         Snapshot liveSnap = Snapshot.take("live", live);
 
         ok("image", "commit", live.toString(), "mine:1", "--store", store);
+        assertTrue(ok("layers", "--image", "mine:1", "--store", store).stdout.contains("lower2"), "layers shows both layers");
         Path committed = Files.createDirectories(dir.resolve("committed"));
         ok("mount", "--image", "mine:1", "--store", store, committed.toString());
         Snapshot committedSnap = Snapshot.take("committed", committed);

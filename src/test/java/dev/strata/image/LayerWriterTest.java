@@ -184,6 +184,36 @@ class LayerWriterTest {
     }
 
     @Test
+    void redirectsAndMetacopyAreRefusedSocketsSkippedOverridesApplied() throws Exception {
+        Path d = Files.createDirectory(tmp.resolve("upper"));
+        assumeTrue(userXattrs(d), "user xattrs needed on " + tmp);
+        Posix.lremovexattr(d.toString(), "user.probe");
+        Files.writeString(d.resolve("f"), "x");
+        setx(d.resolve("f"), "user.containers.override_stat", b("1000:2000:0750"));
+        try (java.nio.channels.ServerSocketChannel ch = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            ch.bind(java.net.UnixDomainSocketAddress.of(d.resolve("sock")));
+        }
+        ByteArrayOutputStream o = new ByteArrayOutputStream();
+        LayerWriter.Stats st = LayerWriter.write(d.toString(), o);
+        Map<String, TarItem> m = read(o.toByteArray());
+        assertEquals(List.of("f"), new ArrayList<>(m.keySet()), "the socket is skipped");
+        assertEquals(1, st.skippedSockets);
+        assertEquals(1000, m.get("f").uid());
+        assertEquals(2000, m.get("f").gid());
+        assertEquals(0750, m.get("f").mode());
+        assertTrue(m.get("f").xattrs.isEmpty(), "the override xattr itself is not exported");
+
+        Files.createDirectories(d.resolve("moved"));
+        setx(d.resolve("moved"), "user.overlay.redirect", b("/elsewhere"));
+        ImageException e = assertThrows(ImageException.class, () -> write(d));
+        assertTrue(e.getMessage().contains("redirect_dir=on"), e.getMessage());
+        Posix.lremovexattr(d.resolve("moved").toString(), "user.overlay.redirect");
+        setx(d.resolve("f"), "user.overlay.metacopy", new byte[0]);
+        e = assertThrows(ImageException.class, () -> write(d));
+        assertTrue(e.getMessage().contains("metacopy=on"), e.getMessage());
+    }
+
+    @Test
     void notADirectoryIsOneLine() throws Exception {
         Path f = Files.writeString(tmp.resolve("file"), "x");
         ImageException e = assertThrows(ImageException.class, () -> write(f));
