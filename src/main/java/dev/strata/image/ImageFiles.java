@@ -70,7 +70,9 @@ public final class ImageFiles implements AutoCloseable {
      * too when {@code followLast}. A missing path is an ImageException saying which layer hides it.
      */
     public Resolved resolve(String path, boolean followLast) {
-        List<String> todo = new ArrayList<>(Explainer.components(path));
+        // not Explainer.components: '..' must apply after the links before it are followed, as in the kernel
+        List<String> todo = new ArrayList<>();
+        for (String c : path.split("/")) if (!c.isEmpty()) todo.add(c);
         List<String> done = new ArrayList<>();
         int links = 0;
         Stat st = new Stat();

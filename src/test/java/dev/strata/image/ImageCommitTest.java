@@ -38,6 +38,7 @@ class ImageCommitTest {
                 .symlink("etc/up", "../../../../../etc/conf")
                 .dir("usr/lib/gone", 0755)
                 .file("usr/lib/gone/a", "a", 0644)
+                .symlink("lnk", "usr/lib/gone")
                 .dir("opt/x", 0755)
                 .file("opt/x/old", "old", 0644)
                 .file("bin/tool", "tool", 0755)
@@ -132,6 +133,7 @@ class ImageCommitTest {
         assertEquals("changed conf", cat("mine:1", "/etc/abs"), "an absolute link resolves inside the image");
         assertEquals("changed conf", cat("mine:1", "/etc/up"), "'..' past the root stays at the image's root");
         assertEquals("new", cat("mine:1", "/opt/x/new2"));
+        assertEquals("a", cat("base:1", "/lnk/../gone/a"), "'..' after a link goes up from the link's target, not lexically");
         ImageException wh = assertThrows(ImageException.class, () -> cat("mine:1", "/usr/lib/gone/a"));
         assertTrue(wh.getMessage().contains("/usr/lib/gone is whited out in lower1"), wh.getMessage());
         assertTrue(wh.getMessage().contains("lower1 = layer 2 of 2"), wh.getMessage());
