@@ -159,6 +159,37 @@ class ImageRoundTripTest {
         podmanRunsTheExport(docker);
     }
 
+    /** --pause: the daemon is stopped (state T) while the upper is read, running again after; the mount works. */
+    @Test void pauseStopsTheDaemonWhileTheUpperIsRead() throws Exception {
+        String store = dir.resolve("store").toString();
+        ok("image", "import", baseTar().toString(), "--name", "base:1", "--store", store, "-q");
+        Path m = Files.createDirectories(dir.resolve("m"));
+        ok("mount", "--image", "base:1", "--store", store, "--upper", dir.resolve("u").toString(), m.toString());
+        sh("head -c 60000000 /dev/urandom > " + Mounts.sh(m.resolve("big.bin").toString()));
+        List<Long> pids = Mounts.daemonPids(m);
+        assertEquals(1, pids.size(), "one daemon: " + pids);
+        Path stat = Path.of("/proc/" + pids.get(0) + "/stat");
+        Process commit = new ProcessBuilder(strata.toString(), "image", "commit", "--pause", m.toString(), "paused:1", "--store", store, "-q")
+                .redirectErrorStream(true).start();
+        boolean sawStopped = false;
+        while (commit.isAlive()) {
+            String st = Files.readString(stat);
+            if (st.substring(st.lastIndexOf(')') + 2).startsWith("T")) sawStopped = true;
+            Thread.sleep(20);
+        }
+        String out = new String(commit.getInputStream().readAllBytes());
+        assertEquals(0, commit.waitFor(), out);
+        assertTrue(sawStopped, "the daemon was seen stopped during the commit");
+        String st = Files.readString(stat);
+        assertTrue(!st.substring(st.lastIndexOf(')') + 2).startsWith("T"), "running again: " + st);
+        assertTrue(Files.exists(m.resolve("etc/conf")), "the mount answers");
+        ok("umount", m.toString());
+
+        List<String> cmd = List.of(strata.toString(), "image", "commit", "--pause", dir.toString(), "x:1", "--store", store);
+        NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 60, null, cmd);
+        assertEquals(1, r.exit, r.toString());
+    }
+
     /** A full disk and a read-only destination: one line, exit 1, nothing left behind. */
     @Test void fullDiskAndReadOnlyDestinationsAreOneLine() throws IOException {
         String store = dir.resolve("store").toString();
