@@ -239,10 +239,11 @@ public final class ImageCommand implements Runnable {
                     req.createdBy = "strata image commit " + args.get(0);
                 }
                 dev.strata.image.ImageRef.parse(req.name);
-                Committer.Result r;
-                try (Paused p = pause ? Paused.stop(args.get(0)) : null) {
-                    r = Committer.commit(s, req, quiet ? ImportListener.QUIET : new Printer(false));
+                if (pause) {
+                    Paused.check(args.get(0));
+                    req.whileReading = () -> Paused.stop(args.get(0));
                 }
+                Committer.Result r = Committer.commit(s, req, quiet ? ImportListener.QUIET : new Printer(false));
                 String id = r.image.id.substring(7, 19);
                 if (quiet) {
                     System.out.println(r.image.id);
@@ -297,7 +298,10 @@ public final class ImageCommand implements Runnable {
             this.hook = new Thread(() -> signal(pid, "CONT"));
         }
 
-        static Paused stop(String mountpoint) {
+        /** Refuses early (before any work) what {@link #stop} would refuse. */
+        static void check(String mountpoint) { daemonOf(mountpoint); }
+
+        private static dev.strata.inspect.MountInfo daemonOf(String mountpoint) {
             java.util.Optional<dev.strata.inspect.MountRegistry.Located> at =
                     dev.strata.inspect.MountRegistry.locate(Path.of(dev.strata.inspect.Names.fromArgument(mountpoint)));
             if (at.isEmpty()) {
@@ -310,6 +314,11 @@ public final class ImageCommand implements Runnable {
                 throw new UserError("--pause: the daemon of the mount at " + m.mountpoint() + " (pid " + m.pid()
                         + ") is not visible from here (another PID namespace?); commit without --pause");
             }
+            return m;
+        }
+
+        static Paused stop(String mountpoint) {
+            dev.strata.inspect.MountInfo m = daemonOf(mountpoint);
             Paused p = new Paused(m.pid());
             Runtime.getRuntime().addShutdownHook(p.hook);
             if (!signal(m.pid(), "STOP")) {

@@ -54,6 +54,8 @@ public final class Committer {
         public String createdBy = "strata image commit";
         public String comment;
         public String author;
+        /** Called once the store lock is held, just before the upper is read; closed once it was read (e.g. a paused daemon). */
+        public java.util.function.Supplier<AutoCloseable> whileReading;
     }
 
     public static final class Result {
@@ -112,7 +114,18 @@ public final class Committer {
                     { def.setLevel(Deflater.DEFAULT_COMPRESSION); }
                 };
                 tarHash = new Hashing(gz);
-                res.stats = LayerWriter.write(upper, tarHash);
+                AutoCloseable during = req.whileReading == null ? null : req.whileReading.get();
+                try {
+                    res.stats = LayerWriter.write(upper, tarHash);
+                } finally {
+                    if (during != null) {
+                        try {
+                            during.close();
+                        } catch (Exception e) {
+                            l.warning(String.valueOf(e.getMessage()));
+                        }
+                    }
+                }
                 gz.finish();
                 blobHash.flush();
             }
