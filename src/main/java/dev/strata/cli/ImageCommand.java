@@ -222,7 +222,7 @@ public final class ImageCommand implements Runnable {
                 if (upper != null) {
                     if (args.size() != 1) throw new UserError("with --upper give only NAME[:TAG] (no mount point)", 2);
                     if (from == null) throw new UserError("--upper needs --from IMAGE: the image the upper was mounted on", 2);
-                    req.upper = dev.strata.inspect.Names.fromArgument(upper);
+                    req.upper = dev.strata.posix.Names.fromArgument(upper);
                     req.base = from;
                     req.name = args.get(0);
                 } else {
@@ -303,7 +303,7 @@ public final class ImageCommand implements Runnable {
 
         private static dev.strata.inspect.MountInfo daemonOf(String mountpoint) {
             java.util.Optional<dev.strata.inspect.MountRegistry.Located> at =
-                    dev.strata.inspect.MountRegistry.locate(Path.of(dev.strata.inspect.Names.fromArgument(mountpoint)));
+                    dev.strata.inspect.MountRegistry.locate(Path.of(dev.strata.posix.Names.fromArgument(mountpoint)));
             if (at.isEmpty()) {
                 throw new UserError("--pause needs a strata mount: " + mountpoint + " has no strata daemon to stop"
                         + " (stop the programs that write to it instead, e.g. 'podman pause')");

@@ -4,7 +4,7 @@ import dev.strata.image.Exporter;
 import dev.strata.image.Human;
 import dev.strata.image.ImageFiles;
 import dev.strata.image.ImportListener;
-import dev.strata.inspect.Names;
+import dev.strata.posix.Names;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

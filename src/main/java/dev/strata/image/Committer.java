@@ -44,7 +44,7 @@ public final class Committer {
 
     /** What to commit. */
     public static final class Request {
-        /** The upper directory, a byte string (see dev.strata.inspect.Names). */
+        /** The upper directory, a byte string (see dev.strata.posix.Names). */
         public String upper;
         public String base;
         public String name;
@@ -79,7 +79,7 @@ public final class Committer {
         dev.strata.posix.Stat st = new dev.strata.posix.Stat();
         int r = Posix.fstatat(Posix.AT_FDCWD, upper, st, 0);
         if (r < 0 || !st.isDir()) {
-            throw new ImageException("upper directory " + dev.strata.inspect.Names.display(upper) + ": "
+            throw new ImageException("upper directory " + dev.strata.posix.Names.display(upper) + ": "
                     + (r < 0 ? Posix.strerror(r) : "not a directory"));
         }
         if (!req.force) {
@@ -158,7 +158,7 @@ public final class Committer {
             ImageRecord rec = new ImageRecord();
             rec.id = Digest.of(configBytes).toString();
             rec.format = "strata commit";
-            rec.source = "commit of " + dev.strata.inspect.Names.display(upper) + " over " + ImageStore.displayName(base)
+            rec.source = "commit of " + dev.strata.posix.Names.display(upper) + " over " + ImageStore.displayName(base)
                     + " (" + ImageStore.shortId(base) + ")";
             rec.platform = base.platform;
             rec.imported = Instant.now().toString();

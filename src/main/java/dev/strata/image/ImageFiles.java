@@ -149,7 +149,7 @@ public final class ImageFiles implements AutoCloseable {
         return b.length() == 0 ? "" : b.append("]").toString();
     }
 
-    private static String show(String p) { return dev.strata.inspect.Names.display(p); }
+    private static String show(String p) { return dev.strata.posix.Names.display(p); }
 
     /** Writes a regular file's content (following links inside the image) to out. */
     public void cat(String path, OutputStream out) throws IOException {
