@@ -242,6 +242,66 @@ class EdgeCaseTest {
         b.finish();
     }
 
+    // ------------------------------------------------------------------ layer roots
+
+    /**
+     * An overlay.opaque=y mark on a layer's root hides nothing: the kernel overlay merges every layer
+     * at the root whatever their roots carry (strata used to end the root's merge there).
+     */
+    @Test void opaqueMarksOnLayerRootsAreIgnored() {
+        pair.close();
+        pair = new Pair("edge-rootOpaque", Mounter.kernel(), Mounter.underTest(), root -> {
+            LayerSet s = LayerBuilder.standard(root);
+            for (Path p : List.of(s.lowers.get(0), s.lowers.get(1), s.upper)) {
+                Tree.check(Posix.lsetxattr(p.toString(), "trusted.overlay.opaque", "y".getBytes(), 0), "opaque mark on " + p);
+            }
+            return s;
+        });
+        pair.keepOnClose();
+        b = new Both("rootOpaque", pair);
+        b.same(Op.listdir(""));
+        b.same(Op.listdir("etc"));
+        b.expect(Op.create("new-at-root", 0644), 0);
+        b.same(Op.listdir(""));
+        b.finish();
+    }
+
+    /**
+     * An empty regular file with the overlay.whiteout xattr is a whiteout to the kernel overlay's lookup
+     * in any layer (upper, middle, last lower) whether or not its directory is marked overlay.opaque=x;
+     * the mark only makes readdir leave such names out. Outside such a directory both list the name and
+     * neither can look it up (strata showed an empty file).
+     */
+    @Test void xattrWhiteoutsHideInEveryLayerWithoutTheOpaqueXMark() {
+        pair.close();
+        pair = new Pair("edge-xwhiteout", Mounter.kernel(), Mounter.underTest(), root -> {
+            LayerSet s = LayerBuilder.standard(root);
+            Tree top = new Tree(s.lowers.get(0)), mid = new Tree(s.lowers.get(1)), last = new Tree(s.lowers.get(2));
+            Tree upper = new Tree(s.upper);
+            for (Tree t : List.of(top, mid, last, upper)) t.dir("xw", 0755);
+            last.file("xw/f", "below f\n");
+            last.file("xw/g", "below g\n");
+            mid.file("xw/u", "below u\n");
+            for (String[] w : new String[][]{{"top", "xw/f"}, {"last", "xw/h"}, {"upper", "xw/u"}}) {
+                Path p = (w[0].equals("top") ? s.lowers.get(0) : w[0].equals("last") ? s.lowers.get(2) : s.upper).resolve(w[1]);
+                new Tree(p.getParent()).file(p.getFileName().toString(), "");
+                Tree.check(Posix.lsetxattr(p.toString(), "trusted.overlay.whiteout", "y".getBytes(), 0), "xattr whiteout " + p);
+            }
+            for (Path l : s.lowers) new Tree(l).fixTimes();
+            return s;
+        });
+        pair.keepOnClose();
+        b = new Both("xwhiteout", pair);
+        for (String n : new String[]{"xw/f", "xw/g", "xw/h", "xw/u"}) {
+            b.same(Op.stat(n));
+            b.same(Op.read(n));
+        }
+        b.same(Op.listdir("xw"));
+        b.same(Op.stat("xw/f"));   // after the listing, which strata keeps, the lookup still finds nothing
+        b.same(Op.read("xw/f"));
+        b.finish();
+    }
+
     // ------------------------------------------------------------------ forged whiteouts
 
     @Test void mknodOfAWhiteoutDeviceIsEperm() {

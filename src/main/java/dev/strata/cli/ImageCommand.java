@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.annotation.JsonInclude;
+import dev.strata.image.Committer;
 import dev.strata.image.Human;
 import dev.strata.image.ImageException;
 import dev.strata.image.ImageRecord;
@@ -28,8 +29,10 @@ import java.util.concurrent.Callable;
 
 /** {@code strata image import|ls|rm|inspect}: the image store (parsing and messages only; see dev.strata.image). */
 @Command(name = "image", mixinStandardHelpOptions = true,
-        description = "Import container images (OCI layouts, docker archives, layer tars) into a layer store.",
-        subcommands = {ImageCommand.Import.class, ImageCommand.Ls.class, ImageCommand.Rm.class, ImageCommand.Inspect.class})
+        description = {"Container images: import OCI layouts, docker archives and layer tars into a layer",
+                "store; commit a mount's changes as an image; export images; read files of an image."},
+        subcommands = {ImageCommand.Import.class, ImageCommand.Ls.class, ImageCommand.Rm.class, ImageCommand.Inspect.class,
+                ImageCommand.Commit.class, ImageFileCommands.Export.class, ImageFileCommands.Cat.class, ImageFileCommands.Cp.class})
 public final class ImageCommand implements Runnable {
     @Override public void run() {
         new CommandLine(this).usage(System.err);
@@ -175,6 +178,205 @@ public final class ImageCommand implements Runnable {
             } catch (Exception e) {
                 return false;
             }
+        }
+    }
+
+    // ------------------------------------------------------------------ commit
+
+    @Command(name = "commit", mixinStandardHelpOptions = true,
+            description = {"Record the changes of a mount (its upper directory) as a new image.",
+                    "  strata image commit MOUNTPOINT NAME[:TAG]",
+                    "  strata image commit --upper DIR --from IMAGE NAME[:TAG]",
+                    "MOUNTPOINT: a strata mount (or a kernel overlay) of an image of the store.",
+                    "The upper becomes one new OCI layer (gzip) over the base image's layers:",
+                    "whiteouts become .wh.NAME, opaque directories get .wh..wh..opq; owners, modes,",
+                    "times, xattrs (not overlay-private ones), hard links, devices, fifos,",
+                    "symlinks are kept. The same upper gives the same layer digest. The base image",
+                    "of a mount is the image whose layers it mounts (--from if several share them).",
+                    "A mount in use may change while it is read: as with 'podman commit' without",
+                    "--pause, what is written meanwhile may or may not be in the layer (a file that",
+                    "shrinks while it is read stops the commit). --pause stops a strata mount's",
+                    "daemon meanwhile, or stop the writers first."},
+            exitCodeListHeading = "%nExit status:%n",
+            exitCodeList = {"0:committed", "1:an error (one line on stderr)", "2:a usage mistake"})
+    static final class Commit implements Callable<Integer> {
+        @Parameters(arity = "1..2", paramLabel = "[MOUNTPOINT] NAME[:TAG]") List<String> args;
+        @Option(names = "--upper", paramLabel = "DIR", description = "commit this upper directory (with --from) instead of a mount") String upper;
+        @Option(names = "--from", paramLabel = "IMAGE", description = "the base image the upper was mounted on") String from;
+        @Option(names = {"-m", "--message"}, paramLabel = "TEXT", description = "a comment for the history entry") String message;
+        @Option(names = "--author", paramLabel = "TEXT", description = "the author, in the config and its history entry") String author;
+        @Option(names = "--force", description = "move NAME[:TAG] from the image that has it now") boolean force;
+        @Option(names = {"-q", "--quiet"}, description = "print only the new image id") boolean quiet;
+        @Option(names = "--pause", description = {"stop the strata mount's daemon (SIGSTOP) while its upper is read: the",
+                "layer is the upper as one moment left it; programs using the mount wait"}) boolean pause;
+        @CommandLine.Mixin StoreOption store = new StoreOption();
+
+        @Override public Integer call() {
+            return ImageCommand.call(() -> {
+                ImageStore s = store.open();
+                Committer.Request req = new Committer.Request();
+                if (pause && upper != null) throw new UserError("--pause goes with a MOUNTPOINT, not with --upper", 2);
+                req.force = force;
+                req.comment = message;
+                req.author = author;
+                if (upper != null) {
+                    if (args.size() != 1) throw new UserError("with --upper give only NAME[:TAG] (no mount point)", 2);
+                    if (from == null) throw new UserError("--upper needs --from IMAGE: the image the upper was mounted on", 2);
+                    req.upper = dev.strata.posix.Names.fromArgument(upper);
+                    req.base = from;
+                    req.name = args.get(0);
+                } else {
+                    if (args.size() != 2) {
+                        throw new UserError("give MOUNTPOINT NAME[:TAG], or --upper DIR --from IMAGE NAME[:TAG]", 2);
+                    }
+                    dev.strata.inspect.StackSpec spec = ExplainCommand.StackOptions.ofMount(args.get(0));
+                    if (spec.upperdir() == null) {
+                        throw new UserError(args.get(0) + " is a read-only mount (no upper directory): there is nothing to commit");
+                    }
+                    req.upper = spec.upperdir().toString();
+                    req.base = from != null ? from : baseOf(s, spec.lowerdirs(), args.get(0));
+                    req.name = args.get(1);
+                    req.createdBy = "strata image commit " + args.get(0);
+                }
+                dev.strata.image.ImageRef.parse(req.name);
+                if (pause) {
+                    Paused.check(args.get(0));
+                    req.whileReading = () -> Paused.stop(args.get(0));
+                }
+                Committer.Result r = Committer.commit(s, req, quiet ? ImportListener.QUIET : new Printer(false));
+                String id = r.image.id.substring(7, 19);
+                if (quiet) {
+                    System.out.println(r.image.id);
+                    return 0;
+                }
+                LayerWriterSummary.print(r, id);
+                return 0;
+            });
+        }
+
+        /** The image of the store whose layers (top first) are exactly the mount's lower layers. */
+        static String baseOf(ImageStore s, List<Path> lowers, String mountpoint) {
+            List<Path> want = new ArrayList<>();
+            for (Path p : lowers) want.add(p.toAbsolutePath().normalize());
+            ImageRecord found = null;
+            List<String> names = new ArrayList<>();
+            for (ImageRecord r : s.images()) {
+                List<Path> dirs;
+                try {
+                    dirs = s.lowerDirsTopFirst(r);
+                } catch (ImageException e) {
+                    continue;
+                }
+                if (!dirs.equals(want)) continue;
+                if (found == null) found = r;
+                names.add(ImageStore.displayName(r));
+            }
+            if (found == null) {
+                throw new UserError("the layers of the mount at " + mountpoint + " are not an image of the store " + s.root()
+                        + "; give --from IMAGE (and --store if it is another store)");
+            }
+            if (names.size() > 1) {
+                throw new UserError("the mount at " + mountpoint + " shows the layers of several images (" + String.join(", ", names)
+                        + "): give --from IMAGE");
+            }
+            return found.id;
+        }
+    }
+
+    /**
+     * A strata mount's daemon stopped with SIGSTOP, continued (SIGCONT) by {@link #close} or, if this
+     * process ends first (an error, SIGTERM, ^C), by a shutdown hook. The engine keeps the upper
+     * consistent at every step a crash could stop it at (copy-up and whiteouts through the workdir), so
+     * a stopped daemon leaves an upper a crash would leave: whole operations only.
+     */
+    static final class Paused implements AutoCloseable {
+        private final long pid;
+        private final Thread hook;
+
+        private Paused(long pid) {
+            this.pid = pid;
+            this.hook = new Thread(() -> signal(pid, "CONT"));
+        }
+
+        /** Refuses early (before any work) what {@link #stop} would refuse. */
+        static void check(String mountpoint) { daemonOf(mountpoint); }
+
+        private static dev.strata.inspect.MountInfo daemonOf(String mountpoint) {
+            java.util.Optional<dev.strata.inspect.MountRegistry.Located> at =
+                    dev.strata.inspect.MountRegistry.locate(Path.of(dev.strata.posix.Names.fromArgument(mountpoint)));
+            if (at.isEmpty()) {
+                throw new UserError("--pause needs a strata mount: " + mountpoint + " has no strata daemon to stop"
+                        + " (stop the programs that write to it instead, e.g. 'podman pause')");
+            }
+            dev.strata.inspect.MountInfo m = at.get().mount();
+            long start = startTime(m.pid());
+            if (m.pid() <= 0 || start == 0 || (m.startTime() != 0 && start != m.startTime())) {
+                throw new UserError("--pause: the daemon of the mount at " + m.mountpoint() + " (pid " + m.pid()
+                        + ") is not visible from here (another PID namespace?); commit without --pause");
+            }
+            return m;
+        }
+
+        static Paused stop(String mountpoint) {
+            dev.strata.inspect.MountInfo m = daemonOf(mountpoint);
+            Paused p = new Paused(m.pid());
+            Runtime.getRuntime().addShutdownHook(p.hook);
+            if (!signal(m.pid(), "STOP")) {
+                Runtime.getRuntime().removeShutdownHook(p.hook);
+                throw new UserError("--pause: cannot stop the daemon of the mount at " + m.mountpoint() + " (pid " + m.pid() + ")");
+            }
+            return p;
+        }
+
+        @Override public void close() {
+            signal(pid, "CONT");
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException ignored) {
+                // shutting down: the hook runs anyway
+            }
+        }
+
+        private static boolean signal(long pid, String sig) {
+            try {
+                return new ProcessBuilder("kill", "-" + sig, Long.toString(pid)).redirectErrorStream(true)
+                        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor() == 0;
+            } catch (java.io.IOException e) {
+                return false;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+
+        /** Field 22 (starttime) of /proc/PID/stat, or 0. */
+        private static long startTime(long pid) {
+            try {
+                String st = Files.readString(Path.of("/proc/" + pid + "/stat"), java.nio.charset.StandardCharsets.ISO_8859_1);
+                String[] f = st.substring(st.lastIndexOf(')') + 2).trim().split(" ");
+                return Long.parseLong(f[19]);
+            } catch (java.io.IOException | RuntimeException e) {
+                return 0;
+            }
+        }
+    }
+
+    /** The lines 'image commit' prints. */
+    static final class LayerWriterSummary {
+        static void print(Committer.Result r, String id) {
+            ImageRecord.Layer l = r.layer;
+            dev.strata.image.LayerWriter.Stats st = r.stats;
+            System.out.println("Committed " + r.image.names.get(0) + " (image " + id + "): " + r.image.layers.size()
+                    + " layers, new layer " + l.diffId.substring(7, 19) + " (" + Human.bytes(l.tarSize) + " tar, "
+                    + Human.bytes(l.blobSize) + " gzip" + (r.layerReused ? ", already in the store" : "") + ")");
+            System.out.println("  " + st.files + " files, " + st.dirs + " directories, " + st.symlinks + " symlinks, "
+                    + st.hardlinks + " hard links, " + st.devices + " devices, " + st.fifos + " fifos, "
+                    + st.whiteouts + " whiteouts, " + st.opaques + " opaque directories");
+            if (st.skippedSockets > 0) {
+                System.err.println("strata: warning: skipped " + st.skippedSockets + " socket(s) (a tar cannot hold them), e.g. "
+                        + st.firstSkippedSocket);
+            }
+            if (r.nameMovedFrom != null) System.out.println("The name " + r.image.names.get(0) + " moved from image " + r.nameMovedFrom);
         }
     }
 

@@ -35,6 +35,7 @@ import java.util.zip.ZipException;
  *                                 anything found here when the lock is taken is stale and removed
  * STORE/layers/sha256/HEX/        an extracted layer (HEX = diff_id), usable as an overlay lowerdir
  * STORE/layers/sha256/HEX.json    its {@link LayerInfo}, written before the directory is renamed in
+ * STORE/layers/sha256/HEX.tar.gz  its blob, for layers made by 'image commit' (export uses it as it is)
  * STORE/images/ID.json            an {@link ImageRecord} (ID = sha256 of the image config)
  * </pre>
  * A layer directory appears only complete (rename is the commit), so an interrupted import (kill -9,
@@ -42,7 +43,7 @@ import java.util.zip.ZipException;
  * layers are replaced by rename only.
  */
 public final class ImageStore {
-    private final Path root, layersDir, imagesDir, tmpDir, lockFile;
+    final Path root, layersDir, imagesDir, tmpDir, lockFile;
     private FileStore fileStore;
 
     private ImageStore(Path root) {
@@ -79,6 +80,9 @@ public final class ImageStore {
 
     /** The directory of an extracted layer (whether or not it exists). */
     public Path layerDir(Digest diffId) { return layersDir.resolve(diffId.hex()); }
+
+    /** The gzip blob of a layer, kept for layers strata wrote itself ('image commit'); may not exist. */
+    public Path layerBlob(Digest diffId) { return layersDir.resolve(diffId.hex() + ".tar.gz"); }
 
     // =================================================================== import
 
@@ -236,7 +240,7 @@ public final class ImageStore {
                 .writeValueAsBytes(c);
     }
 
-    private static final class Extracted {
+    static final class Extracted {
         Path dir;
         Digest diffId, blobDigest;
         long blobSize;
@@ -245,7 +249,7 @@ public final class ImageStore {
     }
 
     /** Streams one blob: hash it, decompress, hash the tar, extract it into a new temp dir, verify both digests. */
-    private Extracted extract(SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l) throws IOException {
+    Extracted extract(SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l) throws IOException {
         String where = "layer " + (i + 1) + "/" + n + (b.diffId != null ? " (" + b.diffId.shortHex() + ")" : "");
         Path dir;
         try {
@@ -339,7 +343,7 @@ public final class ImageStore {
         return "corrupt or truncated layer tar (" + m + ")";
     }
 
-    private static String message(Throwable e) {
+    static String message(Throwable e) {
         String m = e.getMessage();
         return m == null ? e.getClass().getSimpleName() : m.replace('\n', ' ');
     }
@@ -354,7 +358,7 @@ public final class ImageStore {
     }
 
     /** Renames a finished layer directory into place: the commit point of an extraction. */
-    private void commit(Path from, Path to) throws IOException {
+    void commit(Path from, Path to) throws IOException {
         int r = Posix.renameat2(Posix.AT_FDCWD, from.toString(), Posix.AT_FDCWD, to.toString(), Posix.RENAME_NOREPLACE);
         if (r == -Errno.EINVAL || r == -Errno.ENOSYS) {
             Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
@@ -363,7 +367,7 @@ public final class ImageStore {
         }
     }
 
-    private boolean isLayer(Digest d) { return Files.isDirectory(layerDir(d), LinkOption.NOFOLLOW_LINKS); }
+    boolean isLayer(Digest d) { return Files.isDirectory(layerDir(d), LinkOption.NOFOLLOW_LINKS); }
 
     private void fillFromInfo(ImageRecord.Layer rl, Digest diffId) {
         rl.diffId = diffId.toString();
@@ -392,7 +396,7 @@ public final class ImageStore {
     static final java.util.Set<java.nio.file.attribute.PosixFilePermission> DIR_MODE =
             java.nio.file.attribute.PosixFilePermissions.fromString("rwx------");
 
-    private void createDirs() {
+    void createDirs() {
         try {
             for (Path d : List.of(root, root.resolve("layers"), layersDir, imagesDir, tmpDir)) {
                 if (!Files.isDirectory(d)) Files.createDirectories(d);
@@ -416,7 +420,7 @@ public final class ImageStore {
     }
 
     /** Removes what an interrupted import left in STORE/tmp (called with the lock held). */
-    private void cleanTmp(ImportListener l) throws IOException {
+    void cleanTmp(ImportListener l) throws IOException {
         int count = 0;
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(tmpDir)) {
             for (Path p : ds) {
@@ -428,7 +432,7 @@ public final class ImageStore {
         if (count > 0) l.info("Removed " + count + " stale temporary item(s) left by an interrupted import");
     }
 
-    private void writeJson(Path dest, Object value) {
+    void writeJson(Path dest, Object value) {
         try {
             Path t = Files.createTempFile(tmpDir, "json-", ".tmp");
             try {
@@ -446,7 +450,7 @@ public final class ImageStore {
         }
     }
 
-    private Path recordPath(ImageRecord r) { return imagesDir.resolve(Digest.parse(r.id).hex() + ".json"); }
+    Path recordPath(ImageRecord r) { return imagesDir.resolve(Digest.parse(r.id).hex() + ".json"); }
 
     private static ImageRecord readRecord(Path p) {
         if (!Files.isRegularFile(p)) return null;
@@ -577,7 +581,7 @@ public final class ImageStore {
 
     public static String displayName(ImageRecord r) { return r.names.isEmpty() ? shortId(r) : r.names.get(0); }
 
-    private static String shortId(ImageRecord r) { return Digest.parse(r.id).shortHex(); }
+    static String shortId(ImageRecord r) { return Digest.parse(r.id).shortHex(); }
 
     // =================================================================== removal
 
@@ -659,6 +663,7 @@ public final class ImageStore {
             if (r < 0) throw new ImageException("cannot remove layer " + hex + ": " + Posix.strerror(r));
         }
         Files.deleteIfExists(layersDir.resolve(hex + ".json"));
+        Files.deleteIfExists(layersDir.resolve(hex + ".tar.gz"));
         return had;
     }
 

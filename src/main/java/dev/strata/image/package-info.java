@@ -1,6 +1,10 @@
 /**
  * Container images: import OCI image layouts (directory or tar), docker archives and single layer tars
- * into a content-addressed layer store, and hand a mount the layer directories of an image.
+ * into a content-addressed layer store, and hand a mount the layer directories of an image. The other
+ * way: {@link dev.strata.image.Committer} writes an upper as a new layer and image
+ * ({@link dev.strata.image.LayerWriter}: a layer directory as a deterministic layer tar),
+ * {@link dev.strata.image.Exporter} writes an OCI layout or a docker archive, and
+ * {@link dev.strata.image.ImageFiles} reads files of an image through the engine without a mount.
  *
  * <h2>API for the mount side</h2>
  * <pre>

@@ -50,20 +50,21 @@ public final class Differ {
     public static List<Change> diff(Stack stack) {
         if (!stack.hasUpper()) throw new InspectException("diff needs an upper layer (--upperdir)");
         Differ d = new Differ(stack);
-        d.dir("", stack.all(), stack.lowers());
+        d.dir(Lookup.root(stack, stack.all()), Lookup.root(stack, stack.lowers()));
         d.out.sort(Comparator.comparing(Change::rel, Differ::compareRel));
         return Collections.unmodifiableList(d.out);
     }
 
     /**
-     * Compares directory rel of the merged view (merge list m, which holds the upper) with the lowers'
-     * view (merge list l, or null when the lowers have no directory there). Returns whether an entry
-     * directly inside was added or deleted.
+     * Compares a directory of the merged view (m, whose merge list holds the upper) with the same
+     * directory of the lowers' view (l, or null when the lowers have no directory there). Returns whether
+     * an entry directly inside was added or deleted.
      */
-    private boolean dir(String rel, int[] m, int[] l) {
-        Listing ml = read(m, rel);
+    private boolean dir(Lookup m, Lookup l) {
+        String rel = m.rel;
+        Listing ml = read(m);
         Map<String, Lookup> mv = visible(ml);
-        Map<String, Lookup> lv = l == null ? Collections.emptyMap() : visible(read(l, rel));
+        Map<String, Lookup> lv = l == null ? Collections.emptyMap() : visible(read(l));
         TreeSet<String> names = new TreeSet<>(mv.keySet());
         names.addAll(lv.keySet());
         boolean entriesChanged = false;
@@ -73,7 +74,7 @@ public final class Differ {
             if (b == null) {
                 out.add(new Change(Kind.A, child, type(a), null, List.of()));
                 entriesChanged = true;
-                if (a.result == Lookup.Result.DIR) dir(child, a.merge, null);
+                if (a.result == Lookup.Result.DIR) dir(a, null);
             } else if (a == null) {
                 out.add(new Change(Kind.D, child, type(b), null, List.of()));
                 entriesChanged = true;
@@ -81,11 +82,11 @@ public final class Differ {
                 boolean aDir = a.result == Lookup.Result.DIR, bDir = b.result == Lookup.Result.DIR;
                 if (aDir && bDir) {
                     List<String> why = metaChanges(a, b);
-                    if (dir(child, a.merge, b.merge)) why.add("entries");
+                    if (dir(a, b)) why.add("entries");
                     if (!why.isEmpty()) out.add(new Change(Kind.C, child, "dir", null, List.copyOf(why)));
                 } else if (aDir || bDir || !type(a).equals(type(b))) {
                     out.add(new Change(Kind.C, child, type(a), type(b), List.of("type")));
-                    if (aDir) dir(child, a.merge, null);
+                    if (aDir) dir(a, null);
                 } else {
                     out.add(new Change(Kind.C, child, type(a), null, List.of("upper")));
                 }
@@ -94,8 +95,9 @@ public final class Differ {
         return entriesChanged;
     }
 
-    private Listing read(int[] merge, String rel) {
-        Listing l = Listing.read(stack, merge, rel);
+    private Listing read(Lookup dir) {
+        String rel = dir.rel;
+        Listing l = Listing.read(stack, dir);
         if (!l.errors.isEmpty()) {
             Map.Entry<Integer, Integer> e = l.errors.entrySet().iterator().next();
             throw new InspectException("cannot read " + Names.display(stack.path(e.getKey()) + "/" + rel) + ": "

@@ -69,7 +69,7 @@ public final class Explainer {
                         + " (kernel overlayfs would show such a file as it is)";
                 break;
             }
-            Lookup lk = Lookup.run(stack, cur.merge, parentRel, name);
+            Lookup lk = Lookup.run(stack, cur, name);
             steps.add(new Step(stepRel, lk));
             for (Probe p : lk.probes) {
                 int l = p.layer();
@@ -303,7 +303,7 @@ public final class Explainer {
     }
 
     private DirSummary summarize(Lookup dirLookup, List<LayerRef> refs) {
-        Listing listing = Listing.read(stack, dirLookup.merge, dirLookup.rel);
+        Listing listing = Listing.read(stack, dirLookup);
         List<DirLayer> layers = new ArrayList<>();
         for (int l : dirLookup.merge) {
             Integer err = listing.errors.get(l);

@@ -80,7 +80,7 @@ public final class LayerAnalysis {
             a.count(l, "", s);
             stats.add(s);
         }
-        a.visit("", stack.all());
+        a.visit(Lookup.root(stack, stack.all()));
         PriorityQueue<Wasted> top = new PriorityQueue<>(Comparator.comparingLong(Wasted::size));
         for (int l = 0; l < stack.size(); l++) {
             Stats s = stats.get(l);
@@ -163,9 +163,10 @@ public final class LayerAnalysis {
             }
         }
 
-        /** Walks a directory of the merged view (merge list m), sorting every layer's entries into visible and not. */
-        private void visit(String rel, int[] m) {
-            Listing listing = Listing.read(stack, m, rel);
+        /** Walks a directory of the merged view (a DIR lookup), sorting every layer's entries into visible and not. */
+        private void visit(Lookup dir) {
+            int[] m = dir.merge;
+            Listing listing = Listing.read(stack, dir);
             for (Lookup lk : listing.lookups.values()) {
                 if (lk.result == Lookup.Result.ERROR) continue;
                 for (int l : m) {
@@ -196,7 +197,7 @@ public final class LayerAnalysis {
                         hidden(l, lk.rel, cause, by);
                     }
                 }
-                if (lk.result == Lookup.Result.DIR) visit(lk.rel, lk.merge);
+                if (lk.result == Lookup.Result.DIR) visit(lk);
             }
         }
 

@@ -31,7 +31,10 @@ final class Listing {
 
     private Listing(String rel, int[] merge) { this.rel = rel; this.merge = merge; }
 
-    static Listing read(Stack stack, int[] merge, String rel) {
+    /** Reads directory {@code dir} (a DIR lookup) of the view: every candidate name of its merge list, looked up. */
+    static Listing read(Stack stack, Lookup dir) {
+        String rel = dir.rel;
+        int[] merge = dir.merge;
         Listing l = new Listing(rel, merge);
         Set<String> candidates = new HashSet<>();
         for (int layer : merge) {
@@ -53,7 +56,7 @@ final class Listing {
             l.names.put(layer, here);
             candidates.addAll(here);
         }
-        for (String n : candidates) l.lookups.put(n, Lookup.run(stack, merge, rel, n));
+        for (String n : candidates) l.lookups.put(n, Lookup.run(stack, dir, n));
         return l;
     }
 

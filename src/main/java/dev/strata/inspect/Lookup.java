@@ -1,14 +1,17 @@
 package dev.strata.inspect;
 
 import dev.strata.layer.Layer;
+import dev.strata.posix.Posix;
+import dev.strata.union.LayerLookup;
 
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
 /**
- * One step of a path lookup through the stack, with the kernel's rules (fs/overlayfs/namei.c,
- * ovl_lookup): the name is looked up in each layer of the parent's merge list, top first.
+ * One step of a path lookup through the stack, made by the engine's own lookup ({@link LayerLookup}, the
+ * kernel's rules of fs/overlayfs/namei.c, ovl_lookup), with each asked layer's say recorded: the name is
+ * looked up in each layer of the parent's merge list, top first.
  * <ul>
  * <li>absent: the next layer is asked;</li>
  * <li>a whiteout: the name is hidden in every layer below; the lookup stops;</li>
@@ -56,60 +59,55 @@ public final class Lookup {
     private Lookup(String parentRel, String name, int[] parentMerge, List<Probe> probes, Result result, int[] merge,
                    int top, Stop stop, int stopLayer) {
         this.parentRel = parentRel; this.name = name; this.rel = Layer.child(parentRel, name);
-        this.parentMerge = parentMerge; this.probes = probes; this.result = result; this.merge = merge;
+        this.parentMerge = parentMerge; this.probes = List.copyOf(probes); this.result = result; this.merge = merge;
         this.top = top; this.stop = stop; this.stopLayer = stopLayer;
     }
 
-    /** Looks up {@code name} in directory {@code parentRel}, whose merge list is {@code parentMerge}. */
-    public static Lookup run(Stack stack, int[] parentMerge, String parentRel, String name) {
+    private static final int[] NONE = new int[0];
+
+    /**
+     * Looks up {@code name} in directory {@code dir} (a DIR lookup) with the engine's own lookup
+     * ({@link LayerLookup}, which the mount uses), recording each asked layer's say.
+     */
+    public static Lookup run(Stack stack, Lookup dir, String name) {
+        String parentRel = dir.rel;
+        int[] parentMerge = dir.merge;
         List<Probe> probes = new ArrayList<>(parentMerge.length);
-        int[] merge = new int[parentMerge.length];
-        int nmerge = 0;
-        for (int layer : parentMerge) {
-            Probe p = Probe.of(stack, layer, parentRel, name);
-            probes.add(p);
-            switch (p.kind()) {
-                case ABSENT:
-                    continue;
-                case ERROR:
-                    return done(parentRel, name, parentMerge, probes, Result.ERROR, merge, 0, layer, Stop.ERROR, layer);
-                case WHITEOUT:
-                    if (nmerge > 0) {
-                        return done(parentRel, name, parentMerge, probes, Result.DIR, merge, nmerge, merge[0], Stop.WHITEOUT, layer);
-                    }
-                    return done(parentRel, name, parentMerge, probes, Result.WHITEOUT, merge, 0, layer, Stop.WHITEOUT, layer);
-                case DIR:
-                    merge[nmerge++] = layer;
-                    if (p.opaque() != null) {
-                        return done(parentRel, name, parentMerge, probes, Result.DIR, merge, nmerge, merge[0], Stop.OPAQUE, layer);
-                    }
-                    continue;
-                case NONDIR:
-                    if (nmerge > 0) {
-                        return done(parentRel, name, parentMerge, probes, Result.DIR, merge, nmerge, merge[0],
-                                Stop.NONDIR_BELOW_DIR, layer);
-                    }
-                    return done(parentRel, name, parentMerge, probes, Result.NONDIR, merge, 0, layer, Stop.NONDIR, layer);
-                default:
-                    throw new AssertionError(p.kind());
-            }
+        boolean[] opaqueEnd = {false};
+        LayerLookup.Result r = LayerLookup.lookup(stack.layerArray(), parentMerge, parentRel, name,
+                (layer, say, ends, errno) -> {
+                    probes.add(Probe.judged(stack, layer, parentRel, name, say, errno));
+                    opaqueEnd[0] = ends;
+                });
+        int last = probes.isEmpty() ? -1 : probes.get(probes.size() - 1).layer();
+        if (r.errno < 0) return new Lookup(parentRel, name, parentMerge, probes, Result.ERROR, NONE, last, Stop.ERROR, last);
+        if (r.layers.length == 0) {
+            if (r.whiteout) return new Lookup(parentRel, name, parentMerge, probes, Result.WHITEOUT, NONE, last, Stop.WHITEOUT, last);
+            return new Lookup(parentRel, name, parentMerge, probes, Result.ABSENT, NONE, -1, Stop.NONE, -1);
         }
-        if (nmerge > 0) return done(parentRel, name, parentMerge, probes, Result.DIR, merge, nmerge, merge[0], Stop.NONE, -1);
-        return done(parentRel, name, parentMerge, probes, Result.ABSENT, merge, 0, -1, Stop.NONE, -1);
+        if (r.type != Posix.S_IFDIR) {
+            return new Lookup(parentRel, name, parentMerge, probes, Result.NONDIR, NONE, r.layers[0], Stop.NONDIR, r.layers[0]);
+        }
+        Stop stop;
+        switch (probes.get(probes.size() - 1).kind()) {
+            case WHITEOUT: stop = Stop.WHITEOUT; break;
+            case NONDIR: stop = Stop.NONDIR_BELOW_DIR; break;
+            case DIR: stop = opaqueEnd[0] ? Stop.OPAQUE : Stop.NONE; break;
+            default: stop = Stop.NONE;
+        }
+        return new Lookup(parentRel, name, parentMerge, probes, Result.DIR, r.layers, r.layers[0], stop,
+                stop == Stop.NONE ? -1 : last);
     }
 
-    private static Lookup done(String parentRel, String name, int[] parentMerge, List<Probe> probes, Result r,
-                               int[] merge, int nmerge, int top, Stop stop, int stopLayer) {
-        return new Lookup(parentRel, name, parentMerge, List.copyOf(probes), r, Arrays.copyOf(merge, nmerge), top,
-                stop, stopLayer);
-    }
-
-    /** The root of the view made of {@code layers}: a directory merged from all of them. */
+    /**
+     * The root of the view made of {@code layers}: a directory merged from all of them (an opaque mark
+     * on a layer's root hides nothing, as in the engine and on the kernel overlay).
+     */
     public static Lookup root(Stack stack, int[] layers) {
         List<Probe> probes = new ArrayList<>();
         for (int l : layers) probes.add(Probe.root(stack, l));
-        return new Lookup("", "", layers, List.copyOf(probes), Result.DIR, layers.clone(), layers.length > 0 ? layers[0] : -1,
-                Stop.NONE, -1);
+        return new Lookup("", "", layers, probes, Result.DIR, layers.clone(),
+                layers.length > 0 ? layers[0] : -1, Stop.NONE, -1);
     }
 
     /** The probe of the top object (the shown non-directory, the top directory, the whiteout), or null. */

@@ -7,6 +7,7 @@ import dev.strata.layer.Markers.WhiteoutForm;
 import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
+import dev.strata.union.LayerLookup;
 
 /**
  * What one layer holds under one name of a directory it has: nothing, a whiteout (and its form), a
@@ -37,6 +38,22 @@ public record Probe(int layer, Kind kind, Node node, WhiteoutForm whiteout, Opaq
         if (wf != null) return new Probe(index, Kind.WHITEOUT, node, wf, null, 0);
         if (node.isDir()) return new Probe(index, Kind.DIR, node, null, Markers.opaque(layer, rel), 0);
         return new Probe(index, Kind.NONDIR, node, null, null, 0);
+    }
+
+    /**
+     * What the engine's lookup ({@link LayerLookup}) said of layer {@code index}, with the details of
+     * what the layer holds there (its node, the whiteout or opaque form) for display. Where the layer
+     * seen alone and the lookup differ, the lookup decides: the context (the parent's overlay.opaque=x
+     * mark, a non-directory on the way) is the lookup's, e.g. an xattr whiteout outside an opaque=x
+     * directory is a plain file.
+     */
+    static Probe judged(Stack stack, int index, String parentRel, String name, LayerLookup.Say say, int errno) {
+        if (say == LayerLookup.Say.ABSENT) return new Probe(index, Kind.ABSENT, null, null, null, 0);
+        if (say == LayerLookup.Say.ERROR) return new Probe(index, Kind.ERROR, null, null, null, -errno);
+        Probe p = of(stack, index, parentRel, name);
+        Kind k = Kind.valueOf(say.name());
+        if (p.kind == k) return p;
+        return new Probe(index, k, p.node, k == Kind.WHITEOUT ? p.whiteout : null, k == Kind.DIR ? p.opaque : null, 0);
     }
 
     /** The layer root: always a directory; its opaque markers are ignored (as the kernel does). */

@@ -15,9 +15,14 @@ import java.util.List;
  */
 public final class Stack implements AutoCloseable {
     private final List<Layer> layers;
+    private final Layer[] array;
     private final boolean hasUpper;
 
-    private Stack(List<Layer> layers, boolean hasUpper) { this.layers = layers; this.hasUpper = hasUpper; }
+    private Stack(List<Layer> layers, boolean hasUpper) {
+        this.layers = layers;
+        this.array = layers.toArray(new Layer[0]);
+        this.hasUpper = hasUpper;
+    }
 
     /** Opens every directory of the spec; a missing or unreadable one is an {@link InspectException}. */
     public static Stack open(StackSpec spec) {
@@ -44,6 +49,8 @@ public final class Stack implements AutoCloseable {
 
     public int size() { return layers.size(); }
     public Layer layer(int i) { return layers.get(i); }
+    /** The layers as the engine's lookup takes them (index = layer index); not to be changed. */
+    Layer[] layerArray() { return array; }
     public boolean hasUpper() { return hasUpper; }
 
     /** "upper", "lower1", "lower2"... */

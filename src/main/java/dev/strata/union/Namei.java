@@ -24,25 +24,8 @@ final class Namei {
 
     final AtomicInteger nodeCount = new AtomicInteger();
 
-    int[] rootLayers(int[] all) {
-        // the root merges every layer until one whose root is opaque
-        int n = 0;
-        for (int i = 0; i < all.length; i++) {
-            n++;
-            if (i < all.length - 1 && Markers.opaque(ovl.stack[i], "") != null) break;
-        }
-        int[] r = new int[n];
-        System.arraycopy(all, 0, r, 0, n);
-        return r;
-    }
-
     long xwhMask(String rel, int[] layers) {
-        long m = 0;
-        for (int k = 0; k < layers.length - 1; k++) {
-            int li = layers[k];
-            if (li < 64 && Markers.opaqueXattr(ovl.stack[li], rel) == 'x') m |= 1L << li;
-        }
-        return m;
+        return LayerLookup.xwhMask(ovl.stack, rel, layers);
     }
 
     /** Thrown-free result for lookups that fail with something other than "absent". */
@@ -55,11 +38,28 @@ final class Namei {
     Node child(Node dir, String name) {
         ConcurrentHashMap<String, Node> ch = dir.children();
         Node c = ch.get(name);
-        if (c != null) return c;
+        if (c != null) return c.listed ? confirmListed(dir, ch, name, c) : c;
         if (name.length() > Overlay.NAME_MAX) return new LookupError(-ENAMETOOLONG);
         c = lookup(dir, name);
         if (c instanceof LookupError) return c;
         return cache(ch, name, c);
+    }
+
+    /**
+     * A regular file entered by readdir ({@link Readdir#remember}) is confirmed on its first lookup with
+     * one lstat: an empty one may be an xattr whiteout, which the directory's listing shows (as the
+     * kernel overlay's does outside overlay.opaque=x directories) but a lookup must not find.
+     */
+    private Node confirmListed(Node dir, ConcurrentHashMap<String, Node> ch, String name, Node c) {
+        Layer l = ovl.stack[c.top()];
+        Stat st = Stat.local();
+        if (l.lstat(c.rel, st) == 0 && st.type() == c.type && !LayerLookup.isXattrWhiteout(l, c.rel, st)) {
+            c.listed = false;
+            return c;
+        }
+        Node real = lookup(dir, name);
+        if (real instanceof LookupError) return real;
+        return ch.replace(name, c, real) ? real : child(dir, name);
     }
 
     /**
@@ -76,50 +76,13 @@ final class Namei {
         return c;
     }
 
-    /** The real lookup: upper, then each lower top-down, honouring whiteouts and opaque directories. */
+    /** The real lookup: upper, then each lower top-down, by the overlay rules of {@link LayerLookup}. */
     Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);
         if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
-        Stat st = Stat.local();
-        int[] dl = dir.layers;
-        int[] found = null;
-        int n = 0, type = 0;
-        long xwh = 0;
-        boolean whiteout = false;
-        for (int k = 0; k < dl.length; k++) {
-            int li = dl[k];
-            Layer l = ovl.stack[li];
-            int r = l.lstat(rel, st);
-            if (r == 0) {
-                if (st.type() == S_IFCHR && st.rdev() == 0) { whiteout = true; break; }
-                if (li < 64 && (dir.xwhMask & (1L << li)) != 0 && st.type() == S_IFREG && st.size() == 0
-                        && Markers.entryWhiteout(l, rel, st) != null) { whiteout = true; break; }
-                int t = st.type();
-                if (n == 0) {
-                    type = t;
-                    found = new int[t == S_IFDIR ? dl.length - k : 1];
-                    found[n++] = li;
-                    if (t != S_IFDIR) break;
-                } else {
-                    if (t != S_IFDIR) break; // a non-directory below a directory ends the merge
-                    found[n++] = li;
-                }
-                if (k < dl.length - 1) {
-                    // opaque ('y') stops the merge; 'x' marks xattr whiteouts inside. The last layer
-                    // hides nothing, so its markers are not read (the kernel does not honour them either).
-                    byte ov = Markers.opaqueXattr(l, rel);
-                    if (ov == 'x' && li < 64) xwh |= 1L << li;
-                    if (ov == 'y' || l.exists(Layer.child(rel, Markers.OPAQUE_FILE))) break;
-                }
-            } else if (r == -ENOENT || r == -ENOTDIR) {
-                if (Markers.hasWhFile(l, dir.rel, name)) { whiteout = n == 0; break; }
-            } else {
-                return new LookupError(r);
-            }
-        }
-        if (n == 0) return new Node(dir, rel, Node.NONE, 0, whiteout, 0);
-        int[] layers = n == found.length ? found : java.util.Arrays.copyOf(found, n);
-        return new Node(dir, rel, layers, type, false, type == S_IFDIR ? xwh : 0);
+        LayerLookup.Result r = LayerLookup.lookup(ovl.stack, dir.layers, dir.rel, name, null);
+        if (r.errno < 0) return new LookupError(r.errno);
+        return new Node(dir, rel, r.layers, r.type, r.whiteout, r.xwhMask);
     }
 
     /**
@@ -175,7 +138,7 @@ final class Namei {
             int r = l.lstat(rel, st);
             if (r == 0) {
                 if (st.type() == S_IFCHR && st.rdev() == 0) return false;
-                if (li < 64 && (dir.xwhMask & (1L << li)) != 0 && Markers.entryWhiteout(l, rel, st) != null) return false;
+                if (LayerLookup.isXattrWhiteout(l, rel, st)) return false;
                 return true;
             }
             if (Markers.hasWhFile(l, dir.rel, name)) return false;

@@ -32,6 +32,8 @@ class Node {
     /** Set when the entry was unlinked/renamed away while files may still be open on it. */
     volatile boolean gone;
     volatile boolean deleted;
+    /** Entered by readdir, not yet confirmed by a lookup (see Namei#confirmListed). */
+    volatile boolean listed;
     private volatile ConcurrentHashMap<String, Node> children;
     /** The merged listing of a directory, kept until a name in it changes (see {@link Union#readdir}). */
     volatile Listing listing;

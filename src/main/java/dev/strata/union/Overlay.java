@@ -82,8 +82,8 @@ final class Overlay implements AutoCloseable {
         dataCopy = new DataCopy(workFd, stack.length);
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
-        int[] rootLayers = namei.rootLayers(all);
-        rootNode = new Node(null, "", rootLayers, S_IFDIR, false, namei.xwhMask("", rootLayers));
+        // the root merges every layer: an opaque mark on a layer's root hides nothing (as on the kernel overlay)
+        rootNode = new Node(null, "", all, S_IFDIR, false, namei.xwhMask("", all));
     }
 
     static Layer openLayer(Path p, int index, boolean upper, int[] err) {

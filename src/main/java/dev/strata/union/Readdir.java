@@ -185,7 +185,10 @@ final class Readdir {
      */
     void remember(Node dir, String name, int layer, int type) {
         ConcurrentHashMap<String, Node> ch = dir.children();
-        if (!ch.containsKey(name)) ovl.namei.cache(ch, name, new Node(dir, Layer.child(dir.rel, name), Node.single(layer), type, false, 0));
+        if (ch.containsKey(name)) return;
+        Node c = new Node(dir, Layer.child(dir.rel, name), Node.single(layer), type, false, 0);
+        c.listed = type == S_IFREG; // it may be an xattr whiteout: the first lookup confirms it
+        ovl.namei.cache(ch, name, c);
     }
 
     long dirIno(Node n) {

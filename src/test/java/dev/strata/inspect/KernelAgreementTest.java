@@ -153,7 +153,7 @@ class KernelAgreementTest {
         TreeSet<String> universe = new TreeSet<>();
         List<String> explained = new ArrayList<>();
         try (Stack s = f.open()) {
-            walkMerged(s, "", s.all(), mine);
+            walkMerged(s, Lookup.root(s, s.all()), mine);
             List<Path> layers = new ArrayList<>();
             if (f.upper() != null) layers.add(f.upper());
             layers.addAll(f.lowers);
@@ -207,12 +207,12 @@ class KernelAgreementTest {
     }
 
     /** The merged tree as strata's listing sees it. */
-    private static void walkMerged(Stack s, String rel, int[] merge, Map<String, Seen> out) {
-        Listing l = Listing.read(s, merge, rel);
+    private static void walkMerged(Stack s, Lookup dir, Map<String, Seen> out) {
+        Listing l = Listing.read(s, dir);
         for (Lookup lk : l.visible()) {
             Node n = lk.topProbe().node();
             out.put(lk.rel, new Seen(n.typeKey(), n.isDir() ? 0 : n.ino()));
-            if (lk.result == Lookup.Result.DIR) walkMerged(s, lk.rel, lk.merge, out);
+            if (lk.result == Lookup.Result.DIR) walkMerged(s, lk, out);
         }
     }
 
