@@ -124,7 +124,8 @@ public final class Snapshot {
             o.compareNlink = !"false".equals(System.getProperty("strata.compare.nlink"));
             o.compareDirNlink = !"false".equals(System.getProperty("strata.compare.dirNlink"));
             o.compareInodeGroups = !"false".equals(System.getProperty("strata.compare.inodeGroups"));
-            o.compareSparse = !"false".equals(System.getProperty("strata.compare.sparse"));
+            // the libfuse 2 transport has no lseek: SEEK_DATA/SEEK_HOLE see every file as data there
+            o.compareSparse = Boolean.parseBoolean(System.getProperty("strata.compare.sparse", String.valueOf(!OpGenerator.libfuseTransport())));
             o.compareOldTimes = !"false".equals(System.getProperty("strata.compare.times"));
             o.compareSecurity = !"false".equals(System.getProperty("strata.compare.security"));
             o.compareDino = !"false".equals(System.getProperty("strata.compare.dino"));

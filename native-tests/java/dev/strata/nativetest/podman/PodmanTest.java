@@ -144,8 +144,16 @@ class PodmanTest {
         try {
             for (Podman p : extraStores) p.shutdown();
             if (rootlessStore != null) rootlessStore.shutdown();
-            if (rootful != null) rootful.shutdown();
-            if (imageLayers != null) lowerChanges.addAll(imageLayers.changes(20)); // after every container is unmounted
+            if (rootful != null) {
+                try {
+                    rootful.run("rm", "-af", "-t", "0");
+                } catch (RuntimeException ignored) {
+                    // best effort, as in shutdown()
+                }
+                // every container is gone (unmounted); the image's layers stay until shutdown()'s rmi deletes them
+                if (imageLayers != null) lowerChanges.addAll(imageLayers.changes(20));
+                rootful.shutdown();
+            }
             for (ProcessHandle h : strataDaemons(tmp.toString())) {
                 problems.add("strata daemon left running: pid " + h.pid());
                 h.destroy();
