@@ -232,10 +232,10 @@ public final class Explainer {
 
     /**
      * Where kernel overlayfs would still list a whiteout in readdir (its lookup finds nothing either
-     * way; strata never lists a whiteout): in a directory it does not merge (one layer only, read as
-     * it is); and, for an xattr whiteout, unless it lies in a lower layer other than the last and its
-     * directory there carries overlay.opaque=x (fs/overlayfs: xwhiteouts are not checked on the upper
-     * layer nor on the last lower layer).
+     * way): in a directory it does not merge (one layer only, read as it is), where strata leaves it
+     * out; and, for an xattr whiteout, unless it lies in a lower layer other than the last and its
+     * directory there carries overlay.opaque=x (fs/overlayfs: xwhiteouts are not looked for in readdir
+     * of the upper layer nor of the last lower layer), where strata's readdir lists it too.
      */
     private String kernelListingNote(Lookup lk, Probe p) {
         String dir = disp(lk.parentRel);
@@ -251,7 +251,7 @@ public final class Explainer {
             if (layer.isUpper() || p.layer() == stack.size() - 1 || !x) {
                 return "; note: kernel overlayfs lists an xattr whiteout in readdir (though it cannot be opened)"
                         + " unless it lies in a lower layer above the last one and its directory there has"
-                        + " overlay.opaque=x; strata does not list it";
+                        + " overlay.opaque=x; so does strata";
             }
         }
         return "";
