@@ -112,10 +112,20 @@ final class Attrs {
         }
         ovl.lock.readLock().lock();
         try {
-            Node n = ovl.namei.resolve(path);
+            Node n = ovl.namei.resolve(path, false);
             int e = Namei.err(n);
             if (e != 0) return e;
-            return getattr(n, st);
+            int r = getattr(n, st);
+            if (r < 0 || !n.listed) return r;
+            // a regular file readdir entered: this stat confirms it unless it shows an empty file,
+            // which may be an xattr whiteout (then the confirming lookup decides)
+            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0) {
+                n.listed = false;
+                return 0;
+            }
+            n = ovl.namei.resolve(path);
+            e = Namei.err(n);
+            return e != 0 ? e : getattr(n, st);
         } finally {
             ovl.lock.readLock().unlock();
         }

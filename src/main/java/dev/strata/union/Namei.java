@@ -90,6 +90,16 @@ final class Namei {
      * a missing intermediate directory, ENOTDIR for a non-directory one.
      */
     Node resolve(String path) {
+        return resolve(path, true);
+    }
+
+    /**
+     * As {@link #resolve(String)}; with {@code confirmLast} false a regular file that readdir entered
+     * ({@link Node#listed}) is returned at the end of the path without its confirming lstat: for
+     * {@link Attrs#getattr(String, jnr.ffi.Pointer)}, whose own stat confirms it (and which resolves
+     * again, confirming, when that stat shows an empty file).
+     */
+    Node resolve(String path, boolean confirmLast) {
         Node cur = ovl.rootNode;
         int len = path.length();
         int i = 0;
@@ -99,7 +109,9 @@ final class Namei {
             if (j < 0) j = len;
             if (cur.negative()) return new LookupError(-ENOENT);
             if (!cur.isDir()) return new LookupError(-ENOTDIR);
-            cur = child(cur, path.substring(i, j));
+            String name = path.substring(i, j);
+            Node c = confirmLast || j < len ? null : cur.children().get(name);
+            cur = c != null ? c : child(cur, name);
             if (cur instanceof LookupError) return cur;
             i = j + 1;
             while (i < len && path.charAt(i) == '/') i++;
