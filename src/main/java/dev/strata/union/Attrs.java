@@ -311,39 +311,27 @@ final class Attrs {
 
     /** chmod through an open file whose name was removed (see {@link OpenFiles#upperFdOf}). */
     public int fchmod(int fd, int mode) {
-        ovl.lock.writeLock().lock(); // a copy-up switching lower handles to their upper copy finishes first
-        try {
-            int u = ovl.files.upperFdOf(fd);
-            if (u < 0) return u;
-            Node n = ovl.files.openFiles.get(fd);
-            if (n != null && ovl.overrides.writes(n.type)) {
-                OverrideStat.Value cur = currentOverride(u);
-                if (cur == null) return -EIO;
-                return ovl.overrides.write(u, cur.uid, cur.gid, mode & 07777);
-            }
-            return Posix.fchmod(u, mode & 07777);
-        } finally {
-            ovl.lock.writeLock().unlock();
-        }
+        return ovl.files.onUpperOf(fd, u -> {
+            if (!keepsOverride(fd)) return Posix.fchmod(u, mode & 07777);
+            OverrideStat.Value cur = currentOverride(u);
+            return cur == null ? -EIO : ovl.overrides.write(u, cur.uid, cur.gid, mode & 07777);
+        });
+    }
+
+    /** Whether an open file's owner and mode live in its override xattr (xattr_permissions). */
+    private boolean keepsOverride(int fd) {
+        Node n = ovl.files.openFiles.get(fd);
+        return n != null && ovl.overrides.writes(n.type);
     }
 
     /** chown through an open file whose name was removed: ids mapped and the override kept as by {@link #chown}. */
     public int fchown(int fd, int uid, int gid) {
         int hu = hostUid(uid), hg = hostGid(gid);
-        ovl.lock.writeLock().lock();
-        try {
-            int u = ovl.files.upperFdOf(fd);
-            if (u < 0) return u;
-            Node n = ovl.files.openFiles.get(fd);
-            if (n != null && ovl.overrides.writes(n.type)) {
-                OverrideStat.Value cur = currentOverride(u);
-                if (cur == null) return -EIO;
-                return ovl.overrides.write(u, hu == -1 ? cur.uid : hu, hg == -1 ? cur.gid : hg, cur.mode);
-            }
-            return Posix.fchown(u, hu, hg);
-        } finally {
-            ovl.lock.writeLock().unlock();
-        }
+        return ovl.files.onUpperOf(fd, u -> {
+            if (!keepsOverride(fd)) return Posix.fchown(u, hu, hg);
+            OverrideStat.Value cur = currentOverride(u);
+            return cur == null ? -EIO : ovl.overrides.write(u, hu == -1 ? cur.uid : hu, hg == -1 ? cur.gid : hg, cur.mode);
+        });
     }
 
     /** The owner and mode an upper file shows before id mapping: its override, else its inode's. */
@@ -360,10 +348,7 @@ final class Attrs {
      * comes with it, and the one strata holds may be read-only): through a writable descriptor of the upper file.
      */
     public int truncateRemoved(int fd, long size) {
-        ovl.lock.writeLock().lock();
-        try {
-            int u = ovl.files.upperFdOf(fd);
-            if (u < 0) return u;
+        return ovl.files.onUpperOf(fd, u -> {
             int w = Posix.openat(AT_FDCWD, "/proc/self/fd/" + u, O_WRONLY, 0);
             if (w < 0) return w;
             try {
@@ -371,19 +356,11 @@ final class Attrs {
             } finally {
                 Posix.close(w);
             }
-        } finally {
-            ovl.lock.writeLock().unlock();
-        }
+        });
     }
 
     /** utimens through an open file whose name was removed. */
     public int futimens(int fd, long aSec, long aNsec, long mSec, long mNsec) {
-        ovl.lock.writeLock().lock();
-        try {
-            int u = ovl.files.upperFdOf(fd);
-            return u < 0 ? u : Posix.futimens(u, aSec, aNsec, mSec, mNsec);
-        } finally {
-            ovl.lock.writeLock().unlock();
-        }
+        return ovl.files.onUpperOf(fd, u -> Posix.futimens(u, aSec, aNsec, mSec, mNsec));
     }
 }

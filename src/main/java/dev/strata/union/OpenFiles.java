@@ -175,4 +175,19 @@ final class OpenFiles {
         int u = h.upperFd;
         return u >= 0 ? u : -EEXIST;
     }
+
+    /**
+     * Runs a change made through an open file whose name was removed on {@link #upperFdOf its upper
+     * descriptor}, under the exclusive lock (a copy-up switching lower handles to their upper copy
+     * finishes first); the errno where there is none.
+     */
+    int onUpperOf(int fd, java.util.function.IntUnaryOperator op) {
+        ovl.lock.writeLock().lock();
+        try {
+            int u = upperFdOf(fd);
+            return u < 0 ? u : op.applyAsInt(u);
+        } finally {
+            ovl.lock.writeLock().unlock();
+        }
+    }
 }

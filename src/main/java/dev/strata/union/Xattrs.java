@@ -173,25 +173,13 @@ final class Xattrs {
     public int fsetxattr(int fd, String name, Pointer value, long size, int flags) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
         if (OverrideStat.isOverrideXattr(name)) return -EPERM;
-        ovl.lock.writeLock().lock();
-        try {
-            int u = ovl.files.upperFdOf(fd);
-            return u < 0 ? u : Posix.fsetxattr(u, diskXattr(name), value, size, flags);
-        } finally {
-            ovl.lock.writeLock().unlock();
-        }
+        return ovl.files.onUpperOf(fd, u -> Posix.fsetxattr(u, diskXattr(name), value, size, flags));
     }
 
     /** removexattr through an open file whose name was removed. */
     public int fremovexattr(int fd, String name) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
         if (OverrideStat.isOverrideXattr(name)) return -EPERM;
-        ovl.lock.writeLock().lock();
-        try {
-            int u = ovl.files.upperFdOf(fd);
-            return u < 0 ? u : Posix.fremovexattr(u, diskXattr(name));
-        } finally {
-            ovl.lock.writeLock().unlock();
-        }
+        return ovl.files.onUpperOf(fd, u -> Posix.fremovexattr(u, diskXattr(name)));
     }
 }
