@@ -137,7 +137,7 @@ class ConcurrencyStressTest {
             m = impl.mount(s);
             int umask = Posix.umask(022);
             Posix.umask(umask);
-            boolean libfuse = System.getProperty("strata.mountOptions", "").contains("transport=libfuse");
+            boolean libfuse = Mounter.libfuseTransport();
             Ctx c = new Ctx(m.abs(""), seed, ops, umask, libfuse ? 0 : Posix.RENAME_NOREPLACE);
             for (String d : new String[]{P1, RD, RD + "/A"}) {
                 int r = Posix.mkdirat(Posix.AT_FDCWD, c.abs(d), 0755);

@@ -74,9 +74,7 @@ class KillPrivTest {
 
     @AfterEach void tearDown() { if (pair != null) pair.close(); }
 
-    static boolean libfuse() {
-        return System.getProperty("strata.mountOptions", "").contains("transport=libfuse");
-    }
+    static boolean libfuse() { return Mounter.libfuseTransport(); }
 
     /** Lower files and upper files, one per case; in the upper also a set-id file with two names (direct I/O on strata). */
     static LayerSet layers(Path root) {

@@ -168,4 +168,9 @@ public abstract class Mounter {
             return new Mount(name(), layers, unmount, reaper);
         }
     }
+
+    /** Whether strata is tested on its libfuse 2 transport (-Dstrata.mountOptions with transport=libfuse). */
+    public static boolean libfuseTransport() {
+        return System.getProperty("strata.mountOptions", "").contains("transport=libfuse");
+    }
 }

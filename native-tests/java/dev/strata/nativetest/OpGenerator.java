@@ -157,15 +157,10 @@ public final class OpGenerator {
      */
     static final Set<String> LIBFUSE_CANNOT = Set.of("seek", "tmpfile", "copyRange");
 
-    /** Whether the implementation under test runs on the libfuse 2 transport (-Dstrata.mountOptions). */
-    public static boolean libfuseTransport() {
-        return System.getProperty("strata.mountOptions", "").contains("transport=libfuse");
-    }
-
     /** -Dstrata.random.exclude=a,b (see KNOWN_EXCLUSIONS), plus {@link #LIBFUSE_CANNOT} on the libfuse transport. */
     public static Set<String> excludedFromProperty() {
         Set<String> s = new LinkedHashSet<>();
-        if (libfuseTransport()) s.addAll(LIBFUSE_CANNOT);
+        if (Mounter.libfuseTransport()) s.addAll(LIBFUSE_CANNOT);
         for (String x : System.getProperty("strata.random.exclude", "").split(",")) if (!x.isBlank()) s.add(x.strip());
         return s;
     }

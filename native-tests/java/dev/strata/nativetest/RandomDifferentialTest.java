@@ -61,7 +61,7 @@ class RandomDifferentialTest {
     static void runOne(long seed, int ops) {
         int every = Integer.getInteger("strata.compareEvery", 50);
         // libfuse 2 answers EINVAL to renameat2 flags before strata sees them: only that transport is let off
-        boolean libfuse = System.getProperty("strata.mountOptions", "").contains("transport=libfuse");
+        boolean libfuse = Mounter.libfuseTransport();
         boolean strictFlags = Boolean.parseBoolean(System.getProperty("strata.strictRenameFlags", String.valueOf(!libfuse)));
         // and it cannot allow MAP_SHARED mappings of the direct-I/O files it serves hard links with (ENODEV)
         boolean strictMmap = Boolean.parseBoolean(System.getProperty("strata.strictMmap", String.valueOf(!libfuse)));

@@ -319,7 +319,7 @@ class ScenarioTest {
         // libfuse 2 (jnr-fuse) cannot pass renameat2 flags: strata on that transport may answer EINVAL
         // (-Dstrata.strictRenameFlags=false lets it off elsewhere too, as in RandomDifferentialTest). That
         // is recorded, not hidden: any other answer must match the kernel, and the trees must still agree.
-        boolean libfuse = System.getProperty("strata.mountOptions", "").contains("transport=libfuse");
+        boolean libfuse = Mounter.libfuseTransport();
         boolean strictFlags = Boolean.parseBoolean(System.getProperty("strata.strictRenameFlags", String.valueOf(!libfuse)));
         // RENAME_WHITEOUT: the kernel overlay refuses it (EINVAL), except where the VFS answers first: two
         // names of one upper file (a pure upper one, a copy-up linked through the mount) are one inode

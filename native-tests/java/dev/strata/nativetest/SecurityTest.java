@@ -85,9 +85,7 @@ class SecurityTest {
 
     @AfterEach void tearDown() { if (pair != null) pair.close(); }
 
-    static boolean libfuse() {
-        return System.getProperty("strata.mountOptions", "").contains("transport=libfuse");
-    }
+    static boolean libfuse() { return Mounter.libfuseTransport(); }
 
     static LayerSet layers(Path root) {
         LayerSet s = LayerSet.create(root, 1);

@@ -125,7 +125,7 @@ public final class Snapshot {
             o.compareDirNlink = !"false".equals(System.getProperty("strata.compare.dirNlink"));
             o.compareInodeGroups = !"false".equals(System.getProperty("strata.compare.inodeGroups"));
             // the libfuse 2 transport has no lseek: SEEK_DATA/SEEK_HOLE see every file as data there
-            o.compareSparse = Boolean.parseBoolean(System.getProperty("strata.compare.sparse", String.valueOf(!OpGenerator.libfuseTransport())));
+            o.compareSparse = Boolean.parseBoolean(System.getProperty("strata.compare.sparse", String.valueOf(!Mounter.libfuseTransport())));
             o.compareOldTimes = !"false".equals(System.getProperty("strata.compare.times"));
             o.compareSecurity = !"false".equals(System.getProperty("strata.compare.security"));
             o.compareDino = !"false".equals(System.getProperty("strata.compare.dino"));
