@@ -196,7 +196,7 @@ final class FileOps extends Family {
         long n = fs.union.write(fd, w.writeData, size, off);
         if (n < 0) { w.error(unique, (int) -n); return; }
         KernelFS.OpenFile f = fs.openFiles.get(fd);
-        if (f != null && f.otherNames) w.invalidateSiblings(f.node.ino, f.node);
+        if (f != null && f.otherNames) w.invalidateSiblingData(f.node.ino, f.node);
         w.outData.putInt(0, (int) n);
         w.outData.putInt(4, 0);
         w.reply(unique, 8);
@@ -208,7 +208,7 @@ final class FileOps extends Family {
         int mode = w.in.getInt(IN_HEADER + 24);
         int r = fs.union.fallocate(fd, mode, off, len);
         KernelFS.OpenFile f = fs.openFiles.get(fd);
-        if (r == 0 && f != null && f.otherNames) w.invalidateSiblings(f.node.ino, f.node);
+        if (r == 0 && f != null && f.otherNames) w.invalidateSiblingData(f.node.ino, f.node);
         w.result(unique, r);
     }
 

@@ -278,6 +278,16 @@ final class Worker implements Runnable {
         for (long id : fs.inodes.siblings(ino, except)) invalidate(id);
     }
 
+    /**
+     * After a change of a file's data through one name: the other names' attributes and cached data.
+     * The kernel drops a node's pages by itself only when the size it is told differs (strata does not
+     * ask for AUTO_INVAL_DATA, which would also drop them on every changed mtime, so after each write
+     * through the mount: see {@link #init})
+     */
+    void invalidateSiblingData(long ino, KNode except) {
+        for (long id : fs.inodes.siblings(ino, except)) invalidate(id, 0);
+    }
+
     /** Fills a fuse_attr at {@code off} from the struct stat in {@link #stat}. */
     void attr(int off) {
         Pointer o = outData, s = stat;
@@ -395,7 +405,13 @@ final class Worker implements Runnable {
         // it does not serve get ENOSYS, which the kernel remembers)
         outData.putInt(4, Math.min(minor, minor >= PASSTHROUGH_MINOR ? PASSTHROUGH_MINOR : KERNEL_MINOR));
         outData.putInt(8, maxReadahead);
-        int want = ASYNC_READ | BIG_WRITES | AUTO_INVAL_DATA | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
+        // no AUTO_INVAL_DATA: with it the kernel drops a file's cached pages whenever a GETATTR shows
+        // another mtime, which without the writeback cache is after every write through the mount (the
+        // kernel does not keep mtime itself then), so the first read after a write came from strata
+        // (fs/fuse/inode.c fuse_change_attributes). The page cache of a node is kept up to date by
+        // write-through; where strata changes data behind a node (a write through another name of the
+        // file) it drops that node's pages itself (invalidateSiblingData)
+        int want = ASYNC_READ | BIG_WRITES | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
                 | PARALLEL_DIROPS | ABORT_ERROR | KernelFS.MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
         if (ext) want |= INIT_EXT;
         // POSIX ACLs: the kernel checks and caches them (as it does on the kernel overlay); it then
