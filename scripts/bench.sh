@@ -11,11 +11,15 @@
 #   scripts/bench.sh podman [--rounds N] [--systems ...] [--user U] [--note TEXT] [--no-build]
 #       rootless podman: its kernel overlay, fuse-overlayfs and strata as mount program (as root;
 #       podman runs as the user strata-bench); writes bench/results/rootless-DATE.md.
+#   scripts/bench.sh datapath [--rounds N] [--systems kernel,fuse-overlayfs,strata,strata-pt]
+#                             [--dd-mib N] [--out FILE] [--no-build]
+#       the data path without FUSE passthrough (strata -o passthrough=0, as rootless users get it)
+#       against fuse-overlayfs and the kernel overlay (root); writes bench/results/tmp/datapath-*.md.
 set -euo pipefail
 home=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 build() {
@@ -107,6 +111,23 @@ case "$cmd" in
     fi
     [ $no_build -eq 1 ] || build
     exec bash "$home/bench/rootless.sh" "${args[@]}"
+    ;;
+  datapath)
+    # the data path without passthrough (bench/datapath.py): build first unless --no-build
+    args=() no_build=0
+    for a in "$@"; do
+      case "$a" in
+        --no-build) no_build=1 ;;
+        -h|--help) exec python3 "$home/bench/datapath.py" --help ;;
+        *) args+=("$a") ;;
+      esac
+    done
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "bench: datapath needs root (it mounts and drops the page cache)" >&2
+      exit 2
+    fi
+    [ $no_build -eq 1 ] || build
+    exec unshare -m --propagation private python3 "$home/bench/datapath.py" --strata-home "$home" "${args[@]}"
     ;;
   -h|--help|help)
     usage
