@@ -4,7 +4,7 @@
 the same small stack, the rows of the rootless podman table that go through the data path.
 
     sudo scripts/bench.sh datapath [--rounds N] [--systems kernel,fuse-overlayfs,strata,strata-pt]
-                                   [--dd-mib N] [--workdir DIR] [--out FILE]
+                                   [--dd-mib N] [--workdir DIR] [--out FILE] [--note TEXT]
 
 The stack (built once in WORKDIR/stack-v1, ~150 MB): lower2 is a copy of /usr/lib/python3.11
 (the stdlib, as in the podman image), lower1 a few files over it; stdlib.tar is a tar of it for the
@@ -131,6 +131,7 @@ def main():
     ap.add_argument("--dd-mib", type=int, default=512)
     ap.add_argument("--workdir", default=os.environ.get("STRATA_BENCH_DIR", "/var/tmp/strata-bench") + "/datapath")
     ap.add_argument("--out", help="markdown result (default bench/results/tmp/datapath-DATE-TIME.md)")
+    ap.add_argument("--note", help="a bold line under the title (e.g. what else ran)")
     ap.add_argument("--strata-home", default=REPO)
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -155,6 +156,8 @@ def main():
              f"`scripts/bench.sh datapath --rounds {a.rounds} --systems {a.systems} --dd-mib {a.dd_mib}`, strata at {rev};"
              f" load average {' '.join(load0)} before, {' '.join(load1)} after. Medians of {a.rounds} interleaved rounds, seconds."
              " `strata` is `-o passthrough=0`, `strata-pt` the default (passthrough as root).", ""]
+    if a.note:
+        lines[1:1] = ["", f"**{a.note}**"]
     lines.append("| row | " + " | ".join(systems) + (" | strata/fuse-overlayfs |" if "strata" in systems and "fuse-overlayfs" in systems else ""))
     lines.append("|---|" + "---:|" * len(systems) + ("---:|" if "strata" in systems and "fuse-overlayfs" in systems else ""))
     for k, label in ROWS:
