@@ -121,6 +121,8 @@ def one_round(system, stack, base, home, dd_mib):
         r["reread2"] = timed("dd if=dd.bin of=/dev/null bs=1M status=none", mnt)
     finally:
         umount(mnt)
+        for d in (upper, work):  # the round's writes (the dd file alone is N MiB)
+            shutil.rmtree(d, ignore_errors=True)
     return r
 
 
