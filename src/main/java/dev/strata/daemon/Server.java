@@ -32,7 +32,7 @@ public final class Server {
     private int listenFd = -1, lockFd = -1;
     /** Mounts served (the first one included) and requests being served. */
     private int mounts = 1;
-    private boolean closing, firstReady, firstFailed;
+    private boolean closing, firstReady, firstFailed, bound;
     private long idleSince;
     private final Object lock = new Object();
 
@@ -68,11 +68,23 @@ public final class Server {
         return s;
     }
 
-    /** The first mount is ready: requests may be served. */
+    /**
+     * The first mount is ready: requests may be served. Waits (at most a second) for the socket to be
+     * bound, so that a launcher started after this mount returned finds the daemon.
+     */
     public void firstReady() {
         synchronized (lock) {
             firstReady = true;
             lock.notifyAll();
+            long end = System.nanoTime() + 1_000_000_000L;
+            while (!bound && !closing && System.nanoTime() < end) {
+                try {
+                    lock.wait(Math.max(1, (end - System.nanoTime()) / 1_000_000));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
         }
     }
 
@@ -113,11 +125,15 @@ public final class Server {
 
     private void run() {
         try {
-            if (!bind()) {
-                synchronized (lock) { closing = true; lock.notifyAll(); }
-                return;
-            }
+            boolean ok = bind();
             synchronized (lock) {
+                if (!ok) {
+                    closing = true;
+                    lock.notifyAll();
+                    return;
+                }
+                bound = true;
+                lock.notifyAll();
                 while (!firstReady && !firstFailed) lock.wait();
             }
             acceptLoop();
