@@ -107,6 +107,22 @@ class SharedDaemonTest {
         return out;
     }
 
+    /** The targets of process pid's descriptors that start with prefix. */
+    static List<String> openUnder(long pid, String prefix) {
+        List<String> out = new ArrayList<>();
+        java.io.File[] fds = new java.io.File("/proc/" + pid + "/fd").listFiles();
+        if (fds == null) return out;
+        for (java.io.File f : fds) {
+            try {
+                String t = Files.readSymbolicLink(f.toPath()).toString();
+                if (t.startsWith(prefix)) out.add(t);
+            } catch (IOException | RuntimeException e) {
+                // closed meanwhile
+            }
+        }
+        return out;
+    }
+
     /** stat(1) of PATH in a child (a hung daemon cannot hang the test): exit and stderr. */
     static NativeSupport.Proc.Result stat(Path p) {
         return NativeSupport.Proc.run(Path.of("/"), 30, "stat", "-c", "%s", p.toString());
@@ -146,8 +162,17 @@ class SharedDaemonTest {
         assertEquals("a", Files.readString(ma.resolve("f")));
         assertEquals("c", Files.readString(mc.resolve("f")));
 
+        // find in b so that every worker of b opened directories of its layers (a cache per thread)
+        NativeSupport.Proc.run(dir, 30, "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do mkdir -p " + mb + "/d$i/e && ls -l " + mb + "/d$i/e >/dev/null & done; wait");
+        assertFalse(openUnder(daemon, dir.resolve("b-u").toString()).isEmpty(), "the test sees the daemon's descriptors");
         ok(strata(env(false), "umount", mb.toString()));
         assertFalse(Mounts.isMounted(mb));
+        List<String> held = openUnder(daemon, dir.resolve("b-").toString());
+        for (long end = System.currentTimeMillis() + 10_000; !held.isEmpty() && System.currentTimeMillis() < end; ) {
+            Thread.sleep(100);
+            held = openUnder(daemon, dir.resolve("b-").toString());
+        }
+        assertEquals(List.of(), held, "an unmounted mount's engine closed every descriptor of its layers");
         Files.writeString(ma.resolve("f"), "a2");
         Files.writeString(mc.resolve("f"), "c2");
         assertEquals("a2", Files.readString(dir.resolve("a-u/f")));

@@ -57,6 +57,8 @@ final class SharedMounts implements Server.Handler {
         } catch (UserError e) {
             System.err.println("strata: " + e.getMessage());
             return e.exitCode();
+        } finally {
+            dev.strata.layer.At.releaseThreadCache(); // the engine's calls on this thread (opening the layers)
         }
     }
 }
