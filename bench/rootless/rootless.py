@@ -10,6 +10,7 @@ that user, with every store, runtime and temp directory under one temp dir that 
 import argparse
 import datetime
 import fcntl
+import json
 import os
 import pwd
 import re
@@ -145,6 +146,26 @@ def daemons(merged):
     return out
 
 
+def registered(base, merged):
+    """The pid in strata's mount record for MERGED (a shared daemon serves several mounts and its command
+    line names only the first): the records of the store's user, XDG_RUNTIME_DIR/strata/mounts."""
+    out = []
+    d = os.path.join(base, "xdg", "strata", "mounts")
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return out
+    for n in names:
+        try:
+            with open(os.path.join(d, n)) as f:
+                rec = json.load(f)
+            if rec.get("mountpoint") == merged and isinstance(rec.get("pid"), int):
+                out.append(rec["pid"])
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 def kb(pid, path, field):
     m = re.search(rf"^{field}:\s+(\d+) kB", read(f"/proc/{pid}/{path}"), re.M)
     if not m:
@@ -153,11 +174,11 @@ def kb(pid, path, field):
 
 
 def pss_mb(pids):
-    return sum(kb(p, "smaps_rollup", "Pss") for p in pids) / 1024
+    return sum(kb(p, "smaps_rollup", "Pss") for p in set(pids)) / 1024  # a shared daemon counts once
 
 
 def rss_mb(pids):
-    return sum(kb(p, "status", "VmRSS") for p in pids) / 1024
+    return sum(kb(p, "status", "VmRSS") for p in set(pids)) / 1024
 
 
 # ------------------------------------------------------------------------------- one podman store
@@ -218,6 +239,9 @@ class Store:
         if self.program is None:
             return []
         pids = daemons(merged)
+        for p in registered(self.base, merged):  # strata's shared daemon (bench/README)
+            if p not in pids and os.path.exists(f"/proc/{p}") and b"strata.jar" in open(f"/proc/{p}/cmdline", "rb").read():
+                pids.append(p)
         if not pids:
             raise BenchError(f"{self.system}: no process holding /dev/fuse names {merged}")
         return pids
@@ -234,6 +258,14 @@ class Store:
             self.podman("rm", "-af", "-t", "0", timeout=120, check=False)
         except (subprocess.TimeoutExpired, OSError) as e:
             log(f"{self.system}: podman rm -af: {e}")
+        # strata's shared daemon outlives its last mount by STRATA_DAEMON_IDLE (300 s): end it now
+        if self.program and self.system == "strata":
+            for p in daemons(self.base):
+                try:
+                    if os.stat(f"/proc/{p}").st_uid == self.uid:
+                        os.kill(p, signal.SIGTERM)
+                except OSError:
+                    pass
         pid = self.pause_pid()
         # only if it is this user's podman (the pause process), not a reused pid
         if pid > 0 and os.path.exists(f"/proc/{pid}") and os.stat(f"/proc/{pid}").st_uid == self.uid \
@@ -472,6 +504,7 @@ def run(args, systems, state):
             os.makedirs(os.path.join(dist, "target"))
             sh(f"cp -a {shlex.quote(home)}/bin {dist}/ && cp -a {shlex.quote(home)}/target/strata.jar "
                f"{shlex.quote(home)}/target/lib {dist}/target/ && {{ cp -a {shlex.quote(home)}/target/strata.jsa "
+               f"{dist}/target/ 2>/dev/null || true; }} && {{ cp -a {shlex.quote(home)}/target/strata-client "
                f"{dist}/target/ 2>/dev/null || true; }} && chmod -R a+rX {dist}")
             strata = os.path.join(dist, "bin", "strata")
     programs = {"kernel": None, "fuse-overlayfs": shutil.which("fuse-overlayfs"), "strata": strata}

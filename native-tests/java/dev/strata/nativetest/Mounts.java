@@ -121,6 +121,34 @@ public final class Mounts {
                 // gone meanwhile
             }
         }
+        // a mount served by the shared daemon (README, "Process model"): its record names the daemon
+        for (long pid : registeredPids(mnt)) {
+            if (pid == self || out.contains(pid)) continue;
+            try {
+                if (new String(Files.readAllBytes(Path.of("/proc/" + pid + "/cmdline")), StandardCharsets.ISO_8859_1).contains("strata.jar")) out.add(pid);
+            } catch (IOException | RuntimeException e) {
+                // gone meanwhile
+            }
+        }
+        return out;
+    }
+
+    /** The pids in strata's mount records (root's registry, /run/strata/mounts) for mountpoint mnt. */
+    static List<Long> registeredPids(Path mnt) {
+        List<Long> out = new ArrayList<>();
+        java.io.File[] recs = new java.io.File("/run/strata/mounts").listFiles((d, n) -> n.endsWith(".json"));
+        if (recs == null) return out;
+        java.util.regex.Pattern mp = java.util.regex.Pattern.compile("\"mountpoint\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"");
+        java.util.regex.Pattern pid = java.util.regex.Pattern.compile("\"pid\"\\s*:\\s*(\\d+)");
+        for (java.io.File f : recs) {
+            try {
+                String json = Files.readString(f.toPath(), StandardCharsets.ISO_8859_1);
+                java.util.regex.Matcher a = mp.matcher(json), b = pid.matcher(json);
+                if (a.find() && b.find() && a.group(1).equals(mnt.toString())) out.add(Long.parseLong(b.group(1)));
+            } catch (IOException | RuntimeException e) {
+                // removed meanwhile
+            }
+        }
         return out;
     }
 

@@ -60,9 +60,12 @@ final class Podman {
         Files.setPosixFilePermissions(base.resolve("xdg"), PosixFilePermissions.fromString("rwx------"));
         callLog = base.resolve("mount-program.log");
         wrapper = base.resolve("mount-program.sh");
-        // Logs each call as "CALL uid cwd" then one "ARG x" line per argument, then runs strata.
+        // Logs each call as "CALL uid cwd" then one "ARG x" line per argument, then runs strata. The
+        // shared daemon ends 1 s after podman unmounted its last mount (not 300 s), so that the tests
+        // can check nothing is left running.
         Files.writeString(wrapper, "#!/bin/sh\n"
                 + "{ echo \"CALL $(id -u) $PWD\"; for a in \"$@\"; do echo \"ARG $a\"; done; } >> '" + callLog + "'\n"
+                + "export STRATA_DAEMON_IDLE=\"${STRATA_DAEMON_IDLE:-1}\"\n"
                 + "exec '" + mountProgram + "' \"$@\"\n");
         Files.setPosixFilePermissions(wrapper, PosixFilePermissions.fromString("rwxr-xr-x"));
         Files.writeString(callLog, "");

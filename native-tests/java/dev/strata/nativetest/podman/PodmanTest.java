@@ -539,6 +539,7 @@ class PodmanTest {
         Files.createDirectories(dist.resolve("target"));
         Cmd.Result c = Cmd.run("sh", "-c", "cp -a '" + home + "/bin' '" + dist + "/' && cp -a '" + home + "/target/strata.jar' '"
                 + home + "/target/lib' '" + dist + "/target/' && { cp -a '" + home + "/target/strata.jsa' '" + dist
+                + "/target/' 2>/dev/null || true; } && { cp -a '" + home + "/target/strata-client' '" + dist
                 + "/target/' 2>/dev/null || true; } && chmod -R a+rX '" + dist + "'");
         assertEquals(0, c.exit, c.describe());
         return dist.resolve("bin/strata");

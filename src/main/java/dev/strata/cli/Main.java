@@ -34,6 +34,8 @@ public final class Main implements Runnable {
     public static void main(String[] args) {
         int rc = run(args);
         Notify.send("exit " + rc);
+        dev.strata.layer.At.releaseThreadCache(); // the first mount's layers are not held while others are served
+        dev.strata.daemon.Server.awaitEnd(); // a shared daemon stays while it serves other mounts
         System.exit(rc);
     }
 

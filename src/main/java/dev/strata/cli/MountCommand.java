@@ -103,6 +103,11 @@ public final class MountCommand implements Callable<Integer> {
             description = "the mountpoint; a first argument (mount.fuse3's SOURCE) is shown as the source in /proc/mounts")
     List<String> positional = new ArrayList<>();
 
+    /** The caller's working directory (a shared daemon's request), or null for this process's own. */
+    Path cwd;
+    /** The shared daemon's request this mount answers (see {@link SharedMounts}), or null. */
+    SharedMounts.Session session;
+
     /**
      * Parses {@code mount [-o OPTS]... [-f] [-d] [--log FILE] [--image REF] [--store DIR] [--upper DIR]
      * [--work DIR] [SOURCE] MOUNTPOINT} without picocli; returns null for anything else (help, unknown
@@ -222,8 +227,8 @@ public final class MountCommand implements Callable<Integer> {
         Thread warm = new Thread(dev.strata.inspect.MountRegistry::warmUp, "strata-warm-up");
         warm.setDaemon(true);
         warm.start();
-        Path mountpoint = Paths.get(positional.get(positional.size() - 1)).toAbsolutePath().normalize();
-        Path cwd = Paths.get("").toAbsolutePath();
+        Path cwd = this.cwd != null ? this.cwd : Paths.get("").toAbsolutePath();
+        Path mountpoint = cwd.resolve(positional.get(positional.size() - 1)).normalize();
         MountOptions opts;
         List<String> all = new ArrayList<>();
         // mount.fuse3's SOURCE is what /proc/mounts shows as the source (-o fsname= still wins)
@@ -246,6 +251,10 @@ public final class MountCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), 2);
         }
+        if (session != null) {
+            String why = SharedMounts.refusal(this, opts);
+            if (why != null) throw new SharedMounts.Refused(why);
+        }
         for (String w : opts.warnings) System.err.println("strata: warning: " + w);
         refuseDeadMount(mountpoint);
         List<Path> created = image != null && upper != null ? createUpperWork() : List.of();
@@ -257,7 +266,7 @@ public final class MountCommand implements Callable<Integer> {
             throw new UserError(problems.get(0) + (problems.size() > 1 ? " (and " + (problems.size() - 1) + " more problem"
                     + (problems.size() > 2 ? "s" : "") + ")" : ""));
         }
-        boolean background = Notify.active() && !foreground && !debug;
+        boolean background = session != null || (Notify.active() && !foreground && !debug);
         if (background && "-".equals(opts.traceFile)) {
             throw new UserError("trace without a file needs -f (the daemon has no terminal): use -o trace=FILE", 2);
         }
@@ -285,6 +294,11 @@ public final class MountCommand implements Callable<Integer> {
             throw new UserError(e.getMessage());
         }
         Log log = new Log(opts.debug || debug);
+        // the first kernel mount that bin/strata sent here for want of a shared daemon becomes it
+        String socket = System.getenv("STRATA_DAEMON_SOCKET");
+        java.util.concurrent.atomic.AtomicReference<dev.strata.daemon.Server> server = new java.util.concurrent.atomic.AtomicReference<>(
+                session == null && kernel && background && socket != null && !socket.isEmpty()
+                        ? dev.strata.daemon.Server.start(socket, new SharedMounts()) : null);
         MountRecord record = new MountRecord(mountpoint, opts);
         // the record is written while the file system mounts (the ready signal waits for it, so that
         // explain/diff find a mount as soon as the command returns); closed below whatever happens
@@ -294,13 +308,19 @@ public final class MountCommand implements Callable<Integer> {
             registering.start();
             Runnable ready = () -> {
                 joinQuietly(registering);
-                if (background) {
+                if (session != null) {
+                    session.ready();
+                } else if (background) {
+                    if (server.get() != null) server.get().firstReady();
                     Notify.send("ready");
                     Notify.detachStdio(logFile);
                 }
             };
             rc = kernel ? KernelMount.serve(union, mountpoint, debug || opts.debug, ready, log) : KernelMount.NOT_PERMITTED;
             if (rc == KernelMount.NOT_PERMITTED) {
+                if (session != null) throw new SharedMounts.Refused("mount(2) not permitted");
+                dev.strata.daemon.Server s = server.getAndSet(null);
+                if (s != null) s.firstEnded(); // a process that cannot mount(2) serves no other mount
                 if (opts.transport.equals("kernel")) {
                     throw new UserError("cannot mount " + mountpoint + " with transport=kernel: mount(2) of FUSE is not permitted here");
                 }
@@ -308,6 +328,8 @@ public final class MountCommand implements Callable<Integer> {
                 rc = FuseMount.serve(union, mountpoint, debug || opts.debug, ready, log);
             }
         } finally {
+            dev.strata.daemon.Server s = server.getAndSet(null);
+            if (s != null) s.firstEnded();
             joinQuietly(registering);
             record.close();
             union.close();

@@ -35,6 +35,19 @@ public final class At implements AutoCloseable {
     }
     private static final ThreadLocal<Cached> CACHE = ThreadLocal.withInitial(Cached::new);
 
+    /**
+     * Closes this thread's cached directory: a thread that served a mount calls it when it ends, or the
+     * descriptor would outlive the mount (in a shared daemon, which goes on: a leak that also keeps the
+     * layer's directory busy).
+     */
+    public static void releaseThreadCache() {
+        Cached c = CACHE.get();
+        if (c.fd >= 0 && c.borrowers == 0) Posix.close(c.fd);
+        c.fd = -1;
+        c.parent = null;
+        CACHE.remove();
+    }
+
     At(int dirfd, String name, boolean owned) { this(dirfd, name, owned, 0, null); }
     private At(int dirfd, String name, boolean owned, int err) { this(dirfd, name, owned, err, null); }
     private At(int dirfd, String name, boolean owned, int err, Cached borrowed) {

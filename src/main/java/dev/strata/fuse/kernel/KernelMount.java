@@ -117,7 +117,16 @@ public final class KernelMount {
         KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
         Thread[] threads = new Thread[WORKERS];
         for (int i = 0; i < WORKERS; i++) {
-            threads[i] = new Thread(null, new Worker(fs, done::countDown), "strata-fuse-" + i, 256 * 1024);
+            Worker w = new Worker(fs, done::countDown);
+            // a worker's cached layer directory is closed when it ends: the process may serve other mounts
+            Runnable run = () -> {
+                try {
+                    w.run();
+                } finally {
+                    dev.strata.layer.At.releaseThreadCache();
+                }
+            };
+            threads[i] = new Thread(null, run, "strata-fuse-" + i, 256 * 1024);
             threads[i].start();
         }
         try {

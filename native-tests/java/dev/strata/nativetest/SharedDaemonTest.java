@@ -1,0 +1,276 @@
+package dev.strata.nativetest;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The shared daemon (README, "Process model"), through bin/strata as podman and users run it: mounts
+ * of one user in one mount namespace are served by one process; unmounting one (strata umount,
+ * fusermount -u) leaves the others working; a daemon killed with SIGKILL leaves every mount it served
+ * answering ENOTCONN, which strata umount clears; another uid's launcher is refused and mounts with a
+ * process of its own; a failing request gives its one line and exit code through the daemon. Each test
+ * has its own socket directory (STRATA_DAEMON_DIR) and a short idle time, so its daemon is its own.
+ * A request the daemon must serve runs with STRATA_JAVA=/bin/false: had the launcher started a JVM
+ * instead, the mount would fail ("the mount daemon stopped before the mount was ready").
+ */
+@Tag("native")
+class SharedDaemonTest {
+    Path dir, strata, sockets;
+
+    @BeforeEach void setUp() throws IOException {
+        NativeSupport.assumeNativeEnvironment();
+        org.junit.jupiter.api.Assumptions.assumeTrue(Mounter.Strata.unavailableReason(NativeSupport.projectHome()) == null,
+                "strata is not built");
+        Path home = NativeSupport.projectHome();
+        strata = home.resolve("bin/strata");
+        assertTrue(Files.isExecutable(home.resolve("target/strata-client")),
+                "target/strata-client is not built (bash scripts/setup.sh)");
+        dir = NativeSupport.newTempDir("daemon");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x")); // nobody reaches its mount
+        sockets = Files.createDirectory(dir.resolve("sockets"), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+    }
+
+    @AfterEach void cleanUp() throws InterruptedException {
+        if (dir == null) return;
+        List<String> left = Mounts.mountedUnder(dir);
+        for (int i = left.size() - 1; i >= 0; i--) {
+            NativeSupport.Proc.run(Path.of("/"), 30, "umount", left.get(i));
+            if (Mounts.isMounted(Path.of(left.get(i)))) NativeSupport.Proc.run(Path.of("/"), 30, "umount", "-l", left.get(i));
+        }
+        for (long pid : processesNaming(dir)) ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+        NativeSupport.deleteTree(dir);
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    Map<String, String> env(boolean mustBeServed) {
+        Map<String, String> e = new HashMap<>();
+        e.put("STRATA_DAEMON_DIR", sockets.toString());
+        e.put("STRATA_DAEMON_IDLE", "1");
+        if (mustBeServed) e.put("STRATA_JAVA", "/bin/false");
+        return e;
+    }
+
+    NativeSupport.Proc.Result strata(Map<String, String> env, String... args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(strata.toString());
+        cmd.addAll(List.of(args));
+        Map<String, String> e = new HashMap<>(env);
+        return NativeSupport.Proc.run(dir, 120, e, cmd);
+    }
+
+    void ok(NativeSupport.Proc.Result r) {
+        assertEquals(0, r.exit, r.command + ": " + r);
+    }
+
+    /** A lower layer NAME with file f holding NAME, an upper, a work dir and a mountpoint. */
+    String[] layers(String name) throws IOException {
+        Path l = Files.createDirectories(dir.resolve(name + "-l"));
+        Files.writeString(l.resolve("f"), name);
+        Files.createDirectories(dir.resolve(name + "-u"));
+        Files.createDirectories(dir.resolve(name + "-w"));
+        Files.createDirectories(dir.resolve(name + "-m"));
+        return new String[]{"lowerdir=" + l + ",upperdir=" + dir.resolve(name + "-u") + ",workdir=" + dir.resolve(name + "-w"),
+                dir.resolve(name + "-m").toString()};
+    }
+
+    /** strata JVMs whose command line names something under {@code under}. */
+    static List<Long> processesNaming(Path under) {
+        List<Long> out = new ArrayList<>();
+        java.io.File[] procs = new java.io.File("/proc").listFiles((d, n) -> n.chars().allMatch(Character::isDigit));
+        if (procs == null) return out;
+        for (java.io.File p : procs) {
+            try {
+                String cmd = new String(Files.readAllBytes(p.toPath().resolve("cmdline")), StandardCharsets.ISO_8859_1);
+                if (cmd.contains("strata.jar") && cmd.contains(under.toString())) out.add(Long.parseLong(p.getName()));
+            } catch (IOException | RuntimeException e) {
+                // gone meanwhile
+            }
+        }
+        return out;
+    }
+
+    /** The targets of process pid's descriptors that start with prefix. */
+    static List<String> openUnder(long pid, String prefix) {
+        List<String> out = new ArrayList<>();
+        java.io.File[] fds = new java.io.File("/proc/" + pid + "/fd").listFiles();
+        if (fds == null) return out;
+        for (java.io.File f : fds) {
+            try {
+                String t = Files.readSymbolicLink(f.toPath()).toString();
+                if (t.startsWith(prefix)) out.add(t);
+            } catch (IOException | RuntimeException e) {
+                // closed meanwhile
+            }
+        }
+        return out;
+    }
+
+    /** stat(1) of PATH in a child (a hung daemon cannot hang the test): exit and stderr. */
+    static NativeSupport.Proc.Result stat(Path p) {
+        return NativeSupport.Proc.run(Path.of("/"), 30, "stat", "-c", "%s", p.toString());
+    }
+
+    static String procMountsLine(Path m) throws IOException {
+        String line = null;
+        for (String l : Files.readAllLines(Path.of("/proc/self/mounts"), StandardCharsets.ISO_8859_1)) {
+            if (l.split(" ")[1].equals(m.toString())) line = l;
+        }
+        return line;
+    }
+
+    static void awaitGone(long pid, long millis) throws InterruptedException {
+        for (long end = System.currentTimeMillis() + millis; System.currentTimeMillis() < end && ProcessHandle.of(pid).isPresent(); ) {
+            Thread.sleep(50);
+        }
+    }
+
+    // ------------------------------------------------------------------ tests
+
+    @Test void mountsShareOneDaemonAndUnmountingOneLeavesTheOthers() throws Exception {
+        String[] a = layers("a"), b = layers("b"), c = layers("c");
+        ok(strata(env(false), "-o", a[0], a[1]));
+        List<Long> first = processesNaming(dir);
+        assertEquals(1, first.size(), "one strata process: " + first);
+        long daemon = first.get(0);
+        // podman's form, then the mount command with paths relative to the caller's cwd (not the daemon's)
+        ok(strata(env(true), "-o", b[0], b[1]));
+        ok(strata(env(true), "mount", "-o", "lowerdir=c-l,upperdir=c-u,workdir=c-w", "c-m"));
+        assertEquals(List.of(daemon), processesNaming(dir), "still one strata process");
+        Path ma = Path.of(a[1]), mb = Path.of(b[1]), mc = Path.of(c[1]);
+        for (Path m : List.of(ma, mb, mc)) {
+            assertEquals(List.of(daemon), Mounts.registeredPids(m), "the record of " + m + " names the daemon");
+            assertTrue(procMountsLine(m).contains(" fuse.strata "), procMountsLine(m));
+        }
+        assertEquals("a", Files.readString(ma.resolve("f")));
+        assertEquals("c", Files.readString(mc.resolve("f")));
+
+        // find in b so that every worker of b opened directories of its layers (a cache per thread)
+        NativeSupport.Proc.run(dir, 30, "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do mkdir -p " + mb + "/d$i/e && ls -l " + mb + "/d$i/e >/dev/null & done; wait");
+        assertFalse(openUnder(daemon, dir.resolve("b-u").toString()).isEmpty(), "the test sees the daemon's descriptors");
+        ok(strata(env(false), "umount", mb.toString()));
+        assertFalse(Mounts.isMounted(mb));
+        List<String> held = openUnder(daemon, dir.resolve("b-").toString());
+        for (long end = System.currentTimeMillis() + 10_000; !held.isEmpty() && System.currentTimeMillis() < end; ) {
+            Thread.sleep(100);
+            held = openUnder(daemon, dir.resolve("b-").toString());
+        }
+        assertEquals(List.of(), held, "an unmounted mount's engine closed every descriptor of its layers");
+        Files.writeString(ma.resolve("f"), "a2");
+        Files.writeString(mc.resolve("f"), "c2");
+        assertEquals("a2", Files.readString(dir.resolve("a-u/f")));
+        assertEquals("c2", Files.readString(dir.resolve("c-u/f")));
+        assertEquals("b", Files.readString(dir.resolve("b-l/f")));
+
+        ok(NativeSupport.Proc.run(dir, 30, "fusermount3", "-u", mc.toString()));
+        assertFalse(Mounts.isMounted(mc));
+        assertEquals("a2", Files.readString(ma.resolve("f")), "the first mount still works");
+        assertTrue(ProcessHandle.of(daemon).isPresent());
+        // a mount again after others went: the same daemon
+        ok(strata(env(true), "-o", b[0], b[1]));
+        assertEquals(List.of(daemon), Mounts.registeredPids(mb));
+        assertEquals("b", Files.readString(mb.resolve("f")));
+
+        ok(strata(env(false), "umount", mb.toString()));
+        ok(strata(env(false), "umount", ma.toString()));
+        awaitGone(daemon, 15_000);
+        assertFalse(ProcessHandle.of(daemon).isPresent(), "the daemon ends after its idle time (1 s here) without mounts");
+        assertEquals(List.of(), Mounts.registeredPids(ma), "no record left");
+        try (var s = Files.list(sockets)) {
+            assertEquals(List.of(), s.filter(p -> p.toString().endsWith(".sock")).toList(), "the socket is removed");
+        }
+    }
+
+    @Test void aKilledDaemonLeavesEveryMountNotConnectedAndUmountClearsThem() throws Exception {
+        String[] a = layers("a"), b = layers("b");
+        ok(strata(env(false), "-o", a[0], a[1]));
+        ok(strata(env(true), "-o", b[0], b[1]));
+        List<Long> pids = processesNaming(dir);
+        assertEquals(1, pids.size(), pids.toString());
+        ProcessHandle.of(pids.get(0)).ifPresent(ProcessHandle::destroyForcibly);
+        awaitGone(pids.get(0), 10_000);
+        for (String[] x : List.of(a, b)) {
+            NativeSupport.Proc.Result r = stat(Path.of(x[1]).resolve("f"));
+            assertNotEquals(0, r.exit, r.toString());
+            assertTrue(r.stderr.contains("Transport endpoint is not connected"), x[1] + ": " + r);
+            assertTrue(Mounts.isMounted(Path.of(x[1])), "the dead mount says so until unmounted");
+        }
+        for (String[] x : List.of(a, b)) {
+            ok(strata(env(false), "umount", x[1]));
+            assertFalse(Mounts.isMounted(Path.of(x[1])));
+        }
+        // the killed daemon's socket is still there: the next mount starts a daemon that replaces it
+        ok(strata(env(false), "-o", a[0], a[1]));
+        ok(strata(env(true), "-o", b[0], b[1]));
+        assertEquals("b", Files.readString(Path.of(b[1]).resolve("f")));
+        assertEquals(1, processesNaming(dir).size(), processesNaming(dir).toString());
+    }
+
+    @Test void aFailingRequestGivesItsOneLineThroughTheDaemon() throws Exception {
+        String[] a = layers("a");
+        ok(strata(env(false), "-o", a[0], a[1]));
+        Files.createDirectories(dir.resolve("x-m"));
+        NativeSupport.Proc.Result r = strata(env(true), "-o", "lowerdir=" + dir.resolve("missing"), dir.resolve("x-m").toString());
+        assertEquals(1, r.exit, r.toString());
+        assertEquals("strata: lowerdir " + dir.resolve("missing") + " does not exist", r.stderr.strip());
+        r = strata(env(true), "-o", "lowerdir=" + dir.resolve("a-l") + ",bogus_option", dir.resolve("x-m").toString());
+        assertEquals(0, r.exit, r.toString());
+        assertTrue(r.stderr.startsWith("strata: warning: "), "a warning reaches the caller: " + r);
+        ok(strata(env(false), "umount", dir.resolve("x-m").toString()));
+        assertEquals("a", Files.readString(Path.of(a[1]).resolve("f")), "the daemon's other mount is untouched");
+        // what the daemon does not serve takes a JVM of its own (here /bin/false: the launcher says it stopped)
+        r = strata(env(true), "-o", "lowerdir=" + dir.resolve("a-l") + ",transport=libfuse", dir.resolve("x-m").toString());
+        assertEquals(1, r.exit, r.toString());
+        assertEquals("strata: the mount daemon stopped before the mount was ready", r.stderr.strip());
+    }
+
+    @Test void anotherUsersLauncherIsRefusedAndMountsWithAProcessOfItsOwn() throws Exception {
+        String[] a = layers("a");
+        ok(strata(env(false), "-o", a[0], a[1]));
+        long daemon = processesNaming(dir).get(0);
+        Path sock;
+        try (var s = Files.list(sockets)) {
+            sock = s.filter(p -> p.toString().endsWith(".sock")).findFirst().orElseThrow();
+        }
+        // let uid 65534 reach root's socket (test only): its own socket directory holds a link to it
+        Files.setPosixFilePermissions(sockets, PosixFilePermissions.fromString("rwx--x--x"));
+        Files.setPosixFilePermissions(sock, PosixFilePermissions.fromString("rw-rw-rw-"));
+        Path theirs = Files.createDirectory(dir.resolve("nobody-sockets"));
+        Files.createSymbolicLink(theirs.resolve(sock.getFileName()), sock);
+        Path l = Files.createDirectories(dir.resolve("n-l")), m = Files.createDirectories(dir.resolve("n-m"));
+        Files.writeString(l.resolve("f"), "n");
+        ok(NativeSupport.Proc.run(dir, 30, "chown", "-R", "nobody:", theirs.toString(), l.toString(), m.toString()));
+        ok(NativeSupport.Proc.run(dir, 30, "chmod", "700", theirs.toString()));
+        ok(NativeSupport.Proc.run(dir, 30, "runuser", "-u", "nobody", "--", "test", "-S", theirs.resolve(sock.getFileName()).toString()));
+
+        // its own process is /bin/false here (uid 65534 cannot open /dev/fuse on every machine): the
+        // launcher's "stopped" message shows the request was refused and went to a process of its own
+        NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 120,
+                Map.of("HOME", "/tmp", "STRATA_DAEMON_DIR", theirs.toString(), "STRATA_JAVA", "/bin/false"),
+                List.of("runuser", "-u", "nobody", "--", strata.toString(), "-o", "lowerdir=" + l, m.toString()));
+        assertEquals(1, r.exit, r.toString());
+        assertEquals("strata: the mount daemon stopped before the mount was ready", r.stderr.strip());
+        assertFalse(Mounts.isMounted(m), "root's daemon did not mount it: " + procMountsLine(m));
+        assertFalse(Mounts.registeredPids(m).contains(daemon), "root's daemon does not serve it");
+        assertTrue(ProcessHandle.of(daemon).isPresent());
+        assertEquals("a", Files.readString(Path.of(a[1]).resolve("f")));
+        ok(strata(env(false), "umount", a[1]));
+    }
+}

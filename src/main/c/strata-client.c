@@ -1,0 +1,157 @@
+/*
+ * strata-client: hands a mount request to this user's shared strata daemon (bin/strata runs it first).
+ *
+ * The daemon's socket is DIR/mnt-M-user-U.sock, M and U the inode numbers of the caller's mount and
+ * user namespaces, DIR the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon,
+ * /run/strata/daemon (euid 0), /tmp/strata-daemon-EUID; DIR must be a directory of the caller's
+ * euid that nobody else may enter (0700), or no daemon is used.
+ *
+ * Request: int32 count, then count strings (int32 length, bytes): the caller's cwd and its arguments.
+ * Reply: frames of one type byte, int32 length, payload: 'e' a line for stderr, 'x' the exit code
+ * (decimal) once the mount is ready or failed, 'r' the daemon refuses (another user or namespace,
+ * a mount it does not serve).
+ *
+ * Exit: the mount's exit code; 111 when no daemon answers (the socket's path is printed on stdout,
+ * for the daemon bin/strata starts); 112 when the request must go to a process of its own (refused,
+ * unsafe directory, anything unexpected). Integers are big-endian.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define NO_DAEMON 111
+#define OWN_PROCESS 112
+
+static int write_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) { if (errno == EINTR) continue; return -1; }
+        p += w; n -= (size_t) w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *buf, size_t n) {
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0) { if (errno == EINTR) continue; return -1; }
+        if (r == 0) return -1;
+        p += r; n -= (size_t) r;
+    }
+    return 0;
+}
+
+static int put_u32(char **b, size_t *len, size_t *cap, uint32_t v) {
+    if (*len + 4 > *cap) return -1;
+    unsigned char *q = (unsigned char *) *b + *len;
+    q[0] = v >> 24; q[1] = v >> 16; q[2] = v >> 8; q[3] = v;
+    *len += 4;
+    return 0;
+}
+
+static int put_str(char **b, size_t *len, size_t *cap, const char *s) {
+    size_t n = strlen(s);
+    if (put_u32(b, len, cap, (uint32_t) n) < 0 || *len + n > *cap) return -1;
+    memcpy(*b + *len, s, n);
+    *len += n;
+    return 0;
+}
+
+/* The digits of a namespace link ("mnt:[4026531841]"), or -1. */
+static int ns_inode(const char *name, char *out, size_t outlen) {
+    char path[64], link[128];
+    snprintf(path, sizeof path, "/proc/self/ns/%s", name);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0) return -1;
+    link[n] = 0;
+    char *a = strchr(link, '['), *z = strchr(link, ']');
+    if (!a || !z || z <= a + 1 || (size_t) (z - a) > outlen) return -1;
+    memcpy(out, a + 1, z - a - 1);
+    out[z - a - 1] = 0;
+    return 0;
+}
+
+/* Makes DIR (mode 0700) if missing and checks it is the caller's own and closed to others. */
+static int own_dir(const char *dir, mode_t mode) {
+    struct stat st;
+    if (mkdir(dir, mode) == 0) chmod(dir, mode);
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) return -1;
+    if (st.st_uid != geteuid()) return -1;
+    if (mode == 0700 && (st.st_mode & 077) != 0) return -1;
+    return 0;
+}
+
+static int socket_dir(char *dir, size_t len) {
+    const char *d = getenv("STRATA_DAEMON_DIR");
+    const char *x = getenv("XDG_RUNTIME_DIR");
+    if (d && *d) {
+        snprintf(dir, len, "%s", d);
+    } else if (x && *x == '/') {
+        char s[PATH_MAX];
+        snprintf(s, sizeof s, "%s/strata", x);
+        if (own_dir(s, 0700) < 0) return -1;
+        snprintf(dir, len, "%s/strata/daemon", x);
+    } else if (geteuid() == 0) {
+        struct stat st;
+        if (mkdir("/run/strata", 0755) == 0) chmod("/run/strata", 0755);
+        if (lstat("/run/strata", &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0) return -1;
+        snprintf(dir, len, "/run/strata/daemon");
+    } else {
+        snprintf(dir, len, "/tmp/strata-daemon-%u", (unsigned) geteuid());
+    }
+    return own_dir(dir, 0700);
+}
+
+int main(int argc, char **argv) {
+    char dir[PATH_MAX], mnt[32], user[32];
+    if (socket_dir(dir, sizeof dir) < 0) return OWN_PROCESS;
+    if (ns_inode("mnt", mnt, sizeof mnt) < 0 || ns_inode("user", user, sizeof user) < 0) return OWN_PROCESS;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s.sock", dir, mnt, user);
+    if (n < 0 || (size_t) n >= sizeof addr.sun_path) return OWN_PROCESS;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return OWN_PROCESS;
+    if (connect(fd, (struct sockaddr *) &addr, sizeof addr) < 0) {
+        if (errno == ENOENT || errno == ECONNREFUSED) {
+            printf("%s\n", addr.sun_path);
+            return NO_DAEMON;
+        }
+        return OWN_PROCESS;
+    }
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return OWN_PROCESS;
+    size_t cap = 8 + strlen(cwd) + 4, len = 0;
+    for (int i = 1; i < argc; i++) cap += strlen(argv[i]) + 4;
+    char *req = malloc(cap);
+    if (!req) return OWN_PROCESS;
+    if (put_u32(&req, &len, &cap, (uint32_t) argc) < 0 || put_str(&req, &len, &cap, cwd) < 0) return OWN_PROCESS;
+    for (int i = 1; i < argc; i++) if (put_str(&req, &len, &cap, argv[i]) < 0) return OWN_PROCESS;
+    if (write_all(fd, req, len) < 0) { printf("%s\n", addr.sun_path); return NO_DAEMON; }
+    for (;;) {
+        unsigned char h[5];
+        /* the daemon went away before answering: bin/strata starts one of its own */
+        if (read_all(fd, h, 5) < 0) { printf("%s\n", addr.sun_path); return NO_DAEMON; }
+        uint32_t plen = (uint32_t) h[1] << 24 | (uint32_t) h[2] << 16 | (uint32_t) h[3] << 8 | h[4];
+        if (plen > (1u << 20)) return OWN_PROCESS;
+        char *p = malloc(plen + 1);
+        if (!p || (plen > 0 && read_all(fd, p, plen) < 0)) { printf("%s\n", addr.sun_path); return NO_DAEMON; }
+        p[plen] = 0;
+        switch (h[0]) {
+            case 'e': fprintf(stderr, "%s\n", p); break;
+            case 'x': return atoi(p);
+            case 'r': return OWN_PROCESS;
+            default: return OWN_PROCESS;
+        }
+        free(p);
+    }
+}

@@ -1,0 +1,64 @@
+package dev.strata.cli;
+
+import dev.strata.daemon.Server;
+import dev.strata.options.MountOptions;
+
+import java.nio.file.Path;
+
+/**
+ * The shared daemon's requests (see {@link Server}): each is a mount command line from bin/strata,
+ * run in this process with the client's cwd; the answer goes to the client once the mount is ready.
+ * What needs a process of its own is refused (the client then starts one): anything but a plain
+ * kernel-transport mount, i.e. another command, -f/-d, --log, --image, -o debug, trace= or
+ * transport=libfuse, and a mount this process may not make itself.
+ */
+final class SharedMounts implements Server.Handler {
+    /** Thrown inside a request when it must go to a process of its own. */
+    static final class Refused extends RuntimeException {
+        Refused(String why) { super(why, null, false, false); }
+    }
+
+    /** The request's side of a mount served here (MountCommand#session). */
+    static final class Session {
+        final Server.Reply reply;
+        Session(Server.Reply reply) { this.reply = reply; }
+        void ready() { reply.exit(0); }
+    }
+
+    /** Why a parsed mount cannot be served by the shared daemon, or null. */
+    static String refusal(MountCommand m, MountOptions opts) {
+        if (m.foreground || m.debug || opts.debug) return "debug or foreground";
+        if (m.logFile != null) return "--log";
+        if (m.image != null || m.store != null || m.upper != null || m.work != null) return "--image";
+        if (opts.traceFile != null) return "trace";
+        if (opts.transport.equals("libfuse")) return "transport=libfuse";
+        return null;
+    }
+
+    @Override public int serve(String[] args, Path cwd, Server.Reply reply) {
+        // only the plain forms: strata [mount] -o ... MOUNTPOINT (anything unusual takes today's path)
+        if (args.length == 0 || !(args[0].equals("mount") || args[0].startsWith("-o"))) {
+            reply.refuse("not a plain mount");
+            return 0;
+        }
+        String[] a = Main.normalize(args);
+        MountCommand m = MountCommand.parseQuick(a);
+        if (m == null) {
+            reply.refuse("not a plain mount");
+            return 0;
+        }
+        m.cwd = cwd;
+        m.session = new Session(reply);
+        try {
+            return m.call();
+        } catch (Refused e) {
+            reply.refuse(e.getMessage());
+            return 0;
+        } catch (UserError e) {
+            System.err.println("strata: " + e.getMessage());
+            return e.exitCode();
+        } finally {
+            dev.strata.layer.At.releaseThreadCache(); // the engine's calls on this thread (opening the layers)
+        }
+    }
+}
