@@ -74,6 +74,18 @@ public final class ExplainReport {
     static String stepText(Explanation e, Step st) {
         Lookup lk = st.lookup();
         if (lk == null) return "marker name: not looked up";
+        StringBuilder r = new StringBuilder(resultText(e, lk));
+        for (Lookup.Redirect d : lk.redirects) r.append("; ").append(redirectText(e, d));
+        return r.toString();
+    }
+
+    /** A redirect followed: "redirected from /a by upper (overlay.redirect=\"a\"): the layers below are asked for /a". */
+    static String redirectText(Explanation e, Lookup.Redirect d) {
+        return "redirected by " + label(e, d.layer()) + " (overlay.redirect=\"" + Names.display(d.value())
+                + "\"): the layers below are asked for " + Names.display(d.next().startsWith("/") ? d.next() : "the name " + d.next());
+    }
+
+    private static String resultText(Explanation e, Lookup lk) {
         switch (lk.result) {
             case DIR: {
                 String s = lk.merge.length > 1 ? "directory, merged from " + labels(e, lk.merge)
@@ -125,6 +137,15 @@ public final class ExplainReport {
             }
             so.put("stop", lk.stop.name().toLowerCase(Locale.ROOT));
             if (lk.stopLayer >= 0) so.put("stop_layer", lk.stopLayer);
+            if (!lk.redirects.isEmpty()) {
+                ArrayNode rd = so.putArray("redirects");
+                for (Lookup.Redirect d : lk.redirects) {
+                    ObjectNode ro = rd.addObject();
+                    ro.put("layer", d.layer());
+                    Json.putName(ro, "redirect", d.value());
+                    Json.putName(ro, "next", d.next());
+                }
+            }
             ArrayNode na = so.putArray("not_asked");
             for (int l : lk.notAsked()) na.add(l);
             Json.putText(so, "text", stepText(e, st));

@@ -126,7 +126,7 @@ public final class Explainer {
                     if (last) {
                         verdict = Verdict.FILE;
                         verdictText = disp(stepRel) + " is the " + p.node().typeName() + " of " + stack.label(lk.top)
-                                + " (" + Names.display(stack.path(lk.top) + "/" + stepRel) + ")";
+                                + " (" + Names.display(stack.path(lk.top) + "/" + lk.pathIn(lk.top)) + ")";
                     } else if (p.node().isLink()) {
                         verdict = Verdict.NOT_A_DIR;
                         verdictText = "not followed: " + disp(stepRel) + " is a symbolic link of " + stack.label(lk.top)

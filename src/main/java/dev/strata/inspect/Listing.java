@@ -40,7 +40,7 @@ final class Listing {
         for (int layer : merge) {
             List<Dirents.Dirent> ds;
             try {
-                ds = Dirents.read(stack.layer(layer), rel);
+                ds = Dirents.read(stack.layer(layer), dir.pathIn(layer));
             } catch (Dirents.DirError e) {
                 l.errors.put(layer, e.errno);
                 continue;

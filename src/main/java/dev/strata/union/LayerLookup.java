@@ -48,6 +48,9 @@ public final class LayerLookup {
          * below look up {@code next} (a name in the parent, or an absolute path) instead of its name.
          */
         default void redirected(int layer, String redirect, String next) { }
+
+        /** The path asked in {@code layer} (from its root), told before {@link #said}. */
+        default void asked(int layer, String path) { }
     }
 
     /** The outcome of one lookup step. */
@@ -138,6 +141,7 @@ public final class LayerLookup {
             boolean last = follow ? li == bottom : k == poe.length - 1;
             String base = w.abs ? "" : dirPaths == null || dirPaths[li] == null ? dirRel : dirPaths[li];
             String before = w.redirect;
+            if (obs != null) obs.asked(li, w.abs ? w.want.substring(1) : Layer.child(base, w.want));
             Say say = w.probe(l, base, last, st);
             if (say == Say.ERROR) {
                 if (obs != null) obs.said(li, Say.ERROR, false, w.errno);
