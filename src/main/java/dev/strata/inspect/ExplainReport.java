@@ -60,6 +60,11 @@ public final class ExplainReport {
     }
 
     static String rawText(Explanation.Raw raw) {
+        String t = rawText0(raw);
+        return raw.redirectedRel() == null ? t : "at " + Names.displayPath(raw.redirectedRel()) + " (followed redirect): " + t;
+    }
+
+    private static String rawText0(Explanation.Raw raw) {
         Probe p = raw.probe();
         if (raw.ancestorRel() == null) return p.describe();
         String at = Names.displayPath(raw.ancestorRel());
@@ -119,6 +124,7 @@ public final class ExplainReport {
             ObjectNode has = l.putObject("has");
             Explanation.Raw raw = s.raw();
             if (raw.ancestorRel() != null) Json.putName(has, "blocked_at", "/" + raw.ancestorRel());
+            if (raw.redirectedRel() != null) Json.putName(has, "at", "/" + raw.redirectedRel());
             probe(has, raw.probe());
             l.put("role", s.role().name().toLowerCase(Locale.ROOT));
             Json.putText(l, "note", s.roleText());

@@ -63,6 +63,9 @@ public final class Lookup {
     /** A directory in {@code layer} carries overlay.redirect {@code value}: the layers below were asked for {@code next}. */
     public record Redirect(int layer, String value, String next) {}
 
+    /** The path each asked layer was asked for, by layer index (null where not asked). */
+    public String[] asked;
+
     /** Where the entry is in {@code layer} (its old path there below a renamed directory). */
     public String pathIn(int layer) {
         String[] p = paths;
@@ -88,10 +91,11 @@ public final class Lookup {
         List<Probe> probes = new ArrayList<>(parentMerge.length);
         boolean[] opaqueEnd = {false};
         String[] asked = {null};
+        String[] askedAt = new String[stack.size()];
         List<Redirect> redirects = new ArrayList<>();
         LayerLookup.Result r = LayerLookup.lookup(stack.layerArray(), parentMerge, dir.paths, parentRel, name, LayerLookup.FOLLOW,
                 new LayerLookup.Observer() {
-                    @Override public void asked(int layer, String path) { asked[0] = path; }
+                    @Override public void asked(int layer, String path) { asked[0] = path; askedAt[layer] = path; }
                     @Override public void said(int layer, LayerLookup.Say say, boolean ends, int errno) {
                         String at = asked[0] == null ? Layer.child(parentRel, name) : asked[0];
                         probes.add(Probe.judged(stack, layer, Layer.parentOf(at), at.substring(at.lastIndexOf('/') + 1), say, errno));
@@ -101,6 +105,7 @@ public final class Lookup {
                 });
         Lookup lk = decide(stack, parentRel, name, parentMerge, probes, r, opaqueEnd[0]);
         lk.paths = r.paths;
+        lk.asked = askedAt;
         lk.redirects.addAll(redirects);
         return lk;
     }

@@ -313,6 +313,9 @@ class ExplainerTest {
         String step = ExplainReport.stepText(e, e.steps.get(0));
         assertTrue(step.contains("redirected by upper (overlay.redirect=\"a\")"), step);
         assertArrayEquals(new int[]{0, 1, 2}, e.steps.get(0).lookup().merge, "/b merges the upper's b and both lowers' a");
+        assertEquals("a/f", e.says.get(1).raw().redirectedRel(), "lower1 is shown at the path the lookup asked it for");
+        assertTrue(ExplainReport.rawText(e.says.get(1).raw()).startsWith("at /a/f (followed redirect): regular file"),
+                ExplainReport.rawText(e.says.get(1).raw()));
         e = explain(f, "/b/g");
         assertEquals(2, e.verdictLayer);
         e = explain(f, "/n/e/h");
