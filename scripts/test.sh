@@ -33,13 +33,13 @@ if [ -z "$groups" ]; then
 fi
 # At exit, however the run ends: the number of native tests run, each skipped one, and in CI mode a
 # failure for any native class that skipped (SurefireReport reads surefire's XML reports).
-rm -rf target/surefire-reports target/surefire-reports-main
+rm -rf target/surefire-reports target/surefire-reports-main target/surefire-reports-features
 report() {
   local rc=$? r=0
   if [ -d target/test-classes ]; then
     java -cp target/test-classes dev.strata.nativetest.SurefireReport ${ci_args[0]:+--ci} \
       $([ "$user_args" = 0 ] && [ -n "${ci_args[0]:-}" ] && echo --expect-all) \
-      --sources native-tests/java:src/test/java target/surefire-reports-main target/surefire-reports || r=$?
+      --sources native-tests/java:src/test/java target/surefire-reports-main target/surefire-reports-features target/surefire-reports || r=$?
   fi
   if [ "$rc" = 0 ] && [ "$r" != 0 ]; then rc=1; fi
   exit "$rc"
@@ -58,6 +58,15 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && [ "${STRATA_NO_UNSHARE
 fi
 "${ns[@]}" mvn -B verify -Dstrata.excludedGroups="$groups" "$@"
 mv target/surefire-reports target/surefire-reports-main 2>/dev/null || true
+# Overlay features (issue 15): the random, scenario and cross-mount tests once more with both sides
+# mounted with redirect_dir=on (the kernel too), so directory renames are renames; the random test
+# with fewer operations per seed (2 x 1,000) to keep CI's time.
+if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_FEATURES:-}" = "" ]; then
+  "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= -Dtest='RandomDifferentialTest,ScenarioTest,CrossMountTest' \
+    -Dsurefire.failIfNoSpecifiedTests=false -Dstrata.features=redirect_dir=on \
+    -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=2000 -Dstrata.runs=2 -Dstrata.ops=1000
+  mv target/surefire-reports target/surefire-reports-features 2>/dev/null || true
+fi
 # The fallback transport (libfuse 2, used where mount(2) of FUSE is not permitted) passes the same
 # differential and edge-case tests once more, with attr_timeout=0: libfuse 2's path-based API cannot
 # invalidate the attributes the kernel caches (see README, "Transports").

@@ -29,10 +29,33 @@ public abstract class Mounter {
     /** Options pinned for the oracle so results do not depend on the machine's module defaults. */
     public static final String KERNEL_PINNED_OPTIONS = "redirect_dir=off,index=off,metacopy=off";
 
-    public static Mounter kernel() { return new Kernel(KERNEL_PINNED_OPTIONS); }
+    public static Mounter kernel() { return new Kernel(pinned(features())); }
+    /** The kernel overlay with the pinned options, the given features (e.g. "redirect_dir=on") replacing theirs. */
+    public static Mounter kernel(String features) { return new Kernel(pinned(features)); }
+    /** strata with the given overlay features (e.g. "redirect_dir=on") before -Dstrata.mountOptions. */
+    public static Mounter strata(String features) { return new Strata(NativeSupport.projectHome(), features); }
+
+    /**
+     * Overlay features both sides are mounted with: -Dstrata.features=redirect_dir=on (scripts/test.sh
+     * runs the random, scenario and cross-mount tests a second time so). Empty by default: the kernel
+     * gets {@link #KERNEL_PINNED_OPTIONS}, strata its defaults.
+     */
+    public static String features() { return System.getProperty("strata.features", "").strip(); }
+
+    /** Whether the mounts are made with redirect_dir=on (lower and merged directories can be renamed). */
+    public static boolean redirectDirOn() { return ("," + features() + ",").contains(",redirect_dir=on,"); }
+
+    static String pinned(String features) {
+        if (features == null || features.isEmpty()) return KERNEL_PINNED_OPTIONS;
+        StringBuilder b = new StringBuilder();
+        java.util.Set<String> keys = new java.util.HashSet<>();
+        for (String f : features.split(",")) keys.add(f.split("=", 2)[0]);
+        for (String o : KERNEL_PINNED_OPTIONS.split(",")) if (!keys.contains(o.split("=", 2)[0])) b.append(o).append(',');
+        return b.append(features).toString();
+    }
     /** The kernel overlay with only the layer options (the machine's defaults for everything else). */
     public static Mounter kernelDefaults() { return new Kernel(null); }
-    public static Mounter strata() { return new Strata(NativeSupport.projectHome()); }
+    public static Mounter strata() { return new Strata(NativeSupport.projectHome(), features()); }
     public static Mounter fuseOverlayfs() { return new FuseOverlayfs(); }
 
     /**
@@ -51,14 +74,14 @@ public abstract class Mounter {
             case "strata": {
                 String why = Strata.unavailableReason(home);
                 if (why != null) Assertions.fail("-Dstrata.target=strata, but strata cannot be launched: " + why);
-                return new Strata(home);
+                return new Strata(home, features());
             }
             case "kernel": return kernel();
             case "fuse-overlayfs": return fuseOverlayfs();
             case "auto":
             case "": {
                 String why = Strata.unavailableReason(home);
-                if (why == null) return new Strata(home);
+                if (why == null) return new Strata(home, features());
                 if (required) {
                     Assertions.fail("strata.target=auto would compare the kernel with itself, which CI mode"
                             + " (-Dstrata.requireNative=true or CI=true) does not accept: " + why);
@@ -104,7 +127,8 @@ public abstract class Mounter {
 
     static final class Strata extends Mounter {
         private final Path home;
-        Strata(Path home) { this.home = home; }
+        private final String features;
+        Strata(Path home, String features) { this.home = home; this.features = features == null ? "" : features; }
         @Override public String name() { return "strata"; }
 
         Path launcher() { return home.resolve("bin/strata"); }
@@ -130,6 +154,7 @@ public abstract class Mounter {
             Process reaper = Mounts.startReaper(layers.mnt, Mounts.sh(launcher) + " umount " + Mounts.sh(mnt)
                     + " || fusermount3 -u " + Mounts.sh(mnt) + " || umount -l " + Mounts.sh(mnt));
             String opts = layers.overlayOptions();
+            if (!features.isEmpty()) opts += "," + features;
             String extra = System.getProperty("strata.mountOptions", "");
             if (!extra.isEmpty()) opts += "," + extra;
             Path log = layers.root.resolve("strata-" + layers.mnt.getFileName() + ".log");

@@ -47,6 +47,11 @@ final class TraceLog implements UnionEvents {
 
     @Override public void renameRefused(String from, String to, String why) {
         line("rename " + from + " -> " + to + " refused with EXDEV: " + why
-                + " (no redirect_dir yet; mv falls back to copy and delete)");
+                + " (redirect_dir is not on; mv falls back to copy and delete)");
+    }
+
+    @Override public void redirected(String from, String to, String redirect, String xattr) {
+        line("rename " + from + " -> " + to + ": redirect " + xattr + "=" + redirect
+                + " (the lower layers hold the directory at " + (redirect.startsWith("/") ? redirect : "its old name " + redirect) + ")");
     }
 }

@@ -60,6 +60,11 @@ public final class ExplainReport {
     }
 
     static String rawText(Explanation.Raw raw) {
+        String t = rawText0(raw);
+        return raw.redirectedRel() == null ? t : "at " + Names.displayPath(raw.redirectedRel()) + " (followed redirect): " + t;
+    }
+
+    private static String rawText0(Explanation.Raw raw) {
         Probe p = raw.probe();
         if (raw.ancestorRel() == null) return p.describe();
         String at = Names.displayPath(raw.ancestorRel());
@@ -74,6 +79,18 @@ public final class ExplainReport {
     static String stepText(Explanation e, Step st) {
         Lookup lk = st.lookup();
         if (lk == null) return "marker name: not looked up";
+        StringBuilder r = new StringBuilder(resultText(e, lk));
+        for (Lookup.Redirect d : lk.redirects) r.append("; ").append(redirectText(e, d));
+        return r.toString();
+    }
+
+    /** A redirect followed: "redirected from /a by upper (overlay.redirect=\"a\"): the layers below are asked for /a". */
+    static String redirectText(Explanation e, Lookup.Redirect d) {
+        return "redirected by " + label(e, d.layer()) + " (overlay.redirect=\"" + Names.display(d.value())
+                + "\"): the layers below are asked for " + Names.display(d.next().startsWith("/") ? d.next() : "the name " + d.next());
+    }
+
+    private static String resultText(Explanation e, Lookup lk) {
         switch (lk.result) {
             case DIR: {
                 String s = lk.merge.length > 1 ? "directory, merged from " + labels(e, lk.merge)
@@ -107,6 +124,7 @@ public final class ExplainReport {
             ObjectNode has = l.putObject("has");
             Explanation.Raw raw = s.raw();
             if (raw.ancestorRel() != null) Json.putName(has, "blocked_at", "/" + raw.ancestorRel());
+            if (raw.redirectedRel() != null) Json.putName(has, "at", "/" + raw.redirectedRel());
             probe(has, raw.probe());
             l.put("role", s.role().name().toLowerCase(Locale.ROOT));
             Json.putText(l, "note", s.roleText());
@@ -125,6 +143,15 @@ public final class ExplainReport {
             }
             so.put("stop", lk.stop.name().toLowerCase(Locale.ROOT));
             if (lk.stopLayer >= 0) so.put("stop_layer", lk.stopLayer);
+            if (!lk.redirects.isEmpty()) {
+                ArrayNode rd = so.putArray("redirects");
+                for (Lookup.Redirect d : lk.redirects) {
+                    ObjectNode ro = rd.addObject();
+                    ro.put("layer", d.layer());
+                    Json.putName(ro, "redirect", d.value());
+                    Json.putName(ro, "next", d.next());
+                }
+            }
             ArrayNode na = so.putArray("not_asked");
             for (int l : lk.notAsked()) na.add(l);
             Json.putText(so, "text", stepText(e, st));

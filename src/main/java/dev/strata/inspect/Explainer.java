@@ -126,7 +126,7 @@ public final class Explainer {
                     if (last) {
                         verdict = Verdict.FILE;
                         verdictText = disp(stepRel) + " is the " + p.node().typeName() + " of " + stack.label(lk.top)
-                                + " (" + Names.display(stack.path(lk.top) + "/" + stepRel) + ")";
+                                + " (" + Names.display(stack.path(lk.top) + "/" + lk.pathIn(lk.top)) + ")";
                     } else if (p.node().isLink()) {
                         verdict = Verdict.NOT_A_DIR;
                         verdictText = "not followed: " + disp(stepRel) + " is a symbolic link of " + stack.label(lk.top)
@@ -189,8 +189,12 @@ public final class Explainer {
             if (role[l] == null) { role[l] = Role.ABSENT; roleText[l] = ""; }
         }
         List<Say> says = new ArrayList<>();
+        Lookup lastStep = steps.isEmpty() ? null : steps.get(steps.size() - 1).lookup();
         for (int l = 0; l < n; l++) {
-            Raw raw = raw(l, comps);
+            // a layer the lookup asked at another path (a renamed directory above): looked at there
+            String askedAt = lastStep == null || lastStep.asked == null ? null : lastStep.asked[l];
+            Raw raw = askedAt != null && !askedAt.equals(lastStep.rel)
+                    ? raw(l, components(askedAt)).at(askedAt) : raw(l, comps);
             boolean holds = raw.ancestorRel() == null && raw.probe().kind() != Probe.Kind.ABSENT;
             if (role[l] == Role.HIDDEN && !holds) {
                 // nothing there to hide: the layer is simply absent, and was not asked

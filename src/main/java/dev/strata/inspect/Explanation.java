@@ -58,7 +58,11 @@ public final class Explanation {
      * What a layer holds at the path, seen alone: {@code probe} is the path itself when
      * {@code ancestorRel} is null, else the first parent that is not a directory in this layer.
      */
-    public record Raw(String ancestorRel, Probe probe) {}
+    public record Raw(String ancestorRel, Probe probe, String redirectedRel) {
+        Raw(String ancestorRel, Probe probe) { this(ancestorRel, probe, null); }
+        /** The same, looked at where the lookup asked this layer: {@code rel} (a renamed directory's old path). */
+        Raw at(String rel) { return new Raw(ancestorRel, probe, rel); }
+    }
 
     /** A layer's say on the path: what it holds, its role, and that role in words. */
     public record Say(LayerRef layer, Raw raw, Role role, String roleText) {}

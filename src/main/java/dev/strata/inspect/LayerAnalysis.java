@@ -194,7 +194,7 @@ public final class LayerAnalysis {
                     if (p.kind() == Probe.Kind.NONDIR) {
                         if (p.node().isReg()) invisible.get(l).putIfAbsent(key(p.node()), new FileRec(p.node().size(), cause, by, lk.rel));
                     } else {
-                        hidden(l, lk.rel, cause, by);
+                        hidden(l, Layer.child(dir.pathIn(l), lk.name), cause, by);
                     }
                 }
                 if (lk.result == Lookup.Result.DIR) visit(lk);

@@ -19,6 +19,8 @@ import java.util.TreeMap;
  */
 final class Listing {
     final String rel;
+    /** The directory's lookup: where it is in each layer (a renamed directory's old path below the upper). */
+    Lookup dir;
     final int[] merge;
     /** For each layer of the merge list that could be read: the names it holds (marker prefixes removed). */
     final Map<Integer, Set<String>> names = new LinkedHashMap<>();
@@ -36,11 +38,12 @@ final class Listing {
         String rel = dir.rel;
         int[] merge = dir.merge;
         Listing l = new Listing(rel, merge);
+        l.dir = dir;
         Set<String> candidates = new HashSet<>();
         for (int layer : merge) {
             List<Dirents.Dirent> ds;
             try {
-                ds = Dirents.read(stack.layer(layer), rel);
+                ds = Dirents.read(stack.layer(layer), dir.pathIn(layer));
             } catch (Dirents.DirError e) {
                 l.errors.put(layer, e.errno);
                 continue;
@@ -75,7 +78,7 @@ final class Listing {
     Probe probe(Stack stack, int layer, String name) {
         Lookup lk = lookups.get(name);
         if (lk != null) for (Probe p : lk.probes) if (p.layer() == layer) return p;
-        return Probe.of(stack, layer, rel, name);
+        return Probe.of(stack, layer, dir == null ? rel : dir.pathIn(layer), name);
     }
 
 }

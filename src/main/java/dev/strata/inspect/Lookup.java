@@ -55,6 +55,22 @@ public final class Lookup {
     public final Stop stop;
     /** The layer where the lookup stopped, or -1 for {@link Stop#NONE}. */
     public final int stopLayer;
+    /** Where the entry is in each layer where not at {@link #rel}, by layer index (redirects followed), or null. */
+    public String[] paths;
+    /** The overlay.redirect marks followed on the way, in order. */
+    public final List<Redirect> redirects = new ArrayList<>();
+
+    /** A directory in {@code layer} carries overlay.redirect {@code value}: the layers below were asked for {@code next}. */
+    public record Redirect(int layer, String value, String next) {}
+
+    /** The path each asked layer was asked for, by layer index (null where not asked). */
+    public String[] asked;
+
+    /** Where the entry is in {@code layer} (its old path there below a renamed directory). */
+    public String pathIn(int layer) {
+        String[] p = paths;
+        return p == null || layer >= p.length || p[layer] == null ? rel : p[layer];
+    }
 
     private Lookup(String parentRel, String name, int[] parentMerge, List<Probe> probes, Result result, int[] merge,
                    int top, Stop stop, int stopLayer) {
@@ -74,11 +90,29 @@ public final class Lookup {
         int[] parentMerge = dir.merge;
         List<Probe> probes = new ArrayList<>(parentMerge.length);
         boolean[] opaqueEnd = {false};
-        LayerLookup.Result r = LayerLookup.lookup(stack.layerArray(), parentMerge, parentRel, name,
-                (layer, say, ends, errno) -> {
-                    probes.add(Probe.judged(stack, layer, parentRel, name, say, errno));
-                    opaqueEnd[0] = ends;
+        String[] asked = {null};
+        String[] askedAt = new String[stack.size()];
+        List<Redirect> redirects = new ArrayList<>();
+        LayerLookup.Result r = LayerLookup.lookup(stack.layerArray(), parentMerge, dir.paths, parentRel, name, LayerLookup.FOLLOW,
+                new LayerLookup.Observer() {
+                    @Override public void asked(int layer, String path) { asked[0] = path; askedAt[layer] = path; }
+                    @Override public void said(int layer, LayerLookup.Say say, boolean ends, int errno) {
+                        String at = asked[0] == null ? Layer.child(parentRel, name) : asked[0];
+                        probes.add(Probe.judged(stack, layer, Layer.parentOf(at), at.substring(at.lastIndexOf('/') + 1), say, errno));
+                        opaqueEnd[0] = ends;
+                    }
+                    @Override public void redirected(int layer, String value, String next) { redirects.add(new Redirect(layer, value, next)); }
                 });
+        Lookup lk = decide(stack, parentRel, name, parentMerge, probes, r, opaqueEnd[0]);
+        lk.paths = r.paths;
+        lk.asked = askedAt;
+        lk.redirects.addAll(redirects);
+        return lk;
+    }
+
+    private static Lookup decide(Stack stack, String parentRel, String name, int[] parentMerge, List<Probe> probes,
+                                 LayerLookup.Result r, boolean opaqueEnd0) {
+        boolean[] opaqueEnd = {opaqueEnd0};
         int last = probes.isEmpty() ? -1 : probes.get(probes.size() - 1).layer();
         if (r.errno < 0) return new Lookup(parentRel, name, parentMerge, probes, Result.ERROR, NONE, last, Stop.ERROR, last);
         if (r.layers.length == 0) {
@@ -125,7 +159,8 @@ public final class Lookup {
 
     /** Layers of the parent's merge list that the lookup did not ask, because of the stop. */
     public int[] notAsked() {
-        int asked = probes.size();
-        return Arrays.copyOfRange(parentMerge, asked, parentMerge.length);
+        if (probes.isEmpty()) return parentMerge.clone();
+        int last = probes.get(probes.size() - 1).layer();
+        return Arrays.stream(parentMerge).filter(l -> l > last).toArray();
     }
 }

@@ -20,6 +20,8 @@ public final class Markers {
     public static final String USER_OPAQUE = "user.overlay.opaque";
     public static final String TRUSTED_WHITEOUT = "trusted.overlay.whiteout";
     public static final String USER_WHITEOUT = "user.overlay.whiteout";
+    public static final String TRUSTED_REDIRECT = "trusted.overlay.redirect";
+    public static final String USER_REDIRECT = "user.overlay.redirect";
 
     public enum WhiteoutForm {
         CHAR_DEVICE("character device 0/0"), WH_FILE(".wh. file"), XATTR("overlay.whiteout xattr");
@@ -76,6 +78,32 @@ public final class Markers {
         byte[] v = layer.getxattr(dirRel, TRUSTED_OPAQUE);
         if (v == null) v = layer.getxattr(dirRel, USER_OPAQUE);
         return v != null && v.length > 0 ? v[0] : 0;
+    }
+
+    /**
+     * A directory's overlay.redirect (trusted, else user) as a name (bytes as {@link Posix#NAMES}
+     * text): an absolute path from the layer root ("/a/b") or a name in the same parent; null if none.
+     */
+    public static String redirect(Layer layer, String dirRel) {
+        byte[] v = layer.getxattr(dirRel, TRUSTED_REDIRECT);
+        if (v == null) v = layer.getxattr(dirRel, USER_REDIRECT);
+        return v == null ? null : new String(v, Posix.NAMES);
+    }
+
+    /**
+     * Whether a redirect is well formed as the kernel checks it (ovl_get_redirect_xattr): an absolute
+     * one has no empty component, a relative one no '/'.
+     */
+    public static boolean validRedirect(String r) {
+        if (r.isEmpty()) return false;
+        if (r.charAt(0) != '/') return r.indexOf('/') < 0;
+        for (String c : r.substring(1).split("/", -1)) if (c.isEmpty()) return false;
+        return true;
+    }
+
+    /** Stores a directory's redirect in the namespace of {@code xattr} (trusted.overlay.redirect or user.). */
+    public static int setRedirect(At dir, String xattr, String redirect) {
+        return Posix.lsetxattr(dir.xattrPath(), xattr, redirect.getBytes(Posix.NAMES), 0);
     }
 
     private static boolean isY(byte[] v) { return v != null && v.length >= 1 && v[0] == 'y'; }

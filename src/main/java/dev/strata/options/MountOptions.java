@@ -19,6 +19,13 @@ public final class MountOptions {
     public final double timeoutSeconds;    // entry (name) cache timeout handed to the kernel
     public final double attrTimeoutSeconds; // attribute cache timeout (see README: hard links, copy-up)
     public final boolean staticNlink;
+    /**
+     * redirect_dir: "on" (renaming a lower or merged directory stores overlay.redirect), "follow"
+     * (the default: redirects are followed, never written), "nofollow" (a lookup that would follow one
+     * fails with EPERM, as on the kernel). "off" is taken as "follow", as the kernel does with
+     * CONFIG_OVERLAY_FS_REDIRECT_ALWAYS_FOLLOW=y (its default).
+     */
+    public final String redirectDir;
     public final boolean noAcl;
     public final int xattrPermissions;     // 0 none, 1 secure (root-owned xattr), 2 user
     public final IdMapping uidMapping;
@@ -54,6 +61,7 @@ public final class MountOptions {
         this.timeoutSeconds = b.timeoutSeconds;
         this.attrTimeoutSeconds = b.attrTimeoutSeconds;
         this.staticNlink = b.staticNlink;
+        this.redirectDir = b.redirectDir;
         this.noAcl = b.noAcl;
         this.xattrPermissions = b.xattrPermissions;
         this.uidMapping = b.uidMapping;
@@ -82,6 +90,11 @@ public final class MountOptions {
 
     public boolean readOnly() { return upperDir == null; }
 
+    /** Renaming a lower or merged directory writes a redirect (redirect_dir=on). */
+    public boolean redirectWrite() { return "on".equals(redirectDir); }
+    /** Redirects in the layers are followed (every mode but nofollow). */
+    public boolean redirectFollow() { return !"nofollow".equals(redirectDir); }
+
     /** Mutable builder used by the parser and by callers that build options in code (tests, --image). */
     public static final class Builder {
         public List<Path> lowerDirs = new ArrayList<>();
@@ -94,6 +107,7 @@ public final class MountOptions {
         public Integer squashUid, squashGid;
         public String context, traceFile;
         public String transport = "auto";
+        public String redirectDir = "follow";
         public boolean passthrough = true;
         public Boolean suid, dev, exec;
         public String fsname, subtype;

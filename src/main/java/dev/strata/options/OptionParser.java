@@ -25,13 +25,13 @@ public final class OptionParser {
             "strictatime", "diratime", "nodiratime", "async", "sync", "auto", "noauto", "user", "nouser",
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
-            "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded", "redirect_dir", "index",
+            "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded", "index",
             "metacopy", "xino", "userxattr", "nfs_export", "uuid");
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
             "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
-            "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
+            "redirect_dir", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
             "suid", "nosuid", "dev", "nodev", "exec", "noexec", "allow_other", "allow_root", "ro", "rw");
 
@@ -124,6 +124,14 @@ public final class OptionParser {
             case "timeout": b.timeoutSeconds = number(key, need(key, val)); break;
             case "attr_timeout": b.attrTimeoutSeconds = number(key, need(key, val)); break;
             case "static_nlink": b.staticNlink = true; break;
+            case "redirect_dir": {
+                String v = need(key, val);
+                if (!v.equals("on") && !v.equals("follow") && !v.equals("nofollow") && !v.equals("off")) {
+                    throw new IllegalArgumentException("redirect_dir must be on, follow, nofollow or off");
+                }
+                b.redirectDir = v.equals("off") ? "follow" : v;
+                break;
+            }
             case "noacl": b.noAcl = true; break;
             case "xattr_permissions": {
                 int v = (int) number(key, need(key, val));

@@ -80,7 +80,7 @@ final class Attrs {
     void present(Node n, Pointer st) {
         st.putLong(Stat.OFF_INO, presentedIno(n, st.getLong(Stat.OFF_INO)));
         if (n.isDir() && (n.merged() || ovl.opts.staticNlink)) st.putLong(Stat.OFF_NLINK, 1);
-        if (ovl.overrides.reads(n.top())) ovl.overrides.apply(n.top(), ovl.stack[n.top()], n.rel, st);
+        if (ovl.overrides.reads(n.top())) ovl.overrides.apply(n.top(), ovl.stack[n.top()], n.relIn(n.top()), st);
         mapOwner(st);
     }
 
@@ -133,9 +133,10 @@ final class Attrs {
 
     int getattr(Node n, Pointer st) {
         Layer l = ovl.stack[n.top()];
+        String at = n.relIn(n.top());
         int r;
-        if (n.rel.isEmpty()) r = Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH);
-        else try (At a = l.at(n.rel)) {
+        if (at.isEmpty()) r = Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH);
+        else try (At a = l.at(at)) {
             r = a.ok() ? Posix.fstatat(a.dirfd(), a.name(), st, AT_SYMLINK_NOFOLLOW) : a.err();
         }
         if (r < 0) return r;
@@ -201,7 +202,7 @@ final class Attrs {
             int e = Namei.err(n);
             if (e != 0) return e;
             if (n.type != S_IFLNK) return -EINVAL;
-            try (At a = ovl.stack[n.top()].at(n.rel)) {
+            try (At a = ovl.stack[n.top()].at(n.relIn(n.top()))) {
                 if (!a.ok()) return a.err();
                 long r = Posix.readlinkat(a.dirfd(), a.name(), buf, size - 1);
                 if (r < 0) return (int) r;

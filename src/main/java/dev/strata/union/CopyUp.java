@@ -33,7 +33,7 @@ final class CopyUp {
         long t0 = System.nanoTime();
         Layer src = ovl.stack[n.top()];
         Stat st = new Stat();
-        int r = src.lstat(n.rel, st);
+        int r = src.lstat(n.relIn(n.top()), st);
         if (r < 0) return r;
         long ino = ovl.attrs.presentedIno(n, st.ino());
         // A lower file with several links: its copy is a new, separate file (no index), and the kernel
@@ -103,7 +103,7 @@ final class CopyUp {
             int top = n.top();
             Layer src = ovl.stack[top];
             Stat st = new Stat();
-            int r = src.lstat(rel, st);
+            int r = src.lstat(n.relIn(top), st);
             if (r < 0 || st.type() != S_IFREG || st.size() < UNLOCKED_COPY_MIN) return 0;
             long t0 = System.nanoTime();
             long ino = ovl.attrs.presentedIno(n, st.ino());
@@ -174,7 +174,7 @@ final class CopyUp {
      * only an unnamed inode). Returns its descriptor, {@link #NO_TMPFILE}, or -errno.
      */
     int prepareFileCopy(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
-        int in = src.openat(n.rel, O_RDONLY | O_NOFOLLOW, 0);
+        int in = src.openat(n.relIn(src.index()), O_RDONLY | O_NOFOLLOW, 0);
         if (in < 0) return in;
         int out = Posix.openat(ovl.workFd, ".", O_TMPFILE | O_WRONLY, 0600);
         if (out < 0) {
@@ -204,10 +204,11 @@ final class CopyUp {
     /** The way for every type: build the copy under a temporary name in the workdir, then rename it into the upper. */
     int copyThroughWorkdir(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
         String tmp = ovl.tmpName();
-        int r = createCopy(src, n.rel, st, tmp, data, bytes, method);
-        if (r == 0) r = finishCopy(src, n.rel, st, tmp, origin);
+        String from = n.relIn(src.index()); // below a renamed directory: its old path in the lower layer
+        int r = createCopy(src, from, st, tmp, data, bytes, method);
+        if (r == 0) r = finishCopy(src, from, st, tmp, origin);
         if (r == 0) r = copyOverride(n, src, st, tmp, -1);
-        if (r == 0) ovl.fileattr.copyFileattr(src, n.rel, st, tmp);
+        if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);
         if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
         if (r < 0) Tree.removeAt(ovl.workFd, tmp);
         return r;
@@ -362,7 +363,7 @@ final class CopyUp {
      */
     int copyOverride(Node n, Layer src, Stat st, String tmp, int fd) {
         int top = n.top();
-        OverrideStat.Value v = ovl.overrides.get(top, src, n.rel, st.type());
+        OverrideStat.Value v = ovl.overrides.get(top, src, n.relIn(top), st.type());
         if (ovl.overrides.writes(st.type())) {
             int uid = v != null && v.uid != -1 ? v.uid : st.uid(), gid = v != null && v.gid != -1 ? v.gid : st.gid();
             int mode = v != null ? v.mode : st.perm();
@@ -371,7 +372,7 @@ final class CopyUp {
         if (v == null) return 0;
         int r = fd >= 0 ? Posix.fchown(fd, v.uid, v.gid) : Posix.fchownat(ovl.workFd, tmp, v.uid, v.gid, AT_SYMLINK_NOFOLLOW);
         if (r < 0 && ovl.root) return r;
-        if (r == 0 && st.type() == S_IFREG) restoreCapability(src, n.rel, tmp, fd);
+        if (r == 0 && st.type() == S_IFREG) restoreCapability(src, n.relIn(top), tmp, fd);
         return fd >= 0 ? Posix.fchmod(fd, v.mode) : Posix.fchmodat(ovl.workFd, tmp, v.mode);
     }
 

@@ -42,6 +42,15 @@ public final class LayerLookup {
          * @param errno for {@link Say#ERROR}: the (negative) errno
          */
         void said(int layer, Say say, boolean ends, int errno);
+
+        /**
+         * The directory found in {@code layer} carries overlay.redirect {@code redirect}: the layers
+         * below look up {@code next} (a name in the parent, or an absolute path) instead of its name.
+         */
+        default void redirected(int layer, String redirect, String next) { }
+
+        /** The path asked in {@code layer} (from its root), told before {@link #said}. */
+        default void asked(int layer, String path) { }
     }
 
     /** The outcome of one lookup step. */
@@ -56,9 +65,15 @@ public final class LayerLookup {
         public final long xwhMask;
         /** A negative errno if a layer could not be read (then nothing else counts), else 0. */
         public final int errno;
+        /**
+         * Where the entry is in each layer, by layer index, where that is not its path (a redirect was
+         * followed, or the parent is elsewhere in that layer); null if everywhere at its path.
+         */
+        public final String[] paths;
 
-        Result(int[] layers, int type, boolean whiteout, long xwhMask, int errno) {
+        Result(int[] layers, int type, boolean whiteout, long xwhMask, int errno, String[] paths) {
             this.layers = layers; this.type = type; this.whiteout = whiteout; this.xwhMask = xwhMask; this.errno = errno;
+            this.paths = paths;
         }
     }
 
@@ -79,69 +94,192 @@ public final class LayerLookup {
         return m;
     }
 
+    /** Lookup flag: redirects are followed (redirect_dir=on/follow; without it a followed one is EPERM). */
+    public static final int FOLLOW = 1;
+    /** Lookup flag: layer 0 of the stack is an upper layer (its own redirect is no EPERM under nofollow). */
+    public static final int UPPER = 2;
+
     /**
-     * Looks up {@code name} in directory {@code dirRel}, whose merge list is {@code dirLayers}. Marker
-     * names ({@code .wh.*}) are the caller's to refuse.
+     * Looks up {@code name} in directory {@code dirRel}, whose merge list is {@code dirLayers}, every
+     * layer holding the directory at dirRel, following redirects. Marker names ({@code .wh.*}) are the
+     * caller's to refuse.
      *
      * @param obs null, or told what each asked layer holds
      */
     public static Result lookup(Layer[] stack, int[] dirLayers, String dirRel, String name, Observer obs) {
+        return lookup(stack, dirLayers, null, dirRel, name, FOLLOW, obs);
+    }
+
+    /**
+     * As the kernel's ovl_lookup: the name is looked up in each layer of the merge list; a directory
+     * (in a layer other than the bottom one) that is not opaque and carries overlay.redirect makes the
+     * layers below look up the redirect instead: a relative one (a name) in the same parent directories,
+     * an absolute one ("/a/b") from the root of every layer below, walking each component (a
+     * whiteout, a non-directory or an opaque directory on the way ends the merge there).
+     *
+     * @param dirPaths where the directory is in each layer, by layer index, where not at dirRel (null: all at dirRel)
+     * @param flags    {@link #FOLLOW}, {@link #UPPER}
+     * @return the layers, and in {@link Result#paths} where the entry is in each layer that differs from its path
+     */
+    public static Result lookup(Layer[] stack, int[] dirLayers, String[] dirPaths, String dirRel, String name, int flags, Observer obs) {
         String rel = Layer.child(dirRel, name);
+        boolean follow = (flags & FOLLOW) != 0;
         Stat st = Stat.local();
+        Walk w = new Walk(name);
+        int[] poe = dirLayers;
+        boolean all = false;
+        int bottom = stack.length - 1;
         int[] found = null;
+        String[] paths = null;
         int n = 0, type = 0;
         long xwh = 0;
         boolean whiteout = false;
-        for (int k = 0; k < dirLayers.length; k++) {
-            int li = dirLayers[k];
+        for (int k = 0; k < poe.length; k++) {
+            int li = poe[k];
             Layer l = stack[li];
-            int r = l.lstat(rel, st);
-            if (r == 0) {
-                if ((st.type() == S_IFCHR && st.rdev() == 0) || isXattrWhiteout(l, rel, st)) {
-                    whiteout = true;
-                    if (obs != null) obs.said(li, Say.WHITEOUT, false, 0);
-                    break;
-                }
-                int t = st.type();
-                if (t != S_IFDIR) {
-                    // found first: the result, hiding everything below; below a directory: ignored, ends the merge
-                    if (n == 0) {
-                        type = t;
-                        found = new int[]{li};
-                        n = 1;
-                    }
-                    if (obs != null) obs.said(li, Say.NONDIR, false, 0);
-                    break;
-                }
-                if (n == 0) {
-                    type = t;
-                    found = new int[dirLayers.length - k];
-                }
-                found[n++] = li;
-                boolean ends = false;
-                if (k < dirLayers.length - 1) {
-                    // opaque ('y') stops the merge; 'x' marks xattr whiteouts inside. The last layer
-                    // hides nothing, so its markers are not read (the kernel does not honour them either).
-                    byte ov = Markers.opaqueXattr(l, rel);
-                    if (ov == 'x' && li < 64) xwh |= 1L << li;
-                    ends = ov == 'y' || l.exists(Layer.child(rel, Markers.OPAQUE_FILE));
-                }
-                if (obs != null) obs.said(li, Say.DIR, ends, 0);
-                if (ends) break;
-            } else if (r == -ENOENT || r == -ENOTDIR) {
-                if (Markers.hasWhFile(l, dirRel, name)) {
-                    whiteout = n == 0;
-                    if (obs != null) obs.said(li, Say.WHITEOUT, false, 0);
-                    break;
-                }
+            // the bottom layer's markers hide nothing and are not read (with nofollow: the last one asked)
+            boolean last = follow ? li == bottom : k == poe.length - 1;
+            String base = w.abs ? "" : dirPaths == null || dirPaths[li] == null ? dirRel : dirPaths[li];
+            String before = w.redirect;
+            if (obs != null) obs.asked(li, w.abs ? w.want.substring(1) : Layer.child(base, w.want));
+            Say say = w.probe(l, base, last, st);
+            if (say == Say.ERROR) {
+                if (obs != null) obs.said(li, Say.ERROR, false, w.errno);
+                return new Result(NONE, 0, false, 0, w.errno, null);
+            }
+            if (say == Say.WHITEOUT) {
+                whiteout = n == 0;
+                if (obs != null) obs.said(li, Say.WHITEOUT, false, 0);
+                break;
+            }
+            if (say == Say.ABSENT) {
                 if (obs != null) obs.said(li, Say.ABSENT, false, 0);
-            } else {
-                if (obs != null) obs.said(li, Say.ERROR, false, r);
-                return new Result(NONE, 0, false, 0, r);
+                if (w.stop) break;
+                continue;
+            }
+            if (say == Say.NONDIR) {
+                // found first: the result, hiding everything below; below a directory: ignored, ends the merge
+                if (n == 0) {
+                    type = w.type;
+                    found = new int[]{li};
+                    n = 1;
+                    if (!w.path.equals(rel)) (paths = new String[stack.length])[li] = w.path;
+                }
+                if (obs != null) obs.said(li, Say.NONDIR, false, 0);
+                break;
+            }
+            // a directory: joins the merge
+            boolean upper = li == 0 && (flags & UPPER) != 0;
+            if (!follow && w.redirect != null && (before != null || !upper)) {
+                // following a redirect can show what the layer below hides: refused unless asked for
+                if (obs != null) obs.said(li, Say.ERROR, false, -EPERM);
+                return new Result(NONE, 0, false, 0, -EPERM, null);
+            }
+            if (n == 0) {
+                type = S_IFDIR;
+                found = new int[stack.length];
+            }
+            found[n++] = li;
+            if (!w.path.equals(rel)) {
+                if (paths == null) paths = new String[stack.length];
+                paths[li] = w.path;
+            }
+            if (w.xwh && li < 64) xwh |= 1L << li;
+            if (obs != null) obs.said(li, Say.DIR, w.stop, 0);
+            if (w.redirect != before && obs != null) obs.redirected(li, w.redirect, w.want);
+            if (w.stop) break;
+            if (w.abs && !all) {
+                // an absolute redirect: every layer below this one, from its root
+                all = true;
+                poe = new int[bottom - li];
+                for (int i = 0; i < poe.length; i++) poe[i] = li + 1 + i;
+                k = -1;
             }
         }
-        if (n == 0) return new Result(NONE, 0, whiteout, 0, 0);
+        if (n == 0) return new Result(NONE, 0, whiteout, 0, 0, null);
         int[] layers = n == found.length ? found : Arrays.copyOf(found, n);
-        return new Result(layers, type, false, type == S_IFDIR ? xwh : 0, 0);
+        return new Result(layers, type, false, type == S_IFDIR ? xwh : 0, 0, paths);
+    }
+
+    /** The state of one lookup across layers (the kernel's ovl_lookup_data). */
+    private static final class Walk {
+        /** What the next layer looks up: a name in the parent directory, or an absolute path from the layer root. */
+        String want;
+        boolean abs;
+        /** The merge ends with this layer (an opaque directory, a whiteout or non-directory on the way). */
+        boolean stop;
+        /** The last redirect read, or null. */
+        String redirect;
+        // the last probe's findings
+        String path;
+        int type, errno;
+        boolean xwh;
+
+        Walk(String name) { want = name; }
+
+        /** Looks {@link #want} up in one layer, component by component when it is absolute. */
+        Say probe(Layer l, String base, boolean last, Stat st) {
+            String walked = want;
+            xwh = false;
+            String cur = base;
+            int i = abs ? 1 : 0;
+            while (true) {
+                int j = abs ? walked.indexOf('/', i) : -1;
+                boolean end = j < 0;
+                String comp = end ? walked.substring(i) : walked.substring(i, j);
+                if (comp.equals(".") || comp.equals("..")) { errno = -EACCES; return Say.ERROR; } // lookup_one_len
+                String p = Layer.child(cur, comp);
+                int r = l.lstat(p, st);
+                if (r == -ENOENT || r == -ENOTDIR) {
+                    if (Markers.hasWhFile(l, cur, comp)) {
+                        stop = true;
+                        return end ? Say.WHITEOUT : Say.ABSENT;
+                    }
+                    return Say.ABSENT;
+                }
+                if (r < 0) { errno = r; return Say.ERROR; }
+                if ((st.type() == S_IFCHR && st.rdev() == 0) || (end && isXattrWhiteout(l, p, st))) {
+                    stop = true;
+                    return end ? Say.WHITEOUT : Say.ABSENT;
+                }
+                if (st.type() != S_IFDIR) {
+                    if (!end) { stop = true; return Say.ABSENT; }
+                    path = p;
+                    type = st.type();
+                    return Say.NONDIR;
+                }
+                if (!last) {
+                    // opaque ('y') stops the merge; 'x' marks xattr whiteouts inside
+                    byte ov = Markers.opaqueXattr(l, p);
+                    if (end && ov == 'x') xwh = true;
+                    if (ov == 'y' || l.exists(Layer.child(p, Markers.OPAQUE_FILE))) {
+                        stop = true;
+                    } else {
+                        String red = Markers.redirect(l, p);
+                        if (red != null) {
+                            if (!Markers.validRedirect(red)) { errno = -EINVAL; return Say.ERROR; }
+                            String post = end ? "" : walked.substring(j);
+                            if (red.charAt(0) == '/') {
+                                want = red + post;
+                                abs = true;
+                                stop = false; // an absolute redirect below an opaque ancestor goes on
+                            } else {
+                                // the name of this component replaced (the prefix may itself have been rewritten)
+                                int prelen = want.length() - (walked.length() - i);
+                                want = want.substring(0, prelen) + red + post;
+                            }
+                            redirect = red;
+                        }
+                    }
+                }
+                if (end) {
+                    path = p;
+                    type = S_IFDIR;
+                    return Say.DIR;
+                }
+                cur = p;
+                i = j + 1;
+            }
+        }
     }
 }

@@ -53,7 +53,8 @@ final class Namei {
     private Node confirmListed(Node dir, ConcurrentHashMap<String, Node> ch, String name, Node c) {
         Layer l = ovl.stack[c.top()];
         Stat st = Stat.local();
-        if (l.lstat(c.rel, st) == 0 && st.type() == c.type && !LayerLookup.isXattrWhiteout(l, c.rel, st)) {
+        String at = c.relIn(c.top());
+        if (l.lstat(at, st) == 0 && st.type() == c.type && !LayerLookup.isXattrWhiteout(l, at, st)) {
             c.listed = false;
             return c;
         }
@@ -80,9 +81,9 @@ final class Namei {
     Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);
         if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
-        LayerLookup.Result r = LayerLookup.lookup(ovl.stack, dir.layers, dir.rel, name, null);
+        LayerLookup.Result r = LayerLookup.lookup(ovl.stack, dir.layers, dir.paths, dir.rel, name, ovl.lookupFlags, null);
         if (r.errno < 0) return new LookupError(r.errno);
-        return new Node(dir, rel, r.layers, r.type, r.whiteout, r.xwhMask);
+        return new Node(dir, rel, r.layers, r.paths, r.type, r.whiteout, r.xwhMask);
     }
 
     /**
@@ -143,17 +144,17 @@ final class Namei {
      */
     boolean lowerHas(Node dir, String name) {
         Stat st = Stat.local2();
-        String rel = Layer.child(dir.rel, name);
         for (int li : dir.layers) {
             if (ovl.hasUpper && li == 0) continue;
             Layer l = ovl.stack[li];
+            String rel = Layer.child(dir.relIn(li), name);
             int r = l.lstat(rel, st);
             if (r == 0) {
                 if (st.type() == S_IFCHR && st.rdev() == 0) return false;
                 if (LayerLookup.isXattrWhiteout(l, rel, st)) return false;
                 return true;
             }
-            if (Markers.hasWhFile(l, dir.rel, name)) return false;
+            if (Markers.hasWhFile(l, dir.relIn(li), name)) return false;
         }
         return false;
     }

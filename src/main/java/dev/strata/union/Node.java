@@ -14,6 +14,12 @@ class Node {
     final Node parent;
     /** Path relative to each layer root: "" for the root, else "a/b" (the name is its last part). */
     final String rel;
+    /**
+     * Where the entry is in each layer, by layer index, where that differs from {@link #rel}: below a
+     * renamed directory (overlay.redirect) the lower layers hold it under its old path. Null when every
+     * layer has it at rel (always for the upper).
+     */
+    final String[] paths;
     /** Layer indices top first (index 0 is the upper when there is one); empty for a negative entry. */
     volatile int[] layers;
     /** S_IFMT bits of the top entry (0 if negative). */
@@ -62,12 +68,24 @@ class Node {
     static int[] shared(int[] layers) { return layers.length == 1 ? single(layers[0]) : layers; }
 
     Node(Node parent, String rel, int[] layers, int type, boolean whiteout, long xwhMask) {
+        this(parent, rel, layers, null, type, whiteout, xwhMask);
+    }
+
+    Node(Node parent, String rel, int[] layers, String[] paths, int type, boolean whiteout, long xwhMask) {
         this.parent = parent;
+        this.paths = paths;
         this.rel = rel;
         this.layers = shared(layers);
         this.type = type;
         this.whiteout = whiteout;
         this.xwhMask = xwhMask;
+    }
+
+    /** The entry's path in layer {@code layer} (its old path there when a directory above was renamed). */
+    String relIn(int layer) {
+        String[] p = paths;
+        String r = p == null || layer >= p.length ? null : p[layer];
+        return r == null ? rel : r;
     }
 
     /** The entry's name: the last part of {@link #rel} (derived rather than kept: one string less per entry). */

@@ -89,8 +89,9 @@ final class OpenFiles {
                 if (r < 0) return r;
             }
             int fd;
-            if (n.rel.isEmpty()) fd = Posix.openat(ovl.stack[n.top()].fd(), ".", oflags, 0);
-            else fd = ovl.stack[n.top()].openat(n.rel, oflags, 0);
+            String at = n.relIn(n.top());
+            if (at.isEmpty()) fd = Posix.openat(ovl.stack[n.top()].fd(), ".", oflags, 0);
+            else fd = ovl.stack[n.top()].openat(at, oflags, 0);
             if (fd >= 0) {
                 openFiles.put(fd, n);
                 // every descriptor on a lower object is known as one (see upperFdOf): changes never go through it

@@ -40,6 +40,10 @@ final class Overlay implements AutoCloseable {
     final boolean root;           // the daemon can chown and set trusted.* xattrs
     final String originXattr;
     final String impureXattr;
+    /** How lookups treat redirects ({@link LayerLookup#FOLLOW}, {@link LayerLookup#UPPER}). */
+    final int lookupFlags;
+    /** Where a rename stores a redirect: trusted.overlay.redirect, or user. where trusted xattrs fail. */
+    final String redirectXattr;
     final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     final UnionEvents events;
     final DataCopy dataCopy;
@@ -78,6 +82,8 @@ final class Overlay implements AutoCloseable {
         singleDev = nDev == 1;
         originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
+        lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0);
+        redirectXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_REDIRECT : dev.strata.layer.Markers.USER_REDIRECT;
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         dataCopy = new DataCopy(workFd, stack.length);
         int[] all = new int[stack.length];

@@ -140,7 +140,8 @@ final class Readdir {
             // an impure upper directory holds copied-up entries that show their origin's number (as the
             // kernel's ovl_iterate looks up every entry of one): one getxattr per upper entry there only
             boolean origins = ovl.hasUpper && li == 0 && ovl.attrs.impure(n);
-            int fd = l.openat(n.rel.isEmpty() ? "." : n.rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+            String drel = n.relIn(li); // below a renamed directory: the old path in the lower layers
+            int fd = l.openat(drel.isEmpty() ? "." : drel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
             if (fd < 0) return fd;
             int r;
             try {
@@ -159,7 +160,7 @@ final class Readdir {
                     if (seen != null && seen.size() > max) { tooMany[0] = true; stopped[0] = true; return false; }
                     int type = dtToMode(dt);
                     if (dt == DT_CHR || dt == DT_UNKNOWN || (xwh && dt == DT_REG)) {
-                        String crel = Layer.child(n.rel, name);
+                        String crel = Layer.child(drel, name);
                         if (l.lstat(crel, st) < 0) return true;
                         type = st.type();
                         if (st.isWhiteoutDevice()) return true;
@@ -186,7 +187,10 @@ final class Readdir {
     void remember(Node dir, String name, int layer, int type) {
         ConcurrentHashMap<String, Node> ch = dir.children();
         if (ch.containsKey(name)) return;
-        Node c = new Node(dir, Layer.child(dir.rel, name), Node.single(layer), type, false, 0);
+        String rel = Layer.child(dir.rel, name), at = Layer.child(dir.relIn(layer), name);
+        String[] paths = null;
+        if (!at.equals(rel)) (paths = new String[ovl.stack.length])[layer] = at;
+        Node c = new Node(dir, rel, Node.single(layer), paths, type, false, 0);
         c.listed = type == S_IFREG; // it may be an xattr whiteout: the first lookup confirms it
         ovl.namei.cache(ch, name, c);
     }
@@ -195,7 +199,8 @@ final class Readdir {
         if (n.ino != 0) return n.ino;
         Stat st = Stat.local2();
         Layer l = ovl.stack[n.top()];
-        int r = n.rel.isEmpty() ? Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH) : l.lstat(n.rel, st);
+        String at = n.relIn(n.top());
+        int r = at.isEmpty() ? Posix.fstatat(l.fd(), "", st, AT_EMPTY_PATH) : l.lstat(at, st);
         if (r < 0) return 1;
         return ovl.attrs.presentedIno(n, st.ino());
     }

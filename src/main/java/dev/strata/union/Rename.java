@@ -50,8 +50,10 @@ final class Rename {
                 if (src.isDir() && !dst.isDir()) return -ENOTDIR;
                 if (!src.isDir() && dst.isDir()) return -EISDIR;
             }
-            // the kernel refuses to move a lower or merged directory before it looks at the target
-            if (src.isDir() && (src.layers.length > 1 || src.top() != 0)) {
+            // without redirect_dir=on the kernel refuses to move a lower or merged directory before it
+            // looks at the target
+            boolean redirect = src.isDir() && (src.layers.length > 1 || src.top() != 0);
+            if (redirect && !ovl.opts.redirectWrite()) {
                 ovl.events.renameRefused("/" + src.rel, "/" + Layer.child(dstDir.rel, dstName),
                         src.top() != 0 ? "directory is in a lower layer" : "directory merges lower layers");
                 return -EXDEV;
@@ -68,6 +70,10 @@ final class Rename {
             r = ovl.copy.copyUp(dstDir, true);
             if (r < 0) return r;
             Node srcDir = src.parent;
+            if (redirect) {
+                r = setRedirect(src, srcDir == dstDir, "/" + Layer.child(dstDir.rel, dstName));
+                if (r < 0) return r;
+            }
             // an entry with an origin moving to another directory makes that one impure (ovl_rename)
             if (srcDir != dstDir && ovl.attrs.origin(src.rel) != 0) ovl.attrs.markImpure(dstDir);
             boolean srcLower = ovl.namei.lowerHas(srcDir, src.name());
@@ -78,7 +84,7 @@ final class Rename {
             boolean dstUpperIsDir = dstUpper && st.isDir();
             boolean dstUpperWhiteout = dstUpper && dst.negative();
             boolean whFile = Markers.hasWhFile(up, dstDir.rel, dstName);
-            if (src.isDir() && (dst.whiteout || dstUpperWhiteout || whFile || ovl.namei.lowerHas(dstDir, dstName))) {
+            if (src.isDir() && !redirect && (dst.whiteout || dstUpperWhiteout || whFile || ovl.namei.lowerHas(dstDir, dstName))) {
                 // the moved directory lands where lower entries would merge in: make it opaque
                 try (At a = up.at(src.rel)) {
                     int[] oe = new int[1];
@@ -123,6 +129,44 @@ final class Rename {
         } finally {
             ovl.lock.writeLock().unlock();
         }
+    }
+
+    /** The kernel's redirect_max: a longer redirect makes the rename EXDEV (mv then copies). */
+    static final int REDIRECT_MAX = 256;
+
+    /**
+     * Stores overlay.redirect on the upper copy of a lower or merged directory about to move (the
+     * kernel's ovl_set_redirect): a redirect it has is kept when the move stays in its directory or the
+     * redirect is absolute; else a move within its directory records its old name, and a move to another
+     * directory its old path from the root, made of its own and its ancestors' redirects where they have
+     * them (ovl_get_redirect). Returns 0 or -errno (EXDEV when it would be over redirect_max).
+     */
+    int setRedirect(Node src, boolean samedir, String to) {
+        Layer up = ovl.stack[0];
+        String have = Markers.redirect(up, src.rel);
+        if (have != null && (samedir || have.startsWith("/"))) return 0;
+        String redirect;
+        if (samedir) {
+            redirect = src.name();
+        } else {
+            StringBuilder b = new StringBuilder();
+            for (Node p = src; p.parent != null; p = p.parent) {
+                String r = p.top() == 0 ? Markers.redirect(up, p.rel) : null;
+                b.insert(0, r != null ? r : p.name());
+                if (r != null && r.startsWith("/")) break;
+                b.insert(0, '/');
+            }
+            redirect = b.toString();
+        }
+        if (redirect.length() > REDIRECT_MAX) return -EXDEV;
+        try (At a = up.at(src.rel)) {
+            if (!a.ok()) return a.err();
+            int r = Markers.setRedirect(a, ovl.redirectXattr, redirect);
+            // as the kernel: a redirect the upper cannot hold means a move it cannot make (mv copies)
+            if (r < 0) return r == -ENOSPC || r == -EDQUOT ? r : -EXDEV;
+        }
+        ovl.events.redirected("/" + src.rel, to, redirect, ovl.redirectXattr);
+        return 0;
     }
 
     /** Cleared once the upper refuses RENAME_WHITEOUT (no CAP_MKNOD, a file system without it). */
@@ -187,15 +231,21 @@ final class Rename {
     /** RENAME_EXCHANGE: both names must exist; lower or merged directories cannot move. */
     int exchange(Node a, Node b) {
         if (b.negative()) return -ENOENT;
-        for (Node n : new Node[]{a, b}) {
-            if (n.isDir() && (n.layers.length > 1 || n.top() != 0)) return -EXDEV;
+        boolean[] redirect = new boolean[2];
+        for (int i = 0; i < 2; i++) {
+            Node n = i == 0 ? a : b;
+            redirect[i] = n.isDir() && (n.layers.length > 1 || n.top() != 0);
+            if (redirect[i] && !ovl.opts.redirectWrite()) return -EXDEV;
         }
         int r = ovl.copy.copyUp(a, true);
         if (r == 0) r = ovl.copy.copyUp(b, true);
         if (r < 0) return r;
+        if (redirect[0]) r = setRedirect(a, a.parent == b.parent, "/" + b.rel);
+        if (r == 0 && redirect[1]) r = setRedirect(b, a.parent == b.parent, "/" + a.rel);
+        if (r < 0) return r;
         // a directory that moves onto a name lower layers have must not merge with them
         for (Node[] p : new Node[][]{{a, b}, {b, a}}) {
-            if (p[0].isDir() && ovl.namei.lowerHas(p[1].parent, p[1].name()) && Markers.opaque(ovl.stack[0], p[0].rel) == null) {
+            if (p[0].isDir() && !redirect[p[0] == a ? 0 : 1] && ovl.namei.lowerHas(p[1].parent, p[1].name()) && Markers.opaque(ovl.stack[0], p[0].rel) == null) {
                 try (At at = ovl.stack[0].at(p[0].rel)) {
                     int[] e = new int[1];
                     if (at.ok() && Markers.markOpaque(at, e) == null) return e[0];

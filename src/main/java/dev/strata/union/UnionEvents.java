@@ -19,6 +19,11 @@ public interface UnionEvents {
     default void whiteout(String path, String form) {}
     /** A directory was made opaque in the upper layer. */
     default void opaque(String path, String form) {}
+    /**
+     * A lower or merged directory was renamed (redirect_dir=on): its upper directory at {@code to}
+     * carries overlay.redirect {@code redirect} (its path in the lower layers).
+     */
+    default void redirected(String from, String to, String redirect, String xattr) {}
     /** A directory rename was refused with EXDEV. */
     default void renameRefused(String from, String to, String why) {}
 }

@@ -63,7 +63,8 @@ final class Xattrs {
     }
 
     At atOf(Node n) {
-        return n.rel.isEmpty() ? At.of(ovl.stack[n.top()].fd(), ".") : ovl.stack[n.top()].at(n.rel);
+        String at = n.relIn(n.top());
+        return at.isEmpty() ? At.of(ovl.stack[n.top()].fd(), ".") : ovl.stack[n.top()].at(at);
     }
 
     public int listxattr(String path, Pointer list, long size) {

@@ -294,4 +294,34 @@ class ExplainerTest {
         assertTrue(text.contains("verdict: /f is the regular file of upper"), text);
         assertNotNull(Json.MAPPER.readTree(ExplainReport.json(explain(f, "/f"))));
     }
+
+    /** A renamed directory (overlay.redirect, as redirect_dir=on writes it): explain follows it and says so. */
+    @Test void redirectedDirectoriesAreFollowedAndNamed() throws IOException {
+        Fixture f = Fixture.of(tmp, 2, true);
+        Fixture.file(f.lower(1), "a/f", "lower1 f");
+        Fixture.file(f.lower(2), "a/g", "lower2 g");
+        Fixture.file(f.lower(2), "c/d/h", "deep");
+        Fixture.dir(f.upper(), "b");
+        Fixture.setxattr(f.upper().resolve("b"), "user.overlay.redirect", "a");      // renamed in place: relative
+        Fixture.whiteout(f.upper(), "a", WhiteoutForm.WH_FILE);
+        Fixture.dir(f.upper(), "n/e");
+        Fixture.setxattr(f.upper().resolve("n/e"), "user.overlay.redirect", "/c/d"); // moved elsewhere: absolute
+        Explanation e = explain(f, "/b/f");
+        assertEquals(Verdict.FILE, e.verdict);
+        assertEquals(1, e.verdictLayer);
+        assertTrue(e.verdictText.contains(f.lower(1) + "/a/f"), e.verdictText);
+        String step = ExplainReport.stepText(e, e.steps.get(0));
+        assertTrue(step.contains("redirected by upper (overlay.redirect=\"a\")"), step);
+        assertArrayEquals(new int[]{0, 1, 2}, e.steps.get(0).lookup().merge, "/b merges the upper's b and both lowers' a");
+        assertEquals("a/f", e.says.get(1).raw().redirectedRel(), "lower1 is shown at the path the lookup asked it for");
+        assertTrue(ExplainReport.rawText(e.says.get(1).raw()).startsWith("at /a/f (followed redirect): regular file"),
+                ExplainReport.rawText(e.says.get(1).raw()));
+        e = explain(f, "/b/g");
+        assertEquals(2, e.verdictLayer);
+        e = explain(f, "/n/e/h");
+        assertEquals(Verdict.FILE, e.verdict);
+        assertTrue(e.verdictText.contains(f.lower(2) + "/c/d/h"), e.verdictText);
+        assertTrue(ExplainReport.stepText(e, e.steps.get(1)).contains("asked for /c/d"), ExplainReport.stepText(e, e.steps.get(1)));
+        assertEquals(Verdict.WHITED_OUT, explain(f, "/a").verdict, "the old name is whited out");
+    }
 }

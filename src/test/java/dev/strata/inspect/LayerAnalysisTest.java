@@ -163,4 +163,20 @@ class LayerAnalysisTest {
         assertEquals(">99.9%", LayerReport.percent(0.99999));
         assertEquals("25.0%", LayerReport.percent(0.25));
     }
+
+    /** A renamed lower directory (overlay.redirect): its files are visible under the new name, not wasted. */
+    @Test void filesOfARenamedDirectoryAreVisible() throws IOException {
+        Fixture f = Fixture.of(tmp, 1, true);
+        Fixture.file(f.lower(1), "a/f", bytes(100));
+        Fixture.file(f.lower(1), "a/g", bytes(10));
+        Fixture.dir(f.upper(), "b");
+        Fixture.setxattr(f.upper().resolve("b"), "user.overlay.redirect", "a");
+        Fixture.whiteout(f.upper(), "a", WhiteoutForm.WH_FILE);
+        Fixture.whiteout(f.upper(), "b/g", WhiteoutForm.WH_FILE);
+        Fixture.file(f.lower(1), "a/sub/h", bytes(50));
+        Fixture.opaque(f.upper(), "b/sub", OpaqueForm.WH_OPQ_FILE);
+        LayerAnalysis a = analyze(f);
+        assertEquals(60, a.wastedBytes(), "b/g (a/g below) is whited out, b/sub (a/sub below) opaque; a/f shows as b/f");
+        assertBalanced(a);
+    }
 }

@@ -126,4 +126,21 @@ class OptionParserTest {
         Files.createDirectory(low.resolve("inside"));
         assertTrue(Validator.check(ok, low.resolve("inside")).contains("mountpoint " + low.resolve("inside") + " is inside lowerdir " + low));
     }
+
+    /** redirect_dir as the kernel's: on writes redirects, follow (the default) and off follow them, nofollow refuses them. */
+    @Test void redirectDirModes() {
+        MountOptions d = OptionParser.parse(List.of("lowerdir=/a"), cwd);
+        assertEquals("follow", d.redirectDir);
+        assertFalse(d.redirectWrite());
+        assertTrue(d.redirectFollow());
+        MountOptions on = OptionParser.parse(List.of("lowerdir=/a,redirect_dir=on"), cwd);
+        assertTrue(on.redirectWrite() && on.redirectFollow());
+        assertTrue(on.warnings.isEmpty(), on.warnings.toString());
+        assertEquals("follow", OptionParser.parse(List.of("lowerdir=/a,redirect_dir=off"), cwd).redirectDir);
+        MountOptions nf = OptionParser.parse(List.of("lowerdir=/a,redirect_dir=nofollow"), cwd);
+        assertFalse(nf.redirectWrite() || nf.redirectFollow());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> OptionParser.parse(List.of("lowerdir=/a,redirect_dir=yes"), cwd));
+        assertEquals("redirect_dir must be on, follow, nofollow or off", e.getMessage());
+    }
 }

@@ -49,6 +49,7 @@ public final class KernelMount {
             @Override public void whiteout(String path, String form) { next.whiteout(path, form); }
             @Override public void opaque(String path, String form) { next.opaque(path, form); }
             @Override public void renameRefused(String from, String to, String why) { next.renameRefused(from, to, why); }
+            @Override public void redirected(String from, String to, String redirect, String xattr) { next.redirected(from, to, redirect, xattr); }
         };
     }
 
