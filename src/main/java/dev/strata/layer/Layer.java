@@ -82,6 +82,15 @@ public final class Layer implements AutoCloseable {
             return a.ok() ? Posix.openat(a.dirfd(), a.name(), flags | Posix.O_NOFOLLOW, mode) : a.err();
         }
     }
+    /**
+     * Opens rel (non-empty) below rootFd, a root other than this layer's own (a copy of a layer's mount),
+     * following no symlink in any component.
+     */
+    public static int openBeneath(int rootFd, String rel, int flags) {
+        try (At a = rel.indexOf('/') < 0 ? At.of(rootFd, rel) : At.beneath(rootFd, rel)) {
+            return a.ok() ? Posix.openat(a.dirfd(), a.name(), flags | Posix.O_NOFOLLOW, 0) : a.err();
+        }
+    }
     /** Opens a directory of this layer (O_PATH unless flags say otherwise). */
     public int openDir(String rel, int flags) {
         return openat(rel, flags | Posix.O_DIRECTORY, 0);

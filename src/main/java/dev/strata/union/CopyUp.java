@@ -222,7 +222,8 @@ final class CopyUp {
             Node o = h.node;
             boolean match = o == n || (ino != 0 && o.ino == ino && (sameFile || o.rel.equals(n.rel)));
             if (!match || h.upperFd >= 0) continue;
-            int fd = ovl.stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0); // under the write lock: the only writer
+            int fd = ovl.stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW | ovl.files.noatime(false), 0); // under the write lock: the only writer
+            if (fd == -EPERM) fd = ovl.stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0); // O_NOATIME refused (see OpenFiles#noatime)
             if (fd >= 0) h.upperFd = fd;
         }
     }
