@@ -88,9 +88,7 @@ final class OpenFiles {
                 int r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0);
                 if (r < 0) return r;
             }
-            boolean lower = !ovl.hasUpper || n.top() != 0;
-            int fd = openLayerFile(n, oflags | noatime(lower));
-            if (fd == -EPERM && noatime(lower) != 0 && (oflags & O_NOATIME) == 0) fd = openLayerFile(n, oflags);
+            int fd = ovl.stack[n.top()].openat(n.rel.isEmpty() ? "." : n.rel, oflags, noatime(!ovl.hasUpper || n.top() != 0));
             if (fd >= 0) {
                 openFiles.put(fd, n);
                 // every descriptor on a lower object is known as one (see upperFdOf): changes never go through it
@@ -102,21 +100,15 @@ final class OpenFiles {
         }
     }
 
-    private int openLayerFile(Node n, int flags) {
-        if (n.rel.isEmpty()) return Posix.openat(ovl.stack[n.top()].fd(), ".", flags, 0);
-        return ovl.stack[n.top()].openat(n.rel, flags, 0);
-    }
-
     /**
      * O_NOATIME where strata's own reads must not change the file's atime: always for a lower file (as
      * the kernel overlay opens its real lower files: a lower layer never changes, and the overlay shows
      * no access to it), and for an upper file on a {@code noatime} mount. Otherwise the reads of the
-     * upper file update its atime by the rule of the upper's own mount (relatime as a rule). The kernel
-     * refuses O_NOATIME (EPERM) to a caller who neither owns the file nor has CAP_FOWNER: then the open
-     * is made without it, as the kernel overlay does.
+     * upper file update its atime by the rule of the upper's own mount (relatime as a rule). See
+     * {@link Layer#openat(String, int, boolean)} for where the kernel refuses it.
      */
-    int noatime(boolean lower) {
-        return lower || ovl.opts.atime == dev.strata.options.MountOptions.Atime.NOATIME ? O_NOATIME : 0;
+    boolean noatime(boolean lower) {
+        return lower || ovl.opts.atime == dev.strata.options.MountOptions.Atime.NOATIME;
     }
 
     /**
