@@ -172,6 +172,13 @@ public final class Posix {
         int r = ret(M.fstatfs(fd, buf));
         return r < 0 ? r : buf.getLong(0);
     }
+    public static final long ST_NOATIME = 1024, ST_NODIRATIME = 2048, ST_RELATIME = 4096;
+    /** The mount flags (statfs f_flags: ST_RDONLY, ST_NOATIME, ST_RELATIME, ...) of the mount of an open file, or a negative errno. */
+    public static long mountFlags(int fd) {
+        Pointer buf = Buffers.get(4096);
+        int r = ret(M.fstatfs(fd, buf));
+        return r < 0 ? r : buf.getLong(80);
+    }
     public static int dup(int fd) { return ret(M.dup(fd)); }
     public static int dup2(int oldfd, int newfd) { return ret(M.dup2(oldfd, newfd)); }
     public static final int MNT_DETACH = 2;

@@ -16,8 +16,10 @@ import java.util.List;
  * reads its layers through private clones of their mounts: the upper's copy has the mount's mode
  * ({@code relatime}, {@code noatime}, {@code strictatime}, and {@code nodiratime}), each lower's copy
  * {@code noatime} (the kernel overlay opens real lower files with O_NOATIME and shows no access to
- * them). Where a copy cannot be made (no CAP_SYS_ADMIN, a kernel before 5.12), a backing file is
- * the descriptor strata reads itself, with the layer mount's own atime rule.
+ * them). A layer whose own mount already has that mode gets no copy (the common case of a relatime
+ * upper: each passthrough open then saves the reopen); where a copy cannot be made (no
+ * CAP_SYS_ADMIN, a kernel before 5.12), a backing file is the descriptor strata reads itself, with the
+ * layer mount's own atime rule.
  */
 final class BackingMounts implements AutoCloseable {
     private final int[] roots;
@@ -29,6 +31,10 @@ final class BackingMounts implements AutoCloseable {
         for (int i = 0; i < roots.length; i++) {
             Layer l = layers.get(i);
             long mode = l.isUpper() ? upperMode(opts) : Posix.MOUNT_ATTR_NOATIME;
+            if (hasMode(Posix.mountFlags(l.fd()), mode)) {
+                roots[i] = -1; // the layer's own mount already says so: its descriptors serve as they are
+                continue;
+            }
             int c = Posix.openTreeClone(l.fd(), "", Posix.AT_EMPTY_PATH);
             if (c >= 0) {
                 int r = Posix.mountSetattr(c, mode, Posix.MOUNT_ATTR__ATIME | Posix.MOUNT_ATTR_NODIRATIME);
@@ -50,6 +56,16 @@ final class BackingMounts implements AutoCloseable {
             case STRICTATIME: return dir | Posix.MOUNT_ATTR_STRICTATIME;
             default: return dir | Posix.MOUNT_ATTR_RELATIME;
         }
+    }
+
+    /** Whether a mount with these statfs flags treats atime as the MOUNT_ATTR_* mode says. */
+    static boolean hasMode(long stFlags, long mode) {
+        if (stFlags < 0) return false;
+        boolean noatime = (mode & Posix.MOUNT_ATTR__ATIME) == Posix.MOUNT_ATTR_NOATIME;
+        if ((stFlags & Posix.ST_NOATIME) != 0 || noatime) return ((stFlags & Posix.ST_NOATIME) != 0) == noatime;
+        boolean relatime = (mode & Posix.MOUNT_ATTR__ATIME) == Posix.MOUNT_ATTR_RELATIME;
+        boolean nodiratime = (mode & Posix.MOUNT_ATTR_NODIRATIME) != 0;
+        return ((stFlags & Posix.ST_RELATIME) != 0) == relatime && ((stFlags & Posix.ST_NODIRATIME) != 0) == nodiratime;
     }
 
     /** The root of layer i's copy, or -1. */
