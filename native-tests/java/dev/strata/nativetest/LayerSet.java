@@ -16,12 +16,22 @@ public final class LayerSet {
     public final Path root;
     public final List<Path> lowers;
     public final Path upper, work, mnt;
+    /** Further options every implementation is mounted with (mount flags such as noatime), or null. */
+    public final String options;
 
     public LayerSet(Path root, List<Path> lowers, Path upper, Path work, Path mnt) {
+        this(root, lowers, upper, work, mnt, null);
+    }
+
+    private LayerSet(Path root, List<Path> lowers, Path upper, Path work, Path mnt, String options) {
         this.root = root;
         this.lowers = Collections.unmodifiableList(new ArrayList<>(lowers));
         this.upper = upper; this.work = work; this.mnt = mnt;
+        this.options = options;
     }
+
+    /** The same directories mounted with these options added (on the kernel overlay and the implementation alike). */
+    public LayerSet withOptions(String opts) { return new LayerSet(root, lowers, upper, work, mnt, opts); }
 
     /** root/l0..l{n-1}, root/upper, root/work, root/mnt, all created empty. */
     public static LayerSet create(Path root, int lowerCount) {
@@ -49,14 +59,14 @@ public final class LayerSet {
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
-        return new LayerSet(root, lowers, upper, w, m);
+        return new LayerSet(root, lowers, upper, w, m, options);
     }
 
     /** A read-only view: the same lowers, no upper. */
     public LayerSet readOnly(String suffix) {
         Path m = root.resolve("mnt-" + suffix);
         try { Files.createDirectories(m); } catch (IOException e) { throw new IllegalStateException(e); }
-        return new LayerSet(root, lowers, null, null, m);
+        return new LayerSet(root, lowers, null, null, m, options);
     }
 
     public boolean writable() { return upper != null; }
@@ -67,7 +77,7 @@ public final class LayerSet {
     public String overlayOptions() {
         String o = "lowerdir=" + lowerdir();
         if (upper != null) o += ",upperdir=" + upper + ",workdir=" + work;
-        return o;
+        return options == null || options.isEmpty() ? o : o + "," + options;
     }
 
     @Override public String toString() { return overlayOptions() + " on " + mnt; }

@@ -45,6 +45,9 @@ public final class FuseMount {
         if (opts.nodev()) o.add("nodev");
         if (opts.nosuid()) o.add("nosuid");
         if (opts.noexec()) o.add("noexec");
+        // libfuse 2 knows noatime among the mount flags, not relatime/strictatime/nodiratime (fusermount
+        // mounts with the kernel's default, relatime); the daemon's own reads follow the mode either way
+        if (opts.atime == dev.strata.options.MountOptions.Atime.NOATIME) o.add("noatime");
         if (opts.readOnly()) o.add("ro");
         for (String f : opts.fuseOptions) {
             if (!o.contains(f) && !(f.equals("rw") && opts.readOnly()) && !f.equals("default_permissions")) o.add(f);

@@ -1,5 +1,6 @@
 package dev.strata.layer;
 
+import dev.strata.posix.Errno;
 import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
@@ -80,6 +81,26 @@ public final class Layer implements AutoCloseable {
     public int openat(String rel, int flags, int mode) {
         try (At a = at(rel)) {
             return a.ok() ? Posix.openat(a.dirfd(), a.name(), flags | Posix.O_NOFOLLOW, mode) : a.err();
+        }
+    }
+    /**
+     * Opens rel with O_NOATIME when {@code noatime} (reads through it never change the file's atime),
+     * and without it where the kernel refuses it (EPERM: a caller who neither owns the file nor has
+     * CAP_FOWNER), as the kernel overlay opens its real files.
+     */
+    public int openat(String rel, int flags, boolean noatime) {
+        if (!noatime) return openat(rel, flags, 0);
+        int fd = openat(rel, flags | Posix.O_NOATIME, 0);
+        return fd == -Errno.EPERM ? openat(rel, flags, 0) : fd;
+    }
+
+    /**
+     * Opens rel (non-empty) below rootFd, a root other than this layer's own (a copy of a layer's mount),
+     * following no symlink in any component.
+     */
+    public static int openBeneath(int rootFd, String rel, int flags) {
+        try (At a = rel.indexOf('/') < 0 ? At.of(rootFd, rel) : At.beneath(rootFd, rel)) {
+            return a.ok() ? Posix.openat(a.dirfd(), a.name(), flags | Posix.O_NOFOLLOW, 0) : a.err();
         }
     }
     /** Opens a directory of this layer (O_PATH unless flags say otherwise). */

@@ -47,6 +47,15 @@ public final class MountOptions {
      * {@code suid}/{@code dev} is given. Null: not given either way.
      */
     public final Boolean suid, dev, exec;
+    /**
+     * When reading a file updates its access time, as the mount flags of the kernel overlay say:
+     * {@code relatime} (the default: only when atime is not after mtime and ctime, or is a day old),
+     * {@code noatime} (never), {@code strictatime} (always). See README, "Access times".
+     */
+    public enum Atime { RELATIME, NOATIME, STRICTATIME }
+    public final Atime atime;
+    /** {@code nodiratime}: reading a directory never updates its access time. */
+    public final boolean nodiratime;
     /** What /proc/mounts shows as the source (fsname=, or mount.fuse3's SOURCE); null: "strata". */
     public final String fsname;
     /** The type's subtype (fuse.SUBTYPE); null: "strata". */
@@ -79,6 +88,8 @@ public final class MountOptions {
         this.dev = b.dev;
         this.exec = b.exec;
         this.fsname = b.fsname;
+        this.atime = b.atime;
+        this.nodiratime = b.nodiratime;
         this.subtype = b.subtype;
     }
 
@@ -111,6 +122,8 @@ public final class MountOptions {
         public boolean passthrough = true;
         public Boolean suid, dev, exec;
         public String fsname, subtype;
+        public Atime atime = Atime.RELATIME;
+        public boolean nodiratime;
         public List<String> fuseOptions = new ArrayList<>();
         public List<String> warnings = new ArrayList<>();
 

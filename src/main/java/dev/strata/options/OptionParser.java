@@ -21,8 +21,7 @@ public final class OptionParser {
             "allow_other", "allow_root", "default_permissions", "ro", "rw");
     /** Generic mount flags that mount(8)/mount.fuse may add; accepted and ignored (FUSE mounts honour them via the kernel). */
     private static final Set<String> IGNORED = Set.of(
-            "atime", "noatime", "relatime", "norelatime",
-            "strictatime", "diratime", "nodiratime", "async", "sync", "auto", "noauto", "user", "nouser",
+            "norelatime", "async", "sync", "auto", "noauto", "user", "nouser",
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
             "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded", "index",
@@ -33,7 +32,8 @@ public final class OptionParser {
             "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
             "redirect_dir", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
-            "suid", "nosuid", "dev", "nodev", "exec", "noexec", "allow_other", "allow_root", "ro", "rw");
+            "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
+            "nodiratime", "diratime", "allow_other", "allow_root", "ro", "rw");
 
     public static MountOptions parse(List<String> optionStrings, Path cwd) {
         MountOptions.Builder b = new MountOptions.Builder();
@@ -153,6 +153,11 @@ public final class OptionParser {
             case "nodev": b.dev = false; break;
             case "exec": b.exec = true; break;
             case "noexec": b.exec = false; break;
+            case "atime": case "relatime": b.atime = MountOptions.Atime.RELATIME; break; // mount(8): atime = the default, relatime
+            case "noatime": b.atime = MountOptions.Atime.NOATIME; break;
+            case "strictatime": b.atime = MountOptions.Atime.STRICTATIME; break;
+            case "nodiratime": b.nodiratime = true; break;
+            case "diratime": b.nodiratime = false; break;
             case "fsname": b.fsname = unescape(need(key, val)); break;
             case "subtype": b.subtype = need(key, val); break;
             case "passthrough": b.passthrough = !"0".equals(need(key, val)); break;

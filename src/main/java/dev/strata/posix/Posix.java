@@ -172,9 +172,42 @@ public final class Posix {
         int r = ret(M.fstatfs(fd, buf));
         return r < 0 ? r : buf.getLong(0);
     }
+    public static final long ST_NOATIME = 1024, ST_NODIRATIME = 2048, ST_RELATIME = 4096;
+    /** The mount flags (statfs f_flags: ST_RDONLY, ST_NOATIME, ST_RELATIME, ...) of the mount of an open file, or a negative errno. */
+    public static long mountFlags(int fd) {
+        Pointer buf = Buffers.get(4096);
+        int r = ret(M.fstatfs(fd, buf));
+        return r < 0 ? r : buf.getLong(80);
+    }
     public static int dup(int fd) { return ret(M.dup(fd)); }
     public static int dup2(int oldfd, int newfd) { return ret(M.dup2(oldfd, newfd)); }
     public static final int MNT_DETACH = 2;
+    private static final long SYS_OPEN_TREE = 428, SYS_MOUNT_SETATTR = 442;
+    public static final int OPEN_TREE_CLONE = 1, AT_RECURSIVE = 0x8000;
+    public static final long MOUNT_ATTR_NOATIME = 0x10, MOUNT_ATTR_STRICTATIME = 0x20, MOUNT_ATTR_RELATIME = 0,
+            MOUNT_ATTR__ATIME = 0x70, MOUNT_ATTR_NODIRATIME = 0x80;
+
+    /**
+     * A detached copy of the mount at dirfd/path (open_tree(2) with OPEN_TREE_CLONE, close-on-exec), not
+     * recursive: an O_PATH descriptor of its root; -errno (EPERM without CAP_SYS_ADMIN over the mount
+     * namespace, ENOSYS before Linux 5.2).
+     */
+    public static int openTreeClone(int dirfd, String path, int atFlags) {
+        long r = M.syscall(SYS_OPEN_TREE, dirfd, path, OPEN_TREE_CLONE | O_CLOEXEC | atFlags);
+        return r < 0 ? -errno() : (int) r;
+    }
+
+    /** mount_setattr(2) on the mount of dirfd (AT_EMPTY_PATH): sets and clears MOUNT_ATTR_* bits. */
+    public static int mountSetattr(int dirfd, long set, long clear) {
+        Pointer attr = Memory.allocateDirect(RT, 32);
+        attr.putLong(0, set);
+        attr.putLong(8, clear);
+        attr.putLong(16, 0);
+        attr.putLong(24, 0);
+        long r = M.syscall(SYS_MOUNT_SETATTR, dirfd, "", AT_EMPTY_PATH, attr, 32);
+        return r < 0 ? -errno() : 0;
+    }
+
     public static int umount2(String target, int flags) { return ret(M.umount2(target, flags)); }
     public static int mount(String source, String target, String fstype, long flags, String data) {
         return ret(M.mount(source, target, fstype, flags, data));

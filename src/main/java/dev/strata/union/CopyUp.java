@@ -174,7 +174,7 @@ final class CopyUp {
      * only an unnamed inode). Returns its descriptor, {@link #NO_TMPFILE}, or -errno.
      */
     int prepareFileCopy(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
-        int in = src.openat(n.relIn(src.index()), O_RDONLY | O_NOFOLLOW, 0);
+        int in = src.openat(n.relIn(src.index()), O_RDONLY | O_NOFOLLOW, true); // a copy-up leaves the lower's atime alone, as the kernel's
         if (in < 0) return in;
         int out = Posix.openat(ovl.workFd, ".", O_TMPFILE | O_WRONLY, 0600);
         if (out < 0) {
@@ -223,7 +223,7 @@ final class CopyUp {
             Node o = h.node;
             boolean match = o == n || (ino != 0 && o.ino == ino && (sameFile || o.rel.equals(n.rel)));
             if (!match || h.upperFd >= 0) continue;
-            int fd = ovl.stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, 0); // under the write lock: the only writer
+            int fd = ovl.stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, ovl.files.noatime(false)); // under the write lock: the only writer
             if (fd >= 0) h.upperFd = fd;
         }
     }
@@ -256,7 +256,7 @@ final class CopyUp {
                 return Posix.symlinkat(target, ovl.workFd, tmp);
             }
             case S_IFREG: {
-                int in = src.openat(rel, O_RDONLY | O_NOFOLLOW, 0);
+                int in = src.openat(rel, O_RDONLY | O_NOFOLLOW, true);
                 if (in < 0) return in;
                 int out = Posix.openat(ovl.workFd, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
                 if (out < 0) { Posix.close(in); return out; }

@@ -88,10 +88,8 @@ final class OpenFiles {
                 int r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0);
                 if (r < 0) return r;
             }
-            int fd;
             String at = n.relIn(n.top());
-            if (at.isEmpty()) fd = Posix.openat(ovl.stack[n.top()].fd(), ".", oflags, 0);
-            else fd = ovl.stack[n.top()].openat(at, oflags, 0);
+            int fd = ovl.stack[n.top()].openat(at.isEmpty() ? "." : at, oflags, noatime(!ovl.hasUpper || n.top() != 0));
             if (fd >= 0) {
                 openFiles.put(fd, n);
                 // every descriptor on a lower object is known as one (see upperFdOf): changes never go through it
@@ -101,6 +99,35 @@ final class OpenFiles {
         } finally {
             if (write) wl.unlock(); else rl.unlock();
         }
+    }
+
+    /**
+     * O_NOATIME where strata's own reads must not change the file's atime: always for a lower file (as
+     * the kernel overlay opens its real lower files: a lower layer never changes, and the overlay shows
+     * no access to it), and for an upper file on a {@code noatime} mount. Otherwise the reads of the
+     * upper file update its atime by the rule of the upper's own mount (relatime as a rule). See
+     * {@link Layer#openat(String, int, boolean)} for where the kernel refuses it.
+     */
+    boolean noatime(boolean lower) {
+        return lower || ovl.opts.atime == dev.strata.options.MountOptions.Atime.NOATIME;
+    }
+
+    /**
+     * The file an open descriptor reads, opened again read-only below another root of its layer
+     * ({@code rootOfLayer} gives it by layer index, or -1): a copy of the layer's mount with other mount
+     * flags, such as the access-time mode. -1 where there is none or the name no longer leads to that file.
+     */
+    public int reopenBeneath(int fd, java.util.function.IntUnaryOperator rootOfLayer) {
+        Node n = openFiles.get(fd);
+        if (n == null || n.rel.isEmpty()) return -1;
+        int root = rootOfLayer.applyAsInt(n.top());
+        if (root < 0) return -1;
+        int other = dev.strata.layer.Layer.openBeneath(root, n.rel, O_RDONLY);
+        if (other < 0) return -1;
+        Stat a = Stat.local2(), b = Stat.local();
+        if (Posix.fstat(fd, a) == 0 && Posix.fstat(other, b) == 0 && a.dev() == b.dev() && a.ino() == b.ino()) return other;
+        Posix.close(other);
+        return -1;
     }
 
     /**

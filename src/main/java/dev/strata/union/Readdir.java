@@ -141,7 +141,10 @@ final class Readdir {
             // kernel's ovl_iterate looks up every entry of one): one getxattr per upper entry there only
             boolean origins = ovl.hasUpper && li == 0 && ovl.attrs.impure(n);
             String drel = n.relIn(li); // below a renamed directory: the old path in the lower layers
-            int fd = l.openat(drel.isEmpty() ? "." : drel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+            // a lower directory's atime never changes (the kernel overlay reads them with O_NOATIME), the
+            // upper's as the mount says (noatime, nodiratime: never)
+            boolean noatime = !ovl.hasUpper || li != 0 || ovl.opts.nodiratime || ovl.opts.atime == dev.strata.options.MountOptions.Atime.NOATIME;
+            int fd = l.openat(drel.isEmpty() ? "." : drel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, noatime);
             if (fd < 0) return fd;
             int r;
             try {

@@ -155,6 +155,7 @@ public final class Union implements AutoCloseable {
     public int open(String path, int flags) { return ovl.files.open(path, flags); }
     public boolean hasOtherNames(int fd) { return ovl.files.hasOtherNames(fd); }
     public boolean stableFd(int fd) { return ovl.files.stableFd(fd); }
+    public int reopenBeneath(int fd, java.util.function.IntUnaryOperator rootOfLayer) { return ovl.files.reopenBeneath(fd, rootOfLayer); }
     public long read(int fd, Pointer buf, long size, long off) { return ovl.files.read(fd, buf, size, off); }
     public long write(int fd, Pointer buf, long size, long off) { return ovl.files.write(fd, buf, size, off); }
     public int ftruncate(int fd, long size) { return ovl.files.ftruncate(fd, size); }

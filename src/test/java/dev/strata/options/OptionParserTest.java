@@ -89,6 +89,19 @@ class OptionParserTest {
         assertFalse(back.nosuid() || back.nodev(), "suid/dev given later turn the defaults off");
     }
 
+    @Test void accessTimeModes() {
+        MountOptions plain = OptionParser.parse(List.of("lowerdir=/a"), cwd);
+        assertEquals(MountOptions.Atime.RELATIME, plain.atime);
+        assertFalse(plain.nodiratime);
+        assertEquals(MountOptions.Atime.NOATIME, OptionParser.parse(List.of("lowerdir=/a,noatime"), cwd).atime);
+        assertEquals(MountOptions.Atime.STRICTATIME, OptionParser.parse(List.of("lowerdir=/a,strictatime"), cwd).atime);
+        MountOptions last = OptionParser.parse(List.of("noatime,nodiratime", "lowerdir=/a,relatime"), cwd);
+        assertEquals(MountOptions.Atime.RELATIME, last.atime, "the last one given wins, as with mount(8)");
+        assertTrue(last.nodiratime);
+        assertEquals(MountOptions.Atime.RELATIME, OptionParser.parse(List.of("lowerdir=/a,noatime,atime"), cwd).atime);
+        assertEquals(List.of(), OptionParser.parse(List.of("lowerdir=/a,strictatime,diratime"), cwd).warnings);
+    }
+
     @Test void mistakesAreOneLineErrors() {
         assertEquals("no lowerdir given (-o lowerdir=DIR[:DIR...])",
                 assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("upperdir=/u"), cwd)).getMessage());

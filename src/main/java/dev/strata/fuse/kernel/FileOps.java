@@ -47,7 +47,11 @@ final class FileOps extends Family {
                 backing = node.backingId;
                 node.passthroughOpens++;
             } else if (fs.passthrough && node.cachedOpens == 0 && !otherNames && fs.union.stableFd(fd)) {
-                backing = node.backingId = backingOpen(fd);
+                // the backing file is the same file opened on a copy of its layer's mount that has the
+                // mount's atime mode (see BackingMounts); the kernel opens it anew for each open
+                int copy = fs.backingMounts == null ? -1 : fs.union.reopenBeneath(fd, fs.backingMounts::root);
+                backing = node.backingId = backingOpen(copy >= 0 ? copy : fd);
+                if (copy >= 0) Posix.close(copy);
                 if (backing > 0) node.passthroughOpens++;
             }
         }

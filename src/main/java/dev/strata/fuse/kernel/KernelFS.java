@@ -54,6 +54,8 @@ final class KernelFS {
     /** FUSE_HANDLE_KILLPRIV_V2 was negotiated: a SETATTR that changes nothing asks strata to clear S_ISUID/S_ISGID. */
     volatile boolean killPriv;
     final boolean passthroughWanted;
+    /** Copies of the layers' mounts with the mount's atime mode, for passthrough backing files; null without passthrough. */
+    final BackingMounts backingMounts;
 
     static final int S_ISUID = 04000, S_ISGID = 02000, S_IXGRP = 00010, CAP_FSETID = 4;
 
@@ -86,6 +88,7 @@ final class KernelFS {
         this.allowOnlyUid = allowOnlyUid;
         this.onInit = onInit;
         this.passthroughWanted = opts.passthrough && Posix.geteuid() == 0;
+        this.backingMounts = passthroughWanted ? new BackingMounts(union, log) : null;
         double e = opts.timeoutSeconds, a = opts.attrTimeoutSeconds;
         entrySec = (long) e;
         entryNsec = (int) Math.round((e - entrySec) * 1e9) % 1_000_000_000;

@@ -29,6 +29,7 @@ public final class KernelMount {
     public static final int NOT_PERMITTED = -2;
 
     static final int MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8;
+    static final int MS_NOATIME = 1024, MS_NODIRATIME = 2048, MS_RELATIME = 1 << 21, MS_STRICTATIME = 1 << 24;
     static final int WORKERS = Integer.getInteger("strata.workers", 4);
 
     /**
@@ -51,6 +52,16 @@ public final class KernelMount {
             @Override public void renameRefused(String from, String to, String why) { next.renameRefused(from, to, why); }
             @Override public void redirected(String from, String to, String redirect, String xattr) { next.redirected(from, to, redirect, xattr); }
         };
+    }
+
+    /** The mount(2) flags of the access-time mode (what /proc/mounts then shows, as for the kernel overlay). */
+    static long atimeFlags(MountOptions opts) {
+        long f = opts.nodiratime ? MS_NODIRATIME : 0;
+        switch (opts.atime) {
+            case NOATIME: return f | MS_NOATIME;
+            case STRICTATIME: return f | MS_STRICTATIME;
+            default: return f | MS_RELATIME;
+        }
     }
 
     /** The mount(2) data string. */
@@ -87,6 +98,7 @@ public final class KernelMount {
         if (opts.nosuid()) flags |= MS_NOSUID;
         if (opts.nodev()) flags |= MS_NODEV;
         if (opts.noexec()) flags |= MS_NOEXEC;
+        flags |= atimeFlags(opts);
         String data = mountData(fd, opts, root);
         String source = opts.fsnameOrDefault(), type = "fuse." + opts.subtypeOrDefault();
         if (debug) log.debug("mount(2) " + type + " on " + mountpoint + " with " + data);
@@ -136,6 +148,7 @@ public final class KernelMount {
             Thread.currentThread().interrupt();
         } finally {
             up.set(false);
+            if (fs.backingMounts != null) fs.backingMounts.close();
             Posix.close(fd);
             try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { }
         }
