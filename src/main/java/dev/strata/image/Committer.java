@@ -116,7 +116,7 @@ public final class Committer {
                 tarHash = new Hashing(gz);
                 AutoCloseable during = req.whileReading == null ? null : req.whileReading.get();
                 try {
-                    res.stats = LayerWriter.write(upper, tarHash);
+                    res.stats = LayerWriter.write(upper, tarHash, true);
                 } finally {
                     if (during != null) {
                         try {
