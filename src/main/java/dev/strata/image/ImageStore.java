@@ -210,7 +210,7 @@ public final class ImageStore {
     private void warnings(String where, LayerExtractor.Stats s, ImportListener l) {
         if (s.skippedDevices > 0) {
             l.warning(where + ": skipped " + s.skippedDevices + " device node(s) (creating them needs root), e.g. '"
-                    + LayerExtractor.show(s.firstSkippedDevice) + "'");
+                    + MemberNames.show(s.firstSkippedDevice) + "'");
         }
         if (s.skippedXattrs > 0) {
             l.warning(where + ": skipped " + s.skippedXattrs + " extended attribute(s) that could not be set, e.g. "
@@ -393,7 +393,7 @@ public final class ImageStore {
             if (m.size() == 1) return m.get(0);
             if (m.size() > 1) throw new ImageException("image id prefix '" + ref + "' is ambiguous: give more digits");
         }
-        throw new ImageException("no image '" + LayerExtractor.show(ref) + "' in the store " + root
+        throw new ImageException("no image '" + MemberNames.show(ref) + "' in the store " + root
                 + " (see 'strata image ls')");
     }
 
