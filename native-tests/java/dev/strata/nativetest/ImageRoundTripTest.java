@@ -99,7 +99,9 @@ class ImageRoundTripTest {
                 + " && ln etc/keep etc/keep-link"                     // a hard link to a lower file
                 + " && mkfifo -m 0620 run/fifo"
                 + " && echo bin > etc/bin && setfattr -n user.bin -v 0x00ff00 etc/bin && setfattr -n trusted.z -v 0x0102 etc/bin"
-                + " && chown 7:8 etc/bin && ln -s /etc/conf etc/abs-link");
+                + " && chown 7:8 etc/bin && ln -s /etc/conf etc/abs-link"
+                + " && ln -s ../../../../../etc/conf etc/up-link && ln -s loop etc/loop && ln -s /etc etc/dir-link"
+                + " && chmod 0700 . && chown 5:6 . && touch -d '2020-02-02 02:02:02.5' .");  // the root: kept by commit
         Snapshot.Options opts = Snapshot.Options.all().dirNlink(false);
         Snapshot liveSnap = Snapshot.take("live", live);
 
@@ -150,6 +152,16 @@ class ImageRoundTripTest {
                     + Mounts.sh(k.toString()));
             try {
                 assertSame(committedSnap, Snapshot.take("kernel(" + export.getFileName() + ")", k), opts);
+                // image cat reads what a process chrooted in the kernel overlay reads (links resolved inside it)
+                for (String p : List.of("/bin/conf-link", "/etc/abs-link", "/etc/up-link", "/etc/dir-link/conf",
+                        "/etc/dir-link/../etc/keep-link", "/etc/loop", "/usr/share/doc/pkg/README", "/opt/x/old1", "/opt/x/new")) {
+                    NativeSupport.Proc.Result kc = NativeSupport.Proc.run(dir, 60, "chroot", k.toString(), "/bin/cat", p);
+                    NativeSupport.Proc.Result sc = NativeSupport.Proc.run(dir, 60, strata.toString(), "image", "cat", "back:1", p,
+                            "--store", store2);
+                    assertEquals(kc.exit == 0, sc.exit == 0, p + ": kernel " + kc + " strata " + sc);
+                    assertEquals(kc.stdout, sc.stdout, p);
+                    if (sc.exit != 0) assertEquals(1, sc.stderr.strip().lines().count(), p + ": one line: " + sc.stderr);
+                }
             } finally {
                 sh("umount " + Mounts.sh(k.toString()));
             }

@@ -89,14 +89,17 @@ final class ImageFileCommands {
                     "  strata image cp IMAGE:PATH DEST",
                     "DEST must not exist (an existing directory receives the copy under the path's",
                     "name). Modes, times and xattrs are kept, owners too when run as root; a",
-                    "symbolic link is copied as a link; hard links within the tree stay hard links.",
-                    "Links in the parents of PATH are followed inside the image."},
+                    "symbolic link is copied as a link (as docker cp does) unless -L is given or PATH",
+                    "ends with '/'; hard links within the tree stay hard links. Links in the parents",
+                    "of PATH are followed inside the image (never outside its root)."},
             exitCodeListHeading = "%nExit status:%n",
             exitCodeList = {"0:copied", "1:no such path in the image, DEST exists, or another error"})
     static final class Cp implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "IMAGE:PATH") String src;
         @Parameters(index = "1", paramLabel = "DEST") String dest;
         @Option(names = {"-q", "--quiet"}, description = "print only errors") boolean quiet;
+        @Option(names = {"-L", "--follow-link"}, description = "when PATH is a symbolic link, copy what it points to (inside the image)")
+        boolean follow;
         @CommandLine.Mixin ImageCommand.StoreOption store = new ImageCommand.StoreOption();
 
         @Override public Integer call() {
@@ -114,7 +117,7 @@ final class ImageFileCommands {
                     if (!comps.isEmpty()) d = d + "/" + comps.get(comps.size() - 1);
                 }
                 try (ImageFiles f = ImageFiles.open(store.open(), image)) {
-                    ImageFiles.CopyStats cs = f.cp(Names.fromArgument(path), d);
+                    ImageFiles.CopyStats cs = f.cp(Names.fromArgument(path), d, follow);
                     if (cs.skipped > 0) {
                         System.err.println("strata: warning: skipped " + cs.skipped + " device node(s) (creating them needs root), e.g. "
                                 + Names.display(cs.firstSkipped));

@@ -116,7 +116,7 @@ public final class Committer {
                 tarHash = new Hashing(gz);
                 AutoCloseable during = req.whileReading == null ? null : req.whileReading.get();
                 try {
-                    res.stats = LayerWriter.write(upper, tarHash);
+                    res.stats = LayerWriter.write(upper, tarHash, true);
                 } finally {
                     if (during != null) {
                         try {
@@ -143,7 +143,7 @@ public final class Committer {
             } else {
                 SourceImage.LayerBlob b = new SourceImage.LayerBlob(blobDigest, blobHash.count, diffId, GZIP_LAYER,
                         () -> Files.newInputStream(blob), "the committed layer");
-                ImageStore.Extracted ex = store.extract(b, 0, 1, Long.MAX_VALUE, l);
+                BlobExtraction.Extracted ex = store.extract(b, 0, 1, Long.MAX_VALUE, l);
                 rl.contentSize = ex.info.contentSize;
                 store.writeJson(store.layersDir.resolve(diffId.hex() + ".json"), ex.info);
                 store.commit(ex.dir, store.layerDir(diffId));

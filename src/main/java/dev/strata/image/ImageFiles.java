@@ -189,8 +189,15 @@ public final class ImageFiles implements AutoCloseable {
      * that must not exist (its parent must). Modes, times and xattrs (those the kernel lets us set) are
      * kept; owners too when running as root.
      */
-    public CopyStats cp(String path, String dest) throws IOException {
-        Resolved r = resolve(path, false);
+    public CopyStats cp(String path, String dest) throws IOException { return cp(path, dest, false); }
+
+    /**
+     * As {@link #cp(String, String)}; with {@code followLink} a link named by the path is followed (as
+     * {@code docker cp -L}), else copied as a link unless the path ends with '/' (a link to a directory
+     * then resolves to the directory, as POSIX path resolution does).
+     */
+    public CopyStats cp(String path, String dest, boolean followLink) throws IOException {
+        Resolved r = resolve(path, followLink || path.endsWith("/") || path.endsWith("/."));
         Stat st = new Stat();
         if (Posix.fstatat(Posix.AT_FDCWD, dest, st, Posix.AT_SYMLINK_NOFOLLOW) == 0) {
             throw new ImageException(show(dest) + " exists: give a new name (or remove it)");

@@ -5,9 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
 
-import java.io.EOFException;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileStore;
@@ -25,7 +23,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.zip.ZipException;
 
 /**
  * The image store: layers extracted once and shared between images, keyed by diff_id.
@@ -145,7 +142,7 @@ public final class ImageStore {
                     l.info(where + " " + b.diffId.shortHex() + ": already in the store, not extracted again");
                     res.reused++;
                 } else {
-                    Extracted ex = extract(b, i, n, req.maxLayerBytes, l);
+                    BlobExtraction.Extracted ex = extract(b, i, n, req.maxLayerBytes, l);
                     rl.diffId = ex.diffId.toString();
                     rl.digest = ex.blobDigest.toString();
                     rl.blobSize = ex.blobSize;
@@ -205,7 +202,7 @@ public final class ImageStore {
             return res;
         } finally {
             if (!ok) {
-                for (Digest d : added) removeLayer(d.hex());
+                for (Digest d : added) StoreRemoval.removeLayer(this, d.hex());
             }
         }
     }
@@ -213,7 +210,7 @@ public final class ImageStore {
     private void warnings(String where, LayerExtractor.Stats s, ImportListener l) {
         if (s.skippedDevices > 0) {
             l.warning(where + ": skipped " + s.skippedDevices + " device node(s) (creating them needs root), e.g. '"
-                    + LayerExtractor.show(s.firstSkippedDevice) + "'");
+                    + MemberNames.show(s.firstSkippedDevice) + "'");
         }
         if (s.skippedXattrs > 0) {
             l.warning(where + ": skipped " + s.skippedXattrs + " extended attribute(s) that could not be set, e.g. "
@@ -240,107 +237,9 @@ public final class ImageStore {
                 .writeValueAsBytes(c);
     }
 
-    static final class Extracted {
-        Path dir;
-        Digest diffId, blobDigest;
-        long blobSize;
-        LayerInfo info;
-        LayerExtractor.Stats stats;
-    }
-
-    /** Streams one blob: hash it, decompress, hash the tar, extract it into a new temp dir, verify both digests. */
-    Extracted extract(SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l) throws IOException {
-        String where = "layer " + (i + 1) + "/" + n + (b.diffId != null ? " (" + b.diffId.shortHex() + ")" : "");
-        Path dir;
-        try {
-            dir = Files.createTempDirectory(tmpDir, "layer-");
-        } catch (IOException e) {
-            throw new ImageException("cannot create a directory in " + tmpDir + ": " + message(e));
-        }
-        int rootFd = Posix.openat(Posix.AT_FDCWD, dir.toString(), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
-        if (rootFd < 0) throw new ImageException("cannot open " + dir + ": " + Posix.strerror(rootFd));
-        boolean ok = false;
-        try (InputStream raw = b.opener.open()) {
-            HashingInputStream blob = new HashingInputStream(raw, Long.MAX_VALUE, null,
-                    done -> l.progress(i + 1, n, done, b.size));
-            l.progress(i + 1, n, 0, b.size);
-            Compression.Detected det = Compression.sniff(blob, where);
-            InputStream decompressed = det.compression.decompress(det.stream);
-            HashingInputStream tar = new HashingInputStream(decompressed, maxBytes,
-                    "uncompressed size over the limit of " + Human.bytes(maxBytes), null);
-            LayerExtractor ex = new LayerExtractor(rootFd, where, this::usableBytes, maxBytes);
-            try {
-                ex.extract(new TarReader(tar));
-                tar.drain();
-                blob.drain();
-            } catch (IOException | RuntimeException e) {
-                if (b.digest != null) { // a corrupt blob explains any failure it causes: say so
-                    Digest got = drainedDigest(blob);
-                    if (got != null && !got.equals(b.digest)) throw corruptBlob(where, b, got);
-                }
-                if (e instanceof ImageException) throw e;
-                throw new ImageException(where + ": " + readError(e, det.compression));
-            } finally {
-                ex.close();
-                decompressed.close(); // frees zstd's native context
-                l.progressDone();
-            }
-            Digest blobDigest = blob.digest(), diffId = tar.digest();
-            if (b.digest != null && !blobDigest.equals(b.digest)) throw corruptBlob(where, b, blobDigest);
-            if (b.size >= 0 && blob.count() != b.size) {
-                throw new ImageException(where + ": blob " + b.label + " is " + blob.count() + " bytes, the manifest says " + b.size);
-            }
-            if (b.diffId != null && !diffId.equals(b.diffId)) {
-                throw new ImageException(where + ": uncompressed content hashes to " + diffId
-                        + " but the image config expects diff_id " + b.diffId + " (corrupt or mismatched layer)");
-            }
-            Extracted out = new Extracted();
-            out.dir = dir;
-            out.diffId = diffId;
-            out.blobDigest = blobDigest;
-            out.blobSize = blob.count();
-            out.stats = ex.stats;
-            LayerInfo info = new LayerInfo();
-            LayerExtractor.Stats s = ex.stats;
-            info.diffId = diffId.toString();
-            info.tarSize = tar.count();
-            info.contentSize = s.contentBytes;
-            info.files = s.files; info.dirs = s.dirs; info.symlinks = s.symlinks; info.hardlinks = s.hardlinks;
-            info.devices = s.devices; info.fifos = s.fifos; info.whiteouts = s.whiteouts; info.opaqueDirs = s.opaques;
-            info.extractedAsRoot = Posix.geteuid() == 0;
-            info.whiteoutForm = s.whiteoutForm;
-            info.opaqueForm = s.opaqueForm;
-            info.extracted = Instant.now().toString();
-            out.info = info;
-            ok = true;
-            return out;
-        } finally {
-            Posix.close(rootFd);
-            if (!ok) Trees.remove(dir);
-        }
-    }
-
-    private static Digest drainedDigest(HashingInputStream blob) {
-        try {
-            blob.drain();
-            return blob.digest();
-        } catch (IOException | RuntimeException e) {
-            return null;
-        }
-    }
-
-    private static ImageException corruptBlob(String where, SourceImage.LayerBlob b, Digest got) {
-        return new ImageException(where + ": blob " + b.digest + " is corrupt: its content hashes to " + got);
-    }
-
-    private static String readError(Throwable e, Compression c) {
-        if (e instanceof HashingInputStream.LimitExceeded) return e.getMessage() + " (see --max-layer-size)";
-        String m = message(e);
-        if (e instanceof EOFException || e instanceof ZipException || e.getClass().getName().contains("Zstd")) {
-            return "corrupt or truncated " + c.label + " data (" + m + ")";
-        }
-        if (m.contains("No space left")) return "no space left in the store (" + m + ")";
-        return "corrupt or truncated layer tar (" + m + ")";
+    /** See {@link BlobExtraction#extract}. */
+    BlobExtraction.Extracted extract(SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l) throws IOException {
+        return BlobExtraction.extract(this, b, i, n, maxBytes, l);
     }
 
     static String message(Throwable e) {
@@ -348,7 +247,7 @@ public final class ImageStore {
         return m == null ? e.getClass().getSimpleName() : m.replace('\n', ' ');
     }
 
-    private long usableBytes() {
+    long usableBytes() {
         try {
             if (fileStore == null) fileStore = Files.getFileStore(tmpDir);
             return fileStore.getUsableSpace();
@@ -494,7 +393,7 @@ public final class ImageStore {
             if (m.size() == 1) return m.get(0);
             if (m.size() > 1) throw new ImageException("image id prefix '" + ref + "' is ambiguous: give more digits");
         }
-        throw new ImageException("no image '" + LayerExtractor.show(ref) + "' in the store " + root
+        throw new ImageException("no image '" + MemberNames.show(ref) + "' in the store " + root
                 + " (see 'strata image ls')");
     }
 
@@ -573,7 +472,7 @@ public final class ImageStore {
         return -1;
     }
 
-    private static Set<String> distinctLayers(ImageRecord r) {
+    static Set<String> distinctLayers(ImageRecord r) {
         Set<String> s = new LinkedHashSet<>();
         for (ImageRecord.Layer l : r.layers) s.add(Digest.parse(l.diffId).hex());
         return s;
@@ -598,74 +497,9 @@ public final class ImageStore {
 
     /**
      * Removes a name; when the image has no name left (or was given by id) the image goes, with the
-     * layers no other image uses (and any layer no image uses at all).
+     * layers no other image uses (and any layer no image uses at all). See {@link StoreRemoval}.
      */
-    public RemoveResult remove(String ref) {
-        if (!Files.isDirectory(imagesDir)) find(ref); // throws the usual "no image" message
-        createDirs();
-        try (StoreLock lock = StoreLock.exclusive(lockFile, ImportListener.QUIET)) {
-            cleanTmp(ImportListener.QUIET);
-            ImageRecord rec = find(ref);
-            RemoveResult res = new RemoveResult();
-            ImageRef r = ImageRef.tryParse(ref);
-            boolean byName = r != null && rec.names.contains(r.toString());
-            if (byName && rec.names.size() > 1) {
-                rec.names.remove(r.toString());
-                writeJson(recordPath(rec), rec);
-                res.untagged = r.toString();
-                return res;
-            }
-            Files.delete(recordPath(rec));
-            res.removed = rec;
-            Set<String> used = new HashSet<>();
-            for (ImageRecord o : images()) used.addAll(distinctLayers(o));
-            Set<String> candidates = new LinkedHashSet<>();
-            try (DirectoryStream<Path> ds = Files.newDirectoryStream(layersDir)) {
-                for (Path p : ds) {
-                    String f = p.getFileName().toString();
-                    String hex = f.endsWith(".json") ? f.substring(0, f.length() - 5) : f;
-                    if (Digest.ofHexOrNull(hex) != null && !used.contains(hex)) candidates.add(hex);
-                }
-            }
-            for (String hex : candidates) {
-                LayerInfo info = layerInfo(hex);
-                int held = LayerLocks.tryExclusive(layersDir.resolve(hex));
-                if (held == -1) { // a live mount shows it: keep it; a later removal collects it once free
-                    res.keptLayers.add("sha256:" + hex);
-                    continue;
-                }
-                boolean gone;
-                try {
-                    gone = removeLayer(hex);
-                } finally {
-                    if (held >= 0) Posix.close(held);
-                }
-                if (gone) {
-                    res.removedLayers.add("sha256:" + hex);
-                    if (info != null) res.freedBytes += info.contentSize;
-                }
-            }
-            return res;
-        } catch (IOException e) {
-            throw new ImageException("cannot update the image store " + root + ": " + message(e));
-        }
-    }
-
-    /** Removes a layer: out of sight first (rename into tmp), then its files. Returns whether a directory went. */
-    private boolean removeLayer(String hex) throws IOException {
-        Path dir = layersDir.resolve(hex);
-        boolean had = Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS);
-        if (had) {
-            Path gone = tmpDir.resolve("removed-" + hex);
-            Trees.remove(gone);
-            Files.move(dir, gone, StandardCopyOption.ATOMIC_MOVE);
-            int r = Trees.remove(gone);
-            if (r < 0) throw new ImageException("cannot remove layer " + hex + ": " + Posix.strerror(r));
-        }
-        Files.deleteIfExists(layersDir.resolve(hex + ".json"));
-        Files.deleteIfExists(layersDir.resolve(hex + ".tar.gz"));
-        return had;
-    }
+    public RemoveResult remove(String ref) { return StoreRemoval.remove(this, ref); }
 
     /** For tests: the layer directories present in the store. */
     List<String> layerHexes() throws IOException {

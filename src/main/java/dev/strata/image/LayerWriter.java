@@ -61,12 +61,21 @@ public final class LayerWriter {
      * Writes the layer directory {@code dir} (a byte string, see {@link dev.strata.posix.Names}) to out
      * as an uncompressed tar, ending with the end-of-archive blocks. out is not closed.
      */
-    static Stats write(String dir, OutputStream out) throws IOException {
+    static Stats write(String dir, OutputStream out) throws IOException { return write(dir, out, false); }
+
+    /**
+     * As {@link #write(String, OutputStream)}; with {@code withRoot} the directory's own owner, mode,
+     * mtime and xattrs go first as the member {@code ./} (as {@code tar -C dir -c .} writes it), which
+     * an extraction applies to the layer's root: commit's way to keep the upper root, which the kernel
+     * overlay shows as the merged root.
+     */
+    static Stats write(String dir, OutputStream out, boolean withRoot) throws IOException {
         LayerWriter w = new LayerWriter(dir.endsWith("/") && dir.length() > 1 ? dir.substring(0, dir.length() - 1) : dir, out);
         Stat st = new Stat();
         int r = Posix.fstatat(Posix.AT_FDCWD, w.root, st, 0);
         if (r < 0) throw new ImageException("cannot read " + w.root + ": " + Posix.strerror(r));
         if (!st.isDir()) throw new ImageException(w.root + " is not a directory");
+        if (withRoot) w.member("", st);
         w.walk("");
         w.tar.finish();
         return w.stats;
@@ -176,7 +185,7 @@ public final class LayerWriter {
     private void member(String rel, Stat st) throws IOException {
         String p = abs(rel);
         TarWriter.Header h = new TarWriter.Header();
-        h.name = rel;
+        h.name = rel.isEmpty() ? "." : rel;
         h.mode = st.perm();
         h.uid = st.uid() & 0xffffffffL;
         h.gid = st.gid() & 0xffffffffL;
@@ -204,7 +213,7 @@ public final class LayerWriter {
         switch (type) {
             case Posix.S_IFDIR:
                 h.type = TarWriter.DIR;
-                stats.dirs++;
+                if (!rel.isEmpty()) stats.dirs++;
                 tar.header(h);
                 break;
             case Posix.S_IFREG:

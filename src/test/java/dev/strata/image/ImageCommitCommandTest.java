@@ -49,6 +49,19 @@ class ImageCommitCommandTest {
     }
 
     @Test
+    void cpCopiesALinkAsItIsOrWithDashLWhatItPointsTo() throws IOException {
+        Files.createSymbolicLink(upper.resolve("etc/link"), Path.of("/etc/a"));
+        Files.createSymbolicLink(upper.resolve("etc/loop"), Path.of("loop"));
+        assertEquals(0, run("image", "commit", "--upper", upper.toString(), "--from", "base:1", "l:1", "--store", store).code);
+        assertEquals(0, run("image", "cp", "l:1:/etc/link", tmp.resolve("as-link").toString(), "--store", store).code);
+        assertEquals("/etc/a", Files.readSymbolicLink(tmp.resolve("as-link")).toString());
+        ImageCommandTest.Run r = run("image", "cp", "-L", "l:1:/etc/link", tmp.resolve("followed").toString(), "--store", store);
+        assertEquals(0, r.code, r.err);
+        assertEquals("A", Files.readString(tmp.resolve("followed")), "the image's /etc/a, not the host's");
+        assertOneLineError(run("image", "cat", "l:1", "/etc/loop", "--store", store), "/etc/loop: too many levels of symbolic links");
+    }
+
+    @Test
     void mistakesAreOneLine() throws IOException {
         assertOneLineError(run("image", "commit", "--upper", tmp.resolve("nope").toString(), "--from", "base:1", "x", "--store", store),
                 "upper directory " + tmp.resolve("nope") + ": No such file or directory");
