@@ -24,7 +24,10 @@ final class Inodes {
         long lookups;
         /** st_ino presented at the last reply about this node. */
         volatile long ino;
-        HashMap<String, KNode> children;
+        /** The names of a directory the kernel holds (null until the first). */
+        Children children;
+        /** The next node in its directory's hash chain ({@link Children}). */
+        KNode next;
         /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see FileOps#openReply). */
         int cachedOpens;
         volatile int passthroughOpens;
@@ -45,6 +48,65 @@ final class Inodes {
             this.parent = parent;
             this.name = name;
         }
+    }
+
+    /**
+     * A directory's children by name: a hash table chained through {@link KNode#next}, so a name the
+     * kernel holds costs its node and one table slot (a HashMap added a 32-byte entry object per name,
+     * a tenth of the daemon's heap after a find). Under the Inodes lock. A node's name is its key: it is
+     * taken out before its name changes and put back after.
+     */
+    static final class Children {
+        private KNode[] table = new KNode[8];
+        private int size;
+
+        private static int hash(String name) {
+            int h = name.hashCode();
+            return h ^ (h >>> 16);
+        }
+
+        KNode get(String name) {
+            KNode[] t = table;
+            for (KNode c = t[hash(name) & (t.length - 1)]; c != null; c = c.next) if (c.name.equals(name)) return c;
+            return null;
+        }
+
+        /** Enters a node under its name (which must not be there yet). */
+        void add(KNode c) {
+            if (++size > table.length - (table.length >>> 2)) grow();
+            int i = hash(c.name) & (table.length - 1);
+            c.next = table[i];
+            table[i] = c;
+        }
+
+        private void grow() {
+            KNode[] old = table, t = new KNode[old.length * 2];
+            for (KNode head : old) {
+                for (KNode c = head, nx; c != null; c = nx) {
+                    nx = c.next;
+                    int i = hash(c.name) & (t.length - 1);
+                    c.next = t[i];
+                    t[i] = c;
+                }
+            }
+            table = t;
+        }
+
+        /** Takes out the node of a name; returns it, or null. */
+        KNode remove(String name) {
+            int i = hash(name) & (table.length - 1);
+            KNode prev = null;
+            for (KNode c = table[i]; c != null; prev = c, c = c.next) {
+                if (!c.name.equals(name)) continue;
+                if (prev == null) table[i] = c.next; else prev.next = c.next;
+                c.next = null;
+                size--;
+                return c;
+            }
+            return null;
+        }
+
+        int size() { return size; }
     }
 
     /**
@@ -210,11 +272,11 @@ final class Inodes {
      * new one; counts one kernel reference.
      */
     synchronized KNode lookup(KNode dir, String name, long ino, boolean multiLinkFile) {
-        if (dir.children == null) dir.children = new HashMap<>();
+        if (dir.children == null) dir.children = new Children();
         KNode c = dir.children.get(name);
         if (c == null) {
             c = add(dir, name);
-            dir.children.put(name, c);
+            dir.children.add(c);
         }
         c.lookups++;
         if (c.ino != ino) {
@@ -258,6 +320,7 @@ final class Inodes {
         unlink(c);
         if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.get(c.name) == c) {
             c.parent.children.remove(c.name);
+            if (c.parent.children.size() == 0) c.parent.children = null;
         }
     }
 
@@ -295,8 +358,8 @@ final class Inodes {
             if (exchange) {
                 dst.parent = fromDir;
                 dst.name = fromName;
-                if (fromDir.children == null) fromDir.children = new HashMap<>();
-                fromDir.children.put(fromName, dst);
+                if (fromDir.children == null) fromDir.children = new Children();
+                fromDir.children.add(dst);
             } else {
                 dst.detached = true;
                 dst.parent = null;
@@ -306,8 +369,8 @@ final class Inodes {
         if (src != null) {
             src.parent = toDir;
             src.name = toName;
-            if (toDir.children == null) toDir.children = new HashMap<>();
-            toDir.children.put(toName, src);
+            if (toDir.children == null) toDir.children = new Children();
+            toDir.children.add(src);
         }
         return exchange ? null : dst;
     }
