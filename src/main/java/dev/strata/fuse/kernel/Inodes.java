@@ -1,5 +1,6 @@
 package dev.strata.fuse.kernel;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -19,7 +20,8 @@ final class Inodes {
     static final class KNode {
         final long id;
         KNode parent;          // null: the root, or detached
-        String name;           // null when detached
+        /** The name's bytes (names are ISO-8859-1 strings: one char per byte); null when detached. */
+        byte[] name;
         boolean detached;
         long lookups;
         /** st_ino presented at the last reply about this node. */
@@ -46,7 +48,7 @@ final class Inodes {
         KNode(long id, KNode parent, String name) {
             this.id = id;
             this.parent = parent;
-            this.name = name;
+            this.name = bytes(name);
         }
     }
 
@@ -60,14 +62,28 @@ final class Inodes {
         private KNode[] table = new KNode[8];
         private int size;
 
+        /** String.hashCode of the name (the same for its bytes), spread. */
         private static int hash(String name) {
             int h = name.hashCode();
             return h ^ (h >>> 16);
         }
 
+        private static int hash(byte[] name) {
+            int h = 0;
+            for (byte b : name) h = 31 * h + (b & 0xff);
+            return h ^ (h >>> 16);
+        }
+
+        private static boolean named(KNode c, String name) {
+            byte[] b = c.name;
+            if (b.length != name.length()) return false;
+            for (int i = 0; i < b.length; i++) if ((b[i] & 0xff) != name.charAt(i)) return false;
+            return true;
+        }
+
         KNode get(String name) {
             KNode[] t = table;
-            for (KNode c = t[hash(name) & (t.length - 1)]; c != null; c = c.next) if (c.name.equals(name)) return c;
+            for (KNode c = t[hash(name) & (t.length - 1)]; c != null; c = c.next) if (named(c, name)) return c;
             return null;
         }
 
@@ -97,13 +113,27 @@ final class Inodes {
             int i = hash(name) & (table.length - 1);
             KNode prev = null;
             for (KNode c = table[i]; c != null; prev = c, c = c.next) {
-                if (!c.name.equals(name)) continue;
+                if (!named(c, name)) continue;
                 if (prev == null) table[i] = c.next; else prev.next = c.next;
                 c.next = null;
                 size--;
                 return c;
             }
             return null;
+        }
+
+        /** Takes out this very node, if it is here. */
+        boolean remove(KNode node) {
+            int i = hash(node.name) & (table.length - 1);
+            KNode prev = null;
+            for (KNode c = table[i]; c != null; prev = c, c = c.next) {
+                if (c != node) continue;
+                if (prev == null) table[i] = c.next; else prev.next = c.next;
+                c.next = null;
+                size--;
+                return true;
+            }
+            return false;
         }
 
         int size() { return size; }
@@ -250,14 +280,18 @@ final class Inodes {
     /** The mount path of a node ("/" or "/a/b"), or null if it (or a directory above it) was removed. */
     synchronized String path(KNode n) {
         if (n == root) return "/";
-        ArrayList<String> parts = new ArrayList<>();
+        int len = 0;
         for (KNode c = n; c != root; c = c.parent) {
             if (c == null || c.detached) return null;
-            parts.add(c.name);
+            len += 1 + c.name.length;
         }
-        StringBuilder b = new StringBuilder();
-        for (int i = parts.size() - 1; i >= 0; i--) b.append('/').append(parts.get(i));
-        return b.toString();
+        byte[] b = new byte[len];
+        for (KNode c = n; c != root; c = c.parent) {
+            len -= c.name.length;
+            System.arraycopy(c.name, 0, b, len, c.name.length);
+            b[--len] = '/';
+        }
+        return new String(b, StandardCharsets.ISO_8859_1);
     }
 
     /** The path of a name in a directory node, or null if the directory was removed. */
@@ -318,8 +352,7 @@ final class Inodes {
         if (c.lookups > 0) return;
         drop(c);
         unlink(c);
-        if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.get(c.name) == c) {
-            c.parent.children.remove(c.name);
+        if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.remove(c)) {
             if (c.parent.children.size() == 0) c.parent.children = null;
         }
     }
@@ -357,7 +390,7 @@ final class Inodes {
         if (dst != null) {
             if (exchange) {
                 dst.parent = fromDir;
-                dst.name = fromName;
+                dst.name = bytes(fromName);
                 if (fromDir.children == null) fromDir.children = new Children();
                 fromDir.children.add(dst);
             } else {
@@ -368,7 +401,7 @@ final class Inodes {
         }
         if (src != null) {
             src.parent = toDir;
-            src.name = toName;
+            src.name = bytes(toName);
             if (toDir.children == null) toDir.children = new Children();
             toDir.children.add(src);
         }
@@ -413,4 +446,8 @@ final class Inodes {
     }
 
     private static final long[] EMPTY = new long[0];
+
+    static byte[] bytes(String name) {
+        return name == null ? null : name.getBytes(StandardCharsets.ISO_8859_1);
+    }
 }
