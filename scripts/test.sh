@@ -33,7 +33,7 @@ if [ -z "$groups" ]; then
 fi
 # At exit, however the run ends: the number of native tests run, each skipped one, and in CI mode a
 # failure for any native class that skipped (SurefireReport reads surefire's XML reports).
-rm -rf target/surefire-reports target/surefire-reports-main
+rm -rf target/surefire-reports target/surefire-reports-main target/surefire-reports-eviction
 report() {
   local rc=$? r=0
   if [ -d target/test-classes ]; then
@@ -58,6 +58,16 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && [ "${STRATA_NO_UNSHARE
 fi
 "${ns[@]}" mvn -B verify -Dstrata.excludedGroups="$groups" "$@"
 mv target/surefire-reports target/surefire-reports-main 2>/dev/null || true
+# The engine's node cache under a tiny bound (-Dstrata.nodeCache=16 in the daemon, see README "Layout",
+# union/NodeCache): the differential and stress tests once more with eviction all the time. Its
+# reports are kept aside (target/surefire-reports-eviction); a failure fails the run.
+if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_EVICTION:-}" = "" ]; then
+  STRATA_JAVA_OPTS="${STRATA_JAVA_OPTS:-} -Dstrata.nodeCache=16" "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= \
+    -Dtest='RandomDifferentialTest,ConcurrencyStressTest' -Dsurefire.failIfNoSpecifiedTests=false \
+    -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=1
+  rm -rf target/surefire-reports-eviction
+  mv target/surefire-reports target/surefire-reports-eviction 2>/dev/null || true
+fi
 # The fallback transport (libfuse 2, used where mount(2) of FUSE is not permitted) passes the same
 # differential and edge-case tests once more, with attr_timeout=0: libfuse 2's path-based API cannot
 # invalidate the attributes the kernel caches (see README, "Transports").

@@ -40,10 +40,7 @@ final class Namei {
     Node child(Node dir, String name) {
         ConcurrentHashMap<String, Node> ch = dir.children();
         Node c = ch.get(name);
-        if (c != null) {
-            nodes.hit(dir);
-            return c.listed ? confirmListed(dir, ch, name, c) : c;
-        }
+        if (c != null) return c.listed ? confirmListed(dir, ch, name, c) : c;
         if (name.length() > Overlay.NAME_MAX) return new LookupError(-ENAMETOOLONG);
         c = lookup(dir, name);
         if (c instanceof LookupError) return c;

@@ -1,11 +1,10 @@
 package dev.strata.union;
 
-import com.github.benmanes.caffeine.cache.Cache;
-import com.github.benmanes.caffeine.cache.Caffeine;
-import com.github.benmanes.caffeine.cache.RemovalCause;
-
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -30,26 +29,39 @@ import java.util.concurrent.atomic.AtomicInteger;
  * with the kernel's would hold as many nodes as the kernel: twice the memory of the transport's node
  * table, for lookups the kernel rarely repeats.
  *
- * <p>Unit: a directory's cached children. Caffeine bounds the directories whose children maps hold
- * nodes, each weighing the number of its cached children (capped at a quarter of the bound, so that
- * one huge directory being listed is kept whole rather than flushing everything else), with its
- * W-TinyLFU policy over the lookups in each directory. Per node it did not fit: a readdir enters a
- * whole directory's children at once, before their first lookup, and the admission window (1% of the
- * bound) rejected most of them before the lookups that follow reached them (a cold find then looked
- * everything up twice). An evicted directory loses the children nothing holds (not open, no cached
- * children of their own), then itself if emptied. Bound: {@code -Dstrata.nodeCache=N} nodes (default
- * {@link #DEFAULT_BOUND}).
+ * <p>Unit: a directory's cached children. The bound counts nodes ({@code -Dstrata.nodeCache=N},
+ * default {@link #DEFAULT_BOUND}); each directory whose children map holds nodes weighs 1 + their
+ * number (capped at a quarter of the bound, so that one huge directory being listed is kept whole
+ * rather than flushing everything else), and past the bound the directories least recently entered
+ * are evicted: each loses the children nothing holds (not open, no cached children of their own),
+ * then itself if emptied. A find visits one directory at a time, so it never loses the one it is in.
  *
- * <p>Caffeine only queues its victims: lookups run under the engine's shared lock and a node must not
- * leave the tree while another lookup uses it, so the queue is drained under the exclusive lock, by a
- * mutation that already holds it or by a daemon thread.
+ * <p>Why not caffeine (the project's cache library): tried first, per node and per directory, it did
+ * not fit this tree. Per node, a readdir enters a whole directory's children at once, before their
+ * first lookup, and caffeine's admission window (1% of the bound) handed most of them to its main
+ * space, where a newcomer is admitted only if seen more often than the victim: they were rejected
+ * before the lookups that follow reached them. Per directory, the directory being filled reaches
+ * the sketch's top frequency after a few names, as the earlier ones did, and a tie goes to the
+ * resident: the directory a find was in was evicted under it (a find over 300,000 entries ran
+ * several times slower, every name looked up again). Recency is what a tree walk needs; this is a
+ * weighted LRU of a few hundred directories, under one lock.
+ *
+ * <p>Victims are only queued: an operation holds nodes while it runs (under the engine's shared
+ * lock, or the exclusive one for a change) and must not see them leave the tree, so a daemon thread
+ * drains the queue between operations, under the exclusive lock.
  */
 final class NodeCache {
     static final int DEFAULT_BOUND = 32_768;
 
     private final Overlay ovl;
     final int bound;
-    private final Cache<Node, Boolean> tracked;
+    private final int cap;
+    /**
+     * Directories whose children maps hold nodes, least recently entered first, with the weight each
+     * had when last entered (1 + its cached children, capped). Under its own lock.
+     */
+    private final LinkedHashMap<Node, Integer> tracked = new LinkedHashMap<>(256, 0.75f, true);
+    private long weight;
     private final ConcurrentLinkedQueue<Node> victims = new ConcurrentLinkedQueue<>();
     private Thread drainer;
     private volatile boolean closed;
@@ -59,18 +71,7 @@ final class NodeCache {
     NodeCache(Overlay ovl, int bound) {
         this.ovl = ovl;
         this.bound = Math.max(bound, 16);
-        int cap = Math.max(1, this.bound / 4);
-        tracked = Caffeine.newBuilder()
-                .maximumWeight(this.bound)
-                .weigher((Node d, Boolean v) -> {
-                    ConcurrentHashMap<String, Node> kids = d.childrenIfAny();
-                    return Math.min(cap, 1 + (kids == null ? 0 : kids.size()));
-                })
-                .executor(Runnable::run) // eviction decided on the calling thread; it only queues
-                .evictionListener((Node d, Boolean v, RemovalCause c) -> {
-                    if (c.wasEvicted() && d != null) victims.add(d);
-                })
-                .build();
+        this.cap = Math.max(1, this.bound / 4);
     }
 
     static int configuredBound() {
@@ -84,27 +85,37 @@ final class NodeCache {
     }
 
     /**
-     * A node was entered in its directory's children map: the directory is weighed again. Victims
-     * caffeine picks meanwhile are dropped here under the exclusive lock, else by the drainer.
+     * A node was entered in its directory's children map: the directory is weighed again and is the
+     * most recent. Victims are dropped by the drainer, never here: an operation holding the exclusive
+     * lock holds nodes too, and must not see them leave the tree (a link that resolved its source and
+     * then its target directory got two nodes for one directory, and copied it up twice: ENOTEMPTY).
      */
     void entered(Node n) {
         Node dir = n.parent;
         if (dir == null) return;
-        tracked.put(dir, Boolean.TRUE);
-        if (victims.isEmpty()) return;
-        if (ovl.lock.isWriteLockedByCurrentThread()) drain();
-        else wakeDrainer();
+        track(dir);
+        if (!victims.isEmpty()) wakeDrainer();
     }
 
-    /** A lookup found a child of dir in the cache (recency for the policy). */
-    void hit(Node dir) {
-        tracked.getIfPresent(dir);
+    /** Enters or refreshes a directory (most recent) and queues the least recent ones past the bound. */
+    private synchronized void track(Node dir) {
+        ConcurrentHashMap<String, Node> kids = dir.childrenIfAny();
+        int w = Math.min(cap, 1 + (kids == null ? 0 : kids.size()));
+        Integer old = tracked.put(dir, w);
+        weight += w - (old == null ? 0 : old);
+        if (weight <= bound) return;
+        Iterator<Map.Entry<Node, Integer>> it = tracked.entrySet().iterator();
+        while (weight > bound && it.hasNext()) {
+            Map.Entry<Node, Integer> e = it.next();
+            if (e.getKey() == dir) break; // the most recent: all others are out already
+            weight -= e.getValue();
+            victims.add(e.getKey());
+            it.remove();
+        }
     }
 
-    /** The cached children of the tracked directories, by their weights when last entered (for tests). */
-    long weight() {
-        tracked.cleanUp();
-        return tracked.policy().eviction().map(e -> e.weightedSize().orElse(0)).orElse(0L);
+    private synchronized boolean isTracked(Node dir) {
+        return tracked.containsKey(dir);
     }
 
     private synchronized void wakeDrainer() {
@@ -152,7 +163,7 @@ final class NodeCache {
         int count = 0;
         Node d;
         while ((d = victims.poll()) != null) {
-            if (tracked.getIfPresent(d) != null) continue; // entered again since
+            if (isTracked(d)) continue; // entered again since
             ConcurrentHashMap<String, Node> kids = d.childrenIfAny();
             if (kids == null) continue;
             for (Node c : kids.values()) {
@@ -172,9 +183,8 @@ final class NodeCache {
         return count;
     }
 
-    /** Lets caffeine pick its victims now and drops them (tests): takes the exclusive lock. */
+    /** Drops the queued victims now (tests): takes the exclusive lock. */
     void drainNow() {
-        tracked.cleanUp();
         ovl.lock.writeLock().lock();
         try {
             drain();
@@ -187,8 +197,11 @@ final class NodeCache {
     void evictAllNow() {
         ovl.lock.writeLock().lock();
         try {
-            victims.addAll(tracked.asMap().keySet());
-            tracked.invalidateAll();
+            synchronized (this) {
+                victims.addAll(tracked.keySet());
+                tracked.clear();
+                weight = 0;
+            }
             drain();
         } finally {
             ovl.lock.writeLock().unlock();
