@@ -43,7 +43,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * before the lookups that follow reached them. Per directory, the directory being filled reaches
  * the sketch's top frequency after a few names, as the earlier ones did, and a tie goes to the
  * resident: the directory a find was in was evicted under it (a find over 300,000 entries ran
- * several times slower, every name looked up again). Recency is what a tree walk needs; this is a
+ * names looked up again: measured on a busy machine, the daemon used 5.1 s of CPU for a find over
+ * 300,000 entries against 4.2-4.5 s with this LRU). Recency is what a tree walk needs; this is a
  * weighted LRU of a few hundred directories, under one lock.
  *
  * <p>Victims are only queued: an operation holds nodes while it runs (under the engine's shared
@@ -52,6 +53,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class NodeCache {
     static final int DEFAULT_BOUND = 32_768;
+    /** How long without victims ends a walk (see {@link #drainLoop}). */
+    static final long IDLE_MS = 1000;
 
     private final Overlay ovl;
     final int bound;
@@ -128,10 +131,27 @@ final class NodeCache {
         notifyAll();
     }
 
+    /**
+     * Drains the victims between operations. Once a walk is over (no victim for {@link #IDLE_MS}) after
+     * it dropped at least a quarter of the bound, the heap is collected once: the walk grew the heap
+     * with what it then dropped, and a full collection gives that memory back to the system
+     * (bin/strata's free ratios), so the daemon's resident memory after a walk is about what it holds;
+     * malloc_trim then returns the native memory the collection itself used (measured: 11 MB left in
+     * a malloc arena after a full collection of a 60 MB heap).
+     */
     private void drainLoop() {
+        long droppedSinceGc = 0;
         while (!closed) {
             synchronized (this) {
                 try {
+                    if (victims.isEmpty() && droppedSinceGc >= bound / 4) {
+                        wait(IDLE_MS);
+                        if (victims.isEmpty() && !closed) {
+                            droppedSinceGc = 0;
+                            System.gc();
+                            dev.strata.posix.Posix.mallocTrim(); // what the collection itself took (its mark stacks)
+                        }
+                    }
                     while (!closed && victims.isEmpty()) wait();
                 } catch (InterruptedException e) {
                     return;
@@ -140,7 +160,7 @@ final class NodeCache {
             if (closed) return;
             ovl.lock.writeLock().lock();
             try {
-                drain();
+                droppedSinceGc += drain();
             } finally {
                 ovl.lock.writeLock().unlock();
             }
