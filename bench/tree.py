@@ -44,6 +44,14 @@ class StrataNoPassthrough(compare.Strata):
         return cmd
 
 
+class StrataAt(compare.Strata):
+    """strata built elsewhere (--base-home: e.g. an older commit), to measure what a change did."""
+
+    def __init__(self, home, label):
+        super().__init__(home)
+        self.key, self.label = "strata-base", label
+
+
 def make_tree(workdir, entries):
     """The lower layer of ENTRIES entries, generated once (a .complete marker says it is whole)."""
     dirs, files = SHAPES[entries]
@@ -144,6 +152,8 @@ def main(argv):
     ap.add_argument("--out", help="result file (default bench/results/tree-DATE.md)")
     ap.add_argument("--note", default="", help="a line for the result file (e.g. what else ran)")
     ap.add_argument("--strata-home", default=REPO)
+    ap.add_argument("--base-home", help="a second strata tree (built: target/strata.jar) measured as system strata-base, "
+                    "e.g. a checkout of an older commit; added to --systems")
     a = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench: tree needs root (it mounts and drops the page cache)", file=sys.stderr)
@@ -154,8 +164,15 @@ def main(argv):
                                os.path.abspath(__file__)] + argv, os.environ)
     all_systems = {"strata": compare.Strata(a.strata_home), "strata-nopt": StrataNoPassthrough(a.strata_home),
                    "fuse-overlayfs": compare.FuseOverlayfs(), "kernel": compare.Kernel()}
+    keys = a.systems.split(",")
+    if a.base_home:
+        rev = subprocess.run(["git", "-C", a.base_home, "log", "-1", "--format=%h"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout.strip()
+        all_systems["strata-base"] = StrataAt(a.base_home, f"strata at {rev or a.base_home}")
+        if "strata-base" not in keys:
+            keys.insert(0, "strata-base")
     systems = []
-    for k in a.systems.split(","):
+    for k in keys:
         if k not in all_systems:
             print(f"bench: unknown system '{k}' (one of {', '.join(all_systems)})", file=sys.stderr)
             return 2

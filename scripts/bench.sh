@@ -8,7 +8,7 @@
 #   scripts/bench.sh jmh [--no-build] [FILTER] [JMH options...]
 #       the JMH benchmarks under bench/java (FILTER is a JMH regexp; default: all of them);
 #       a run of all of them is kept in bench/results/jmh-DATE.txt, others in bench/results/tmp/.
-#   scripts/bench.sh tree [--entries 300000|1000000|both] [--runs N] [--systems ...] [--no-build]
+#   scripts/bench.sh tree [--entries 300000|1000000|both] [--runs N] [--systems ...] [--base-home DIR] [--no-build]
 #       find + stat twice over a generated tree (600 x 500 or 2,000 x 500 entries): time of each pass
 #       and the daemon's memory after it, strata against fuse-overlayfs and the kernel overlay (root);
 #       writes bench/results/tree-DATE.md.
