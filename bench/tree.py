@@ -138,7 +138,7 @@ def machine():
     dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
                            stdout=subprocess.PIPE, text=True).stdout.strip()
     return (f"{os.cpu_count()} CPUs ({cpu}), RAM {mem:.1f} GiB, {platform.platform()}, "
-            f"{java[1] if len(java) > 1 else java[0]}, {next((l for l in fo if 'version' in l), fo[0])}, strata {rev}{' (uncommitted changes)' if dirty else ''}")
+            f"{java[1] if len(java) > 1 else java[0]}, {next((l for l in fo if l.startswith('fuse-overlayfs')), fo[0])}, strata {rev}{' (uncommitted changes)' if dirty else ''}")
 
 
 def main(argv):
