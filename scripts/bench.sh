@@ -8,6 +8,10 @@
 #   scripts/bench.sh jmh [--no-build] [FILTER] [JMH options...]
 #       the JMH benchmarks under bench/java (FILTER is a JMH regexp; default: all of them);
 #       a run of all of them is kept in bench/results/jmh-DATE.txt, others in bench/results/tmp/.
+#   scripts/bench.sh tree [--entries 300000|1000000|both] [--runs N] [--systems ...] [--base-home DIR] [--no-build]
+#       find + stat twice over a generated tree (600 x 500 or 2,000 x 500 entries): time of each pass
+#       and the daemon's memory after it, strata against fuse-overlayfs and the kernel overlay (root);
+#       writes bench/results/tree-DATE.md.
 #   scripts/bench.sh podman [--rounds N] [--systems ...] [--user U] [--note TEXT] [--no-build]
 #       rootless podman: its kernel overlay, fuse-overlayfs and strata as mount program (as root;
 #       podman runs as the user strata-bench); writes bench/results/rootless-DATE.md.
@@ -94,6 +98,22 @@ case "$cmd" in
     rc=${PIPESTATUS[0]}
     echo "[bench] output kept in $out" >&2
     exit "$rc"
+    ;;
+  tree)
+    args=() no_build=0
+    for a in "$@"; do
+      case "$a" in
+        --no-build) no_build=1 ;;
+        -h|--help) exec python3 "$home/bench/tree.py" --help ;;
+        *) args+=("$a") ;;
+      esac
+    done
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "bench: tree needs root (it mounts and drops the page cache)" >&2
+      exit 2
+    fi
+    [ $no_build -eq 1 ] || build
+    exec python3 "$home/bench/tree.py" --strata-home "$home" "${args[@]}"
     ;;
   podman)
     # rootless podman (bench/rootless.sh): build first, as for compare, unless --no-build

@@ -33,7 +33,7 @@ if [ -z "$groups" ]; then
 fi
 # At exit, however the run ends: the number of native tests run, each skipped one, and in CI mode a
 # failure for any native class that skipped (SurefireReport reads surefire's XML reports).
-rm -rf target/surefire-reports target/surefire-reports-main target/surefire-reports-features
+rm -rf target/surefire-reports target/surefire-reports-main target/surefire-reports-features target/surefire-reports-eviction
 report() {
   local rc=$? r=0
   if [ -d target/test-classes ]; then
@@ -66,6 +66,16 @@ if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_FEATURES:-}" = "
     -Dsurefire.failIfNoSpecifiedTests=false -Dstrata.features=redirect_dir=on \
     -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=2000 -Dstrata.runs=2 -Dstrata.ops=1000
   mv target/surefire-reports target/surefire-reports-features 2>/dev/null || true
+fi
+# The engine's node cache under a tiny bound (-Dstrata.nodeCache=16 in the daemon, see README "Layout",
+# union/NodeCache): the differential and stress tests once more with eviction all the time. Its
+# reports are kept aside (target/surefire-reports-eviction); a failure fails the run.
+if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_EVICTION:-}" = "" ]; then
+  STRATA_JAVA_OPTS="${STRATA_JAVA_OPTS:-} -Dstrata.nodeCache=16" "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= \
+    -Dtest='RandomDifferentialTest,ConcurrencyStressTest' -Dsurefire.failIfNoSpecifiedTests=false \
+    -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=1
+  rm -rf target/surefire-reports-eviction
+  mv target/surefire-reports target/surefire-reports-eviction 2>/dev/null || true
 fi
 # The fallback transport (libfuse 2, used where mount(2) of FUSE is not permitted) passes the same
 # differential and edge-case tests once more, with attr_timeout=0: libfuse 2's path-based API cannot

@@ -13,6 +13,8 @@ import jnr.ffi.types.ssize_t;
  */
 public interface LibCMore {
     int fallocate(int fd, int mode, long offset, long len);
+    /** glibc: gives the free memory of every malloc arena back to the system; 1 if some was. */
+    int malloc_trim(@size_t long pad);
     int sync_file_range(int fd, long offset, long nbytes, int flags);
     /** Returns 0 or the error number itself (not -1 and errno). */
     int posix_fadvise(int fd, long offset, long len, int advice);

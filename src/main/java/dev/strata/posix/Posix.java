@@ -155,6 +155,13 @@ public final class Posix {
     public static int fchown(int fd, int uid, int gid) { return ret(C.fchown(fd, uid, gid)); }
     public static int ftruncate(int fd, long len) { return ret(C.ftruncate(fd, len)); }
     public static int fsync(int fd) { return ret(C.fsync(fd)); }
+    /** glibc's malloc_trim(0): free native memory back to the system (after a full collection). */
+    public static void mallocTrim() {
+        try {
+            M.malloc_trim(0);
+        } catch (UnsatisfiedLinkError e) { // not glibc: nothing to trim
+        }
+    }
     public static int fdatasync(int fd) { return ret(C.fdatasync(fd)); }
     public static int fallocate(int fd, int mode, long off, long len) { return ret(M.fallocate(fd, mode, off, len)); }
     public static int syncFileRange(int fd, long off, long len, int flags) { return ret(M.sync_file_range(fd, off, len, flags)); }

@@ -5,7 +5,6 @@ import dev.strata.layer.Markers;
 import dev.strata.posix.Stat;
 
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicInteger;
 
 import static dev.strata.posix.Errno.*;
 import static dev.strata.posix.Posix.*;
@@ -17,12 +16,15 @@ import static dev.strata.posix.Posix.*;
 final class Namei {
     private final Overlay ovl;
 
-    Namei(Overlay ovl) { this.ovl = ovl; }
+    Namei(Overlay ovl) { this(ovl, NodeCache.configuredBound()); }
 
-    /** Bounds the node cache; past this the whole cache is dropped and rebuilt on demand. */
-    static final int MAX_NODES = 200_000;
+    /** The bound on the node tree: what nothing holds is dropped by a policy (see {@link NodeCache}). */
+    final NodeCache nodes;
 
-    final AtomicInteger nodeCount = new AtomicInteger();
+    Namei(Overlay ovl, int bound) {
+        this.ovl = ovl;
+        this.nodes = new NodeCache(ovl, bound);
+    }
 
     long xwhMask(String rel, int[] layers) {
         return LayerLookup.xwhMask(ovl.stack, rel, layers);
@@ -60,20 +62,19 @@ final class Namei {
         }
         Node real = lookup(dir, name);
         if (real instanceof LookupError) return real;
-        return ch.replace(name, c, real) ? real : child(dir, name);
+        if (!ch.replace(name, c, real)) return child(dir, name);
+        nodes.entered(real);
+        return real;
     }
 
     /**
-     * Enters a node in a children map (the first one in wins, so concurrent lookups agree) and keeps
-     * the cache bounded: past MAX_NODES the whole tree is dropped and rebuilt on demand.
+     * Enters a node in a children map (the first one in wins, so concurrent lookups agree) and in the
+     * bound of {@link NodeCache}, which drops what nothing holds once the tree is past its bound.
      */
     Node cache(ConcurrentHashMap<String, Node> ch, String name, Node c) {
         Node prev = ch.putIfAbsent(name, c);
         if (prev != null) return prev;
-        if (nodeCount.incrementAndGet() > MAX_NODES) {
-            nodeCount.set(0);
-            ovl.rootNode.forgetAll();
-        }
+        nodes.entered(c);
         return c;
     }
 

@@ -125,11 +125,5 @@ class Node {
         if (c != null) c.remove(childName);
     }
 
-    void forgetAll() {
-        listing = null;
-        ConcurrentHashMap<String, Node> c = children;
-        if (c != null) c.clear();
-    }
-
     @Override public String toString() { return "/" + rel; }
 }

@@ -129,6 +129,7 @@ final class Overlay implements AutoCloseable {
     }
 
     @Override public void close() {
+        namei.nodes.close();
         for (Layer l : stack) l.close();
         if (workFd >= 0) Posix.close(workFd);
     }

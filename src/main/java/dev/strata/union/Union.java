@@ -55,6 +55,9 @@ public final class Union implements AutoCloseable {
 
     @Override public void close() { ovl.close(); }
 
+    /** The mount's state, for the engine's own tests. */
+    Overlay overlay() { return ovl; }
+
     public boolean readOnly() { return !ovl.hasUpper; }
     public MountOptions options() { return ovl.opts; }
     public List<Layer> layers() { return List.of(ovl.stack); }

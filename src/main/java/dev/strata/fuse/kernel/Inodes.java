@@ -1,5 +1,6 @@
 package dev.strata.fuse.kernel;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -19,12 +20,16 @@ final class Inodes {
     static final class KNode {
         final long id;
         KNode parent;          // null: the root, or detached
-        String name;           // null when detached
+        /** The name's bytes (names are ISO-8859-1 strings: one char per byte); null when detached. */
+        byte[] name;
         boolean detached;
         long lookups;
         /** st_ino presented at the last reply about this node. */
         volatile long ino;
-        HashMap<String, KNode> children;
+        /** The names of a directory the kernel holds (null until the first). */
+        Children children;
+        /** The next node in its directory's hash chain ({@link Children}). */
+        KNode next;
         /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see FileOps#openReply). */
         int cachedOpens;
         volatile int passthroughOpens;
@@ -43,8 +48,95 @@ final class Inodes {
         KNode(long id, KNode parent, String name) {
             this.id = id;
             this.parent = parent;
-            this.name = name;
+            this.name = bytes(name);
         }
+    }
+
+    /**
+     * A directory's children by name: a hash table chained through {@link KNode#next}, so a name the
+     * kernel holds costs its node and one table slot (a HashMap added a 32-byte entry object per name,
+     * a tenth of the daemon's heap after a find). Under the Inodes lock. A node's name is its key: it is
+     * taken out before its name changes and put back after.
+     */
+    static final class Children {
+        private KNode[] table = new KNode[8];
+        private int size;
+
+        /** String.hashCode of the name (the same for its bytes), spread. */
+        private static int hash(String name) {
+            int h = name.hashCode();
+            return h ^ (h >>> 16);
+        }
+
+        private static int hash(byte[] name) {
+            int h = 0;
+            for (byte b : name) h = 31 * h + (b & 0xff);
+            return h ^ (h >>> 16);
+        }
+
+        private static boolean named(KNode c, String name) {
+            byte[] b = c.name;
+            if (b.length != name.length()) return false;
+            for (int i = 0; i < b.length; i++) if ((b[i] & 0xff) != name.charAt(i)) return false;
+            return true;
+        }
+
+        KNode get(String name) {
+            KNode[] t = table;
+            for (KNode c = t[hash(name) & (t.length - 1)]; c != null; c = c.next) if (named(c, name)) return c;
+            return null;
+        }
+
+        /** Enters a node under its name (which must not be there yet). */
+        void add(KNode c) {
+            if (++size > table.length - (table.length >>> 2)) grow();
+            int i = hash(c.name) & (table.length - 1);
+            c.next = table[i];
+            table[i] = c;
+        }
+
+        private void grow() {
+            KNode[] old = table, t = new KNode[old.length * 2];
+            for (KNode head : old) {
+                for (KNode c = head, nx; c != null; c = nx) {
+                    nx = c.next;
+                    int i = hash(c.name) & (t.length - 1);
+                    c.next = t[i];
+                    t[i] = c;
+                }
+            }
+            table = t;
+        }
+
+        /** Takes out the node of a name; returns it, or null. */
+        KNode remove(String name) {
+            int i = hash(name) & (table.length - 1);
+            KNode prev = null;
+            for (KNode c = table[i]; c != null; prev = c, c = c.next) {
+                if (!named(c, name)) continue;
+                if (prev == null) table[i] = c.next; else prev.next = c.next;
+                c.next = null;
+                size--;
+                return c;
+            }
+            return null;
+        }
+
+        /** Takes out this very node, if it is here. */
+        boolean remove(KNode node) {
+            int i = hash(node.name) & (table.length - 1);
+            KNode prev = null;
+            for (KNode c = table[i]; c != null; prev = c, c = c.next) {
+                if (c != node) continue;
+                if (prev == null) table[i] = c.next; else prev.next = c.next;
+                c.next = null;
+                size--;
+                return true;
+            }
+            return false;
+        }
+
+        int size() { return size; }
     }
 
     /**
@@ -188,14 +280,18 @@ final class Inodes {
     /** The mount path of a node ("/" or "/a/b"), or null if it (or a directory above it) was removed. */
     synchronized String path(KNode n) {
         if (n == root) return "/";
-        ArrayList<String> parts = new ArrayList<>();
+        int len = 0;
         for (KNode c = n; c != root; c = c.parent) {
             if (c == null || c.detached) return null;
-            parts.add(c.name);
+            len += 1 + c.name.length;
         }
-        StringBuilder b = new StringBuilder();
-        for (int i = parts.size() - 1; i >= 0; i--) b.append('/').append(parts.get(i));
-        return b.toString();
+        byte[] b = new byte[len];
+        for (KNode c = n; c != root; c = c.parent) {
+            len -= c.name.length;
+            System.arraycopy(c.name, 0, b, len, c.name.length);
+            b[--len] = '/';
+        }
+        return new String(b, StandardCharsets.ISO_8859_1);
     }
 
     /** The path of a name in a directory node, or null if the directory was removed. */
@@ -210,11 +306,11 @@ final class Inodes {
      * new one; counts one kernel reference.
      */
     synchronized KNode lookup(KNode dir, String name, long ino, boolean multiLinkFile) {
-        if (dir.children == null) dir.children = new HashMap<>();
+        if (dir.children == null) dir.children = new Children();
         KNode c = dir.children.get(name);
         if (c == null) {
             c = add(dir, name);
-            dir.children.put(name, c);
+            dir.children.add(c);
         }
         c.lookups++;
         if (c.ino != ino) {
@@ -256,8 +352,8 @@ final class Inodes {
         if (c.lookups > 0) return;
         drop(c);
         unlink(c);
-        if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.get(c.name) == c) {
-            c.parent.children.remove(c.name);
+        if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.remove(c)) {
+            if (c.parent.children.size() == 0) c.parent.children = null;
         }
     }
 
@@ -294,9 +390,9 @@ final class Inodes {
         if (dst != null) {
             if (exchange) {
                 dst.parent = fromDir;
-                dst.name = fromName;
-                if (fromDir.children == null) fromDir.children = new HashMap<>();
-                fromDir.children.put(fromName, dst);
+                dst.name = bytes(fromName);
+                if (fromDir.children == null) fromDir.children = new Children();
+                fromDir.children.add(dst);
             } else {
                 dst.detached = true;
                 dst.parent = null;
@@ -305,9 +401,9 @@ final class Inodes {
         }
         if (src != null) {
             src.parent = toDir;
-            src.name = toName;
-            if (toDir.children == null) toDir.children = new HashMap<>();
-            toDir.children.put(toName, src);
+            src.name = bytes(toName);
+            if (toDir.children == null) toDir.children = new Children();
+            toDir.children.add(src);
         }
         return exchange ? null : dst;
     }
@@ -350,4 +446,8 @@ final class Inodes {
     }
 
     private static final long[] EMPTY = new long[0];
+
+    static byte[] bytes(String name) {
+        return name == null ? null : name.getBytes(StandardCharsets.ISO_8859_1);
+    }
 }

@@ -19,6 +19,29 @@ class InodesTest {
         assertNull(t.find("/a/zz"));
     }
 
+    @Test void aDirectoryOfManyNamesFindsEachOneTillItIsForgottenOrRemoved() {
+        KNode d = t.lookup(t.root, "d", 9, false);
+        int n = 5000;
+        KNode[] k = new KNode[n];
+        for (int i = 0; i < n; i++) k[i] = t.lookup(d, name(i), 100 + i, false);
+        for (int i = 0; i < n; i++) {
+            assertSame(k[i], t.peek(d, name(i)));
+            assertEquals("/d/" + name(i), t.path(k[i]));
+        }
+        for (int i = 0; i < n; i += 2) t.forget(k[i].id, 1);
+        for (int i = 0; i < n; i += 3) if (i % 2 != 0) assertSame(k[i], t.remove(d, name(i)));
+        for (int i = 0; i < n; i++) {
+            boolean there = i % 2 != 0 && i % 3 != 0;
+            assertEquals(there ? k[i] : null, t.peek(d, name(i)), name(i));
+        }
+        assertNull(t.peek(d, "\u00e9t\u00e9"), "same length and chars but one");
+    }
+
+    /** Names are bytes (ISO-8859-1 strings): some not UTF-8, some of equal String hash ("Aa" and "BB"). */
+    private static String name(int i) {
+        return (i % 7 == 0 ? "\u00e9\u00ff" : i % 5 == 0 ? "Aa" : "BB") + i;
+    }
+
     @Test void aNameLookedUpAgainKeepsItsIdAndCountsReferences() {
         KNode a1 = t.lookup(t.root, "a", 10, false);
         KNode a2 = t.lookup(t.root, "a", 10, false);
