@@ -144,6 +144,43 @@ class SharedDaemonTest {
 
     // ------------------------------------------------------------------ tests
 
+    /**
+     * --log (what the differential tests' Mounter passes) goes through the daemon: the mount is served
+     * there (STRATA_JAVA=/bin/false: no process of its own could start), the daemon creates the log 0600
+     * relative to the caller's cwd and holds each mount's log for as long as that mount lives; the first
+     * mount (the one that became the daemon) has its own log too, not the daemon's stderr for all.
+     */
+    @Test void mountsWithALogAreServedByTheDaemonEachWithItsLog() throws Exception {
+        String[] a = layers("a"), b = layers("b");
+        ok(strata(env(false), "mount", "--log", "a.log", "-o", a[0], a[1]));
+        List<Long> first = processesNaming(dir);
+        assertEquals(1, first.size(), "one strata process: " + first);
+        long daemon = first.get(0);
+        ok(strata(env(true), "mount", "--log=b.log", "-o", b[0], b[1]));
+        assertEquals(List.of(daemon), Mounts.registeredPids(Path.of(b[1])), "the mount with --log is served by the daemon");
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("b.log"))));
+        assertEquals("b", Files.readString(Path.of(b[1]).resolve("f")));
+        assertEquals(List.of(dir.resolve("a.log").toString()), openUnder(daemon, dir.resolve("a.log").toString()),
+                "the first mount's log is its own (held once, not as the daemon's stderr for every mount)");
+        assertEquals(List.of(dir.resolve("b.log").toString()), openUnder(daemon, dir.resolve("b.log").toString()),
+                "the daemon writes b's log");
+        ok(strata(env(false), "umount", b[1]));
+        List<String> held = openUnder(daemon, dir.resolve("b.log").toString());
+        for (long end = System.currentTimeMillis() + 10_000; !held.isEmpty() && System.currentTimeMillis() < end; ) {
+            Thread.sleep(100);
+            held = openUnder(daemon, dir.resolve("b.log").toString());
+        }
+        assertEquals(List.of(), held, "an unmounted mount's log is closed");
+        assertEquals("a", Files.readString(Path.of(a[1]).resolve("f")));
+        // a log the daemon may not write for the caller (a symlink) goes to a process of its own
+        Files.createSymbolicLink(dir.resolve("c.log"), dir.resolve("a.log"));
+        String[] c = layers("c");
+        NativeSupport.Proc.Result r = strata(env(true), "mount", "--log=c.log", "-o", c[0], c[1]);
+        assertNotEquals(0, r.exit, "a symlinked log is not opened by the daemon: " + r);
+        assertFalse(Mounts.isMounted(Path.of(c[1])));
+        ok(strata(env(false), "umount", a[1]));
+    }
+
     @Test void mountsShareOneDaemonAndUnmountingOneLeavesTheOthers() throws Exception {
         String[] a = layers("a"), b = layers("b"), c = layers("c");
         ok(strata(env(false), "-o", a[0], a[1]));

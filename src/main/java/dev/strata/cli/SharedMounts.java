@@ -9,7 +9,7 @@ import java.nio.file.Path;
  * The shared daemon's requests (see {@link Server}): each is a mount command line from bin/strata,
  * run in this process with the client's cwd; the answer goes to the client once the mount is ready.
  * What needs a process of its own is refused (the client then starts one): anything but a plain
- * kernel-transport mount, i.e. another command, -f/-d, --log, --image, -o debug, trace= or
+ * kernel-transport mount, i.e. another command, -f/-d, --image, -o debug, trace= or
  * transport=libfuse, and a mount this process may not make itself.
  */
 final class SharedMounts implements Server.Handler {
@@ -28,7 +28,6 @@ final class SharedMounts implements Server.Handler {
     /** Why a parsed mount cannot be served by the shared daemon, or null. */
     static String refusal(MountCommand m, MountOptions opts) {
         if (m.foreground || m.debug || opts.debug) return "debug or foreground";
-        if (m.logFile != null) return "--log";
         if (m.image != null || m.store != null || m.upper != null || m.work != null) return "--image";
         if (opts.traceFile != null) return "trace";
         if (opts.transport.equals("libfuse")) return "transport=libfuse";

@@ -107,6 +107,16 @@ public final class Server {
         }
     }
 
+    /**
+     * A mount's own error log (--log): what this thread, and the threads it starts from now on (the
+     * mount's workers), print outside a request's answer goes to {@code log}; null: the daemon's stderr.
+     * Installs the daemon's routed stderr if it is not yet.
+     */
+    public static void logTo(java.io.PrintStream log) {
+        RoutedErr.install();
+        RoutedErr.logTo(log);
+    }
+
     /** Blocks while the daemon serves mounts or waits out its idle time (at once if none was started). */
     public static void awaitEnd() {
         Server s = current;
