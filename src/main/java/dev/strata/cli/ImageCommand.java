@@ -207,8 +207,9 @@ public final class ImageCommand implements Runnable {
         @Option(names = "--author", paramLabel = "TEXT", description = "the author, in the config and its history entry") String author;
         @Option(names = "--force", description = "move NAME[:TAG] from the image that has it now") boolean force;
         @Option(names = {"-q", "--quiet"}, description = "print only the new image id") boolean quiet;
-        @Option(names = "--pause", description = {"stop the strata mount's daemon (SIGSTOP) while its upper is read: the",
-                "layer is the upper as one moment left it; programs using the mount wait"}) boolean pause;
+        @Option(names = "--pause", description = {"hold the strata mount's requests while its upper is read (only that mount's",
+                "on a shared daemon; SIGSTOP of a process of its own): the layer is the upper as one moment left it;",
+                "programs using the mount wait"}) boolean pause;
         @CommandLine.Mixin StoreOption store = new StoreOption();
 
         @Override public Integer call() {
@@ -317,8 +318,27 @@ public final class ImageCommand implements Runnable {
             return m;
         }
 
-        static Paused stop(String mountpoint) {
+        /**
+         * Pauses the mount: through the shared daemon's socket when that daemon serves it (only this
+         * mount's requests are held, until the returned pause is closed or this process ends), else by
+         * stopping the process of its own that serves it; refused for a process that serves other mounts
+         * too and cannot be asked (a SIGSTOP would stop them all).
+         */
+        static AutoCloseable stop(String mountpoint) {
             dev.strata.inspect.MountInfo m = daemonOf(mountpoint);
+            try {
+                dev.strata.daemon.PauseClient c = dev.strata.daemon.PauseClient.pause(m.mountpoint());
+                if (c != null) return c;
+            } catch (java.io.IOException e) {
+                throw new UserError("--pause: " + e.getMessage());
+            }
+            long others = dev.strata.inspect.MountRegistry.live().stream()
+                    .filter(o -> o.pid() == m.pid() && !o.mountpoint().equals(m.mountpoint())).count();
+            if (others > 0) {
+                throw new UserError("--pause: the strata daemon of " + m.mountpoint() + " (pid " + m.pid() + ") serves "
+                        + others + " other mount" + (others > 1 ? "s" : "") + " and cannot be asked to pause this one from here"
+                        + " (another user or namespace?); commit without --pause");
+            }
             Paused p = new Paused(m.pid());
             Runtime.getRuntime().addShutdownHook(p.hook);
             if (!signal(m.pid(), "STOP")) {

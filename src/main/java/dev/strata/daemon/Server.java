@@ -318,6 +318,16 @@ public final class Server {
 
         public synchronized boolean open() { return fd >= 0; }
 
+        /** Blocks until the client closes its end (or goes away); what it sends meanwhile is ignored. */
+        public void awaitClientEnd() {
+            int f;
+            synchronized (this) { f = fd; }
+            if (f < 0) return;
+            while (Sock.readFully(f, 1) != null) {
+                // nothing is expected; read on until the end of the stream
+            }
+        }
+
         synchronized void close() {
             if (fd >= 0) {
                 Posix.close(fd);

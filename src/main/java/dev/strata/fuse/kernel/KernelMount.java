@@ -115,6 +115,7 @@ public final class KernelMount {
         Runtime.getRuntime().addShutdownHook(hook);
         CountDownLatch done = new CountDownLatch(WORKERS);
         KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
+        fs.gate = Gate.register(mountpoint);
         Thread[] threads = new Thread[WORKERS];
         for (int i = 0; i < WORKERS; i++) {
             Worker w = new Worker(fs, done::countDown);
@@ -135,6 +136,7 @@ public final class KernelMount {
             Thread.currentThread().interrupt();
         } finally {
             up.set(false);
+            Gate.unregister(mountpoint, fs.gate);
             Posix.close(fd);
             try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { }
         }
