@@ -195,8 +195,8 @@ public final class ImageCommand implements Runnable {
                     "of a mount is the image whose layers it mounts (--from if several share them).",
                     "A mount in use may change while it is read: as with 'podman commit' without",
                     "--pause, what is written meanwhile may or may not be in the layer (a file that",
-                    "shrinks while it is read stops the commit). --pause stops a strata mount's",
-                    "daemon meanwhile, or stop the writers first."},
+                    "shrinks while it is read stops the commit). --pause holds a strata mount's",
+                    "requests meanwhile, or stop the writers first."},
             exitCodeListHeading = "%nExit status:%n",
             exitCodeList = {"0:committed", "1:an error (one line on stderr)", "2:a usage mistake"})
     static final class Commit implements Callable<Integer> {
