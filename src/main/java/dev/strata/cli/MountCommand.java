@@ -315,6 +315,8 @@ public final class MountCommand implements Callable<Integer> {
                 // the first mount: its process's stderr goes to the file, as without a daemon
             }
         }
+        // inherited by the threads this one starts from here on (the mount's workers); the daemon's
+        // accept thread was started above, before this, so the requests it serves do not inherit it
         if (mountLog != null) dev.strata.daemon.Server.logTo(mountLog);
         java.io.PrintStream ownLog = mountLog;
         MountRecord record = new MountRecord(mountpoint, opts);
