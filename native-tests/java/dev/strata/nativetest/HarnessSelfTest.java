@@ -112,7 +112,8 @@ class HarnessSelfTest {
     @Test void aHungDaemonFailsTheTestInBoundedTime() {
         String why = Mounter.Strata.unavailableReason(NativeSupport.projectHome());
         if (why != null && !NativeSupport.nativeRequired()) org.junit.jupiter.api.Assumptions.abort("strata is not built: " + why);
-        Mounter strata = Mounter.underTest("strata", NativeSupport.projectHome(), NativeSupport.nativeRequired());
+        // SIGSTOPs the process serving its mount: one of its own (a stopped shared daemon stops every mount it serves)
+        Mounter strata = Mounter.underTest("strata", NativeSupport.projectHome(), NativeSupport.nativeRequired()).ownProcess();
         Path dir = NativeSupport.newTempDir("hang");
         try {
             LayerSet s = LayerSet.create(dir.resolve("x"), 1);

@@ -125,11 +125,36 @@ public abstract class Mounter {
         }
     }
 
+    /**
+     * This mounter, but strata in a process of its own for each mount (STRATA_DAEMON=0): for a test
+     * that kills or stops the process serving its mount, which with the shared daemon would take every
+     * other mount of this JVM's daemon with it. Other implementations: themselves.
+     */
+    public Mounter ownProcess() { return this; }
+
     static final class Strata extends Mounter {
         private final Path home;
         private final String features;
-        Strata(Path home, String features) { this.home = home; this.features = features == null ? "" : features; }
+        private final boolean own;
+        Strata(Path home, String features) { this(home, features, false); }
+        Strata(Path home, String features, boolean own) {
+            this.home = home; this.features = features == null ? "" : features; this.own = own;
+        }
         @Override public String name() { return "strata"; }
+        @Override public Mounter ownProcess() { return own ? this : new Strata(home, features, true); }
+
+        /**
+         * How the mount is launched: as podman's mounts, through the shared daemon of this JVM's user and
+         * mount namespace (README, "Process model"), which ends a few seconds after the last mount so that
+         * no JVM outlives the tests' namespace for long; STRATA_DAEMON=0 in the environment, or
+         * {@link #ownProcess()}, gives each mount a process of its own.
+         */
+        Map<String, String> env() {
+            Map<String, String> e = new HashMap<>();
+            if (own) e.put("STRATA_DAEMON", "0");
+            if (System.getenv("STRATA_DAEMON_IDLE") == null) e.put("STRATA_DAEMON_IDLE", "5");
+            return e;
+        }
 
         Path launcher() { return home.resolve("bin/strata"); }
 
@@ -159,7 +184,7 @@ public abstract class Mounter {
             if (!extra.isEmpty()) opts += "," + extra;
             Path log = layers.root.resolve("strata-" + layers.mnt.getFileName() + ".log");
             List<String> cmd = new ArrayList<>(Arrays.asList(launcher, "mount", "--log=" + log, "-o", opts, mnt));
-            NativeSupport.Proc.Result r = NativeSupport.Proc.run(home, 120, null, cmd);
+            NativeSupport.Proc.Result r = NativeSupport.Proc.run(home, 120, env(), cmd);
             try {
                 if (r.exit != 0) {
                     for (List<String> c : unmount) if (Mounts.isMounted(layers.mnt)) NativeSupport.Proc.run(Path.of("/"), 30, null, c);

@@ -144,6 +144,108 @@ class SharedDaemonTest {
 
     // ------------------------------------------------------------------ tests
 
+    /**
+     * --log (what the differential tests' Mounter passes) goes through the daemon: the mount is served
+     * there (STRATA_JAVA=/bin/false: no process of its own could start), the daemon creates the log 0600
+     * relative to the caller's cwd and holds each mount's log for as long as that mount lives; the first
+     * mount (the one that became the daemon) has its own log too, not the daemon's stderr for all.
+     */
+    @Test void mountsWithALogAreServedByTheDaemonEachWithItsLog() throws Exception {
+        String[] a = layers("a"), b = layers("b");
+        ok(strata(env(false), "mount", "--log", "a.log", "-o", a[0], a[1]));
+        List<Long> first = processesNaming(dir);
+        assertEquals(1, first.size(), "one strata process: " + first);
+        long daemon = first.get(0);
+        ok(strata(env(true), "mount", "--log=b.log", "-o", b[0], b[1]));
+        assertEquals(List.of(daemon), Mounts.registeredPids(Path.of(b[1])), "the mount with --log is served by the daemon");
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("b.log"))));
+        assertEquals("b", Files.readString(Path.of(b[1]).resolve("f")));
+        assertEquals(List.of(dir.resolve("a.log").toString()), openUnder(daemon, dir.resolve("a.log").toString()),
+                "the first mount's log is its own (held once, not as the daemon's stderr for every mount)");
+        assertEquals(List.of(dir.resolve("b.log").toString()), openUnder(daemon, dir.resolve("b.log").toString()),
+                "the daemon writes b's log");
+        ok(strata(env(false), "umount", b[1]));
+        List<String> held = openUnder(daemon, dir.resolve("b.log").toString());
+        for (long end = System.currentTimeMillis() + 10_000; !held.isEmpty() && System.currentTimeMillis() < end; ) {
+            Thread.sleep(100);
+            held = openUnder(daemon, dir.resolve("b.log").toString());
+        }
+        assertEquals(List.of(), held, "an unmounted mount's log is closed");
+        assertEquals("a", Files.readString(Path.of(a[1]).resolve("f")));
+        // a log the daemon may not write for the caller (a symlink) goes to a process of its own
+        Files.createSymbolicLink(dir.resolve("c.log"), dir.resolve("a.log"));
+        String[] c = layers("c");
+        NativeSupport.Proc.Result r = strata(env(true), "mount", "--log=c.log", "-o", c[0], c[1]);
+        assertNotEquals(0, r.exit, "a symlinked log is not opened by the daemon: " + r);
+        assertFalse(Mounts.isMounted(Path.of(c[1])));
+        ok(strata(env(false), "umount", a[1]));
+    }
+
+    /**
+     * image commit --pause of a mount served by the shared daemon holds that mount's requests only: during
+     * the commit a lookup in it waits while one in another mount of the same daemon answers, the daemon is
+     * never stopped (SIGSTOP would stop both), and the waiting lookup is answered once the commit ends.
+     * A commit killed during its pause leaves the mount answering (the pause ends with its connection).
+     */
+    @Test void commitPausePausesOnlyItsMountOnTheSharedDaemon() throws Exception {
+        Path src = Files.createDirectories(dir.resolve("src/etc"));
+        Files.writeString(src.resolve("conf"), "conf");
+        NativeSupport.Proc.Result tar = NativeSupport.Proc.run(dir, 60, "tar", "-C", dir.resolve("src").toString(), "-cf", "base.tar", ".");
+        ok(tar);
+        String store = dir.resolve("store").toString();
+        ok(strata(env(false), "image", "import", "base.tar", "--name", "base:1", "--store", store, "-q"));
+        String json = strata(env(false), "image", "inspect", "base:1", "--json", "--store", store).stdout;
+        String layer = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json).path("layerDirsTopFirst").get(0).asText();
+        for (String n : List.of("a-u", "a-w", "a-m")) Files.createDirectories(dir.resolve(n));
+        // a mount of the store's layer with -o lowerdir= goes to the shared daemon (--image would not)
+        ok(strata(env(false), "-o", "lowerdir=" + layer + ",upperdir=a-u,workdir=a-w", "a-m"));
+        String[] b = layers("b");
+        ok(strata(env(true), "-o", b[0], b[1]));
+        long daemon = Mounts.registeredPids(dir.resolve("a-m")).get(0);
+        assertEquals(List.of(daemon), Mounts.registeredPids(Path.of(b[1])), "one daemon serves both mounts");
+        Path ma = dir.resolve("a-m"), mb = Path.of(b[1]);
+        // an upper that takes a while to commit (60 MB that gzip cannot shrink)
+        ok(NativeSupport.Proc.run(dir, 120, "sh", "-c", "head -c 60000000 /dev/urandom > a-m/big.bin"));
+
+        for (boolean killCommit : new boolean[]{false, true}) {
+            ProcessBuilder cb = new ProcessBuilder(strata.toString(), "image", "commit", "--pause", ma.toString(),
+                    "paused:" + (killCommit ? 2 : 1), "--store", store, "-q").redirectErrorStream(true);
+            cb.environment().putAll(env(false)); // this test's daemon
+            Process commit = cb.start();
+            boolean sawPausedAlone = false, sawStopped = false;
+            Process waiting = null;
+            int i = 0;
+            while (commit.isAlive() && !sawPausedAlone) {
+                // new names each time: a lookup the kernel has not cached goes to the daemon
+                Process pa = new ProcessBuilder("stat", ma.resolve("new-" + killCommit + "-" + i).toString()).redirectErrorStream(true).start();
+                Process pb = new ProcessBuilder("stat", mb.resolve("new-" + killCommit + "-" + i).toString()).redirectErrorStream(true).start();
+                i++;
+                boolean bDone = pb.waitFor(5, java.util.concurrent.TimeUnit.SECONDS);
+                boolean aDone = pa.waitFor(500, java.util.concurrent.TimeUnit.MILLISECONDS);
+                String st = Files.readString(Path.of("/proc/" + daemon + "/stat"));
+                if (st.substring(st.lastIndexOf(')') + 2).startsWith("T")) sawStopped = true;
+                if (!aDone && bDone && commit.isAlive()) {
+                    sawPausedAlone = true;
+                    waiting = pa;
+                } else if (!aDone) {
+                    pa.waitFor(60, java.util.concurrent.TimeUnit.SECONDS);
+                }
+            }
+            assertTrue(sawPausedAlone, "during the commit a lookup in the paused mount waited while one in the other mount answered"
+                    + (commit.isAlive() ? "" : " (commit: exit " + commit.waitFor() + ", " + new String(commit.getInputStream().readAllBytes()).strip() + ")"));
+            assertFalse(sawStopped, "the shared daemon was not stopped");
+            if (killCommit) commit.destroyForcibly();
+            commit.waitFor(120, java.util.concurrent.TimeUnit.SECONDS);
+            if (!killCommit) assertEquals(0, commit.exitValue(), new String(commit.getInputStream().readAllBytes()));
+            assertTrue(waiting.waitFor(30, java.util.concurrent.TimeUnit.SECONDS),
+                    "the lookup held during the pause is answered once the commit " + (killCommit ? "was killed" : "ended"));
+            assertEquals("conf", Files.readString(ma.resolve("etc/conf")), "the paused mount answers again");
+        }
+        ok(strata(env(false), "image", "inspect", "paused:1", "--store", store));
+        ok(strata(env(false), "umount", mb.toString()));
+        ok(strata(env(false), "umount", ma.toString()));
+    }
+
     @Test void mountsShareOneDaemonAndUnmountingOneLeavesTheOthers() throws Exception {
         String[] a = layers("a"), b = layers("b"), c = layers("c");
         ok(strata(env(false), "-o", a[0], a[1]));

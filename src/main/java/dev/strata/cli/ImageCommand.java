@@ -195,8 +195,8 @@ public final class ImageCommand implements Runnable {
                     "of a mount is the image whose layers it mounts (--from if several share them).",
                     "A mount in use may change while it is read: as with 'podman commit' without",
                     "--pause, what is written meanwhile may or may not be in the layer (a file that",
-                    "shrinks while it is read stops the commit). --pause stops a strata mount's",
-                    "daemon meanwhile, or stop the writers first."},
+                    "shrinks while it is read stops the commit). --pause holds a strata mount's",
+                    "requests meanwhile, or stop the writers first."},
             exitCodeListHeading = "%nExit status:%n",
             exitCodeList = {"0:committed", "1:an error (one line on stderr)", "2:a usage mistake"})
     static final class Commit implements Callable<Integer> {
@@ -207,8 +207,9 @@ public final class ImageCommand implements Runnable {
         @Option(names = "--author", paramLabel = "TEXT", description = "the author, in the config and its history entry") String author;
         @Option(names = "--force", description = "move NAME[:TAG] from the image that has it now") boolean force;
         @Option(names = {"-q", "--quiet"}, description = "print only the new image id") boolean quiet;
-        @Option(names = "--pause", description = {"stop the strata mount's daemon (SIGSTOP) while its upper is read: the",
-                "layer is the upper as one moment left it; programs using the mount wait"}) boolean pause;
+        @Option(names = "--pause", description = {"hold the strata mount's requests while its upper is read (only that mount's",
+                "on a shared daemon; SIGSTOP of a process of its own): the layer is the upper as one moment left it;",
+                "programs using the mount wait"}) boolean pause;
         @CommandLine.Mixin StoreOption store = new StoreOption();
 
         @Override public Integer call() {
@@ -280,84 +281,6 @@ public final class ImageCommand implements Runnable {
                         + "): give --from IMAGE");
             }
             return found.id;
-        }
-    }
-
-    /**
-     * A strata mount's daemon stopped with SIGSTOP, continued (SIGCONT) by {@link #close} or, if this
-     * process ends first (an error, SIGTERM, ^C), by a shutdown hook. The engine keeps the upper
-     * consistent at every step a crash could stop it at (copy-up and whiteouts through the workdir), so
-     * a stopped daemon leaves an upper a crash would leave: whole operations only.
-     */
-    static final class Paused implements AutoCloseable {
-        private final long pid;
-        private final Thread hook;
-
-        private Paused(long pid) {
-            this.pid = pid;
-            this.hook = new Thread(() -> signal(pid, "CONT"));
-        }
-
-        /** Refuses early (before any work) what {@link #stop} would refuse. */
-        static void check(String mountpoint) { daemonOf(mountpoint); }
-
-        private static dev.strata.inspect.MountInfo daemonOf(String mountpoint) {
-            java.util.Optional<dev.strata.inspect.MountRegistry.Located> at =
-                    dev.strata.inspect.MountRegistry.locate(Path.of(dev.strata.posix.Names.fromArgument(mountpoint)));
-            if (at.isEmpty()) {
-                throw new UserError("--pause needs a strata mount: " + mountpoint + " has no strata daemon to stop"
-                        + " (stop the programs that write to it instead, e.g. 'podman pause')");
-            }
-            dev.strata.inspect.MountInfo m = at.get().mount();
-            long start = startTime(m.pid());
-            if (m.pid() <= 0 || start == 0 || (m.startTime() != 0 && start != m.startTime())) {
-                throw new UserError("--pause: the daemon of the mount at " + m.mountpoint() + " (pid " + m.pid()
-                        + ") is not visible from here (another PID namespace?); commit without --pause");
-            }
-            return m;
-        }
-
-        static Paused stop(String mountpoint) {
-            dev.strata.inspect.MountInfo m = daemonOf(mountpoint);
-            Paused p = new Paused(m.pid());
-            Runtime.getRuntime().addShutdownHook(p.hook);
-            if (!signal(m.pid(), "STOP")) {
-                Runtime.getRuntime().removeShutdownHook(p.hook);
-                throw new UserError("--pause: cannot stop the daemon of the mount at " + m.mountpoint() + " (pid " + m.pid() + ")");
-            }
-            return p;
-        }
-
-        @Override public void close() {
-            signal(pid, "CONT");
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException ignored) {
-                // shutting down: the hook runs anyway
-            }
-        }
-
-        private static boolean signal(long pid, String sig) {
-            try {
-                return new ProcessBuilder("kill", "-" + sig, Long.toString(pid)).redirectErrorStream(true)
-                        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor() == 0;
-            } catch (java.io.IOException e) {
-                return false;
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return false;
-            }
-        }
-
-        /** Field 22 (starttime) of /proc/PID/stat, or 0. */
-        private static long startTime(long pid) {
-            try {
-                String st = Files.readString(Path.of("/proc/" + pid + "/stat"), java.nio.charset.StandardCharsets.ISO_8859_1);
-                String[] f = st.substring(st.lastIndexOf(')') + 2).trim().split(" ");
-                return Long.parseLong(f[19]);
-            } catch (java.io.IOException | RuntimeException e) {
-                return 0;
-            }
         }
     }
 

@@ -109,7 +109,7 @@ public final class MountCommand implements Callable<Integer> {
     SharedMounts.Session session;
 
     /**
-     * Parses {@code mount [-o OPTS]... [-f] [-d] [--log FILE] [--image REF] [--store DIR] [--upper DIR]
+     * Parses {@code mount [-o OPTS]... [-f] [-d] [--log[=] FILE] [--image REF] [--store DIR] [--upper DIR]
      * [--work DIR] [SOURCE] MOUNTPOINT} without picocli; returns null for anything else (help, unknown
      * flags, wrong arity), which then goes through picocli and its messages.
      */
@@ -123,6 +123,7 @@ public final class MountCommand implements Callable<Integer> {
             else if (x.equals("-f") || x.equals("--foreground")) m.foreground = true;
             else if (x.equals("-d") || x.equals("--debug")) m.debug = true;
             else if (x.equals("--log") && next != null) { m.logFile = next; i++; }
+            else if (x.startsWith("--log=")) m.logFile = x.substring(6);
             else if (x.equals("--image") && next != null) { m.image = next; i++; }
             else if (x.equals("--store") && next != null) { m.store = Paths.get(next); i++; }
             else if (x.equals("--upper") && next != null) { m.upper = Paths.get(next); i++; }
@@ -299,6 +300,25 @@ public final class MountCommand implements Callable<Integer> {
         java.util.concurrent.atomic.AtomicReference<dev.strata.daemon.Server> server = new java.util.concurrent.atomic.AtomicReference<>(
                 session == null && kernel && background && socket != null && !socket.isEmpty()
                         ? dev.strata.daemon.Server.start(socket, new SharedMounts()) : null);
+        // a mount served by the shared daemon (or the first one, which becomes it) writes its own --log:
+        // the daemon's stderr is not its, and the daemon's other mounts do not write this mount's log
+        java.io.PrintStream mountLog = null;
+        if (logFile != null && (session != null || server.get() != null)) {
+            try {
+                mountLog = MountLog.open(logFile, cwd);
+            } catch (SharedMounts.Refused e) {
+                if (session != null) {
+                    union.close();
+                    locks.close();
+                    throw e; // to a process of its own, which opens it as the caller
+                }
+                // the first mount: its process's stderr goes to the file, as without a daemon
+            }
+        }
+        // inherited by the threads this one starts from here on (the mount's workers); the daemon's
+        // accept thread was started above, before this, so the requests it serves do not inherit it
+        if (mountLog != null) dev.strata.daemon.Server.logTo(mountLog);
+        java.io.PrintStream ownLog = mountLog;
         MountRecord record = new MountRecord(mountpoint, opts);
         // the record is written while the file system mounts (the ready signal waits for it, so that
         // explain/diff find a mount as soon as the command returns); closed below whatever happens
@@ -313,7 +333,7 @@ public final class MountCommand implements Callable<Integer> {
                 } else if (background) {
                     if (server.get() != null) server.get().firstReady();
                     Notify.send("ready");
-                    Notify.detachStdio(logFile);
+                    Notify.detachStdio(ownLog != null ? null : logFile);
                 }
             };
             rc = kernel ? KernelMount.serve(union, mountpoint, debug || opts.debug, ready, log) : KernelMount.NOT_PERMITTED;
@@ -334,6 +354,10 @@ public final class MountCommand implements Callable<Integer> {
             record.close();
             union.close();
             locks.close();
+            if (ownLog != null) {
+                dev.strata.daemon.Server.logTo(null);
+                ownLog.close();
+            }
         }
         if (rc != 0) {
             throw new UserError("cannot mount on " + mountpoint + " (is /dev/fuse usable and the fuse package installed?)");

@@ -9,7 +9,7 @@ import java.nio.file.Path;
  * The shared daemon's requests (see {@link Server}): each is a mount command line from bin/strata,
  * run in this process with the client's cwd; the answer goes to the client once the mount is ready.
  * What needs a process of its own is refused (the client then starts one): anything but a plain
- * kernel-transport mount, i.e. another command, -f/-d, --log, --image, -o debug, trace= or
+ * kernel-transport mount, i.e. another command, -f/-d, --image, -o debug, trace= or
  * transport=libfuse, and a mount this process may not make itself.
  */
 final class SharedMounts implements Server.Handler {
@@ -25,10 +25,43 @@ final class SharedMounts implements Server.Handler {
         void ready() { reply.exit(0); }
     }
 
+    /** Seconds a pause waits for the requests being served to end before it gives up. */
+    static final long PAUSE_DRAIN_MILLIS = 30_000;
+
+    /**
+     * image commit --pause (dev.strata.daemon.PauseClient): holds the requests of the mount served here
+     * at {@code mountpoint} once those being served have ended, and says so; resumes it when the client's
+     * connection ends (the commit is done, or its process died), so a pause never outlives the commit.
+     * Refused (the committer then stops the mount's own process) if no mount here is at {@code mountpoint}.
+     */
+    static int pause(Path mountpoint, Server.Reply reply) {
+        dev.strata.fuse.kernel.Gate gate = dev.strata.fuse.kernel.Gate.of(mountpoint);
+        if (gate == null) {
+            reply.refuse("no mount at " + mountpoint + " is served here");
+            return 0;
+        }
+        try {
+            if (!gate.hold(PAUSE_DRAIN_MILLIS)) {
+                System.err.println("strata: --pause: requests on " + mountpoint + " were still being served after "
+                        + PAUSE_DRAIN_MILLIS / 1000 + " s; not paused");
+                return 1;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return 1;
+        }
+        try {
+            reply.err(dev.strata.daemon.PauseClient.PAUSED);
+            reply.awaitClientEnd();
+        } finally {
+            gate.release();
+        }
+        return 0;
+    }
+
     /** Why a parsed mount cannot be served by the shared daemon, or null. */
     static String refusal(MountCommand m, MountOptions opts) {
         if (m.foreground || m.debug || opts.debug) return "debug or foreground";
-        if (m.logFile != null) return "--log";
         if (m.image != null || m.store != null || m.upper != null || m.work != null) return "--image";
         if (opts.traceFile != null) return "trace";
         if (opts.transport.equals("libfuse")) return "transport=libfuse";
@@ -36,6 +69,7 @@ final class SharedMounts implements Server.Handler {
     }
 
     @Override public int serve(String[] args, Path cwd, Server.Reply reply) {
+        if (args.length == 2 && args[0].equals(dev.strata.daemon.PauseClient.REQUEST)) return pause(Path.of(args[1]), reply);
         // only the plain forms: strata [mount] -o ... MOUNTPOINT (anything unusual takes today's path)
         if (args.length == 0 || !(args[0].equals("mount") || args[0].startsWith("-o"))) {
             reply.refuse("not a plain mount");

@@ -8,11 +8,13 @@ import java.nio.charset.StandardCharsets;
 /**
  * The daemon's System.err: what a request's thread prints (the mount's warnings and errors before it
  * is ready) goes to that request's client as lines for its stderr; everything else to the daemon's own
- * stderr (its log, or /dev/null).
+ * stderr (its log, or /dev/null). A mount with a log of its own ({@code --log}) has it set on the thread
+ * that serves it ({@link #logTo}), which its worker threads inherit: its later lines go there.
  */
 final class RoutedErr extends OutputStream {
     private static final ThreadLocal<Server.Reply> TARGET = new ThreadLocal<>();
     private static final ThreadLocal<ByteArrayOutputStream> LINE = ThreadLocal.withInitial(ByteArrayOutputStream::new);
+    private static final InheritableThreadLocal<PrintStream> MOUNT_LOG = new InheritableThreadLocal<>();
     private static volatile boolean installed;
     private final PrintStream fallback;
 
@@ -29,15 +31,25 @@ final class RoutedErr extends OutputStream {
         if (r == null) TARGET.remove(); else TARGET.set(r);
     }
 
+    /** This thread's and the threads it starts from now on: lines not for a client go to {@code log} (null: the daemon's). */
+    static void logTo(PrintStream log) {
+        if (log == null) MOUNT_LOG.remove(); else MOUNT_LOG.set(log);
+    }
+
+    private PrintStream out() {
+        PrintStream l = MOUNT_LOG.get();
+        return l != null ? l : fallback;
+    }
+
     @Override public void write(int b) {
         Server.Reply r = TARGET.get();
-        if (r == null || !r.open()) { fallback.write(b); return; }
+        if (r == null || !r.open()) { out().write(b); return; }
         if (b == '\n') flushLine(r); else LINE.get().write(b);
     }
 
     @Override public void write(byte[] b, int off, int len) {
         Server.Reply r = TARGET.get();
-        if (r == null || !r.open()) { fallback.write(b, off, len); return; }
+        if (r == null || !r.open()) { out().write(b, off, len); return; }
         for (int i = off; i < off + len; i++) {
             if (b[i] == '\n') flushLine(r); else LINE.get().write(b[i]);
         }
@@ -50,6 +62,6 @@ final class RoutedErr extends OutputStream {
     }
 
     @Override public void flush() {
-        if (TARGET.get() == null) fallback.flush();
+        if (TARGET.get() == null) out().flush();
     }
 }

@@ -107,6 +107,16 @@ public final class Server {
         }
     }
 
+    /**
+     * A mount's own error log (--log): what this thread, and the threads it starts from now on (the
+     * mount's workers), print outside a request's answer goes to {@code log}; null: the daemon's stderr.
+     * Installs the daemon's routed stderr if it is not yet.
+     */
+    public static void logTo(java.io.PrintStream log) {
+        RoutedErr.install();
+        RoutedErr.logTo(log);
+    }
+
     /** Blocks while the daemon serves mounts or waits out its idle time (at once if none was started). */
     public static void awaitEnd() {
         Server s = current;
@@ -307,6 +317,16 @@ public final class Server {
         }
 
         public synchronized boolean open() { return fd >= 0; }
+
+        /** Blocks until the client closes its end (or goes away); what it sends meanwhile is ignored. */
+        public void awaitClientEnd() {
+            int f;
+            synchronized (this) { f = fd; }
+            if (f < 0) return;
+            while (Sock.readFully(f, 1) != null) {
+                // nothing is expected; read on until the end of the stream
+            }
+        }
 
         synchronized void close() {
             if (fd >= 0) {

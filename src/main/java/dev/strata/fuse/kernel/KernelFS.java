@@ -37,6 +37,8 @@ final class KernelFS {
     final MountOptions opts;
     final Log log;
     final int devFd;
+    /** Holds this mount's requests while it is paused (image commit --pause); set before the workers start. */
+    volatile Gate gate = new Gate();
     final Inodes inodes = new Inodes();
     /** Paths of nodes stay valid while held shared (see Worker#namesLock). */
     final java.util.concurrent.locks.ReentrantReadWriteLock names = new java.util.concurrent.locks.ReentrantReadWriteLock();

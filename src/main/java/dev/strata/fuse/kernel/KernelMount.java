@@ -128,6 +128,7 @@ public final class KernelMount {
         Runtime.getRuntime().addShutdownHook(hook);
         CountDownLatch done = new CountDownLatch(WORKERS);
         KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
+        fs.gate = Gate.register(mountpoint);
         Thread[] threads = new Thread[WORKERS];
         for (int i = 0; i < WORKERS; i++) {
             Worker w = new Worker(fs, done::countDown);
@@ -149,6 +150,7 @@ public final class KernelMount {
         } finally {
             up.set(false);
             if (fs.backingMounts != null) fs.backingMounts.close();
+            Gate.unregister(mountpoint, fs.gate);
             Posix.close(fd);
             try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { }
         }

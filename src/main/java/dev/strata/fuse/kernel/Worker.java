@@ -66,11 +66,16 @@ final class Worker implements Runnable {
                     return; // ENODEV: unmounted
                 }
                 if (n < IN_HEADER) continue;
+                int op = in.getInt(IH_OPCODE);
+                Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT ? null : fs.gate;
+                if (gate != null) gate.enter(); // waits while the mount is paused
                 try {
                     serve();
                 } catch (Throwable t) {
                     // a failure outside a request (even while replying) must not end this worker
                     if (t instanceof OutOfMemoryError) fs.noteOutOfMemory();
+                } finally {
+                    if (gate != null) gate.leave();
                 }
             }
         } finally {
