@@ -4,7 +4,9 @@
  * The daemon's socket is DIR/mnt-M-user-U.sock, M and U the inode numbers of the caller's mount and
  * user namespaces, DIR the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon,
  * /run/strata/daemon (euid 0), /tmp/strata-daemon-EUID; DIR must be a directory of the caller's
- * euid that nobody else may enter (0700), or no daemon is used.
+ * euid that nobody else may enter (0700), or no daemon is used. A daemon started with JVM settings
+ * (STRATA_JAVA_OPTS, STRATA_HEAP: bin/strata sets $STRATA_DAEMON_KEY, a checksum of them) has DIR/mnt-M-user-U-kKEY.sock, so a
+ * mount is never served by a JVM that ignores the settings its caller gave.
  *
  * Request: int32 count, then count strings (int32 length, bytes): the caller's cwd and its arguments.
  * Reply: frames of one type byte, int32 length, payload: 'e' a line for stderr, 'x' the exit code
@@ -117,7 +119,11 @@ int main(int argc, char **argv) {
     if (socket_dir(dir, sizeof dir) < 0) return OWN_PROCESS;
     if (ns_inode("mnt", mnt, sizeof mnt) < 0 || ns_inode("user", user, sizeof user) < 0) return OWN_PROCESS;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s.sock", dir, mnt, user);
+    const char *key = getenv("STRATA_DAEMON_KEY");
+    if (key && (!*key || strspn(key, "0123456789") != strlen(key) || strlen(key) > 10)) return OWN_PROCESS;
+    int n = key && *key
+        ? snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s-k%s.sock", dir, mnt, user, key)
+        : snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s.sock", dir, mnt, user);
     if (n < 0 || (size_t) n >= sizeof addr.sun_path) return OWN_PROCESS;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return OWN_PROCESS;

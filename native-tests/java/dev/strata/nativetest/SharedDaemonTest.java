@@ -246,6 +246,28 @@ class SharedDaemonTest {
         ok(strata(env(false), "umount", ma.toString()));
     }
 
+    /**
+     * A mount asking for other JVM settings (STRATA_JAVA_OPTS, STRATA_HEAP) is never served by a daemon
+     * started without them: it gets a daemon of its own, which later mounts with the same settings share.
+     */
+    @Test void mountsWithOtherJvmSettingsGetADaemonOfTheirOwn() throws Exception {
+        String[] a = layers("a"), b = layers("b"), c = layers("c");
+        ok(strata(env(false), "-o", a[0], a[1]));
+        List<Long> plain = Mounts.registeredPids(Path.of(a[1]));
+        assertEquals(1, plain.size(), "one daemon: " + plain);
+        Map<String, String> opts = env(false);
+        opts.put("STRATA_JAVA_OPTS", "-Dstrata.test.setting=1");
+        ok(strata(opts, "-o", b[0], b[1]));
+        List<Long> other = Mounts.registeredPids(Path.of(b[1]));
+        assertEquals(1, other.size(), "one daemon: " + other);
+        assertNotEquals(plain, other, "the mount with other JVM settings has a daemon of its own");
+        Map<String, String> served = env(true);
+        served.put("STRATA_JAVA_OPTS", "-Dstrata.test.setting=1");
+        ok(strata(served, "-o", c[0], c[1]));
+        assertEquals(other, Mounts.registeredPids(Path.of(c[1])), "the same settings share that daemon");
+        assertEquals("c", Files.readString(Path.of(c[1]).resolve("f")));
+    }
+
     @Test void mountsShareOneDaemonAndUnmountingOneLeavesTheOthers() throws Exception {
         String[] a = layers("a"), b = layers("b"), c = layers("c");
         ok(strata(env(false), "-o", a[0], a[1]));

@@ -36,8 +36,14 @@ public final class PauseClient implements AutoCloseable {
      * @throws IOException the daemon serves it but could not pause it (the message says why)
      */
     public static PauseClient pause(Path mountpoint) throws IOException {
-        String path = socketPath();
-        if (path == null) return null;
+        for (String path : socketPaths()) {
+            PauseClient c = pause(path, mountpoint);
+            if (c != null) return c;
+        }
+        return null;
+    }
+
+    private static PauseClient pause(String path, Path mountpoint) throws IOException {
         SocketChannel ch;
         try {
             ch = SocketChannel.open(StandardProtocolFamily.UNIX);
@@ -102,10 +108,26 @@ public final class PauseClient implements AutoCloseable {
     }
 
     /**
-     * The socket bin/strata's client uses (src/main/c/strata-client.c): DIR/mnt-M-user-U.sock in the first
-     * of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon, /run/strata/daemon (root),
-     * /tmp/strata-daemon-EUID, which must be this euid's and closed to others; null if none qualifies.
+     * The sockets of this namespace's daemons that bin/strata's client uses (src/main/c/strata-client.c):
+     * DIR/mnt-M-user-U.sock, and DIR/mnt-M-user-U-kKEY.sock of daemons started with other JVM settings,
+     * in the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon, /run/strata/daemon (root),
+     * /tmp/strata-daemon-EUID, which must be this euid's and closed to others; none if none qualifies.
      */
+    static List<String> socketPaths() {
+        String base = socketPath();
+        if (base == null) return List.of();
+        List<String> all = new ArrayList<>();
+        all.add(base);
+        Path dir = Path.of(base).getParent();
+        String prefix = Path.of(base).getFileName().toString().replace(".sock", "-k");
+        try (var list = Files.newDirectoryStream(dir, prefix + "*.sock")) {
+            for (Path p : list) all.add(p.toString());
+        } catch (IOException | RuntimeException e) {
+            // the default socket alone
+        }
+        return all;
+    }
+
     static String socketPath() {
         int euid = Posix.geteuid();
         String d = System.getenv("STRATA_DAEMON_DIR"), x = System.getenv("XDG_RUNTIME_DIR");
