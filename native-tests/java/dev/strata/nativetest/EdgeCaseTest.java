@@ -242,6 +242,34 @@ class EdgeCaseTest {
         b.finish();
     }
 
+    /**
+     * Issue 18.6: file handles. The kernel overlay without nfs_export refuses name_to_handle_at
+     * (EOPNOTSUPP) and encodes only AT_HANDLE_FID handles, which cannot be opened; strata had FUSE
+     * encode handles that open_by_handle_at then found stale (ESTALE) once the kernel dropped its
+     * cache. Not on the libfuse transport: libfuse 2 cannot tell the kernel it has no export support.
+     */
+    @Test void fileHandlesAreRefusedAsOnTheKernelOverlay() {
+        Assumptions.assumeFalse(Mounter.libfuseTransport(), "libfuse 2 cannot negotiate FUSE_NO_EXPORT_SUPPORT (README, Transports)");
+        Assumptions.assumeTrue(NativeSupport.onPath("python3"), "python3 is not installed");
+        b.expect(Op.mkdir("hdir", 0755), 0);
+        b.shOk("python3 - <<'EOF'\n"
+                + "import ctypes, os\n"
+                + "libc = ctypes.CDLL(None, use_errno=True)\n"
+                + "class FH(ctypes.Structure): _fields_ = [('bytes', ctypes.c_uint), ('type', ctypes.c_int), ('h', ctypes.c_ubyte * 128)]\n"
+                + "for name in ['shadow.txt', 'etc/passwd', 'hdir', 'merged', '.']:\n"
+                + "    for flags, label in [(0, 'plain'), (0x200, 'AT_HANDLE_FID')]:\n"
+                + "        fh = FH(); fh.bytes = 128; mnt = ctypes.c_int()\n"
+                + "        r = libc.name_to_handle_at(-100, name.encode(), ctypes.byref(fh), ctypes.byref(mnt), flags)\n"
+                + "        out = 'ok' if r == 0 else os.strerror(ctypes.get_errno())\n"
+                + "        if r == 0 and flags == 0:\n"
+                + "            open('/proc/sys/vm/drop_caches', 'w').write('2')\n"
+                + "            fd = libc.open_by_handle_at(os.open('.', os.O_RDONLY), ctypes.byref(fh), os.O_RDONLY)\n"
+                + "            out += ', open_by_handle_at: ' + ('ok' if fd >= 0 else os.strerror(ctypes.get_errno()))\n"
+                + "        print(name, label, out)\n"
+                + "EOF");
+        b.finish();
+    }
+
     // ------------------------------------------------------------------ layer roots
 
     /**
