@@ -521,6 +521,39 @@ class EdgeCaseTest {
         b.finish();
     }
 
+    /**
+     * Issue 18.2: chmod by an owner outside the file's group clears S_ISGID (the kernel's rule, on a
+     * lower and an upper file, a directory and through a descriptor); an entry made in a set-gid
+     * directory with a default ACL gets the mode that ACL gives (not the mode asked for with S_ISGID
+     * added), in place and over a whiteout (built in the workdir), and inherits the ACL. The ACL part
+     * not on the libfuse transport, where the kernel applies the umask before strata sees the mode.
+     */
+    @Test void setgidRulesOfChmodAndOfDefaultAcls() {
+        b.expect(Op.chmod("shared/note", 02775).asUser(1000), 0);    // lower, 1000:50, 1000 not in group 50
+        assertTrue(b.same(Op.stat("shared/note")).detail.startsWith("file 0775 1000:50"), "kernel: S_ISGID cleared");
+        b.expect(Op.create("shared/mine", 0644), 0);                  // upper, group 50 from the set-gid dir
+        b.expect(Op.chown("shared/mine", 1000, -1), 0);
+        b.expect(Op.chmod("shared/mine", 02755).asUser(1000), 0);
+        b.same(Op.stat("shared/mine"));
+        b.expect(Op.mkdir("shared/mydir", 0755), 0);
+        b.expect(Op.chown("shared/mydir", 1000, -1), 0);
+        b.expect(Op.chmod("shared/mydir", 02711).asUser(1000), 0);
+        b.same(Op.stat("shared/mydir"));
+        b.expect(Op.holdOpen(0, "shared/mine", Posix.O_RDONLY).asUser(1000), 0);
+        b.expect(Op.fchmodHeld(0, 02700).asUser(1000), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.closeHeld(0), 0);
+        if (!Mounter.libfuseTransport() && NativeSupport.onPath("setfacl")) {
+            b.shOk("setfacl -d -m u::rwx,g::rwx,o::rx shared && umask 022 && mkdir shared/sub && touch shared/file"
+                    + " && rm shared/note && mkdir shared/note && mkdir -p shared/a/b && mknod shared/fifo p"
+                    + " && stat -c '%n %A %u:%g' shared/sub shared/file shared/note shared/a shared/a/b shared/fifo"
+                    + " && getfacl -cp shared/sub shared/file shared/note shared/a/b shared/fifo");
+            String st = b.same(Op.stat("shared/sub")).detail;
+            assertTrue(st.startsWith("dir 2775 "), "kernel: the default ACL's mode with S_ISGID: " + st);
+        }
+        b.finish();
+    }
+
     @Test void deviceNodesAndMountFlags() {
         b.expect(Op.mknod("null", Posix.S_IFCHR | 0666, (1 << 8) | 3), 0);
         b.same(Op.write("null", 0, 100, 1));                   // a device node is usable (no nodev), as on the kernel overlay
