@@ -242,6 +242,80 @@ class EdgeCaseTest {
         b.finish();
     }
 
+    /**
+     * Issue 18.1: a descriptor whose name another file or directory was renamed over still answers
+     * fstat with the victim's attributes (st_nlink 0 for an upper one, a lower one untouched), for a
+     * regular file opened for I/O and with O_PATH, a fifo, a symlink (O_PATH), an empty upper directory
+     * and an empty lower one. On the libfuse transport only the regular file opened for I/O: libfuse 2
+     * keeps no name for a node it did not open (README, "Transports").
+     */
+    @Test void fstatAfterARenameOverAnOpenName() {
+        boolean libfuse = Mounter.libfuseTransport();
+        String[][] victims = libfuse ? new String[][]{{"file", "rdwr"}, {"shadow.txt", "lower"}}
+                : new String[][]{{"file", "rdwr"}, {"file", "path"}, {"fifo", "rdonly"}, {"link", "path"}, {"dir", "dir"},
+                        {"tmp", "lowerdir"}, {"shadow.txt", "lower"}};
+        int i = 0;
+        for (String[] v : victims) {
+            String kind = v[0], how = v[1], name = kind.equals("tmp") || kind.equals("shadow.txt") ? kind : "v" + i + kind;
+            String src = "src" + i;
+            int flags = Posix.O_RDONLY;
+            switch (kind) {
+                case "file": b.expect(Op.create(name, 0644), 0); b.expect(Op.write(name, 0, 10, 7), 0); break;
+                case "fifo": b.expect(Op.mkfifo(name, 0640), 0); break;
+                case "link": b.expect(Op.symlink("nowhere", name), 0); flags = Posix.O_PATH | Posix.O_NOFOLLOW; break;
+                case "dir": b.expect(Op.mkdir(name, 0750), 0); break;
+                default:
+            }
+            if (how.equals("rdwr")) flags = Posix.O_RDWR;
+            if (how.equals("path")) flags = Posix.O_PATH | Posix.O_NOFOLLOW;
+            if (how.endsWith("dir")) flags = Posix.O_RDONLY | Posix.O_DIRECTORY;
+            if (how.endsWith("dir")) b.expect(Op.mkdir(src, 0700), 0); else b.expect(Op.create(src, 0600), 0);
+            int slot = i % OpExecutor.SLOTS;
+            b.expect(Op.holdOpen(slot, name, flags), 0);
+            b.expect(Op.rename(src, name, 0), 0);
+            String st = b.expect(Op.fstatHeld(slot), 0).detail;
+            boolean lower = how.startsWith("lower");
+            assertTrue(st.contains(lower ? " nlink=" : " nlink=0") && !(lower && st.contains(" nlink=0")),
+                    "kernel: the victim's attributes, st_nlink 0 for an upper one (" + kind + " " + how + "): " + st);
+            if (how.equals("rdwr") || how.equals("lower")) b.same(Op.readHeld(slot));
+            if (how.equals("rdwr")) {
+                b.expect(Op.fchmodHeld(slot, 0600), 0);
+                b.same(Op.fstatHeld(slot));
+            }
+            b.expect(Op.closeHeld(slot), 0);
+            i++;
+        }
+        b.finish();
+    }
+
+    /**
+     * Issue 18.6: file handles. The kernel overlay without nfs_export refuses name_to_handle_at
+     * (EOPNOTSUPP) and encodes only AT_HANDLE_FID handles, which cannot be opened; strata had FUSE
+     * encode handles that open_by_handle_at then found stale (ESTALE) once the kernel dropped its
+     * cache. Not on the libfuse transport: libfuse 2 cannot tell the kernel it has no export support.
+     */
+    @Test void fileHandlesAreRefusedAsOnTheKernelOverlay() {
+        Assumptions.assumeFalse(Mounter.libfuseTransport(), "libfuse 2 cannot negotiate FUSE_NO_EXPORT_SUPPORT (README, Transports)");
+        Assumptions.assumeTrue(NativeSupport.onPath("python3"), "python3 is not installed");
+        b.expect(Op.mkdir("hdir", 0755), 0);
+        b.shOk("python3 - <<'EOF'\n"
+                + "import ctypes, os\n"
+                + "libc = ctypes.CDLL(None, use_errno=True)\n"
+                + "class FH(ctypes.Structure): _fields_ = [('bytes', ctypes.c_uint), ('type', ctypes.c_int), ('h', ctypes.c_ubyte * 128)]\n"
+                + "for name in ['shadow.txt', 'etc/passwd', 'hdir', 'merged', '.']:\n"
+                + "    for flags, label in [(0, 'plain'), (0x200, 'AT_HANDLE_FID')]:\n"
+                + "        fh = FH(); fh.bytes = 128; mnt = ctypes.c_int()\n"
+                + "        r = libc.name_to_handle_at(-100, name.encode(), ctypes.byref(fh), ctypes.byref(mnt), flags)\n"
+                + "        out = 'ok' if r == 0 else os.strerror(ctypes.get_errno())\n"
+                + "        if r == 0 and flags == 0:\n"
+                + "            open('/proc/sys/vm/drop_caches', 'w').write('2')\n"
+                + "            fd = libc.open_by_handle_at(os.open('.', os.O_RDONLY), ctypes.byref(fh), os.O_RDONLY)\n"
+                + "            out += ', open_by_handle_at: ' + ('ok' if fd >= 0 else os.strerror(ctypes.get_errno()))\n"
+                + "        print(name, label, out)\n"
+                + "EOF");
+        b.finish();
+    }
+
     // ------------------------------------------------------------------ layer roots
 
     /**
@@ -444,6 +518,39 @@ class EdgeCaseTest {
         b.expect(Op.unlink("shared/note"), 0);
         b.expect(Op.mkdir("shared/note", 0700), 0);
         b.same(Op.stat("shared/note"));
+        b.finish();
+    }
+
+    /**
+     * Issue 18.2: chmod by an owner outside the file's group clears S_ISGID (the kernel's rule, on a
+     * lower and an upper file, a directory and through a descriptor); an entry made in a set-gid
+     * directory with a default ACL gets the mode that ACL gives (not the mode asked for with S_ISGID
+     * added), in place and over a whiteout (built in the workdir), and inherits the ACL. The ACL part
+     * not on the libfuse transport, where the kernel applies the umask before strata sees the mode.
+     */
+    @Test void setgidRulesOfChmodAndOfDefaultAcls() {
+        b.expect(Op.chmod("shared/note", 02775).asUser(1000), 0);    // lower, 1000:50, 1000 not in group 50
+        assertTrue(b.same(Op.stat("shared/note")).detail.startsWith("file 0775 1000:50"), "kernel: S_ISGID cleared");
+        b.expect(Op.create("shared/mine", 0644), 0);                  // upper, group 50 from the set-gid dir
+        b.expect(Op.chown("shared/mine", 1000, -1), 0);
+        b.expect(Op.chmod("shared/mine", 02755).asUser(1000), 0);
+        b.same(Op.stat("shared/mine"));
+        b.expect(Op.mkdir("shared/mydir", 0755), 0);
+        b.expect(Op.chown("shared/mydir", 1000, -1), 0);
+        b.expect(Op.chmod("shared/mydir", 02711).asUser(1000), 0);
+        b.same(Op.stat("shared/mydir"));
+        b.expect(Op.holdOpen(0, "shared/mine", Posix.O_RDONLY).asUser(1000), 0);
+        b.expect(Op.fchmodHeld(0, 02700).asUser(1000), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.closeHeld(0), 0);
+        if (!Mounter.libfuseTransport() && NativeSupport.onPath("setfacl")) {
+            b.shOk("setfacl -d -m u::rwx,g::rwx,o::rx shared && umask 022 && mkdir shared/sub && touch shared/file"
+                    + " && rm shared/note && mkdir shared/note && mkdir -p shared/a/b && mknod shared/fifo p"
+                    + " && stat -c '%n %A %u:%g' shared/sub shared/file shared/note shared/a shared/a/b shared/fifo"
+                    + " && getfacl -cp shared/sub shared/file shared/note shared/a/b shared/fifo");
+            String st = b.same(Op.stat("shared/sub")).detail;
+            assertTrue(st.startsWith("dir 2775 "), "kernel: the default ACL's mode with S_ISGID: " + st);
+        }
         b.finish();
     }
 

@@ -26,6 +26,9 @@ public final class Pair implements AutoCloseable {
         this.tgtMounter = tgtMounter;
         this.dir = NativeSupport.newTempDir(name);
         try {
+            // ops run as uid 1000 or 65534 (Op#asUser) name the mounts by absolute path: they must be
+            // able to pass through this directory (createTempDirectory makes it 0700)
+            java.nio.file.Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
             refLayers = builder.apply(dir.resolve("ref"));
             tgtLayers = builder.apply(dir.resolve("tgt"));
             refLowers = LowerLayers.snapshot(refLabel(), refLayers.lowers);
@@ -34,6 +37,9 @@ public final class Pair implements AutoCloseable {
         } catch (RuntimeException | Error e) {
             close();
             throw e;
+        } catch (java.io.IOException e) {
+            close();
+            throw new java.io.UncheckedIOException(e);
         }
     }
 

@@ -64,9 +64,17 @@ final class Create {
         boolean keepTimes = false;
         long as = 0, an = 0, ms = 0, mn = 0;
         if (overDev || opaque) {
-            String tmp = ovl.tmpName();
+            // built in the workdir, which has no default ACL of its own: where the upper directory has
+            // one, the object is made in a scratch directory of the workdir that carries it, so the
+            // upper's file system gives it the mode and ACLs it would give it in place (as the kernel
+            // overlay's ovl_create_over_whiteout does with posix_acl_create)
+            String scratch = withDefaultAcl(up, dir.rel);
+            String tmp = scratch == null ? ovl.tmpName() : scratch + "/" + ovl.tmpName();
             result = c.create(ovl.workFd, tmp);
-            if (result < 0) return result;
+            if (result < 0) {
+                if (scratch != null) Posix.unlinkat(ovl.workFd, scratch, AT_REMOVEDIR);
+                return result;
+            }
             r = chown ? own(ovl.workFd, tmp, finalMode, uid, gidToSet) : 0;
             if (r == 0 && opaque) {
                 int[] e = new int[1];
@@ -84,8 +92,9 @@ final class Create {
             if (r < 0) {
                 if (result > 0) Posix.close(result);
                 Tree.removeAt(ovl.workFd, tmp);
-                return r;
             }
+            if (scratch != null) Posix.unlinkat(ovl.workFd, scratch, AT_REMOVEDIR);
+            if (r < 0) return r;
         } else {
             try (At a = up.at(rel)) {
                 if (!a.ok()) return a.err();
@@ -108,6 +117,27 @@ final class Create {
         return result;
     }
 
+    /**
+     * A new directory in the workdir carrying the default ACL of the upper directory {@code rel}, or
+     * null where that has none (or the upper cannot take one: the object is then made as before).
+     */
+    private String withDefaultAcl(Layer up, String rel) {
+        if (ovl.opts.noAcl) return null;
+        byte[] acl;
+        try (At a = up.at(rel)) {
+            if (!a.ok()) return null;
+            acl = Posix.getxattrAt(a.dirfd(), a.name(), "system.posix_acl_default");
+        }
+        if (acl == null || acl.length == 0) return null;
+        String scratch = ovl.tmpName();
+        if (Posix.mkdirat(ovl.workFd, scratch, 0700) < 0) return null;
+        if (Posix.lsetxattr("/proc/self/fd/" + ovl.workFd + "/" + scratch, "system.posix_acl_default", acl, 0) < 0) {
+            Posix.unlinkat(ovl.workFd, scratch, AT_REMOVEDIR);
+            return null;
+        }
+        return scratch;
+    }
+
     /** Gives a new object the caller's owner (the daemon creates as itself). */
     int own(int dirfd, String name, int mode, int uid, int gid) {
         int hu = ovl.attrs.hostUid(uid), hg = ovl.attrs.hostGid(gid);
@@ -124,7 +154,13 @@ final class Create {
         if (ovl.opts.squashGid != null) hg = -1;
         int r = Posix.fchownat(dirfd, name, hu, hg, AT_SYMLINK_NOFOLLOW);
         if (r < 0) return r;
-        if ((mode & 06000) != 0 && (mode & S_IFMT) != S_IFLNK) r = Posix.fchmodat(dirfd, name, mode & 07777);
+        if ((mode & 06000) != 0 && (mode & S_IFMT) != S_IFLNK) {
+            // only the set-id bits are added: the permission bits are those the file system gave the
+            // object (a default ACL of its directory masks them, as it does on the kernel overlay)
+            Stat st = Stat.local2();
+            r = Posix.fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW);
+            if (r == 0 && (st.mode() & 06000) != (mode & 06000)) r = Posix.fchmodat(dirfd, name, st.mode() & 01777 | mode & 06000);
+        }
         return r;
     }
 

@@ -78,21 +78,33 @@ final class EntryOps extends Family {
     void remove(long unique, KNode dir, String name, boolean isDir) {
         String p = fs.inodes.childPath(dir, name);
         if (p == null) { w.error(unique, ENOENT); return; }
-        KNode held = isDir ? null : fs.inodes.peek(dir, name);
-        byte[] snapshot = null;
-        if (held != null && held.type != Posix.S_IFREG && fs.union.getattr(p, w.stat) == 0) {
-            // a fifo, socket, device or symlink may be open without strata knowing: keep what
-            // fstat must show after the removal (one link less for an upper object; a lower one is untouched)
-            if (fs.union.isUpper(p)) w.stat.putLong(Stat.OFF_NLINK, Math.max(0, w.stat.getLong(Stat.OFF_NLINK) - 1));
-            snapshot = new byte[Stat.SIZE];
-            w.stat.get(0, snapshot, 0, Stat.SIZE);
-        }
+        byte[] snapshot = keptStat(fs.inodes.peek(dir, name), p);
         int r = isDir ? fs.union.rmdir(p) : fs.union.unlink(p);
         if (r < 0) { w.error(unique, -r); return; }
         KNode gone = fs.inodes.remove(dir, name);
         if (gone != null && snapshot != null) gone.removedStat = snapshot;
         if (gone != null && !isDir) w.invalidateSiblings(gone.ino, gone);
         w.reply(unique, 0);
+    }
+
+    /**
+     * What {@code fstat} must show of a node the kernel holds once its name {@code p} is removed or
+     * renamed over, where strata has no descriptor to ask: a directory (the kernel opens directories
+     * without asking strata), a fifo, socket, device or symlink, a regular file opened with O_PATH (a
+     * regular file strata opened is answered from that open file). As on the kernel overlay: an upper
+     * object loses its link (a directory all of them: st_nlink 0), a lower one is untouched, a merged
+     * directory stays at 1.
+     */
+    byte[] keptStat(KNode held, String p) {
+        if (held == null || fs.union.getattr(p, w.stat) != 0) return null;
+        if (fs.union.isUpper(p)) {
+            long nlink = w.stat.getLong(Stat.OFF_NLINK);
+            boolean dir = (w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) == Posix.S_IFDIR;
+            w.stat.putLong(Stat.OFF_NLINK, dir ? (nlink == 1 ? 1 : 0) : Math.max(0, nlink - 1));
+        }
+        byte[] snapshot = new byte[Stat.SIZE];
+        w.stat.get(0, snapshot, 0, Stat.SIZE);
+        return snapshot;
     }
 
     void rename(long unique, KNode fromDir, int namesOff, int flags) {
@@ -104,9 +116,12 @@ final class EntryOps extends Family {
         if (fp == null || tp == null) { w.error(unique, ENOENT); return; }
         boolean exchange = (flags & 2) != 0; // RENAME_EXCHANGE
         KNode moved = fs.inodes.peek(fromDir, from), other = exchange ? fs.inodes.peek(toDir, to) : null;
+        // a node renamed over keeps answering fstat (keptStat); a rename that fails changed nothing
+        byte[] snapshot = exchange ? null : keptStat(fs.inodes.peek(toDir, to), tp);
         int r = fs.union.rename(fp, tp, flags);
         if (r < 0) { w.error(unique, -r); return; }
         KNode replaced = fs.inodes.rename(fromDir, from, toDir, to, exchange);
+        if (replaced != null && snapshot != null) replaced.removedStat = snapshot;
         if (replaced != null) w.invalidateSiblings(replaced.ino, replaced); // its other names lost a link
         // a renamed file's ctime changed, which its other names show too
         if (moved != null) w.invalidateSiblings(moved.ino, moved);

@@ -39,6 +39,11 @@ final class Proto {
     static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_PASSTHROUGH = 1 << 7;
     /** INIT flags, second word (protocol 7.36+, with INIT_EXT): passthrough is bit 37 of the whole. */
     static final int INIT_EXT = 1 << 30, FLAGS2_DIRECT_IO_ALLOW_MMAP = 1 << (36 - 32), FLAGS2_PASSTHROUGH = 1 << (37 - 32);
+    /**
+     * INIT flags2 (7.40, Linux 6.9): the server has no stable file handles; the kernel then encodes
+     * handles only as FIDs (name_to_handle_at with AT_HANDLE_FID) and answers EOPNOTSUPP otherwise.
+     */
+    static final int FLAGS2_NO_EXPORT_SUPPORT = 1 << (38 - 32);
     /** The protocol minor that has passthrough (backing_id in open_out, max_stack_depth in init_out). */
     static final int PASSTHROUGH_MINOR = 40;
     /** ioctls on /dev/fuse: _IOW(229, 1, struct fuse_backing_map) and _IOW(229, 2, uint32_t). */

@@ -432,7 +432,10 @@ final class Worker implements Runnable {
         fs.killPriv = (flags & want & HANDLE_KILLPRIV_V2) != 0;
         outData.putInt(12, flags & want);
         // shared mmap of a file served with direct I/O (one with several names): as on the kernel overlay
-        int want2 = FLAGS2_DIRECT_IO_ALLOW_MMAP;
+        // no file handles that outlive the kernel's cache (node ids are not kept after FORGET, nor can
+        // "." and ".." be looked up): as the kernel overlay without nfs_export, name_to_handle_at gets
+        // EOPNOTSUPP and AT_HANDLE_FID still works, rather than handles that later fail with ESTALE
+        int want2 = FLAGS2_DIRECT_IO_ALLOW_MMAP | FLAGS2_NO_EXPORT_SUPPORT;
         if (pt) {
             want2 |= FLAGS2_PASSTHROUGH;
             outData.putInt(36, 1);                 // max_stack_depth: layers on ordinary file systems
