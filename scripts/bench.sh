@@ -35,6 +35,11 @@ build() {
 
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
+# compare, tree and datapath measure one mount at a time, each strata mount with a process of its own
+# (its start, its memory, found as the new /dev/fuse holder naming the mountpoint): a shared daemon
+# would carry one run's JIT, heap and process into the next. bench/daemon.sh measures the hand-off to
+# a running daemon; podman measures the daemon as containers use it. STRATA_DAEMON=1 overrides.
+case "$cmd" in compare|tree|datapath) export STRATA_DAEMON="${STRATA_DAEMON:-0}" ;; esac
 case "$cmd" in
   compare)
     args=() no_build=0
