@@ -128,6 +128,9 @@ public final class NativeSupport {
             ProcessBuilder pb = new ProcessBuilder(new ArrayList<>(cmd));
             if (cwd != null) pb.directory(cwd.toFile());
             pb.environment().put("LC_ALL", "C");
+            // a shared strata daemon a test's command starts ends soon after its last mount (default 300 s),
+            // so none outlives the test's namespace (Mounter sets the same for its mounts)
+            if (System.getenv("STRATA_DAEMON_IDLE") == null) pb.environment().put("STRATA_DAEMON_IDLE", "5");
             if (env != null) pb.environment().putAll(env);
             Path out = null, err = null;
             try {
