@@ -161,6 +161,33 @@ class AtimeTest {
      * msync, and of the file's other name), of an upper file, a lower one (copied up by the open) and a
      * hard-linked one.
      */
+    /**
+     * The same for files with one name, which strata opens with FUSE passthrough as root: the kernel
+     * writes a shared mapping's pages to the layer file without a request, so only fresh attributes
+     * show the times that sets (stats before the open and before the write must not hide them).
+     */
+    @Test void sharedMappingOfAPassthroughFileSetsMtimeAndCtime() {
+        NativeSupport.assumeNativeEnvironment();
+        Both b = both("mmap-times-one-name", null);
+        b.shOk("times() { python3 - \"$@\" <<'PY'\n"
+                + "import mmap, os, sys, time\n"
+                + "p = sys.argv[1]\n"
+                + "def t(n): s = os.stat(n); return (s.st_mtime_ns, s.st_ctime_ns)\n"
+                + "for step, sync in ((0, True), (1, False)):\n"
+                + "    a = t(p); fd = os.open(p, os.O_RDWR)\n"
+                + "    m = mmap.mmap(fd, 4)\n"
+                + "    time.sleep(0.05); b = t(p)\n"
+                + "    m[0:2] = b'Y%d' % step\n"
+                + "    if sync:\n"
+                + "        m.flush(); print(p, 'msync', [x != y for x, y in zip(b, t(p))])\n"
+                + "    m.close(); print(p, 'munmap', [x != y for x, y in zip(b, t(p))])\n"
+                + "    os.close(fd); print(p, 'close', [x != y for x, y in zip(b, t(p))])\n"
+                + "PY\n"
+                + "}\n"
+                + "times uf && times lf\n");
+        b.finish();
+    }
+
     @Test void sharedMappingWritesSetMtimeAndCtime() {
         NativeSupport.assumeNativeEnvironment();
         Assumptions.assumeFalse(Mounter.libfuseTransport(), "libfuse 2 refuses shared mappings of files with several names (README, Transports)");

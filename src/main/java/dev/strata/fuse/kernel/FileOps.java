@@ -60,6 +60,13 @@ final class FileOps extends Family {
         boolean cached = backing <= 0;
         if (cached) synchronized (node) { node.cachedOpens++; }
         int acc = w.in.getInt(IN_HEADER) & Posix.O_ACCMODE; // the flags of OPEN, CREATE and TMPFILE alike
+        if (backing > 0 && acc != Posix.O_RDONLY) {
+            boolean first;
+            synchronized (node) { first = node.writablePassthrough++ == 0; }
+            // what the kernel holds of the attributes from before this open would hide the times a
+            // write through a shared mapping of it sets on the layer file (no request tells strata)
+            if (first) w.invalidate(node.id, -1);
+        }
         fs.openFiles.put(fd, new KernelFS.OpenFile(node, cached, backing > 0, otherNames, acc != Posix.O_RDONLY));
         w.outData.putLong(off, fd);
         w.outData.putInt(off + 8, backing > 0 ? FOPEN_PASSTHROUGH : otherNames ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
@@ -130,6 +137,7 @@ final class FileOps extends Family {
             int close = 0;
             synchronized (f.node) {
                 if (f.cached) f.node.cachedOpens--;
+                if (f.passthrough && f.writable) f.node.writablePassthrough--;
                 if (f.passthrough && --f.node.passthroughOpens == 0) {
                     close = f.node.backingId;
                     f.node.backingId = 0;

@@ -33,6 +33,12 @@ final class Inodes {
         /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see FileOps#openReply). */
         int cachedOpens;
         volatile int passthroughOpens;
+        /**
+         * Passthrough opens for writing: the kernel writes the layer file itself (write(2), and a shared
+         * mapping's pages without any request), so while there are any, the attributes strata gives for
+         * this node are valid for no time and stat asks again (see Worker#attrsMustBeFresh).
+         */
+        volatile int writablePassthrough;
         /** S_IFMT bits at the last reply about this node. */
         volatile int type;
         /**

@@ -353,7 +353,8 @@ final class Worker implements Runnable {
      * the file has passthrough opens, whose writes never reach strata to invalidate them.
      */
     boolean attrsMustBeFresh(KNode k) {
-        return multiLinkFile() && fs.inodes.passthroughElsewhere(stat.getLong(Stat.OFF_INO), k);
+        return k.writablePassthrough > 0
+                || multiLinkFile() && fs.inodes.passthroughElsewhere(stat.getLong(Stat.OFF_INO), k);
     }
 
     void replyAttr(long unique, KNode node) {
