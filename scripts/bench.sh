@@ -33,6 +33,29 @@ build() {
   (cd "$home" && bash scripts/setup.sh >&2)
 }
 
+# root_bench NAME WHY PROGRAM... -- FIXED-ARGS... -- USER-ARGS...: the benchmarks that run one script as
+# root (tree, podman, datapath): --help goes to the script, --no-build skips the build, other arguments
+# follow the fixed ones
+root_bench() {
+  local name="$1" why="$2"; shift 2
+  local prog=() fixed=() args=() no_build=0
+  while [ "$1" != -- ]; do prog+=("$1"); shift; done; shift
+  while [ "$1" != -- ]; do fixed+=("$1"); shift; done; shift
+  for a in "$@"; do
+    case "$a" in
+      --no-build) no_build=1 ;;
+      -h|--help) exec "${prog[@]}" --help ;;
+      *) args+=("$a") ;;
+    esac
+  done
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bench: $name needs root ($why)" >&2
+    exit 2
+  fi
+  [ $no_build -eq 1 ] || build
+  exec "${prog[@]}" "${fixed[@]}" "${args[@]}"
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 # compare, tree and datapath measure one mount at a time, each strata mount with a process of its own
@@ -105,54 +128,14 @@ case "$cmd" in
     exit "$rc"
     ;;
   tree)
-    args=() no_build=0
-    for a in "$@"; do
-      case "$a" in
-        --no-build) no_build=1 ;;
-        -h|--help) exec python3 "$home/bench/tree.py" --help ;;
-        *) args+=("$a") ;;
-      esac
-    done
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "bench: tree needs root (it mounts and drops the page cache)" >&2
-      exit 2
-    fi
-    [ $no_build -eq 1 ] || build
-    exec python3 "$home/bench/tree.py" --strata-home "$home" "${args[@]}"
+    root_bench tree "it mounts and drops the page cache" python3 "$home/bench/tree.py" -- --strata-home "$home" -- "$@"
     ;;
   podman)
-    # rootless podman (bench/rootless.sh): build first, as for compare, unless --no-build
-    args=() no_build=0
-    for a in "$@"; do
-      case "$a" in
-        --no-build) no_build=1 ;;
-        -h|--help) exec bash "$home/bench/rootless.sh" --help ;;
-        *) args+=("$a") ;;
-      esac
-    done
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "bench: podman needs root (it prepares the benchmark user; podman itself runs as that user)" >&2
-      exit 2
-    fi
-    [ $no_build -eq 1 ] || build
-    exec bash "$home/bench/rootless.sh" "${args[@]}"
+    root_bench podman "it prepares the benchmark user; podman itself runs as that user" bash "$home/bench/rootless.sh" -- -- "$@"
     ;;
   datapath)
-    # the data path without passthrough (bench/datapath.py): build first unless --no-build
-    args=() no_build=0
-    for a in "$@"; do
-      case "$a" in
-        --no-build) no_build=1 ;;
-        -h|--help) exec python3 "$home/bench/datapath.py" --help ;;
-        *) args+=("$a") ;;
-      esac
-    done
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "bench: datapath needs root (it mounts and drops the page cache)" >&2
-      exit 2
-    fi
-    [ $no_build -eq 1 ] || build
-    exec unshare -m --propagation private python3 "$home/bench/datapath.py" --strata-home "$home" "${args[@]}"
+    root_bench datapath "it mounts and drops the page cache" \
+      unshare -m --propagation private python3 "$home/bench/datapath.py" -- --strata-home "$home" -- "$@"
     ;;
   -h|--help|help)
     usage
