@@ -223,6 +223,26 @@ class SnapshotComparatorTest {
         assertEquals(List.of(), d);
     }
 
+    @Test void mtimeOfANameAnotherObjectTookOnBothSidesIsNotComparedBetweenSnapshots() {
+        // the same between two comparisons of whole trees: on b the new file has the old one's mtime (the
+        // same clock tick), on a another; st_ino changed on both, which is no difference between a and b
+        Snapshot pa = Snapshot.take("a", a.root()), pb = Snapshot.take("b", b.root());
+        long[] old = RandomDifferentialTest.stats(b.root().toString(), List.of("plain.txt")).get("plain.txt");
+        for (Tree t : new Tree[]{a, b}) Posix.close(Tree.check(Posix.openat(Posix.AT_FDCWD, t.abs("other"), Posix.O_WRONLY | Posix.O_CREAT, 0644), "create"));
+        Tree.check(Posix.utimensat(Posix.AT_FDCWD, a.abs("other"), 5, 0, 5, 0, 0), "utimens a");
+        Tree.check(Posix.utimensat(Posix.AT_FDCWD, b.abs("other"), old[1], old[2], old[1], old[2], 0), "utimens b");
+        for (Tree t : new Tree[]{a, b}) Tree.check(Posix.renameat2(Posix.AT_FDCWD, t.abs("other"), Posix.AT_FDCWD, t.abs("plain.txt"), 0), "rename");
+        List<String> d = Snapshot.diff(Snapshot.take("a", a.root()), Snapshot.take("b", b.root()), Snapshot.Options.all(), 20, pa, pb);
+        assertTrue(d.stream().noneMatch(l -> l.contains("mtime changed since")), d.toString());
+        // while the same object changed on one side only is still reported
+        Snapshot qa = Snapshot.take("a", a.root()), qb = Snapshot.take("b", b.root());
+        long[] now = RandomDifferentialTest.stats(b.root().toString(), List.of("plain.txt")).get("plain.txt");
+        Tree.check(Posix.utimensat(Posix.AT_FDCWD, a.abs("plain.txt"), 7, 0, 7, 0, 0), "utimens a again");
+        Tree.check(Posix.utimensat(Posix.AT_FDCWD, b.abs("plain.txt"), now[1], now[2], now[1], now[2], 0), "utimens b again");
+        d = Snapshot.diff(Snapshot.take("a", a.root()), Snapshot.take("b", b.root()), Snapshot.Options.all(), 20, qa, qb);
+        assertTrue(d.stream().anyMatch(l -> l.contains("plain.txt") && l.contains("mtime")), d.toString());
+    }
+
     @Test void dinoMismatchIsReported() {
         Snapshot sa = Snapshot.take("a", a.root()), sb = Snapshot.take("b", b.root());
         assertTrue(sa.get("plain.txt").dinoMatches(), "a plain directory: d_ino is st_ino");
