@@ -154,15 +154,24 @@ def alive(pid):
         return False
 
 
-def rss_mb(pid):
+def proc_mb(pid, name, key):
+    """The kB value of KEY in /proc/PID/NAME (status, smaps_rollup), in MB; None if it cannot be read."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{name}") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
     return None
+
+
+def rss_mb(pid):
+    return proc_mb(pid, "status", "VmRSS")
+
+
+def pss_mb(pid):
+    return proc_mb(pid, "smaps_rollup", "Pss")
 
 
 def cpu_seconds(pid):

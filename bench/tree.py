@@ -76,17 +76,6 @@ def make_tree(workdir, entries):
     return lower
 
 
-def pss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
 def one_run(system, lower, workdir, mounts, logf):
     """Mount fresh, drop caches, two passes; returns {cold, warm, rss1, pss1, rss2, pss2}."""
     base = os.path.join(workdir, "tree-run")
@@ -109,7 +98,7 @@ def one_run(system, lower, workdir, mounts, logf):
             if pid:
                 time.sleep(SETTLE)
                 out[f"rss{i}"] = compare.rss_mb(pid)
-                out[f"pss{i}"] = pss_mb(pid)
+                out[f"pss{i}"] = compare.pss_mb(pid)
     finally:
         mounts.umount(mnt)
         subprocess.run(["rm", "-rf", base])
