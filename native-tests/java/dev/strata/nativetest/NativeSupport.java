@@ -79,6 +79,30 @@ public final class NativeSupport {
         return Paths.get(h).toAbsolutePath();
     }
 
+    /**
+     * bin/strata as {@code user} can run it: this tree's, or, where that user cannot reach the tree (a
+     * clone under /root or in a 0700 temp directory), a copy of the launcher, jars, class archive and
+     * client under {@code tmp} (which the user must be able to enter) that everyone may read.
+     */
+    public static Path launcherFor(String user, Path tmp) throws java.io.IOException {
+        Path home = projectHome(), launcher = home.resolve("bin/strata");
+        Proc.Result access = Proc.run(Paths.get("/"), 30, "runuser", "-u", user, "--", "sh", "-c",
+                "test -x '" + launcher + "' && test -r '" + home.resolve("target/strata.jar") + "'");
+        return access.exit == 0 ? launcher : copyOfStrata(tmp.resolve("strata-for-" + user));
+    }
+
+    /** A copy of this tree's launcher, jars, class archive and client in {@code dist}, readable by everyone; returns its bin/strata. */
+    public static Path copyOfStrata(Path dist) throws java.io.IOException {
+        Path home = projectHome();
+        Files.createDirectories(dist.resolve("target"));
+        Proc.Result c = Proc.run(Paths.get("/"), 120, "sh", "-c", "cp -a '" + home + "/bin' '" + dist + "/' && cp -a '" + home + "/target/strata.jar' '"
+                + home + "/target/lib' '" + dist + "/target/' && { cp -a '" + home + "/target/strata.jsa' '" + dist
+                + "/target/' 2>/dev/null || true; } && { cp -a '" + home + "/target/strata-client' '" + dist
+                + "/target/' 2>/dev/null || true; } && chmod -R a+rX '" + dist + "'");
+        if (c.exit != 0) throw new java.io.IOException("cannot copy strata to " + dist + ": " + c);
+        return dist.resolve("bin/strata");
+    }
+
     /** A fresh directory under /tmp (or -Dstrata.testTmp) for one test; delete it with {@link #deleteTree}. */
     public static Path newTempDir(String prefix) {
         try {

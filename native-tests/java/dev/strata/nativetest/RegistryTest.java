@@ -175,7 +175,7 @@ class RegistryTest {
         Path m = mkdir("m");
         ok("mount", "--image", "img:v1", "--store", s.toString(), m.toString());
         NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 120, Map.of("HOME", "/tmp", "STRATA_JAVA_OPTS", "-XX:-UsePerfData"), // no /tmp/hsperfdata_nobody left
-                List.of("runuser", "-u", "nobody", "--", strata.toString(), "image", "rm", "img:v1", "--store", s.toString()));
+                List.of("runuser", "-u", "nobody", "--", NativeSupport.launcherFor("nobody", dir).toString(), "image", "rm", "img:v1", "--store", s.toString()));
         assertEquals(1, r.exit, r.toString());
         assertTrue(r.stderr.contains("is in use by"), r.toString());
         assertEquals("hello\n", Files.readString(m.resolve("etc/motd")));

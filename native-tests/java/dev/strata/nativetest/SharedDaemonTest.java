@@ -388,7 +388,7 @@ class SharedDaemonTest {
         // launcher's "stopped" message shows the request was refused and went to a process of its own
         NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 120,
                 Map.of("HOME", "/tmp", "STRATA_DAEMON_DIR", theirs.toString(), "STRATA_JAVA", "/bin/false"),
-                List.of("runuser", "-u", "nobody", "--", strata.toString(), "-o", "lowerdir=" + l, m.toString()));
+                List.of("runuser", "-u", "nobody", "--", NativeSupport.launcherFor("nobody", dir).toString(), "-o", "lowerdir=" + l, m.toString()));
         assertEquals(1, r.exit, r.toString());
         assertEquals("strata: the mount daemon stopped before the mount was ready", r.stderr.strip());
         assertFalse(Mounts.isMounted(m), "root's daemon did not mount it: " + procMountsLine(m));

@@ -534,15 +534,7 @@ class PodmanTest {
 
     /** The test user cannot read the working tree (e.g. under /root): a copy of launcher and jars it can run. */
     static Path copyOfStrataFor(String user) throws IOException {
-        Path home = Paths.get("").toAbsolutePath();
-        Path dist = tmp.resolve("dist");
-        Files.createDirectories(dist.resolve("target"));
-        Cmd.Result c = Cmd.run("sh", "-c", "cp -a '" + home + "/bin' '" + dist + "/' && cp -a '" + home + "/target/strata.jar' '"
-                + home + "/target/lib' '" + dist + "/target/' && { cp -a '" + home + "/target/strata.jsa' '" + dist
-                + "/target/' 2>/dev/null || true; } && { cp -a '" + home + "/target/strata-client' '" + dist
-                + "/target/' 2>/dev/null || true; } && chmod -R a+rX '" + dist + "'");
-        assertEquals(0, c.exit, c.describe());
-        return dist.resolve("bin/strata");
+        return NativeSupport.copyOfStrata(tmp.resolve("dist"));
     }
 
     static List<Podman.Call> newMounts(Podman p, int before) {
