@@ -1,12 +1,14 @@
 /*
  * strata-client: hands a mount request to this user's shared strata daemon (bin/strata runs it first).
  *
- * The daemon's socket is DIR/mnt-M-user-U.sock, M and U the inode numbers of the caller's mount and
- * user namespaces, DIR the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon,
+ * The daemon's socket is DIR/mnt-M-user-U-H.sock, M and U the inode numbers of the caller's mount and
+ * user namespaces, H a hash of the identity of the strata.jar beside this program (device, inode, size,
+ * modification time) and of $STRATA_DAEMON_KEY, so that a launcher never hands a mount to a daemon
+ * running another build (one started before an upgrade, or another copy of strata), DIR the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon,
  * /run/strata/daemon (euid 0), /tmp/strata-daemon-EUID; DIR must be a directory of the caller's
  * euid that nobody else may enter (0700), or no daemon is used. A daemon started with JVM settings
- * (STRATA_JAVA_OPTS, STRATA_HEAP: bin/strata sets $STRATA_DAEMON_KEY, a checksum of them) has DIR/mnt-M-user-U-kKEY.sock, so a
- * mount is never served by a JVM that ignores the settings its caller gave.
+ * (STRATA_JAVA_OPTS, STRATA_HEAP: bin/strata sets $STRATA_DAEMON_KEY, a checksum of them) has a socket
+ * of its own (its H differs), so a mount is never served by a JVM that ignores the settings its caller gave.
  *
  * Request: int32 count, then count strings (int32 length, bytes): the caller's cwd and its arguments.
  * Reply: frames of one type byte, int32 length, payload: 'e' a line for stderr, 'x' the exit code
@@ -83,6 +85,29 @@ static int ns_inode(const char *name, char *out, size_t outlen) {
     return 0;
 }
 
+/*
+ * The hash (FNV-1a, 32 bits) of the identity of target/strata.jar beside this program and of key (may be
+ * NULL), as 8 hex digits; -1 if the jar cannot be found.
+ */
+static int build_id(const char *key, char *out, size_t outlen) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n < 0) return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash || (size_t) (slash - exe) + sizeof "/strata.jar" > sizeof exe) return -1;
+    strcpy(slash, "/strata.jar");
+    struct stat st;
+    if (stat(exe, &st) < 0) return -1;
+    uint64_t v[] = {st.st_dev, st.st_ino, (uint64_t) st.st_size, (uint64_t) st.st_mtim.tv_sec, (uint64_t) st.st_mtim.tv_nsec};
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        for (int b = 0; b < 8; b++) { h ^= (unsigned char) (v[i] >> (8 * b)); h *= 16777619u; }
+    for (const char *k = key ? key : ""; *k; k++) { h ^= (unsigned char) *k; h *= 16777619u; }
+    snprintf(out, outlen, "%08x", h);
+    return 0;
+}
+
 /* Makes DIR (mode 0700) if missing and checks it is the caller's own and closed to others. */
 static int own_dir(const char *dir, mode_t mode) {
     struct stat st;
@@ -115,15 +140,14 @@ static int socket_dir(char *dir, size_t len) {
 }
 
 int main(int argc, char **argv) {
-    char dir[PATH_MAX], mnt[32], user[32];
+    char dir[PATH_MAX], mnt[32], user[32], build[16];
     if (socket_dir(dir, sizeof dir) < 0) return OWN_PROCESS;
     if (ns_inode("mnt", mnt, sizeof mnt) < 0 || ns_inode("user", user, sizeof user) < 0) return OWN_PROCESS;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     const char *key = getenv("STRATA_DAEMON_KEY");
     if (key && (!*key || strspn(key, "0123456789") != strlen(key) || strlen(key) > 10)) return OWN_PROCESS;
-    int n = key && *key
-        ? snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s-k%s.sock", dir, mnt, user, key)
-        : snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s.sock", dir, mnt, user);
+    if (build_id(key, build, sizeof build) < 0) return OWN_PROCESS;
+    int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s-%s.sock", dir, mnt, user, build);
     if (n < 0 || (size_t) n >= sizeof addr.sun_path) return OWN_PROCESS;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return OWN_PROCESS;

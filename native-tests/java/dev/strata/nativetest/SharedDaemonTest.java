@@ -268,6 +268,39 @@ class SharedDaemonTest {
         assertEquals("c", Files.readString(Path.of(c[1]).resolve("f")));
     }
 
+    /**
+     * A launcher never hands a mount to a daemon of another build: another copy of strata (another
+     * strata.jar), and the same copy after its jar was rebuilt (an upgrade while a daemon runs), each get a
+     * daemon of their own; the first daemon keeps serving its mount.
+     */
+    @Test void anotherBuildOfStrataGetsADaemonOfItsOwn() throws Exception {
+        String[] a = layers("a"), b = layers("b"), c = layers("c");
+        Path copy = NativeSupport.copyOfStrata(dir.resolve("copy"));
+        Path launcher = strata;
+        try {
+            strata = copy;
+            ok(strata(env(false), "-o", a[0], a[1]));
+            List<Long> first = Mounts.registeredPids(Path.of(a[1]));
+            assertEquals(1, first.size(), "one daemon: " + first);
+            strata = launcher;
+            ok(strata(env(false), "-o", b[0], b[1]));
+            List<Long> other = Mounts.registeredPids(Path.of(b[1]));
+            assertEquals(1, other.size(), "one daemon: " + other);
+            assertNotEquals(first, other, "another copy of strata has a daemon of its own");
+            strata = copy;
+            Path jar = copy.getParent().getParent().resolve("target/strata.jar");
+            Files.setLastModifiedTime(jar, java.nio.file.attribute.FileTime.fromMillis(Files.getLastModifiedTime(jar).toMillis() + 60_000));
+            ok(strata(env(false), "-o", c[0], c[1]));
+            List<Long> rebuilt = Mounts.registeredPids(Path.of(c[1]));
+            assertEquals(1, rebuilt.size(), "one daemon: " + rebuilt);
+            assertNotEquals(first, rebuilt, "a rebuilt strata.jar has a daemon of its own");
+            assertEquals("a", Files.readString(Path.of(a[1]).resolve("f")), "the first daemon still serves its mount");
+            assertEquals("c", Files.readString(Path.of(c[1]).resolve("f")));
+        } finally {
+            strata = launcher;
+        }
+    }
+
     @Test void mountsShareOneDaemonAndUnmountingOneLeavesTheOthers() throws Exception {
         String[] a = layers("a"), b = layers("b"), c = layers("c");
         ok(strata(env(false), "-o", a[0], a[1]));

@@ -109,26 +109,26 @@ public final class PauseClient implements AutoCloseable {
 
     /**
      * The sockets of this namespace's daemons that bin/strata's client uses (src/main/c/strata-client.c):
-     * DIR/mnt-M-user-U.sock, and DIR/mnt-M-user-U-kKEY.sock of daemons started with other JVM settings,
-     * in the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon, /run/strata/daemon (root),
-     * /tmp/strata-daemon-EUID, which must be this euid's and closed to others; none if none qualifies.
+     * DIR/mnt-M-user-U-H.sock, H a hash of the strata build and the JVM settings the daemon was started
+     * with (one daemon for each), in the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon,
+     * /run/strata/daemon (root), /tmp/strata-daemon-EUID, which must be this euid's and closed to others;
+     * none if none qualifies.
      */
     static List<String> socketPaths() {
-        String base = socketPath();
-        if (base == null) return List.of();
+        String prefix = socketPrefix();
+        if (prefix == null) return List.of();
         List<String> all = new ArrayList<>();
-        all.add(base);
-        Path dir = Path.of(base).getParent();
-        String prefix = Path.of(base).getFileName().toString().replace(".sock", "-k");
-        try (var list = Files.newDirectoryStream(dir, prefix + "*.sock")) {
-            for (Path p : list) all.add(p.toString());
+        Path p = Path.of(prefix);
+        try (var list = Files.newDirectoryStream(p.getParent(), p.getFileName() + "-*.sock")) {
+            for (Path s : list) all.add(s.toString());
         } catch (IOException | RuntimeException e) {
-            // the default socket alone
+            // none
         }
         return all;
     }
 
-    static String socketPath() {
+    /** DIR/mnt-M-user-U of this process's namespaces, or null where DIR does not qualify. */
+    static String socketPrefix() {
         int euid = Posix.geteuid();
         String d = System.getenv("STRATA_DAEMON_DIR"), x = System.getenv("XDG_RUNTIME_DIR");
         String dir;
@@ -142,7 +142,7 @@ public final class PauseClient implements AutoCloseable {
             int uid = (Integer) Files.getAttribute(p, "unix:uid", LinkOption.NOFOLLOW_LINKS);
             int mode = (Integer) Files.getAttribute(p, "unix:mode", LinkOption.NOFOLLOW_LINKS);
             if (uid != euid || (mode & 077) != 0) return null;
-            return dir + "/mnt-" + nsInode("mnt") + "-user-" + nsInode("user") + ".sock";
+            return dir + "/mnt-" + nsInode("mnt") + "-user-" + nsInode("user");
         } catch (IOException | RuntimeException e) {
             return null;
         }
