@@ -7,13 +7,17 @@ import dev.strata.posix.Names;
 
 import java.util.List;
 
-/** Renders the changes of {@link Differ}: "A /path" lines, or JSON. */
+/** Renders the changes of {@link Differ}: "A /path" lines ("R /new (from /old)"), or JSON. */
 public final class DiffReport {
     private DiffReport() {}
 
     public static String text(List<Change> changes) {
         StringBuilder sb = new StringBuilder();
-        for (Change c : changes) sb.append(c.kind()).append(' ').append(Names.display(c.path())).append('\n');
+        for (Change c : changes) {
+            sb.append(c.kind()).append(' ').append(Names.display(c.path()));
+            if (c.from() != null) sb.append(" (from ").append(Names.display(c.from())).append(')');
+            sb.append('\n');
+        }
         return sb.toString();
     }
 
@@ -26,6 +30,7 @@ public final class DiffReport {
             Json.putName(x, "path", c.path());
             x.put("type", c.type());
             if (c.oldType() != null) x.put("old_type", c.oldType());
+            if (c.from() != null) Json.putName(x, "from", c.from());
             if (!c.why().isEmpty()) {
                 ArrayNode w = x.putArray("why");
                 c.why().forEach(w::add);

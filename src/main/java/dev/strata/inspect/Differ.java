@@ -29,20 +29,34 @@ import java.util.TreeSet;
  *     both counts when its mode, owner, mtime or extended attributes (overlay-private ones left out)
  *     differ from the lowers' directory, or when an entry directly in it was added or deleted. A
  *     directory that only leads to deeper changes is not listed.</li>
+ * <li><b>R</b> path: a directory renamed with {@code redirect_dir} (its upper directory carries
+ *     {@code overlay.redirect}): {@code from} is where the lowers have it. Inside, it is compared with
+ *     that directory of the lowers (only what changed in it is listed), and no D is given for the old
+ *     path.</li>
  * </ul>
  * Output is sorted component by component (a directory comes right before what is inside it).
  */
 public final class Differ {
 
-    public enum Kind { A, C, D }
+    public enum Kind { A, C, D, R }
 
-    /** One change. {@code type} is the type of the path in the merged view (for D: in the lowers'). */
-    public record Change(Kind kind, String rel, String type, String oldType, List<String> why) {
+    /**
+     * One change. {@code type} is the type of the path in the merged view (for D: in the lowers');
+     * {@code from}, for R only, the path the lowers have the renamed directory at.
+     */
+    public record Change(Kind kind, String rel, String type, String oldType, List<String> why, String from) {
+        Change(Kind kind, String rel, String type, String oldType, List<String> why) {
+            this(kind, rel, type, oldType, why, null);
+        }
         public String path() { return "/" + rel; }
     }
 
     private final Stack stack;
     private final List<Change> out = new ArrayList<>();
+    /** The old paths (in the lowers) of the directories reported as R. */
+    private final java.util.Set<String> movedFrom = new java.util.HashSet<>();
+    /** Of each D: its path in the lowers' view (differs from its path in the merged view below an R). */
+    private final Map<String, String> deletedAt = new java.util.HashMap<>();
 
     private Differ(Stack stack) { this.stack = stack; }
 
@@ -51,6 +65,7 @@ public final class Differ {
         if (!stack.hasUpper()) throw new InspectException("diff needs an upper layer (--upperdir)");
         Differ d = new Differ(stack);
         d.dir(Lookup.root(stack, stack.all()), Lookup.root(stack, stack.lowers()));
+        d.out.removeIf(c -> c.kind() == Kind.D && d.movedFrom.contains(d.deletedAt.get(c.rel())));
         d.out.sort(Comparator.comparing(Change::rel, Differ::compareRel));
         return Collections.unmodifiableList(d.out);
     }
@@ -71,12 +86,19 @@ public final class Differ {
         for (String name : names) {
             Lookup a = mv.get(name), b = lv.get(name);
             String child = Layer.child(rel, name);
-            if (b == null) {
+            Lookup old = a == null ? null : renamedFrom(a);
+            if (old != null) {
+                out.add(new Change(Kind.R, child, "dir", null, List.of(), "/" + old.rel));
+                movedFrom.add(old.rel);
+                entriesChanged = true;
+                dir(a, old);
+            } else if (b == null) {
                 out.add(new Change(Kind.A, child, type(a), null, List.of()));
                 entriesChanged = true;
                 if (a.result == Lookup.Result.DIR) dir(a, null);
             } else if (a == null) {
                 out.add(new Change(Kind.D, child, type(b), null, List.of()));
+                deletedAt.put(child, b.rel);
                 entriesChanged = true;
             } else if (a.top == 0) {
                 boolean aDir = a.result == Lookup.Result.DIR, bDir = b.result == Lookup.Result.DIR;
@@ -93,6 +115,23 @@ public final class Differ {
             }
         }
         return entriesChanged;
+    }
+
+    /**
+     * For an upper directory that followed its own overlay.redirect (a rename with redirect_dir): the
+     * lowers' view of the directory it was renamed from, or null (not renamed, or the lowers have no
+     * directory there any more).
+     */
+    private Lookup renamedFrom(Lookup a) {
+        if (a.result != Lookup.Result.DIR || a.top != 0 || a.merge.length < 2) return null;
+        if (a.redirects.isEmpty() || a.redirects.get(0).layer() != 0) return null;
+        String from = a.pathIn(a.merge[1]);
+        Lookup cur = Lookup.root(stack, stack.lowers());
+        for (String name : from.split("/")) {
+            cur = Lookup.run(stack, cur, name);
+            if (cur.result != Lookup.Result.DIR) return null;
+        }
+        return cur;
     }
 
     private Listing read(Lookup dir) {

@@ -196,4 +196,43 @@ class DifferTest {
         assertEquals("file", tree.get("changes").get(0).get("type").asText());
         assertEquals("C /x\n", DiffReport.text(changes(f)));
     }
+
+    /**
+     * Directories renamed with redirect_dir (overlay.redirect on the upper's directory, the old name whited
+     * out): R with where the lowers have them, what changed inside compared with that directory, no D for
+     * the old name; a renamed directory inside a renamed one; a redirect whose target the lowers do not
+     * have is an A.
+     */
+    @Test void directoriesRenamedWithRedirectsAreRenames() throws IOException {
+        Fixture f = Fixture.of(tmp, 1, true);
+        Fixture.file(f.lower(1), "a/f", "f");
+        Fixture.file(f.lower(1), "a/g", "g");
+        Fixture.file(f.lower(1), "a/s/h", "h");
+        Fixture.file(f.lower(1), "c/d/k", "k");
+        Fixture.dir(f.upper(), "b");
+        Fixture.setxattr(f.upper().resolve("b"), "user.overlay.redirect", "a");
+        sameMeta(f.lower(1).resolve("a"), f.upper().resolve("b"));
+        Fixture.whiteout(f.upper(), "a", WhiteoutForm.WH_FILE);
+        Fixture.file(f.upper(), "b/new", "n");                          // added inside the renamed directory
+        Fixture.whiteout(f.upper(), "b/g", WhiteoutForm.WH_FILE);        // deleted inside it
+        Fixture.dir(f.upper(), "b/t");                                   // a directory renamed inside it
+        Fixture.setxattr(f.upper().resolve("b/t"), "user.overlay.redirect", "s");
+        sameMeta(f.lower(1).resolve("a/s"), f.upper().resolve("b/t"));
+        Fixture.whiteout(f.upper(), "b/s", WhiteoutForm.WH_FILE);
+        Fixture.dir(f.upper(), "e");
+        Fixture.setxattr(f.upper().resolve("e"), "user.overlay.redirect", "/c/d");   // moved elsewhere
+        sameMeta(f.lower(1).resolve("c/d"), f.upper().resolve("e"));
+        Fixture.whiteout(f.upper(), "c/d", WhiteoutForm.WH_FILE);
+        Fixture.dir(f.upper(), "x");
+        Fixture.setxattr(f.upper().resolve("x"), "user.overlay.redirect", "/nowhere");
+        sameMeta(f.lower(1).resolve("c"), f.upper().resolve("c"));
+        assertEquals(List.of("R /b", "D /b/g", "A /b/new", "R /b/t", "C /c", "R /e", "A /x"), diff(f));
+        List<Change> c = changes(f);
+        assertEquals("/a", c.get(0).from());
+        assertEquals("/a/s", c.get(3).from());
+        assertEquals("/c/d", c.get(5).from());
+        String text = DiffReport.text(c);
+        assertTrue(text.startsWith("R /b (from /a)\n"), text);
+        assertEquals("/a", Json.MAPPER.readTree(DiffReport.json(c)).get("changes").get(0).get("from").asText());
+    }
 }
