@@ -23,29 +23,49 @@ public final class At implements AutoCloseable {
     private final Cached borrowed;
 
     /**
-     * The last parent directory a thread opened, kept open: lookups and stats of the entries of one
-     * directory (ls -l, find, a lookup across layers) then cost one call each, not three. Valid while
+     * The last few parent directories a thread opened, kept open: lookups and stats of the entries of
+     * one directory (ls -l, find, a lookup across layers) then cost one call each, not three, and so do
+     * requests that alternate between directories (a copy-up reads the lower parent and links into the
+     * upper one; a lookup looks in the upper directory, then in the lower; untar creates in a directory
+     * and then sets the attributes of that directory in its parent). Each entry is valid while
      * {@link Posix#namespaceGeneration} is unchanged (no rename, no directory removed, no layer opened
      * or closed since): a directory cannot have moved from under the cached path.
      */
     private static final class Cached {
         int root = -1, fd = -1, borrowers;
         String parent;
-        long generation;
+        long generation, used;
     }
-    private static final ThreadLocal<Cached> CACHE = ThreadLocal.withInitial(Cached::new);
+
+    /** Directories kept per thread: 4 (a copy-up's two parents, a lookup's layers, a parent and its own parent). */
+    static final int WAYS = 4;
+
+    private static final class Cache {
+        final Cached[] ways = new Cached[WAYS];
+        long tick;
+        Cache() { for (int i = 0; i < WAYS; i++) ways[i] = new Cached(); }
+    }
+    private static final ThreadLocal<Cache> CACHE = ThreadLocal.withInitial(Cache::new);
 
     /**
-     * Closes this thread's cached directory: a thread that served a mount calls it when it ends, or the
-     * descriptor would outlive the mount (in a shared daemon, which goes on: a leak that also keeps the
-     * layer's directory busy).
+     * Closes this thread's cached directories: a thread that served a mount calls it when it ends, or the
+     * descriptors would outlive the mount (in a shared daemon, which goes on: a leak that also keeps the
+     * layer's directories busy).
      */
     public static void releaseThreadCache() {
-        Cached c = CACHE.get();
-        if (c.fd >= 0 && c.borrowers == 0) Posix.close(c.fd);
-        c.fd = -1;
-        c.parent = null;
+        for (Cached c : CACHE.get().ways) {
+            if (c.fd >= 0 && c.borrowers == 0) Posix.close(c.fd);
+            c.fd = -1;
+            c.parent = null;
+        }
         CACHE.remove();
+    }
+
+    /** How many directories this thread's cache holds open (for tests). */
+    static int cachedDirectories() {
+        int n = 0;
+        for (Cached c : CACHE.get().ways) if (c.fd >= 0) n++;
+        return n;
     }
 
     At(int dirfd, String name, boolean owned) { this(dirfd, name, owned, 0, null); }
@@ -61,22 +81,36 @@ public final class At implements AutoCloseable {
     static At beneath(int rootFd, String rel) {
         int slash = rel.lastIndexOf('/');
         String parent = rel.substring(0, slash), name = rel.substring(slash + 1);
-        Cached c = CACHE.get();
+        Cache cache = CACHE.get();
         long g = Posix.namespaceGeneration();
-        if (c.fd >= 0 && c.root == rootFd && c.generation == g && c.parent.equals(parent)) {
-            c.borrowers++;
-            return new At(c.fd, name, false, 0, c);
+        Cached victim = null;
+        for (Cached c : cache.ways) {
+            if (c.fd >= 0 && c.root == rootFd && c.generation == g && c.parent.equals(parent)) {
+                c.borrowers++;
+                c.used = ++cache.tick;
+                return new At(c.fd, name, false, 0, c);
+            }
+            // the entry to reuse: one not in use on this thread, empty or stale first, else the least recently used
+            if (c.borrowers == 0 && (victim == null || rank(c, g) < rank(victim, g))) victim = c;
         }
         int fd = openDirBeneath(rootFd, parent);
         if (fd < 0) return new At(-1, null, false, fd);
-        if (c.borrowers > 0) return new At(fd, name, true); // the cached one is in use on this thread
-        if (c.fd >= 0) Posix.close(c.fd);
-        c.root = rootFd;
-        c.parent = parent;
-        c.fd = fd;
-        c.generation = g;
-        c.borrowers = 1;
-        return new At(fd, name, false, 0, c);
+        if (victim == null) return new At(fd, name, true); // every cached one is in use on this thread
+        if (victim.fd >= 0) Posix.close(victim.fd);
+        victim.root = rootFd;
+        victim.parent = parent;
+        victim.fd = fd;
+        victim.generation = g;
+        victim.borrowers = 1;
+        victim.used = ++cache.tick;
+        return new At(fd, name, false, 0, victim);
+    }
+
+    /** Which cache entry goes first: empty, then stale, then by last use. */
+    private static long rank(Cached c, long generation) {
+        if (c.fd < 0) return Long.MIN_VALUE;
+        if (c.generation != generation) return Long.MIN_VALUE + 1;
+        return c.used;
     }
 
     /**

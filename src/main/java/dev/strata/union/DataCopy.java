@@ -62,12 +62,22 @@ final class DataCopy {
         boolean stream = !cfr && durable && size >= STREAM_MIN;
         method[0] = cfr ? "copy_file_range" : stream ? "read/write, written back as it goes" : "read/write";
         long off = 0, end = 0, dropped = 0;
+        // the first hole: at or past the end for a file without holes (most files), which is then one data
+        // range from 0 and needs no SEEK_DATA (one system call less per copy-up of a small file)
+        long first = Posix.lseek(in, 0, SEEK_HOLE);
+        boolean dense = first >= size;
         while (off < size) {
-            long data = Posix.lseek(in, off, SEEK_DATA);
-            if (data == -Errno.ENXIO) break;           // only a hole is left
-            if (data < 0) data = off;                 // no SEEK_DATA: copy everything
-            long hole = Posix.lseek(in, data, SEEK_HOLE);
-            if (hole < 0 || hole > size) hole = size;
+            long data, hole;
+            if (dense) {
+                data = 0;
+                hole = size;
+            } else {
+                data = Posix.lseek(in, off, SEEK_DATA);
+                if (data == -Errno.ENXIO) break;           // only a hole is left
+                if (data < 0) data = off;                 // no SEEK_DATA: copy everything
+                hole = Posix.lseek(in, data, SEEK_HOLE);
+                if (hole < 0 || hole > size) hole = size;
+            }
             long pos = data;
             while (pos < hole) {
                 long n;

@@ -77,4 +77,56 @@ class AtTest {
         Stat st = new Stat();
         assertTrue(layer.lstat("a/../../outside/f", st) < 0, "escaped the layer root");
     }
+
+    /** The directory an At borrowed from this thread's cache: open while cached, closed once dropped from it. */
+    private int parentFdOf(String rel) {
+        try (At a = layer.at(rel)) {
+            assertTrue(a.ok(), rel + ": " + a.err());
+            return a.dirfd();
+        }
+    }
+
+    private static boolean open(int fd) {
+        return Posix.fstat(fd, new Stat()) == 0;
+    }
+
+    @Test void directoriesUsedInTurnStayCached() {
+        At.releaseThreadCache();
+        int ab = parentFdOf("a/b/f"), a = parentFdOf("a/fl"), again = parentFdOf("a/b/f2");
+        assertEquals(ab, again, "the same parent again: the cached descriptor");
+        assertTrue(open(ab) && open(a), "both parents still open");
+        assertEquals(ab, parentFdOf("a/b/f"), "back to the first directory: no new open");
+        assertEquals(a, parentFdOf("a/l"));
+        assertEquals(2, At.cachedDirectories());
+        At.releaseThreadCache();
+        assertTrue(!open(ab) && !open(a), "released with the thread's cache");
+    }
+
+    @Test void theLeastRecentlyUsedDirectoryMakesRoom() throws Exception {
+        At.releaseThreadCache();
+        Path root = tmp.resolve("root");
+        for (int i = 0; i <= At.WAYS; i++) Files.createDirectories(root.resolve("d" + i));
+        int[] fd = new int[At.WAYS];
+        for (int i = 0; i < At.WAYS; i++) fd[i] = parentFdOf("d" + i + "/x");
+        assertEquals(fd[0], parentFdOf("d0/y")); // used again: d1 is now the least recent
+        parentFdOf("d" + At.WAYS + "/x"); // one more than the cache holds
+        assertEquals(At.WAYS, At.cachedDirectories());
+        assertTrue(open(fd[0]) && open(fd[2]) && open(fd[3]), "the recently used ones are kept");
+        assertTrue(!open(fd[1]), "the least recently used one is closed");
+        At.releaseThreadCache();
+    }
+
+    @Test void aDirectoryRenamedAwayIsNotReachedThroughTheCache() throws Exception {
+        At.releaseThreadCache();
+        Path root = tmp.resolve("root");
+        Stat st = new Stat();
+        assertEquals(0, layer.lstat("a/b/f", st));
+        assertEquals(0, layer.lstat("a/fl", st)); // a second cached directory
+        assertEquals(0, Posix.renameat2(Posix.AT_FDCWD, root.resolve("a/b").toString(), Posix.AT_FDCWD, root.resolve("a/old").toString(), 0));
+        Files.createDirectories(root.resolve("a/b"));
+        Files.writeString(root.resolve("a/b/f"), "new file, longer than before");
+        assertEquals(0, layer.lstat("a/b/f", st));
+        assertEquals(28, st.size(), "the path's directory now, not the one cached under that path");
+        At.releaseThreadCache();
+    }
 }
