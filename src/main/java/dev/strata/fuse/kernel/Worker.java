@@ -118,6 +118,7 @@ final class Worker implements Runnable {
                 if (n < IN_HEADER) continue;
                 lastIn = Math.max(lastIn, n);
                 pool.took();
+                Rest.request();
                 int op = in.getInt(IH_OPCODE);
                 Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT ? null : fs.gate;
                 if (gate != null) gate.enter(); // waits while the mount is paused

@@ -26,6 +26,7 @@ final class Workers {
 
     /** Starts the first worker; throws if it cannot be started (nothing then serves the mount). */
     void start() {
+        Rest.watch();
         synchronized (lock) {
             alive++;
             waiting++;
