@@ -5,8 +5,8 @@ package dev.strata.fuse.kernel;
  * for how many): while the mount is at rest one worker waits on /dev/fuse; when a worker takes a
  * request and none is left waiting, another starts (up to {@link #MAX}); a worker that finishes a
  * request while {@link #SPARE} others already wait ends, giving its stack and buffers back. A mount
- * never used holds one thread, one in use two, instead of {@link #MAX} each (the shared daemon serves
- * every mount of a user: issue 14).
+ * at rest holds two threads (the one that took its first request, INIT, and the one started then),
+ * instead of {@link #MAX} (the shared daemon serves every mount of a user: issue 14).
  */
 final class Workers {
     static final int MAX = Math.max(1, Integer.getInteger("strata.workers", 4));
