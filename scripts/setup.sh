@@ -52,23 +52,33 @@ if [ ! -x target/strata-client ] || [ src/main/c/strata-client.c -nt target/stra
 fi
 
 # Class-data sharing archive: start-up (mount-ready time) drops when the JVM maps pre-parsed classes.
-# Recorded from one real mount cycle where this machine can mount (root and /dev/fuse).
+# The classes one real mount cycle loads are listed (where this machine can mount: root and /dev/fuse)
+# and dumped into one static archive that replaces the JDK's default one: only what the mount daemon
+# uses is mapped (15 MB resident, against 17 MB for the JDK's archive plus a dynamic one on top of it:
+# issue 14).
 if [ ! -f target/strata.jsa ] || [ target/strata.jar -nt target/strata.jsa ]; then
-  rm -f target/strata.jsa
+  rm -f target/strata.jsa target/strata.classlist
   if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
     t=$(mktemp -d)
     mkdir -p "$t"/{l,u,w,m}
     echo x > "$t/l/f"
-    STRATA_JAVA_OPTS="-XX:ArchiveClassesAtExit=$here/target/strata.jsa" \
+    STRATA_JAVA_OPTS="-Xshare:off -XX:DumpLoadedClassList=$here/target/strata.classlist" \
       bin/strata mount -f -o lowerdir="$t/l",upperdir="$t/u",workdir="$t/w" "$t/m" >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 100); do grep -q " $t/m fuse" /proc/self/mounts && break; sleep 0.1; done
     if grep -q " $t/m fuse" /proc/self/mounts; then
-      ls -la "$t/m" >/dev/null; cat "$t/m/f" >/dev/null; echo y >> "$t/m/f"; rm -f "$t/m/f"
+      ls -la "$t/m" >/dev/null; cat "$t/m/f" >/dev/null; echo y >> "$t/m/f"; rm -f "$t/m/f"; find "$t/m" >/dev/null
       umount "$t/m" 2>/dev/null || fusermount3 -u "$t/m" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
     rm -rf "$t"
+    # the class path as bin/strata gives it (-jar: the jar and its manifest's Class-Path); the dump
+    # warns about classes it cannot archive (JFR events, generated classes), which is expected
+    if [ -s target/strata.classlist ]; then
+      java -Xshare:dump -XX:SharedClassListFile=target/strata.classlist -XX:SharedArchiveFile=target/strata.jsa \
+        -Dfile.encoding=ISO-8859-1 -XX:+UseSerialGC -cp "$here/target/strata.jar" >/dev/null 2>&1 || rm -f target/strata.jsa
+    fi
+    rm -f target/strata.classlist
   fi
 fi
 

@@ -299,6 +299,53 @@ class SharedDaemonTest {
         } finally {
             strata = launcher;
         }
+    /** Threads of process pid whose name starts with prefix. */
+    static int threadsNamed(long pid, String prefix) {
+        int n = 0;
+        java.io.File[] tasks = new java.io.File("/proc/" + pid + "/task").listFiles();
+        if (tasks == null) return 0;
+        for (java.io.File t : tasks) {
+            try {
+                if (Files.readString(t.toPath().resolve("comm")).startsWith(prefix)) n++;
+            } catch (IOException | RuntimeException e) {
+                // ended meanwhile
+            }
+        }
+        return n;
+    }
+
+    /** Waits (at most 10 s) until pid has at most max threads named prefix; returns how many it has. */
+    static int awaitThreadsAtMost(long pid, String prefix, int max) throws InterruptedException {
+        int n = threadsNamed(pid, prefix);
+        for (long end = System.currentTimeMillis() + 10_000; n > max && System.currentTimeMillis() < end; ) {
+            Thread.sleep(100);
+            n = threadsNamed(pid, prefix);
+        }
+        return n;
+    }
+
+    /**
+     * Issue 14: a mount's FUSE workers start as requests need them and end when two others wait, so
+     * that mounts at rest hold two threads each (the one that took a request and the one started to
+     * wait meanwhile) rather than four; a burst of parallel requests is still served, and an unmounted
+     * mount's workers end.
+     */
+    @Test void aMountAtRestHoldsTwoWorkers() throws Exception {
+        String[] a = layers("a"), b = layers("b"), c = layers("c");
+        ok(strata(env(false), "-o", a[0], a[1]));
+        long daemon = processesNaming(dir).get(0);
+        ok(strata(env(true), "-o", b[0], b[1]));
+        ok(strata(env(true), "-o", c[0], c[1]));
+        Path mb = Path.of(b[1]);
+        for (String[] m : List.of(a, b, c)) assertTrue(Files.readString(Path.of(m[1]).resolve("f")).length() == 1);
+        assertEquals(6, awaitThreadsAtMost(daemon, "strata-fuse-", 6), "two workers for each of three mounts");
+        // parallel requests on b: more workers serve them, then those beyond two end
+        ok(NativeSupport.Proc.run(dir, 60, "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do (mkdir -p " + mb + "/d$i/e && for j in 1 2 3 4 5 6 7 8 9 10; do"
+                + " echo $j > " + mb + "/d$i/e/f$j; cat " + mb + "/d$i/e/f$j >/dev/null; done) & done; wait"));
+        assertEquals("10\n", Files.readString(mb.resolve("d8/e/f10")));
+        assertEquals(6, awaitThreadsAtMost(daemon, "strata-fuse-", 6), "back to two workers for each mount");
+        ok(strata(env(false), "umount", mb.toString()));
+        assertEquals(4, awaitThreadsAtMost(daemon, "strata-fuse-", 4), "an unmounted mount's workers ended");
     }
 
     @Test void mountsShareOneDaemonAndUnmountingOneLeavesTheOthers() throws Exception {

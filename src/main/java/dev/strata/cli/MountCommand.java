@@ -224,10 +224,6 @@ public final class MountCommand implements Callable<Integer> {
     }
 
     @Override public Integer call() {
-        // the mount records itself for explain/diff just before it is ready: load the JSON library meanwhile
-        Thread warm = new Thread(dev.strata.inspect.MountRegistry::warmUp, "strata-warm-up");
-        warm.setDaemon(true);
-        warm.start();
         Path cwd = this.cwd != null ? this.cwd : Paths.get("").toAbsolutePath();
         Path mountpoint = cwd.resolve(positional.get(positional.size() - 1)).normalize();
         MountOptions opts;

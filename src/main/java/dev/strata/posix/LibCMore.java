@@ -3,6 +3,7 @@ package dev.strata.posix;
 import jnr.ffi.Pointer;
 import jnr.ffi.annotations.In;
 import jnr.ffi.annotations.Out;
+import jnr.ffi.types.off_t;
 import jnr.ffi.types.size_t;
 import jnr.ffi.types.ssize_t;
 
@@ -15,6 +16,11 @@ public interface LibCMore {
     int fallocate(int fd, int mode, long offset, long len);
     /** glibc: gives the free memory of every malloc arena back to the system; 1 if some was. */
     int malloc_trim(@size_t long pad);
+    /** Anonymous memory for buffers that go back to the system at once when released (not malloc's). */
+    Pointer mmap(Pointer addr, @size_t long len, int prot, int flags, int fd, @off_t long off);
+    int munmap(Pointer addr, @size_t long len);
+    int madvise(Pointer addr, @size_t long len, int advice);
+    int poll(Pointer fds, long nfds, int timeout);
     int sync_file_range(int fd, long offset, long nbytes, int flags);
     /** Returns 0 or the error number itself (not -1 and errno). */
     int posix_fadvise(int fd, long offset, long len, int advice);

@@ -162,6 +162,25 @@ public final class Posix {
         } catch (UnsatisfiedLinkError e) { // not glibc: nothing to trim
         }
     }
+    /**
+     * {@code size} bytes of zeroed anonymous memory, resident only where touched, or null; give it back
+     * with {@link #unmap} (no finalizer: a buffer of a worker that ended is returned at once).
+     */
+    public static Pointer map(long size) {
+        Pointer p = M.mmap(null, size, 3 /* PROT_READ | PROT_WRITE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
+        return p == null || p.address() == -1 ? null : RT.getMemoryManager().newPointer(p.address(), size);
+    }
+    public static void unmap(Pointer p, long size) { M.munmap(p, size); }
+    /** MADV_DONTNEED: the pages of [off, off + len) of a {@link #map}ped buffer are dropped (read back as zeros). */
+    public static void dropPages(Pointer p, long off, long len) { M.madvise(p.slice(off), len, 4); }
+    /** poll(2) for one descriptor: {@code pollfd} is 8 bytes of scratch; returns revents, 0 on timeout, or -errno. */
+    public static int pollIn(Pointer pollfd, int fd, int timeoutMillis) {
+        pollfd.putInt(0, fd);
+        pollfd.putShort(4, (short) 1); // POLLIN
+        pollfd.putShort(6, (short) 0);
+        int r = ret(M.poll(pollfd, 1, timeoutMillis));
+        return r <= 0 ? r : pollfd.getShort(6);
+    }
     public static int fdatasync(int fd) { return ret(C.fdatasync(fd)); }
     public static int fallocate(int fd, int mode, long off, long len) { return ret(M.fallocate(fd, mode, off, len)); }
     public static int syncFileRange(int fd, long off, long len, int flags) { return ret(M.sync_file_range(fd, off, len, flags)); }

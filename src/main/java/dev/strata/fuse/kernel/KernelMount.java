@@ -11,7 +11,6 @@ import dev.strata.union.UnionEvents;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import static dev.strata.posix.Errno.*;
@@ -19,7 +18,7 @@ import static dev.strata.posix.Errno.*;
 /**
  * Mounts a {@link Union} by speaking the kernel's FUSE protocol on /dev/fuse directly (no libfuse):
  * opens the device, mounts it with mount(2) (root, or uid 0 of a user namespace that owns its mount
- * namespace, as podman runs mount programs), and serves requests on a few worker threads until the
+ * namespace, as podman runs mount programs), and serves requests on worker threads ({@link Workers}) until the
  * file system is unmounted.
  */
 public final class KernelMount {
@@ -30,7 +29,6 @@ public final class KernelMount {
 
     static final int MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8;
     static final int MS_NOATIME = 1024, MS_NODIRATIME = 2048, MS_RELATIME = 1 << 21, MS_STRICTATIME = 1 << 24;
-    static final int WORKERS = Integer.getInteger("strata.workers", 4);
 
     /**
      * Engine events for a mount served here: copy-ups are noted so the kernel's cached attributes of
@@ -126,25 +124,12 @@ public final class KernelMount {
             if (up.get()) FuseMount.unmount(mountpoint, true);
         }, "strata-unmount");
         Runtime.getRuntime().addShutdownHook(hook);
-        CountDownLatch done = new CountDownLatch(WORKERS);
         KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
         fs.gate = Gate.register(mountpoint);
-        Thread[] threads = new Thread[WORKERS];
-        for (int i = 0; i < WORKERS; i++) {
-            Worker w = new Worker(fs, done::countDown);
-            // a worker's cached layer directory is closed when it ends: the process may serve other mounts
-            Runnable run = () -> {
-                try {
-                    w.run();
-                } finally {
-                    dev.strata.layer.At.releaseThreadCache();
-                }
-            };
-            threads[i] = new Thread(null, run, "strata-fuse-" + i, 256 * 1024);
-            threads[i].start();
-        }
+        Workers workers = new Workers(fs);
+        workers.start();
         try {
-            done.await();
+            workers.awaitEnd();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } finally {

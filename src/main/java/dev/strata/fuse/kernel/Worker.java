@@ -25,13 +25,25 @@ final class Worker implements Runnable {
     final IoctlOps ioctls;
     final jnr.ffi.Runtime rt = Posix.RT;
 
-    final Pointer in = Memory.allocateDirect(rt, KernelFS.IN_BUF, false);
+    /**
+     * The request and reply buffers: anonymous memory of their own, resident only where requests and
+     * replies have reached, given back when the worker ends ({@link #release}) and, past their first
+     * {@link #KEEP} bytes, after {@link #DROP_AFTER_MS} without a request following a large one.
+     */
+    final Pointer in = mapped(KernelFS.IN_BUF);
 
-    final Pointer out = Memory.allocateDirect(rt, KernelFS.OUT_BUF, false);
+    final Pointer out = mapped(KernelFS.OUT_BUF);
 
     final Pointer outData = out.slice(OUT_HEADER);
 
     final Pointer writeData = in.slice(IN_HEADER + WRITE_IN);
+
+    /** What the buffers keep resident at rest: requests and replies up to this size (names, listings). */
+    static final int KEEP = 32 * 1024;
+    static final int DROP_AFTER_MS = Integer.getInteger("strata.workerDropMillis", 2000);
+    /** The largest reply sent since the buffers were last trimmed. */
+    private int sentMax;
+    private final Pointer pollfd = Memory.allocateDirect(rt, 8, true);
 
     final Pointer stat = Memory.allocateDirect(rt, 256, true);
 
@@ -40,11 +52,11 @@ final class Worker implements Runnable {
 
     final Pointer note = Memory.allocateDirect(rt, 64, true);
 
-    final Runnable onExit;
+    private final Workers pool;
 
-    Worker(KernelFS fs, Runnable onExit) {
+    Worker(KernelFS fs, Workers pool) {
         this.fs = fs;
-        this.onExit = onExit;
+        this.pool = pool;
         entries = new EntryOps(fs, this);
         attrs = new AttrOps(fs, this);
         files = new FileOps(fs, this);
@@ -53,11 +65,49 @@ final class Worker implements Runnable {
         ioctls = new IoctlOps(fs, this);
     }
 
+    private static Pointer mapped(int size) {
+        Pointer p = Posix.map(size);
+        if (p == null) throw new OutOfMemoryError("no memory for a FUSE worker's buffers");
+        return p;
+    }
+
+    /** The thread's body: serves, then gives back what the thread held. */
+    void runAndRelease() {
+        try {
+            run();
+        } finally {
+            // a worker's cached layer directory is closed when it ends: the process may serve other mounts
+            dev.strata.layer.At.releaseThreadCache();
+            release();
+        }
+    }
+
+    /** Unmaps the buffers (the worker is done with them). */
+    void release() {
+        Posix.unmap(in, KernelFS.IN_BUF);
+        Posix.unmap(out, KernelFS.OUT_BUF);
+    }
+
     @Override public void run() {
         KernelFS.COPIED.set(new ArrayList<>());
         KernelFS.RELISTED.set(new ArrayList<>());
+        boolean retired = false;
+        long lastIn = 0;
         try {
             while (true) {
+                if (lastIn > KEEP || sentMax > KEEP) {
+                    // after file data went through the buffers (a large write or read): should no
+                    // request follow for a while, their pages past KEEP go back to the system
+                    int r = Posix.pollIn(pollfd, fs.devFd, DROP_AFTER_MS);
+                    if (r == 0) {
+                        Posix.dropPages(in, KEEP, KernelFS.IN_BUF - KEEP);
+                        Posix.dropPages(out, KEEP, KernelFS.OUT_BUF - KEEP);
+                    }
+                    if (r >= 0) {
+                        lastIn = 0;
+                        sentMax = 0;
+                    }
+                }
                 long n = Posix.read(fs.devFd, in, KernelFS.IN_BUF);
                 if (n < 0) {
                     int e = (int) -n;
@@ -66,6 +116,9 @@ final class Worker implements Runnable {
                     return; // ENODEV: unmounted
                 }
                 if (n < IN_HEADER) continue;
+                lastIn = Math.max(lastIn, n);
+                pool.took();
+                Rest.request();
                 int op = in.getInt(IH_OPCODE);
                 Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT ? null : fs.gate;
                 if (gate != null) gate.enter(); // waits while the mount is paused
@@ -77,9 +130,13 @@ final class Worker implements Runnable {
                 } finally {
                     if (gate != null) gate.leave();
                 }
+                if (!pool.finished()) {
+                    retired = true;
+                    return;
+                }
             }
         } finally {
-            onExit.run();
+            if (!retired) pool.ended();
         }
     }
 
@@ -221,6 +278,7 @@ final class Worker implements Runnable {
     }
 
     boolean send(Pointer buf, int len) {
+        if (len > sentMax) sentMax = len;
         long w = Posix.write(fs.devFd, buf, len);
         // ENOENT: the request was interrupted and is gone; nothing to do
         if (w < 0 && w != -ENOENT && w != -ENODEV) fs.log.error("writing /dev/fuse: " + Posix.strerror((int) w));
