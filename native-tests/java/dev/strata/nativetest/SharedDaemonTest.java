@@ -299,6 +299,8 @@ class SharedDaemonTest {
         } finally {
             strata = launcher;
         }
+    }
+
     /** Threads of process pid whose name starts with prefix. */
     static int threadsNamed(long pid, String prefix) {
         int n = 0;
