@@ -23,7 +23,7 @@ final class AttrOps extends Family {
         } else {
             String p = fs.inodes.path(node);
             int fd;
-            byte[] removed = node.removedStat;
+            byte[] removed = node.removedStat();
             if (p != null) r = fs.union.getattr(p, w.stat);
             else if ((fd = w.files.openFd(node)) >= 0) r = fs.union.fgetattr(fd, w.stat);
             else if (removed != null) { w.stat.put(0, removed, 0, removed.length); r = 0; }

@@ -82,7 +82,7 @@ final class EntryOps extends Family {
         int r = isDir ? fs.union.rmdir(p) : fs.union.unlink(p);
         if (r < 0) { w.error(unique, -r); return; }
         KNode gone = fs.inodes.remove(dir, name);
-        if (gone != null && snapshot != null) gone.removedStat = snapshot;
+        if (gone != null && snapshot != null) gone.x().removedStat = snapshot;
         if (gone != null && !isDir) w.invalidateSiblings(gone.ino, gone);
         w.reply(unique, 0);
     }
@@ -121,7 +121,7 @@ final class EntryOps extends Family {
         int r = fs.union.rename(fp, tp, flags);
         if (r < 0) { w.error(unique, -r); return; }
         KNode replaced = fs.inodes.rename(fromDir, from, toDir, to, exchange);
-        if (replaced != null && snapshot != null) replaced.removedStat = snapshot;
+        if (replaced != null && snapshot != null) replaced.x().removedStat = snapshot;
         if (replaced != null) w.invalidateSiblings(replaced.ino, replaced); // its other names lost a link
         // a renamed file's ctime changed, which its other names show too
         if (moved != null) w.invalidateSiblings(moved.ino, moved);

@@ -40,29 +40,30 @@ final class FileOps extends Family {
      */
     void openReply(int off, int fd, KNode node, boolean otherNames) {
         int backing = 0;
+        Inodes.Extra x = node.x();
         synchronized (node) {
-            if (node.passthroughOpens > 0) {
+            if (x.passthroughOpens > 0) {
                 // the kernel wants every open of an inode in passthrough mode to be one too, sharing
                 // its backing file (it opens that anew with each open's own flags)
-                backing = node.backingId;
-                node.passthroughOpens++;
-            } else if (fs.passthrough && node.cachedOpens == 0 && !otherNames && fs.union.stableFd(fd)) {
+                backing = x.backingId;
+                x.passthroughOpens++;
+            } else if (fs.passthrough && x.cachedOpens == 0 && !otherNames && fs.union.stableFd(fd)) {
                 // the backing file is the same file opened on a copy of its layer's mount that has the
                 // mount's atime mode (see BackingMounts); the kernel opens it anew for each open
                 int copy = fs.backingMounts == null ? -1 : fs.union.reopenBeneath(fd, fs.backingMounts::root);
-                backing = node.backingId = backingOpen(copy >= 0 ? copy : fd);
+                backing = x.backingId = backingOpen(copy >= 0 ? copy : fd);
                 if (copy >= 0) Posix.close(copy);
-                if (backing > 0) node.passthroughOpens++;
+                if (backing > 0) x.passthroughOpens++;
             }
         }
         // a direct-I/O open counts too: a shared mapping of it puts the kernel inode in page-cache mode
         // (fuse_file_mmap), and a passthrough open of the inode after that fails with EIO
         boolean cached = backing <= 0;
-        if (cached) synchronized (node) { node.cachedOpens++; }
+        if (cached) synchronized (node) { x.cachedOpens++; }
         int acc = w.in.getInt(IN_HEADER) & Posix.O_ACCMODE; // the flags of OPEN, CREATE and TMPFILE alike
         if (backing > 0 && acc != Posix.O_RDONLY) {
             boolean first;
-            synchronized (node) { first = node.writablePassthrough++ == 0; }
+            synchronized (node) { first = x.writablePassthrough++ == 0; }
             // what the kernel holds of the attributes from before this open would hide the times a
             // write through a shared mapping of it sets on the layer file (no request tells strata)
             if (first) w.invalidate(node.id, -1);
@@ -135,12 +136,13 @@ final class FileOps extends Family {
         KernelFS.OpenFile f = fs.openFiles.remove(fd);
         if (f != null) {
             int close = 0;
+            Inodes.Extra x = f.node.x();
             synchronized (f.node) {
-                if (f.cached) f.node.cachedOpens--;
-                if (f.passthrough && f.writable) f.node.writablePassthrough--;
-                if (f.passthrough && --f.node.passthroughOpens == 0) {
-                    close = f.node.backingId;
-                    f.node.backingId = 0;
+                if (f.cached) x.cachedOpens--;
+                if (f.passthrough && f.writable) x.writablePassthrough--;
+                if (f.passthrough && --x.passthroughOpens == 0) {
+                    close = x.backingId;
+                    x.backingId = 0;
                 }
             }
             if (close > 0) {

@@ -17,19 +17,60 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * ({@link #siblings}) so their cached attributes can be invalidated when one name changes the file.
  */
 final class Inodes {
+    /**
+     * A node id the kernel holds. Every name the kernel looked up has one, so its size is most of the
+     * daemon's memory after a walk over a large tree: 56 bytes, its name's bytes in the {@link NamePool}
+     * and its slot (measured: 136 bytes a node before, with the name in a byte array and the state of
+     * open files and listed directories in every node). What only some nodes need is in {@link Extra}.
+     */
     static final class KNode {
         final long id;
         KNode parent;          // null: the root, or detached
-        /** The name's bytes (names are ISO-8859-1 strings: one char per byte); null when detached. */
-        byte[] name;
-        boolean detached;
+        /** The name's address in the pool, or -1 when detached (removed, renamed over, or never named). */
+        int nameAt;
+        char nameLen;
         long lookups;
         /** st_ino presented at the last reply about this node. */
         volatile long ino;
-        /** The names of a directory the kernel holds (null until the first). */
-        Children children;
         /** The next node in its directory's hash chain ({@link Children}). */
         KNode next;
+        /** Directory children and listing, open-file state; null until a node needs them. */
+        private volatile Extra extra;
+
+        KNode(long id, KNode parent) {
+            this.id = id;
+            this.parent = parent;
+        }
+
+        boolean detached() { return nameAt < 0; }
+
+        /** This node's extra state, made on first use. */
+        Extra x() {
+            Extra e = extra;
+            if (e == null) {
+                synchronized (this) {
+                    e = extra;
+                    if (e == null) extra = e = new Extra();
+                }
+            }
+            return e;
+        }
+
+        /** This node's extra state, or null (nothing is made). */
+        Extra xIfAny() { return extra; }
+
+        int writablePassthrough() { Extra e = extra; return e == null ? 0 : e.writablePassthrough; }
+        int passthroughOpens() { Extra e = extra; return e == null ? 0 : e.passthroughOpens; }
+        byte[] removedStat() { Extra e = extra; return e == null ? null : e.removedStat; }
+        Listing listing() { Extra e = extra; return e == null ? null : e.listing; }
+    }
+
+    /** What few nodes need: those of directories the kernel holds names in or lists, and of opened files. */
+    static final class Extra {
+        /** The names of a directory the kernel holds (null until the first; under the Inodes lock). */
+        Children children;
+        /** A directory listing being read by offset (dropped once read to its end). */
+        volatile Listing listing;
         /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see FileOps#openReply). */
         int cachedOpens;
         volatile int passthroughOpens;
@@ -39,23 +80,13 @@ final class Inodes {
          * this node are valid for no time and stat asks again (see Worker#attrsMustBeFresh).
          */
         volatile int writablePassthrough;
-        /** S_IFMT bits at the last reply about this node. */
-        volatile int type;
         /**
          * For a removed fifo, socket, device or symlink (opened without strata, so no descriptor to
          * ask): its struct stat as it was left by the removal.
          */
         volatile byte[] removedStat;
-        /** A directory listing being read by offset (dropped once read to its end). */
-        volatile Listing listing;
         /** The backing id all passthrough opens of this inode share (the kernel allows one backing file per inode). */
         int backingId;
-
-        KNode(long id, KNode parent, String name) {
-            this.id = id;
-            this.parent = parent;
-            this.name = bytes(name);
-        }
     }
 
     /**
@@ -64,39 +95,33 @@ final class Inodes {
      * a tenth of the daemon's heap after a find). Under the Inodes lock. A node's name is its key: it is
      * taken out before its name changes and put back after.
      */
-    static final class Children {
+    final class Children {
         private KNode[] table = new KNode[8];
         private int size;
 
         /** String.hashCode of the name (the same for its bytes), spread. */
-        private static int hash(String name) {
+        private int hash(String name) {
             int h = name.hashCode();
             return h ^ (h >>> 16);
         }
 
-        private static int hash(byte[] name) {
-            int h = 0;
-            for (byte b : name) h = 31 * h + (b & 0xff);
+        private int hash(KNode c) {
+            int h = names.hash(c.nameAt, c.nameLen);
             return h ^ (h >>> 16);
-        }
-
-        private static boolean named(KNode c, String name) {
-            byte[] b = c.name;
-            if (b.length != name.length()) return false;
-            for (int i = 0; i < b.length; i++) if ((b[i] & 0xff) != name.charAt(i)) return false;
-            return true;
         }
 
         KNode get(String name) {
             KNode[] t = table;
-            for (KNode c = t[hash(name) & (t.length - 1)]; c != null; c = c.next) if (named(c, name)) return c;
+            for (KNode c = t[hash(name) & (t.length - 1)]; c != null; c = c.next) {
+                if (names.equals(c.nameAt, c.nameLen, name)) return c;
+            }
             return null;
         }
 
         /** Enters a node under its name (which must not be there yet). */
         void add(KNode c) {
             if (++size > table.length - (table.length >>> 2)) grow();
-            int i = hash(c.name) & (table.length - 1);
+            int i = hash(c) & (table.length - 1);
             c.next = table[i];
             table[i] = c;
         }
@@ -106,7 +131,7 @@ final class Inodes {
             for (KNode head : old) {
                 for (KNode c = head, nx; c != null; c = nx) {
                     nx = c.next;
-                    int i = hash(c.name) & (t.length - 1);
+                    int i = hash(c) & (t.length - 1);
                     c.next = t[i];
                     t[i] = c;
                 }
@@ -119,7 +144,7 @@ final class Inodes {
             int i = hash(name) & (table.length - 1);
             KNode prev = null;
             for (KNode c = table[i]; c != null; prev = c, c = c.next) {
-                if (!named(c, name)) continue;
+                if (!names.equals(c.nameAt, c.nameLen, name)) continue;
                 if (prev == null) table[i] = c.next; else prev.next = c.next;
                 c.next = null;
                 size--;
@@ -130,7 +155,7 @@ final class Inodes {
 
         /** Takes out this very node, if it is here. */
         boolean remove(KNode node) {
-            int i = hash(node.name) & (table.length - 1);
+            int i = hash(node) & (table.length - 1);
             KNode prev = null;
             for (KNode c = table[i]; c != null; prev = c, c = c.next) {
                 if (c != node) continue;
@@ -236,10 +261,12 @@ final class Inodes {
     private int nextSlot = Proto.ROOT_ID + 1;
     /** Non-directories shown with st_nlink > 1, by inode number: every node id that names them. */
     private final HashMap<Long, List<KNode>> linked = new HashMap<>();
+    /** The names of the nodes (see {@link NamePool}). */
+    private NamePool names = new NamePool();
     final KNode root;
 
     Inodes() {
-        root = new KNode(Proto.ROOT_ID, null, "");
+        root = new KNode(Proto.ROOT_ID, null); // named "" (no bytes)
         root.lookups = 1;
         slots.set(Proto.ROOT_ID, root);
     }
@@ -267,9 +294,55 @@ final class Inodes {
                 slots = t;
             }
         }
-        KNode c = new KNode((long) generations[slot] << 32 | slot, parent, name);
+        KNode c = new KNode((long) generations[slot] << 32 | slot, parent);
+        name(c, name);
         slots.set(slot, c);
         return c;
+    }
+
+    /** Gives a node its name (null: none, detached). */
+    private void name(KNode c, String name) {
+        if (name == null) {
+            c.nameAt = -1;
+            c.nameLen = 0;
+        } else {
+            c.nameAt = names.add(name);
+            c.nameLen = (char) name.length();
+        }
+    }
+
+    /** Takes a node's name away: it is detached from now on. */
+    private void unname(KNode c) {
+        if (c == root || c.nameAt < 0) return;
+        names.free(c.nameLen);
+        c.nameAt = -1;
+        c.nameLen = 0;
+        c.parent = null;
+        if (names.wantsCompaction()) compactNames();
+    }
+
+    /** Copies the names still used into a new pool (every named node is in a slot). */
+    private void compactNames() {
+        NamePool fresh = new NamePool();
+        AtomicReferenceArray<KNode> t = slots;
+        for (int i = 0; i < nextSlot && i < t.length(); i++) {
+            KNode c = t.get(i);
+            if (c != null && c.nameAt >= 0 && c.nameLen > 0) c.nameAt = fresh.copyFrom(names, c.nameAt, c.nameLen);
+        }
+        names = fresh;
+    }
+
+    /** The children of a directory node, or null. */
+    private static Children kids(KNode dir) {
+        Extra e = dir.xIfAny();
+        return e == null ? null : e.children;
+    }
+
+    /** The children of a directory node, made if there are none. */
+    private Children kidsFor(KNode dir) {
+        Extra e = dir.x();
+        if (e.children == null) e.children = new Children();
+        return e.children;
     }
 
     private boolean known(KNode c) { return get(c.id) == c; }
@@ -288,13 +361,13 @@ final class Inodes {
         if (n == root) return "/";
         int len = 0;
         for (KNode c = n; c != root; c = c.parent) {
-            if (c == null || c.detached) return null;
-            len += 1 + c.name.length;
+            if (c == null || c.detached()) return null;
+            len += 1 + c.nameLen;
         }
         byte[] b = new byte[len];
         for (KNode c = n; c != root; c = c.parent) {
-            len -= c.name.length;
-            System.arraycopy(c.name, 0, b, len, c.name.length);
+            len -= c.nameLen;
+            names.copyTo(c.nameAt, c.nameLen, b, len);
             b[--len] = '/';
         }
         return new String(b, StandardCharsets.ISO_8859_1);
@@ -312,11 +385,11 @@ final class Inodes {
      * new one; counts one kernel reference.
      */
     synchronized KNode lookup(KNode dir, String name, long ino, boolean multiLinkFile) {
-        if (dir.children == null) dir.children = new Children();
-        KNode c = dir.children.get(name);
+        Children kids = kidsFor(dir);
+        KNode c = kids.get(name);
         if (c == null) {
             c = add(dir, name);
-            dir.children.add(c);
+            kids.add(c);
         }
         c.lookups++;
         if (c.ino != ino) {
@@ -344,7 +417,6 @@ final class Inodes {
     /** A node with no name (an O_TMPFILE file), one kernel reference. */
     synchronized KNode anonymous(long ino) {
         KNode c = add(null, null);
-        c.detached = true;
         c.lookups = 1;
         c.ino = ino;
         return c;
@@ -358,9 +430,10 @@ final class Inodes {
         if (c.lookups > 0) return;
         drop(c);
         unlink(c);
-        if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.remove(c)) {
-            if (c.parent.children.size() == 0) c.parent.children = null;
-        }
+        KNode p = c.parent;
+        Children kids = c.detached() || p == null ? null : kids(p);
+        if (kids != null && kids.remove(c) && kids.size() == 0) p.xIfAny().children = null;
+        unname(c);
     }
 
     private void unlink(KNode c) {
@@ -371,18 +444,15 @@ final class Inodes {
 
     /** The node the kernel holds for a name, if any (no reference is counted). */
     synchronized KNode peek(KNode dir, String name) {
-        return dir.children == null ? null : dir.children.get(name);
+        Children kids = kids(dir);
+        return kids == null ? null : kids.get(name);
     }
 
     /** A name was removed: its node (if the kernel knows it) keeps its id but no longer has a path. */
     synchronized KNode remove(KNode dir, String name) {
-        if (dir.children == null) return null;
-        KNode c = dir.children.remove(name);
-        if (c != null) {
-            c.detached = true;
-            c.parent = null;
-            c.name = null;
-        }
+        Children kids = kids(dir);
+        KNode c = kids == null ? null : kids.remove(name);
+        if (c != null) unname(c);
         return c;
     }
 
@@ -391,25 +461,22 @@ final class Inodes {
      * swapped). Returns the node that was replaced (detached), or null.
      */
     synchronized KNode rename(KNode fromDir, String fromName, KNode toDir, String toName, boolean exchange) {
-        KNode src = fromDir.children == null ? null : fromDir.children.remove(fromName);
-        KNode dst = toDir.children == null ? null : toDir.children.remove(toName);
+        Children fromKids = kids(fromDir), toKids = kids(toDir);
+        KNode src = fromKids == null ? null : fromKids.remove(fromName);
+        KNode dst = toKids == null ? null : toKids.remove(toName);
         if (dst != null) {
+            unname(dst);
             if (exchange) {
                 dst.parent = fromDir;
-                dst.name = bytes(fromName);
-                if (fromDir.children == null) fromDir.children = new Children();
-                fromDir.children.add(dst);
-            } else {
-                dst.detached = true;
-                dst.parent = null;
-                dst.name = null;
+                name(dst, fromName);
+                kidsFor(fromDir).add(dst);
             }
         }
         if (src != null) {
+            unname(src);
             src.parent = toDir;
-            src.name = bytes(toName);
-            if (toDir.children == null) toDir.children = new Children();
-            toDir.children.add(src);
+            name(src, toName);
+            kidsFor(toDir).add(src);
         }
         return exchange ? null : dst;
     }
@@ -422,7 +489,7 @@ final class Inodes {
     synchronized boolean passthroughElsewhere(long ino, KNode except) {
         List<KNode> l = linked.get(ino);
         if (l == null) return false;
-        for (KNode k : l) if (k != except && k.passthroughOpens > 0) return true;
+        for (KNode k : l) if (k != except && k.passthroughOpens() > 0) return true;
         return false;
     }
 
@@ -443,17 +510,16 @@ final class Inodes {
         while (i < len) {
             int j = path.indexOf('/', i);
             if (j < 0) j = len;
-            if (c.children == null) return null;
-            c = c.children.get(path.substring(i, j));
+            Children kids = kids(c);
+            if (kids == null) return null;
+            c = kids.get(path.substring(i, j));
             if (c == null) return null;
             i = j + 1;
         }
         return c;
     }
 
-    private static final long[] EMPTY = new long[0];
+    NamePool namesForTests() { return names; }
 
-    static byte[] bytes(String name) {
-        return name == null ? null : name.getBytes(StandardCharsets.ISO_8859_1);
-    }
+    private static final long[] EMPTY = new long[0];
 }

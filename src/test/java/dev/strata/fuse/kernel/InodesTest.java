@@ -37,6 +37,31 @@ class InodesTest {
         assertNull(t.peek(d, "\u00e9t\u00e9"), "same length and chars but one");
     }
 
+    @Test void namesOfForgottenRemovedAndRenamedNodesAreGivenBackAndTheOthersStayIntact() {
+        KNode d = t.lookup(t.root, "dir", 5, false);
+        java.util.List<KNode> kept = new java.util.ArrayList<>();
+        for (int round = 0; round < 40; round++) { // 40 x 2000 names of ~60 bytes: several compactions
+            KNode[] k = new KNode[2000];
+            String pad = "-".repeat(50);
+            for (int i = 0; i < k.length; i++) k[i] = t.lookup(d, round + pad + name(i), 1000L * round + i, false);
+            for (int i = 0; i < k.length; i++) {
+                if (i == round) { kept.add(k[i]); continue; }
+                if (i % 3 == 0) t.forget(k[i].id, 1);
+                else if (i % 3 == 1) t.remove(d, round + pad + name(i));
+                else t.rename(d, round + pad + name(i), t.root, "r" + i, false); // each replaces the last
+            }
+        }
+        assertTrue(t.namesForTests().live() < 200_000, "freed names are not kept: " + t.namesForTests().live());
+        assertTrue(t.namesForTests().allocated() < 20L * NamePool.CHUNK, "garbage is compacted: " + t.namesForTests().allocated());
+        for (int round = 0; round < kept.size(); round++) {
+            String n = round + "-".repeat(50) + name(round);
+            assertEquals("/dir/" + n, t.path(kept.get(round)));
+            assertSame(kept.get(round), t.peek(d, n));
+            assertSame(kept.get(round), t.find("/dir/" + n));
+        }
+        assertEquals("/r1997", t.path(t.peek(t.root, "r1997")));
+    }
+
     /** Names are bytes (ISO-8859-1 strings): some not UTF-8, some of equal String hash ("Aa" and "BB"). */
     private static String name(int i) {
         return (i % 7 == 0 ? "\u00e9\u00ff" : i % 5 == 0 ? "Aa" : "BB") + i;
@@ -180,12 +205,12 @@ class InodesTest {
 
     @Test void aNameWhoseSiblingHasPassthroughOpensIsReported() {
         KNode g = t.lookup(t.root, "g", 90, false);
-        g.passthroughOpens = 1;                 // opened while it had one name
+        g.x().passthroughOpens = 1;                 // opened while it had one name
         t.markLinked(g, 90);                    // then linked through the mount
         KNode h = t.lookup(t.root, "h", 90, true);
         assertTrue(t.passthroughElsewhere(90, h), "writes through g's passthrough opens bypass strata");
         assertFalse(t.passthroughElsewhere(90, g), "g's own kernel inode sees them");
-        g.passthroughOpens = 0;
+        g.x().passthroughOpens = 0;
         assertFalse(t.passthroughElsewhere(90, h));
     }
 }
