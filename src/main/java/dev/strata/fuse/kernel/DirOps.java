@@ -18,11 +18,11 @@ final class DirOps extends Family {
         long offset = w.in.getLong(IN_HEADER + 8);
         int size = Math.min(w.in.getInt(IN_HEADER + 16), KernelFS.OUT_BUF - OUT_HEADER);
         String p = fs.inodes.path(dir);
-        Inodes.Listing h = dir.listing();
+        Listing h = dir.listing();
         if (offset == 0 || h == null) {
             // a listing is taken at offset 0 (and where none is kept) and shared by every reader of
             // the directory: offsets are cookies in name order, not indexes, so a reader that goes on
-            // in a newer listing neither repeats nor skips a name that stayed (see Inodes.Listing)
+            // in a newer listing neither repeats nor skips a name that stayed (see Listing)
             if (p == null) { w.error(unique, ENOENT); return; }
             ArrayList<String> names = new ArrayList<>();
             ArrayList<Integer> types = new ArrayList<>();
@@ -34,7 +34,7 @@ final class DirOps extends Family {
                 return true;
             });
             if (r < 0) { w.error(unique, -r); return; }
-            h = Inodes.Listing.of(names, types, inos);
+            h = Listing.of(names, types, inos);
             dir.x().listing = h;
         }
         int pos = 0;

@@ -147,17 +147,17 @@ class InodesTest {
         assertArrayEquals(new long[]{z.id}, t.siblings(77, x), "forgotten nodes leave the set");
     }
 
-    private static Inodes.Listing listing(java.util.List<String> names) {
+    private static Listing listing(java.util.List<String> names) {
         java.util.List<Integer> types = new java.util.ArrayList<>();
         java.util.List<Long> inos = new java.util.ArrayList<>();
         for (int i = 0; i < names.size(); i++) { types.add(0100000); inos.add(100L + i); }
-        return Inodes.Listing.of(names, types, inos);
+        return Listing.of(names, types, inos);
     }
 
     @Test void listingOffsetsAreAscendingCookiesThatFitIn31BitsWithTheDotsFirst() {
         java.util.List<String> names = new java.util.ArrayList<>(java.util.List.of(".", ".."));
         for (int i = 0; i < 5000; i++) names.add("n" + i);
-        Inodes.Listing l = listing(names);
+        Listing l = listing(names);
         assertEquals(".", l.names[0]);
         assertEquals("..", l.names[1]);
         assertEquals(1, l.cookies[0]);
@@ -175,7 +175,7 @@ class InodesTest {
         for (int i = 0; i < 400; i++) before.add("e" + i);
         for (int i = 0; i < 400; i++) if (i % 7 != 0) after.add("e" + i);     // some removed meanwhile
         for (int i = 0; i < 50; i++) after.add("new" + i);                       // and some created
-        Inodes.Listing a = listing(before), b = listing(after);
+        Listing a = listing(before), b = listing(after);
         for (int cut = 0; cut <= before.size(); cut += 37) {
             java.util.List<String> seen = new java.util.ArrayList<>(java.util.Arrays.asList(a.names).subList(0, cut));
             long off = cut == 0 ? 0 : a.cookies[cut - 1];
@@ -192,10 +192,10 @@ class InodesTest {
         String x = null, y = null;
         for (int i = 0; x == null; i++) {
             String n = "c" + i;
-            String other = byCookie.putIfAbsent(Inodes.Listing.cookie(n), n);
+            String other = byCookie.putIfAbsent(Listing.cookie(n), n);
             if (other != null) { x = other; y = n; }
         }
-        Inodes.Listing l = listing(java.util.List.of(y, "zz", x));
+        Listing l = listing(java.util.List.of(y, "zz", x));
         java.util.List<String> order = java.util.Arrays.asList(l.names);
         int ix = order.indexOf(x), iy = order.indexOf(y);
         assertEquals(1, Math.abs(ix - iy), "colliding names " + x + " and " + y + " are adjacent");
