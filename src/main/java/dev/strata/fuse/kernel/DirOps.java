@@ -18,7 +18,7 @@ final class DirOps extends Family {
         long offset = w.in.getLong(IN_HEADER + 8);
         int size = Math.min(w.in.getInt(IN_HEADER + 16), KernelFS.OUT_BUF - OUT_HEADER);
         String p = fs.inodes.path(dir);
-        Listing h = dir.listing();
+        Listing h = fs.inodes.listing(dir);
         if (offset == 0 || h == null) {
             // a listing is taken at offset 0 (and where none is kept) and shared by every reader of
             // the directory: offsets are cookies in name order, not indexes, so a reader that goes on
@@ -35,7 +35,7 @@ final class DirOps extends Family {
             });
             if (r < 0) { w.error(unique, -r); return; }
             h = Listing.of(names, types, inos);
-            dir.x().listing = h;
+            fs.inodes.x(dir).listing = h;
         }
         int pos = 0;
         int i = h.after(offset);
@@ -67,7 +67,7 @@ final class DirOps extends Family {
             for (int j = DIRENT + nb.length; j < rec; j++) w.outData.putByte(d + j, (byte) 0);
             pos += need;
         }
-        if (pos == 0 && dir.listing() == h) dir.x().listing = null; // the end was read: the engine keeps its own cache
+        if (pos == 0 && fs.inodes.listing(dir) == h) fs.inodes.x(dir).listing = null; // the end was read: the engine keeps its own cache
         w.reply(unique, pos);
     }
 }

@@ -4,7 +4,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * The node ids strata hands the kernel: one per name the kernel holds (as libfuse's path-based layer
@@ -18,51 +17,18 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  */
 final class Inodes {
     /**
-     * A node id the kernel holds. Every name the kernel looked up has one, so its size is most of the
-     * daemon's memory after a walk over a large tree: 56 bytes, its name's bytes in the {@link NamePool}
-     * and its slot (measured: 136 bytes a node before, with the name in a byte array and the state of
-     * open files and listed directories in every node). What only some nodes need is in {@link Extra}.
+     * A node id the kernel holds, as a handle: what is known about it is in this table's columns (see
+     * {@link Inodes}). Handles are made per request and are equal when their ids are; one whose id the
+     * kernel has forgotten names nothing (the table's methods treat it as detached).
      */
     static final class KNode {
         final long id;
-        KNode parent;          // null: the root, or detached
-        /** The name's address in the pool, or -1 when detached (removed, renamed over, or never named). */
-        int nameAt;
-        char nameLen;
-        long lookups;
-        /** st_ino presented at the last reply about this node. */
-        volatile long ino;
-        /** The next node in its directory's hash chain ({@link Children}). */
-        KNode next;
-        /** Directory children and listing, open-file state; null until a node needs them. */
-        private volatile Extra extra;
 
-        KNode(long id, KNode parent) {
-            this.id = id;
-            this.parent = parent;
-        }
+        KNode(long id) { this.id = id; }
 
-        boolean detached() { return nameAt < 0; }
-
-        /** This node's extra state, made on first use. */
-        Extra x() {
-            Extra e = extra;
-            if (e == null) {
-                synchronized (this) {
-                    e = extra;
-                    if (e == null) extra = e = new Extra();
-                }
-            }
-            return e;
-        }
-
-        /** This node's extra state, or null (nothing is made). */
-        Extra xIfAny() { return extra; }
-
-        int writablePassthrough() { Extra e = extra; return e == null ? 0 : e.writablePassthrough; }
-        int passthroughOpens() { Extra e = extra; return e == null ? 0 : e.passthroughOpens; }
-        byte[] removedStat() { Extra e = extra; return e == null ? null : e.removedStat; }
-        Listing listing() { Extra e = extra; return e == null ? null : e.listing; }
+        @Override public boolean equals(Object o) { return o instanceof KNode && ((KNode) o).id == id; }
+        @Override public int hashCode() { return Long.hashCode(id); }
+        @Override public String toString() { return "node " + id; }
     }
 
     /** What few nodes need: those of directories the kernel holds names in or lists, and of opened files. */
@@ -90,95 +56,117 @@ final class Inodes {
     }
 
     /**
-     * A directory's children by name: a hash table chained through {@link KNode#next}, so a name the
-     * kernel holds costs its node and one table slot (a HashMap added a 32-byte entry object per name,
-     * a tenth of the daemon's heap after a find). Under the Inodes lock. A node's name is its key: it is
-     * taken out before its name changes and put back after.
+     * A directory's children by name: a hash table of slots chained through the {@code next} column,
+     * so a name the kernel holds costs one table slot besides its node (a HashMap added a 32-byte entry
+     * object per name). A node's name is its key: it is taken out before its name changes and put back
+     * after. Under the Inodes lock.
      */
     final class Children {
-        private KNode[] table = new KNode[8];
+        private int[] table = new int[8];
         private int size;
 
+        private int hashOf(int s) {
+            Page p = page(s);
+            int h = names.hash(p.nameAt[s & MASK], p.nameLen[s & MASK]);
+            return h ^ (h >>> 16);
+        }
+
         /** String.hashCode of the name (the same for its bytes), spread. */
-        private int hash(String name) {
+        private int hashOf(String name) {
             int h = name.hashCode();
             return h ^ (h >>> 16);
         }
 
-        private int hash(KNode c) {
-            int h = names.hash(c.nameAt, c.nameLen);
-            return h ^ (h >>> 16);
+        private boolean named(int s, String name) {
+            Page p = page(s);
+            return names.equals(p.nameAt[s & MASK], p.nameLen[s & MASK], name);
         }
 
-        KNode get(String name) {
-            KNode[] t = table;
-            for (KNode c = t[hash(name) & (t.length - 1)]; c != null; c = c.next) {
-                if (names.equals(c.nameAt, c.nameLen, name)) return c;
-            }
-            return null;
+        int get(String name) {
+            for (int c = table[hashOf(name) & (table.length - 1)]; c != 0; c = next(c)) if (named(c, name)) return c;
+            return 0;
         }
 
         /** Enters a node under its name (which must not be there yet). */
-        void add(KNode c) {
+        void add(int c) {
             if (++size > table.length - (table.length >>> 2)) grow();
-            int i = hash(c) & (table.length - 1);
-            c.next = table[i];
+            int i = hashOf(c) & (table.length - 1);
+            setNext(c, table[i]);
             table[i] = c;
         }
 
         private void grow() {
-            KNode[] old = table, t = new KNode[old.length * 2];
-            for (KNode head : old) {
-                for (KNode c = head, nx; c != null; c = nx) {
-                    nx = c.next;
-                    int i = hash(c) & (t.length - 1);
-                    c.next = t[i];
+            int[] old = table, t = new int[old.length * 2];
+            for (int head : old) {
+                for (int c = head, nx; c != 0; c = nx) {
+                    nx = next(c);
+                    int i = hashOf(c) & (t.length - 1);
+                    setNext(c, t[i]);
                     t[i] = c;
                 }
             }
             table = t;
         }
 
-        /** Takes out the node of a name; returns it, or null. */
-        KNode remove(String name) {
-            int i = hash(name) & (table.length - 1);
-            KNode prev = null;
-            for (KNode c = table[i]; c != null; prev = c, c = c.next) {
-                if (!names.equals(c.nameAt, c.nameLen, name)) continue;
-                if (prev == null) table[i] = c.next; else prev.next = c.next;
-                c.next = null;
-                size--;
-                return c;
+        /** Takes out the node of a name; returns its slot, or 0. */
+        int remove(String name) {
+            int i = hashOf(name) & (table.length - 1);
+            for (int c = table[i], prev = 0; c != 0; prev = c, c = next(c)) {
+                if (named(c, name)) return unchain(i, prev, c);
             }
-            return null;
+            return 0;
         }
 
         /** Takes out this very node, if it is here. */
-        boolean remove(KNode node) {
-            int i = hash(node) & (table.length - 1);
-            KNode prev = null;
-            for (KNode c = table[i]; c != null; prev = c, c = c.next) {
-                if (c != node) continue;
-                if (prev == null) table[i] = c.next; else prev.next = c.next;
-                c.next = null;
-                size--;
-                return true;
+        boolean remove(int node) {
+            int i = hashOf(node) & (table.length - 1);
+            for (int c = table[i], prev = 0; c != 0; prev = c, c = next(c)) {
+                if (c == node) return unchain(i, prev, c) != 0;
             }
             return false;
+        }
+
+        private int unchain(int i, int prev, int c) {
+            if (prev == 0) table[i] = next(c); else setNext(prev, next(c));
+            setNext(c, 0);
+            size--;
+            return c;
         }
 
         int size() { return size; }
     }
 
     /**
-     * Nodes by id. An id is a slot of this table in its low 32 bits and the slot's generation (how often
-     * it was reused) above, so ids stay unique while the table holds one reference per node (a hash map
-     * keyed by boxed ids took about 60 bytes more per entry). Written under this object's lock; read
-     * without it by every request.
+     * The nodes, as columns of pages of 1024 slots. A node id is a slot in its low 32 bits and the
+     * slot's generation (how often it was reused) above, so ids stay unique. A node costs 38 bytes here
+     * and its name's bytes in the {@link NamePool}, and no object: the kernel holds one for every name
+     * it looked up, so this is most of the daemon's memory after a walk over a large tree (measured:
+     * 136 bytes a node with an object each and its name in a byte array, 92 with the object trimmed),
+     * and the collector has no node objects to trace. Slot 0 is never used (0 ends a chain, is no parent).
+     * Under this object's lock.
      */
-    private volatile AtomicReferenceArray<KNode> slots = new AtomicReferenceArray<>(1024);
-    /** Generation per slot: the next id of slot i is generations[i] << 32 | i. */
-    private int[] generations = new int[1024];
+    private static final int PAGE_BITS = 10, PAGE = 1 << PAGE_BITS, MASK = PAGE - 1;
+
+    private static final class Page {
+        final int[] gen = new int[PAGE];
+        /** The parent's slot; 0: the root, or detached. */
+        final int[] parent = new int[PAGE];
+        /** The name's address in the pool, or -1 when detached (removed, renamed over, never named, free). */
+        final int[] nameAt = new int[PAGE];
+        final char[] nameLen = new char[PAGE];
+        /** The kernel's references; 0: a free slot. */
+        final long[] lookups = new long[PAGE];
+        /** st_ino presented at the last reply about the node. */
+        final long[] ino = new long[PAGE];
+        /** The next slot in its directory's hash chain ({@link Children}). */
+        final int[] next = new int[PAGE];
+        /** Directory children and listing, open-file state; null until a node needs them. */
+        final Extra[] extra = new Extra[PAGE];
+
+        Page() { java.util.Arrays.fill(nameAt, -1); }
+    }
+
+    private Page[] pages = new Page[16];
     /** Free slots (a stack) and the first slot never used. */
     private int[] free = new int[64];
     private int freeCount;
@@ -188,110 +176,175 @@ final class Inodes {
     /** The names of the nodes (see {@link NamePool}). */
     private NamePool names = new NamePool();
     final KNode root;
+    private static final int ROOT = Proto.ROOT_ID;
 
     Inodes() {
-        root = new KNode(Proto.ROOT_ID, null); // named "" (no bytes)
-        root.lookups = 1;
-        slots.set(Proto.ROOT_ID, root);
+        pages[0] = new Page();
+        Page p = page(ROOT);
+        p.lookups[ROOT] = 1;
+        p.nameAt[ROOT] = 0; // named "" (no bytes)
+        root = new KNode(ROOT);
     }
 
-    KNode get(long id) {
-        int slot = (int) id;
-        AtomicReferenceArray<KNode> t = slots;
-        if (slot <= 0 || slot >= t.length()) return null;
-        KNode n = t.get(slot);
-        return n != null && n.id == id ? n : null;
+    private Page page(int s) { return pages[s >>> PAGE_BITS]; }
+    private int next(int s) { return page(s).next[s & MASK]; }
+    private void setNext(int s, int n) { page(s).next[s & MASK] = n; }
+    private int parentOf(int s) { return page(s).parent[s & MASK]; }
+    private boolean detached(int s) { return page(s).nameAt[s & MASK] < 0; }
+    private KNode handle(int s) { return new KNode((long) page(s).gen[s & MASK] << 32 | s); }
+
+    /** The slot of a node the kernel still holds, or 0. */
+    private int slot(long id) {
+        int s = (int) id;
+        if (s <= 0 || s >= nextSlot) return 0;
+        Page p = page(s);
+        return p.gen[s & MASK] == (int) (id >>> 32) && p.lookups[s & MASK] > 0 ? s : 0;
     }
 
-    /** A new node in a free slot (under the lock). */
-    private KNode add(KNode parent, String name) {
-        int slot;
+    private int slot(KNode n) { return n == null ? 0 : slot(n.id); }
+
+    synchronized KNode get(long id) {
+        return slot(id) == 0 ? null : new KNode(id);
+    }
+
+    /** A new node in a free slot, with no references yet. */
+    private int add(int parent, String name) {
+        int s;
         if (freeCount > 0) {
-            slot = free[--freeCount];
+            s = free[--freeCount];
         } else {
-            slot = nextSlot++;
-            if (slot >= slots.length()) {
-                AtomicReferenceArray<KNode> old = slots;
-                AtomicReferenceArray<KNode> t = new AtomicReferenceArray<>(old.length() * 2);
-                for (int i = 0; i < old.length(); i++) t.set(i, old.get(i));
-                generations = java.util.Arrays.copyOf(generations, t.length());
-                slots = t;
-            }
+            s = nextSlot++;
+            int pi = s >>> PAGE_BITS;
+            if (pi == pages.length) pages = java.util.Arrays.copyOf(pages, pages.length * 2);
+            if (pages[pi] == null) pages[pi] = new Page();
         }
-        KNode c = new KNode((long) generations[slot] << 32 | slot, parent);
-        name(c, name);
-        slots.set(slot, c);
-        return c;
+        page(s).parent[s & MASK] = parent;
+        name(s, name);
+        return s;
+    }
+
+    /** Frees a node's slot; its id names nothing from now on. */
+    private void drop(int s) {
+        Page p = page(s);
+        int i = s & MASK;
+        p.gen[i]++;
+        p.lookups[i] = 0;
+        p.ino[i] = 0;
+        p.next[i] = 0;
+        p.parent[i] = 0;
+        p.extra[i] = null;
+        if (freeCount == free.length) free = java.util.Arrays.copyOf(free, free.length * 2);
+        free[freeCount++] = s;
     }
 
     /** Gives a node its name (null: none, detached). */
-    private void name(KNode c, String name) {
+    private void name(int s, String name) {
+        Page p = page(s);
         if (name == null) {
-            c.nameAt = -1;
-            c.nameLen = 0;
+            p.nameAt[s & MASK] = -1;
+            p.nameLen[s & MASK] = 0;
         } else {
-            c.nameAt = names.add(name);
-            c.nameLen = (char) name.length();
+            p.nameAt[s & MASK] = names.add(name);
+            p.nameLen[s & MASK] = (char) name.length();
         }
     }
 
     /** Takes a node's name away: it is detached from now on. */
-    private void unname(KNode c) {
-        if (c == root || c.nameAt < 0) return;
-        names.free(c.nameLen);
-        c.nameAt = -1;
-        c.nameLen = 0;
-        c.parent = null;
+    private void unname(int s) {
+        Page p = page(s);
+        int i = s & MASK;
+        if (s == ROOT || p.nameAt[i] < 0) return;
+        names.free(p.nameLen[i]);
+        p.nameAt[i] = -1;
+        p.nameLen[i] = 0;
+        p.parent[i] = 0;
         if (names.wantsCompaction()) compactNames();
     }
 
     /** Copies the names still used into a new pool (every named node is in a slot). */
     private void compactNames() {
         NamePool fresh = new NamePool();
-        AtomicReferenceArray<KNode> t = slots;
-        for (int i = 0; i < nextSlot && i < t.length(); i++) {
-            KNode c = t.get(i);
-            if (c != null && c.nameAt >= 0 && c.nameLen > 0) c.nameAt = fresh.copyFrom(names, c.nameAt, c.nameLen);
+        for (int s = ROOT + 1; s < nextSlot; s++) {
+            Page p = page(s);
+            int i = s & MASK;
+            if (p.nameAt[i] >= 0 && p.nameLen[i] > 0) p.nameAt[i] = fresh.copyFrom(names, p.nameAt[i], p.nameLen[i]);
         }
         names = fresh;
     }
 
     /** The children of a directory node, or null. */
-    private static Children kids(KNode dir) {
-        Extra e = dir.xIfAny();
+    private Children kids(int dir) {
+        Extra e = page(dir).extra[dir & MASK];
         return e == null ? null : e.children;
     }
 
     /** The children of a directory node, made if there are none. */
-    private Children kidsFor(KNode dir) {
-        Extra e = dir.x();
+    private Children kidsFor(int dir) {
+        Extra e = extra(dir);
         if (e.children == null) e.children = new Children();
         return e.children;
     }
 
-    private boolean known(KNode c) { return get(c.id) == c; }
+    private Extra extra(int s) {
+        Page p = page(s);
+        Extra e = p.extra[s & MASK];
+        if (e == null) p.extra[s & MASK] = e = new Extra();
+        return e;
+    }
 
-    /** Frees a node's slot (under the lock); its id names nothing from now on. */
-    private void drop(KNode c) {
-        int slot = (int) c.id;
-        slots.set(slot, null);
-        generations[slot]++;
-        if (freeCount == free.length) free = java.util.Arrays.copyOf(free, free.length * 2);
-        free[freeCount++] = slot;
+    /**
+     * A node's extra state, made on first use (the same object while the kernel holds the node; for
+     * one it forgot, a new one that nothing keeps).
+     */
+    synchronized Extra x(KNode n) {
+        int s = slot(n);
+        return s == 0 ? new Extra() : extra(s);
+    }
+
+    /** A node's extra state, or null (nothing is made). */
+    synchronized Extra xIfAny(KNode n) {
+        int s = slot(n);
+        return s == 0 ? null : page(s).extra[s & MASK];
+    }
+
+    int writablePassthrough(KNode n) { Extra e = xIfAny(n); return e == null ? 0 : e.writablePassthrough; }
+    byte[] removedStat(KNode n) { Extra e = xIfAny(n); return e == null ? null : e.removedStat; }
+    Listing listing(KNode n) { Extra e = xIfAny(n); return e == null ? null : e.listing; }
+
+    /** The kernel's references to a node (0 once forgotten). */
+    synchronized long lookups(KNode n) {
+        int s = slot(n);
+        return s == 0 ? 0 : page(s).lookups[s & MASK];
+    }
+
+    /** st_ino presented at the last reply about a node (0: none, or forgotten). */
+    synchronized long ino(KNode n) {
+        int s = slot(n);
+        return s == 0 ? 0 : page(s).ino[s & MASK];
+    }
+
+    /** Records the st_ino of a reply about a node (getattr). */
+    synchronized void setIno(KNode n, long ino) {
+        int s = slot(n);
+        if (s != 0) page(s).ino[s & MASK] = ino;
     }
 
     /** The mount path of a node ("/" or "/a/b"), or null if it (or a directory above it) was removed. */
     synchronized String path(KNode n) {
-        if (n == root) return "/";
+        int s = slot(n);
+        if (s == 0) return null;
+        if (s == ROOT) return "/";
         int len = 0;
-        for (KNode c = n; c != root; c = c.parent) {
-            if (c == null || c.detached()) return null;
-            len += 1 + c.nameLen;
+        for (int c = s; c != ROOT; c = parentOf(c)) {
+            if (c == 0 || detached(c)) return null;
+            len += 1 + page(c).nameLen[c & MASK];
         }
         byte[] b = new byte[len];
-        for (KNode c = n; c != root; c = c.parent) {
-            len -= c.nameLen;
-            names.copyTo(c.nameAt, c.nameLen, b, len);
+        for (int c = s; c != ROOT; c = parentOf(c)) {
+            Page p = page(c);
+            int l = p.nameLen[c & MASK];
+            len -= l;
+            names.copyTo(p.nameAt[c & MASK], l, b, len);
             b[--len] = '/';
         }
         return new String(b, StandardCharsets.ISO_8859_1);
@@ -306,78 +359,93 @@ final class Inodes {
 
     /**
      * The node for a name the kernel is told about (lookup, create, readdirplus): the existing one or a
-     * new one; counts one kernel reference.
+     * new one; counts one kernel reference. In a directory the kernel no longer holds, a new detached one.
      */
     synchronized KNode lookup(KNode dir, String name, long ino, boolean multiLinkFile) {
-        Children kids = kidsFor(dir);
-        KNode c = kids.get(name);
-        if (c == null) {
-            c = add(dir, name);
-            kids.add(c);
+        int d = slot(dir), c;
+        if (d == 0) {
+            c = add(0, null);
+        } else {
+            Children kids = kidsFor(d);
+            c = kids.get(name);
+            if (c == 0) {
+                c = add(d, name);
+                kids.add(c);
+            }
         }
-        c.lookups++;
-        if (c.ino != ino) {
+        Page p = page(c);
+        p.lookups[c & MASK]++;
+        if (p.ino[c & MASK] != ino) {
             unlink(c);
-            c.ino = ino;
+            p.ino[c & MASK] = ino;
         }
+        KNode k = handle(c);
         if (multiLinkFile) {
-            List<KNode> l = linked.computeIfAbsent(ino, k -> new ArrayList<>(2));
-            if (!l.contains(c)) l.add(c);
+            List<KNode> l = linked.computeIfAbsent(ino, x -> new ArrayList<>(2));
+            if (!l.contains(k)) l.add(k);
         }
-        return c;
+        return k;
     }
 
     /** Records that a node names a file with several names (after a link through the mount). */
-    synchronized void markLinked(KNode c, long ino) {
-        if (!known(c)) return;
-        if (c.ino != ino) {
+    synchronized void markLinked(KNode n, long ino) {
+        int c = slot(n);
+        if (c == 0) return;
+        Page p = page(c);
+        if (p.ino[c & MASK] != ino) {
             unlink(c);
-            c.ino = ino;
+            p.ino[c & MASK] = ino;
         }
-        List<KNode> l = linked.computeIfAbsent(ino, k -> new ArrayList<>(2));
-        if (!l.contains(c)) l.add(c);
+        List<KNode> l = linked.computeIfAbsent(ino, x -> new ArrayList<>(2));
+        if (!l.contains(n)) l.add(n);
     }
 
     /** A node with no name (an O_TMPFILE file), one kernel reference. */
     synchronized KNode anonymous(long ino) {
-        KNode c = add(null, null);
-        c.lookups = 1;
-        c.ino = ino;
-        return c;
+        int c = add(0, null);
+        Page p = page(c);
+        p.lookups[c & MASK] = 1;
+        p.ino[c & MASK] = ino;
+        return handle(c);
     }
 
     /** The kernel dropped {@code n} references to a node. */
     synchronized void forget(long id, long n) {
-        KNode c = get(id);
-        if (c == null || c == root) return;
-        c.lookups -= n;
-        if (c.lookups > 0) return;
-        drop(c);
+        int c = slot(id);
+        if (c == 0 || c == ROOT) return;
+        Page p = page(c);
+        if ((p.lookups[c & MASK] -= n) > 0) return;
         unlink(c);
-        KNode p = c.parent;
-        Children kids = c.detached() || p == null ? null : kids(p);
-        if (kids != null && kids.remove(c) && kids.size() == 0) p.xIfAny().children = null;
+        int d = parentOf(c);
+        Children kids = detached(c) || d == 0 ? null : kids(d);
+        if (kids != null && kids.remove(c) && kids.size() == 0) page(d).extra[d & MASK].children = null;
         unname(c);
+        drop(c);
     }
 
-    private void unlink(KNode c) {
-        if (c.ino == 0) return;
-        List<KNode> l = linked.get(c.ino);
-        if (l != null && l.remove(c) && l.isEmpty()) linked.remove(c.ino);
+    private void unlink(int c) {
+        long ino = page(c).ino[c & MASK];
+        if (ino == 0) return;
+        List<KNode> l = linked.get(ino);
+        if (l != null && l.remove(handle(c)) && l.isEmpty()) linked.remove(ino);
     }
 
     /** The node the kernel holds for a name, if any (no reference is counted). */
     synchronized KNode peek(KNode dir, String name) {
-        Children kids = kids(dir);
-        return kids == null ? null : kids.get(name);
+        int d = slot(dir);
+        Children kids = d == 0 ? null : kids(d);
+        int c = kids == null ? 0 : kids.get(name);
+        return c == 0 ? null : handle(c);
     }
 
     /** A name was removed: its node (if the kernel knows it) keeps its id but no longer has a path. */
     synchronized KNode remove(KNode dir, String name) {
-        Children kids = kids(dir);
-        KNode c = kids == null ? null : kids.remove(name);
-        if (c != null) unname(c);
-        return c;
+        int d = slot(dir);
+        Children kids = d == 0 ? null : kids(d);
+        int c = kids == null ? 0 : kids.remove(name);
+        if (c == 0) return null;
+        unname(c);
+        return handle(c);
     }
 
     /**
@@ -385,24 +453,27 @@ final class Inodes {
      * swapped). Returns the node that was replaced (detached), or null.
      */
     synchronized KNode rename(KNode fromDir, String fromName, KNode toDir, String toName, boolean exchange) {
-        Children fromKids = kids(fromDir), toKids = kids(toDir);
-        KNode src = fromKids == null ? null : fromKids.remove(fromName);
-        KNode dst = toKids == null ? null : toKids.remove(toName);
-        if (dst != null) {
+        int fd = slot(fromDir), td = slot(toDir);
+        Children fromKids = fd == 0 ? null : kids(fd), toKids = td == 0 ? null : kids(td);
+        int src = fromKids == null ? 0 : fromKids.remove(fromName);
+        int dst = toKids == null ? 0 : toKids.remove(toName);
+        if (dst != 0) {
             unname(dst);
-            if (exchange) {
-                dst.parent = fromDir;
+            if (exchange && fd != 0) {
+                page(dst).parent[dst & MASK] = fd;
                 name(dst, fromName);
-                kidsFor(fromDir).add(dst);
+                kidsFor(fd).add(dst);
             }
         }
-        if (src != null) {
+        if (src != 0) {
             unname(src);
-            src.parent = toDir;
-            name(src, toName);
-            kidsFor(toDir).add(src);
+            if (td != 0) {
+                page(src).parent[src & MASK] = td;
+                name(src, toName);
+                kidsFor(td).add(src);
+            }
         }
-        return exchange ? null : dst;
+        return exchange || dst == 0 ? null : handle(dst);
     }
 
     /**
@@ -413,7 +484,12 @@ final class Inodes {
     synchronized boolean passthroughElsewhere(long ino, KNode except) {
         List<KNode> l = linked.get(ino);
         if (l == null) return false;
-        for (KNode k : l) if (k != except && k.passthroughOpens() > 0) return true;
+        for (KNode k : l) {
+            if (k.equals(except)) continue;
+            int s = slot(k);
+            Extra e = s == 0 ? null : page(s).extra[s & MASK];
+            if (e != null && e.passthroughOpens > 0) return true;
+        }
         return false;
     }
 
@@ -423,13 +499,13 @@ final class Inodes {
         if (l == null) return EMPTY;
         long[] out = new long[l.size()];
         int n = 0;
-        for (KNode k : l) if (k != except) out[n++] = k.id;
+        for (KNode k : l) if (!k.equals(except)) out[n++] = k.id;
         return n == out.length ? out : java.util.Arrays.copyOf(out, n);
     }
 
     /** The node the kernel holds for a mount path, if any (no reference is counted). */
     synchronized KNode find(String path) {
-        KNode c = root;
+        int c = ROOT;
         int i = 1, len = path.length();
         while (i < len) {
             int j = path.indexOf('/', i);
@@ -437,10 +513,10 @@ final class Inodes {
             Children kids = kids(c);
             if (kids == null) return null;
             c = kids.get(path.substring(i, j));
-            if (c == null) return null;
+            if (c == 0) return null;
             i = j + 1;
         }
-        return c;
+        return handle(c);
     }
 
     NamePool namesForTests() { return names; }

@@ -352,7 +352,7 @@ final class Worker implements Runnable {
      * the file has passthrough opens, whose writes never reach strata to invalidate them.
      */
     boolean attrsMustBeFresh(KNode k) {
-        return k.writablePassthrough() > 0
+        return fs.inodes.writablePassthrough(k) > 0
                 || multiLinkFile() && fs.inodes.passthroughElsewhere(stat.getLong(Stat.OFF_INO), k);
     }
 
