@@ -7,7 +7,7 @@ are generated once in WORKDIR/trees (600 directories x 500 files = 300,000 entri
 system in turn (interleaved, so that a busy moment hits all of them alike): a fresh mount over the
 tree (one lower layer, an empty upper), `echo 3 > /proc/sys/vm/drop_caches`, pass 1 (cold), pass 2
 (warm, same mount), and after each pass the daemon's VmRSS and Pss (/proc/PID/smaps_rollup), read
-after SETTLE seconds of quiet. A pass is `find MNT -printf '%s %i\\n' > /dev/null`: `%s` makes find
+after SETTLE seconds of quiet, and the daemon's CPU time for each pass. A pass is `find MNT -printf '%s %i\\n' > /dev/null`: `%s` makes find
 stat every entry. Medians over the runs go to bench/results/tree-DATE.md (every run listed too).
 """
 
@@ -88,6 +88,7 @@ def one_run(system, lower, workdir, mounts, logf):
         compare.drop_caches()
         _, pid = mounts.mount(system, [lower], upper, work, mnt, "d0000", logf)
         compare.drop_caches()
+        cpu = compare.cpu_seconds(pid) if pid else None
         for i, key in ((1, "cold"), (2, "warm")):
             t0 = time.perf_counter()
             p = subprocess.run(["find", mnt, "-printf", "%s %i\\n"], stdout=subprocess.DEVNULL,
@@ -99,6 +100,11 @@ def one_run(system, lower, workdir, mounts, logf):
                 time.sleep(SETTLE)
                 out[f"rss{i}"] = compare.rss_mb(pid)
                 out[f"pss{i}"] = compare.pss_mb(pid)
+                now = compare.cpu_seconds(pid)
+                # the daemon's CPU time (user + system) for the pass: on a shared machine less
+                # sensitive to what else runs than the pass's time
+                out[f"cpu{i}"] = now - cpu if now is not None and cpu is not None else None
+                cpu = now
     finally:
         mounts.umount(mnt)
         subprocess.run(["rm", "-rf", base])
@@ -192,7 +198,8 @@ def main(argv):
     os.makedirs(os.path.dirname(out), exist_ok=True)
     cols = [("cold", "pass 1 (cold) s", ""), ("warm", "pass 2 (warm) s", ""),
             ("rss1", "VmRSS after 1 (MB)", " MB"), ("pss1", "Pss after 1 (MB)", " MB"),
-            ("rss2", "VmRSS after 2 (MB)", " MB"), ("pss2", "Pss after 2 (MB)", " MB")]
+            ("rss2", "VmRSS after 2 (MB)", " MB"), ("pss2", "Pss after 2 (MB)", " MB"),
+            ("cpu1", "daemon CPU pass 1 (s)", ""), ("cpu2", "daemon CPU pass 2 (s)", "")]
     lines = [f"# find + stat over a generated tree ({started:%Y-%m-%d %H:%M}-{ended:%H:%M} UTC)", "",
              f"Command: `scripts/bench.sh tree {' '.join(argv)}`", "",
              f"Machine: {machine()}", ""]
@@ -200,7 +207,8 @@ def main(argv):
         lines += [a.note, ""]
     lines += ["Each pass is `find MNT -printf '%s %i\\n' > /dev/null` over one lower layer and an empty upper;",
               "pass 1 on a fresh mount after `echo 3 > /proc/sys/vm/drop_caches`, pass 2 right after on the same mount;",
-              f"memory of the daemon process {SETTLE:.0f} s after each pass. Medians of {a.runs} interleaved run(s).", ""]
+              f"memory of the daemon process {SETTLE:.0f} s after each pass, and its CPU time (user + system) for each pass",
+              f"(the settle time included). Medians of {a.runs} interleaved run(s).", ""]
     for entries in sizes:
         d, f = SHAPES[entries]
         lines += [f"## {entries:,} entries ({d} directories x {f})", "",

@@ -23,14 +23,14 @@ final class AttrOps extends Family {
         } else {
             String p = fs.inodes.path(node);
             int fd;
-            byte[] removed = node.removedStat;
+            byte[] removed = fs.inodes.removedStat(node);
             if (p != null) r = fs.union.getattr(p, w.stat);
             else if ((fd = w.files.openFd(node)) >= 0) r = fs.union.fgetattr(fd, w.stat);
             else if (removed != null) { w.stat.put(0, removed, 0, removed.length); r = 0; }
             else r = -ENOENT;
         }
         if (r < 0) { w.error(unique, -r); return; }
-        node.ino = w.stat.getLong(Stat.OFF_INO);
+        fs.inodes.setIno(node, w.stat.getLong(Stat.OFF_INO));
         w.replyAttr(unique, node);
     }
 

@@ -18,11 +18,11 @@ final class DirOps extends Family {
         long offset = w.in.getLong(IN_HEADER + 8);
         int size = Math.min(w.in.getInt(IN_HEADER + 16), KernelFS.OUT_BUF - OUT_HEADER);
         String p = fs.inodes.path(dir);
-        Inodes.Listing h = dir.listing;
+        Listing h = fs.inodes.listing(dir);
         if (offset == 0 || h == null) {
             // a listing is taken at offset 0 (and where none is kept) and shared by every reader of
             // the directory: offsets are cookies in name order, not indexes, so a reader that goes on
-            // in a newer listing neither repeats nor skips a name that stayed (see Inodes.Listing)
+            // in a newer listing neither repeats nor skips a name that stayed (see Listing)
             if (p == null) { w.error(unique, ENOENT); return; }
             ArrayList<String> names = new ArrayList<>();
             ArrayList<Integer> types = new ArrayList<>();
@@ -34,8 +34,8 @@ final class DirOps extends Family {
                 return true;
             });
             if (r < 0) { w.error(unique, -r); return; }
-            h = Inodes.Listing.of(names, types, inos);
-            dir.listing = h;
+            h = Listing.of(names, types, inos);
+            fs.inodes.x(dir).listing = h;
         }
         int pos = 0;
         int i = h.after(offset);
@@ -67,7 +67,7 @@ final class DirOps extends Family {
             for (int j = DIRENT + nb.length; j < rec; j++) w.outData.putByte(d + j, (byte) 0);
             pos += need;
         }
-        if (pos == 0 && dir.listing == h) dir.listing = null; // the end was read: the engine keeps its own cache
+        if (pos == 0 && fs.inodes.listing(dir) == h) fs.inodes.x(dir).listing = null; // the end was read: the engine keeps its own cache
         w.reply(unique, pos);
     }
 }

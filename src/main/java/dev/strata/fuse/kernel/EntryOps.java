@@ -82,8 +82,8 @@ final class EntryOps extends Family {
         int r = isDir ? fs.union.rmdir(p) : fs.union.unlink(p);
         if (r < 0) { w.error(unique, -r); return; }
         KNode gone = fs.inodes.remove(dir, name);
-        if (gone != null && snapshot != null) gone.removedStat = snapshot;
-        if (gone != null && !isDir) w.invalidateSiblings(gone.ino, gone);
+        if (gone != null && snapshot != null) fs.inodes.x(gone).removedStat = snapshot;
+        if (gone != null && !isDir) w.invalidateSiblings(fs.inodes.ino(gone), gone);
         w.reply(unique, 0);
     }
 
@@ -121,11 +121,11 @@ final class EntryOps extends Family {
         int r = fs.union.rename(fp, tp, flags);
         if (r < 0) { w.error(unique, -r); return; }
         KNode replaced = fs.inodes.rename(fromDir, from, toDir, to, exchange);
-        if (replaced != null && snapshot != null) replaced.removedStat = snapshot;
-        if (replaced != null) w.invalidateSiblings(replaced.ino, replaced); // its other names lost a link
+        if (replaced != null && snapshot != null) fs.inodes.x(replaced).removedStat = snapshot;
+        if (replaced != null) w.invalidateSiblings(fs.inodes.ino(replaced), replaced); // its other names lost a link
         // a renamed file's ctime changed, which its other names show too
-        if (moved != null) w.invalidateSiblings(moved.ino, moved);
-        if (other != null) w.invalidateSiblings(other.ino, other);
+        if (moved != null) w.invalidateSiblings(fs.inodes.ino(moved), moved);
+        if (other != null) w.invalidateSiblings(fs.inodes.ino(other), other);
         w.reply(unique, 0);
     }
 
@@ -152,7 +152,7 @@ final class EntryOps extends Family {
         // its open files' writes now change another name's attributes: page-cache and direct-I/O opens
         // invalidate them from now on; passthrough writes bypass strata, so the new name's attributes
         // are not cached while those opens last (attrsMustBeFresh)
-        for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node == old) f.otherNames = true;
+        for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node.equals(old)) f.otherNames = true;
         KNode k = w.entry(0, newDir, name);
         w.invalidateSiblings(ino, k);
         w.reply(unique, ENTRY_OUT);

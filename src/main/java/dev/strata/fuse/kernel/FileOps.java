@@ -40,34 +40,35 @@ final class FileOps extends Family {
      */
     void openReply(int off, int fd, KNode node, boolean otherNames) {
         int backing = 0;
-        synchronized (node) {
-            if (node.passthroughOpens > 0) {
+        Inodes.Extra x = fs.inodes.x(node);
+        synchronized (x) {
+            if (x.passthroughOpens > 0) {
                 // the kernel wants every open of an inode in passthrough mode to be one too, sharing
                 // its backing file (it opens that anew with each open's own flags)
-                backing = node.backingId;
-                node.passthroughOpens++;
-            } else if (fs.passthrough && node.cachedOpens == 0 && !otherNames && fs.union.stableFd(fd)) {
+                backing = x.backingId;
+                x.passthroughOpens++;
+            } else if (fs.passthrough && x.cachedOpens == 0 && !otherNames && fs.union.stableFd(fd)) {
                 // the backing file is the same file opened on a copy of its layer's mount that has the
                 // mount's atime mode (see BackingMounts); the kernel opens it anew for each open
                 int copy = fs.backingMounts == null ? -1 : fs.union.reopenBeneath(fd, fs.backingMounts::root);
-                backing = node.backingId = backingOpen(copy >= 0 ? copy : fd);
+                backing = x.backingId = backingOpen(copy >= 0 ? copy : fd);
                 if (copy >= 0) Posix.close(copy);
-                if (backing > 0) node.passthroughOpens++;
+                if (backing > 0) x.passthroughOpens++;
             }
         }
         // a direct-I/O open counts too: a shared mapping of it puts the kernel inode in page-cache mode
         // (fuse_file_mmap), and a passthrough open of the inode after that fails with EIO
         boolean cached = backing <= 0;
-        if (cached) synchronized (node) { node.cachedOpens++; }
+        if (cached) synchronized (x) { x.cachedOpens++; }
         int acc = w.in.getInt(IN_HEADER) & Posix.O_ACCMODE; // the flags of OPEN, CREATE and TMPFILE alike
         if (backing > 0 && acc != Posix.O_RDONLY) {
             boolean first;
-            synchronized (node) { first = node.writablePassthrough++ == 0; }
+            synchronized (x) { first = x.writablePassthrough++ == 0; }
             // what the kernel holds of the attributes from before this open would hide the times a
             // write through a shared mapping of it sets on the layer file (no request tells strata)
             if (first) w.invalidate(node.id, -1);
         }
-        fs.openFiles.put(fd, new KernelFS.OpenFile(node, cached, backing > 0, otherNames, acc != Posix.O_RDONLY));
+        fs.openFiles.put(fd, new KernelFS.OpenFile(node, x, cached, backing > 0, otherNames, acc != Posix.O_RDONLY));
         w.outData.putLong(off, fd);
         w.outData.putInt(off + 8, backing > 0 ? FOPEN_PASSTHROUGH : otherNames ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
         w.outData.putInt(off + 12, Math.max(backing, 0));
@@ -135,12 +136,13 @@ final class FileOps extends Family {
         KernelFS.OpenFile f = fs.openFiles.remove(fd);
         if (f != null) {
             int close = 0;
-            synchronized (f.node) {
-                if (f.cached) f.node.cachedOpens--;
-                if (f.passthrough && f.writable) f.node.writablePassthrough--;
-                if (f.passthrough && --f.node.passthroughOpens == 0) {
-                    close = f.node.backingId;
-                    f.node.backingId = 0;
+            Inodes.Extra x = f.x;
+            synchronized (x) {
+                if (f.cached) x.cachedOpens--;
+                if (f.passthrough && f.writable) x.writablePassthrough--;
+                if (f.passthrough && --x.passthroughOpens == 0) {
+                    close = x.backingId;
+                    x.backingId = 0;
                 }
             }
             if (close > 0) {
@@ -154,14 +156,14 @@ final class FileOps extends Family {
     /** A descriptor open on a node, or -1. */
     int openFd(KNode node) {
         for (java.util.Map.Entry<Integer, KernelFS.OpenFile> e : fs.openFiles.entrySet()) {
-            if (e.getValue().node == node) return e.getKey();
+            if (e.getValue().node.equals(node)) return e.getKey();
         }
         return -1;
     }
 
     /** Whether the node is open for writing (through strata: passthrough opens are opened through it too). */
     boolean openForWriting(KNode node) {
-        for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node == node && f.writable) return true;
+        for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node.equals(node) && f.writable) return true;
         return false;
     }
 
@@ -208,7 +210,7 @@ final class FileOps extends Family {
         long n = fs.union.write(fd, w.writeData, size, off);
         if (n < 0) { w.error(unique, (int) -n); return; }
         KernelFS.OpenFile f = fs.openFiles.get(fd);
-        if (f != null && f.otherNames) w.invalidateSiblingData(f.node.ino, f.node);
+        if (f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
         w.outData.putInt(0, (int) n);
         w.outData.putInt(4, 0);
         w.reply(unique, 8);
@@ -220,7 +222,7 @@ final class FileOps extends Family {
         int mode = w.in.getInt(IN_HEADER + 24);
         int r = fs.union.fallocate(fd, mode, off, len);
         KernelFS.OpenFile f = fs.openFiles.get(fd);
-        if (r == 0 && f != null && f.otherNames) w.invalidateSiblingData(f.node.ino, f.node);
+        if (r == 0 && f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
         w.result(unique, r);
     }
 

@@ -4,7 +4,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * The node ids strata hands the kernel: one per name the kernel holds (as libfuse's path-based layer
@@ -17,19 +16,27 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * ({@link #siblings}) so their cached attributes can be invalidated when one name changes the file.
  */
 final class Inodes {
+    /**
+     * A node id the kernel holds, as a handle: what is known about it is in this table's columns (see
+     * {@link Inodes}). Handles are made per request and are equal when their ids are; one whose id the
+     * kernel has forgotten names nothing (the table's methods treat it as detached).
+     */
     static final class KNode {
         final long id;
-        KNode parent;          // null: the root, or detached
-        /** The name's bytes (names are ISO-8859-1 strings: one char per byte); null when detached. */
-        byte[] name;
-        boolean detached;
-        long lookups;
-        /** st_ino presented at the last reply about this node. */
-        volatile long ino;
-        /** The names of a directory the kernel holds (null until the first). */
+
+        KNode(long id) { this.id = id; }
+
+        @Override public boolean equals(Object o) { return o instanceof KNode && ((KNode) o).id == id; }
+        @Override public int hashCode() { return Long.hashCode(id); }
+        @Override public String toString() { return "node " + id; }
+    }
+
+    /** What few nodes need: those of directories the kernel holds names in or lists, and of opened files. */
+    static final class Extra {
+        /** The names of a directory the kernel holds (null until the first; under the Inodes lock). */
         Children children;
-        /** The next node in its directory's hash chain ({@link Children}). */
-        KNode next;
+        /** A directory listing being read by offset (dropped once read to its end). */
+        volatile Listing listing;
         /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see FileOps#openReply). */
         int cachedOpens;
         volatile int passthroughOpens;
@@ -39,262 +46,305 @@ final class Inodes {
          * this node are valid for no time and stat asks again (see Worker#attrsMustBeFresh).
          */
         volatile int writablePassthrough;
-        /** S_IFMT bits at the last reply about this node. */
-        volatile int type;
         /**
          * For a removed fifo, socket, device or symlink (opened without strata, so no descriptor to
          * ask): its struct stat as it was left by the removal.
          */
         volatile byte[] removedStat;
-        /** A directory listing being read by offset (dropped once read to its end). */
-        volatile Listing listing;
         /** The backing id all passthrough opens of this inode share (the kernel allows one backing file per inode). */
         int backingId;
-
-        KNode(long id, KNode parent, String name) {
-            this.id = id;
-            this.parent = parent;
-            this.name = bytes(name);
-        }
     }
 
     /**
-     * A directory's children by name: a hash table chained through {@link KNode#next}, so a name the
-     * kernel holds costs its node and one table slot (a HashMap added a 32-byte entry object per name,
-     * a tenth of the daemon's heap after a find). Under the Inodes lock. A node's name is its key: it is
-     * taken out before its name changes and put back after.
+     * A directory's children by name: a hash table of slots chained through the {@code next} column,
+     * so a name the kernel holds costs one table slot besides its node (a HashMap added a 32-byte entry
+     * object per name). A node's name is its key: it is taken out before its name changes and put back
+     * after. Under the Inodes lock.
      */
-    static final class Children {
-        private KNode[] table = new KNode[8];
+    final class Children {
+        private int[] table = new int[8];
         private int size;
 
+        private int hashOf(int s) {
+            Page p = page(s);
+            int h = names.hash(p.nameAt[s & MASK], p.nameLen[s & MASK]);
+            return h ^ (h >>> 16);
+        }
+
         /** String.hashCode of the name (the same for its bytes), spread. */
-        private static int hash(String name) {
+        private int hashOf(String name) {
             int h = name.hashCode();
             return h ^ (h >>> 16);
         }
 
-        private static int hash(byte[] name) {
-            int h = 0;
-            for (byte b : name) h = 31 * h + (b & 0xff);
-            return h ^ (h >>> 16);
+        private boolean named(int s, String name) {
+            Page p = page(s);
+            return names.equals(p.nameAt[s & MASK], p.nameLen[s & MASK], name);
         }
 
-        private static boolean named(KNode c, String name) {
-            byte[] b = c.name;
-            if (b.length != name.length()) return false;
-            for (int i = 0; i < b.length; i++) if ((b[i] & 0xff) != name.charAt(i)) return false;
-            return true;
-        }
-
-        KNode get(String name) {
-            KNode[] t = table;
-            for (KNode c = t[hash(name) & (t.length - 1)]; c != null; c = c.next) if (named(c, name)) return c;
-            return null;
+        int get(String name) {
+            for (int c = table[hashOf(name) & (table.length - 1)]; c != 0; c = next(c)) if (named(c, name)) return c;
+            return 0;
         }
 
         /** Enters a node under its name (which must not be there yet). */
-        void add(KNode c) {
+        void add(int c) {
             if (++size > table.length - (table.length >>> 2)) grow();
-            int i = hash(c.name) & (table.length - 1);
-            c.next = table[i];
+            int i = hashOf(c) & (table.length - 1);
+            setNext(c, table[i]);
             table[i] = c;
         }
 
         private void grow() {
-            KNode[] old = table, t = new KNode[old.length * 2];
-            for (KNode head : old) {
-                for (KNode c = head, nx; c != null; c = nx) {
-                    nx = c.next;
-                    int i = hash(c.name) & (t.length - 1);
-                    c.next = t[i];
+            int[] old = table, t = new int[old.length * 2];
+            for (int head : old) {
+                for (int c = head, nx; c != 0; c = nx) {
+                    nx = next(c);
+                    int i = hashOf(c) & (t.length - 1);
+                    setNext(c, t[i]);
                     t[i] = c;
                 }
             }
             table = t;
         }
 
-        /** Takes out the node of a name; returns it, or null. */
-        KNode remove(String name) {
-            int i = hash(name) & (table.length - 1);
-            KNode prev = null;
-            for (KNode c = table[i]; c != null; prev = c, c = c.next) {
-                if (!named(c, name)) continue;
-                if (prev == null) table[i] = c.next; else prev.next = c.next;
-                c.next = null;
-                size--;
-                return c;
+        /** Takes out the node of a name; returns its slot, or 0. */
+        int remove(String name) {
+            int i = hashOf(name) & (table.length - 1);
+            for (int c = table[i], prev = 0; c != 0; prev = c, c = next(c)) {
+                if (named(c, name)) return unchain(i, prev, c);
             }
-            return null;
+            return 0;
         }
 
         /** Takes out this very node, if it is here. */
-        boolean remove(KNode node) {
-            int i = hash(node.name) & (table.length - 1);
-            KNode prev = null;
-            for (KNode c = table[i]; c != null; prev = c, c = c.next) {
-                if (c != node) continue;
-                if (prev == null) table[i] = c.next; else prev.next = c.next;
-                c.next = null;
-                size--;
-                return true;
+        boolean remove(int node) {
+            int i = hashOf(node) & (table.length - 1);
+            for (int c = table[i], prev = 0; c != 0; prev = c, c = next(c)) {
+                if (c == node) return unchain(i, prev, c) != 0;
             }
             return false;
+        }
+
+        private int unchain(int i, int prev, int c) {
+            if (prev == 0) table[i] = next(c); else setNext(prev, next(c));
+            setNext(c, 0);
+            size--;
+            return c;
         }
 
         int size() { return size; }
     }
 
     /**
-     * A merged directory listing: names, S_IFMT types and inode numbers, ordered by a cookie derived from
-     * each name (the readdir offset that continues after it; "." and ".." come first as 1 and 2). Several
-     * readers of one directory share the listing and any of them may replace it with a newer one (each
-     * read from offset 0 takes one): since an offset names a position in the name space rather than an
-     * index into one snapshot, a reader that continues in a newer listing still sees every name that
-     * stayed in the directory exactly once. Cookies fit in 31 bits, so 32-bit programs can use them.
+     * The nodes, as columns of pages of 1024 slots. A node id is a slot in its low 32 bits and the
+     * slot's generation (how often it was reused) above, so ids stay unique. A node costs 38 bytes here
+     * and its name's bytes in the {@link NamePool}, and no object: the kernel holds one for every name
+     * it looked up, so this is most of the daemon's memory after a walk over a large tree (measured:
+     * 136 bytes a node with an object each and its name in a byte array, 92 with the object trimmed),
+     * and the collector has no node objects to trace. Slot 0 is never used (0 ends a chain, is no parent).
+     * Under this object's lock.
      */
-    static final class Listing {
-        final String[] names;
-        final int[] types;
-        final long[] inos;
-        /** Ascending; cookies[i] is the offset to continue after entry i. */
-        final long[] cookies;
+    private static final int PAGE_BITS = 10, PAGE = 1 << PAGE_BITS, MASK = PAGE - 1;
 
-        private Listing(String[] names, int[] types, long[] inos, long[] cookies) {
-            this.names = names; this.types = types; this.inos = inos; this.cookies = cookies;
-        }
+    private static final class Page {
+        final int[] gen = new int[PAGE];
+        /** The parent's slot; 0: the root, or detached. */
+        final int[] parent = new int[PAGE];
+        /** The name's address in the pool, or -1 when detached (removed, renamed over, never named, free). */
+        final int[] nameAt = new int[PAGE];
+        final char[] nameLen = new char[PAGE];
+        /** The kernel's references; 0: a free slot. */
+        final long[] lookups = new long[PAGE];
+        /** st_ino presented at the last reply about the node. */
+        final long[] ino = new long[PAGE];
+        /** The next slot in its directory's hash chain ({@link Children}). */
+        final int[] next = new int[PAGE];
+        /** Directory children and listing, open-file state; null until a node needs them. */
+        final Extra[] extra = new Extra[PAGE];
 
-        /** Cookies above this leave room for the rare collisions (each takes the next free value). */
-        static final long COOKIE_SPAN = (1L << 31) - (1L << 20) - 3;
-
-        /** The cookie a name starts from: a hash of its bytes in [3, 2^31 - 2^20). */
-        static long cookie(String name) {
-            if (name.equals(".")) return 1;
-            if (name.equals("..")) return 2;
-            long h = 0xcbf29ce484222325L; // FNV-1a over the name's bytes (chars are bytes), then mixed
-            for (int i = 0; i < name.length(); i++) h = (h ^ (name.charAt(i) & 0xff)) * 0x100000001b3L;
-            h ^= h >>> 33;
-            h *= 0xff51afd7ed558ccdL;
-            h ^= h >>> 33;
-            return 3 + Long.remainderUnsigned(h, COOKIE_SPAN);
-        }
-
-        /** Orders entries by cookie (names break ties; a later one of equal cookie takes the next value). */
-        static Listing of(List<String> names, List<Integer> types, List<Long> inos) {
-            int n = names.size();
-            long[] keys = new long[n]; // cookie << 32 | index: a primitive sort, no boxing for large directories
-            for (int i = 0; i < n; i++) keys[i] = cookie(names.get(i)) << 32 | i;
-            java.util.Arrays.sort(keys);
-            for (int k = 0; k < n; ) {
-                int e = k + 1;
-                while (e < n && keys[e] >>> 32 == keys[k] >>> 32) e++;
-                if (e - k > 1) { // equal cookies: order them by name, so every listing agrees
-                    Long[] run = new Long[e - k];
-                    for (int j = k; j < e; j++) run[j - k] = keys[j];
-                    java.util.Arrays.sort(run, (x, y) -> names.get((int) (long) x).compareTo(names.get((int) (long) y)));
-                    for (int j = k; j < e; j++) keys[j] = run[j - k];
-                }
-                k = e;
-            }
-            String[] nm = new String[n];
-            int[] ty = new int[n];
-            long[] in = new long[n], ck = new long[n];
-            long prev = 0;
-            for (int k = 0; k < n; k++) {
-                int i = (int) keys[k];
-                nm[k] = names.get(i);
-                ty[k] = types.get(i);
-                in[k] = inos.get(i);
-                ck[k] = prev = Math.max(keys[k] >>> 32, prev + 1);
-            }
-            return new Listing(nm, ty, in, ck);
-        }
-
-        /** The index of the first entry after offset {@code off} (0: the start). */
-        int after(long off) {
-            int lo = 0, hi = cookies.length;
-            while (lo < hi) {
-                int mid = (lo + hi) >>> 1;
-                if (cookies[mid] <= off) lo = mid + 1; else hi = mid;
-            }
-            return lo;
-        }
+        Page() { java.util.Arrays.fill(nameAt, -1); }
     }
 
-    /**
-     * Nodes by id. An id is a slot of this table in its low 32 bits and the slot's generation (how often
-     * it was reused) above, so ids stay unique while the table holds one reference per node (a hash map
-     * keyed by boxed ids took about 60 bytes more per entry). Written under this object's lock; read
-     * without it by every request.
-     */
-    private volatile AtomicReferenceArray<KNode> slots = new AtomicReferenceArray<>(1024);
-    /** Generation per slot: the next id of slot i is generations[i] << 32 | i. */
-    private int[] generations = new int[1024];
+    private Page[] pages = new Page[16];
     /** Free slots (a stack) and the first slot never used. */
     private int[] free = new int[64];
     private int freeCount;
     private int nextSlot = Proto.ROOT_ID + 1;
     /** Non-directories shown with st_nlink > 1, by inode number: every node id that names them. */
     private final HashMap<Long, List<KNode>> linked = new HashMap<>();
+    /** The names of the nodes (see {@link NamePool}). */
+    private NamePool names = new NamePool();
     final KNode root;
+    private static final int ROOT = Proto.ROOT_ID;
 
     Inodes() {
-        root = new KNode(Proto.ROOT_ID, null, "");
-        root.lookups = 1;
-        slots.set(Proto.ROOT_ID, root);
+        pages[0] = new Page();
+        Page p = page(ROOT);
+        p.lookups[ROOT] = 1;
+        p.nameAt[ROOT] = 0; // named "" (no bytes)
+        root = new KNode(ROOT);
     }
 
-    KNode get(long id) {
-        int slot = (int) id;
-        AtomicReferenceArray<KNode> t = slots;
-        if (slot <= 0 || slot >= t.length()) return null;
-        KNode n = t.get(slot);
-        return n != null && n.id == id ? n : null;
+    private Page page(int s) { return pages[s >>> PAGE_BITS]; }
+    private int next(int s) { return page(s).next[s & MASK]; }
+    private void setNext(int s, int n) { page(s).next[s & MASK] = n; }
+    private int parentOf(int s) { return page(s).parent[s & MASK]; }
+    private boolean detached(int s) { return page(s).nameAt[s & MASK] < 0; }
+    private KNode handle(int s) { return new KNode((long) page(s).gen[s & MASK] << 32 | s); }
+
+    /** The slot of a node the kernel still holds, or 0. */
+    private int slot(long id) {
+        int s = (int) id;
+        if (s <= 0 || s >= nextSlot) return 0;
+        Page p = page(s);
+        return p.gen[s & MASK] == (int) (id >>> 32) && p.lookups[s & MASK] > 0 ? s : 0;
     }
 
-    /** A new node in a free slot (under the lock). */
-    private KNode add(KNode parent, String name) {
-        int slot;
+    private int slot(KNode n) { return n == null ? 0 : slot(n.id); }
+
+    synchronized KNode get(long id) {
+        return slot(id) == 0 ? null : new KNode(id);
+    }
+
+    /** A new node in a free slot, with no references yet. */
+    private int add(int parent, String name) {
+        int s;
         if (freeCount > 0) {
-            slot = free[--freeCount];
+            s = free[--freeCount];
         } else {
-            slot = nextSlot++;
-            if (slot >= slots.length()) {
-                AtomicReferenceArray<KNode> old = slots;
-                AtomicReferenceArray<KNode> t = new AtomicReferenceArray<>(old.length() * 2);
-                for (int i = 0; i < old.length(); i++) t.set(i, old.get(i));
-                generations = java.util.Arrays.copyOf(generations, t.length());
-                slots = t;
-            }
+            s = nextSlot++;
+            int pi = s >>> PAGE_BITS;
+            if (pi == pages.length) pages = java.util.Arrays.copyOf(pages, pages.length * 2);
+            if (pages[pi] == null) pages[pi] = new Page();
         }
-        KNode c = new KNode((long) generations[slot] << 32 | slot, parent, name);
-        slots.set(slot, c);
-        return c;
+        page(s).parent[s & MASK] = parent;
+        name(s, name);
+        return s;
     }
 
-    private boolean known(KNode c) { return get(c.id) == c; }
-
-    /** Frees a node's slot (under the lock); its id names nothing from now on. */
-    private void drop(KNode c) {
-        int slot = (int) c.id;
-        slots.set(slot, null);
-        generations[slot]++;
+    /** Frees a node's slot; its id names nothing from now on. */
+    private void drop(int s) {
+        Page p = page(s);
+        int i = s & MASK;
+        p.gen[i]++;
+        p.lookups[i] = 0;
+        p.ino[i] = 0;
+        p.next[i] = 0;
+        p.parent[i] = 0;
+        p.extra[i] = null;
         if (freeCount == free.length) free = java.util.Arrays.copyOf(free, free.length * 2);
-        free[freeCount++] = slot;
+        free[freeCount++] = s;
+    }
+
+    /** Gives a node its name (null: none, detached). */
+    private void name(int s, String name) {
+        Page p = page(s);
+        if (name == null) {
+            p.nameAt[s & MASK] = -1;
+            p.nameLen[s & MASK] = 0;
+        } else {
+            p.nameAt[s & MASK] = names.add(name);
+            p.nameLen[s & MASK] = (char) name.length();
+        }
+    }
+
+    /** Takes a node's name away: it is detached from now on. */
+    private void unname(int s) {
+        Page p = page(s);
+        int i = s & MASK;
+        if (s == ROOT || p.nameAt[i] < 0) return;
+        names.free(p.nameLen[i]);
+        p.nameAt[i] = -1;
+        p.nameLen[i] = 0;
+        p.parent[i] = 0;
+        if (names.wantsCompaction()) compactNames();
+    }
+
+    /** Copies the names still used into a new pool (every named node is in a slot). */
+    private void compactNames() {
+        NamePool fresh = new NamePool();
+        for (int s = ROOT + 1; s < nextSlot; s++) {
+            Page p = page(s);
+            int i = s & MASK;
+            if (p.nameAt[i] >= 0 && p.nameLen[i] > 0) p.nameAt[i] = fresh.copyFrom(names, p.nameAt[i], p.nameLen[i]);
+        }
+        names = fresh;
+    }
+
+    /** The children of a directory node, or null. */
+    private Children kids(int dir) {
+        Extra e = page(dir).extra[dir & MASK];
+        return e == null ? null : e.children;
+    }
+
+    /** The children of a directory node, made if there are none. */
+    private Children kidsFor(int dir) {
+        Extra e = extra(dir);
+        if (e.children == null) e.children = new Children();
+        return e.children;
+    }
+
+    private Extra extra(int s) {
+        Page p = page(s);
+        Extra e = p.extra[s & MASK];
+        if (e == null) p.extra[s & MASK] = e = new Extra();
+        return e;
+    }
+
+    /**
+     * A node's extra state, made on first use (the same object while the kernel holds the node; for
+     * one it forgot, a new one that nothing keeps).
+     */
+    synchronized Extra x(KNode n) {
+        int s = slot(n);
+        return s == 0 ? new Extra() : extra(s);
+    }
+
+    /** A node's extra state, or null (nothing is made). */
+    synchronized Extra xIfAny(KNode n) {
+        int s = slot(n);
+        return s == 0 ? null : page(s).extra[s & MASK];
+    }
+
+    int writablePassthrough(KNode n) { Extra e = xIfAny(n); return e == null ? 0 : e.writablePassthrough; }
+    byte[] removedStat(KNode n) { Extra e = xIfAny(n); return e == null ? null : e.removedStat; }
+    Listing listing(KNode n) { Extra e = xIfAny(n); return e == null ? null : e.listing; }
+
+    /** The kernel's references to a node (0 once forgotten). */
+    synchronized long lookups(KNode n) {
+        int s = slot(n);
+        return s == 0 ? 0 : page(s).lookups[s & MASK];
+    }
+
+    /** st_ino presented at the last reply about a node (0: none, or forgotten). */
+    synchronized long ino(KNode n) {
+        int s = slot(n);
+        return s == 0 ? 0 : page(s).ino[s & MASK];
+    }
+
+    /** Records the st_ino of a reply about a node (getattr). */
+    synchronized void setIno(KNode n, long ino) {
+        int s = slot(n);
+        if (s != 0) page(s).ino[s & MASK] = ino;
     }
 
     /** The mount path of a node ("/" or "/a/b"), or null if it (or a directory above it) was removed. */
     synchronized String path(KNode n) {
-        if (n == root) return "/";
+        int s = slot(n);
+        if (s == 0) return null;
+        if (s == ROOT) return "/";
         int len = 0;
-        for (KNode c = n; c != root; c = c.parent) {
-            if (c == null || c.detached) return null;
-            len += 1 + c.name.length;
+        for (int c = s; c != ROOT; c = parentOf(c)) {
+            if (c == 0 || detached(c)) return null;
+            len += 1 + page(c).nameLen[c & MASK];
         }
         byte[] b = new byte[len];
-        for (KNode c = n; c != root; c = c.parent) {
-            len -= c.name.length;
-            System.arraycopy(c.name, 0, b, len, c.name.length);
+        for (int c = s; c != ROOT; c = parentOf(c)) {
+            Page p = page(c);
+            int l = p.nameLen[c & MASK];
+            len -= l;
+            names.copyTo(p.nameAt[c & MASK], l, b, len);
             b[--len] = '/';
         }
         return new String(b, StandardCharsets.ISO_8859_1);
@@ -309,81 +359,93 @@ final class Inodes {
 
     /**
      * The node for a name the kernel is told about (lookup, create, readdirplus): the existing one or a
-     * new one; counts one kernel reference.
+     * new one; counts one kernel reference. In a directory the kernel no longer holds, a new detached one.
      */
     synchronized KNode lookup(KNode dir, String name, long ino, boolean multiLinkFile) {
-        if (dir.children == null) dir.children = new Children();
-        KNode c = dir.children.get(name);
-        if (c == null) {
-            c = add(dir, name);
-            dir.children.add(c);
+        int d = slot(dir), c;
+        if (d == 0) {
+            c = add(0, null);
+        } else {
+            Children kids = kidsFor(d);
+            c = kids.get(name);
+            if (c == 0) {
+                c = add(d, name);
+                kids.add(c);
+            }
         }
-        c.lookups++;
-        if (c.ino != ino) {
+        Page p = page(c);
+        p.lookups[c & MASK]++;
+        if (p.ino[c & MASK] != ino) {
             unlink(c);
-            c.ino = ino;
+            p.ino[c & MASK] = ino;
         }
+        KNode k = handle(c);
         if (multiLinkFile) {
-            List<KNode> l = linked.computeIfAbsent(ino, k -> new ArrayList<>(2));
-            if (!l.contains(c)) l.add(c);
+            List<KNode> l = linked.computeIfAbsent(ino, x -> new ArrayList<>(2));
+            if (!l.contains(k)) l.add(k);
         }
-        return c;
+        return k;
     }
 
     /** Records that a node names a file with several names (after a link through the mount). */
-    synchronized void markLinked(KNode c, long ino) {
-        if (!known(c)) return;
-        if (c.ino != ino) {
+    synchronized void markLinked(KNode n, long ino) {
+        int c = slot(n);
+        if (c == 0) return;
+        Page p = page(c);
+        if (p.ino[c & MASK] != ino) {
             unlink(c);
-            c.ino = ino;
+            p.ino[c & MASK] = ino;
         }
-        List<KNode> l = linked.computeIfAbsent(ino, k -> new ArrayList<>(2));
-        if (!l.contains(c)) l.add(c);
+        List<KNode> l = linked.computeIfAbsent(ino, x -> new ArrayList<>(2));
+        if (!l.contains(n)) l.add(n);
     }
 
     /** A node with no name (an O_TMPFILE file), one kernel reference. */
     synchronized KNode anonymous(long ino) {
-        KNode c = add(null, null);
-        c.detached = true;
-        c.lookups = 1;
-        c.ino = ino;
-        return c;
+        int c = add(0, null);
+        Page p = page(c);
+        p.lookups[c & MASK] = 1;
+        p.ino[c & MASK] = ino;
+        return handle(c);
     }
 
     /** The kernel dropped {@code n} references to a node. */
     synchronized void forget(long id, long n) {
-        KNode c = get(id);
-        if (c == null || c == root) return;
-        c.lookups -= n;
-        if (c.lookups > 0) return;
-        drop(c);
+        int c = slot(id);
+        if (c == 0 || c == ROOT) return;
+        Page p = page(c);
+        if ((p.lookups[c & MASK] -= n) > 0) return;
         unlink(c);
-        if (!c.detached && c.parent != null && c.parent.children != null && c.parent.children.remove(c)) {
-            if (c.parent.children.size() == 0) c.parent.children = null;
-        }
+        int d = parentOf(c);
+        Children kids = detached(c) || d == 0 ? null : kids(d);
+        if (kids != null && kids.remove(c) && kids.size() == 0) page(d).extra[d & MASK].children = null;
+        unname(c);
+        drop(c);
     }
 
-    private void unlink(KNode c) {
-        if (c.ino == 0) return;
-        List<KNode> l = linked.get(c.ino);
-        if (l != null && l.remove(c) && l.isEmpty()) linked.remove(c.ino);
+    private void unlink(int c) {
+        long ino = page(c).ino[c & MASK];
+        if (ino == 0) return;
+        List<KNode> l = linked.get(ino);
+        if (l != null && l.remove(handle(c)) && l.isEmpty()) linked.remove(ino);
     }
 
     /** The node the kernel holds for a name, if any (no reference is counted). */
     synchronized KNode peek(KNode dir, String name) {
-        return dir.children == null ? null : dir.children.get(name);
+        int d = slot(dir);
+        Children kids = d == 0 ? null : kids(d);
+        int c = kids == null ? 0 : kids.get(name);
+        return c == 0 ? null : handle(c);
     }
 
     /** A name was removed: its node (if the kernel knows it) keeps its id but no longer has a path. */
     synchronized KNode remove(KNode dir, String name) {
-        if (dir.children == null) return null;
-        KNode c = dir.children.remove(name);
-        if (c != null) {
-            c.detached = true;
-            c.parent = null;
-            c.name = null;
-        }
-        return c;
+        int d = slot(dir);
+        Children kids = d == 0 ? null : kids(d);
+        int c = kids == null ? 0 : kids.remove(name);
+        if (c == 0) return null;
+        unname(c);
+        return handle(c);
     }
 
     /**
@@ -391,27 +453,27 @@ final class Inodes {
      * swapped). Returns the node that was replaced (detached), or null.
      */
     synchronized KNode rename(KNode fromDir, String fromName, KNode toDir, String toName, boolean exchange) {
-        KNode src = fromDir.children == null ? null : fromDir.children.remove(fromName);
-        KNode dst = toDir.children == null ? null : toDir.children.remove(toName);
-        if (dst != null) {
-            if (exchange) {
-                dst.parent = fromDir;
-                dst.name = bytes(fromName);
-                if (fromDir.children == null) fromDir.children = new Children();
-                fromDir.children.add(dst);
-            } else {
-                dst.detached = true;
-                dst.parent = null;
-                dst.name = null;
+        int fd = slot(fromDir), td = slot(toDir);
+        Children fromKids = fd == 0 ? null : kids(fd), toKids = td == 0 ? null : kids(td);
+        int src = fromKids == null ? 0 : fromKids.remove(fromName);
+        int dst = toKids == null ? 0 : toKids.remove(toName);
+        if (dst != 0) {
+            unname(dst);
+            if (exchange && fd != 0) {
+                page(dst).parent[dst & MASK] = fd;
+                name(dst, fromName);
+                kidsFor(fd).add(dst);
             }
         }
-        if (src != null) {
-            src.parent = toDir;
-            src.name = bytes(toName);
-            if (toDir.children == null) toDir.children = new Children();
-            toDir.children.add(src);
+        if (src != 0) {
+            unname(src);
+            if (td != 0) {
+                page(src).parent[src & MASK] = td;
+                name(src, toName);
+                kidsFor(td).add(src);
+            }
         }
-        return exchange ? null : dst;
+        return exchange || dst == 0 ? null : handle(dst);
     }
 
     /**
@@ -422,7 +484,12 @@ final class Inodes {
     synchronized boolean passthroughElsewhere(long ino, KNode except) {
         List<KNode> l = linked.get(ino);
         if (l == null) return false;
-        for (KNode k : l) if (k != except && k.passthroughOpens > 0) return true;
+        for (KNode k : l) {
+            if (k.equals(except)) continue;
+            int s = slot(k);
+            Extra e = s == 0 ? null : page(s).extra[s & MASK];
+            if (e != null && e.passthroughOpens > 0) return true;
+        }
         return false;
     }
 
@@ -432,28 +499,27 @@ final class Inodes {
         if (l == null) return EMPTY;
         long[] out = new long[l.size()];
         int n = 0;
-        for (KNode k : l) if (k != except) out[n++] = k.id;
+        for (KNode k : l) if (!k.equals(except)) out[n++] = k.id;
         return n == out.length ? out : java.util.Arrays.copyOf(out, n);
     }
 
     /** The node the kernel holds for a mount path, if any (no reference is counted). */
     synchronized KNode find(String path) {
-        KNode c = root;
+        int c = ROOT;
         int i = 1, len = path.length();
         while (i < len) {
             int j = path.indexOf('/', i);
             if (j < 0) j = len;
-            if (c.children == null) return null;
-            c = c.children.get(path.substring(i, j));
-            if (c == null) return null;
+            Children kids = kids(c);
+            if (kids == null) return null;
+            c = kids.get(path.substring(i, j));
+            if (c == 0) return null;
             i = j + 1;
         }
-        return c;
+        return handle(c);
     }
+
+    NamePool namesForTests() { return names; }
 
     private static final long[] EMPTY = new long[0];
-
-    static byte[] bytes(String name) {
-        return name == null ? null : name.getBytes(StandardCharsets.ISO_8859_1);
-    }
 }

@@ -63,14 +63,16 @@ final class KernelFS {
 
     static final class OpenFile {
         final KNode node;
+        /** The node's open-file state (kept here: the close may come after the kernel forgot the node). */
+        final Inodes.Extra x;
         final boolean cached;
         final boolean passthrough;
         /** Opened for writing: a caller who may write it may also have its set-id bits cleared (see setattr). */
         final boolean writable;
         /** The file has other names (set at open, or by a link made while open): writes must invalidate what the kernel caches about them. */
         volatile boolean otherNames;
-        OpenFile(KNode node, boolean cached, boolean passthrough, boolean otherNames, boolean writable) {
-            this.node = node; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
+        OpenFile(KNode node, Inodes.Extra x, boolean cached, boolean passthrough, boolean otherNames, boolean writable) {
+            this.node = node; this.x = x; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
             this.writable = writable;
         }
     }

@@ -390,7 +390,6 @@ final class Worker implements Runnable {
 
     /** Fills a fuse_entry_out at {@code off} for node k, whose attributes are in {@link #stat}. */
     void fillEntry(int off, KNode k) {
-        k.type = stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT;
         outData.putLong(off, k.id);
         outData.putLong(off + 8, 0);              // generation: ids are never reused
         outData.putLong(off + 16, fs.entrySec);
@@ -411,7 +410,7 @@ final class Worker implements Runnable {
      * the file has passthrough opens, whose writes never reach strata to invalidate them.
      */
     boolean attrsMustBeFresh(KNode k) {
-        return k.writablePassthrough > 0
+        return fs.inodes.writablePassthrough(k) > 0
                 || multiLinkFile() && fs.inodes.passthroughElsewhere(stat.getLong(Stat.OFF_INO), k);
     }
 
