@@ -44,6 +44,7 @@ final class Overlay implements AutoCloseable {
     final int lookupFlags;
     /** Where a rename stores a redirect: trusted.overlay.redirect, or user. where trusted xattrs fail. */
     final String redirectXattr;
+    final Protect protect;         // chattr +a/+i (overlay.protattr) and what they refuse
     final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     final UnionEvents events;
     final DataCopy dataCopy;
@@ -84,6 +85,7 @@ final class Overlay implements AutoCloseable {
         impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
         lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0);
         redirectXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_REDIRECT : dev.strata.layer.Markers.USER_REDIRECT;
+        protect = new Protect(this, originXattr == ORIGIN_TRUSTED);
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         dataCopy = new DataCopy(workFd, stack.length);
         int[] all = new int[stack.length];
