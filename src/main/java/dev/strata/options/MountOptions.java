@@ -26,6 +26,11 @@ public final class MountOptions {
      * CONFIG_OVERLAY_FS_REDIRECT_ALWAYS_FOLLOW=y (its default).
      */
     public final String redirectDir;
+    /**
+     * userxattr: the overlay's own xattrs are written in user.overlay.* (as the kernel's userxattr, and
+     * as strata does anyway where trusted.* cannot be set); it also means redirect_dir=nofollow.
+     */
+    public final boolean userXattr;
     public final boolean noAcl;
     public final int xattrPermissions;     // 0 none, 1 secure (root-owned xattr), 2 user
     public final IdMapping uidMapping;
@@ -71,6 +76,7 @@ public final class MountOptions {
         this.attrTimeoutSeconds = b.attrTimeoutSeconds;
         this.staticNlink = b.staticNlink;
         this.redirectDir = b.redirectDir;
+        this.userXattr = b.userXattr;
         this.noAcl = b.noAcl;
         this.xattrPermissions = b.xattrPermissions;
         this.uidMapping = b.uidMapping;
@@ -119,6 +125,8 @@ public final class MountOptions {
         public String context, traceFile;
         public String transport = "auto";
         public String redirectDir = "follow";
+        /** redirect_dir given explicitly, userxattr given: userxattr forces nofollow (OptionParser). */
+        public boolean redirectDirGiven, userXattr;
         public boolean passthrough = true;
         public Boolean suid, dev, exec;
         public String fsname, subtype;

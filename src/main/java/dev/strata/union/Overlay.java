@@ -81,7 +81,7 @@ final class Overlay implements AutoCloseable {
             devIndex[i] = k;
         }
         singleDev = nDev == 1;
-        originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
+        originXattr = hasUpper && !opts.userXattr && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
         lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0);
         redirectXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_REDIRECT : dev.strata.layer.Markers.USER_REDIRECT;
