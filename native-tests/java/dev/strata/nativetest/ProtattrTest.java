@@ -103,6 +103,10 @@ class ProtattrTest {
             "r sh -c 'exec 3>>lg; chattr -a lg && chattr +i lg && echo q >&3 && cat lg; chattr -i lg; chattr +a lg'",
             "r python3 -c \"import os; fd = os.open('lg', os.O_WRONLY | os.O_APPEND); os.ftruncate(fd, 1)\"",
             "r sh -c 'exec 3>>lg; chattr -a lg && chattr +i lg && python3 -c \"import os; os.ftruncate(3, 2)\"; cat lg; chattr -i lg; chattr +a lg'",
+            // through a descriptor whose name moved (the directory renamed): fchmod, fsetxattr, futimens refused
+            "mkdir dd && echo f > dd/f && r sh -c 'exec 3<>dd/f; chattr +i dd/f && mv dd dd2 && python3 -c \"import os; os.ftruncate(3, 1)\"; "
+                    + "python3 -c \"import os; os.fchmod(3, 0o600)\"; python3 -c \"import os; os.setxattr(3, \\\"user.q\\\", b\\\"1\\\")\"; "
+                    + "python3 -c \"import os; os.utime(3, (1, 1))\"; chattr -i dd2/f; stat -c \"%s %a\" dd2/f'",
             // only CAP_LINUX_IMMUTABLE changes them (fileattr_set_prepare), owner or not
             "chown 1000 ud/n2",
             "r $U chattr -i uf; r $U chattr -a ud; r $U chattr +i ud/n2; r $U chattr +a ud/n2; r $U chattr +A ud/n2; r $U lsattr ud/n2",

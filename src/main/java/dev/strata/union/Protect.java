@@ -154,6 +154,21 @@ final class Protect {
         }
     }
 
+    /**
+     * The flags of the file behind one of strata's descriptors: its node's, or, once its name no longer
+     * leads to it (removed or renamed away while open), read from the descriptor itself.
+     */
+    private int fdBits(int fd) {
+        Node n = ovl.files.openFiles.get(fd);
+        if (n == null) return 0;
+        if (!n.stale()) return bits(n);
+        Flags f = n.prot;
+        if (f != null && f.layers == n.layers && f.generation == generation.get()) return f.bits;
+        byte[] v = Posix.fgetxattr(fd, TRUSTED);
+        if (v == null) v = Posix.fgetxattr(fd, USER);
+        return parse(v) | fromFsFlags(fsFlags(fd));
+    }
+
     private Node node(String path) {
         Node n = ovl.namei.resolve(path);
         return Namei.err(n) == 0 ? n : null;
@@ -242,7 +257,7 @@ final class Protect {
     /** linkat of an open file (/proc/self/fd/N). */
     int linkFd(int fd, String to) {
         return locked(() -> {
-            if (bits(ovl.files.openFiles.get(fd)) != 0) return -EPERM;
+            if (fdBits(fd) != 0) return -EPERM;
             return node(to) != null ? 0 : createIn(dirOf(to));
         });
     }
@@ -254,11 +269,14 @@ final class Protect {
 
     /** The same through an open file (fchmod, fchown, futimens, ftruncate). */
     int fsetattr(int fd, int kind) {
-        return locked(() -> setattrOf(ovl.files.openFiles.get(fd), kind));
+        return locked(() -> setattrBits(fdBits(fd), kind));
     }
 
     private int setattrOf(Node n, int kind) {
-        int b = bits(n);
+        return setattrBits(bits(n), kind);
+    }
+
+    private static int setattrBits(int b, int kind) {
         if (b == 0) return 0;
         return kind == TOUCH && (b & IMMUTABLE) == 0 ? 0 : -EPERM;
     }
@@ -274,18 +292,18 @@ final class Protect {
     }
 
     int fxattr(int fd) {
-        return locked(() -> bits(ovl.files.openFiles.get(fd)) != 0 ? -EPERM : 0);
+        return locked(() -> fdBits(fd) != 0 ? -EPERM : 0);
     }
 
     /** do_ftruncate: not of an append-only file (an immutable one the VFS lets through a descriptor). */
     int ftruncate(int fd) {
-        return locked(() -> (bits(ovl.files.openFiles.get(fd)) & APPEND) != 0 ? -EPERM : 0);
+        return locked(() -> (fdBits(fd) & APPEND) != 0 ? -EPERM : 0);
     }
 
     /** vfs_fallocate: nothing on an immutable file; on an append-only one only FALLOC_FL_KEEP_SIZE. */
     int fallocate(int fd, int mode) {
         return locked(() -> {
-            int b = bits(ovl.files.openFiles.get(fd));
+            int b = fdBits(fd);
             if ((b & IMMUTABLE) != 0) return -EPERM;
             if ((b & APPEND) != 0 && (mode & ~1 /* FALLOC_FL_KEEP_SIZE */) != 0) return -EPERM;
             return 0;
