@@ -31,6 +31,12 @@ public final class MountOptions {
      * as strata does anyway where trusted.* cannot be set); it also means redirect_dir=nofollow.
      */
     public final boolean userXattr;
+    /**
+     * xino: "on" or "auto" give the kernel overlay's inode numbers for layers on several file systems
+     * (the file system's index in the high bits, Attrs#mapIno); "off" (the default, as the kernel's here)
+     * keeps strata's own scheme, since FUSE cannot show the per-file st_dev the kernel then shows.
+     */
+    public final String xino;
     public final boolean noAcl;
     public final int xattrPermissions;     // 0 none, 1 secure (root-owned xattr), 2 user
     public final IdMapping uidMapping;
@@ -77,6 +83,7 @@ public final class MountOptions {
         this.staticNlink = b.staticNlink;
         this.redirectDir = b.redirectDir;
         this.userXattr = b.userXattr;
+        this.xino = b.xino;
         this.noAcl = b.noAcl;
         this.xattrPermissions = b.xattrPermissions;
         this.uidMapping = b.uidMapping;
@@ -127,6 +134,7 @@ public final class MountOptions {
         public String redirectDir = "follow";
         /** redirect_dir given explicitly, userxattr given: userxattr forces nofollow (OptionParser). */
         public boolean redirectDirGiven, userXattr;
+        public String xino = "off";
         public boolean passthrough = true;
         public Boolean suid, dev, exec;
         public String fsname, subtype;

@@ -25,14 +25,14 @@ public final class OptionParser {
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
             "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded", "index",
-            "metacopy", "xino", "nfs_export", "uuid");
+            "metacopy", "nfs_export");
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
             "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
             "redirect_dir", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
-            "userxattr", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
+            "userxattr", "xino", "uuid", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
             "nodiratime", "diratime", "allow_other", "allow_root", "ro", "rw");
 
     public static MountOptions parse(List<String> optionStrings, Path cwd) {
@@ -143,6 +143,20 @@ public final class OptionParser {
                 break;
             }
             case "userxattr": b.userXattr = true; break;
+            case "xino": {
+                String v = need(key, val);
+                if (!v.equals("on") && !v.equals("off") && !v.equals("auto")) throw new IllegalArgumentException("xino must be on, off or auto");
+                b.xino = v;
+                break;
+            }
+            case "uuid": {
+                // checked as the kernel checks it; a FUSE mount's statfs f_fsid is 0 whatever it says (README)
+                String v = need(key, val);
+                if (!v.equals("on") && !v.equals("off") && !v.equals("null") && !v.equals("auto")) {
+                    throw new IllegalArgumentException("uuid must be on, off, null or auto");
+                }
+                break;
+            }
             case "noacl": b.noAcl = true; break;
             case "xattr_permissions": {
                 int v = (int) number(key, need(key, val));

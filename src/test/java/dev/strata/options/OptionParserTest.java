@@ -173,4 +173,21 @@ class OptionParserTest {
             assertEquals("conflicting options: userxattr,redirect_dir=" + c[1], e.getMessage());
         }
     }
+
+    /** xino and uuid take the kernel's values; anything else is refused in one line. */
+    @Test void xinoAndUuidValues() {
+        assertEquals("off", OptionParser.parse(List.of("lowerdir=/a"), cwd).xino);
+        for (String v : new String[]{"on", "off", "auto"}) {
+            MountOptions o = OptionParser.parse(List.of("lowerdir=/a,xino=" + v), cwd);
+            assertEquals(v, o.xino);
+            assertTrue(o.warnings.isEmpty(), o.warnings.toString());
+        }
+        for (String v : new String[]{"on", "off", "null", "auto"}) {
+            assertTrue(OptionParser.parse(List.of("lowerdir=/a,uuid=" + v), cwd).warnings.isEmpty());
+        }
+        assertEquals("xino must be on, off or auto",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,xino=yes"), cwd)).getMessage());
+        assertEquals("uuid must be on, off, null or auto",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,uuid=1"), cwd)).getMessage());
+    }
 }
