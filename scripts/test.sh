@@ -78,10 +78,10 @@ if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_EVICTION:-}" = "
   mv target/surefire-reports target/surefire-reports-eviction 2>/dev/null || true
 fi
 # The fallback transport (libfuse 2, used where mount(2) of FUSE is not permitted) passes the same
-# differential and edge-case tests once more, with attr_timeout=0: libfuse 2's path-based API cannot
+# differential, edge-case and chattr +a/+i tests once more, with attr_timeout=0: libfuse 2's path-based API cannot
 # invalidate the attributes the kernel caches (see README, "Transports").
 if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_LIBFUSE:-}" = "" ]; then
-  "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= -Dtest='RandomDifferentialTest,EdgeCaseTest,CrossMountTest,KillPrivTest' \
+  "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= -Dtest='RandomDifferentialTest,EdgeCaseTest,CrossMountTest,KillPrivTest,ProtattrTest' \
     -Dsurefire.failIfNoSpecifiedTests=false -Dstrata.mountOptions=transport=libfuse,attr_timeout=0 \
     -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=1
 fi

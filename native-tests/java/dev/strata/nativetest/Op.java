@@ -14,7 +14,7 @@ public final class Op {
         READ, STAT, READLINK, LISTDIR, HOLD_OPEN, READ_HELD, FSTAT_HELD, CLOSE_HELD,
         MMAP_READ, MMAP_WRITE, MMAP_READ_HELD, MMAP_WRITE_HELD,
         OPEN_TRUNC, FALLOCATE, COPY_RANGE, SEEK_MAP, TMPFILE,
-        FCHMOD_HELD, FCHOWN_HELD, FUTIMENS_HELD, FSETXATTR_HELD, FTRUNCATE_HELD, LINK_HELD
+        FCHMOD_HELD, FCHOWN_HELD, FUTIMENS_HELD, FSETXATTR_HELD, FTRUNCATE_HELD, LINK_HELD, CHATTR
     }
 
     public final Kind kind;
@@ -42,6 +42,11 @@ public final class Op {
     /** open(from, O_RDONLY), open(to, O_WRONLY), copy_file_range(len) from offIn to offOut. */
     public static Op copyRange(String from, String to, long offIn, long offOut, long len) { return new Op(Kind.COPY_RANGE, from, to, offIn, offOut, len, 0, null); }
     /** open(p, O_RDONLY) and the map of data extents by SEEK_DATA/SEEK_HOLE (compared by {@link Snapshot#holesKept}). */
+    /**
+     * chattr of the append-only / immutable flags: FS_IOC_GETFLAGS, then FS_IOC_SETFLAGS with those two
+     * replaced by {@code flags} (FS_APPEND_FL | FS_IMMUTABLE_FL; 0 clears them), the others kept.
+     */
+    public static Op chattr(String p, int flags) { return new Op(Kind.CHATTR, p, null, flags, 0, 0, 0, null); }
     public static Op seekMap(String p) { return new Op(Kind.SEEK_MAP, p, null, 0, 0, 0, 0, null); }
     /** open(dir, O_TMPFILE|O_RDWR, mode), write len bytes, then (if linkAs != null) linkat /proc/self/fd/N to linkAs with AT_SYMLINK_FOLLOW. */
     public static Op tmpfile(String dir, String linkAs, int mode, long len, long seed) { return new Op(Kind.TMPFILE, dir, linkAs, mode, len, seed, 0, null); }
@@ -133,6 +138,8 @@ public final class Op {
             case FALLOCATE: return "fallocate " + p(path) + " mode=" + a + " off=" + b + " len=" + c;
             case COPY_RANGE: return "copy-range " + p(path) + "@" + a + " " + p(path2) + "@" + b + " len=" + c;
             case SEEK_MAP: return "seek-map " + p(path);
+            case CHATTR: return "chattr " + ((a & (Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL)) == 0 ? "-ai"
+                    : "=" + ((a & Posix.FS_APPEND_FL) != 0 ? "a" : "") + ((a & Posix.FS_IMMUTABLE_FL) != 0 ? "i" : "")) + " " + p(path);
             case TMPFILE: return "tmpfile " + p(path) + " " + String.format("%04o", a) + " len=" + b + " seed=" + c + (path2 == null ? " (not linked)" : " link-as " + p(path2));
             case FCHMOD_HELD: return "fchmod-held #" + a + " " + String.format("%04o", b);
             case FCHOWN_HELD: return "fchown-held #" + a + " " + b + ":" + c;

@@ -293,6 +293,21 @@ public final class OpExecutor implements AutoCloseable {
                     } finally { Posix.close(out); }
                 } finally { Posix.close(in); }
             }
+            case CHATTR: {
+                int fd = Posix.openat(Posix.AT_FDCWD, p, Posix.O_RDONLY | Posix.O_NONBLOCK | Posix.O_NOFOLLOW, 0);
+                if (fd < 0) return new Outcome(-fd, "open");
+                try {
+                    Pointer buf = Memory.allocateDirect(Posix.RT, 8);
+                    int r = Posix.ioctl(fd, Posix.FS_IOC_GETFLAGS, buf.address());
+                    if (r < 0) return new Outcome(-r, "FS_IOC_GETFLAGS");
+                    int mask = Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL;
+                    buf.putInt(0, (buf.getInt(0) & ~mask) | ((int) op.a & mask));
+                    r = Posix.ioctl(fd, Posix.FS_IOC_SETFLAGS, buf.address());
+                    if (r < 0) return new Outcome(-r, "FS_IOC_SETFLAGS");
+                    r = Posix.ioctl(fd, Posix.FS_IOC_GETFLAGS, buf.address());
+                    return r < 0 ? new Outcome(-r, "FS_IOC_GETFLAGS") : new Outcome(0, "flags a/i: " + (buf.getInt(0) & mask));
+                } finally { Posix.close(fd); }
+            }
             case SEEK_MAP: {
                 int fd = Posix.openat(Posix.AT_FDCWD, p, Posix.O_RDONLY | Posix.O_NONBLOCK, 0);
                 if (fd < 0) return of(fd);

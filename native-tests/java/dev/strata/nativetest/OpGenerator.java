@@ -23,6 +23,8 @@ public final class OpGenerator {
     private final Random mmapRnd;
     /** Choices of the operations added for issue 17 (see {@link #nextExtra}) and of the user an op runs as: a stream of their own too. */
     private final Random extraRnd;
+    /** The chattr sequences' own stream (see {@link #chattr}). */
+    private final Random chattrRnd;
     /** Operations decided earlier that must come next (an unlink right after a hold-open). */
     private final java.util.ArrayDeque<Op> pending = new java.util.ArrayDeque<>();
     private final Set<String> excluded;
@@ -52,6 +54,7 @@ public final class OpGenerator {
         this.rnd = new Random(seed);
         this.mmapRnd = new Random(seed ^ 0x6d6d6170L);
         this.extraRnd = new Random(seed ^ 0x6578747261L);
+        this.chattrRnd = new Random(seed ^ 0x6368617474L);
         this.excluded = Set.copyOf(excluded);
         this.refRoot = refRoot;
         this.renameFlags = !excluded.contains("renameFlags");
@@ -96,14 +99,17 @@ public final class OpGenerator {
      * Since issue 18: renameOverFd (a name held open, another renamed over it, then the descriptor used:
      * fstat, read, fchmod), renameOverPath (the same for a directory held with O_DIRECTORY and a name
      * held with O_PATH), sgidChmod (chmod with S_ISGID by uid 1000 of a file chown'ed to 1000 in group
-     * 50 or 0, which it is not in).
+     * 50 or 0, which it is not in). Since issue 15: chattr (+a/+i/+ai of a file or directory, operations
+     * the flag may refuse, the flags cleared).
      */
     public static final Set<String> KNOWN_EXCLUSIONS = Set.of("overlayXattrs", "trustedXattrs", "renameFlags", "hold", "mknod", "link", "dirRename", "setgid", "mmap",
             "tmpfile", "whiteoutFlag", "fallocate", "copyRange", "seek", "otrunc", "asUser", "removedFd", "remount",
-            "renameOverFd", "renameOverPath", "sgidChmod");
+            "renameOverFd", "renameOverPath", "sgidChmod", "chattr");
 
     /** About one operation in this many is one of nextExtra's (when any of them is enabled). */
     static final int EXTRA_ONE_IN = 6;
+    /** About one operation in this many starts a chattr sequence (see {@link #chattr}). */
+    static final int CHATTR_ONE_IN = 50;
     /** About one operation in this many runs as a non-root user (uid = gid = 1000 or 65534). */
     static final int AS_USER_ONE_IN = 8;
     static final int[] USERS = {1000, 65534};
@@ -205,6 +211,35 @@ public final class OpGenerator {
     }
 
     /**
+     * chattr +a, +i or +ai of a file or directory, one to three operations on it that the flag refuses
+     * (or, append-only, lets through: an append) and the flags cleared again, so a protected name never
+     * blocks the rest of the run. Drawn from a stream of its own, and none of these operations changes a
+     * name or a type even where the flag was not set: a seed gives the sequence it gave before they
+     * existed, with these in between. Renames, removals and new names in a protected directory are
+     * ProtattrTest's (the order of the VFS's checks differs there: README).
+     */
+    private Op chattr() {
+        boolean dir = rnd.nextInt(3) == 0;
+        String n = nameOfType(dir ? Posix.S_IFDIR : Posix.S_IFREG, 0.9);
+        int[] flags = {Posix.FS_APPEND_FL, Posix.FS_IMMUTABLE_FL, Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL};
+        List<Op> ops = new ArrayList<>();
+        ops.add(Op.chattr(n, flags[rnd.nextInt(flags.length)]));
+        for (int i = rnd.nextInt(3); i >= 0; i--) {
+            switch (rnd.nextInt(6)) {
+                case 0: ops.add(dir ? Op.stat(n) : Op.append(n, 100, 7_000_000L + rnd.nextInt(1000))); break;
+                case 1: ops.add(dir ? Op.listdir(n) : Op.write(n, 0, 10, 7_000_000L + rnd.nextInt(1000))); break;
+                case 2: ops.add(dir ? Op.stat(n) : Op.truncate(n, 3)); break;
+                case 3: ops.add(Op.chmod(n, pick(modes))); break;
+                case 4: ops.add(Op.setxattr(n, pick(xattrs), "v", 0)); break;
+                default: ops.add(Op.utimens(n, 1_000_000_000L, 1_000_000_000L, 0, false)); break;
+            }
+        }
+        ops.add(Op.chattr(n, 0));
+        pending.addAll(ops.subList(1, ops.size()));
+        return ops.get(0);
+    }
+
+    /**
      * What the libfuse 2 transport cannot serve (README, "Transports"): lseek (so SEEK_DATA/SEEK_HOLE see
      * every file as data), O_TMPFILE (EOPNOTSUPP), copy_file_range (the VFS copies in its place, with
      * its own EINVAL rules), fstat of a directory or an O_PATH descriptor whose name was renamed over
@@ -279,6 +314,15 @@ public final class OpGenerator {
         // nextClassic): with all of them excluded a seed gives the sequence it gave before they existed;
         // with them, the choices of the other ops change, since these ops change names and types
         if (!pending.isEmpty()) return pending.poll();
+        if (!excluded.contains("chattr") && chattrRnd.nextInt(CHATTR_ONE_IN) == 0) {
+            Random main = rnd;
+            rnd = chattrRnd;
+            try {
+                return chattr();
+            } finally {
+                rnd = main;
+            }
+        }
         if (extraRnd.nextInt(EXTRA_ONE_IN) == 0) {
             Random main = rnd;
             rnd = extraRnd;

@@ -117,11 +117,73 @@ class RedirectDirTest {
                 for (Op op : new Op[]{Op.stat("deldir2"), Op.stat("merged/top"), Op.stat("merged/top/h1"), Op.stat("etc"), Op.stat("merged/from0")}) {
                     s.append(op).append(" -> ").append(ex.run(op).errno).append('\n');
                 }
+                // the listings of their parents leave out what cannot be looked up (ovl_cache_update)
+                NativeSupport.Proc.Result ls = Both.run(m, "ls -A . merged | cat");
+                s.append(ls.exit).append(' ').append(ls.stdout).append(ls.stderr.replace(m.path().toString(), "$MNT"));
                 out.add(s.toString());
             }
         }
         assertEquals(out.get(0), out.get(1), "nofollow: kernel vs target");
         assertTrue(out.get(0).contains("-> " + Errno.EPERM), "the kernel refuses redirects with nofollow: " + out.get(0));
+    }
+
+    /**
+     * userxattr means redirect_dir=nofollow (the kernel's ovl_fs_params_verify). The uppers of a
+     * redirect_dir=on run, their trusted.overlay.* xattrs moved to user.overlay.* (what an unprivileged
+     * mount reads), mounted with userxattr alone: a redirected directory is EPERM on both and left out of
+     * its parent's listing. redirect_dir=on with userxattr is refused by both (strata with the kernel's
+     * message), redirect_dir=nofollow with it is not.
+     */
+    @Test void userxattrMeansNofollow() {
+        Both b = both("userxattr");
+        b.expect(Op.rename("deldir", "deldir2", 0), 0);
+        b.expect(Op.rename("top", "merged/top", 0), 0);
+        b.finish();
+        assertSameRedirects(pair);
+        List<String> out = new ArrayList<>();
+        for (Object[] side : new Object[][]{{Mounter.kernelDefaults(), pair.refLayers}, {target(""), pair.tgtLayers}}) {
+            LayerSet ls = (LayerSet) side[1];
+            toUserXattrs(ls.upper);
+            for (String o : new String[]{"userxattr,redirect_dir=on", "userxattr,redirect_dir=nofollow"}) {
+                LayerSet lo = ls.withFreshWorkAndMnt("o" + out.size() + o.length()).withOptions(o);
+                NativeSupport.Proc.Result r = side[0] == Mounter.kernelDefaults() || ((Mounter) side[0]).name().equals("kernel")
+                        ? NativeSupport.Proc.run(Path.of("/"), 60, "mount", "-t", "overlay", "overlay", "-o", lo.overlayOptions(), lo.mnt.toString())
+                        : NativeSupport.Proc.run(Path.of("/"), 60, NativeSupport.projectHome().resolve("bin/strata").toString(), "mount", "-o", lo.overlayOptions(), lo.mnt.toString());
+                NativeSupport.Proc.run(Path.of("/"), 60, "umount", lo.mnt.toString());
+                boolean refused = o.contains("=on");
+                assertEquals(refused, r.exit != 0, side[0] + " -o " + o + ": " + r);
+                if (refused && !(side[0] == Mounter.kernelDefaults())) {
+                    assertTrue(r.stderr.contains("conflicting options: userxattr,redirect_dir=on"), r.stderr);
+                }
+            }
+            try (Mount m = ((Mounter) side[0]).mount(ls.withFreshWorkAndMnt("ux").withOptions("userxattr"));
+                 OpExecutor ex = new OpExecutor(m.abs(""))) {
+                StringBuilder sb = new StringBuilder();
+                for (Op op : new Op[]{Op.stat("deldir2"), Op.stat("merged/top"), Op.stat("etc"), Op.stat("merged/from0")}) {
+                    sb.append(op).append(" -> ").append(ex.run(op).errno).append('\n');
+                }
+                NativeSupport.Proc.Result ls2 = Both.run(m, "ls -A . merged | cat");
+                sb.append(ls2.exit).append(' ').append(ls2.stdout).append(ls2.stderr.replace(m.path().toString(), "$MNT"));
+                out.add(sb.toString());
+            }
+        }
+        assertEquals(out.get(0), out.get(1), "userxattr: kernel vs target");
+        assertTrue(out.get(0).contains("deldir2' -> " + Errno.EPERM) && !out.get(0).contains("\ndeldir2\n"),
+                "the kernel refuses the redirect with userxattr: " + out.get(0));
+    }
+
+    /** Moves every trusted.overlay.* xattr under dir to user.overlay.* (an upper as an unprivileged mount writes it). */
+    static void toUserXattrs(Path dir) {
+        NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 60, "python3", "-c", String.join("\n",
+                "import os",
+                "for root, dirs, files in os.walk('.'):",
+                "    for n in [root] + [os.path.join(root, f) for f in dirs + files]:",
+                "        for x in os.listxattr(n, follow_symlinks=False):",
+                "            if x.startswith('trusted.overlay.'):",
+                "                v = os.getxattr(n, x, follow_symlinks=False)",
+                "                os.setxattr(n, 'user.overlay.' + x[len('trusted.overlay.'):], v, follow_symlinks=False)",
+                "                os.removexattr(n, x, follow_symlinks=False)"));
+        assertEquals(0, r.exit, r.toString());
     }
 
     /**

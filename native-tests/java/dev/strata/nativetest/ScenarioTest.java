@@ -391,8 +391,7 @@ class ScenarioTest {
     /**
      * lsattr/chattr (FS_IOC_GETFLAGS/SETFLAGS): the flags of lower entries show through, setting one
      * copies the entry up, and a copy-up keeps the no-atime and synchronous-update flags of the lower
-     * file or directory (the kernel's ovl_copy_fileattr). Append-only and immutable are refused by
-     * strata (README) and not tried here.
+     * file or directory (the kernel's ovl_copy_fileattr). Append-only and immutable: ProtattrTest.
      */
     /**
      * A copy-up changes the upper parent's ctime (a new entry, its times put back) and leaves its mtime,

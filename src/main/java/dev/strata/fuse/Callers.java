@@ -12,7 +12,8 @@ import java.util.List;
 /**
  * What the daemon knows of the process behind a request beyond the uid and gid the request carries:
  * its capabilities, for the checks the kernel leaves to a FUSE server (the owner-or-CAP_FOWNER check of
- * the 32-bit flag ioctl and of chown(f, -1, -1), CAP_SYS_ADMIN for listing trusted.* xattrs).
+ * the 32-bit flag ioctl and of chown(f, -1, -1), CAP_SYS_ADMIN for listing trusted.* xattrs,
+ * CAP_LINUX_IMMUTABLE for changing the append-only and immutable flags).
  *
  * <p>The rule: a caller has a capability when its effective set (/proc/PID/status, CapEff) holds it
  * and it lives in the daemon's own user namespace, which is the mount's (the kernel's
@@ -21,7 +22,7 @@ import java.util.List;
  * that is gone before the daemon looks counts as capable only with uid 0 in the request.
  */
 public final class Callers {
-    public static final int CAP_FOWNER = 3, CAP_FSETID = 4, CAP_SYS_ADMIN = 21;
+    public static final int CAP_FOWNER = 3, CAP_FSETID = 4, CAP_LINUX_IMMUTABLE = 9, CAP_SYS_ADMIN = 21;
 
     private Callers() {}
 

@@ -71,11 +71,20 @@ final class StrataFS extends FuseStubFS {
         return t instanceof OutOfMemoryError ? -Errno.ENOMEM : -Errno.EIO;
     }
 
+    private static final int FUSE_CAP_IOCTL_DIR = 1 << 11;
+
     private int uid() { FuseContext c = getContext(); return c.uid.intValue(); }
     private int gid() { FuseContext c = getContext(); return c.gid.intValue(); }
     private static int fd(FuseFileInfo fi) { return (int) fi.fh.get(); }
 
     @Override public Pointer init(Pointer conn) {
+        try {
+            // struct fuse_conn_info (libfuse 2.9): capable at 20, want at 24. FUSE_CAP_IOCTL_DIR: without
+            // it libfuse answers a directory's ioctl (lsattr -d, chattr of a directory) ENOTTY itself
+            if (conn != null && (conn.getInt(20) & FUSE_CAP_IOCTL_DIR) != 0) conn.putInt(24, conn.getInt(24) | FUSE_CAP_IOCTL_DIR);
+        } catch (Throwable t) {
+            log.error("init: " + t);
+        }
         try {
             onInit.run();
         } catch (Throwable t) {
@@ -219,6 +228,34 @@ final class StrataFS extends FuseStubFS {
 
     @Override public int removexattr(String path, String name) {
         return call("removexattr", path, () -> union.removexattr(path, name));
+    }
+
+    /**
+     * lsattr / chattr (FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR), as the
+     * kernel transport's IoctlOps: libfuse hands over the argument's bytes in {@code data}. A set needs
+     * the owner or CAP_FOWNER, and CAP_LINUX_IMMUTABLE to change the append-only or immutable flag (the
+     * VFS checked both before sending; checked again here). Every other ioctl is ENOTTY.
+     */
+    @Override public int ioctl(String path, int cmd, Pointer arg, FuseFileInfo fi, long flags, Pointer data) {
+        return call("ioctl", path, () -> {
+            long c = cmd & 0xffffffffL;
+            boolean get = c == Posix.FS_IOC_GETFLAGS || c == Posix.FS_IOC_FSGETXATTR;
+            boolean set = c == Posix.FS_IOC_SETFLAGS || c == Posix.FS_IOC_FSSETXATTR;
+            if (!get && !set || data == null) return -Errno.ENOTTY;
+            if (get) return union.getFileattr(path, c, data);
+            FuseContext ctx = getContext();
+            int pid = ctx.pid.intValue(), uid = ctx.uid.intValue();
+            dev.strata.posix.Stat st = new dev.strata.posix.Stat();
+            int r = union.getattr(path, st.pointer());
+            if (r < 0) return r;
+            if (uid != st.pointer().getInt(dev.strata.posix.Stat.OFF_UID) && !Callers.capable(pid, uid, Callers.CAP_FOWNER)) return -Errno.EPERM;
+            int v = data.getInt(0);
+            int prot = c == Posix.FS_IOC_FSSETXATTR
+                    ? ((v & Posix.FS_XFLAG_APPEND) != 0 ? Posix.FS_APPEND_FL : 0) | ((v & Posix.FS_XFLAG_IMMUTABLE) != 0 ? Posix.FS_IMMUTABLE_FL : 0)
+                    : v & (Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL);
+            if (prot != union.protFlags(path) && !Callers.capable(pid, uid, Callers.CAP_LINUX_IMMUTABLE)) return -Errno.EPERM;
+            return union.setFileattr(path, c, data);
+        });
     }
 
     @Override public int opendir(String path, FuseFileInfo fi) {

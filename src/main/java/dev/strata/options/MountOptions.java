@@ -26,6 +26,17 @@ public final class MountOptions {
      * CONFIG_OVERLAY_FS_REDIRECT_ALWAYS_FOLLOW=y (its default).
      */
     public final String redirectDir;
+    /**
+     * userxattr: the overlay's own xattrs are written in user.overlay.* (as the kernel's userxattr, and
+     * as strata does anyway where trusted.* cannot be set); it also means redirect_dir=nofollow.
+     */
+    public final boolean userXattr;
+    /**
+     * xino: "on" or "auto" give the kernel overlay's inode numbers for layers on several file systems
+     * (the file system's index in the high bits, Attrs#mapIno); "off" (the default, as the kernel's here)
+     * keeps strata's own scheme, since FUSE cannot show the per-file st_dev the kernel then shows.
+     */
+    public final String xino;
     public final boolean noAcl;
     public final int xattrPermissions;     // 0 none, 1 secure (root-owned xattr), 2 user
     public final IdMapping uidMapping;
@@ -71,6 +82,8 @@ public final class MountOptions {
         this.attrTimeoutSeconds = b.attrTimeoutSeconds;
         this.staticNlink = b.staticNlink;
         this.redirectDir = b.redirectDir;
+        this.userXattr = b.userXattr;
+        this.xino = b.xino;
         this.noAcl = b.noAcl;
         this.xattrPermissions = b.xattrPermissions;
         this.uidMapping = b.uidMapping;
@@ -119,6 +132,9 @@ public final class MountOptions {
         public String context, traceFile;
         public String transport = "auto";
         public String redirectDir = "follow";
+        /** redirect_dir given explicitly, userxattr given: userxattr forces nofollow (OptionParser). */
+        public boolean redirectDirGiven, userXattr;
+        public String xino = "off";
         public boolean passthrough = true;
         public Boolean suid, dev, exec;
         public String fsname, subtype;

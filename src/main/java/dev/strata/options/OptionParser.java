@@ -25,14 +25,14 @@ public final class OptionParser {
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
             "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded", "index",
-            "metacopy", "xino", "userxattr", "nfs_export", "uuid");
+            "metacopy", "nfs_export");
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
             "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
             "redirect_dir", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
-            "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
+            "userxattr", "xino", "uuid", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
             "nodiratime", "diratime", "allow_other", "allow_root", "ro", "rw");
 
     public static MountOptions parse(List<String> optionStrings, Path cwd) {
@@ -40,6 +40,15 @@ public final class OptionParser {
         List<String> lost = new ArrayList<>(); // upperdir/workdir given under a misspelt name
         for (String s : optionStrings) {
             for (String opt : split(s)) apply(b, opt, cwd, lost);
+        }
+        // the kernel's ovl_fs_params_verify: userxattr means redirect_dir=nofollow (redirects are
+        // trusted.* information an unprivileged mounter could forge in user.*); another mode given with
+        // it is refused, with the kernel's message ("off" is "follow" here, as on this kernel)
+        if (b.userXattr) {
+            if (b.redirectDirGiven && !"nofollow".equals(b.redirectDir)) {
+                throw new IllegalArgumentException("conflicting options: userxattr,redirect_dir=" + b.redirectDir);
+            }
+            b.redirectDir = "nofollow";
         }
         if (b.lowerDirs.isEmpty()) {
             throw new IllegalArgumentException("no lowerdir given (-o lowerdir=DIR[:DIR...])"
@@ -130,6 +139,22 @@ public final class OptionParser {
                     throw new IllegalArgumentException("redirect_dir must be on, follow, nofollow or off");
                 }
                 b.redirectDir = v.equals("off") ? "follow" : v;
+                b.redirectDirGiven = true;
+                break;
+            }
+            case "userxattr": b.userXattr = true; break;
+            case "xino": {
+                String v = need(key, val);
+                if (!v.equals("on") && !v.equals("off") && !v.equals("auto")) throw new IllegalArgumentException("xino must be on, off or auto");
+                b.xino = v;
+                break;
+            }
+            case "uuid": {
+                // checked as the kernel checks it; a FUSE mount's statfs f_fsid is 0 whatever it says (README)
+                String v = need(key, val);
+                if (!v.equals("on") && !v.equals("off") && !v.equals("null") && !v.equals("auto")) {
+                    throw new IllegalArgumentException("uuid must be on, off, null or auto");
+                }
                 break;
             }
             case "noacl": b.noAcl = true; break;

@@ -24,6 +24,10 @@ final class Attrs {
 
     long mapIno(int layer, long ino) {
         if (ovl.singleDev) return ino;
+        if (ovl.xinoShift > 0 && ino >>> ovl.xinoShift == 0) {
+            // xino=on/auto: as the kernel's ovl_map_dev_ino (the upper's fsid is 0 even without an upper)
+            return ino | ((long) (ovl.devIndex[layer] + (ovl.hasUpper ? 0 : 1)) << (ovl.xinoShift + 1));
+        }
         return ino ^ ((long) ovl.devIndex[layer] << 56);
     }
 

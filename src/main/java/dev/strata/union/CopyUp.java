@@ -193,7 +193,7 @@ final class CopyUp {
             }
             if (r == 0) r = copyMetadata(in, out, st, origin);
             if (r == 0) r = copyOverride(n, src, st, null, out);
-            if (r == 0) FileAttr.copyFileattr(in, out);
+            if (r == 0) ovl.fileattr.copyFileattr(in, out);
         } finally {
             Posix.close(in);
             if (r < 0) Posix.close(out);

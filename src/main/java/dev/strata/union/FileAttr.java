@@ -11,7 +11,8 @@ import static dev.strata.posix.Errno.*;
 import static dev.strata.posix.Posix.*;
 
 /**
- * File attribute flags (lsattr, chattr): read from the top layer, set on the upper copy, copied on copy-up.
+ * File attribute flags (lsattr, chattr): read from the top layer, set on the upper copy, copied on copy-up;
+ * the append-only and immutable ones kept in overlay.protattr ({@link Protect}).
  */
 final class FileAttr {
     private final Overlay ovl;
@@ -20,8 +21,9 @@ final class FileAttr {
 
     /**
      * As the kernel overlay's copy-up (ovl_copy_fileattr): the synchronous-update and no-atime flags of
-     * a lower file or directory go to its copy. A layer without flags (EOPNOTSUPP, ENOTTY) has none to
-     * give. The append-only and immutable flags are not copied (see {@link #setFileattr}).
+     * a lower file or directory go to its copy, and its append-only and immutable flags to the copy's
+     * overlay.protattr (ovl_set_protattr: a lower directory chattr'ed in its layer, copied up as the
+     * parent of a changed entry). A layer without flags (EOPNOTSUPP, ENOTTY) has none to give.
      */
     void copyFileattr(Layer src, String rel, Stat st, String tmp) {
         if (st.type() != S_IFREG && st.type() != S_IFDIR) return;
@@ -29,32 +31,31 @@ final class FileAttr {
         int in = rel.isEmpty() ? Posix.openat(src.fd(), ".", O_RDONLY | O_DIRECTORY, 0)
                 : src.openat(rel, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | dirFlag, 0);
         if (in < 0) return;
-        int flags;
+        int all;
         try {
-            flags = fileattrToCopy(in);
+            all = Protect.fsFlags(in);
         } finally {
             Posix.close(in);
         }
-        if (flags == 0) return;
+        int flags = all & (Posix.FS_SYNC_FL | Posix.FS_NOATIME_FL), prot = Protect.fromFsFlags(all);
+        if (flags == 0 && prot == 0) return;
         int out = Posix.openat(ovl.workFd, tmp, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | dirFlag, 0);
         if (out < 0) return;
         try {
-            addFileattr(out, flags);
+            if (prot != 0) Posix.fsetxattr(out, ovl.protect.xattr, Protect.format(prot), 0);
+            if (flags != 0) addFileattr(out, flags);
         } finally {
             Posix.close(out);
         }
     }
 
     /** The same between two open files (a regular file's copy through O_TMPFILE). */
-    static void copyFileattr(int in, int out) {
-        int flags = fileattrToCopy(in);
+    void copyFileattr(int in, int out) {
+        int all = Protect.fsFlags(in);
+        int prot = Protect.fromFsFlags(all);
+        if (prot != 0) Posix.fsetxattr(out, ovl.protect.xattr, Protect.format(prot), 0);
+        int flags = all & (Posix.FS_SYNC_FL | Posix.FS_NOATIME_FL);
         if (flags != 0) addFileattr(out, flags);
-    }
-
-    /** The no-atime and sync flags of an open file (0 where its file system has no flags). */
-    static int fileattrToCopy(int fd) {
-        Pointer b = Buffers.get(Posix.FSXATTR_SIZE);
-        return Posix.ioctl(fd, Posix.FS_IOC_GETFLAGS, b.address()) < 0 ? 0 : b.getInt(0) & (Posix.FS_SYNC_FL | Posix.FS_NOATIME_FL);
     }
 
     static void addFileattr(int fd, int flags) {
@@ -77,7 +78,13 @@ final class FileAttr {
             if (n.type != S_IFREG && !n.isDir()) return -ENOTTY;
             try (At a = ovl.xattrs.atOf(n)) {
                 if (!a.ok()) return a.err();
-                return fileattrIoctl(a, n.isDir(), cmd, buf);
+                int r = fileattrIoctl(a, n.isDir(), cmd, buf);
+                if (r < 0) return r;
+                // ovl_fileattr_get: the real file's flags with the overlay inode's protection flags
+                int prot = ovl.protect.bits(n);
+                if (cmd == Posix.FS_IOC_FSGETXATTR) buf.putInt(0, buf.getInt(0) | Protect.toXflags(prot));
+                else buf.putInt(0, buf.getInt(0) | Protect.toFsFlags(prot));
+                return r;
             }
         } finally {
             ovl.lock.readLock().unlock();
@@ -86,19 +93,35 @@ final class FileAttr {
 
     /**
      * FS_IOC_SETFLAGS or FS_IOC_FSSETXATTR (chattr, xfs_io): copies the entry up (as the kernel overlay)
-     * and sets them on its upper file. The append-only and immutable flags are refused (EOPNOTSUPP): the
-     * kernel overlay keeps them in an overlay.protattr xattr and enforces them on its own inode, which
-     * strata does not do.
+     * and sets them on its upper file, except the append-only and immutable flags, which go to its
+     * overlay.protattr xattr (ovl_fileattr_set, ovl_set_protattr) and are enforced by {@link Protect}.
+     * Who may change those two (CAP_LINUX_IMMUTABLE) is the transport's check.
      */
     public int setFileattr(String path, long cmd, Pointer buf) {
         boolean flagsCmd = cmd == Posix.FS_IOC_SETFLAGS || cmd == Posix.FS_IOC32_SETFLAGS;
-        int prot = flagsCmd ? buf.getInt(0) & (Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL)
-                : buf.getInt(0) & (Posix.FS_XFLAG_APPEND | Posix.FS_XFLAG_IMMUTABLE);
-        if (prot != 0) return -EOPNOTSUPP;
+        int v = buf.getInt(0);
+        int prot = flagsCmd ? Protect.fromFsFlags(v)
+                : ((v & Posix.FS_XFLAG_APPEND) != 0 ? Protect.APPEND : 0) | ((v & Posix.FS_XFLAG_IMMUTABLE) != 0 ? Protect.IMMUTABLE : 0);
         return ovl.attrs.onUpper(path, true, (n, a) -> {
             if (n.type != S_IFREG && !n.isDir()) return -ENOTTY;
+            if (prot != 0 || ovl.protect.bits(n) != 0) {
+                int r = ovl.protect.store(n, a, prot);
+                if (r < 0) return r;
+            }
+            buf.putInt(0, flagsCmd ? v & ~(Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL) : v & ~(Posix.FS_XFLAG_APPEND | Posix.FS_XFLAG_IMMUTABLE));
             return fileattrIoctl(a, n.isDir(), cmd, buf);
         });
+    }
+
+    /** The append-only / immutable flags a path shows (for the transport's CAP_LINUX_IMMUTABLE check). */
+    public int protFlags(String path) {
+        ovl.lock.readLock().lock();
+        try {
+            Node n = ovl.namei.resolve(path);
+            return Namei.err(n) != 0 ? 0 : Protect.toFsFlags(ovl.protect.bits(n));
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
     }
 
     static int fileattrIoctl(At a, boolean dir, long cmd, Pointer buf) {

@@ -38,6 +38,8 @@ class Node {
     /** Set when the entry was unlinked/renamed away while files may still be open on it. */
     volatile boolean gone;
     volatile boolean deleted;
+    /** The append-only / immutable flags as last read (see {@link Protect#bits}); null: not read yet. */
+    volatile Protect.Flags prot;
     /** Entered by readdir, not yet confirmed by a lookup (see Namei#confirmListed). */
     volatile boolean listed;
     private volatile ConcurrentHashMap<String, Node> children;

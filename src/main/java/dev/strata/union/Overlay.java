@@ -37,6 +37,11 @@ final class Overlay implements AutoCloseable {
     final int workFd;             // O_PATH fd of workdir/work, -1 when read-only
     final boolean singleDev;
     final int[] devIndex;         // per layer: index of its st_dev among the distinct ones
+    /**
+     * xino=on/auto over several file systems: the kernel's xinoshift (64 - xinobits; 0 when unused). A
+     * layer's inode number below 1 << xinoShift gets its fsid at bit xinoShift + 1 (ovl_map_dev_ino).
+     */
+    final int xinoShift;
     final boolean root;           // the daemon can chown and set trusted.* xattrs
     final String originXattr;
     final String impureXattr;
@@ -44,6 +49,7 @@ final class Overlay implements AutoCloseable {
     final int lookupFlags;
     /** Where a rename stores a redirect: trusted.overlay.redirect, or user. where trusted xattrs fail. */
     final String redirectXattr;
+    final Protect protect;         // chattr +a/+i (overlay.protattr) and what they refuse
     final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     final UnionEvents events;
     final DataCopy dataCopy;
@@ -80,10 +86,14 @@ final class Overlay implements AutoCloseable {
             devIndex[i] = k;
         }
         singleDev = nDev == 1;
-        originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
+        // ovl_get_layers: fsid 0 is the upper's (reserved even without one), xinobits = ilog2(numfs - 1) + 2
+        int numfs = nDev + (hasUpper ? 0 : 1);
+        xinoShift = nDev > 1 && !"off".equals(opts.xino) ? 64 - (31 - Integer.numberOfLeadingZeros(numfs - 1) + 2) : 0;
+        originXattr = hasUpper && !opts.userXattr && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
         lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0);
         redirectXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_REDIRECT : dev.strata.layer.Markers.USER_REDIRECT;
+        protect = new Protect(this, originXattr == ORIGIN_TRUSTED);
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         dataCopy = new DataCopy(workFd, stack.length);
         int[] all = new int[stack.length];

@@ -140,6 +140,9 @@ final class Readdir {
             // an impure upper directory holds copied-up entries that show their origin's number (as the
             // kernel's ovl_iterate looks up every entry of one): one getxattr per upper entry there only
             boolean origins = ovl.hasUpper && li == 0 && ovl.attrs.impure(n);
+            // with redirect_dir=nofollow the kernel's lookup of such an entry (ovl_cache_update) fails on a
+            // redirect it may not follow, and the listing leaves the name out
+            boolean lookupDirs = origins && seen != null && !ovl.opts.redirectFollow();
             String drel = n.relIn(li); // below a renamed directory: the old path in the lower layers
             // a lower directory's atime never changes (the kernel overlay reads them with O_NOATIME), the
             // upper's as the mount says (noatime, nodiratime: never)
@@ -169,6 +172,7 @@ final class Readdir {
                         if (st.isWhiteoutDevice()) return true;
                         if (xwh && Markers.entryWhiteout(l, crel, st) != null) return true;
                     }
+                    if (lookupDirs && type == S_IFDIR && ovl.namei.child(n, name) instanceof Namei.LookupError) return true;
                     if (type != S_IFDIR && type != 0) remember(n, name, li, type);
                     long ino = origins ? ovl.attrs.originAt(fd, name) : 0;
                     if (!sink.entry(name, type, ino != 0 ? ino : ovl.attrs.mapIno(li, dIno))) { stopped[0] = true; return false; }

@@ -156,4 +156,38 @@ class OptionParserTest {
                 () -> OptionParser.parse(List.of("lowerdir=/a,redirect_dir=yes"), cwd));
         assertEquals("redirect_dir must be on, follow, nofollow or off", e.getMessage());
     }
+
+    /**
+     * userxattr as the kernel's ovl_fs_params_verify: redirect_dir becomes nofollow, nofollow given with it
+     * is fine, any other mode is refused with the kernel's message (off is follow, as the kernel says here).
+     */
+    @Test void userxattrForcesRedirectNofollow() {
+        MountOptions u = OptionParser.parse(List.of("lowerdir=/a,userxattr"), cwd);
+        assertEquals("nofollow", u.redirectDir);
+        assertFalse(u.redirectFollow() || u.redirectWrite());
+        assertTrue(u.warnings.isEmpty(), u.warnings.toString());
+        assertEquals("nofollow", OptionParser.parse(List.of("redirect_dir=nofollow,lowerdir=/a", "userxattr"), cwd).redirectDir);
+        for (String[] c : new String[][]{{"on", "on"}, {"follow", "follow"}, {"off", "follow"}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> OptionParser.parse(List.of("lowerdir=/a,redirect_dir=" + c[0] + ",userxattr"), cwd));
+            assertEquals("conflicting options: userxattr,redirect_dir=" + c[1], e.getMessage());
+        }
+    }
+
+    /** xino and uuid take the kernel's values; anything else is refused in one line. */
+    @Test void xinoAndUuidValues() {
+        assertEquals("off", OptionParser.parse(List.of("lowerdir=/a"), cwd).xino);
+        for (String v : new String[]{"on", "off", "auto"}) {
+            MountOptions o = OptionParser.parse(List.of("lowerdir=/a,xino=" + v), cwd);
+            assertEquals(v, o.xino);
+            assertTrue(o.warnings.isEmpty(), o.warnings.toString());
+        }
+        for (String v : new String[]{"on", "off", "null", "auto"}) {
+            assertTrue(OptionParser.parse(List.of("lowerdir=/a,uuid=" + v), cwd).warnings.isEmpty());
+        }
+        assertEquals("xino must be on, off or auto",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,xino=yes"), cwd)).getMessage());
+        assertEquals("uuid must be on, off, null or auto",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,uuid=1"), cwd)).getMessage());
+    }
 }

@@ -1,5 +1,6 @@
 package dev.strata.fuse.kernel;
 
+import dev.strata.fuse.Callers;
 import dev.strata.fuse.kernel.Inodes.KNode;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
@@ -38,6 +39,16 @@ final class IoctlOps extends Family {
             int r = fs.union.getattr(p, w.privStat);
             if (r < 0) { w.error(unique, -r); return; }
             if (!w.attrs.ownerOrCapable(w.privStat.getInt(Stat.OFF_UID))) { w.error(unique, EPERM); return; }
+            // fileattr_set_prepare: the append-only and immutable flags change only with CAP_LINUX_IMMUTABLE
+            // (the VFS checked it against the flags strata answered to its FS_IOC_GETFLAGS; again here)
+            int v = w.in.getInt(IN_HEADER + IOCTL_IN);
+            int prot = cmd == Posix.FS_IOC_FSSETXATTR
+                    ? ((v & Posix.FS_XFLAG_APPEND) != 0 ? Posix.FS_APPEND_FL : 0) | ((v & Posix.FS_XFLAG_IMMUTABLE) != 0 ? Posix.FS_IMMUTABLE_FL : 0)
+                    : v & (Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL);
+            if (prot != fs.union.protFlags(p) && !Callers.capable(w.in.getInt(IH_PID), w.uid(), Callers.CAP_LINUX_IMMUTABLE)) {
+                w.error(unique, EPERM);
+                return;
+            }
         }
         Pointer buf = w.outData.slice(IOCTL_OUT);
         for (int i = 0; i < Math.max(size, outSize) && i < 64; i++) buf.putByte(i, (byte) 0);
