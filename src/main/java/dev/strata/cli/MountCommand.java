@@ -162,6 +162,9 @@ public final class MountCommand implements Callable<Integer> {
         if (Files.isRegularFile(p) || Files.isRegularFile(p.resolve("index.json")) || Files.isRegularFile(p.resolve("manifest.json"))) {
             return p;
         }
+        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            throw new UserError(positional.get(0) + ": no such file or directory (strata mount SOURCE MOUNTPOINT mounts an image archive)");
+        }
         return null;
     }
 
