@@ -30,6 +30,7 @@ public final class LazyTar implements AutoCloseable {
     public static final String TAR = ".tar", INDEX = ".index";
     private static final long MAGIC = 0x5354524c5a590001L; // "STRLZY" v1
 
+    private static final ThreadLocal<Stat> STAT = ThreadLocal.withInitial(Stat::new);
     private final int tarFd;
     private final long[] inos, offs;
 
@@ -141,7 +142,7 @@ public final class LazyTar implements AutoCloseable {
 
     /** The span of a regular file of this layer open as {@code fd}, or null if its data is in the file itself. */
     public Span span(int fd) {
-        Stat st = Stat.local2();
+        Stat st = STAT.get(); // its own: callers (copy-up) may hold Stat.local()/local2() values
         if (Posix.fstat(fd, st) < 0 || st.type() != Posix.S_IFREG) return null;
         long off = offsetOf(st.ino());
         return off < 0 ? null : new Span(tarFd, off, st.size());
