@@ -34,7 +34,9 @@ import java.util.concurrent.Callable;
                 "Returns once the mount is ready; the daemon stays until the file system is",
                 "unmounted (strata umount MOUNTPOINT). Also reached as 'strata -o OPTIONS",
                 "MOUNTPOINT' (fuse-overlayfs, podman) and 'strata SOURCE MOUNTPOINT -o OPTIONS'",
-                "(mount.fuse3: mount -t fuse.strata SOURCE MOUNTPOINT -o OPTIONS)."},
+                "(mount.fuse3: mount -t fuse.strata SOURCE MOUNTPOINT -o OPTIONS).",
+                "'strata mount ARCHIVE MOUNTPOINT' (no -o; or --archive ARCHIVE) mounts an image",
+                "archive (OCI layout, docker archive, layer tar) without importing it."},
         footerHeading = "%nMount options (-o, comma-separated, may repeat; fuse-overlayfs syntax):%n",
         footer = {
                 "  lowerdir=A:B:C        lower layers, leftmost on top; \\: is a literal colon",
@@ -89,8 +91,8 @@ public final class MountCommand implements Callable<Integer> {
     String image;
 
     @Option(names = "--archive", paramLabel = "SOURCE",
-            description = {"mount an image archive (OCI layout directory or tar, docker archive, layer tar)",
-                    "without importing it: read-only unless --upper. Also: strata mount SOURCE MOUNTPOINT"})
+            description = "mount an image archive (OCI layout directory or tar, docker archive, layer tar) without "
+                    + "importing it: read-only unless --upper (also: strata mount SOURCE MOUNTPOINT)")
     String archive;
 
     @Option(names = "--ref", paramLabel = "REF", description = "with an archive: which image of a source holding several")
