@@ -34,7 +34,9 @@ import java.util.concurrent.Callable;
                 "Returns once the mount is ready; the daemon stays until the file system is",
                 "unmounted (strata umount MOUNTPOINT). Also reached as 'strata -o OPTIONS",
                 "MOUNTPOINT' (fuse-overlayfs, podman) and 'strata SOURCE MOUNTPOINT -o OPTIONS'",
-                "(mount.fuse3: mount -t fuse.strata SOURCE MOUNTPOINT -o OPTIONS)."},
+                "(mount.fuse3: mount -t fuse.strata SOURCE MOUNTPOINT -o OPTIONS).",
+                "'strata mount ARCHIVE MOUNTPOINT' (no -o; or --archive ARCHIVE) mounts an image",
+                "archive (OCI layout, docker archive, layer tar) without importing it."},
         footerHeading = "%nMount options (-o, comma-separated, may repeat; fuse-overlayfs syntax):%n",
         footer = {
                 "  lowerdir=A:B:C        lower layers, leftmost on top; \\: is a literal colon",
@@ -88,11 +90,23 @@ public final class MountCommand implements Callable<Integer> {
             description = "mount an imported image's layers (see 'strata image import'); read-only unless --upper")
     String image;
 
+    @Option(names = "--archive", paramLabel = "SOURCE",
+            description = "mount an image archive (OCI layout directory or tar, docker archive, layer tar) without "
+                    + "importing it: read-only unless --upper (also: strata mount SOURCE MOUNTPOINT)")
+    String archive;
+
+    @Option(names = "--ref", paramLabel = "REF", description = "with an archive: which image of a source holding several")
+    String ref;
+
+    @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
+            description = "with an archive: the platform to pick from a multi-platform index (default: linux/amd64)")
+    String platform;
+
     @Option(names = "--store", paramLabel = "DIR", description = "image store (default: $XDG_DATA_HOME/strata)")
     Path store;
 
     @Option(names = "--upper", paramLabel = "DIR",
-            description = "with --image: writable upper directory (created if missing)")
+            description = "with --image or an archive: writable upper directory (created if missing)")
     Path upper;
 
     @Option(names = "--work", paramLabel = "DIR",
@@ -102,6 +116,9 @@ public final class MountCommand implements Callable<Integer> {
     @Parameters(arity = "1..2", paramLabel = "[SOURCE] MOUNTPOINT",
             description = "the mountpoint; a first argument (mount.fuse3's SOURCE) is shown as the source in /proc/mounts")
     List<String> positional = new ArrayList<>();
+
+    /** The archive mounted without import ({@code --archive}, or a first operand that is one), or null. */
+    private Path archiveSource;
 
     /** The caller's working directory (a shared daemon's request), or null for this process's own. */
     Path cwd;
@@ -128,10 +145,42 @@ public final class MountCommand implements Callable<Integer> {
             else if (x.equals("--store") && next != null) { m.store = Paths.get(next); i++; }
             else if (x.equals("--upper") && next != null) { m.upper = Paths.get(next); i++; }
             else if (x.equals("--work") && next != null) { m.work = Paths.get(next); i++; }
+            else if (x.equals("--archive") && next != null) { m.archive = next; i++; }
             else if (x.startsWith("-") && !x.equals("-")) return null;
             else m.positional.add(x);
         }
         return m.positional.isEmpty() || m.positional.size() > 2 ? null : m;
+    }
+
+    /**
+     * The archive of {@code strata mount --archive SOURCE M}, or of {@code strata mount SOURCE M} without
+     * -o or --image when SOURCE is a regular file or a directory holding an OCI layout or docker archive
+     * (index.json or manifest.json); null for every other form, which keeps its meaning.
+     */
+    private Path archiveSource(Path cwd) {
+        if (archive != null) return cwd.resolve(archive).normalize();
+        if (!options.isEmpty() || image != null || positional.size() != 2) return null;
+        Path p = cwd.resolve(positional.get(0)).normalize();
+        if (Files.isRegularFile(p) || Files.isRegularFile(p.resolve("index.json")) || Files.isRegularFile(p.resolve("manifest.json"))) {
+            return p;
+        }
+        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            throw new UserError(positional.get(0) + ": no such file or directory (strata mount SOURCE MOUNTPOINT mounts an image archive)");
+        }
+        return null;
+    }
+
+    /** The lazy layers of the archive (built into the store the first time), top first. */
+    private List<Path> archiveLowers() {
+        ImageStore.ImportRequest req = new ImageStore.ImportRequest(archiveSource);
+        req.ref = ref;
+        try {
+            if (platform != null) req.platform = dev.strata.image.Platform.parse(platform);
+            ImageStore st = ImageStore.open(store != null ? store : ImageStore.defaultLocation());
+            return dev.strata.image.LazyLayers.prepare(st, req, new ImageCommand.Printer(true)).lowersTopFirst;
+        } catch (ImageException | IllegalArgumentException e) {
+            throw new UserError(e.getMessage());
+        }
     }
 
     /** The -o options that mount an image: its layers, and an upper/work pair if asked for (created later). */
@@ -145,7 +194,9 @@ public final class MountCommand implements Callable<Integer> {
         }
         if (upper == null && work != null) throw new UserError("--work needs --upper", 2);
         List<Path> lowers;
-        try {
+        if (archiveSource != null) {
+            lowers = archiveLowers();
+        } else try {
             ImageStore st = ImageStore.open(store != null ? store : ImageStore.defaultLocation());
             lowers = st.lowerDirsTopFirst(image);
         } catch (ImageException e) {
@@ -225,17 +276,24 @@ public final class MountCommand implements Callable<Integer> {
 
     @Override public Integer call() {
         Path cwd = this.cwd != null ? this.cwd : Paths.get("").toAbsolutePath();
+        archiveSource = archiveSource(cwd);
+        if (archiveSource != null && session != null) throw new SharedMounts.Refused("an archive");
+        if (archiveSource != null && image != null) throw new UserError("--archive and --image: give one of them", 2);
+        if ((ref != null || platform != null) && archiveSource == null) {
+            throw new UserError("--ref and --platform go with an archive (strata mount --archive SOURCE MOUNTPOINT)", 2);
+        }
+        boolean fromStore = image != null || archiveSource != null;
         Path mountpoint = cwd.resolve(positional.get(positional.size() - 1)).normalize();
         MountOptions opts;
         List<String> all = new ArrayList<>();
         // mount.fuse3's SOURCE is what /proc/mounts shows as the source (-o fsname= still wins)
         if (positional.size() == 2) all.add("fsname=" + positional.get(0).replace("\\", "\\\\").replace(",", "\\,"));
         // image layers come from untrusted archives: no setuid, no devices unless asked (-o suid,dev)
-        if (image != null) all.add("nosuid,nodev");
+        if (fromStore) all.add("nosuid,nodev");
         all.addAll(options);
-        if (image != null) all.add(imageLowers());
+        if (fromStore) all.add(imageLowers());
         else if (upper != null || work != null || store != null) {
-            throw new UserError("--upper, --work and --store go with --image (use -o upperdir=,workdir= otherwise)", 2);
+            throw new UserError("--upper, --work and --store go with --image or an archive (use -o upperdir=,workdir= otherwise)", 2);
         }
         try {
             opts = OptionParser.parse(all, cwd);
@@ -254,7 +312,7 @@ public final class MountCommand implements Callable<Integer> {
         }
         for (String w : opts.warnings) System.err.println("strata: warning: " + w);
         refuseDeadMount(mountpoint);
-        List<Path> created = image != null && upper != null ? createUpperWork() : List.of();
+        List<Path> created = fromStore && upper != null ? createUpperWork() : List.of();
         List<String> problems = Validator.check(opts, mountpoint);
         if (!problems.isEmpty()) {
             for (int i = created.size() - 1; i >= 0; i--) {
@@ -294,7 +352,7 @@ public final class MountCommand implements Callable<Integer> {
         // the first kernel mount that bin/strata sent here for want of a shared daemon becomes it
         String socket = System.getenv("STRATA_DAEMON_SOCKET");
         java.util.concurrent.atomic.AtomicReference<dev.strata.daemon.Server> server = new java.util.concurrent.atomic.AtomicReference<>(
-                session == null && kernel && background && socket != null && !socket.isEmpty()
+                session == null && kernel && background && socket != null && !socket.isEmpty() && archiveSource == null
                         ? dev.strata.daemon.Server.start(socket, new SharedMounts()) : null);
         // a mount served by the shared daemon (or the first one, which becomes it) writes its own --log:
         // the daemon's stderr is not its, and the daemon's other mounts do not write this mount's log

@@ -63,6 +63,7 @@ final class SharedMounts implements Server.Handler {
     static String refusal(MountCommand m, MountOptions opts) {
         if (m.foreground || m.debug || opts.debug) return "debug or foreground";
         if (m.image != null || m.store != null || m.upper != null || m.work != null) return "--image";
+        if (m.archive != null) return "an archive";
         if (opts.traceFile != null) return "trace";
         if (opts.transport.equals("libfuse")) return "transport=libfuse";
         return null;

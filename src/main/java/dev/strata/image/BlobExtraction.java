@@ -20,33 +20,53 @@ final class BlobExtraction {
         long blobSize;
         LayerInfo info;
         LayerExtractor.Stats stats;
+        /** A lazy build: the temporary directory holding {@code tree/} (= dir), {@code layer.tar} and {@code index}. */
+        Path lazyRoot;
+        LazyIndexer lazy;
+    }
+
+    static Extracted extract(ImageStore store, SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l) throws IOException {
+        return extract(store, b, i, n, maxBytes, l, false);
     }
 
     /** Streams one blob: hash it, decompress, hash the tar, extract it into a new temp dir, verify both digests. */
-    static Extracted extract(ImageStore store, SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l) throws IOException {
+    static Extracted extract(ImageStore store, SourceImage.LayerBlob b, int i, int n, long maxBytes, ImportListener l,
+                             boolean lazy) throws IOException {
         String where = "layer " + (i + 1) + "/" + n + (b.diffId != null ? " (" + b.diffId.shortHex() + ")" : "");
-        Path dir;
+        Path dir, top, grave = null;
         try {
-            dir = Files.createTempDirectory(store.tmpDir, "layer-");
+            top = Files.createTempDirectory(store.tmpDir, lazy ? "lazy-" : "layer-");
+            dir = top;
+            if (lazy) {
+                dir = Files.createDirectory(top.resolve("tree"));
+                grave = Files.createDirectory(top.resolve("grave"));
+            }
         } catch (IOException e) {
             throw new ImageException("cannot create a directory in " + store.tmpDir + ": " + ImageStore.message(e));
         }
         int rootFd = Posix.openat(Posix.AT_FDCWD, dir.toString(), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
         if (rootFd < 0) throw new ImageException("cannot open " + dir + ": " + Posix.strerror(rootFd));
+        int graveFd = grave == null ? -1 : Posix.openat(Posix.AT_FDCWD, grave.toString(), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
         boolean ok = false;
+        java.io.OutputStream tarCopy = null;
         try (InputStream raw = b.opener.open()) {
             HashingInputStream blob = new HashingInputStream(raw, Long.MAX_VALUE, null,
                     done -> l.progress(i + 1, n, done, b.size));
             l.progress(i + 1, n, 0, b.size);
             Compression.Detected det = Compression.sniff(blob, where);
             InputStream decompressed = det.compression.decompress(det.stream);
-            HashingInputStream tar = new HashingInputStream(decompressed, maxBytes,
-                    "uncompressed size over the limit of " + Human.bytes(maxBytes), null);
+            if (lazy) {
+                tarCopy = new java.io.BufferedOutputStream(Files.newOutputStream(top.resolve("layer.tar")), 1 << 20);
+            }
+            HashingInputStream tar = new HashingInputStream(lazy ? new LazyIndexer.Tee(decompressed, tarCopy) : decompressed,
+                    maxBytes, "uncompressed size over the limit of " + Human.bytes(maxBytes), null);
             LayerExtractor ex = new LayerExtractor(rootFd, where, store::usableBytes, maxBytes);
+            if (lazy) ex.metadataOnly = new LazyIndexer(tar, graveFd);
             try {
                 ex.extract(new TarReader(tar));
                 tar.drain();
                 blob.drain();
+                if (tarCopy != null) tarCopy.close();
             } catch (IOException | RuntimeException e) {
                 if (b.digest != null) { // a corrupt blob explains any failure it causes: say so
                     Digest got = drainedDigest(blob);
@@ -74,6 +94,11 @@ final class BlobExtraction {
             out.blobDigest = blobDigest;
             out.blobSize = blob.count();
             out.stats = ex.stats;
+            if (lazy) {
+                out.lazyRoot = top;
+                out.lazy = ex.metadataOnly;
+                ex.metadataOnly.writeIndex(top.resolve("index"));
+            }
             LayerInfo info = new LayerInfo();
             LayerExtractor.Stats s = ex.stats;
             info.diffId = diffId.toString();
@@ -90,7 +115,11 @@ final class BlobExtraction {
             return out;
         } finally {
             Posix.close(rootFd);
-            if (!ok) Trees.remove(dir);
+            if (graveFd >= 0) Posix.close(graveFd);
+            if (tarCopy != null) {
+                try { tarCopy.close(); } catch (IOException ignored) { /* removed below, or reported above */ }
+            }
+            if (!ok) Trees.remove(top);
         }
     }
 

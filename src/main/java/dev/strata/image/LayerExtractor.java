@@ -84,6 +84,8 @@ final class LayerExtractor implements AutoCloseable {
     private final Stat st = new Stat();
     private final byte[] buf = new byte[1 << 17];
     final Stats stats = new Stats();
+    /** The metadata-only mode (a lazy layer): plain file data stays in the tar. Null: extract everything. */
+    LazyIndexer metadataOnly;
 
     /**
      * @param rootFd      an O_PATH descriptor of the (empty) layer directory; not closed here
@@ -211,11 +213,11 @@ final class LayerExtractor implements AutoCloseable {
             if (st.isDir()) {
                 if (newIsDir) return true;
                 dropFdCache(rel);
-                r = Trees.removeAt(pfd, name);
+                r = metadataOnly != null ? metadataOnly.bury(pfd, name) : Trees.removeAt(pfd, name);
                 if (r < 0) throw fail(rel, "replace directory", r);
                 dirMeta.keySet().removeIf(k -> k.equals(rel) || k.startsWith(rel + "/"));
             } else {
-                r = Posix.unlinkat(pfd, name, 0);
+                r = metadataOnly != null ? metadataOnly.bury(pfd, name) : Posix.unlinkat(pfd, name, 0);
                 if (r < 0 && r != -Errno.ENOENT) throw fail(rel, "replace", r);
             }
         } else if (r != -Errno.ENOENT) {
@@ -244,7 +246,10 @@ final class LayerExtractor implements AutoCloseable {
         int fd = Posix.openat(pfd, name, Posix.O_WRONLY | Posix.O_CREAT | Posix.O_EXCL | Posix.O_NOFOLLOW, 0600);
         if (fd < 0) throw fail(rel, "create", fd);
         try {
-            if (map == null) {
+            if (map == null && metadataOnly != null) {
+                int r = metadataOnly.place(fd, it.size());
+                if (r < 0) throw fail(rel, "index", r);
+            } else if (map == null) {
                 long off = 0;
                 int n;
                 while ((n = tar.read(buf, 0, buf.length)) > 0) {

@@ -26,9 +26,10 @@ public final class LayerLocks implements AutoCloseable {
 
     /**
      * Whether {@code dir} is a layer of an image store: {@code STORE/layers/sha256/HEX} where
-     * {@code STORE/lock} exists (what imports create first).
+     * {@code STORE/lock} exists (what imports create first), or a lazy layer {@code STORE/lazy/sha256/HEX}.
      */
     public static boolean isStoreLayer(Path dir) {
+        if (LazyLayers.isLazyLayer(dir)) return true; // STORE/lazy/sha256/HEX (strata mount ARCHIVE)
         Path d = dir.toAbsolutePath().normalize();
         Path sha = d.getParent();
         if (sha == null || Digest.ofHexOrNull(d.getFileName().toString()) == null) return false;

@@ -21,6 +21,8 @@ public final class Layer implements AutoCloseable {
     private final int fd;
     private final boolean upper;
     private final long dev;
+    /** The tar a lazy layer's regular files are read from, or null (see {@link LazyTar}). */
+    private LazyTar lazy;
 
     private Layer(int index, Path root, int fd, boolean upper, long dev) {
         this.index = index; this.root = root; this.fd = fd; this.upper = upper; this.dev = dev;
@@ -41,12 +43,21 @@ public final class Layer implements AutoCloseable {
     public int fd() { return fd; }
     public boolean isUpper() { return upper; }
     public long dev() { return dev; }
+    /** The lazy data of this layer (a lazy store layer, see {@link LazyTar#forLayerRoot}), or null. */
+    public LazyTar lazy() { return lazy; }
+
+    /** A lower layer: reads of its files come from the tar when it is a lazy store layer. */
+    public Layer attachLazy() {
+        if (!upper) lazy = LazyTar.forLayerRoot(root);
+        return this;
+    }
 
     @Override public String toString() { return (upper ? "upper " : "lower ") + root; }
 
     @Override public void close() {
         Posix.namespaceChanged();
         Posix.close(fd);
+        if (lazy != null) lazy.close();
     }
 
     public static String child(String parentRel, String name) {

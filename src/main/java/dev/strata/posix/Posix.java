@@ -242,6 +242,14 @@ public final class Posix {
     public static long write(int fd, Pointer buf, long count) { return ret(C.write(fd, buf, count)); }
     public static int umask(int mask) { return M.umask(mask); }
 
+    /** copy_file_range at explicit offsets (the descriptors' own offsets are not used nor changed). */
+    public static long copyFileRangeAt(int in, long inOff, int out, long outOff, long len) {
+        Pointer offs = jnr.ffi.Memory.allocateDirect(RT, 16);
+        offs.putLong(0, inOff);
+        offs.putLong(8, outOff);
+        return ret(M.copy_file_range(in, offs, out, offs.slice(8), len, 0));
+    }
+
     /** copy_file_range with NULL offsets (uses and advances both file offsets). */
     public static long copyFileRange(int in, int out, long len) {
         return ret(M.copy_file_range(in, null, out, null, len, 0));

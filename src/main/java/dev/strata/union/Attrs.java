@@ -144,6 +144,7 @@ final class Attrs {
             r = a.ok() ? Posix.fstatat(a.dirfd(), a.name(), st, AT_SYMLINK_NOFOLLOW) : a.err();
         }
         if (r < 0) return r;
+        ovl.lazy.blocks(n.top(), st);
         present(n, st);
         return 0;
     }
@@ -189,6 +190,7 @@ final class Attrs {
         OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
         int r = Posix.fstat(h != null ? OpenFiles.current(h, fd) : fd, st);
         if (r < 0) return r;
+        if (n != null && (h == null || OpenFiles.current(h, fd) == fd) && ovl.lazy.of(fd) != null) ovl.lazy.blocks(n.top(), st);
         // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
         if (n != null) {
             st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));

@@ -40,8 +40,12 @@ final class DataCopy {
     /** Per source layer: FICLONE to the upper was refused for good (no reflinks on this file system, another device). */
     private final boolean[] noReflink;
 
+    /** Lower files whose data is in a lazy layer's tar. */
+    private final LazyFiles lazy;
+
     /** {@code upperFd}: any descriptor on the upper's file system (the workdir); {@code layers}: size of the stack. */
-    DataCopy(int upperFd, int layers) {
+    DataCopy(int upperFd, int layers, LazyFiles lazy) {
+        this.lazy = lazy;
         long t = upperFd >= 0 ? Posix.fsType(upperFd) : -1;
         offload = t == NFS || t == SMB2 || t == CIFS || t == CEPH || t == FUSE;
         noReflink = new boolean[layers];
@@ -53,6 +57,11 @@ final class DataCopy {
      * method[0] names the way the data went.
      */
     int copy(int layer, int in, int out, long size, boolean durable, String[] method) {
+        dev.strata.layer.LazyTar.Span span = lazy.span(layer, in);
+        if (span != null) { // the skeleton file is empty: its data is in the layer's tar
+            method[0] = "from the lazy layer's tar";
+            return LazyFiles.copy(span, out, size);
+        }
         if (!noReflink[layer]) {
             int r = Posix.ficlone(out, in);
             if (r == 0) { method[0] = "reflink"; return 0; }

@@ -92,6 +92,7 @@ final class OpenFiles {
             int fd = ovl.stack[n.top()].openat(at.isEmpty() ? "." : at, oflags, noatime(!ovl.hasUpper || n.top() != 0));
             if (fd >= 0) {
                 openFiles.put(fd, n);
+                if (n.top() != 0 || !ovl.hasUpper) ovl.lazy.opened(n.top(), fd);
                 // every descriptor on a lower object is known as one (see upperFdOf): changes never go through it
                 if (ovl.hasUpper && n.top() != 0) lowerHandles.put(fd, new LowerHandle(n));
             }
@@ -142,19 +143,28 @@ final class OpenFiles {
 
     /**
      * Whether an open descriptor reads the same file for as long as it is open: false for a read-only
-     * descriptor on a lower file, which moves to the upper copy if the file is copied up.
+     * descriptor on a lower file, which moves to the upper copy if the file is copied up, and for a file
+     * of a lazy layer, whose data strata reads from the layer's tar (so never a passthrough backing file).
      */
     public boolean stableFd(int fd) {
-        return !lowerHandles.containsKey(fd);
+        return !lowerHandles.containsKey(fd) && ovl.lazy.of(fd) == null;
     }
 
     public long read(int fd, Pointer buf, long size, long off) {
         if (!lowerHandles.isEmpty()) {
             LowerHandle h = lowerHandles.get(fd);
-            if (h != null) fd = current(h, fd);
+            if (h != null) {
+                int c = current(h, fd);
+                if (c != fd) return Posix.pread(c, buf, size, off); // copied up since: the upper copy
+            }
         }
+        dev.strata.layer.LazyTar.Span lazy = ovl.lazy.of(fd);
+        if (lazy != null) return lazy.read(buf, size, off);
         return Posix.pread(fd, buf, size, off);
     }
+
+    /** lseek (SEEK_DATA/SEEK_HOLE) of an open file; a file of a lazy layer is data end to end. */
+    public long lseek(int fd, long off, int whence) { return ovl.lazy.lseek(fd, off, whence); }
 
     /**
      * The descriptor a read-only lower handle reads now: the upper copy once the file was copied up
@@ -183,6 +193,7 @@ final class OpenFiles {
 
     public int release(int fd) {
         openFiles.remove(fd);
+        ovl.lazy.released(fd);
         LowerHandle h = lowerHandles.remove(fd);
         if (h != null && h.upperFd >= 0) Posix.close(h.upperFd);
         return Posix.close(fd);

@@ -67,6 +67,7 @@ final class Overlay implements AutoCloseable {
     final Rename rename = new Rename(this);
     final Xattrs xattrs = new Xattrs(this);
     final OpenFiles files = new OpenFiles(this);
+    final LazyFiles lazy;
 
     Overlay(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
         this.opts = opts;
@@ -95,7 +96,8 @@ final class Overlay implements AutoCloseable {
         redirectXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_REDIRECT : dev.strata.layer.Markers.USER_REDIRECT;
         protect = new Protect(this, originXattr == ORIGIN_TRUSTED);
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
-        dataCopy = new DataCopy(workFd, stack.length);
+        lazy = new LazyFiles(stack);
+        dataCopy = new DataCopy(workFd, stack.length, lazy);
         int[] all = new int[stack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         // the root merges every layer: an opaque mark on a layer's root hides nothing (as on the kernel overlay)
@@ -105,7 +107,12 @@ final class Overlay implements AutoCloseable {
     static Layer openLayer(Path p, int index, boolean upper, int[] err) {
         Layer l = Layer.open(p, index, upper, err);
         if (l == null) throw new IllegalStateException("cannot open " + p + ": " + Posix.strerror(err[0]));
-        return l;
+        try {
+            return l.attachLazy();
+        } catch (IllegalStateException e) {
+            l.close();
+            throw e;
+        }
     }
 
     /** Whether trusted.* xattrs can be set here (root in the initial user namespace; not in a container's). */

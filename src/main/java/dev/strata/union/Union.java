@@ -169,6 +169,7 @@ public final class Union implements AutoCloseable {
     public boolean stableFd(int fd) { return ovl.files.stableFd(fd); }
     public int reopenBeneath(int fd, java.util.function.IntUnaryOperator rootOfLayer) { return ovl.files.reopenBeneath(fd, rootOfLayer); }
     public long read(int fd, Pointer buf, long size, long off) { return ovl.files.read(fd, buf, size, off); }
+    public long lseek(int fd, long off, int whence) { return ovl.files.lseek(fd, off, whence); }
     public long write(int fd, Pointer buf, long size, long off) { return ovl.files.write(fd, buf, size, off); }
     public int ftruncate(int fd, long size) { return or(ovl.protect.ftruncate(fd), () -> ovl.files.ftruncate(fd, size)); }
     public int fsync(int fd, boolean dataOnly) { return ovl.files.fsync(fd, dataOnly); }

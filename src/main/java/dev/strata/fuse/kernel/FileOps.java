@@ -230,7 +230,7 @@ final class FileOps extends Family {
         int fd = (int) w.in.getLong(IN_HEADER);
         long off = w.in.getLong(IN_HEADER + 8);
         int whence = w.in.getInt(IN_HEADER + 16);
-        long r = Posix.lseek(fd, off, whence);
+        long r = fs.union.lseek(fd, off, whence);
         if (r < 0) { w.error(unique, (int) -r); return; }
         w.outData.putLong(0, r);
         w.reply(unique, 8);
