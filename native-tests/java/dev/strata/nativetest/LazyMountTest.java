@@ -211,10 +211,23 @@ class LazyMountTest {
             // the copied-up file is in the upper in full, data and all
             assertEquals(sh("sha256sum < " + Mounts.sh(dir.resolve("ui/opt/big").toString())),
                     sh("sha256sum < " + Mounts.sh(dir.resolve("ul/opt/big").toString())));
+            // image prune keeps the lazy layers a live mount uses, and the mount keeps reading them
+            long entries = lazyEntries();
+            NativeSupport.Proc.Result p = ok("image", "prune", "--store", lazyStore.toString());
+            assertTrue(p.stdout.contains("Kept lazy layer") && !p.stdout.contains("Deleted"), p.toString());
+            assertEquals(entries, lazyEntries(), "nothing removed under the live mount");
+            assertEquals(sh("sha256sum < " + Mounts.sh(imp.resolve("opt/sparse2").toString())),
+                    sh("sha256sum < " + Mounts.sh(lazy.resolve("opt/sparse2").toString())));
         } finally {
             ok("umount", lazy.toString());
             ok("umount", imp.toString());
         }
+        // once unmounted, prune removes them (skeleton, tar and index), and frees the tars' bytes
+        NativeSupport.Proc.Result p = ok("image", "prune", "--store", lazyStore.toString());
+        assertTrue(p.stdout.contains("Deleted lazy layer sha256:") && !p.stdout.contains("Kept"), p.toString());
+        assertEquals(0, lazyEntries(), "no lazy layer left");
+        assertFalse(p.stdout.contains("Freed 0 B"), p.stdout);
+        assertTrue(Mounts.mountedUnder(dir).isEmpty());
     }
 
     @Test void aCorruptBlobIsRefusedAndLeavesNothing() throws IOException {

@@ -31,7 +31,7 @@ import java.util.concurrent.Callable;
 @Command(name = "image", mixinStandardHelpOptions = true,
         description = {"Container images: import OCI layouts, docker archives and layer tars into a layer",
                 "store; commit a mount's changes as an image; export images; read files of an image."},
-        subcommands = {ImageCommand.Import.class, ImageCommand.Ls.class, ImageCommand.Rm.class, ImageCommand.Inspect.class,
+        subcommands = {ImageCommand.Import.class, ImageCommand.Ls.class, ImageCommand.Rm.class, ImageCommand.Prune.class, ImageCommand.Inspect.class,
                 ImageCommand.Commit.class, ImageFileCommands.Export.class, ImageFileCommands.Cat.class, ImageFileCommands.Cp.class})
 public final class ImageCommand implements Runnable {
     @Override public void run() {
@@ -389,12 +389,45 @@ public final class ImageCommand implements Runnable {
         }
     }
 
+    // ------------------------------------------------------------------ prune
+
+    @Command(name = "prune", mixinStandardHelpOptions = true,
+            description = {"Remove the layers 'strata mount ARCHIVE' indexed into the store (STORE/lazy),",
+                    "except those a live mount uses; the next mount of that archive indexes it again.",
+                    "Imported images and their layers are not touched (see 'image rm')."})
+    static final class Prune implements Callable<Integer> {
+        @CommandLine.Mixin StoreOption store = new StoreOption();
+
+        @Override public Integer call() {
+            return ImageCommand.call(() -> {
+                ImageStore s = store.open();
+                ImageStore.RemoveResult r = s.pruneLazy(dir -> {
+                    try {
+                        refuseIfMounted("", List.of(dir), false);
+                        return false;
+                    } catch (dev.strata.cli.UserError | java.io.IOException e) {
+                        return true;
+                    }
+                });
+                for (String l : r.removedLayers) System.out.println("Deleted lazy layer " + l);
+                for (String l : r.keptLayers) System.out.println("Kept lazy layer " + l + ": a live mount uses it");
+                System.out.println("Freed " + Human.bytes(r.freedBytes));
+                return 0;
+            });
+        }
+    }
+
     /**
      * Removing layers a live mount reads would pull files from under its users: refuse, naming the
      * mount, when a strata mount (from the mount registry) or a kernel overlay (from mountinfo) uses
      * one of the image's layer directories.
      */
     static void refuseIfMounted(String name, List<Path> layers) throws java.io.IOException {
+        refuseIfMounted(name, layers, true);
+    }
+
+    /** {@link #refuseIfMounted}, with the layer lock check only when {@code locks} (prune holds the locks itself). */
+    static void refuseIfMounted(String name, List<Path> layers, boolean locks) throws java.io.IOException {
         for (dev.strata.inspect.MountInfo m : dev.strata.inspect.MountRegistry.live()) {
             for (Path l : layers) {
                 if (m.lowerdirs().contains(l.toAbsolutePath().normalize())) {
@@ -404,7 +437,7 @@ public final class ImageCommand implements Runnable {
             }
         }
         // the proof that holds in any PID or mount namespace: a mount daemon's lock on the layer
-        for (Path l : layers) {
+        for (Path l : locks ? layers : List.<Path>of()) {
             if (dev.strata.image.LayerLocks.inUse(l)) {
                 throw new dev.strata.cli.UserError("image " + name + " is in use by a live strata mount (layer "
                         + l.getFileName() + "); unmount it first (or use --force)");

@@ -501,6 +501,9 @@ public final class ImageStore {
      */
     public RemoveResult remove(String ref) { return StoreRemoval.remove(this, ref); }
 
+    /** Removes the lazy layers ({@code strata mount ARCHIVE}) that no live mount holds and {@code inUse} does not name. */
+    public RemoveResult pruneLazy(java.util.function.Predicate<Path> inUse) { return StoreRemoval.pruneLazy(this, inUse); }
+
     /** For tests: the layer directories present in the store. */
     List<String> layerHexes() throws IOException {
         List<String> out = new ArrayList<>();

@@ -86,4 +86,58 @@ final class StoreRemoval {
         Files.deleteIfExists(s.layersDir.resolve(hex + ".tar.gz"));
         return had;
     }
+
+    /**
+     * Removes the lazy layers of {@code strata mount ARCHIVE} (STORE/lazy/sha256/HEX with HEX.tar and
+     * HEX.index) that no live mount holds (the same exclusive, non-blocking flock as a layer's removal)
+     * and that {@code inUse} does not name (a kernel overlay mount of it), under the store lock.
+     */
+    static ImageStore.RemoveResult pruneLazy(ImageStore s, java.util.function.Predicate<Path> inUse) {
+        ImageStore.RemoveResult res = new ImageStore.RemoveResult();
+        Path lazyDir = s.root.resolve("lazy").resolve("sha256");
+        if (!Files.isDirectory(lazyDir, LinkOption.NOFOLLOW_LINKS)) return res;
+        try (StoreLock lock = StoreLock.exclusive(s.lockFile, ImportListener.QUIET)) {
+            s.cleanTmp(ImportListener.QUIET);
+            Set<String> entries = new java.util.TreeSet<>();
+            try (DirectoryStream<Path> ds = Files.newDirectoryStream(lazyDir)) {
+                for (Path p : ds) {
+                    String f = p.getFileName().toString();
+                    String hex = f.endsWith(dev.strata.layer.LazyTar.TAR) ? f.substring(0, f.length() - 4)
+                            : f.endsWith(dev.strata.layer.LazyTar.INDEX) ? f.substring(0, f.length() - 6) : f;
+                    if (Digest.ofHexOrNull(hex) != null) entries.add(hex);
+                }
+            }
+            for (String hex : entries) {
+                Path dir = lazyDir.resolve(hex);
+                int held = Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS) ? LayerLocks.tryExclusive(dir) : -2;
+                if (held == -1 || (held >= 0 && inUse.test(dir))) {
+                    if (held >= 0) Posix.close(held);
+                    res.keptLayers.add("sha256:" + hex);
+                    continue;
+                }
+                try {
+                    if (held >= 0) {
+                        Path gone = s.tmpDir.resolve("removed-lazy-" + hex);
+                        Trees.remove(gone);
+                        Files.move(dir, gone, StandardCopyOption.ATOMIC_MOVE);
+                        int r = Trees.remove(gone);
+                        if (r < 0) throw new ImageException("cannot remove the lazy layer " + hex + ": " + Posix.strerror(r));
+                    }
+                } finally {
+                    if (held >= 0) Posix.close(held);
+                }
+                for (String ext : new String[]{dev.strata.layer.LazyTar.TAR, dev.strata.layer.LazyTar.INDEX}) {
+                    Path f = lazyDir.resolve(hex + ext);
+                    if (Files.exists(f, LinkOption.NOFOLLOW_LINKS)) {
+                        res.freedBytes += Files.size(f);
+                        Files.delete(f);
+                    }
+                }
+                res.removedLayers.add("sha256:" + hex);
+            }
+            return res;
+        } catch (IOException e) {
+            throw new ImageException("cannot update the image store " + s.root + ": " + ImageStore.message(e));
+        }
+    }
 }
