@@ -33,6 +33,7 @@ final class Attrs {
         int top = n.top();
         ino = 0;
         if (ovl.hasUpper && top == 0) ino = origin(n.rel);
+        else if (ovl.index != null && top == ovl.index.layer) ino = parseOrigin(ovl.stack[top].getxattr(n.relIn(top), ovl.originXattr));
         if (ino == 0) ino = mapIno(top, realIno);
         n.ino = ino;
         return ino;
@@ -48,7 +49,7 @@ final class Attrs {
         return parseOrigin(Posix.getxattrAt(dirFd, name, ovl.originXattr));
     }
 
-    private static long parseOrigin(byte[] o) {
+    static long parseOrigin(byte[] o) {
         if (o == null) return 0;
         try { return Long.parseLong(new String(o, StandardCharsets.US_ASCII).trim()); } catch (NumberFormatException e) { return 0; }
     }
@@ -80,6 +81,7 @@ final class Attrs {
     void present(Node n, Pointer st) {
         st.putLong(Stat.OFF_INO, presentedIno(n, st.getLong(Stat.OFF_INO)));
         if (n.isDir() && (n.merged() || ovl.opts.staticNlink)) st.putLong(Stat.OFF_NLINK, 1);
+        else if (ovl.index != null && !n.isDir()) ovl.index.presentNlink(n, st);
         if (ovl.overrides.reads(n.top())) ovl.overrides.apply(n.top(), ovl.stack[n.top()], n.relIn(n.top()), st);
         mapOwner(st);
     }

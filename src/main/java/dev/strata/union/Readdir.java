@@ -190,6 +190,7 @@ final class Readdir {
     void remember(Node dir, String name, int layer, int type) {
         ConcurrentHashMap<String, Node> ch = dir.children();
         if (ch.containsKey(name)) return;
+        if (ovl.index != null && layer != 0) return; // a lower name may show an index entry: left to lookup
         String rel = Layer.child(dir.rel, name), at = Layer.child(dir.relIn(layer), name);
         String[] paths = null;
         if (!at.equals(rel)) (paths = new String[ovl.stack.length])[layer] = at;
