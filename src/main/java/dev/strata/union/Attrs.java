@@ -185,8 +185,10 @@ final class Attrs {
             }
         }
         OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
-        int r = Posix.fstat(h != null ? OpenFiles.current(h, fd) : fd, st);
+        int real = h != null ? OpenFiles.current(h, fd) : fd;
+        int r = Posix.fstat(real, st);
         if (r < 0) return r;
+        if (ovl.index != null) ovl.index.presentNlinkFd(real, st); // an indexed file's overlay count
         // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
         if (n != null) {
             st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));

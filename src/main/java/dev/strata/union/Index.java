@@ -233,6 +233,19 @@ final class Index {
         if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == S_IFDIR) return;
         byte[] v = ovl.stack[top].getxattr(n.relIn(top), nlinkX);
         if (v == null) return;
+        // an upper file counts as indexed only while the index entry its origin names is its inode (OVL_INDEX)
+        if (top == 0 && indexedName(n) == null) return;
+        long o = overlayNlink(v, nl, -1);
+        if (o > 0) st.putLong(Stat.OFF_NLINK, o);
+    }
+
+    /** {@link #presentNlink} for an open file whose name is gone: its inode's overlay.nlink, if it has one. */
+    void presentNlinkFd(int fd, Pointer st) {
+        int t = st.getInt(Stat.OFF_MODE) & S_IFMT;
+        long nl = st.getLong(Stat.OFF_NLINK);
+        if (t == S_IFDIR || t == 0 || nl == 0) return;
+        byte[] v = Posix.fgetxattr(fd, nlinkX);
+        if (v == null) return;
         long o = overlayNlink(v, nl, -1);
         if (o > 0) st.putLong(Stat.OFF_NLINK, o);
     }
