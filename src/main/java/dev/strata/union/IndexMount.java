@@ -2,7 +2,6 @@ package dev.strata.union;
 
 import dev.strata.layer.Layer;
 import dev.strata.options.MountOptions;
-import dev.strata.posix.Errno;
 import dev.strata.posix.Getdents;
 import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
@@ -60,6 +59,11 @@ final class IndexMount {
             return null;
         }
         String ns = trusted ? "trusted." : "user.";
+        if (!canDecodeHandles()) {
+            // ovl_can_decode_fh: the kernel decodes file handles only with CAP_DAC_READ_SEARCH (rootless: none)
+            warn.accept("upper fs does not support file handles, falling back to index=off (no CAP_DAC_READ_SEARCH in the initial user namespace)");
+            return null;
+        }
         int[] err = new int[1];
         byte[][] uuids = new byte[layers.size() + 1][];
         byte[][] roots = new byte[layers.size()][];
@@ -112,6 +116,25 @@ final class IndexMount {
         }
         uuids[layers.size()] = uuids[0];
         return new Setup(idx, uuids, ns);
+    }
+
+    /**
+     * Whether this process has CAP_DAC_READ_SEARCH in the initial user namespace (what the kernel's
+     * ovl_can_decode_fh asks of the mounter): its effective set has the bit and its user namespace maps
+     * every id (the initial one does; a container's or rootless podman's does not).
+     */
+    static boolean canDecodeHandles() {
+        try {
+            String map = new String(java.nio.file.Files.readAllBytes(java.nio.file.Path.of("/proc/self/uid_map")), java.nio.charset.StandardCharsets.US_ASCII).trim();
+            String[] f = map.split("\\s+");
+            if (f.length != 3 || !f[0].equals("0") || !f[1].equals("0") || !f[2].equals("4294967295")) return false;
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("CapEff:")) return (Long.parseUnsignedLong(line.substring(7).trim(), 16) & (1L << 2)) != 0;
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            return false;
+        }
+        return false;
     }
 
     /** ovl_verify_origin_xattr with set: 0 when the stored handle is fh (or was absent and is now set), else -errno. */
@@ -188,6 +211,4 @@ final class IndexMount {
         }
         return 0;
     }
-
-    static String errName(int e) { return Errno.name(-e); }
 }
