@@ -87,6 +87,36 @@ class IndexTest {
     }
 
     /**
+     * A lower file of 2 MiB with two names (large copy-ups move their data outside the engine's lock):
+     * written through one name, which is then removed; the other, which shows the index entry (no upper
+     * name left but the entry's own), opened for writing.
+     */
+    @Test void largeLinkedFile() {
+        NativeSupport.assumeNativeEnvironment();
+        pair = new Pair("ix-large", Mounter.kernel(ON), RedirectDirTest.target(ON), root -> {
+            LayerSet l = LayerBuilder.standard(root);
+            Path big = l.lowers.get(0).resolve("big1");
+            try {
+                Files.write(big, LayerBuilder.bytes(7, 2 << 20));
+                Files.createLink(l.lowers.get(0).resolve("big2"), big);
+            } catch (java.io.IOException e) {
+                throw new IllegalStateException(e);
+            }
+            return l;
+        });
+        pair.keepOnClose();
+        Both b = new Both("large", pair);
+        String s = SAME + "L=$(stat -c %i big1); ";
+        b.shOk(s + "echo one >> big1 && same $L big1 big2 | sed -n 1,3p && sha256sum big1 big2");
+        // the only upper name goes: the other name shows an index entry that is no name's in the upper
+        b.shOk(SAME + "L=$(stat -c %i big2) && rm big1 && echo three >> big2 && same $L big2 | sed -n 1,2p && sha256sum big2");
+        b.remount();
+        b.shOk(SAME + "L=$(stat -c %i big2) && same $L big2 | sed -n 1,2p && sha256sum big2");
+        b.finish();
+        assertSameIndex(pair);
+    }
+
+    /**
      * The index entries (type, mode, link count, overlay.nlink), which upper names carry overlay.nlink and
      * an overlay.origin naming an index entry that is their inode, overlay.upper on the index directory
      * and overlay.origin on the upper root: the same on both sides (names and handles hold inode numbers,

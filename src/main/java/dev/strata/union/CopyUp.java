@@ -109,7 +109,7 @@ final class CopyUp {
             Stat st = new Stat();
             int r = src.lstat(n.relIn(top), st);
             if (r < 0 || st.type() != S_IFREG || st.size() < UNLOCKED_COPY_MIN) return 0;
-            if (ovl.index != null && st.nlink() > 1) return 0; // through the index, under the lock
+            if (ovl.index != null && (top == ovl.index.layer || st.nlink() > 1)) return 0; // through the index, under the lock
             long t0 = System.nanoTime();
             long ino = ovl.attrs.presentedIno(n, st.ino());
             boolean keepIno = st.nlink() <= 1;

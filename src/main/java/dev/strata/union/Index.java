@@ -74,9 +74,16 @@ final class Index {
         if (ovl.stack[top].lstat(n.relIn(top), st) < 0 || st.nlink() <= 1) return n;
         String name = nameOf(n);
         if (name == null) return n;
-        Stat is = Stat.local2();
+        Stat is = new Stat();
         if (ovl.stack[layer].lstat(name, is) < 0) {
-            lowerAliases.computeIfAbsent(name, k -> new ArrayList<>()).add(n);
+            // lookups run concurrently (shared lock): one atomic update per name; nodes the cache has
+            // dropped since (evicted, replaced by a newer lookup) are let go here
+            lowerAliases.compute(name, (k, l) -> {
+                if (l == null) l = new ArrayList<>(2);
+                l.removeIf(Index::uncached);
+                l.add(n);
+                return l;
+            });
             return n;
         }
         // an index entry of another type, or a whiteout one, where a lower name is left: "bad index found"
@@ -84,6 +91,12 @@ final class Index {
         String[] paths = new String[ovl.stack.length];
         paths[layer] = name;
         return new Node(n.parent, n.rel, Node.single(layer), paths, n.type, false, 0);
+    }
+
+    /** Whether node a is no longer its parent's cached child (so nothing would look it up again). */
+    private static boolean uncached(Node a) {
+        ConcurrentHashMap<String, Node> ch = a.parent == null ? null : a.parent.childrenIfAny();
+        return ch == null || ch.get(a.name()) != a;
     }
 
     /** After an index entry appeared: cached lower names of the same file are looked up again (they now show it). */
@@ -105,7 +118,7 @@ final class Index {
         int top = n.top();
         if (top == layer) return true;
         if (top == 0) return false;
-        Stat st = Stat.local2();
+        Stat st = new Stat();
         return ovl.stack[top].lstat(n.relIn(top), st) == 0 && st.nlink() > 1 && st.type() != S_IFDIR;
     }
 
@@ -274,7 +287,7 @@ final class Index {
         byte[] o = ovl.stack[0].getxattr(n.rel, originX);
         if (o == null || FileHandles.check(o) < 0) return null;
         String name = FileHandles.hex(java.util.Arrays.copyOf(o, o[2] & 0xff));
-        Stat a = Stat.local2(), b = new Stat();
+        Stat a = new Stat(), b = new Stat();
         if (ovl.stack[0].lstat(n.rel, a) < 0 || ovl.stack[layer].lstat(name, b) < 0) return null;
         return a.ino() == b.ino() && a.dev() == b.dev() ? name : null;
     }
@@ -300,7 +313,7 @@ final class Index {
         int top = n.top();
         if (top == layer) return n.relIn(layer);
         if (top == 0) return indexedName(n);
-        Stat st = Stat.local2();
+        Stat st = new Stat();
         if (ovl.stack[top].lstat(n.relIn(top), st) < 0 || st.nlink() <= 1) return null;
         return nameOf(n);
     }
