@@ -87,6 +87,41 @@ class IndexTest {
     }
 
     /**
+     * st_ino itself (not only which names share one) of names of an indexed file, some in the upper and
+     * some showing the index entry, on the same layers: an upper and index the kernel wrote read by the
+     * target, and the target's read by the kernel, give the lower file's number on both.
+     */
+    @Test void inodeNumbersOfEachOthersIndex() {
+        NativeSupport.assumeNativeEnvironment();
+        Path dir = NativeSupport.newTempDir("ix-ino");
+        try {
+            String look = "stat -c '%n %i %h %a %s' data/hl1 data/hl2 data/sub/hl3 top/h1 top/a/h2 && ls -i data | sort -k2";
+            String change = "chmod 600 data/hl2 && echo x >> top/a/h2";
+            for (boolean kernelWrites : new boolean[]{true, false}) {
+                Mounter writer = kernelWrites ? Mounter.kernel(ON) : RedirectDirTest.target(ON);
+                Mounter reader = kernelWrites ? RedirectDirTest.target(ON) : Mounter.kernel(ON);
+                LayerSet l = LayerBuilder.standard(dir.resolve(kernelWrites ? "k" : "t"));
+                String lower;
+                try (Mount m = writer.mount(l)) {
+                    lower = Both.run(m, look).stdout;
+                    NativeSupport.Proc.Result r = Both.run(m, change);
+                    assertEquals(0, r.exit, r.toString());
+                }
+                String own, other;
+                try (Mount m = writer.mount(l)) { own = Both.run(m, look).stdout; }
+                try (Mount m = reader.mount(l)) { other = Both.run(m, look).stdout; }
+                String what = kernelWrites ? "the target reading the kernel's index" : "the kernel reading the target's index";
+                assertEquals(own, other, what);
+                // the numbers are the lower files' (the mode changed)
+                assertEquals(lower.replaceAll(" 644 ", " X ").replaceAll(" 600 ", " X ").replaceAll(" [0-9]+\n", "\n"),
+                        own.replaceAll(" 644 ", " X ").replaceAll(" 600 ", " X ").replaceAll(" [0-9]+\n", "\n"), what + ": st_ino kept");
+            }
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
+
+    /**
      * A lower file of 2 MiB with two names (large copy-ups move their data outside the engine's lock):
      * written through one name, which is then removed; the other, which shows the index entry (no upper
      * name left but the entry's own), opened for writing.

@@ -193,6 +193,16 @@ public final class Posix {
         return b;
     }
 
+    /** open_by_handle_at(2) of a handle (type and f_handle bytes) on the file system of mountFd: an fd or -errno. */
+    public static int openByHandle(int mountFd, int type, byte[] fid, int flags) {
+        if (fid.length > MAX_HANDLE_SZ) return -Errno.EINVAL;
+        Pointer h = HANDLE.get();
+        h.putInt(0, fid.length);
+        h.putInt(4, type);
+        h.put(8, fid, 0, fid.length);
+        return ret(M.open_by_handle_at(mountFd, h, flags));
+    }
+
     /** FS_IOC_GETFSUUID: _IOR(0x15, 0, struct fsuuid2 { u8 len; u8 uuid[16]; }). */
     static final long FS_IOC_GETFSUUID = (2L << 30) | (17L << 16) | (0x15 << 8);
 

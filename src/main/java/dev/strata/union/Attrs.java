@@ -34,6 +34,7 @@ final class Attrs {
         ino = 0;
         if (ovl.hasUpper && top == 0) ino = origin(n.rel);
         else if (ovl.index != null && top == ovl.index.layer) ino = parseOrigin(ovl.stack[top].getxattr(n.relIn(top), ovl.originXattr));
+        if (ino == 0 && ovl.index != null && (top == 0 || top == ovl.index.layer) && n.type != S_IFDIR) ino = ovl.index.originIno(n);
         if (ino == 0) ino = mapIno(top, realIno);
         n.ino = ino;
         return ino;

@@ -238,6 +238,40 @@ final class Index {
 
     // ---- attributes ----
 
+    /**
+     * The presented inode number of an indexed object that has no strata origin (an upper or index entry
+     * the kernel wrote): the lower inode its overlay.origin handle names (decoded with open_by_handle_at,
+     * which the index needs anyway: CAP_DAC_READ_SEARCH), as the kernel shows an indexed file. 0 if
+     * the object is not indexed or its origin cannot be found.
+     */
+    long originIno(Node n) {
+        return n.isDir() ? 0 : originIno(n.top(), n.relIn(n.top()));
+    }
+
+    /** {@link #originIno(Node)} of the non-directory at rel in layer top (the upper or the index). */
+    long originIno(int top, String rel) {
+        if (top != layer && (top != 0 || indexedName(rel) == null)) return 0;
+        byte[] o = ovl.stack[top].getxattr(rel, originX);
+        if (o == null || FileHandles.check(o) < 0) return 0;
+        int len = o[2] & 0xff;
+        byte[] uuid = java.util.Arrays.copyOfRange(o, 5, 21), fid = java.util.Arrays.copyOfRange(o, FileHandles.HEADER, len);
+        for (int li = ovl.hasUpper ? 1 : 0; li < ovl.lookupStack.length; li++) {
+            if (!java.util.Arrays.equals(uuids[li], uuid)) continue;
+            int mfd = Posix.openat(ovl.stack[li].fd(), ".", O_RDONLY | O_DIRECTORY, 0); // not O_PATH: EBADF
+            if (mfd < 0) continue;
+            int fd = Posix.openByHandle(mfd, o[4] & 0xff, fid, O_PATH);
+            Posix.close(mfd);
+            if (fd < 0) continue;
+            try {
+                Stat st = new Stat();
+                if (Posix.fstat(fd, st) == 0) return ovl.attrs.mapIno(li, st.ino());
+            } finally {
+                Posix.close(fd);
+            }
+        }
+        return 0;
+    }
+
     /** st_nlink of an indexed file as the overlay counts it (ovl_getattr with OVL_INDEX). */
     void presentNlink(Node n, Pointer st) {
         int top = n.top();
@@ -284,11 +318,16 @@ final class Index {
     /** The index entry an upper non-directory is a name of, or null. */
     String indexedName(Node n) {
         if (n.negative() || n.isDir() || n.top() != 0) return null;
-        byte[] o = ovl.stack[0].getxattr(n.rel, originX);
+        return indexedName(n.rel);
+    }
+
+    /** {@link #indexedName(Node)} of the upper object at rel. */
+    String indexedName(String rel) {
+        byte[] o = ovl.stack[0].getxattr(rel, originX);
         if (o == null || FileHandles.check(o) < 0) return null;
         String name = FileHandles.hex(java.util.Arrays.copyOf(o, o[2] & 0xff));
         Stat a = new Stat(), b = new Stat();
-        if (ovl.stack[0].lstat(n.rel, a) < 0 || ovl.stack[layer].lstat(name, b) < 0) return null;
+        if (ovl.stack[0].lstat(rel, a) < 0 || ovl.stack[layer].lstat(name, b) < 0) return null;
         return a.ino() == b.ino() && a.dev() == b.dev() ? name : null;
     }
 

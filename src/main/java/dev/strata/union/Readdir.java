@@ -171,6 +171,8 @@ final class Readdir {
                     }
                     if (type != S_IFDIR && type != 0) remember(n, name, li, type);
                     long ino = origins ? ovl.attrs.originAt(fd, name) : 0;
+                    // an indexed file the kernel wrote: the lower number its handle names, as stat shows
+                    if (ino == 0 && origins && li == 0 && ovl.index != null && type != S_IFDIR && type != 0) ino = ovl.index.originIno(0, Layer.child(drel, name));
                     if (!sink.entry(name, type, ino != 0 ? ino : ovl.attrs.mapIno(li, dIno))) { stopped[0] = true; return false; }
                     return true;
                 });
