@@ -44,6 +44,8 @@ public abstract class Mounter {
 
     /** Whether the mounts are made with redirect_dir=on (lower and merged directories can be renamed). */
     public static boolean redirectDirOn() { return ("," + features() + ",").contains(",redirect_dir=on,"); }
+    /** Whether {@link #features()} has index=on (lower hard links are one inode; the workdir's index is part of the upper's state). */
+    public static boolean indexOn() { return ("," + features() + ",").contains(",index=on,"); }
 
     static String pinned(String features) {
         if (features == null || features.isEmpty()) return KERNEL_PINNED_OPTIONS;

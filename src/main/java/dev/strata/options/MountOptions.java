@@ -38,6 +38,12 @@ public final class MountOptions {
      */
     public final String xino;
     public final boolean noAcl;
+    /**
+     * index=on: lower hard links stay one inode across copy-up, in the kernel's format (workdir/index,
+     * overlay.origin file handles, overlay.nlink); see union/Index. Off by default, as the kernel
+     * built with CONFIG_OVERLAY_FS_INDEX=n (Debian's).
+     */
+    public final boolean index;
     public final int xattrPermissions;     // 0 none, 1 secure (root-owned xattr), 2 user
     public final IdMapping uidMapping;
     public final IdMapping gidMapping;
@@ -85,6 +91,7 @@ public final class MountOptions {
         this.userXattr = b.userXattr;
         this.xino = b.xino;
         this.noAcl = b.noAcl;
+        this.index = b.index;
         this.xattrPermissions = b.xattrPermissions;
         this.uidMapping = b.uidMapping;
         this.gidMapping = b.gidMapping;
@@ -123,7 +130,7 @@ public final class MountOptions {
     public static final class Builder {
         public List<Path> lowerDirs = new ArrayList<>();
         public Path upperDir, workDir;
-        public boolean fsync = true, volatileMode, staticNlink, noAcl, debug;
+        public boolean fsync = true, volatileMode, staticNlink, noAcl, debug, index;
         public double timeoutSeconds = 1_000_000;
         public double attrTimeoutSeconds = 1_000_000;
         public int xattrPermissions;

@@ -24,15 +24,15 @@ public final class OptionParser {
             "norelatime", "async", "sync", "auto", "noauto", "user", "nouser",
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
-            "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded", "index",
+            "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded",
             "metacopy", "nfs_export");
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
             "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
-            "redirect_dir", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
+            "redirect_dir", "index", "userxattr", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
-            "userxattr", "xino", "uuid", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
+            "xino", "uuid", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
             "nodiratime", "diratime", "allow_other", "allow_root", "ro", "rw");
 
     public static MountOptions parse(List<String> optionStrings, Path cwd) {
@@ -158,6 +158,12 @@ public final class OptionParser {
                 break;
             }
             case "noacl": b.noAcl = true; break;
+            case "index": {
+                String v = need(key, val);
+                if (!v.equals("on") && !v.equals("off")) throw new IllegalArgumentException("index must be on or off");
+                b.index = v.equals("on");
+                break;
+            }
             case "xattr_permissions": {
                 int v = (int) number(key, need(key, val));
                 if (v < 0 || v > 2) throw new IllegalArgumentException("xattr_permissions must be 0, 1 or 2");

@@ -27,6 +27,10 @@ public interface LibCMore {
     long lseek(int fd, long offset, int whence);
     @ssize_t long copy_file_range(int fdIn, Pointer offIn, int fdOut, Pointer offOut, @size_t long len, int flags);
     int ioctl(int fd, long request, long arg);
+    /** name_to_handle_at(2): the file handle of (dirfd, path) into a struct file_handle. */
+    int name_to_handle_at(int dirfd, String path, Pointer handle, Pointer mountId, int flags);
+    /** open_by_handle_at(2): needs CAP_DAC_READ_SEARCH. */
+    int open_by_handle_at(int mountFd, Pointer handle, int flags);
     @ssize_t long lgetxattr(String path, String name, Pointer value, @size_t long size);
     int lsetxattr(String path, String name, Pointer value, @size_t long size, int flags);
     @ssize_t long llistxattr(String path, Pointer list, @size_t long size);

@@ -190,6 +190,56 @@ public final class Posix {
     public static long pwrite(int fd, Pointer buf, long count, long off) { return ret(C.pwrite(fd, buf, count, off)); }
     public static int ioctl(int fd, long request, long arg) { return ret(M.ioctl(fd, request, arg)); }
     public static int ficlone(int dstFd, int srcFd) { return ret(M.ioctl(dstFd, FICLONE, srcFd)); }
+    /** MAX_HANDLE_SZ of the kernel: the largest f_handle name_to_handle_at gives. */
+    public static final int MAX_HANDLE_SZ = 128;
+    private static final ThreadLocal<Pointer> HANDLE = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 8 + MAX_HANDLE_SZ + 8));
+
+    /**
+     * name_to_handle_at(2) of (dirfd, path) (AT_EMPTY_PATH for path ""), never following a symlink:
+     * returns {handle_type, f_handle bytes...} packed as type in out[0] and the bytes, or null with
+     * err[0] = -errno.
+     */
+    public static byte[] nameToHandle(int dirfd, String path, int[] type, int[] err) {
+        Pointer h = HANDLE.get();
+        h.putInt(0, MAX_HANDLE_SZ);
+        h.putInt(4, 0);
+        int r = ret(M.name_to_handle_at(dirfd, path, h, h.slice(8 + MAX_HANDLE_SZ), path.isEmpty() ? AT_EMPTY_PATH : 0));
+        if (r < 0) { err[0] = r; return null; }
+        int n = h.getInt(0);
+        type[0] = h.getInt(4);
+        byte[] b = new byte[n];
+        h.get(8, b, 0, n);
+        return b;
+    }
+
+    /** open_by_handle_at(2) of a handle (type and f_handle bytes) on the file system of mountFd: an fd or -errno. */
+    public static int openByHandle(int mountFd, int type, byte[] fid, int flags) {
+        if (fid.length > MAX_HANDLE_SZ) return -Errno.EINVAL;
+        Pointer h = HANDLE.get();
+        h.putInt(0, fid.length);
+        h.putInt(4, type);
+        h.put(8, fid, 0, fid.length);
+        return ret(M.open_by_handle_at(mountFd, h, flags));
+    }
+
+    /** FS_IOC_GETFSUUID: _IOR(0x15, 0, struct fsuuid2 { u8 len; u8 uuid[16]; }). */
+    static final long FS_IOC_GETFSUUID = (2L << 30) | (17L << 16) | (0x15 << 8);
+
+    /**
+     * The file system's s_uuid (16 bytes) through FS_IOC_GETFSUUID on an fd opened for reading; all
+     * zeros where the file system has none (ENOTTY: s_uuid_len is 0, so s_uuid is the null uuid).
+     * Returns null with err[0] = -errno on any other failure.
+     */
+    public static byte[] fsUuid(int fd, int[] err) {
+        Pointer p = Memory.allocateDirect(RT, 32);
+        int r = ret(M.ioctl(fd, FS_IOC_GETFSUUID, p.address()));
+        if (r == -Errno.ENOTTY || r == -Errno.EINVAL) return new byte[16];
+        if (r < 0) { err[0] = r; return null; }
+        int len = p.getByte(0) & 0xff;
+        byte[] u = new byte[16];
+        p.get(1, u, 0, Math.min(len, 16));
+        return u;
+    }
     public static int flock(int fd, int op) { return ret(M.flock(fd, op)); }
     public static int fstatvfs(int fd, Pointer buf) { return ret(M.fstatvfs(fd, buf)); }
     /** The file system type (statfs f_type) of an open file, or a negative errno. */

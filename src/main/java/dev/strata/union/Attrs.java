@@ -37,6 +37,8 @@ final class Attrs {
         int top = n.top();
         ino = 0;
         if (ovl.hasUpper && top == 0) ino = origin(n.rel);
+        else if (ovl.index != null && top == ovl.index.layer) ino = parseOrigin(ovl.stack[top].getxattr(n.relIn(top), ovl.originXattr));
+        if (ino == 0 && ovl.index != null && (top == 0 || top == ovl.index.layer) && n.type != S_IFDIR) ino = ovl.index.originIno(n);
         if (ino == 0) ino = mapIno(top, realIno);
         n.ino = ino;
         return ino;
@@ -52,7 +54,7 @@ final class Attrs {
         return parseOrigin(Posix.getxattrAt(dirFd, name, ovl.originXattr));
     }
 
-    private static long parseOrigin(byte[] o) {
+    static long parseOrigin(byte[] o) {
         if (o == null) return 0;
         try { return Long.parseLong(new String(o, StandardCharsets.US_ASCII).trim()); } catch (NumberFormatException e) { return 0; }
     }
@@ -84,6 +86,7 @@ final class Attrs {
     void present(Node n, Pointer st) {
         st.putLong(Stat.OFF_INO, presentedIno(n, st.getLong(Stat.OFF_INO)));
         if (n.isDir() && (n.merged() || ovl.opts.staticNlink)) st.putLong(Stat.OFF_NLINK, 1);
+        else if (ovl.index != null && !n.isDir()) ovl.index.presentNlink(n, st);
         if (ovl.overrides.reads(n.top())) ovl.overrides.apply(n.top(), ovl.stack[n.top()], n.relIn(n.top()), st);
         mapOwner(st);
     }
@@ -188,9 +191,11 @@ final class Attrs {
             }
         }
         OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
-        int r = Posix.fstat(h != null ? OpenFiles.current(h, fd) : fd, st);
+        int real = h != null ? OpenFiles.current(h, fd) : fd;
+        int r = Posix.fstat(real, st);
         if (r < 0) return r;
         if (n != null && (h == null || OpenFiles.current(h, fd) == fd) && ovl.lazy.of(fd) != null) ovl.lazy.blocks(n.top(), st);
+        if (ovl.index != null) ovl.index.presentNlinkFd(real, st); // an indexed file's overlay count
         // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
         if (n != null) {
             st.putLong(Stat.OFF_INO, n.ino != 0 ? n.ino : st.getLong(Stat.OFF_INO));

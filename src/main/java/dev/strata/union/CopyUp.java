@@ -30,6 +30,10 @@ final class CopyUp {
             int r = copyUp(n.parent, true);
             if (r < 0) return r;
         }
+        if (ovl.index != null) { // a file with several lower names: through the index (Index)
+            int ir = ovl.index.copyUp(n, data);
+            if (ir != Index.NOT_INDEXED) return ir;
+        }
         long t0 = System.nanoTime();
         Layer src = ovl.stack[n.top()];
         Stat st = new Stat();
@@ -105,6 +109,7 @@ final class CopyUp {
             Stat st = new Stat();
             int r = src.lstat(n.relIn(top), st);
             if (r < 0 || st.type() != S_IFREG || st.size() < UNLOCKED_COPY_MIN) return 0;
+            if (ovl.index != null && (top == ovl.index.layer || st.nlink() > 1)) return 0; // through the index, under the lock
             long t0 = System.nanoTime();
             long ino = ovl.attrs.presentedIno(n, st.ino());
             boolean keepIno = st.nlink() <= 1;
@@ -192,6 +197,7 @@ final class CopyUp {
                 if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
             }
             if (r == 0) r = copyMetadata(in, out, st, origin);
+            if (r == 0 && ovl.index != null) r = ovl.index.setOriginFd(out, src.index(), n.relIn(src.index()));
             if (r == 0) r = copyOverride(n, src, st, null, out);
             if (r == 0) ovl.fileattr.copyFileattr(in, out);
         } finally {
@@ -207,6 +213,7 @@ final class CopyUp {
         String from = n.relIn(src.index()); // below a renamed directory: its old path in the lower layer
         int r = createCopy(src, from, st, tmp, data, bytes, method);
         if (r == 0) r = finishCopy(src, from, st, tmp, origin);
+        if (r == 0 && ovl.index != null) r = ovl.index.setOrigin("/proc/self/fd/" + ovl.workFd + "/" + tmp, src.index(), from);
         if (r == 0) r = copyOverride(n, src, st, tmp, -1);
         if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);
         if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);

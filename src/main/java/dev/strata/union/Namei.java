@@ -27,7 +27,7 @@ final class Namei {
     }
 
     long xwhMask(String rel, int[] layers) {
-        return LayerLookup.xwhMask(ovl.stack, rel, layers);
+        return LayerLookup.xwhMask(ovl.lookupStack, rel, layers);
     }
 
     /** Thrown-free result for lookups that fail with something other than "absent". */
@@ -82,9 +82,12 @@ final class Namei {
     Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);
         if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
-        LayerLookup.Result r = LayerLookup.lookup(ovl.stack, dir.layers, dir.paths, dir.rel, name, ovl.lookupFlags, null);
+        LayerLookup.Result r = LayerLookup.lookup(ovl.lookupStack, dir.layers, dir.paths, dir.rel, name, ovl.lookupFlags, null);
         if (r.errno < 0) return new LookupError(r.errno);
-        return new Node(dir, rel, r.layers, r.paths, r.type, r.whiteout, r.xwhMask);
+        Node n = new Node(dir, rel, r.layers, r.paths, r.type, r.whiteout, r.xwhMask);
+        // a lower name of a file with an index entry shows that entry (index=on)
+        if (ovl.index != null && !n.negative() && n.type != S_IFDIR && n.top() != 0) return ovl.index.alias(n);
+        return n;
     }
 
     /**

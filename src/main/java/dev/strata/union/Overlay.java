@@ -32,7 +32,11 @@ final class Overlay implements AutoCloseable {
     static final String IMPURE_USER = "user.overlay.impure";
 
     final MountOptions opts;
-    final Layer[] stack;          // [0] is the upper when hasUpper
+    final Layer[] stack;          // [0] is the upper when hasUpper; with index=on the index directory last
+    /** The layers lookups go through: {@link #stack} without the index directory. */
+    final Layer[] lookupStack;
+    /** index=on (null when off): the inodes index, whose directory is the last layer of {@link #stack}. */
+    final Index index;
     final boolean hasUpper;
     final int workFd;             // O_PATH fd of workdir/work, -1 when read-only
     final boolean singleDev;
@@ -70,8 +74,13 @@ final class Overlay implements AutoCloseable {
     final LazyFiles lazy;
 
     Overlay(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
+        this(opts, stack, hasUpper, workFd, events, null);
+    }
+
+    Overlay(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events, IndexMount.Setup ix) {
         this.opts = opts;
         this.stack = stack;
+        this.lookupStack = ix == null ? stack : java.util.Arrays.copyOf(stack, stack.length - 1);
         this.hasUpper = hasUpper;
         this.workFd = workFd;
         this.events = events;
@@ -98,7 +107,8 @@ final class Overlay implements AutoCloseable {
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         lazy = new LazyFiles(stack);
         dataCopy = new DataCopy(workFd, stack.length, lazy);
-        int[] all = new int[stack.length];
+        index = ix == null ? null : new Index(this, ix);
+        int[] all = new int[lookupStack.length];
         for (int i = 0; i < all.length; i++) all[i] = i;
         // the root merges every layer: an opaque mark on a layer's root hides nothing (as on the kernel overlay)
         rootNode = new Node(null, "", all, S_IFDIR, false, namei.xwhMask("", all));

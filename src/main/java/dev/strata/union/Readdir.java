@@ -175,6 +175,8 @@ final class Readdir {
                     if (lookupDirs && type == S_IFDIR && ovl.namei.child(n, name) instanceof Namei.LookupError) return true;
                     if (type != S_IFDIR && type != 0) remember(n, name, li, type);
                     long ino = origins ? ovl.attrs.originAt(fd, name) : 0;
+                    // an indexed file the kernel wrote: the lower number its handle names, as stat shows
+                    if (ino == 0 && origins && li == 0 && ovl.index != null && type != S_IFDIR && type != 0) ino = ovl.index.originIno(0, Layer.child(drel, name));
                     if (!sink.entry(name, type, ino != 0 ? ino : ovl.attrs.mapIno(li, dIno))) { stopped[0] = true; return false; }
                     return true;
                 });
@@ -194,6 +196,7 @@ final class Readdir {
     void remember(Node dir, String name, int layer, int type) {
         ConcurrentHashMap<String, Node> ch = dir.children();
         if (ch.containsKey(name)) return;
+        if (ovl.index != null && layer != 0) return; // a lower name may show an index entry: left to lookup
         String rel = Layer.child(dir.rel, name), at = Layer.child(dir.relIn(layer), name);
         String[] paths = null;
         if (!at.equals(rel)) (paths = new String[ovl.stack.length])[layer] = at;

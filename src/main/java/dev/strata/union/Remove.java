@@ -110,6 +110,17 @@ final class Remove {
     }
 
     int removeName(Node dir, Node n, boolean isDir) {
+        String[] indexed = {null};
+        if (ovl.index != null && !isDir) { // a name of an indexed file comes up first (ovl_nlink_start)
+            int r = ovl.index.nlinkStart(n, indexed);
+            if (r < 0) return r;
+        }
+        int r = removeName0(dir, n, isDir);
+        if (r == 0 && indexed[0] != null) ovl.index.nlinkEnd(indexed[0]);
+        return r;
+    }
+
+    private int removeName0(Node dir, Node n, boolean isDir) {
         boolean inUpper = n.top() == 0;
         boolean needWhiteout = !inUpper || ovl.namei.lowerHas(dir, n.name());
         int r;

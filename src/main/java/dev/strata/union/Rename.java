@@ -41,7 +41,7 @@ final class Rename {
             // two names of one upper file are one inode on the kernel overlay, and the VFS returns 0 for a
             // rename of an inode onto itself before overlayfs sees the flags; else ovl_rename refuses
             // RENAME_WHITEOUT (the FUSE side passes it on, and gives each name a node of its own)
-            if ((flags & RENAME_WHITEOUT) != 0) return (flags & RENAME_NOREPLACE) == 0 && !dst.negative() && sameUpperInode(src, dst) ? 0 : -EINVAL;
+            if ((flags & RENAME_WHITEOUT) != 0) return (flags & RENAME_NOREPLACE) == 0 && !dst.negative() && sameInode(src, dst) ? 0 : -EINVAL;
             // moving a directory into itself
             for (Node p = dstDir; p != null; p = p.parent) if (p == src) return -EINVAL;
             if ((flags & RENAME_EXCHANGE) != 0) return exchange(src, dst);
@@ -63,10 +63,15 @@ final class Rename {
                     int[] re = new int[1];
                     if (!ovl.readdir.isEmptyDir(dst, re)) return -ENOTEMPTY;
                 }
-                if (sameUpperInode(src, dst)) return 0; // hard links to one file: rename(2) does nothing
+                if (sameInode(src, dst)) return 0; // hard links to one file: rename(2) does nothing
             }
             r = ovl.copy.copyUp(src, true);
             if (r < 0) return r;
+            String[] replacedIndexed = {null};
+            if (ovl.index != null && !dst.negative() && !dst.isDir()) { // ovl_nlink_start of the replaced file
+                r = ovl.index.nlinkStart(dst, replacedIndexed);
+                if (r < 0) return r;
+            }
             r = ovl.copy.copyUp(dstDir, true);
             if (r < 0) return r;
             Node srcDir = src.parent;
@@ -122,6 +127,7 @@ final class Rename {
                 if (r < 0) return r;
             }
             if (!dst.negative()) ovl.remove.markGone(dst, true);
+            if (replacedIndexed[0] != null) ovl.index.nlinkEnd(replacedIndexed[0]);
             ovl.remove.markGone(src, false);
             srcDir.forget(src.name());
             dstDir.forget(dstName);
@@ -129,6 +135,11 @@ final class Rename {
         } finally {
             ovl.lock.writeLock().unlock();
         }
+    }
+
+    /** Two names of one inode: one upper file, or (index=on) one indexed file (see {@link Index#sameInode}). */
+    private boolean sameInode(Node a, Node b) {
+        return sameUpperInode(a, b) || ovl.index != null && ovl.index.sameInode(a, b);
     }
 
     /** The kernel's redirect_max: a longer redirect makes the rename EXDEV (mv then copies). */

@@ -43,7 +43,18 @@ public final class Union implements AutoCloseable {
             for (Layer l : layers) l.close();
             throw e;
         }
-        Overlay o = new Overlay(opts, layers.toArray(new Layer[0]), upper, workFd, events == null ? UnionEvents.NONE : events);
+        IndexMount.Setup ix = null;
+        if (upper && opts.index) {
+            try {
+                ix = IndexMount.prepare(opts, layers, workFd, w -> System.err.println("strata: warning: " + w));
+            } catch (RuntimeException e) {
+                for (Layer l : layers) l.close();
+                Posix.close(workFd);
+                throw e;
+            }
+            if (ix != null) layers.add(ix.layer);
+        }
+        Overlay o = new Overlay(opts, layers.toArray(new Layer[0]), upper, workFd, events == null ? UnionEvents.NONE : events, ix);
         Union u = new Union(o);
         int r = o.overrides.initUpperRoot(o.stack);
         if (r < 0) {
@@ -63,7 +74,7 @@ public final class Union implements AutoCloseable {
 
     public boolean readOnly() { return !ovl.hasUpper; }
     public MountOptions options() { return ovl.opts; }
-    public List<Layer> layers() { return List.of(ovl.stack); }
+    public List<Layer> layers() { return List.of(ovl.lookupStack); }
 
     /** Called by the libfuse 2 transport: its hiding renames remove the file, and st_nlink is compensated. */
     public void libfuseHidesOpenFiles() { ovl.files.libfuseHidesOpenFiles(); }

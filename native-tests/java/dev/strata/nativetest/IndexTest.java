@@ -1,0 +1,239 @@
+package dev.strata.nativetest;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * index=on (overlayfs.rst "Index"), against the kernel overlay mounted with the same option: lower hard
+ * links (data/hl1, data/hl2, data/sub/hl3 in two directories; top/h1, top/a/h2) written through one
+ * name, chmod'ed through another, linked, unlinked and renamed (also over each other), with remounts:
+ * every step's output (content, st_nlink, mode, whether the names are one inode and keep the lower
+ * inode number) and the trees must agree. Then the workdir's index entries and the overlay xattrs as
+ * the kernel leaves them (overlay.nlink values, overlay.origin naming the entry, overlay.upper on the
+ * index directory, the upper root's origin), and each upper read by the other implementation with
+ * index=on. And the mount-time checks: an upper used with other lower layers, and a workdir whose index
+ * belongs to another upper, are refused by both.
+ */
+@Tag("native")
+class IndexTest {
+    static final String ON = "index=on";
+    private Pair pair;
+
+    @AfterEach void tearDown() { if (pair != null) pair.close(); }
+
+    private Both both(String name) {
+        NativeSupport.assumeNativeEnvironment();
+        pair = new Pair("ix-" + name, Mounter.kernel(ON), RedirectDirTest.target(ON), LayerBuilder::standard);
+        pair.keepOnClose();
+        return new Both(name, pair);
+    }
+
+    /** Prints, for names of one file: whether they are one inode, and that inode is the lower file's, then nlink/mode/size/content. */
+    static final String SAME = "same() { low=$1; shift; a=$(stat -c %i \"$1\"); for f; do [ \"$(stat -c %i \"$f\")\" = \"$a\" ] || echo \"$f: another inode\"; done;"
+            + " [ \"$a\" = \"$low\" ] && echo \"$# names, lower st_ino\" || echo \"$# names, st_ino changed\"; stat -c '%n %h %a %s' \"$@\"; cat \"$1\"; }; ";
+
+    @Test void lowerHardLinksStayOneInode() {
+        Both b = both("links");
+        String ino = "L=$(stat -c %i data/hl1); T=$(stat -c %i top/h1); ";
+        b.shOk(ino + SAME + "same $L data/hl1 data/hl2 data/sub/hl3 && same $T top/h1 top/a/h2");
+        b.shOk(ino + SAME + "echo written >> data/hl2 && same $L data/hl1 data/hl2 data/sub/hl3");
+        b.shOk(ino + SAME + "chmod 600 data/sub/hl3 && same $L data/sub/hl3 data/hl1 data/hl2");
+        b.remount();
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && same $L data/hl1 data/hl2 data/sub/hl3 && ls -li data data/sub | awk '{print $2, $3, $NF}'");
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && ln data/hl1 newlink && same $L data/hl1 data/hl2 data/sub/hl3 newlink");
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && rm data/hl2 && same $L data/hl1 data/sub/hl3 newlink && ls data | cat");
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && mv data/sub/hl3 moved && same $L data/hl1 moved newlink");
+        // a lower name never copied up, removed: the kernel indexes the file first (ovl_nlink_start)
+        b.shOk(SAME + "T=$(stat -c %i top/h1) && rm top/h1 && same $T top/a/h2 && echo t >> top/a/h2 && same $T top/a/h2");
+        b.remount();
+        // rename of one name of a file onto another name of it does nothing; over another file drops a link
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && mv -T moved newlink 2>&1; same $L data/hl1 moved newlink");
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && mv -T top/a/h2 newlink && same $L data/hl1 moved && stat -c '%n %h %a' newlink && cat newlink");
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && rm moved && same $L data/hl1 && rm data/hl1 && ls -A data | cat");
+        b.remount();
+        b.shOk("find . -path ./data -o -name 'hl*' -o -name newlink | LC_ALL=C sort | xargs -r stat -c '%n %h %a %s'");
+        b.finish();
+        assertSameIndex(pair);
+        RedirectDirTest.crossRead(pair, ON);
+    }
+
+    /** Writes and chmods through every name in turn, remounting, until each name is in the upper. */
+    @Test void everyNameBroughtUp() {
+        Both b = both("all");
+        String s = SAME + "L=$(stat -c %i data/hl1); ";
+        b.shOk(s + "echo 1 >> data/hl1 && same $L data/hl1 data/hl2 data/sub/hl3");
+        b.remount();
+        b.shOk(s + "touch -d 2001-01-01 data/hl2 && stat -c '%Y' data/sub/hl3 && same $L data/hl1 data/hl2 data/sub/hl3");
+        b.shOk(s + "chown 1000:1000 data/sub/hl3 && stat -c '%u %g' data/hl1 && same $L data/hl1 data/hl2 data/sub/hl3");
+        b.remount();
+        b.shOk(s + "ln data/sub/hl3 data/sub/hl4 && rm data/hl1 data/hl2 && same $L data/sub/hl3 data/sub/hl4");
+        b.shOk(SAME + "L=$(stat -c %i data/sub/hl4) && rm data/sub/hl3 && same $L data/sub/hl4 && ls -A data data/sub | cat");
+        b.finish();
+        assertSameIndex(pair);
+        RedirectDirTest.crossRead(pair, ON);
+    }
+
+    /**
+     * st_ino itself (not only which names share one) of names of an indexed file, some in the upper and
+     * some showing the index entry, on the same layers: an upper and index the kernel wrote read by the
+     * target, and the target's read by the kernel, give the lower file's number on both.
+     */
+    @Test void inodeNumbersOfEachOthersIndex() {
+        NativeSupport.assumeNativeEnvironment();
+        Path dir = NativeSupport.newTempDir("ix-ino");
+        try {
+            String look = "stat -c '%n %i %h %a %s' data/hl1 data/hl2 data/sub/hl3 top/h1 top/a/h2 && ls -i data | sort -k2";
+            String change = "chmod 600 data/hl2 && echo x >> top/a/h2";
+            for (boolean kernelWrites : new boolean[]{true, false}) {
+                Mounter writer = kernelWrites ? Mounter.kernel(ON) : RedirectDirTest.target(ON);
+                Mounter reader = kernelWrites ? RedirectDirTest.target(ON) : Mounter.kernel(ON);
+                LayerSet l = LayerBuilder.standard(dir.resolve(kernelWrites ? "k" : "t"));
+                String lower;
+                try (Mount m = writer.mount(l)) {
+                    lower = Both.run(m, look).stdout;
+                    NativeSupport.Proc.Result r = Both.run(m, change);
+                    assertEquals(0, r.exit, r.toString());
+                }
+                String own, other;
+                try (Mount m = writer.mount(l)) { own = Both.run(m, look).stdout; }
+                try (Mount m = reader.mount(l)) { other = Both.run(m, look).stdout; }
+                String what = kernelWrites ? "the target reading the kernel's index" : "the kernel reading the target's index";
+                assertEquals(own, other, what);
+                // the numbers are the lower files' (the mode changed)
+                assertEquals(lower.replaceAll(" 644 ", " X ").replaceAll(" 600 ", " X ").replaceAll(" [0-9]+\n", "\n"),
+                        own.replaceAll(" 644 ", " X ").replaceAll(" 600 ", " X ").replaceAll(" [0-9]+\n", "\n"), what + ": st_ino kept");
+            }
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
+
+    /**
+     * A lower file of 2 MiB with two names (large copy-ups move their data outside the engine's lock):
+     * written through one name, which is then removed; the other, which shows the index entry (no upper
+     * name left but the entry's own), opened for writing.
+     */
+    @Test void largeLinkedFile() {
+        NativeSupport.assumeNativeEnvironment();
+        pair = new Pair("ix-large", Mounter.kernel(ON), RedirectDirTest.target(ON), root -> {
+            LayerSet l = LayerBuilder.standard(root);
+            Path big = l.lowers.get(0).resolve("big1");
+            try {
+                Files.write(big, LayerBuilder.bytes(7, 2 << 20));
+                Files.createLink(l.lowers.get(0).resolve("big2"), big);
+            } catch (java.io.IOException e) {
+                throw new IllegalStateException(e);
+            }
+            return l;
+        });
+        pair.keepOnClose();
+        Both b = new Both("large", pair);
+        String s = SAME + "L=$(stat -c %i big1); ";
+        b.shOk(s + "echo one >> big1 && same $L big1 big2 | sed -n 1,3p && sha256sum big1 big2");
+        // the only upper name goes: the other name shows an index entry that is no name's in the upper
+        b.shOk(SAME + "L=$(stat -c %i big2) && rm big1 && echo three >> big2 && same $L big2 | sed -n 1,2p && sha256sum big2");
+        b.remount();
+        b.shOk(SAME + "L=$(stat -c %i big2) && same $L big2 | sed -n 1,2p && sha256sum big2");
+        b.finish();
+        assertSameIndex(pair);
+    }
+
+    /**
+     * The index entries (type, mode, link count, overlay.nlink), which upper names carry overlay.nlink and
+     * an overlay.origin naming an index entry that is their inode, overlay.upper on the index directory
+     * and overlay.origin on the upper root: the same on both sides (names and handles hold inode numbers,
+     * which differ between the two copies of the layers, so the handles are compared by their length).
+     * Temporaries ({@code #N}: the kernel keeps its shared whiteout in the index directory, which is its
+     * work directory with index=on) are left out; the next mount of either removes them.
+     */
+    static void assertSameIndex(Pair p) {
+        assertTrue(NativeSupport.onPath("getfattr"), "needs getfattr (apt-get install attr)");
+        String k = describe(p.refLayers), s = describe(p.tgtLayers);
+        assertTrue(k.contains("index entry"), "the kernel left no index entry: the scenario tests nothing\n" + k);
+        assertEquals(k, s, "index and overlay xattrs: kernel vs " + p.tgtLabel());
+    }
+
+    static String describe(LayerSet l) {
+        String script = "x() { getfattr -h --absolute-names -n \"trusted.overlay.$2\" -e $3 --only-values \"$1\" 2>/dev/null; };"
+                + " echo \"root origin: $(x \"$U\" origin hex | wc -c)\"; echo \"index upper: $(x \"$W/index\" upper hex | wc -c) $(stat -c %a \"$W/index\")\";"
+                + " for e in \"$W\"/index/*; do [ -e \"$e\" ] || continue; case $(basename \"$e\") in \\#*) continue;; esac; o=$(x \"$e\" origin hex); n=$(x \"$e\" nlink text);"
+                + "  [ \"$o\" = \"0x$(basename \"$e\")\" ] && m=origin=name || m=origin-mismatch;"
+                + "  echo \"index entry $(stat -c '%F %a %h' \"$e\") nlink=$n $m\"; done | LC_ALL=C sort;"
+                + " cd \"$U\" && find . ! -type d | LC_ALL=C sort | while read -r f; do n=$(x \"$f\" nlink text); [ -n \"$n\" ] || continue;"
+                + "  o=$(x \"$f\" origin hex); i=$(stat -c %i \"$f\"); j=$(stat -c %i \"$W/index/${o#0x}\" 2>/dev/null);"
+                + "  [ \"$i\" = \"$j\" ] && m=index-inode || m=not-the-index-inode; echo \"$f nlink=$n $m\"; done";
+        Map<String, String> env = new HashMap<>();
+        env.put("U", l.upper.toString());
+        env.put("W", l.work.toString());
+        NativeSupport.Proc.Result r = NativeSupport.Proc.run(l.root, 60, env, List.of("bash", "-c", script));
+        assertEquals(0, r.exit, r.toString());
+        return r.stdout;
+    }
+
+    /**
+     * Mount-time: an upper used with index=on over other lower layers is refused (the upper root's origin),
+     * and so is a workdir whose index belongs to another upper (the index dir's overlay.upper); strata says
+     * so in one line with exit 1. Where both mount, a stale leftover index entry is removed.
+     */
+    @Test void mountTimeChecks() throws Exception {
+        NativeSupport.assumeNativeEnvironment();
+        Path dir = NativeSupport.newTempDir("ix-mount");
+        try {
+            Path other = dir.resolve("other-lower");
+            Files.createDirectories(other);
+            for (Mounter m : new Mounter[]{Mounter.kernel(ON), RedirectDirTest.target(ON)}) {
+                String side = m.name();
+                LayerSet l = LayerBuilder.standard(dir.resolve(side));
+                try (Mount mt = m.mount(l)) {
+                    assertTrue(Files.exists(mt.path().resolve("data/hl1")));
+                }
+                // the same upper over another lowerdir
+                List<Path> lowers = new ArrayList<>(l.lowers);
+                lowers.set(0, other);
+                LayerSet moved = new LayerSet(l.root, lowers, l.upper, l.work, l.mnt);
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> m.mount(moved).close(), side + ": other lowers accepted");
+                if (m instanceof Mounter.Strata) assertTrue(e.getMessage().contains("failed to verify upper root origin"), e.getMessage());
+                // the workdir with another upper
+                Path upper2 = l.root.resolve("upper2");
+                NativeSupport.Proc.run(l.root, 30, "mkdir", "-p", upper2.toString());
+                LayerSet other2 = new LayerSet(l.root, l.lowers, upper2, l.work, l.mnt);
+                e = assertThrows(IllegalStateException.class, () -> m.mount(other2).close(), side + ": a workdir of another upper accepted");
+                if (m instanceof Mounter.Strata) assertTrue(e.getMessage().contains("failed to verify index dir 'upper' xattr"), e.getMessage());
+                // a leftover temporary in the index is removed at mount
+                Path tmp = l.work.resolve("index/#1234");
+                NativeSupport.Proc.run(l.root, 30, "touch", tmp.toString());
+                try (Mount mt = m.mount(l)) {
+                    assertFalse(Files.exists(tmp), side + ": the stale index entry is still there");
+                }
+            }
+            if (RedirectDirTest.target(ON) instanceof Mounter.Strata) {
+                // one line on stderr, exit 1, from bin/strata itself
+                LayerSet l = LayerBuilder.standard(dir.resolve("cli"));
+                try (Mount mt = RedirectDirTest.target(ON).mount(l)) { assertTrue(Files.exists(mt.path().resolve("data"))); }
+                Path launcher = NativeSupport.projectHome().resolve("bin/strata");
+                Map<String, String> env = new HashMap<>();
+                env.put("STRATA_DAEMON", "0");
+                NativeSupport.Proc.Result r = NativeSupport.Proc.run(l.root, 120, env, List.of(launcher.toString(), "mount", "-o",
+                        "lowerdir=" + other + ",upperdir=" + l.upper + ",workdir=" + l.work + ",index=on", l.mnt.toString()));
+                assertEquals(1, r.exit, r.toString());
+                assertEquals(1, r.stderr.strip().split("\n").length, "one line: " + r.stderr);
+                assertTrue(r.stderr.contains("failed to verify upper root origin"), r.stderr);
+            }
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
+}
