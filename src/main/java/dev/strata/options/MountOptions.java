@@ -26,6 +26,12 @@ public final class MountOptions {
      * CONFIG_OVERLAY_FS_REDIRECT_ALWAYS_FOLLOW=y (its default).
      */
     public final String redirectDir;
+    /**
+     * metacopy=on: chmod, chown, utimens, setxattr, link and rename of a lower regular file copy its
+     * metadata up only (overlay.metacopy on a sparse upper file of the same size, data read from below),
+     * as the kernel overlay's "Metadata only copy up". Off (the kernel's default): every copy-up copies data.
+     */
+    public final boolean metacopy;
     public final boolean noAcl;
     public final int xattrPermissions;     // 0 none, 1 secure (root-owned xattr), 2 user
     public final IdMapping uidMapping;
@@ -71,6 +77,7 @@ public final class MountOptions {
         this.attrTimeoutSeconds = b.attrTimeoutSeconds;
         this.staticNlink = b.staticNlink;
         this.redirectDir = b.redirectDir;
+        this.metacopy = b.metacopy;
         this.noAcl = b.noAcl;
         this.xattrPermissions = b.xattrPermissions;
         this.uidMapping = b.uidMapping;
@@ -119,6 +126,7 @@ public final class MountOptions {
         public String context, traceFile;
         public String transport = "auto";
         public String redirectDir = "follow";
+        public boolean metacopy;
         public boolean passthrough = true;
         public Boolean suid, dev, exec;
         public String fsname, subtype;

@@ -25,12 +25,12 @@ public final class OptionParser {
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
             "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded", "index",
-            "metacopy", "xino", "userxattr", "nfs_export", "uuid");
+            "xino", "nfs_export", "uuid");
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
             "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
-            "redirect_dir", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
+            "redirect_dir", "metacopy", "userxattr", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
             "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
             "nodiratime", "diratime", "allow_other", "allow_root", "ro", "rw");
@@ -38,9 +38,17 @@ public final class OptionParser {
     public static MountOptions parse(List<String> optionStrings, Path cwd) {
         MountOptions.Builder b = new MountOptions.Builder();
         List<String> lost = new ArrayList<>(); // upperdir/workdir given under a misspelt name
+        String[] given = new String[3]; // redirect_dir as given, metacopy as given, "userxattr" if given
         for (String s : optionStrings) {
-            for (String opt : split(s)) apply(b, opt, cwd, lost);
+            for (String opt : split(s)) {
+                apply(b, opt, cwd, lost);
+                String k = opt.indexOf('=') < 0 ? opt : opt.substring(0, opt.indexOf('='));
+                if (k.equals("redirect_dir")) given[0] = opt.substring(k.length() + 1);
+                else if (k.equals("metacopy")) given[1] = opt.substring(k.length() + 1);
+                else if (k.equals("userxattr")) given[2] = k;
+            }
         }
+        metacopyRules(b, given[0], given[1], given[2] != null);
         if (b.lowerDirs.isEmpty()) {
             throw new IllegalArgumentException("no lowerdir given (-o lowerdir=DIR[:DIR...])"
                     + (lost.isEmpty() ? "" : ": " + lost.get(0)));
@@ -53,6 +61,18 @@ public final class OptionParser {
             b.warnings.add("mounted read-only (no upperdir): " + String.join("; ", lost));
         }
         return b.build();
+    }
+
+    /**
+     * The kernel's rules for metacopy (ovl_fs_params_verify): metacopy=on needs redirect_dir=on and
+     * turns it on when redirect_dir is not given; given with another redirect_dir, or with userxattr
+     * (which the kernel mounts with redirect_dir=nofollow), it is refused as "conflicting options".
+     */
+    static void metacopyRules(MountOptions.Builder b, String redirect, String metacopy, boolean userxattr) {
+        if (!b.metacopy) return;
+        if (userxattr) throw new IllegalArgumentException("conflicting options: userxattr,metacopy=on");
+        if (redirect == null) b.redirectDir = "on";
+        else if (!redirect.equals("on")) throw new IllegalArgumentException("conflicting options: metacopy=on,redirect_dir=" + redirect);
     }
 
     /** The known option nearest to {@code key} (at most 2 edits away), or null. */
@@ -132,6 +152,13 @@ public final class OptionParser {
                 b.redirectDir = v.equals("off") ? "follow" : v;
                 break;
             }
+            case "metacopy": {
+                String v = need(key, val);
+                if (!v.equals("on") && !v.equals("off")) throw new IllegalArgumentException("metacopy must be on or off");
+                b.metacopy = v.equals("on");
+                break;
+            }
+            case "userxattr": break; // accepted; strata reads user.overlay.* markers anyway (see metacopyRules)
             case "noacl": b.noAcl = true; break;
             case "xattr_permissions": {
                 int v = (int) number(key, need(key, val));

@@ -140,8 +140,19 @@ final class Attrs {
             r = a.ok() ? Posix.fstatat(a.dirfd(), a.name(), st, AT_SYMLINK_NOFOLLOW) : a.err();
         }
         if (r < 0) return r;
+        if (n.metacopy()) dataBlocks(n, st);
         present(n, st);
         return 0;
+    }
+
+    /**
+     * st_blocks of a metadata-only copy: those of the file that holds its data, as the kernel's
+     * ovl_getattr shows them (the copy itself has none).
+     */
+    void dataBlocks(Node n, Pointer st) {
+        int dl = n.dataLayer();
+        Stat d = Stat.local2();
+        if (ovl.stack[dl].lstat(n.relIn(dl), d) == 0) st.putLong(Stat.OFF_BLOCKS, d.blocks());
     }
 
     int hiddenAttr(Node h, Pointer st) {
@@ -237,6 +248,18 @@ final class Attrs {
 
     /** Copies n up (with or without data) and runs op on its upper location. */
     int onUpper(String path, boolean data, UpperOp op) {
+        return onUpper(path, data, false, op);
+    }
+
+    /**
+     * As {@link #onUpper} for a change of metadata only: with metacopy=on a lower regular file is copied
+     * up without its data ({@link CopyUp#copyUpMeta}), as the kernel's ovl_setattr and ovl_xattr_set do.
+     */
+    int onUpperMeta(String path, UpperOp op) {
+        return onUpper(path, !ovl.opts.metacopy, true, op);
+    }
+
+    private int onUpper(String path, boolean data, boolean meta, UpperOp op) {
         if (!ovl.hasUpper) return -EROFS;
         if (data) {
             int r = ovl.copy.copyDataUnlocked(path);
@@ -247,7 +270,7 @@ final class Attrs {
             Node n = ovl.namei.resolve(path);
             int e = Namei.err(n);
             if (e != 0) return e;
-            int r = ovl.copy.copyUp(n, data);
+            int r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data);
             if (r < 0) return r;
             if (n.rel.isEmpty()) return op.run(n, At.of(ovl.stack[0].fd(), "."));
             try (At a = ovl.stack[0].at(n.rel)) {
@@ -262,7 +285,7 @@ final class Attrs {
     public int chmod(String path, int mode) {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : fchmod(hf, mode);
-        return onUpper(path, true, (n, a) -> {
+        return onUpperMeta(path, (n, a) -> {
             if (n.type == S_IFLNK) return -EOPNOTSUPP;
             if (ovl.overrides.writes(n.type)) return overrideOwnerMode(n, a, -1, -1, mode & 07777);
             return Posix.fchmodat(a.dirfd(), a.name(), mode & 07777);
@@ -273,7 +296,7 @@ final class Attrs {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : fchown(hf, uid, gid);
         int hu = hostUid(uid), hg = hostGid(gid);
-        return onUpper(path, true, (n, a) -> ovl.overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
+        return onUpperMeta(path, (n, a) -> ovl.overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
                 : Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
     }
 
@@ -290,7 +313,7 @@ final class Attrs {
     public int utimens(String path, long aSec, long aNsec, long mSec, long mNsec) {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : futimens(hf, aSec, aNsec, mSec, mNsec);
-        return onUpper(path, true, (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
+        return onUpperMeta(path, (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
     }
 
     public int truncate(String path, long size) {

@@ -95,7 +95,7 @@ final class FileAttr {
         int prot = flagsCmd ? buf.getInt(0) & (Posix.FS_APPEND_FL | Posix.FS_IMMUTABLE_FL)
                 : buf.getInt(0) & (Posix.FS_XFLAG_APPEND | Posix.FS_XFLAG_IMMUTABLE);
         if (prot != 0) return -EOPNOTSUPP;
-        return ovl.attrs.onUpper(path, true, (n, a) -> {
+        return ovl.attrs.onUpperMeta(path, (n, a) -> {
             if (n.type != S_IFREG && !n.isDir()) return -ENOTTY;
             return fileattrIoctl(a, n.isDir(), cmd, buf);
         });

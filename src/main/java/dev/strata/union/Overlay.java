@@ -44,6 +44,8 @@ final class Overlay implements AutoCloseable {
     final int lookupFlags;
     /** Where a rename stores a redirect: trusted.overlay.redirect, or user. where trusted xattrs fail. */
     final String redirectXattr;
+    /** Where a metadata-only copy-up marks its file: trusted.overlay.metacopy, or user. as the origin. */
+    final String metacopyXattr;
     final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     final UnionEvents events;
     final DataCopy dataCopy;
@@ -55,6 +57,7 @@ final class Overlay implements AutoCloseable {
     final Attrs attrs = new Attrs(this);
     final Readdir readdir = new Readdir(this);
     final CopyUp copy = new CopyUp(this);
+    final MetaCopy metaCopy = new MetaCopy(this);
     final FileAttr fileattr = new FileAttr(this);
     final Create create = new Create(this);
     final Remove remove = new Remove(this);
@@ -82,8 +85,10 @@ final class Overlay implements AutoCloseable {
         singleDev = nDev == 1;
         originXattr = hasUpper && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
-        lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0);
+        lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0)
+                | (opts.metacopy ? LayerLookup.METACOPY : 0);
         redirectXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_REDIRECT : dev.strata.layer.Markers.USER_REDIRECT;
+        metacopyXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_METACOPY : dev.strata.layer.Markers.USER_METACOPY;
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         dataCopy = new DataCopy(workFd, stack.length);
         int[] all = new int[stack.length];

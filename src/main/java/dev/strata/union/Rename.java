@@ -65,12 +65,13 @@ final class Rename {
                 }
                 if (sameUpperInode(src, dst)) return 0; // hard links to one file: rename(2) does nothing
             }
-            r = ovl.copy.copyUp(src, true);
+            r = ovl.copy.copyUpMeta(src);
             if (r < 0) return r;
             r = ovl.copy.copyUp(dstDir, true);
             if (r < 0) return r;
             Node srcDir = src.parent;
-            if (redirect) {
+            if (redirect || src.metacopy()) {
+                // a metadata-only copy keeps finding its data below through an absolute redirect
                 r = setRedirect(src, srcDir == dstDir, "/" + Layer.child(dstDir.rel, dstName));
                 if (r < 0) return r;
             }
@@ -144,9 +145,11 @@ final class Rename {
     int setRedirect(Node src, boolean samedir, String to) {
         Layer up = ovl.stack[0];
         String have = Markers.redirect(up, src.rel);
-        if (have != null && (samedir || have.startsWith("/"))) return 0;
+        // a regular file (a metadata-only copy) always gets an absolute one, as in the kernel's ovl_set_redirect
+        boolean absolute = !samedir || src.type == S_IFREG;
+        if (have != null && (!absolute || have.startsWith("/"))) return 0;
         String redirect;
-        if (samedir) {
+        if (!absolute) {
             redirect = src.name();
         } else {
             StringBuilder b = new StringBuilder();
@@ -237,11 +240,11 @@ final class Rename {
             redirect[i] = n.isDir() && (n.layers.length > 1 || n.top() != 0);
             if (redirect[i] && !ovl.opts.redirectWrite()) return -EXDEV;
         }
-        int r = ovl.copy.copyUp(a, true);
-        if (r == 0) r = ovl.copy.copyUp(b, true);
+        int r = ovl.copy.copyUpMeta(a);
+        if (r == 0) r = ovl.copy.copyUpMeta(b);
         if (r < 0) return r;
-        if (redirect[0]) r = setRedirect(a, a.parent == b.parent, "/" + b.rel);
-        if (r == 0 && redirect[1]) r = setRedirect(b, a.parent == b.parent, "/" + a.rel);
+        if (redirect[0] || a.metacopy()) r = setRedirect(a, a.parent == b.parent, "/" + b.rel);
+        if (r == 0 && (redirect[1] || b.metacopy())) r = setRedirect(b, a.parent == b.parent, "/" + a.rel);
         if (r < 0) return r;
         // a directory that moves onto a name lower layers have must not merge with them
         for (Node[] p : new Node[][]{{a, b}, {b, a}}) {
