@@ -72,7 +72,7 @@ public final class OptionParser {
         if (!b.metacopy) return;
         if (userxattr) throw new IllegalArgumentException("conflicting options: userxattr,metacopy=on");
         if (redirect == null) b.redirectDir = "on";
-        else if (!redirect.equals("on")) throw new IllegalArgumentException("conflicting options: metacopy=on,redirect_dir=" + redirect);
+        else if (!redirect.equals("on")) throw new IllegalArgumentException("conflicting options: metacopy=on,redirect_dir=" + b.redirectDir);
     }
 
     /** The known option nearest to {@code key} (at most 2 edits away), or null. */

@@ -118,8 +118,11 @@ final class Attrs {
             int r = getattr(n, st);
             if (r < 0 || !n.listed) return r;
             // a regular file readdir entered: this stat confirms it unless it shows an empty file,
-            // which may be an xattr whiteout (then the confirming lookup decides)
-            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0) {
+            // which may be an xattr whiteout, or one that may be a metadata-only copy (see
+            // LayerLookup#mayBeMetacopy): then the confirming lookup decides
+            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0
+                    && !(n.top() == 0 && ovl.hasUpper) && st.getLong(Stat.OFF_BLOCKS) > 8
+                    && st.getLong(Stat.OFF_BLOCKS) * 512 >= st.getLong(Stat.OFF_SIZE)) {
                 n.listed = false;
                 return 0;
             }

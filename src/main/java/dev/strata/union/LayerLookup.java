@@ -255,6 +255,17 @@ public final class LayerLookup {
         return new Result(layers, type, false, type == S_IFDIR ? xwh : 0, 0, paths);
     }
 
+    /**
+     * Whether a lower regular file may carry overlay.metacopy: a metadata-only copy has no data
+     * blocks, at most one block for its xattrs (ext4 puts them there when the inode has no room), so
+     * a file with more blocks than that and at least as many as its size needs is not one. Saves
+     * the two xattr reads of the mark for lower files of more than one block; an upper file's mark
+     * is always read.
+     */
+    public static boolean mayBeMetacopy(boolean upper, Stat st) {
+        return upper || st.blocks() <= 8 || st.blocks() * 512 < st.size();
+    }
+
     /** The layers below li, top first: where an absolute redirect is looked up. */
     private static int[] below(int li, int bottom) {
         int[] poe = new int[bottom - li];
@@ -302,16 +313,8 @@ public final class LayerLookup {
             redirect = red;
         }
 
-        /**
-         * Whether a lower regular file may carry overlay.metacopy: a metadata-only copy has no data
-         * blocks, at most one block for its xattrs (ext4 puts them there when the inode has no room), so
-         * a file with more blocks than that and at least as many as its size needs is not one. Saves
-         * the two xattr reads of the mark for lower files of more than one block; an upper file's mark
-         * is always read.
-         */
-        static boolean mayBeMetacopy(Stat st) {
-            return st.blocks() <= 8 || st.blocks() * 512 < st.size();
-        }
+
+
 
         /** Looks {@link #want} up in one layer, component by component when it is absolute. */
         Say probe(Layer l, String base, boolean last, Stat st, boolean upper) {
@@ -345,7 +348,7 @@ public final class LayerLookup {
                     type = st.type();
                     if (type == S_IFREG) {
                         // ovl_check_metacopy_xattr (in a lower layer only for a file that may be one, see mayBeMetacopy)
-                        int mc = upper || mayBeMetacopy(st) ? Markers.metacopy(l, p) : 0;
+                        int mc = mayBeMetacopy(upper, st) ? Markers.metacopy(l, p) : 0;
                         if (mc < 0) { errno = mc; return Say.ERROR; }
                         metacopy = mc > 0;
                         if (metacopy && !last) {

@@ -145,8 +145,9 @@ final class Rename {
     int setRedirect(Node src, boolean samedir, String to) {
         Layer up = ovl.stack[0];
         String have = Markers.redirect(up, src.rel);
-        // a regular file (a metadata-only copy) always gets an absolute one, as in the kernel's ovl_set_redirect
-        boolean absolute = !samedir || src.type == S_IFREG;
+        // a file (a metadata-only copy) whose lower file has other names gets an absolute one even in its
+        // directory, as two upper names of it may end up in different ones (ovl_need_absolute_redirect)
+        boolean absolute = !samedir || (!src.isDir() && lowerNlink(src) > 1);
         if (have != null && (!absolute || have.startsWith("/"))) return 0;
         String redirect;
         if (!absolute) {
@@ -170,6 +171,14 @@ final class Rename {
         }
         ovl.events.redirected("/" + src.rel, to, redirect, ovl.redirectXattr);
         return 0;
+    }
+
+    /** st_nlink of the lower file a metadata-only copy reads its data from (1 if there is none). */
+    private long lowerNlink(Node n) {
+        if (n.layers.length < 2) return 1;
+        int dl = n.dataLayer();
+        Stat st = Stat.local2();
+        return ovl.stack[dl].lstat(n.relIn(dl), st) == 0 ? st.nlink() : 1;
     }
 
     /** Cleared once the upper refuses RENAME_WHITEOUT (no CAP_MKNOD, a file system without it). */
