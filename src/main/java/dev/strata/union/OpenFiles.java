@@ -179,6 +179,19 @@ final class OpenFiles {
         return !lowerHandles.containsKey(fd) && !metaHandles.containsKey(fd);
     }
 
+    /** The descriptor reads of fd go to (the data below a metadata-only copy, a lower handle's upper copy): for SEEK_DATA/SEEK_HOLE. */
+    public int readFd(int fd) {
+        if (!metaHandles.isEmpty()) {
+            MetaHandle m = metaHandles.get(fd);
+            if (m != null) return m.readFd();
+        }
+        if (!lowerHandles.isEmpty()) {
+            LowerHandle h = lowerHandles.get(fd);
+            if (h != null) return current(h, fd);
+        }
+        return fd;
+    }
+
     public long read(int fd, Pointer buf, long size, long off) {
         if (!metaHandles.isEmpty()) {
             MetaHandle m = metaHandles.get(fd);

@@ -160,6 +160,8 @@ public final class Union implements AutoCloseable {
     public boolean stableFd(int fd) { return ovl.files.stableFd(fd); }
     public int reopenBeneath(int fd, java.util.function.IntUnaryOperator rootOfLayer) { return ovl.files.reopenBeneath(fd, rootOfLayer); }
     public long read(int fd, Pointer buf, long size, long off) { return ovl.files.read(fd, buf, size, off); }
+    /** The descriptor the reads of fd go to: where SEEK_DATA/SEEK_HOLE must look. */
+    public int readFd(int fd) { return ovl.files.readFd(fd); }
     public long write(int fd, Pointer buf, long size, long off) { return ovl.files.write(fd, buf, size, off); }
     public int ftruncate(int fd, long size) { return ovl.files.ftruncate(fd, size); }
     public int fsync(int fd, boolean dataOnly) { return ovl.files.fsync(fd, dataOnly); }

@@ -228,7 +228,8 @@ final class FileOps extends Family {
         int fd = (int) w.in.getLong(IN_HEADER);
         long off = w.in.getLong(IN_HEADER + 8);
         int whence = w.in.getInt(IN_HEADER + 16);
-        long r = Posix.lseek(fd, off, whence);
+        // the file the reads come from (below a metadata-only copy: the data's; after a copy-up: the copy)
+        long r = Posix.lseek(fs.union.readFd(fd), off, whence);
         if (r < 0) { w.error(unique, (int) -r); return; }
         w.outData.putLong(0, r);
         w.reply(unique, 8);
