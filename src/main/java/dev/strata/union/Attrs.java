@@ -120,9 +120,7 @@ final class Attrs {
             // a regular file readdir entered: this stat confirms it unless it shows an empty file,
             // which may be an xattr whiteout, or one that may be a metadata-only copy (see
             // LayerLookup#mayBeMetacopy): then the confirming lookup decides
-            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0
-                    && !(n.top() == 0 && ovl.hasUpper) && st.getLong(Stat.OFF_BLOCKS) > 8
-                    && st.getLong(Stat.OFF_BLOCKS) * 512 >= st.getLong(Stat.OFF_SIZE)) {
+            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0 && !mayBeMetacopy(n, st)) {
                 n.listed = false;
                 return 0;
             }
@@ -132,6 +130,15 @@ final class Attrs {
         } finally {
             ovl.lock.readLock().unlock();
         }
+    }
+
+    /** Whether a lookup would read the metacopy mark of the file n's top layer holds (see LayerLookup#mayBeMetacopy). */
+    private boolean mayBeMetacopy(Node n, Pointer st) {
+        int top = n.top();
+        if (top == 0 && ovl.hasUpper) return true;
+        if (top == ovl.stack.length - 1) return false;
+        long blocks = st.getLong(Stat.OFF_BLOCKS);
+        return blocks <= 8 || blocks * 512 < st.getLong(Stat.OFF_SIZE);
     }
 
     int getattr(Node n, Pointer st) {

@@ -151,7 +151,7 @@ public final class LayerLookup {
             String base = w.abs ? "" : dirPaths == null || dirPaths[li] == null ? dirRel : dirPaths[li];
             String before = w.redirect;
             if (obs != null) obs.asked(li, w.abs ? w.want.substring(1) : Layer.child(base, w.want));
-            Say say = w.probe(l, base, last, st, upper(li, flags));
+            Say say = w.probe(l, base, last, st, upper(li, flags), meta);
             if (say == Say.ERROR) {
                 if (obs != null) obs.said(li, Say.ERROR, false, w.errno);
                 return new Result(NONE, 0, false, 0, w.errno, null);
@@ -260,10 +260,12 @@ public final class LayerLookup {
      * blocks, at most one block for its xattrs (ext4 puts them there when the inode has no room), so
      * a file with more blocks than that and at least as many as its size needs is not one. Saves
      * the two xattr reads of the mark for lower files of more than one block; an upper file's mark
-     * is always read.
+     * is always read. Nor is it read in the last layer (the bottom one), where a metadata-only copy
+     * would have no data below it (the kernel's lookup fails there with EIO): a lookup in a mount of
+     * one lower layer, or of a bottom-layer file, costs what it did without metacopy.
      */
-    public static boolean mayBeMetacopy(boolean upper, Stat st) {
-        return upper || st.blocks() <= 8 || st.blocks() * 512 < st.size();
+    public static boolean mayBeMetacopy(boolean upper, boolean last, Stat st) {
+        return upper || (!last && (st.blocks() <= 8 || st.blocks() * 512 < st.size()));
     }
 
     /** The layers below li, top first: where an absolute redirect is looked up. */
@@ -317,7 +319,7 @@ public final class LayerLookup {
 
 
         /** Looks {@link #want} up in one layer, component by component when it is absolute. */
-        Say probe(Layer l, String base, boolean last, Stat st, boolean upper) {
+        Say probe(Layer l, String base, boolean last, Stat st, boolean upper, boolean meta) {
             String walked = want;
             xwh = false;
             metacopy = false;
@@ -347,8 +349,9 @@ public final class LayerLookup {
                     path = p;
                     type = st.type();
                     if (type == S_IFREG) {
-                        // ovl_check_metacopy_xattr (in a lower layer only for a file that may be one, see mayBeMetacopy)
-                        int mc = mayBeMetacopy(upper, st) ? Markers.metacopy(l, p) : 0;
+                        // ovl_check_metacopy_xattr (in a lower layer only for a file that may be one, see
+                        // mayBeMetacopy; always below a metadata-only copy, where one more is EIO)
+                        int mc = meta || mayBeMetacopy(upper, last, st) ? Markers.metacopy(l, p) : 0;
                         if (mc < 0) { errno = mc; return Say.ERROR; }
                         metacopy = mc > 0;
                         if (metacopy && !last) {

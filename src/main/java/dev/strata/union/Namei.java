@@ -58,7 +58,7 @@ final class Namei {
         Stat st = Stat.local();
         String at = c.relIn(c.top());
         if (l.lstat(at, st) == 0 && st.type() == c.type && !LayerLookup.isXattrWhiteout(l, at, st)
-                && !(c.type == S_IFREG && LayerLookup.mayBeMetacopy(l.index() == 0 && ovl.hasUpper, st) && Markers.metacopy(l, at) != 0)) {
+                && !(c.type == S_IFREG && LayerLookup.mayBeMetacopy(l.index() == 0 && ovl.hasUpper, l.index() == ovl.stack.length - 1, st) && Markers.metacopy(l, at) != 0)) {
             c.listed = false;
             return c;
         }
