@@ -12,6 +12,7 @@ import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * metacopy=on (overlayfs.rst "Metadata only copy up"), against the kernel overlay mounted with the same
@@ -99,6 +100,30 @@ class MetacopyTest {
         }
         assertEquals(out.get(0), out.get(1), "metacopy=off: kernel vs target");
         assertTrue(out.get(0).contains("-> " + Errno.EPERM), "the kernel refuses metadata-only copies without metacopy=on: " + out.get(0));
+    }
+
+    /**
+     * Uppers with metadata-only copies (and their redirects) as the top lower layer of a read-only
+     * mount: the data is found in the layers below, on the kernel and on the target alike, for the
+     * kernel's upper and for the target's.
+     */
+    @Test void metadataOnlyCopiesInALowerLayer() {
+        Both b = both("lower");
+        b.shOk(META + " && mv data/big.bin moved.bin && ln shadow.txt data/shadow-link && mv deldir/sub/b deldir/b-moved");
+        b.finish();
+        Snapshot.Options o = Snapshot.Options.fromProperties();
+        for (LayerSet written : new LayerSet[]{pair.refLayers, pair.tgtLayers}) {
+            List<Path> lowers = new ArrayList<>();
+            lowers.add(written.upper);
+            lowers.addAll(written.lowers);
+            LayerSet ro = new LayerSet(written.root, lowers, null, null, written.mnt);
+            Snapshot k, t;
+            try (Mount m = Mounter.kernel(ON).mount(ro)) { k = Snapshot.take("kernel", m.path()); }
+            Mounter tm = RedirectDirTest.target(ON);
+            try (Mount m = tm.mount(ro)) { t = Snapshot.take(tm.name().equals("kernel") ? "kernel#2" : tm.name(), m.path()); }
+            List<String> d = Snapshot.diff(k, t, o, 40);
+            if (!d.isEmpty()) fail("an upper with metadata-only copies as a lower layer (" + written.upper + "):\n  " + String.join("\n  ", d));
+        }
     }
 
     /** Disk usage of a directory in KiB (du -sk). */
