@@ -69,7 +69,7 @@ for run in $(seq 1 "$RUNS"); do
 done
 rm -rf "$WORK/metacopy-run"
 
-median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) printf "%.3f\n", a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 {
   echo "# metacopy: chown -R and chmod -R of a lower tree ($(date -u +%F))"
   echo
