@@ -76,6 +76,10 @@ class MetacopyTest {
                 + " && md5sum usr/libx data/hl1 data/sparse2.img");
         assertSameMarks(pair, false);
         b.remount();
+        // a metadata-only copy open for reading, removed, then truncated through /proc/self/fd: the data comes up first
+        // (truncate(2) by that path: an open of it for writing is ENOENT on strata for any removed upper file)
+        b.shOk("exec 5<usr/bin/tool && rm usr/bin/tool && python3 -c \"import os; os.truncate('/proc/self/fd/5', 12)\" && od -c <&5 | head -3"
+                + " && stat -L -c '%s %a' /proc/self/fd/5");
         b.shOk("md5sum moved.bin usr/libx xattr.txt data/hl1 data/shadow-link shadow.txt etc/passwd deldir/b-moved hl-link"
                 + " && rm etc/passwd hl-link data/shadow-link deldir/b-moved && ls -A etc data deldir | cat");
         b.finish();

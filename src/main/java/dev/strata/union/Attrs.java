@@ -386,6 +386,9 @@ final class Attrs {
             int w = Posix.openat(AT_FDCWD, "/proc/self/fd/" + u, O_WRONLY, 0);
             if (w < 0) return w;
             try {
+                // a metadata-only copy gets its data first, as a truncate by name does (ovl_copy_up_with_data)
+                int r = ovl.metaCopy.dataUpThrough(fd, w);
+                if (r < 0) return r;
                 return Posix.ftruncate(w, size);
             } finally {
                 Posix.close(w);

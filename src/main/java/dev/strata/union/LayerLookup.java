@@ -24,7 +24,11 @@ import static dev.strata.posix.Posix.*;
  * <li>a directory joins the merge; an opaque one (overlay.opaque=y or {@code .wh..wh..opq}) ends it;
  *     the last layer's markers are not read, as they hide nothing;</li>
  * <li>a non-directory found first is the result and hides everything below; one below a directory is
- *     ignored and ends the merge.</li>
+ *     ignored and ends the merge;</li>
+ * <li>a regular file with overlay.metacopy (a metadata-only copy) goes on below, through its
+ *     overlay.redirect if it has one, to the regular file that holds its data (other metadata-only
+ *     copies on the way are passed over): the result is {metadata layer, data layer}; no such file
+ *     below is EIO, and without {@link #METACOPY} a metadata-only copy is EPERM, as on the kernel.</li>
  * </ul>
  */
 public final class LayerLookup {
@@ -48,12 +52,6 @@ public final class LayerLookup {
          * below look up {@code next} (a name in the parent, or an absolute path) instead of its name.
          */
         default void redirected(int layer, String redirect, String next) { }
-
-        /** The regular file found in {@code layer} is a metadata-only copy (overlay.metacopy). */
-        default void metacopy(int layer) { }
-
-        /** The data of the metadata-only copy found above is the file in {@code layer}. */
-        default void metacopyData(int layer) { }
 
         /** The path asked in {@code layer} (from its root), told before {@link #said}. */
         default void asked(int layer, String path) { }
@@ -188,7 +186,6 @@ public final class LayerLookup {
                         paths[li] = w.path;
                     }
                     if (obs != null) obs.said(li, Say.NONDIR, false, 0);
-                    if (obs != null) obs.metacopyData(li);
                     break;
                 }
                 // found first: the result, hiding everything below; below a directory: ignored, ends the merge
@@ -202,7 +199,6 @@ public final class LayerLookup {
                         if (!(upper(li, flags)) && (flags & METACOPY) == 0) return refused(obs, li, -EPERM);
                         meta = true;
                         if (obs != null) obs.said(li, Say.NONDIR, false, 0);
-                        if (obs != null) obs.metacopy(li);
                         if (obs != null && w.redirect != before) obs.redirected(li, w.redirect, w.want);
                         if (!follow && w.redirect != null && !upper(li, flags)) return refused(obs, li, -EPERM);
                         if (last) break;

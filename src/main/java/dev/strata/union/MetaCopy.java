@@ -128,6 +128,32 @@ final class MetaCopy {
         return 0;
     }
 
+    /**
+     * For a descriptor of a metadata-only copy whose name is gone (see {@link Attrs#truncateRemoved}):
+     * copies the data below into its upper file, open for writing as {@code out}, and removes the mark;
+     * reads through the descriptor go to the upper file from then on. 0 when there is nothing to do.
+     * Under the exclusive lock.
+     */
+    int dataUpThrough(int fd, int out) {
+        OpenFiles.MetaHandle m = ovl.files.metaHandles.get(fd);
+        if (m == null || m.upperFd >= 0 || !marked(out)) return 0;
+        Stat st = Stat.local2();
+        int r = Posix.fstat(out, st);
+        if (r < 0) return r;
+        if (st.size() > 0) {
+            byte[] cap = Posix.fgetxattr(out, CopyUp.CAPABILITY);
+            r = ovl.dataCopy.copy(m.node.dataLayer(), m.dataFd, out, st.size(), ovl.opts.fsync, new String[1]);
+            if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
+            if (r == 0 && cap != null) r = Posix.fsetxattr(out, CopyUp.CAPABILITY, cap, 0);
+            if (r < 0) return r;
+        }
+        r = removeMark(out);
+        if (r < 0) return r;
+        int rd = Posix.openat(AT_FDCWD, "/proc/self/fd/" + fd, O_RDONLY, 0);
+        if (rd >= 0) m.upperFd = rd;
+        return 0;
+    }
+
     /** Whether an open upper file still carries the metacopy mark. */
     static boolean marked(int fd) {
         byte[] v = Posix.fgetxattr(fd, Markers.TRUSTED_METACOPY);
