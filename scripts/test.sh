@@ -59,12 +59,12 @@ fi
 "${ns[@]}" mvn -B verify -Dstrata.excludedGroups="$groups" "$@"
 mv target/surefire-reports target/surefire-reports-main 2>/dev/null || true
 # Overlay features (issue 15): the random, scenario and cross-mount tests once more with both sides
-# mounted with redirect_dir=on (the kernel too), so directory renames are renames, and index=on, so
-# lower hard links stay one inode across copy-up; the random test with fewer operations per seed
-# (2 x 1,000) to keep CI's time.
+# mounted with redirect_dir=on,index=on,metacopy=on (the kernel too, as it allows them together), so
+# directory renames are renames, lower hard links stay one inode across copy-up and metadata changes
+# copy up metadata only; the random test with fewer operations per seed (2 x 1,000) to keep CI's time.
 if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_FEATURES:-}" = "" ]; then
   "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= -Dtest='RandomDifferentialTest,ScenarioTest,CrossMountTest' \
-    -Dsurefire.failIfNoSpecifiedTests=false -Dstrata.features=redirect_dir=on,index=on \
+    -Dsurefire.failIfNoSpecifiedTests=false -Dstrata.features=redirect_dir=on,index=on,metacopy=on \
     -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=2000 -Dstrata.runs=2 -Dstrata.ops=1000
   mv target/surefire-reports target/surefire-reports-features 2>/dev/null || true
 fi

@@ -42,16 +42,23 @@ public abstract class Mounter {
      */
     public static String features() { return System.getProperty("strata.features", "").strip(); }
 
-    /** Whether the mounts are made with redirect_dir=on (lower and merged directories can be renamed). */
-    public static boolean redirectDirOn() { return ("," + features() + ",").contains(",redirect_dir=on,"); }
+    /**
+     * Whether the mounts are made with redirect_dir=on (lower and merged directories can be renamed),
+     * or with metacopy=on, which implies it.
+     */
+    public static boolean redirectDirOn() { return ("," + features() + ",").contains(",redirect_dir=on,") || metacopyOn(); }
     /** Whether {@link #features()} has index=on (lower hard links are one inode; the workdir's index is part of the upper's state). */
     public static boolean indexOn() { return ("," + features() + ",").contains(",index=on,"); }
+    /** Whether the mounts are made with metacopy=on (metadata-only copy-ups). */
+    public static boolean metacopyOn() { return ("," + features() + ",").contains(",metacopy=on,"); }
 
     static String pinned(String features) {
         if (features == null || features.isEmpty()) return KERNEL_PINNED_OPTIONS;
         StringBuilder b = new StringBuilder();
         java.util.Set<String> keys = new java.util.HashSet<>();
         for (String f : features.split(",")) keys.add(f.split("=", 2)[0]);
+        // metacopy=on implies redirect_dir=on and conflicts with an explicit redirect_dir=off (as in strata)
+        if (("," + features + ",").contains(",metacopy=on,")) keys.add("redirect_dir");
         for (String o : KERNEL_PINNED_OPTIONS.split(",")) if (!keys.contains(o.split("=", 2)[0])) b.append(o).append(',');
         return b.append(features).toString();
     }

@@ -52,6 +52,6 @@ final class TraceLog implements UnionEvents {
 
     @Override public void redirected(String from, String to, String redirect, String xattr) {
         line("rename " + from + " -> " + to + ": redirect " + xattr + "=" + redirect
-                + " (the lower layers hold the directory at " + (redirect.startsWith("/") ? redirect : "its old name " + redirect) + ")");
+                + " (the lower layers hold it at " + (redirect.startsWith("/") ? redirect : "its old name " + redirect) + ")");
     }
 }

@@ -103,7 +103,8 @@ public final class ExplainReport {
                 }
                 return s;
             }
-            case NONDIR: return lk.topProbe().node().typeName() + " of " + label(e, lk.top);
+            case NONDIR: return lk.topProbe().node().typeName() + " of " + label(e, lk.top)
+                    + (lk.dataLayer >= 0 ? ", metadata only (overlay.metacopy), data from " + label(e, lk.dataLayer) : "");
             case WHITEOUT: return "whited out in " + label(e, lk.top) + " (" + lk.topProbe().whiteout().label + ")";
             case ABSENT: return "absent from every layer asked (" + labels(e, lk.parentMerge) + ")";
             default: return "error in " + label(e, lk.stopLayer);

@@ -96,7 +96,16 @@ public final class Explainer {
                         }
                         break;
                     case NONDIR:
-                        if (lk.result == Lookup.Result.NONDIR) {
+                        if (lk.dataLayer >= 0 && last && l != lk.top) {
+                            // below a metadata-only copy: the file with the data, or another metadata-only copy
+                            role[l] = l == lk.dataLayer ? Role.DATA : Role.HIDDEN;
+                            roleText[l] = l == lk.dataLayer ? "data: reads of the file come from here (the layer above has its metadata only)"
+                                    : "hidden: a metadata-only copy too (overlay.metacopy), passed over on the way to the data";
+                        } else if (lk.dataLayer >= 0 && last) {
+                            role[l] = Role.SHOWN;
+                            roleText[l] = "shown: metadata only (overlay.metacopy): owner, mode, times and xattrs from here, the data from "
+                                    + stack.label(lk.dataLayer);
+                        } else if (lk.result == Lookup.Result.NONDIR) {
                             role[l] = last ? Role.SHOWN : Role.NOT_A_DIR;
                             roleText[l] = last ? "shown"
                                     : "shown at " + disp(stepRel) + ", which is not a directory: the lookup ends";
@@ -127,6 +136,10 @@ public final class Explainer {
                         verdict = Verdict.FILE;
                         verdictText = disp(stepRel) + " is the " + p.node().typeName() + " of " + stack.label(lk.top)
                                 + " (" + Names.display(stack.path(lk.top) + "/" + lk.pathIn(lk.top)) + ")";
+                        if (lk.dataLayer >= 0) {
+                            verdictText += ", a metadata-only copy (overlay.metacopy) whose data is read from " + stack.label(lk.dataLayer)
+                                    + " (" + Names.display(stack.path(lk.dataLayer) + "/" + lk.pathIn(lk.dataLayer)) + ")";
+                        }
                     } else if (p.node().isLink()) {
                         verdict = Verdict.NOT_A_DIR;
                         verdictText = "not followed: " + disp(stepRel) + " is a symbolic link of " + stack.label(lk.top)

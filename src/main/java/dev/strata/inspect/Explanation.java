@@ -32,6 +32,8 @@ public final class Explanation {
         SHOWN,
         /** Its directory is merged below the top one: its entries are listed too. */
         MERGED,
+        /** Its regular file holds the data of a metadata-only copy above (overlay.metacopy). */
+        DATA,
         /** Its whiteout hides the name in every layer below. */
         WHITEOUT,
         /** It has nothing at the path (or at a parent). */

@@ -59,6 +59,11 @@ public final class Lookup {
     public String[] paths;
     /** The overlay.redirect marks followed on the way, in order. */
     public final List<Redirect> redirects = new ArrayList<>();
+    /**
+     * For a regular file that is a metadata-only copy (overlay.metacopy): the layer whose file holds
+     * its data, which reads go to; -1 otherwise.
+     */
+    public int dataLayer = -1;
 
     /** A directory in {@code layer} carries overlay.redirect {@code value}: the layers below were asked for {@code next}. */
     public record Redirect(int layer, String value, String next) {}
@@ -93,7 +98,9 @@ public final class Lookup {
         String[] asked = {null};
         String[] askedAt = new String[stack.size()];
         List<Redirect> redirects = new ArrayList<>();
-        LayerLookup.Result r = LayerLookup.lookup(stack.layerArray(), parentMerge, dir.paths, parentRel, name, LayerLookup.FOLLOW,
+        // as a mount with metacopy=on reads the layers (without it the kernel refuses metadata-only copies)
+        LayerLookup.Result r = LayerLookup.lookup(stack.layerArray(), parentMerge, dir.paths, parentRel, name,
+                LayerLookup.FOLLOW | LayerLookup.METACOPY,
                 new LayerLookup.Observer() {
                     @Override public void asked(int layer, String path) { asked[0] = path; askedAt[layer] = path; }
                     @Override public void said(int layer, LayerLookup.Say say, boolean ends, int errno) {
@@ -107,6 +114,7 @@ public final class Lookup {
         lk.paths = r.paths;
         lk.asked = askedAt;
         lk.redirects.addAll(redirects);
+        if (r.errno == 0 && r.type == Posix.S_IFREG && r.layers.length > 1) lk.dataLayer = r.layers[r.layers.length - 1];
         return lk;
     }
 

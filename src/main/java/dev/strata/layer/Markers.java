@@ -22,6 +22,9 @@ public final class Markers {
     public static final String USER_WHITEOUT = "user.overlay.whiteout";
     public static final String TRUSTED_REDIRECT = "trusted.overlay.redirect";
     public static final String USER_REDIRECT = "user.overlay.redirect";
+    /** A metadata-only copy-up (the kernel's OVL_XATTR_METACOPY): the file's data is in a layer below. */
+    public static final String TRUSTED_METACOPY = "trusted.overlay.metacopy";
+    public static final String USER_METACOPY = "user.overlay.metacopy";
 
     public enum WhiteoutForm {
         CHAR_DEVICE("character device 0/0"), WH_FILE(".wh. file"), XATTR("overlay.whiteout xattr");
@@ -88,6 +91,26 @@ public final class Markers {
         byte[] v = layer.getxattr(dirRel, TRUSTED_REDIRECT);
         if (v == null) v = layer.getxattr(dirRel, USER_REDIRECT);
         return v == null ? null : new String(v, Posix.NAMES);
+    }
+
+    /**
+     * Whether a regular file carries overlay.metacopy (trusted, else user), as the kernel's
+     * ovl_check_metacopy_xattr reads it: 1 if so (an empty value, as written without fs-verity, or a
+     * struct ovl_metacopy of 4 to 36 bytes whose version byte is 0 and whose length byte is its size),
+     * 0 if not, -EIO for any other value.
+     */
+    public static int metacopy(Layer layer, String rel) {
+        byte[] v = layer.getxattr(rel, TRUSTED_METACOPY);
+        if (v == null) v = layer.getxattr(rel, USER_METACOPY);
+        return metacopyValue(v);
+    }
+
+    /** {@link #metacopy} of a value read (null: none). */
+    public static int metacopyValue(byte[] v) {
+        if (v == null) return 0;
+        if (v.length == 0) return 1;
+        if (v.length < 4 || v.length > 36 || v[0] != 0 || (v[1] & 0xff) != v.length) return -Errno.EIO;
+        return 1;
     }
 
     /**

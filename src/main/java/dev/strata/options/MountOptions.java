@@ -37,6 +37,12 @@ public final class MountOptions {
      * keeps strata's own scheme, since FUSE cannot show the per-file st_dev the kernel then shows.
      */
     public final String xino;
+    /**
+     * metacopy=on: chmod, chown, utimens, setxattr, link and rename of a lower regular file copy its
+     * metadata up only (overlay.metacopy on a sparse upper file of the same size, data read from below),
+     * as the kernel overlay's "Metadata only copy up". Off (the kernel's default): every copy-up copies data.
+     */
+    public final boolean metacopy;
     public final boolean noAcl;
     /**
      * index=on: lower hard links stay one inode across copy-up, in the kernel's format (workdir/index,
@@ -90,6 +96,7 @@ public final class MountOptions {
         this.redirectDir = b.redirectDir;
         this.userXattr = b.userXattr;
         this.xino = b.xino;
+        this.metacopy = b.metacopy;
         this.noAcl = b.noAcl;
         this.index = b.index;
         this.xattrPermissions = b.xattrPermissions;
@@ -142,6 +149,7 @@ public final class MountOptions {
         /** redirect_dir given explicitly, userxattr given: userxattr forces nofollow (OptionParser). */
         public boolean redirectDirGiven, userXattr;
         public String xino = "off";
+        public boolean metacopy;
         public boolean passthrough = true;
         public Boolean suid, dev, exec;
         public String fsname, subtype;

@@ -25,12 +25,12 @@ public final class OptionParser {
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
             "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded",
-            "metacopy", "nfs_export");
+            "nfs_export");
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
             "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
-            "redirect_dir", "index", "userxattr", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
+            "redirect_dir", "index", "metacopy", "userxattr", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
             "xino", "uuid", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
             "nodiratime", "diratime", "allow_other", "allow_root", "ro", "rw");
@@ -41,6 +41,7 @@ public final class OptionParser {
         for (String s : optionStrings) {
             for (String opt : split(s)) apply(b, opt, cwd, lost);
         }
+        metacopyRules(b);
         // the kernel's ovl_fs_params_verify: userxattr means redirect_dir=nofollow (redirects are
         // trusted.* information an unprivileged mounter could forge in user.*); another mode given with
         // it is refused, with the kernel's message ("off" is "follow" here, as on this kernel)
@@ -62,6 +63,18 @@ public final class OptionParser {
             b.warnings.add("mounted read-only (no upperdir): " + String.join("; ", lost));
         }
         return b.build();
+    }
+
+    /**
+     * The kernel's rules for metacopy (ovl_fs_params_verify): metacopy=on needs redirect_dir=on and
+     * turns it on when redirect_dir is not given; given with another redirect_dir, or with userxattr
+     * (which the kernel mounts with redirect_dir=nofollow), it is refused as "conflicting options".
+     */
+    static void metacopyRules(MountOptions.Builder b) {
+        if (!b.metacopy) return;
+        if (!b.redirectDirGiven) b.redirectDir = "on";
+        else if (!b.redirectDir.equals("on")) throw new IllegalArgumentException("conflicting options: metacopy=on,redirect_dir=" + b.redirectDir);
+        if (b.userXattr) throw new IllegalArgumentException("conflicting options: userxattr,metacopy=on");
     }
 
     /** The known option nearest to {@code key} (at most 2 edits away), or null. */
@@ -155,6 +168,12 @@ public final class OptionParser {
                 if (!v.equals("on") && !v.equals("off") && !v.equals("null") && !v.equals("auto")) {
                     throw new IllegalArgumentException("uuid must be on, off, null or auto");
                 }
+                break;
+            }
+            case "metacopy": {
+                String v = need(key, val);
+                if (!v.equals("on") && !v.equals("off")) throw new IllegalArgumentException("metacopy must be on or off");
+                b.metacopy = v.equals("on");
                 break;
             }
             case "noacl": b.noAcl = true; break;

@@ -125,8 +125,9 @@ final class Attrs {
             int r = getattr(n, st);
             if (r < 0 || !n.listed) return r;
             // a regular file readdir entered: this stat confirms it unless it shows an empty file,
-            // which may be an xattr whiteout (then the confirming lookup decides)
-            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0) {
+            // which may be an xattr whiteout, or one that may be a metadata-only copy (see
+            // LayerLookup#mayBeMetacopy): then the confirming lookup decides
+            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0 && !mayBeMetacopy(n, st)) {
                 n.listed = false;
                 return 0;
             }
@@ -136,6 +137,15 @@ final class Attrs {
         } finally {
             ovl.lock.readLock().unlock();
         }
+    }
+
+    /** Whether a lookup would read the metacopy mark of the file n's top layer holds (see LayerLookup#mayBeMetacopy). */
+    private boolean mayBeMetacopy(Node n, Pointer st) {
+        int top = n.top();
+        if (top == 0 && ovl.hasUpper) return true;
+        if (top == ovl.stack.length - 1) return false;
+        long blocks = st.getLong(Stat.OFF_BLOCKS);
+        return blocks <= 8 || blocks * 512 < st.getLong(Stat.OFF_SIZE);
     }
 
     int getattr(Node n, Pointer st) {
@@ -148,8 +158,19 @@ final class Attrs {
         }
         if (r < 0) return r;
         ovl.lazy.blocks(n.top(), st);
+        if (n.metacopy()) dataBlocks(n, st);
         present(n, st);
         return 0;
+    }
+
+    /**
+     * st_blocks of a metadata-only copy: those of the file that holds its data, as the kernel's
+     * ovl_getattr shows them (the copy itself has none).
+     */
+    void dataBlocks(Node n, Pointer st) {
+        int dl = n.dataLayer();
+        Stat d = Stat.local2();
+        if (ovl.stack[dl].lstat(n.relIn(dl), d) == 0) st.putLong(Stat.OFF_BLOCKS, d.blocks());
     }
 
     int hiddenAttr(Node h, Pointer st) {
@@ -248,6 +269,18 @@ final class Attrs {
 
     /** Copies n up (with or without data) and runs op on its upper location. */
     int onUpper(String path, boolean data, UpperOp op) {
+        return onUpper(path, data, false, op);
+    }
+
+    /**
+     * As {@link #onUpper} for a change of metadata only: with metacopy=on a lower regular file is copied
+     * up without its data ({@link CopyUp#copyUpMeta}), as the kernel's ovl_setattr and ovl_xattr_set do.
+     */
+    int onUpperMeta(String path, UpperOp op) {
+        return onUpper(path, !ovl.opts.metacopy, true, op);
+    }
+
+    private int onUpper(String path, boolean data, boolean meta, UpperOp op) {
         if (!ovl.hasUpper) return -EROFS;
         if (data) {
             int r = ovl.copy.copyDataUnlocked(path);
@@ -258,7 +291,7 @@ final class Attrs {
             Node n = ovl.namei.resolve(path);
             int e = Namei.err(n);
             if (e != 0) return e;
-            int r = ovl.copy.copyUp(n, data);
+            int r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data);
             if (r < 0) return r;
             if (n.rel.isEmpty()) return op.run(n, At.of(ovl.stack[0].fd(), "."));
             try (At a = ovl.stack[0].at(n.rel)) {
@@ -273,7 +306,7 @@ final class Attrs {
     public int chmod(String path, int mode) {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : fchmod(hf, mode);
-        return onUpper(path, true, (n, a) -> {
+        return onUpperMeta(path, (n, a) -> {
             if (n.type == S_IFLNK) return -EOPNOTSUPP;
             if (ovl.overrides.writes(n.type)) return overrideOwnerMode(n, a, -1, -1, mode & 07777);
             return Posix.fchmodat(a.dirfd(), a.name(), mode & 07777);
@@ -284,7 +317,7 @@ final class Attrs {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : fchown(hf, uid, gid);
         int hu = hostUid(uid), hg = hostGid(gid);
-        return onUpper(path, true, (n, a) -> ovl.overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
+        return onUpperMeta(path, (n, a) -> ovl.overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
                 : Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
     }
 
@@ -301,7 +334,7 @@ final class Attrs {
     public int utimens(String path, long aSec, long aNsec, long mSec, long mNsec) {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : futimens(hf, aSec, aNsec, mSec, mNsec);
-        return onUpper(path, true, (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
+        return onUpperMeta(path, (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
     }
 
     public int truncate(String path, long size) {
@@ -364,6 +397,9 @@ final class Attrs {
             int w = Posix.openat(AT_FDCWD, "/proc/self/fd/" + u, O_WRONLY, 0);
             if (w < 0) return w;
             try {
+                // a metadata-only copy gets its data first, as a truncate by name does (ovl_copy_up_with_data)
+                int r = ovl.metaCopy.dataUpThrough(fd, w);
+                if (r < 0) return r;
                 return Posix.ftruncate(w, size);
             } finally {
                 Posix.close(w);

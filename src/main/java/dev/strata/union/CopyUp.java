@@ -21,11 +21,27 @@ final class CopyUp {
 
     CopyUp(Overlay ovl) { this.ovl = ovl; }
 
-    /** Ensures n exists in the upper layer (parents first); with {@code data=false} a file's data is not copied. */
+    /**
+     * Ensures n exists in the upper layer with its data (parents first); with {@code data=false} a
+     * file's data is not copied (it is about to be truncated to 0). A metadata-only copy in the upper
+     * gets its data now (the kernel's ovl_copy_up_meta_inode_data).
+     */
     int copyUp(Node n, boolean data) {
+        return copyUp(n, data, false);
+    }
+
+    /**
+     * Copy-up for a change of metadata only (chmod, chown, utimens, xattrs, flags, link, rename): with
+     * metacopy=on a lower regular file gets a metadata-only copy (see {@link MetaCopy}), else as {@link #copyUp}.
+     */
+    int copyUpMeta(Node n) {
+        return copyUp(n, true, ovl.opts.metacopy);
+    }
+
+    private int copyUp(Node n, boolean data, boolean metaOk) {
         if (!ovl.hasUpper) return -EROFS;
         if (n.negative()) return -ENOENT;
-        if (n.top() == 0) return 0;
+        if (n.top() == 0) return metaOk || !n.metacopy() ? 0 : ovl.metaCopy.dataUp(n, data);
         if (n.parent != null) {
             int r = copyUp(n.parent, true);
             if (r < 0) return r;
@@ -46,10 +62,15 @@ final class CopyUp {
         long origin = keepIno ? ino : 0;
         if (origin != 0) ovl.attrs.markImpure(n.parent);
         long[] bytes = {0};
-        String[] method = {"metadata"};
-        r = st.type() == S_IFREG && tmpfileWorks ? copyFileUp(n, src, st, data, origin, bytes, method) : NO_TMPFILE;
-        if (r == NO_TMPFILE) r = copyThroughWorkdir(n, src, st, data, origin, bytes, method);
+        boolean meta = metaOk && st.type() == S_IFREG;
+        String[] method = {meta ? "metadata only" : "metadata"};
+        r = st.type() == S_IFREG && tmpfileWorks ? copyFileUp(n, src, st, data, meta, origin, bytes, method) : NO_TMPFILE;
+        if (r == NO_TMPFILE) r = copyThroughWorkdir(n, src, st, data, meta, origin, bytes, method);
         if (r < 0) return r;
+        if (meta) {
+            ovl.metaCopy.copiedUpMeta(n, src, st, ino, keepIno, t0);
+            return 0;
+        }
         copiedUp(n, src, st, ino, keepIno, bytes[0], t0, method[0]);
         return 0;
     }
@@ -115,7 +136,7 @@ final class CopyUp {
             boolean keepIno = st.nlink() <= 1;
             long[] bytes = {0};
             String[] method = {"metadata"};
-            int out = prepareFileCopy(n, src, st, true, keepIno ? ino : 0, bytes, method);
+            int out = prepareFileCopy(n, src, st, true, false, keepIno ? ino : 0, bytes, method);
             if (out == NO_TMPFILE) return 0;
             if (out < 0) return out;
             try {
@@ -160,8 +181,8 @@ final class CopyUp {
      * named file, not of an unnamed one: 4 block requests per fsync become 3) and the /proc/self/fd path
      * lookups of the metadata calls. Returns {@link #NO_TMPFILE} if the workdir refuses O_TMPFILE.
      */
-    int copyFileUp(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
-        int out = prepareFileCopy(n, src, st, data, origin, bytes, method);
+    int copyFileUp(Node n, Layer src, Stat st, boolean data, boolean meta, long origin, long[] bytes, String[] method) {
+        int out = prepareFileCopy(n, src, st, data, meta, origin, bytes, method);
         if (out < 0) return out;
         try {
             int r = linkIntoUpper(out, n.rel);
@@ -178,9 +199,10 @@ final class CopyUp {
      * metadata of the lower file. Needs no union lock (it reads only the read-only lower file and writes
      * only an unnamed inode). Returns its descriptor, {@link #NO_TMPFILE}, or -errno.
      */
-    int prepareFileCopy(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+    int prepareFileCopy(Node n, Layer src, Stat st, boolean data, boolean meta, long origin, long[] bytes, String[] method) {
         int in = src.openat(n.relIn(src.index()), O_RDONLY | O_NOFOLLOW, true); // a copy-up leaves the lower's atime alone, as the kernel's
         if (in < 0) return in;
+        if (meta) data = false;
         int out = Posix.openat(ovl.workFd, ".", O_TMPFILE | O_WRONLY, 0600);
         if (out < 0) {
             Posix.close(in);
@@ -192,10 +214,11 @@ final class CopyUp {
         try {
             if (data && st.size() > 0) {
                 bytes[0] = st.size();
-                r = ovl.dataCopy.copy(src.index(), in, out, st.size(), ovl.opts.fsync, method);
+                r = ovl.metaCopy.copyData(n, src, in, out, st.size(), method);
                 // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
                 if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
             }
+            if (r == 0 && meta) r = ovl.metaCopy.mark(out, st.size());
             if (r == 0) r = copyMetadata(in, out, st, origin);
             if (r == 0 && ovl.index != null) r = ovl.index.setOriginFd(out, src.index(), n.relIn(src.index()));
             if (r == 0) r = copyOverride(n, src, st, null, out);
@@ -208,10 +231,11 @@ final class CopyUp {
     }
 
     /** The way for every type: build the copy under a temporary name in the workdir, then rename it into the upper. */
-    int copyThroughWorkdir(Node n, Layer src, Stat st, boolean data, long origin, long[] bytes, String[] method) {
+    int copyThroughWorkdir(Node n, Layer src, Stat st, boolean data, boolean meta, long origin, long[] bytes, String[] method) {
         String tmp = ovl.tmpName();
         String from = n.relIn(src.index()); // below a renamed directory: its old path in the lower layer
-        int r = createCopy(src, from, st, tmp, data, bytes, method);
+        int r = createCopy(n, src, from, st, tmp, data && !meta, bytes, method);
+        if (r == 0 && meta) r = ovl.metaCopy.markNamed(tmp, st.size());
         if (r == 0) r = finishCopy(src, from, st, tmp, origin);
         if (r == 0 && ovl.index != null) r = ovl.index.setOrigin("/proc/self/fd/" + ovl.workFd + "/" + tmp, src.index(), from);
         if (r == 0) r = copyOverride(n, src, st, tmp, -1);
@@ -248,7 +272,7 @@ final class CopyUp {
         }
     }
 
-    int createCopy(Layer src, String rel, Stat st, String tmp, boolean data, long[] bytes, String[] method) {
+    int createCopy(Node n, Layer src, String rel, Stat st, String tmp, boolean data, long[] bytes, String[] method) {
         switch (st.type()) {
             case S_IFDIR:
                 return Posix.mkdirat(ovl.workFd, tmp, 0700);
@@ -270,7 +294,7 @@ final class CopyUp {
                 try {
                     if (!data || st.size() == 0) return 0;
                     bytes[0] = st.size();
-                    int r = ovl.dataCopy.copy(src.index(), in, out, st.size(), ovl.opts.fsync, method);
+                    int r = ovl.metaCopy.copyData(n, src, in, out, st.size(), method);
                     // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
                     if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
                     return r;

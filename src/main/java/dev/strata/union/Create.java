@@ -297,8 +297,13 @@ final class Create {
             Node dir = newNameDir(to, pe); // checked before the copy-up, as the VFS does before overlayfs
             if (dir == null) return pe[0];
             String name = Namei.lastName(to);
-            int r = ovl.copy.copyUp(src, true);
+            int r = ovl.copy.copyUpMeta(src);
             if (r < 0) return r;
+            if (src.metacopy()) {
+                // the new name must find the data too: an absolute redirect to the old path (ovl_set_link_redirect)
+                r = ovl.rename.setRedirect(src, false, to);
+                if (r < 0) return r;
+            }
             Layer up = ovl.stack[0];
             long ino = src.ino;
             if (ovl.attrs.origin(src.rel) != 0) { // a name with an origin lands in dir (ovl_create_or_link)

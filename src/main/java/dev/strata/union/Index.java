@@ -160,7 +160,7 @@ final class Index {
         String tmp = ovl.tmpName();
         String from = n.relIn(top);
         CopyUp c = ovl.copy;
-        r = c.createCopy(src, from, st, tmp, data, bytes, method);
+        r = c.createCopy(n, src, from, st, tmp, data, bytes, method);
         if (r == 0) r = c.finishCopy(src, from, st, tmp, ino);
         if (r == 0) r = c.copyOverride(n, src, st, tmp, -1);
         if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);

@@ -24,7 +24,11 @@ import static dev.strata.posix.Posix.*;
  * <li>a directory joins the merge; an opaque one (overlay.opaque=y or {@code .wh..wh..opq}) ends it;
  *     the last layer's markers are not read, as they hide nothing;</li>
  * <li>a non-directory found first is the result and hides everything below; one below a directory is
- *     ignored and ends the merge.</li>
+ *     ignored and ends the merge;</li>
+ * <li>a regular file with overlay.metacopy (a metadata-only copy) goes on below, through its
+ *     overlay.redirect if it has one, to the regular file that holds its data (other metadata-only
+ *     copies on the way are passed over): the result is {metadata layer, data layer}; no such file
+ *     below is EIO, and without {@link #METACOPY} a metadata-only copy is EPERM, as on the kernel.</li>
  * </ul>
  */
 public final class LayerLookup {
@@ -98,6 +102,8 @@ public final class LayerLookup {
     public static final int FOLLOW = 1;
     /** Lookup flag: layer 0 of the stack is an upper layer (its own redirect is no EPERM under nofollow). */
     public static final int UPPER = 2;
+    /** Lookup flag: metacopy=on (without it a metadata-only copy found is EPERM, as on the kernel). */
+    public static final int METACOPY = 4;
 
     /**
      * Looks up {@code name} in directory {@code dirRel}, whose merge list is {@code dirLayers}, every
@@ -134,6 +140,7 @@ public final class LayerLookup {
         int n = 0, type = 0;
         long xwh = 0;
         boolean whiteout = false;
+        boolean meta = false; // a metadata-only copy was found: its data is still to be found below
         for (int k = 0; k < poe.length; k++) {
             int li = poe[k];
             Layer l = stack[li];
@@ -142,13 +149,13 @@ public final class LayerLookup {
             String base = w.abs ? "" : dirPaths == null || dirPaths[li] == null ? dirRel : dirPaths[li];
             String before = w.redirect;
             if (obs != null) obs.asked(li, w.abs ? w.want.substring(1) : Layer.child(base, w.want));
-            Say say = w.probe(l, base, last, st);
+            Say say = w.probe(l, base, last, st, upper(li, flags), meta);
             if (say == Say.ERROR) {
                 if (obs != null) obs.said(li, Say.ERROR, false, w.errno);
                 return new Result(NONE, 0, false, 0, w.errno, null);
             }
             if (say == Say.WHITEOUT) {
-                whiteout = n == 0;
+                whiteout = n == 0 && !meta;
                 if (obs != null) obs.said(li, Say.WHITEOUT, false, 0);
                 break;
             }
@@ -158,14 +165,53 @@ public final class LayerLookup {
                 continue;
             }
             if (say == Say.NONDIR) {
+                if (meta) {
+                    // below a metadata-only copy: a regular file holds the data (ovl_lookup's lower loop)
+                    if (w.type != S_IFREG) {
+                        if (obs != null) obs.said(li, Say.NONDIR, true, 0);
+                        break;
+                    }
+                    if ((flags & METACOPY) == 0) return refused(obs, li, -EPERM); // "refusing to follow metacopy origin"
+                    if (w.metacopy) {
+                        // an intermediate metadata-only copy: not kept, its redirect followed
+                        if (obs != null) obs.said(li, Say.NONDIR, false, 0);
+                        if (obs != null && w.redirect != before) obs.redirected(li, w.redirect, w.want);
+                        if (w.abs && !all) { all = true; poe = below(li, bottom); k = -1; }
+                        continue;
+                    }
+                    found[n++] = li;
+                    meta = false;
+                    if (!w.path.equals(rel)) {
+                        if (paths == null) paths = new String[stack.length];
+                        paths[li] = w.path;
+                    }
+                    if (obs != null) obs.said(li, Say.NONDIR, false, 0);
+                    break;
+                }
                 // found first: the result, hiding everything below; below a directory: ignored, ends the merge
                 if (n == 0) {
                     type = w.type;
-                    found = new int[]{li};
+                    found = w.metacopy ? new int[]{li, 0} : new int[]{li};
                     n = 1;
                     if (!w.path.equals(rel)) (paths = new String[stack.length])[li] = w.path;
+                    if (w.metacopy) {
+                        // metadata only (overlay.metacopy): the data is looked up below, through its redirect
+                        if (!(upper(li, flags)) && (flags & METACOPY) == 0) return refused(obs, li, -EPERM);
+                        meta = true;
+                        if (obs != null) obs.said(li, Say.NONDIR, false, 0);
+                        if (obs != null && w.redirect != before) obs.redirected(li, w.redirect, w.want);
+                        if (!follow && w.redirect != null && !upper(li, flags)) return refused(obs, li, -EPERM);
+                        if (last) break;
+                        if (w.abs && !all) { all = true; poe = below(li, bottom); k = -1; }
+                        continue;
+                    }
                 }
                 if (obs != null) obs.said(li, Say.NONDIR, false, 0);
+                break;
+            }
+            if (meta) {
+                // a directory below a metadata-only copy ends the lookup (ovl_lookup_single)
+                if (obs != null) obs.said(li, Say.DIR, true, 0);
                 break;
             }
             // a directory: joins the merge
@@ -191,14 +237,45 @@ public final class LayerLookup {
             if (w.abs && !all) {
                 // an absolute redirect: every layer below this one, from its root
                 all = true;
-                poe = new int[bottom - li];
-                for (int i = 0; i < poe.length; i++) poe[i] = li + 1 + i;
+                poe = below(li, bottom);
                 k = -1;
             }
+        }
+        if (meta) {
+            // "metacopy with no lower data found - abort lookup"
+            if (obs != null) obs.said(found[0], Say.ERROR, false, -EIO);
+            return new Result(NONE, 0, false, 0, -EIO, null);
         }
         if (n == 0) return new Result(NONE, 0, whiteout, 0, 0, null);
         int[] layers = n == found.length ? found : Arrays.copyOf(found, n);
         return new Result(layers, type, false, type == S_IFDIR ? xwh : 0, 0, paths);
+    }
+
+    /**
+     * Whether a lower regular file may carry overlay.metacopy: a metadata-only copy has no data
+     * blocks, at most one block for its xattrs (ext4 puts them there when the inode has no room), so
+     * a file with more blocks than that and at least as many as its size needs is not one. Saves
+     * the two xattr reads of the mark for lower files of more than one block; an upper file's mark
+     * is always read. Nor is it read in the last layer (the bottom one), where a metadata-only copy
+     * would have no data below it (the kernel's lookup fails there with EIO): a lookup in a mount of
+     * one lower layer, or of a bottom-layer file, costs what it did without metacopy.
+     */
+    public static boolean mayBeMetacopy(boolean upper, boolean last, Stat st) {
+        return upper || (!last && (st.blocks() <= 8 || st.blocks() * 512 < st.size()));
+    }
+
+    /** The layers below li, top first: where an absolute redirect is looked up. */
+    private static int[] below(int li, int bottom) {
+        int[] poe = new int[bottom - li];
+        for (int i = 0; i < poe.length; i++) poe[i] = li + 1 + i;
+        return poe;
+    }
+
+    private static boolean upper(int li, int flags) { return li == 0 && (flags & UPPER) != 0; }
+
+    private static Result refused(Observer obs, int li, int errno) {
+        if (obs != null) obs.said(li, Say.ERROR, false, errno);
+        return new Result(NONE, 0, false, 0, errno, null);
     }
 
     /** The state of one lookup across layers (the kernel's ovl_lookup_data). */
@@ -214,13 +291,34 @@ public final class LayerLookup {
         String path;
         int type, errno;
         boolean xwh;
+        /** The regular file found carries overlay.metacopy. */
+        boolean metacopy;
 
         Walk(String name) { want = name; }
 
+        /** Follows a redirect read on the component walked[i..j) (j < 0: the last one). */
+        void redirectTo(String red, String walked, int i, int j, boolean end) {
+            String post = end ? "" : walked.substring(j);
+            if (red.charAt(0) == '/') {
+                want = red + post;
+                abs = true;
+                stop = false; // an absolute redirect below an opaque ancestor goes on
+            } else {
+                // the name of this component replaced (the prefix may itself have been rewritten)
+                int prelen = want.length() - (walked.length() - i);
+                want = want.substring(0, prelen) + red + post;
+            }
+            redirect = red;
+        }
+
+
+
+
         /** Looks {@link #want} up in one layer, component by component when it is absolute. */
-        Say probe(Layer l, String base, boolean last, Stat st) {
+        Say probe(Layer l, String base, boolean last, Stat st, boolean upper, boolean meta) {
             String walked = want;
             xwh = false;
+            metacopy = false;
             String cur = base;
             int i = abs ? 1 : 0;
             while (true) {
@@ -246,6 +344,20 @@ public final class LayerLookup {
                     if (!end) { stop = true; return Say.ABSENT; }
                     path = p;
                     type = st.type();
+                    if (type == S_IFREG) {
+                        // ovl_check_metacopy_xattr (in a lower layer only for a file that may be one, see
+                        // mayBeMetacopy; always below a metadata-only copy, where one more is EIO)
+                        int mc = meta || mayBeMetacopy(upper, last, st) ? Markers.metacopy(l, p) : 0;
+                        if (mc < 0) { errno = mc; return Say.ERROR; }
+                        metacopy = mc > 0;
+                        if (metacopy && !last) {
+                            String red = Markers.redirect(l, p);
+                            if (red != null) {
+                                if (!Markers.validRedirect(red)) { errno = -EINVAL; return Say.ERROR; }
+                                redirectTo(red, walked, i, j, end);
+                            }
+                        }
+                    }
                     return Say.NONDIR;
                 }
                 if (!last) {
@@ -258,17 +370,7 @@ public final class LayerLookup {
                         String red = Markers.redirect(l, p);
                         if (red != null) {
                             if (!Markers.validRedirect(red)) { errno = -EINVAL; return Say.ERROR; }
-                            String post = end ? "" : walked.substring(j);
-                            if (red.charAt(0) == '/') {
-                                want = red + post;
-                                abs = true;
-                                stop = false; // an absolute redirect below an opaque ancestor goes on
-                            } else {
-                                // the name of this component replaced (the prefix may itself have been rewritten)
-                                int prelen = want.length() - (walked.length() - i);
-                                want = want.substring(0, prelen) + red + post;
-                            }
-                            redirect = red;
+                            redirectTo(red, walked, i, j, end);
                         }
                     }
                 }

@@ -49,14 +49,16 @@ final class Namei {
 
     /**
      * A regular file entered by readdir ({@link Readdir#remember}) is confirmed on its first lookup with
-     * one lstat: an empty one may be an xattr whiteout, which the directory's listing shows (as the
+     * one lstat (and the metacopy mark where the lookup would read it: a metadata-only copy takes the
+     * full lookup, which finds its data below): an empty one may be an xattr whiteout, which the directory's listing shows (as the
      * kernel overlay's does outside overlay.opaque=x directories) but a lookup must not find.
      */
     private Node confirmListed(Node dir, ConcurrentHashMap<String, Node> ch, String name, Node c) {
         Layer l = ovl.stack[c.top()];
         Stat st = Stat.local();
         String at = c.relIn(c.top());
-        if (l.lstat(at, st) == 0 && st.type() == c.type && !LayerLookup.isXattrWhiteout(l, at, st)) {
+        if (l.lstat(at, st) == 0 && st.type() == c.type && !LayerLookup.isXattrWhiteout(l, at, st)
+                && !(c.type == S_IFREG && LayerLookup.mayBeMetacopy(l.index() == 0 && ovl.hasUpper, l.index() == ovl.stack.length - 1, st) && Markers.metacopy(l, at) != 0)) {
             c.listed = false;
             return c;
         }

@@ -105,6 +105,13 @@ class Node {
     boolean negative() { return layers.length == 0; }
     boolean isDir() { return type == dev.strata.posix.Posix.S_IFDIR; }
     int top() { return layers[0]; }
+    /**
+     * A metadata-only copy (overlay.metacopy, the kernel's "no upperdata"): a regular file whose layers
+     * are {where its metadata is, where its data is}; reads go to {@link #dataLayer()}.
+     */
+    boolean metacopy() { return type == dev.strata.posix.Posix.S_IFREG && layers.length > 1; }
+    /** The layer a regular file's data is read from: the last of its layers. */
+    int dataLayer() { int[] l = layers; return l[l.length - 1]; }
     /** More than one layer contributes (the kernel's "merge" type: nlink shows 1). */
     boolean merged() { return layers.length > 1; }
 

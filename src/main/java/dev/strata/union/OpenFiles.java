@@ -35,6 +35,25 @@ final class OpenFiles {
     }
 
     /**
+     * Read-only descriptors of metadata-only copies (overlay.metacopy), by descriptor: the descriptor is
+     * the file that holds the metadata (fstat, fchmod... through it act on it), reads go to the file
+     * below that holds the data, as the kernel's ovl_real_file opens the lower data file, until the data
+     * is copied up; then to the upper file (which the copy-up opens, see {@link CopyUp#dataCopiedUp}).
+     */
+    final ConcurrentHashMap<Integer, MetaHandle> metaHandles = new ConcurrentHashMap<>();
+
+    static final class MetaHandle {
+        final Node node;
+        final int dataFd;
+        /** st_ino of the file the descriptor is open on (other names of an upper file share it). */
+        final long metaIno;
+        /** The upper file once it has the data, else -1. */
+        volatile int upperFd = -1;
+        MetaHandle(Node node, int dataFd, long metaIno) { this.node = node; this.dataFd = dataFd; this.metaIno = metaIno; }
+        int readFd() { int u = upperFd; return u >= 0 ? u : dataFd; }
+    }
+
+    /**
      * Files removed while open. libfuse 2 keeps such a file alive by renaming it to ".fuse_hiddenXXXX"
      * and unlinking that name on the last close; in an overlay that name would land in the upper
      * layer, so strata removes the real name at once (whiteout and all) and only remembers the hidden
@@ -89,7 +108,19 @@ final class OpenFiles {
                 if (r < 0) return r;
             }
             String at = n.relIn(n.top());
+            int dataFd = -1;
+            if (n.metacopy() && ovl.metaCopy.stillMetacopy(n)) {
+                // write opens copied the data up above; a read of a metadata-only copy reads the data below
+                int dl = n.dataLayer();
+                dataFd = ovl.stack[dl].openat(n.relIn(dl), O_RDONLY | O_NOFOLLOW, noatime(true));
+                if (dataFd < 0) return dataFd;
+            }
             int fd = ovl.stack[n.top()].openat(at.isEmpty() ? "." : at, oflags, noatime(!ovl.hasUpper || n.top() != 0));
+            if (fd < 0 && dataFd >= 0) Posix.close(dataFd);
+            if (fd >= 0 && dataFd >= 0) {
+                Stat ms = Stat.local2();
+                metaHandles.put(fd, new MetaHandle(n, dataFd, Posix.fstat(fd, ms) == 0 ? ms.ino() : -1));
+            }
             if (fd >= 0) {
                 openFiles.put(fd, n);
                 if (n.top() != 0 || !ovl.hasUpper) ovl.lazy.opened(n.top(), fd);
@@ -147,10 +178,27 @@ final class OpenFiles {
      * of a lazy layer, whose data strata reads from the layer's tar (so never a passthrough backing file).
      */
     public boolean stableFd(int fd) {
-        return !lowerHandles.containsKey(fd) && ovl.lazy.of(fd) == null;
+        return !lowerHandles.containsKey(fd) && !metaHandles.containsKey(fd) && ovl.lazy.of(fd) == null;
+    }
+
+    /** The descriptor reads of fd go to (the data below a metadata-only copy, a lower handle's upper copy). */
+    int readFd(int fd) {
+        if (!metaHandles.isEmpty()) {
+            MetaHandle m = metaHandles.get(fd);
+            if (m != null) return m.readFd();
+        }
+        if (!lowerHandles.isEmpty()) {
+            LowerHandle h = lowerHandles.get(fd);
+            if (h != null) return current(h, fd);
+        }
+        return fd;
     }
 
     public long read(int fd, Pointer buf, long size, long off) {
+        if (!metaHandles.isEmpty()) {
+            MetaHandle m = metaHandles.get(fd);
+            if (m != null) return Posix.pread(m.readFd(), buf, size, off);
+        }
         if (!lowerHandles.isEmpty()) {
             LowerHandle h = lowerHandles.get(fd);
             if (h != null) {
@@ -164,7 +212,11 @@ final class OpenFiles {
     }
 
     /** lseek (SEEK_DATA/SEEK_HOLE) of an open file; a file of a lazy layer is data end to end. */
-    public long lseek(int fd, long off, int whence) { return ovl.lazy.lseek(fd, off, whence); }
+    /** SEEK_DATA/SEEK_HOLE where the reads of fd go ({@link #readFd}; a lazy file: its span of the tar). */
+    public long lseek(int fd, long off, int whence) {
+        int r = readFd(fd);
+        return r == fd ? ovl.lazy.lseek(fd, off, whence) : Posix.lseek(r, off, whence);
+    }
 
     /**
      * The descriptor a read-only lower handle reads now: the upper copy once the file was copied up
@@ -196,6 +248,11 @@ final class OpenFiles {
         ovl.lazy.released(fd);
         LowerHandle h = lowerHandles.remove(fd);
         if (h != null && h.upperFd >= 0) Posix.close(h.upperFd);
+        MetaHandle m = metaHandles.remove(fd);
+        if (m != null) {
+            Posix.close(m.dataFd);
+            if (m.upperFd >= 0) Posix.close(m.upperFd);
+        }
         return Posix.close(fd);
     }
 

@@ -54,6 +54,8 @@ final class Overlay implements AutoCloseable {
     /** Where a rename stores a redirect: trusted.overlay.redirect, or user. where trusted xattrs fail. */
     final String redirectXattr;
     final Protect protect;         // chattr +a/+i (overlay.protattr) and what they refuse
+    /** Where a metadata-only copy-up marks its file: trusted.overlay.metacopy, or user. as the origin. */
+    final String metacopyXattr;
     final OverrideStat overrides;  // owner and mode kept in xattrs (xattr_permissions, force_mask)
     final UnionEvents events;
     final DataCopy dataCopy;
@@ -65,6 +67,7 @@ final class Overlay implements AutoCloseable {
     final Attrs attrs = new Attrs(this);
     final Readdir readdir = new Readdir(this);
     final CopyUp copy = new CopyUp(this);
+    final MetaCopy metaCopy = new MetaCopy(this);
     final FileAttr fileattr = new FileAttr(this);
     final Create create = new Create(this);
     final Remove remove = new Remove(this);
@@ -101,9 +104,11 @@ final class Overlay implements AutoCloseable {
         xinoShift = nDev > 1 && !"off".equals(opts.xino) ? 64 - (31 - Integer.numberOfLeadingZeros(numfs - 1) + 2) : 0;
         originXattr = hasUpper && !opts.userXattr && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
-        lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0);
+        lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0)
+                | (opts.metacopy ? LayerLookup.METACOPY : 0);
         redirectXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_REDIRECT : dev.strata.layer.Markers.USER_REDIRECT;
         protect = new Protect(this, originXattr == ORIGIN_TRUSTED);
+        metacopyXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_METACOPY : dev.strata.layer.Markers.USER_METACOPY;
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         lazy = new LazyFiles(stack);
         dataCopy = new DataCopy(workFd, stack.length, lazy);

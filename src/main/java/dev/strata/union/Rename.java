@@ -65,7 +65,7 @@ final class Rename {
                 }
                 if (sameInode(src, dst)) return 0; // hard links to one file: rename(2) does nothing
             }
-            r = ovl.copy.copyUp(src, true);
+            r = ovl.copy.copyUpMeta(src);
             if (r < 0) return r;
             String[] replacedIndexed = {null};
             if (ovl.index != null && !dst.negative() && !dst.isDir()) { // ovl_nlink_start of the replaced file
@@ -75,7 +75,8 @@ final class Rename {
             r = ovl.copy.copyUp(dstDir, true);
             if (r < 0) return r;
             Node srcDir = src.parent;
-            if (redirect) {
+            if (redirect || src.metacopy()) {
+                // a metadata-only copy keeps finding its data below through an absolute redirect
                 r = setRedirect(src, srcDir == dstDir, "/" + Layer.child(dstDir.rel, dstName));
                 if (r < 0) return r;
             }
@@ -155,9 +156,12 @@ final class Rename {
     int setRedirect(Node src, boolean samedir, String to) {
         Layer up = ovl.stack[0];
         String have = Markers.redirect(up, src.rel);
-        if (have != null && (samedir || have.startsWith("/"))) return 0;
+        // a file (a metadata-only copy) whose lower file has other names gets an absolute one even in its
+        // directory, as two upper names of it may end up in different ones (ovl_need_absolute_redirect)
+        boolean absolute = !samedir || (!src.isDir() && lowerNlink(src) > 1);
+        if (have != null && (!absolute || have.startsWith("/"))) return 0;
         String redirect;
-        if (samedir) {
+        if (!absolute) {
             redirect = src.name();
         } else {
             StringBuilder b = new StringBuilder();
@@ -178,6 +182,14 @@ final class Rename {
         }
         ovl.events.redirected("/" + src.rel, to, redirect, ovl.redirectXattr);
         return 0;
+    }
+
+    /** st_nlink of the lower file a metadata-only copy reads its data from (1 if there is none). */
+    private long lowerNlink(Node n) {
+        if (n.layers.length < 2) return 1;
+        int dl = n.dataLayer();
+        Stat st = Stat.local2();
+        return ovl.stack[dl].lstat(n.relIn(dl), st) == 0 ? st.nlink() : 1;
     }
 
     /** Cleared once the upper refuses RENAME_WHITEOUT (no CAP_MKNOD, a file system without it). */
@@ -248,11 +260,11 @@ final class Rename {
             redirect[i] = n.isDir() && (n.layers.length > 1 || n.top() != 0);
             if (redirect[i] && !ovl.opts.redirectWrite()) return -EXDEV;
         }
-        int r = ovl.copy.copyUp(a, true);
-        if (r == 0) r = ovl.copy.copyUp(b, true);
+        int r = ovl.copy.copyUpMeta(a);
+        if (r == 0) r = ovl.copy.copyUpMeta(b);
         if (r < 0) return r;
-        if (redirect[0]) r = setRedirect(a, a.parent == b.parent, "/" + b.rel);
-        if (r == 0 && redirect[1]) r = setRedirect(b, a.parent == b.parent, "/" + a.rel);
+        if (redirect[0] || a.metacopy()) r = setRedirect(a, a.parent == b.parent, "/" + b.rel);
+        if (r == 0 && (redirect[1] || b.metacopy())) r = setRedirect(b, a.parent == b.parent, "/" + a.rel);
         if (r < 0) return r;
         // a directory that moves onto a name lower layers have must not merge with them
         for (Node[] p : new Node[][]{{a, b}, {b, a}}) {

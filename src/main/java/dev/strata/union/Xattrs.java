@@ -128,7 +128,7 @@ final class Xattrs {
         if (OverrideStat.isOverrideXattr(name)) return -EPERM; // as fuse-overlayfs: chmod/chown write it
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : fsetxattr(hf, name, value, size, flags);
-        return ovl.attrs.onUpper(path, true, (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
+        return ovl.attrs.onUpperMeta(path, (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
     }
 
     public int removexattr(String path, String name) {
@@ -152,7 +152,7 @@ final class Xattrs {
         } finally {
             ovl.lock.readLock().unlock();
         }
-        return ovl.attrs.onUpper(path, true, (n, a) -> Posix.lremovexattr(a.xattrPath(), diskXattr(name)));
+        return ovl.attrs.onUpperMeta(path, (n, a) -> Posix.lremovexattr(a.xattrPath(), diskXattr(name)));
     }
 
     /** getxattr through an open file whose name was removed (a lower file's own, or its upper copy's). */

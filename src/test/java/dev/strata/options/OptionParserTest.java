@@ -190,4 +190,29 @@ class OptionParserTest {
         assertEquals("uuid must be on, off, null or auto",
                 assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,uuid=1"), cwd)).getMessage());
     }
+
+    /**
+     * metacopy as the kernel's ovl_fs_params_verify: off by default; on turns redirect_dir=on on, and
+     * conflicts with another redirect_dir given and with userxattr (in either order).
+     */
+    @Test void metacopyOptions() {
+        assertFalse(OptionParser.parse(List.of("lowerdir=/a"), cwd).metacopy);
+        assertFalse(OptionParser.parse(List.of("lowerdir=/a,metacopy=off"), cwd).metacopy);
+        MountOptions on = OptionParser.parse(List.of("lowerdir=/a,metacopy=on"), cwd);
+        assertTrue(on.metacopy && on.redirectWrite());
+        assertTrue(on.warnings.isEmpty(), on.warnings.toString());
+        assertTrue(OptionParser.parse(List.of("lowerdir=/a,redirect_dir=on", "metacopy=on"), cwd).metacopy);
+        assertFalse(OptionParser.parse(List.of("lowerdir=/a,metacopy=on,metacopy=off,redirect_dir=follow"), cwd).metacopy);
+        assertTrue(OptionParser.parse(List.of("lowerdir=/a,userxattr"), cwd).warnings.isEmpty());
+        for (String[] c : new String[][]{{"metacopy=on,redirect_dir=follow", "conflicting options: metacopy=on,redirect_dir=follow"},
+                {"redirect_dir=off,metacopy=on", "conflicting options: metacopy=on,redirect_dir=follow"},
+                {"redirect_dir=nofollow,metacopy=on", "conflicting options: metacopy=on,redirect_dir=nofollow"},
+                {"metacopy=on,userxattr", "conflicting options: userxattr,metacopy=on"},
+                {"userxattr,metacopy=on", "conflicting options: userxattr,metacopy=on"},
+                {"metacopy=yes", "metacopy must be on or off"}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> OptionParser.parse(List.of("lowerdir=/a," + c[0]), cwd), c[0]);
+            assertEquals(c[1], e.getMessage(), c[0]);
+        }
+    }
 }

@@ -99,7 +99,9 @@ final class AttrOps extends Family {
         if (r < 0) { w.error(unique, -r); return; }
         r = p != null ? fs.union.getattr(p, w.stat) : fs.union.fgetattr((int) fh, w.stat);
         if (r < 0) { w.error(unique, -r); return; }
-        if (w.multiLinkFile()) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
+        // through a descriptor whose name is gone (p null) the file may have lost a name since the other
+        // names' attributes were cached: st_nlink 1 now does not mean no other name holds them
+        if (w.multiLinkFile() || (p == null && (w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR)) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
         w.replyAttr(unique, node);
     }
 

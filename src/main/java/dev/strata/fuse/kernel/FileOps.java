@@ -230,6 +230,8 @@ final class FileOps extends Family {
         int fd = (int) w.in.getLong(IN_HEADER);
         long off = w.in.getLong(IN_HEADER + 8);
         int whence = w.in.getInt(IN_HEADER + 16);
+        // the file the reads come from (below a metadata-only copy: the data's; after a copy-up: the copy;
+        // a lazy layer's file: its span of the tar)
         long r = fs.union.lseek(fd, off, whence);
         if (r < 0) { w.error(unique, (int) -r); return; }
         w.outData.putLong(0, r);
