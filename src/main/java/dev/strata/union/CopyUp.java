@@ -47,7 +47,7 @@ final class CopyUp {
             if (r < 0) return r;
         }
         if (ovl.index != null) { // a file with several lower names: through the index (Index)
-            int ir = ovl.index.copyUp(n, data);
+            int ir = ovl.index.copyUp(n, data, metaOk);
             if (ir != Index.NOT_INDEXED) return ir;
         }
         long t0 = System.nanoTime();

@@ -2,6 +2,7 @@ package dev.strata.union;
 
 import dev.strata.layer.At;
 import dev.strata.layer.Layer;
+import dev.strata.layer.Markers;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 import jnr.ffi.Pointer;
@@ -90,6 +91,12 @@ final class Index {
         if (is.type() != n.type || is.isWhiteoutDevice()) return new Namei.LookupError(-EIO);
         String[] paths = new String[ovl.stack.length];
         paths[layer] = name;
+        if (n.type == S_IFREG && ovl.opts.metacopy && Markers.metacopy(ovl.stack[layer], name) != 0) {
+            // a metadata-only index entry (metacopy=on): the data is still the lower file's
+            int dl = n.dataLayer();
+            paths[dl] = n.relIn(dl);
+            return new Node(n.parent, n.rel, new int[]{layer, dl}, paths, n.type, false, 0);
+        }
         return new Node(n.parent, n.rel, Node.single(layer), paths, n.type, false, 0);
     }
 
@@ -127,7 +134,7 @@ final class Index {
      * the lower file into {@code index/NAME} unless it is there, then NAME linked at n's path.
      * Returns 0, -errno, or {@link #NOT_INDEXED}.
      */
-    int copyUp(Node n, boolean data) {
+    int copyUp(Node n, boolean data, boolean metaOk) {
         if (!needsIndex(n)) return NOT_INDEXED;
         long t0 = System.nanoTime();
         int top = n.top();
@@ -136,7 +143,7 @@ final class Index {
         Layer idx = ovl.stack[layer];
         Stat st = new Stat();
         if (top != layer && idx.lstat(name, st) < 0) {
-            int r = createEntry(n, name, data);
+            int r = createEntry(n, name, data, metaOk);
             if (r < 0) return r;
             dropLowerAliases(name);
         }
@@ -144,11 +151,17 @@ final class Index {
         if (r < 0) return r;
         long ino = ovl.attrs.parseOrigin(idx.getxattr(name, ovl.originXattr));
         if (ino == 0) ino = n.ino;
-        return linkUp(n, name, st, ino, t0);
+        // a metadata-only entry (metacopy=on, as the kernel copies an indexed file up): data from below
+        int dl = n.dataLayer();
+        boolean meta = st.type() == S_IFREG && ovl.opts.metacopy && Markers.metacopy(idx, name) != 0;
+        r = linkUp(n, name, st, ino, t0);
+        if (r < 0 || !meta) return r;
+        n.layers = new int[]{0, dl};
+        return metaOk ? 0 : ovl.metaCopy.dataUp(n, data);
     }
 
     /** The indexed copy: the lower file's copy (data, metadata, origins) named index/NAME (ovl_copy_up_workdir with the index as destination). */
-    private int createEntry(Node n, String name, boolean data) {
+    private int createEntry(Node n, String name, boolean data, boolean metaOk) {
         int top = n.top();
         Layer src = ovl.stack[top];
         Stat st = new Stat();
@@ -160,7 +173,9 @@ final class Index {
         String tmp = ovl.tmpName();
         String from = n.relIn(top);
         CopyUp c = ovl.copy;
-        r = c.createCopy(n, src, from, st, tmp, data, bytes, method);
+        boolean meta = metaOk && st.type() == S_IFREG;
+        r = c.createCopy(n, src, from, st, tmp, data && !meta, bytes, method);
+        if (r == 0 && meta) r = ovl.metaCopy.markNamed(tmp, st.size());
         if (r == 0) r = c.finishCopy(src, from, st, tmp, ino);
         if (r == 0) r = c.copyOverride(n, src, st, tmp, -1);
         if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);

@@ -166,10 +166,15 @@ final class MetaCopy {
      * another name of the same upper file (a hard link), and n then reads its upper file as any other.
      */
     boolean stillMetacopy(Node n) {
-        if (!n.metacopy() || n.top() != 0) return n.metacopy();
-        Layer up = ovl.stack[0];
-        if (up.getxattr(n.rel, Markers.TRUSTED_METACOPY) != null || up.getxattr(n.rel, Markers.USER_METACOPY) != null) return true;
-        n.layers = Node.single(0);
+        if (!n.metacopy()) return false;
+        int t = n.top();
+        // a lower metadata-only copy stays one; an upper one, or an index entry (index=on) another name
+        // shows, loses its mark when its data is copied up (through any of its names)
+        if (t != 0 && (ovl.index == null || t != ovl.index.layer)) return true;
+        Layer l = ovl.stack[t];
+        String p = n.relIn(t);
+        if (l.getxattr(p, Markers.TRUSTED_METACOPY) != null || l.getxattr(p, Markers.USER_METACOPY) != null) return true;
+        n.layers = Node.single(t);
         return false;
     }
 

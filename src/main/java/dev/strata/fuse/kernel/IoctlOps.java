@@ -58,7 +58,11 @@ final class IoctlOps extends Family {
         } else {
             for (int i = 0; i < size; i++) buf.putByte(i, w.in.getByte(IN_HEADER + IOCTL_IN + i));
             r = fs.union.setFileattr(p, cmd == Posix.FS_IOC32_SETFLAGS ? Posix.FS_IOC_SETFLAGS : cmd, buf);
-            if (r == 0) w.invalidate(node.id); // ctime changed
+            if (r == 0) {
+                // ctime changed, of every name of the file: the other names of a hard link too
+                w.invalidate(node.id);
+                if (fs.union.getattr(p, w.stat) == 0 && w.multiLinkFile()) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
+            }
         }
         if (r < 0) { w.error(unique, -r); return; }
         for (int i = 0; i < IOCTL_OUT; i += 4) w.outData.putInt(i, 0);
