@@ -27,6 +27,8 @@ public interface LibCMore {
     long lseek(int fd, long offset, int whence);
     @ssize_t long copy_file_range(int fdIn, Pointer offIn, int fdOut, Pointer offOut, @size_t long len, int flags);
     int ioctl(int fd, long request, long arg);
+    /** statx(2) (glibc 2.28+) into a struct statx of 256 bytes. */
+    int statx(int dirfd, String path, int flags, int mask, Pointer statxbuf);
     /** name_to_handle_at(2): the file handle of (dirfd, path) into a struct file_handle. */
     int name_to_handle_at(int dirfd, String path, Pointer handle, Pointer mountId, int flags);
     /** open_by_handle_at(2): needs CAP_DAC_READ_SEARCH. */

@@ -120,6 +120,23 @@ public final class Posix {
         return ret(C.fstatat(dirfd, path, statbuf, flags));
     }
     public static int fstat(int fd, Stat st) { return ret(C.fstat(fd, st.buf)); }
+
+    /** statx's STATX_ATTR_IMMUTABLE and STATX_ATTR_APPEND bits in stx_attributes. */
+    public static final long STATX_ATTR_IMMUTABLE = 0x10, STATX_ATTR_APPEND = 0x20;
+
+    /**
+     * The STATX_ATTR_IMMUTABLE and STATX_ATTR_APPEND bits of (dirfd, path), not following a symlink, in
+     * one statx(2) without opening the file; -1 where statx fails or the file system does not report
+     * both (stx_attributes_mask): then only FS_IOC_GETFLAGS on an open descriptor tells.
+     */
+    public static long statxProtAttributes(int dirfd, String path) {
+        Pointer b = Buffers.get(256);
+        int r = M.statx(dirfd, path, AT_SYMLINK_NOFOLLOW, 1 /* STATX_TYPE */, b);
+        if (r < 0) return -1;
+        long both = STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND;
+        if ((b.getLong(0x38) & both) != both) return -1;
+        return b.getLong(0x08) & both;
+    }
     public static int fstat(int fd, Pointer statbuf) { return ret(C.fstat(fd, statbuf)); }
     public static int mkdirat(int dirfd, String path, int mode) { return ret(C.mkdirat(dirfd, path, mode)); }
     public static int mknodat(int dirfd, String path, int mode, long dev) {

@@ -2,6 +2,7 @@ package dev.strata.union;
 
 import dev.strata.layer.At;
 import dev.strata.layer.Layer;
+import dev.strata.layer.Markers;
 import dev.strata.options.IdMapping;
 import dev.strata.posix.Buffers;
 import dev.strata.posix.Posix;
@@ -127,8 +128,9 @@ final class Attrs {
             // a regular file readdir entered: this stat confirms it unless it shows an empty file,
             // which may be an xattr whiteout, or one that may be a metadata-only copy (see
             // LayerLookup#mayBeMetacopy): then the confirming lookup decides
-            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0 && !mayBeMetacopy(n, st)) {
-                n.listed = false;
+            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0
+                    && (!mayBeMetacopy(n, st) || Markers.metacopy(ovl.stack[n.top()], n.relIn(n.top())) == 0)) {
+                n.listed = false; // the mark read here, where one may be, as the confirming lookup would read it
                 return 0;
             }
             n = ovl.namei.resolve(path);
