@@ -120,6 +120,7 @@ public final class Posix {
         return ret(C.fstatat(dirfd, path, statbuf, flags));
     }
     public static int fstat(int fd, Stat st) { return ret(C.fstat(fd, st.buf)); }
+    public static int fstat(int fd, Pointer statbuf) { return ret(C.fstat(fd, statbuf)); }
 
     /** statx's STATX_ATTR_IMMUTABLE and STATX_ATTR_APPEND bits in stx_attributes. */
     public static final long STATX_ATTR_IMMUTABLE = 0x10, STATX_ATTR_APPEND = 0x20;
@@ -137,7 +138,6 @@ public final class Posix {
         if ((b.getLong(0x38) & both) != both) return -1;
         return b.getLong(0x08) & both;
     }
-    public static int fstat(int fd, Pointer statbuf) { return ret(C.fstat(fd, statbuf)); }
     public static int mkdirat(int dirfd, String path, int mode) { return ret(C.mkdirat(dirfd, path, mode)); }
     public static int mknodat(int dirfd, String path, int mode, long dev) {
         return ret(C.mknodat(dirfd, path, mode, dev));

@@ -126,11 +126,11 @@ final class Attrs {
             int r = getattr(n, st);
             if (r < 0 || !n.listed) return r;
             // a regular file readdir entered: this stat confirms it unless it shows an empty file,
-            // which may be an xattr whiteout, or one that may be a metadata-only copy (see
-            // LayerLookup#mayBeMetacopy): then the confirming lookup decides
+            // which may be an xattr whiteout, or a metadata-only copy (its mark read here where the
+            // lookup would read it, see LayerLookup#mayBeMetacopy): then the confirming lookup decides
             if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0
                     && (!mayBeMetacopy(n, st) || Markers.metacopy(ovl.stack[n.top()], n.relIn(n.top())) == 0)) {
-                n.listed = false; // the mark read here, where one may be, as the confirming lookup would read it
+                n.listed = false;
                 return 0;
             }
             n = ovl.namei.resolve(path);
