@@ -194,6 +194,21 @@ public final class Mounts {
 
     public static boolean isMounted(Path mnt) { return fsTypeAt(mnt) != null; }
 
+    /**
+     * Unmounts everything mounted below {@code dir}, the innermost (last listed) first: with
+     * {@code umount} followed by the mountpoint (e.g. {@code bin/strata umount}, or plain {@code umount}),
+     * then lazily ({@code umount -l}) where a mount stays. For a test's cleanup, failed or not.
+     */
+    public static void unmountAllUnder(Path dir, String... umount) {
+        List<String> left = mountedUnder(dir);
+        for (int i = left.size() - 1; i >= 0; i--) {
+            String[] cmd = java.util.Arrays.copyOf(umount, umount.length + 1);
+            cmd[umount.length] = left.get(i);
+            NativeSupport.Proc.run(Path.of("/"), 30, cmd);
+            if (isMounted(Path.of(left.get(i)))) NativeSupport.Proc.run(Path.of("/"), 30, "umount", "-l", left.get(i));
+        }
+    }
+
     /** Mount points at or below dir. */
     public static List<String> mountedUnder(Path dir) {
         String d = dir.toAbsolutePath().normalize().toString();

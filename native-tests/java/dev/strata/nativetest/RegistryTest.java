@@ -43,11 +43,7 @@ class RegistryTest {
 
     @AfterEach void cleanUp() {
         if (dir == null) return;
-        List<String> left = Mounts.mountedUnder(dir);
-        for (int i = left.size() - 1; i >= 0; i--) {
-            NativeSupport.Proc.run(Path.of("/"), 30, strata.toString(), "umount", left.get(i));
-            if (Mounts.isMounted(Path.of(left.get(i)))) NativeSupport.Proc.run(Path.of("/"), 30, "umount", "-l", left.get(i));
-        }
+        Mounts.unmountAllUnder(dir, strata.toString(), "umount");
         NativeSupport.deleteTree(dir);
     }
 

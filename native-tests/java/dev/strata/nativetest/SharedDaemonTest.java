@@ -49,11 +49,7 @@ class SharedDaemonTest {
 
     @AfterEach void cleanUp() throws InterruptedException {
         if (dir == null) return;
-        List<String> left = Mounts.mountedUnder(dir);
-        for (int i = left.size() - 1; i >= 0; i--) {
-            NativeSupport.Proc.run(Path.of("/"), 30, "umount", left.get(i));
-            if (Mounts.isMounted(Path.of(left.get(i)))) NativeSupport.Proc.run(Path.of("/"), 30, "umount", "-l", left.get(i));
-        }
+        Mounts.unmountAllUnder(dir, "umount");
         for (long pid : processesNaming(dir)) ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
         NativeSupport.deleteTree(dir);
     }
