@@ -392,9 +392,9 @@ public final class ImageCommand implements Runnable {
     // ------------------------------------------------------------------ prune
 
     @Command(name = "prune", mixinStandardHelpOptions = true,
-            description = {"Remove the layers 'strata mount ARCHIVE' indexed into the store (STORE/lazy),",
-                    "except those a live mount uses; the next mount of that archive indexes it again.",
-                    "Imported images and their layers are not touched (see 'image rm')."})
+            description = {"Remove the layers 'strata mount ARCHIVE' indexed into the store.",
+                    "Those in STORE/lazy go, except the ones a live mount uses; the next mount of that",
+                    "archive indexes it again. Imported images and their layers are not touched (see 'image rm')."})
     static final class Prune implements Callable<Integer> {
         @CommandLine.Mixin StoreOption store = new StoreOption();
 
