@@ -45,10 +45,7 @@ class ImageRoundTripTest {
     }
 
     NativeSupport.Proc.Result ok(String... args) {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(strata.toString());
-        cmd.addAll(Arrays.asList(args));
-        NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 300, null, cmd);
+        NativeSupport.Proc.Result r = NativeSupport.Proc.runProgram(dir, 300, strata, args);
         assertEquals(0, r.exit, String.join(" ", args) + ": " + r);
         return r;
     }

@@ -8,8 +8,6 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Stream;
 
@@ -46,10 +44,7 @@ class LazyMountTest {
     }
 
     NativeSupport.Proc.Result run(String... args) {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(strata.toString());
-        cmd.addAll(Arrays.asList(args));
-        return NativeSupport.Proc.run(dir, 300, null, cmd);
+        return NativeSupport.Proc.runProgram(dir, 300, strata, args);
     }
 
     NativeSupport.Proc.Result ok(String... args) {

@@ -148,6 +148,14 @@ public final class NativeSupport {
             return run(cwd, timeoutSeconds, null, Arrays.asList(cmd));
         }
 
+        /** {@code program args...} (e.g. bin/strata and a subcommand) in cwd. */
+        public static Result runProgram(Path cwd, long timeoutSeconds, Path program, String... args) {
+            List<String> cmd = new ArrayList<>(args.length + 1);
+            cmd.add(program.toString());
+            cmd.addAll(Arrays.asList(args));
+            return run(cwd, timeoutSeconds, null, cmd);
+        }
+
         public static Result run(Path cwd, long timeoutSeconds, Map<String, String> env, List<String> cmd) {
             ProcessBuilder pb = new ProcessBuilder(new ArrayList<>(cmd));
             if (cwd != null) pb.directory(cwd.toFile());

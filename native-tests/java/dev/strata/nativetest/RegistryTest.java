@@ -10,8 +10,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -50,10 +48,7 @@ class RegistryTest {
     // ------------------------------------------------------------------ helpers
 
     NativeSupport.Proc.Result run(String... args) {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(strata.toString());
-        cmd.addAll(Arrays.asList(args));
-        return NativeSupport.Proc.run(dir, 120, null, cmd);
+        return NativeSupport.Proc.runProgram(dir, 120, strata, args);
     }
 
     NativeSupport.Proc.Result ok(String... args) {
