@@ -18,6 +18,10 @@
  * Exit: the mount's exit code; 111 when no daemon answers (the socket's path is printed on stdout,
  * for the daemon bin/strata starts); 112 when the request must go to a process of its own (refused,
  * unsafe directory, anything unexpected). Integers are big-endian.
+ *
+ * With $STRATA_LAUNCHER set (bin/strata runs this program first, without a shell of its own for the
+ * common case), the cases 111 and 112 exec that launcher (libexec/strata-jvm) with the same arguments
+ * instead, telling it in $STRATA_CLIENT what was found: "111 SOCKET" or "112".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -139,48 +143,66 @@ static int socket_dir(char *dir, size_t len) {
     return own_dir(dir, 0700);
 }
 
+static char **args;
+
+/* 111 (no daemon on sock) or 112: exit with it, or exec $STRATA_LAUNCHER, which starts the JVM. */
+static int hand_on(int code, const char *sock) {
+    const char *launcher = getenv("STRATA_LAUNCHER");
+    if (!launcher || !*launcher) {
+        if (code == NO_DAEMON) printf("%s\n", sock);
+        return code;
+    }
+    char v[sizeof ((struct sockaddr_un *) 0)->sun_path + 8];
+    if (code == NO_DAEMON) snprintf(v, sizeof v, "111 %s", sock);
+    else snprintf(v, sizeof v, "112");
+    char *l = strdup(launcher);
+    if (!l || setenv("STRATA_CLIENT", v, 1) < 0 || unsetenv("STRATA_LAUNCHER") < 0) return OWN_PROCESS;
+    args[0] = l;
+    execv(l, args);
+    fprintf(stderr, "strata: cannot run %s: %s\n", l, strerror(errno));
+    return 1;
+}
+
 int main(int argc, char **argv) {
     char dir[PATH_MAX], mnt[32], user[32], build[16];
-    if (socket_dir(dir, sizeof dir) < 0) return OWN_PROCESS;
-    if (ns_inode("mnt", mnt, sizeof mnt) < 0 || ns_inode("user", user, sizeof user) < 0) return OWN_PROCESS;
+    args = argv;
+    if (socket_dir(dir, sizeof dir) < 0) return hand_on(OWN_PROCESS, NULL);
+    if (ns_inode("mnt", mnt, sizeof mnt) < 0 || ns_inode("user", user, sizeof user) < 0) return hand_on(OWN_PROCESS, NULL);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     const char *key = getenv("STRATA_DAEMON_KEY");
-    if (key && (!*key || strspn(key, "0123456789") != strlen(key) || strlen(key) > 10)) return OWN_PROCESS;
-    if (build_id(key, build, sizeof build) < 0) return OWN_PROCESS;
+    if (key && (!*key || strspn(key, "0123456789") != strlen(key) || strlen(key) > 10)) return hand_on(OWN_PROCESS, NULL);
+    if (build_id(key, build, sizeof build) < 0) return hand_on(OWN_PROCESS, NULL);
     int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s-%s.sock", dir, mnt, user, build);
-    if (n < 0 || (size_t) n >= sizeof addr.sun_path) return OWN_PROCESS;
+    if (n < 0 || (size_t) n >= sizeof addr.sun_path) return hand_on(OWN_PROCESS, NULL);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return OWN_PROCESS;
+    if (fd < 0) return hand_on(OWN_PROCESS, NULL);
     if (connect(fd, (struct sockaddr *) &addr, sizeof addr) < 0) {
-        if (errno == ENOENT || errno == ECONNREFUSED) {
-            printf("%s\n", addr.sun_path);
-            return NO_DAEMON;
-        }
-        return OWN_PROCESS;
+        if (errno == ENOENT || errno == ECONNREFUSED) return hand_on(NO_DAEMON, addr.sun_path);
+        return hand_on(OWN_PROCESS, NULL);
     }
     char cwd[PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd)) return OWN_PROCESS;
+    if (!getcwd(cwd, sizeof cwd)) return hand_on(OWN_PROCESS, NULL);
     size_t cap = 8 + strlen(cwd) + 4, len = 0;
     for (int i = 1; i < argc; i++) cap += strlen(argv[i]) + 4;
     char *req = malloc(cap);
-    if (!req) return OWN_PROCESS;
-    if (put_u32(&req, &len, &cap, (uint32_t) argc) < 0 || put_str(&req, &len, &cap, cwd) < 0) return OWN_PROCESS;
-    for (int i = 1; i < argc; i++) if (put_str(&req, &len, &cap, argv[i]) < 0) return OWN_PROCESS;
-    if (write_all(fd, req, len) < 0) { printf("%s\n", addr.sun_path); return NO_DAEMON; }
+    if (!req) return hand_on(OWN_PROCESS, NULL);
+    if (put_u32(&req, &len, &cap, (uint32_t) argc) < 0 || put_str(&req, &len, &cap, cwd) < 0) return hand_on(OWN_PROCESS, NULL);
+    for (int i = 1; i < argc; i++) if (put_str(&req, &len, &cap, argv[i]) < 0) return hand_on(OWN_PROCESS, NULL);
+    if (write_all(fd, req, len) < 0) return hand_on(NO_DAEMON, addr.sun_path);
     for (;;) {
         unsigned char h[5];
         /* the daemon went away before answering: bin/strata starts one of its own */
-        if (read_all(fd, h, 5) < 0) { printf("%s\n", addr.sun_path); return NO_DAEMON; }
+        if (read_all(fd, h, 5) < 0) return hand_on(NO_DAEMON, addr.sun_path);
         uint32_t plen = (uint32_t) h[1] << 24 | (uint32_t) h[2] << 16 | (uint32_t) h[3] << 8 | h[4];
-        if (plen > (1u << 20)) return OWN_PROCESS;
+        if (plen > (1u << 20)) return hand_on(OWN_PROCESS, NULL);
         char *p = malloc(plen + 1);
-        if (!p || (plen > 0 && read_all(fd, p, plen) < 0)) { printf("%s\n", addr.sun_path); return NO_DAEMON; }
+        if (!p || (plen > 0 && read_all(fd, p, plen) < 0)) return hand_on(NO_DAEMON, addr.sun_path);
         p[plen] = 0;
         switch (h[0]) {
             case 'e': fprintf(stderr, "%s\n", p); break;
             case 'x': return atoi(p);
-            case 'r': return OWN_PROCESS;
-            default: return OWN_PROCESS;
+            case 'r': return hand_on(OWN_PROCESS, NULL);
+            default: return hand_on(OWN_PROCESS, NULL);
         }
         free(p);
     }

@@ -95,7 +95,7 @@ public final class NativeSupport {
     public static Path copyOfStrata(Path dist) throws java.io.IOException {
         Path home = projectHome();
         Files.createDirectories(dist.resolve("target"));
-        Proc.Result c = Proc.run(Paths.get("/"), 120, "sh", "-c", "cp -a '" + home + "/bin' '" + dist + "/' && cp -a '" + home + "/target/strata.jar' '"
+        Proc.Result c = Proc.run(Paths.get("/"), 120, "sh", "-c", "cp -a '" + home + "/bin' '" + home + "/libexec' '" + dist + "/' && cp -a '" + home + "/target/strata.jar' '"
                 + home + "/target/lib' '" + dist + "/target/' && { cp -a '" + home + "/target/strata.jsa' '" + dist
                 + "/target/' 2>/dev/null || true; } && { cp -a '" + home + "/target/strata-client' '" + dist
                 + "/target/' 2>/dev/null || true; } && chmod -R a+rX '" + dist + "'");
