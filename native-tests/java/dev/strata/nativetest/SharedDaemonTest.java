@@ -400,6 +400,42 @@ class SharedDaemonTest {
         }
     }
 
+    /**
+     * bin/strata through a symlink elsewhere (as setup.sh --install links /usr/local/bin/strata): the first
+     * mount, with no daemon, goes from the client on to libexec/strata-jvm, which starts the JVM that
+     * becomes the daemon; the next one is served by it (STRATA_JAVA=/bin/false); the mount.fuse3 form
+     * (SOURCE MOUNTPOINT -o, which the daemon refuses) and STRATA_DAEMON=0 get a process of their own.
+     */
+    @Test void aSymlinkedLauncherHandsMountsToTheDaemonAndFallsBackToTheJvm() throws Exception {
+        Path links = Files.createDirectory(dir.resolve("links"));
+        Path link = Files.createSymbolicLink(links.resolve("strata"), strata);
+        String[] a = layers("a"), b = layers("b"), c = layers("c"), d = layers("d");
+        Path saved = strata;
+        try {
+            strata = link;
+            ok(strata(env(false), "-o", a[0], a[1]));
+            List<Long> first = processesNaming(dir);
+            assertEquals(1, first.size(), "one strata process: " + first);
+            ok(strata(env(true), "-o", b[0], b[1]));
+            assertEquals(first, processesNaming(dir), "the second mount is the daemon's");
+            assertEquals(first, Mounts.registeredPids(Path.of(b[1])));
+            ok(strata(env(false), "overlay", c[1], "-o", c[0]));
+            Map<String, String> own = env(false);
+            own.put("STRATA_DAEMON", "0");
+            ok(strata(own, "-o", d[0], d[1]));
+            for (String[] x : List.of(c, d)) {
+                List<Long> pids = Mounts.registeredPids(Path.of(x[1]));
+                assertEquals(1, pids.size(), x[1] + ": " + pids);
+                assertFalse(first.contains(pids.get(0)), x[1] + " is served by a process of its own");
+            }
+            for (String n : List.of("a", "b", "c", "d")) assertEquals(n, Files.readString(dir.resolve(n + "-m/f")));
+            assertEquals(1, strata(env(true), "-o", b[0], dir.resolve("missing").toString()).exit,
+                    "a mount the daemon fails gives its exit code, without starting a JVM");
+        } finally {
+            strata = saved;
+        }
+    }
+
     @Test void aKilledDaemonLeavesEveryMountNotConnectedAndUmountClearsThem() throws Exception {
         String[] a = layers("a"), b = layers("b");
         ok(strata(env(false), "-o", a[0], a[1]));
