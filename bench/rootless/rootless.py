@@ -502,7 +502,7 @@ def run(args, systems, state):
         if not ok:  # the user cannot read the tree (e.g. under /root): a copy it can run
             dist = os.path.join(tmp, "dist")
             os.makedirs(os.path.join(dist, "target"))
-            sh(f"cp -a {shlex.quote(home)}/bin {dist}/ && cp -a {shlex.quote(home)}/target/strata.jar "
+            sh(f"cp -a {shlex.quote(home)}/bin {shlex.quote(home)}/libexec {dist}/ && cp -a {shlex.quote(home)}/target/strata.jar "
                f"{shlex.quote(home)}/target/lib {dist}/target/ && {{ cp -a {shlex.quote(home)}/target/strata.jsa "
                f"{dist}/target/ 2>/dev/null || true; }} && {{ cp -a {shlex.quote(home)}/target/strata-client "
                f"{dist}/target/ 2>/dev/null || true; }} && chmod -R a+rX {dist}")
