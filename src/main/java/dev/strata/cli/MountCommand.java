@@ -51,6 +51,8 @@ import java.util.concurrent.Callable;
                 "                        namespace's root) or through libfuse 2 and fusermount;",
                 "                        auto (default) falls back to libfuse",
                 "  passthrough=0         kernel transport: no FUSE passthrough of file data",
+                "  writeback=on|off|auto kernel transport: the kernel's writeback cache (auto,",
+                "                        the default: where there is no passthrough)",
                 "  uidmapping=:C:H:N..., gidmapping=:C:H:N...",
                 "                        id mapping in fuse-overlayfs's format",
                 "  squash_to_root, squash_to_uid=N, squash_to_gid=N",
