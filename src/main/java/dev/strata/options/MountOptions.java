@@ -66,9 +66,12 @@ public final class MountOptions {
     public final boolean passthrough;
     /**
      * Kernel transport: the FUSE writeback cache ("on", "off", "auto"). With it the kernel gathers a
-     * file's writes in its page cache and owns its size, mtime and ctime while they are dirty; it cannot
-     * be combined with passthrough on one connection, so "auto" takes it where passthrough is not had
-     * (rootless, passthrough=0) and "on" gives up passthrough for it.
+     * file's writes in its page cache and owns the size, mtime and ctime of regular files; it cannot be
+     * combined with passthrough on one connection, so "auto" takes it where passthrough is not had
+     * (rootless, passthrough=0) and "on" gives up passthrough for it. "off" by default: with one kernel
+     * inode per name (fuse/kernel/Inodes), the names of a hard-linked file do not see each other's
+     * cached data and attributes, and changes strata makes itself (copy-up, chattr) leave the kernel's
+     * ctime (README, "Transports").
      */
     public final String writeback;
     /**
@@ -159,7 +162,7 @@ public final class MountOptions {
         public String xino = "off";
         public boolean metacopy;
         public boolean passthrough = true;
-        public String writeback = "auto";
+        public String writeback = "off";
         public Boolean suid, dev, exec;
         public String fsname, subtype;
         public Atime atime = Atime.RELATIME;
