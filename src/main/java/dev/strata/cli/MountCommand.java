@@ -402,6 +402,9 @@ public final class MountCommand implements Callable<Integer> {
                     throw new UserError("cannot mount " + mountpoint + " with transport=kernel: mount(2) of FUSE is not permitted here");
                 }
                 log.debug("mount(2) not permitted: mounting through libfuse (fusermount)");
+                if ("on".equals(opts.writeback)) {
+                    log.warn("writeback=on is ignored: the libfuse transport has no writeback cache (kernel transport only)");
+                }
                 rc = FuseMount.serve(union, mountpoint, debug || opts.debug, ready, log);
             }
         } finally {
