@@ -479,7 +479,7 @@ final class Worker implements Runnable {
         // write-through; where strata changes data behind a node (a write through another name of the
         // file) it drops that node's pages itself (invalidateSiblingData)
         int want = ASYNC_READ | BIG_WRITES | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
-                | PARALLEL_DIROPS | ABORT_ERROR | KernelFS.MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
+                | PARALLEL_DIROPS | ABORT_ERROR | Proto.MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
         if (ext) want |= INIT_EXT;
         // POSIX ACLs: the kernel checks and caches them (as it does on the kernel overlay); it then
         // leaves the umask to strata, which applies it where the parent has no default ACL
@@ -517,7 +517,7 @@ final class Worker implements Runnable {
         outData.putShort(18, (short) 12);          // congestion_threshold
         outData.putInt(20, KernelFS.MAX_WRITE);
         outData.putInt(24, 1);                     // time_gran: nanoseconds
-        outData.putShort(28, (short) KernelFS.MAX_PAGES);
+        outData.putShort(28, (short) KernelFS.MAX_PAGES); // honoured only with the MAX_PAGES flag (else 32 pages: 128 KiB)
         reply(unique, INIT_OUT);
         if (!fs.initialized) {
             fs.initialized = true;
