@@ -82,7 +82,7 @@ fi
 # The data path rootless users get (no FUSE passthrough, which needs CAP_SYS_ADMIN in the initial user
 # namespace): the random, scenario, edge-case and cross-mount tests once more with -o passthrough=0, so
 # strata serves every read and write itself (as root the main pass has the kernel do it); the random
-# test with one seed of 1,000 operations. About 2 minutes on the development VM (busy). The writeback cache
+# test with one seed of 1,000 operations: 108 s of tests on the development VM (busy). The writeback cache
 # (-o writeback=on, off by default) has its own test in the main pass (DataPathTest). Its reports are
 # kept aside (target/surefire-reports-nopassthrough); a failure fails the run.
 if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_NOPASSTHROUGH:-}" = "" ]; then

@@ -56,12 +56,6 @@ final class KernelFS {
     /** FUSE_HANDLE_KILLPRIV_V2 was negotiated: a SETATTR that changes nothing asks strata to clear S_ISUID/S_ISGID. */
     volatile boolean killPriv;
     final boolean passthroughWanted;
-    /**
-     * FUSE_WRITEBACK_CACHE was negotiated (see Worker#init): opens for writing are readable and without
-     * O_APPEND on strata's side (see FileOps#openFlags), and the kernel owns size, mtime and ctime of
-     * regular files.
-     */
-    volatile boolean writeback;
     /** Copies of the layers' mounts with the mount's atime mode, for passthrough backing files; null without passthrough. */
     final BackingMounts backingMounts;
 

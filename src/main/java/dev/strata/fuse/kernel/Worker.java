@@ -498,8 +498,7 @@ final class Worker implements Runnable {
         // through, flagged, where a write must clear them (fuse_cache_write_iter)
         if (wb) {
             want |= WRITEBACK_CACHE;
-            fs.writeback = true;
-            fs.union.writebackCache();
+            fs.union.writebackCache(); // strata's descriptors of write opens: readable, no O_APPEND
         }
         outData.putInt(12, flags & want);
         // shared mmap of a file served with direct I/O (one with several names): as on the kernel overlay
