@@ -3,7 +3,7 @@
 -o passthrough=0 (what rootless podman users get) against fuse-overlayfs and the kernel overlay on
 the same small stack, the rows of the rootless podman table that go through the data path.
 
-    sudo scripts/bench.sh datapath [--rounds N] [--systems kernel,fuse-overlayfs,strata,strata-pt]
+    sudo scripts/bench.sh datapath [--rounds N] [--systems kernel,fuse-overlayfs,strata,strata-wb,strata-pt]
                                    [--dd-mib N] [--workdir DIR] [--out FILE] [--note TEXT]
 
 The stack (built once in WORKDIR/stack-v1, ~150 MB): lower2 is a copy of /usr/lib/python3.11
@@ -78,6 +78,8 @@ def mount(system, stack, upper, work, mnt, home):
         cmd = ["fuse-overlayfs", "-o", opts, mnt]
     elif system == "strata":
         cmd = [os.path.join(home, "bin", "strata"), "mount", "-o", opts + ",passthrough=0", mnt]
+    elif system == "strata-wb":
+        cmd = [os.path.join(home, "bin", "strata"), "mount", "-o", opts + ",passthrough=0,writeback=on", mnt]
     elif system == "strata-pt":
         cmd = [os.path.join(home, "bin", "strata"), "mount", "-o", opts, mnt]
     else:
@@ -157,7 +159,8 @@ def main():
     lines = [f"# data path without passthrough, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
              f"`scripts/bench.sh datapath --rounds {a.rounds} --systems {a.systems} --dd-mib {a.dd_mib}`, strata at {rev};"
              f" load average {' '.join(load0)} before, {' '.join(load1)} after. Medians of {a.rounds} interleaved rounds, seconds."
-             " `strata` is `-o passthrough=0`, `strata-pt` the default (passthrough as root).", ""]
+             " `strata` is `-o passthrough=0`, `strata-wb` `-o passthrough=0,writeback=on` (the kernel's writeback cache),"
+             " `strata-pt` the default (passthrough as root).", ""]
     if a.note:
         lines[1:1] = ["", f"**{a.note}**"]
     lines.append("| row | " + " | ".join(systems) + (" | strata/fuse-overlayfs |" if "strata" in systems and "fuse-overlayfs" in systems else ""))

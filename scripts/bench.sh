@@ -15,7 +15,7 @@
 #   scripts/bench.sh podman [--rounds N] [--systems ...] [--user U] [--note TEXT] [--no-build]
 #       rootless podman: its kernel overlay, fuse-overlayfs and strata as mount program (as root;
 #       podman runs as the user strata-bench); writes bench/results/rootless-DATE.md.
-#   scripts/bench.sh datapath [--rounds N] [--systems kernel,fuse-overlayfs,strata,strata-pt]
+#   scripts/bench.sh datapath [--rounds N] [--systems kernel,fuse-overlayfs,strata,strata-wb,strata-pt]
 #                             [--dd-mib N] [--out FILE] [--no-build]
 #       the data path without FUSE passthrough (strata -o passthrough=0, as rootless users get it)
 #       against fuse-overlayfs and the kernel overlay (root); writes bench/results/tmp/datapath-*.md.

@@ -51,6 +51,9 @@ import java.util.concurrent.Callable;
                 "                        namespace's root) or through libfuse 2 and fusermount;",
                 "                        auto (default) falls back to libfuse",
                 "  passthrough=0         kernel transport: no FUSE passthrough of file data",
+                "  writeback=on|off|auto kernel transport: the kernel's writeback cache (auto:",
+                "                        where there is no passthrough; off by default: see",
+                "                        README, Transports, for what it does not keep)",
                 "  uidmapping=:C:H:N..., gidmapping=:C:H:N...",
                 "                        id mapping in fuse-overlayfs's format",
                 "  squash_to_root, squash_to_uid=N, squash_to_gid=N",
@@ -399,6 +402,9 @@ public final class MountCommand implements Callable<Integer> {
                     throw new UserError("cannot mount " + mountpoint + " with transport=kernel: mount(2) of FUSE is not permitted here");
                 }
                 log.debug("mount(2) not permitted: mounting through libfuse (fusermount)");
+                if ("on".equals(opts.writeback)) {
+                    log.warn("writeback=on is ignored: the libfuse transport has no writeback cache (kernel transport only)");
+                }
                 rc = FuseMount.serve(union, mountpoint, debug || opts.debug, ready, log);
             }
         } finally {

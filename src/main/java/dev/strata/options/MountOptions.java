@@ -65,6 +65,16 @@ public final class MountOptions {
     /** Kernel transport, as root: let the kernel read and write open layer files itself where it can (FUSE passthrough). */
     public final boolean passthrough;
     /**
+     * Kernel transport: the FUSE writeback cache ("on", "off", "auto"). With it the kernel gathers a
+     * file's writes in its page cache and owns the size, mtime and ctime of regular files; it cannot be
+     * combined with passthrough on one connection, so "auto" takes it where passthrough is not had
+     * (rootless, passthrough=0) and "on" gives up passthrough for it. "off" by default: with one kernel
+     * inode per name (fuse/kernel/Inodes), the names of a hard-linked file do not see each other's
+     * cached data and attributes, and changes strata makes itself (copy-up, chattr) leave the kernel's
+     * ctime (README, "Transports").
+     */
+    public final String writeback;
+    /**
      * Mount flags: {@code nosuid}, {@code nodev}, {@code noexec}. A plain mount has the kernel
      * overlay's defaults (none of them); a mount of image store layers gets nosuid and nodev unless
      * {@code suid}/{@code dev} is given. Null: not given either way.
@@ -111,6 +121,7 @@ public final class MountOptions {
         this.debug = b.debug;
         this.transport = b.transport;
         this.passthrough = b.passthrough;
+        this.writeback = b.writeback;
         this.suid = b.suid;
         this.dev = b.dev;
         this.exec = b.exec;
@@ -151,6 +162,7 @@ public final class MountOptions {
         public String xino = "off";
         public boolean metacopy;
         public boolean passthrough = true;
+        public String writeback = "off";
         public Boolean suid, dev, exec;
         public String fsname, subtype;
         public Atime atime = Atime.RELATIME;

@@ -24,14 +24,14 @@ public final class OptionParser {
             "norelatime", "async", "sync", "auto", "noauto", "user", "nouser",
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
-            "use_ino", "hard_remove", "writeback", "noxattrs", "plugins", "threaded",
+            "use_ino", "hard_remove", "noxattrs", "plugins", "threaded",
             "nfs_export");
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
             "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
             "redirect_dir", "index", "metacopy", "userxattr", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
-            "squash_to_gid", "context", "trace", "debug", "passthrough", "transport", "fsname", "subtype",
+            "squash_to_gid", "context", "trace", "debug", "passthrough", "writeback", "transport", "fsname", "subtype",
             "xino", "uuid", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
             "nodiratime", "diratime", "allow_other", "allow_root", "ro", "rw");
 
@@ -211,6 +211,17 @@ public final class OptionParser {
             case "fsname": b.fsname = unescape(need(key, val)); break;
             case "subtype": b.subtype = need(key, val); break;
             case "passthrough": b.passthrough = !"0".equals(need(key, val)); break;
+            case "writeback": {
+                // strata's on/off/auto, and fuse-overlayfs's writeback=1/0
+                String v = need(key, val);
+                switch (v) {
+                    case "on": case "1": b.writeback = "on"; break;
+                    case "off": case "0": b.writeback = "off"; break;
+                    case "auto": b.writeback = "auto"; break;
+                    default: throw new IllegalArgumentException("writeback must be on, off or auto (or 1, 0)");
+                }
+                break;
+            }
             case "transport": {
                 String t = need(key, val);
                 if (!t.equals("auto") && !t.equals("kernel") && !t.equals("libfuse")) {

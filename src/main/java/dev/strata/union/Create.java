@@ -217,7 +217,7 @@ final class Create {
     public int create(String path, int mode, int flags, int uid, int gid) {
         return withNewName(path, (dir, name) -> {
             int fd = createName(dir, name, false, mode, uid, gid, true,
-                    (dfd, n) -> Posix.openat(dfd, n, (flags & ~(O_EXCL | O_DIRECT)) | O_CREAT | O_EXCL, mode & 07777));
+                    (dfd, n) -> Posix.openat(dfd, n, ovl.files.fdFlags(flags & ~(O_EXCL | O_DIRECT)) | O_CREAT | O_EXCL, mode & 07777));
             if (fd >= 0) {
                 Node n = ovl.namei.child(dir, name);
                 if (!n.negative()) ovl.files.openFiles.put(fd, n);
@@ -241,7 +241,7 @@ final class Create {
             if (!dir.isDir()) return -ENOTDIR;
             int r = ovl.copy.copyUp(dir, true);
             if (r < 0) return r;
-            int oflags = (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_DIRECT)) | O_TMPFILE;
+            int oflags = ovl.files.fdFlags(flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_DIRECT)) | O_TMPFILE;
             int fd = dir.rel.isEmpty() ? Posix.openat(ovl.stack[0].fd(), ".", oflags, mode & 07777)
                     : ovl.stack[0].openat(dir.rel, oflags, mode & 07777);
             if (fd < 0 || !ovl.root) return fd;

@@ -84,6 +84,28 @@ final class OpenFiles {
         return -ENOENT;
     }
 
+    /**
+     * Set by the kernel transport when the kernel keeps a writeback cache of file data: it then reads the
+     * pages a partial write does not cover through the writer's handle, so a write-only open gets a
+     * readable descriptor, and it writes pages back at offsets it computed itself (O_APPEND included:
+     * it knows the size), so strata's descriptor must not append on its own.
+     */
+    volatile boolean writebackCache;
+
+    void writebackCache() { writebackCache = true; }
+
+    /**
+     * The flags strata opens its descriptor with for an open with {@code flags}: as given, and under the
+     * writeback cache ({@link #writebackCache}) O_WRONLY made O_RDWR and O_APPEND left out (fuse-overlayfs
+     * and libfuse's passthrough_ll do the same). Permission checks (the kernel's, Protect's chattr +a) are
+     * made on the flags as given.
+     */
+    int fdFlags(int flags) {
+        if (!writebackCache) return flags;
+        if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+        return flags & ~O_APPEND;
+    }
+
     /** Opens a file; a write open copies it up first. Returns the descriptor to use for I/O. */
     public int open(String path, int flags) {
         boolean write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
@@ -115,7 +137,12 @@ final class OpenFiles {
                 dataFd = ovl.stack[dl].openat(n.relIn(dl), O_RDONLY | O_NOFOLLOW, noatime(true));
                 if (dataFd < 0) return dataFd;
             }
-            int fd = ovl.stack[n.top()].openat(at.isEmpty() ? "." : at, oflags, noatime(!ovl.hasUpper || n.top() != 0));
+            int fd = ovl.stack[n.top()].openat(at.isEmpty() ? "." : at, fdFlags(oflags), noatime(!ovl.hasUpper || n.top() != 0));
+            if (fd == -EACCES && fdFlags(oflags) != oflags && (oflags & O_ACCMODE) == O_WRONLY) {
+                // a daemon that may not read the file (not root, a file of an unmapped owner): write-only
+                // then, as asked; a write that needs a page read back fails rather than the open
+                fd = ovl.stack[n.top()].openat(at.isEmpty() ? "." : at, oflags & ~O_APPEND, noatime(!ovl.hasUpper || n.top() != 0));
+            }
             if (fd < 0 && dataFd >= 0) Posix.close(dataFd);
             if (fd >= 0 && dataFd >= 0) {
                 Stat ms = Stat.local2();

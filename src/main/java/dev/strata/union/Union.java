@@ -78,6 +78,8 @@ public final class Union implements AutoCloseable {
 
     /** Called by the libfuse 2 transport: its hiding renames remove the file, and st_nlink is compensated. */
     public void libfuseHidesOpenFiles() { ovl.files.libfuseHidesOpenFiles(); }
+    /** The kernel keeps a writeback cache of file data: files opened for writing must be readable, without O_APPEND (see OpenFiles#fdFlags). */
+    public void writebackCache() { ovl.files.writebackCache(); }
 
     /** Receives merged directory entries: name, type (S_IFMT bits), inode number. */
     public interface DirSink {

@@ -51,6 +51,18 @@ class OptionParserTest {
         assertEquals(0, r.squashUid);
     }
 
+    @Test void writebackTakesOnOffAutoAndFuseOverlayfsNumbers() {
+        assertEquals("off", OptionParser.parse(List.of("lowerdir=/a"), cwd).writeback);
+        assertEquals("on", OptionParser.parse(List.of("lowerdir=/a,writeback=on"), cwd).writeback);
+        assertEquals("on", OptionParser.parse(List.of("lowerdir=/a,writeback=1"), cwd).writeback);
+        assertEquals("off", OptionParser.parse(List.of("lowerdir=/a,writeback=0"), cwd).writeback);
+        assertEquals("auto", OptionParser.parse(List.of("lowerdir=/a,writeback=auto"), cwd).writeback);
+        assertTrue(OptionParser.parse(List.of("lowerdir=/a,writeback=1"), cwd).warnings.isEmpty());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> OptionParser.parse(List.of("lowerdir=/a,writeback=yes"), cwd));
+        assertEquals("writeback must be on, off or auto (or 1, 0)", e.getMessage());
+    }
+
     @Test void unknownOptionsAreWarningsGenericOnesAreQuiet() {
         MountOptions o = OptionParser.parse(List.of("lowerdir=/a,frobnicate=1,nodev,nosuid,relatime,rw,allow_other"), cwd);
         assertEquals(List.of("unknown option 'frobnicate=1' ignored"), o.warnings);

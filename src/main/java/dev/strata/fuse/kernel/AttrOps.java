@@ -54,7 +54,9 @@ final class AttrOps extends Family {
         // which (with HANDLE_KILLPRIV_V2) leaves the clearing to the server: file_remove_privs before a
         // write by a caller without CAP_FSETID (fallocate, copy_file_range and passthrough writes have
         // no flag of their own), or chown(f, -1, -1), which clears S_ISUID whoever calls it
-        boolean killOnly = fs.killPriv && (valid & ~(FATTR_FH | FATTR_LOCKOWNER)) == 0;
+        // (under the writeback cache the kernel keeps ctime itself and sends it along: FATTR_CTIME,
+        // which strata cannot set and leaves to the file system)
+        boolean killOnly = fs.killPriv && (valid & ~(FATTR_FH | FATTR_LOCKOWNER | FATTR_CTIME)) == 0;
         int kill = -1;
         if (((valid & FATTR_KILL_SUIDGID) != 0 || killOnly) && (valid & FATTR_MODE) == 0) {
             kill = privsToKill(p, hasFh ? (int) fh : -1, killOnly || (valid & (FATTR_UID | FATTR_GID)) != 0);

@@ -26,6 +26,12 @@ final class Proto {
             PARALLEL_DIROPS = 1 << 18, ABORT_ERROR = 1 << 21, MAX_PAGES = 1 << 22, CACHE_SYMLINKS = 1 << 23,
             NO_OPENDIR_SUPPORT = 1 << 24;
     /**
+     * The kernel keeps written data in its page cache and writes it back later in large WRITEs, and keeps
+     * a regular file's size, mtime and ctime itself (it never again takes them from the server for an
+     * inode it holds: fs/fuse/inode.c fuse_get_cache_mask), sending them back with SETATTR.
+     */
+    static final int WRITEBACK_CACHE = 1 << 16;
+    /**
      * The server clears S_ISUID/S_ISGID on write, truncate and chown (flagged per request below), so the
      * kernel may give the superblock SB_NOSEC and stop asking for security.capability before every write.
      */

@@ -463,7 +463,11 @@ final class Worker implements Runnable {
         if (major > KERNEL_MAJOR) { reply(unique, 8); return; } // the kernel retries with our major
         boolean ext = minor >= 36 && (flags & INIT_EXT) != 0;
         int flags2 = ext ? in.getInt(IN_HEADER + 16) : 0;
-        boolean pt = fs.passthroughWanted && minor >= PASSTHROUGH_MINOR && (flags2 & FLAGS2_PASSTHROUGH) != 0;
+        // the kernel refuses passthrough together with the writeback cache (process_init_reply): with
+        // writeback=on the cache is chosen, with auto passthrough where it is had (root), else the cache
+        boolean pt = fs.passthroughWanted && !"on".equals(fs.opts.writeback)
+                && minor >= PASSTHROUGH_MINOR && (flags2 & FLAGS2_PASSTHROUGH) != 0;
+        boolean wb = !pt && !"off".equals(fs.opts.writeback) && (flags & WRITEBACK_CACHE) != 0;
         // 7.40 where the kernel has it (every struct strata uses keeps its size; the newer requests
         // it does not serve get ENOSYS, which the kernel remembers)
         outData.putInt(4, Math.min(minor, minor >= PASSTHROUGH_MINOR ? PASSTHROUGH_MINOR : KERNEL_MINOR));
@@ -475,7 +479,7 @@ final class Worker implements Runnable {
         // write-through; where strata changes data behind a node (a write through another name of the
         // file) it drops that node's pages itself (invalidateSiblingData)
         int want = ASYNC_READ | BIG_WRITES | DO_READDIRPLUS | READDIRPLUS_AUTO | ASYNC_DIO
-                | PARALLEL_DIROPS | ABORT_ERROR | KernelFS.MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
+                | PARALLEL_DIROPS | ABORT_ERROR | Proto.MAX_PAGES | CACHE_SYMLINKS | NO_OPENDIR_SUPPORT;
         if (ext) want |= INIT_EXT;
         // POSIX ACLs: the kernel checks and caches them (as it does on the kernel overlay); it then
         // leaves the umask to strata, which applies it where the parent has no default ACL
@@ -488,6 +492,14 @@ final class Worker implements Runnable {
         // 7.33 on, whatever minor strata answers
         if (minor >= KILLPRIV_V2_MINOR) want |= HANDLE_KILLPRIV_V2;
         fs.killPriv = (flags & want & HANDLE_KILLPRIV_V2) != 0;
+        // the writeback cache: a file's writes gathered in the kernel's page cache and written back in
+        // requests of up to max_write (at close, fsync, or by the flusher), instead of one WRITE per
+        // write(2). Set-id bits stay strata's to clear: with HANDLE_KILLPRIV_V2 the kernel writes
+        // through, flagged, where a write must clear them (fuse_cache_write_iter)
+        if (wb) {
+            want |= WRITEBACK_CACHE;
+            fs.union.writebackCache(); // strata's descriptors of write opens: readable, no O_APPEND
+        }
         outData.putInt(12, flags & want);
         // shared mmap of a file served with direct I/O (one with several names): as on the kernel overlay
         // no file handles that outlive the kernel's cache (node ids are not kept after FORGET, nor can
@@ -504,7 +516,7 @@ final class Worker implements Runnable {
         outData.putShort(18, (short) 12);          // congestion_threshold
         outData.putInt(20, KernelFS.MAX_WRITE);
         outData.putInt(24, 1);                     // time_gran: nanoseconds
-        outData.putShort(28, (short) KernelFS.MAX_PAGES);
+        outData.putShort(28, (short) KernelFS.MAX_PAGES); // honoured only with the MAX_PAGES flag (else 32 pages: 128 KiB)
         reply(unique, INIT_OUT);
         if (!fs.initialized) {
             fs.initialized = true;
