@@ -1,7 +1,5 @@
 package dev.strata.union;
 
-import java.util.concurrent.ConcurrentHashMap;
-
 /**
  * A directory entry of the merged tree (the kernel's dentry + overlay inode): its parent and name, the
  * layers that contribute to it (top first; for a directory every layer merged until an opaque one, for
@@ -42,7 +40,7 @@ class Node {
     volatile Protect.Flags prot;
     /** Entered by readdir, not yet confirmed by a lookup (see Namei#confirmListed). */
     volatile boolean listed;
-    private volatile ConcurrentHashMap<String, Node> children;
+    private volatile Children children;
     /** The merged listing of a directory, kept until a name in it changes (see {@link Union#readdir}). */
     volatile Listing listing;
 
@@ -115,22 +113,22 @@ class Node {
     /** More than one layer contributes (the kernel's "merge" type: nlink shows 1). */
     boolean merged() { return layers.length > 1; }
 
-    ConcurrentHashMap<String, Node> children() {
-        ConcurrentHashMap<String, Node> c = children;
+    Children children() {
+        Children c = children;
         if (c == null) {
             synchronized (this) {
                 c = children;
-                if (c == null) children = c = new ConcurrentHashMap<>();
+                if (c == null) children = c = new Children();
             }
         }
         return c;
     }
 
-    ConcurrentHashMap<String, Node> childrenIfAny() { return children; }
+    Children childrenIfAny() { return children; }
 
     void forget(String childName) {
         listing = null;
-        ConcurrentHashMap<String, Node> c = children;
+        Children c = children;
         if (c != null) c.remove(childName);
     }
 

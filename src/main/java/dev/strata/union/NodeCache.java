@@ -6,7 +6,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -109,7 +108,7 @@ final class NodeCache {
 
     /** Enters or refreshes a directory (most recent) and queues the least recent ones past the bound. */
     private synchronized void track(Node dir) {
-        ConcurrentHashMap<String, Node> kids = dir.childrenIfAny();
+        Children kids = dir.childrenIfAny();
         int w = Math.min(cap, 1 + (kids == null ? 0 : kids.size()));
         Integer old = tracked.put(dir, w);
         weight += w - (old == null ? 0 : old);
@@ -191,19 +190,19 @@ final class NodeCache {
         Node d;
         while ((d = victims.poll()) != null) {
             if (isTracked(d)) continue; // entered again since
-            ConcurrentHashMap<String, Node> kids = d.childrenIfAny();
+            Children kids = d.childrenIfAny();
             if (kids == null) continue;
-            for (Node c : kids.values()) {
+            for (Node c : kids.snapshot()) {
                 if (pinned.contains(c)) continue;
-                ConcurrentHashMap<String, Node> ck = c.childrenIfAny();
+                Children ck = c.childrenIfAny();
                 if (ck != null && !ck.isEmpty()) continue;
-                if (kids.remove(c.name(), c)) count++;
+                if (kids.remove(c)) count++;
             }
             d.listing = null;
             Node p = d.parent;
             if (kids.isEmpty() && p != null && !pinned.contains(d)) {
-                ConcurrentHashMap<String, Node> siblings = p.childrenIfAny();
-                if (siblings != null && siblings.remove(d.name(), d)) count++;
+                Children siblings = p.childrenIfAny();
+                if (siblings != null && siblings.remove(d)) count++;
             }
         }
         dropped.addAndGet(count);

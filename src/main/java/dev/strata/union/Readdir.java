@@ -11,7 +11,6 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 
 import static dev.strata.posix.Errno.*;
 import static dev.strata.posix.Posix.*;
@@ -194,7 +193,7 @@ final class Readdir {
      * enters the child in the cache: the lookups that usually follow (ls -l, find) cost no syscall.
      */
     void remember(Node dir, String name, int layer, int type) {
-        ConcurrentHashMap<String, Node> ch = dir.children();
+        Children ch = dir.children();
         if (ch.containsKey(name)) return;
         if (ovl.index != null && layer != 0) return; // a lower name may show an index entry: left to lookup
         String rel = Layer.child(dir.rel, name), at = Layer.child(dir.relIn(layer), name);
