@@ -44,12 +44,42 @@ class Node {
     /** The merged listing of a directory, kept until a name in it changes (see {@link Union#readdir}). */
     volatile Listing listing;
 
-    /** A merged directory listing: names, S_IFMT types and inode numbers, in readdir order. */
+    /**
+     * A merged directory listing: names, S_IFMT types and inode numbers, in readdir order. The names'
+     * bytes are packed in one array (about 30 bytes an entry in all, where a String each made it 70:
+     * a cached directory keeps its listing, see {@link NodeCache}); a replay makes their Strings again.
+     */
     static final class Listing {
-        final String[] names;
-        final int[] types;
-        final long[] inos;
-        Listing(String[] names, int[] types, long[] inos) { this.names = names; this.types = types; this.inos = inos; }
+        private final byte[] bytes;
+        /** Where each name ends in {@link #bytes}. */
+        private final int[] ends;
+        /** S_IFMT >>> 12 of each entry. */
+        private final byte[] types;
+        private final long[] inos;
+
+        Listing(java.util.List<String> names, int[] types, long[] inos) {
+            int n = names.size(), total = 0;
+            for (String s : names) total += s.length();
+            bytes = new byte[total];
+            ends = new int[n];
+            this.types = new byte[n];
+            int at = 0;
+            for (int k = 0; k < n; k++) {
+                String s = names.get(k);
+                for (int i = 0; i < s.length(); i++) bytes[at++] = (byte) s.charAt(i); // names are bytes as chars 0-255
+                ends[k] = at;
+                this.types[k] = (byte) (types[k] >>> 12);
+            }
+            this.inos = inos;
+        }
+
+        int size() { return ends.length; }
+        String name(int k) {
+            int from = k == 0 ? 0 : ends[k - 1];
+            return new String(bytes, from, ends[k] - from, java.nio.charset.StandardCharsets.ISO_8859_1);
+        }
+        int type(int k) { return (types[k] & 0xff) << 12; }
+        long ino(int k) { return inos[k]; }
     }
 
     /**

@@ -72,13 +72,13 @@ final class Readdir {
             int[] t = new int[n];
             long[] i = new long[n];
             for (int k = 0; k < n; k++) { t[k] = types.get(k); i[k] = inos.get(k); }
-            return new Node.Listing(names.toArray(new String[0]), t, i);
+            return new Node.Listing(names, t, i);
         }
     }
 
     static int replay(Node n, Node.Listing l, DirSink sink) {
-        for (int k = 0; k < l.names.length; k++) {
-            if (!sink.entry(l.names[k], l.types[k], l.inos[k])) break;
+        for (int k = 0, size = l.size(); k < size; k++) {
+            if (!sink.entry(l.name(k), l.type(k), l.ino(k))) break;
         }
         return 0;
     }
