@@ -138,38 +138,46 @@ final class NodeCache {
     }
 
     /**
-     * Drains the victims between operations. Once a walk is over (no victim for {@link #IDLE_MS}) after
-     * it dropped at least a quarter of the bound, the heap is collected once: the walk grew the heap
-     * with what it then dropped, and a full collection gives that memory back to the system
-     * (bin/strata's free ratios), so the daemon's resident memory after a walk is about what it holds;
-     * malloc_trim then returns the native memory the collection itself used (measured: 11 MB left in
-     * a malloc arena after a full collection of a 60 MB heap).
+     * Drains the victims between operations. A walk is the time from the first victim to {@link #IDLE_MS}
+     * without one: while it lasts the heap grows in large steps ({@link HeapSizing}); at its end the
+     * heap is collected once: the walk grew the heap with what it then dropped, and a full collection
+     * gives that memory back to the system, so the daemon's resident memory after a walk is about what
+     * it holds; malloc_trim then returns the native memory the collection itself used (measured: 11 MB
+     * left in a malloc arena after a full collection of a 60 MB heap).
      */
     private void drainLoop() {
-        long droppedSinceGc = 0;
-        while (!closed) {
-            synchronized (this) {
-                try {
-                    if (victims.isEmpty() && droppedSinceGc >= bound / 4) {
-                        wait(IDLE_MS);
-                        if (victims.isEmpty() && !closed) {
-                            droppedSinceGc = 0;
-                            System.gc();
-                            dev.strata.posix.Posix.mallocTrim(); // what the collection itself took (its mark stacks)
+        boolean walking = false;
+        try {
+            while (!closed) {
+                synchronized (this) {
+                    try {
+                        if (walking && victims.isEmpty()) {
+                            wait(IDLE_MS);
+                            if (victims.isEmpty() && !closed) {
+                                walking = false;
+                                HeapSizing.walkEnds();
+                                dev.strata.posix.Posix.mallocTrim(); // what the collection itself took (its mark stacks)
+                            }
                         }
+                        while (!closed && victims.isEmpty()) wait();
+                    } catch (InterruptedException e) {
+                        return;
                     }
-                    while (!closed && victims.isEmpty()) wait();
-                } catch (InterruptedException e) {
-                    return;
+                }
+                if (closed) return;
+                if (!walking) {
+                    walking = true;
+                    HeapSizing.walkBegins();
+                }
+                ovl.lock.writeLock().lock();
+                try {
+                    drain();
+                } finally {
+                    ovl.lock.writeLock().unlock();
                 }
             }
-            if (closed) return;
-            ovl.lock.writeLock().lock();
-            try {
-                droppedSinceGc += drain();
-            } finally {
-                ovl.lock.writeLock().unlock();
-            }
+        } finally {
+            if (walking) HeapSizing.walkEnds();
         }
     }
 
