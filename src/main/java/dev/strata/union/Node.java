@@ -20,8 +20,8 @@ class Node {
     final String[] paths;
     /** Layer indices top first (index 0 is the upper when there is one); empty for a negative entry. */
     volatile int[] layers;
-    /** S_IFMT bits of the top entry (0 if negative). */
-    volatile int type;
+    /** S_IFMT bits of the top entry (0 if negative); a char (they fit in 16 bits) keeps a node at 64 bytes. */
+    final char type;
     /** A negative entry that ended at a whiteout (so a directory created here must be opaque). */
     final boolean whiteout;
     /** Bit per layer index (< 64) where this directory has overlay.opaque=x (holds xattr whiteouts). */
@@ -106,7 +106,7 @@ class Node {
         this.paths = paths;
         this.rel = rel;
         this.layers = shared(layers);
-        this.type = type;
+        this.type = (char) type;
         this.whiteout = whiteout;
         this.xwhMask = xwhMask;
     }

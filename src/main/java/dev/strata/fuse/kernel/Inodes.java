@@ -138,7 +138,7 @@ final class Inodes {
 
     /**
      * The nodes, as columns of pages of 1024 slots. A node id is a slot in its low 32 bits and the
-     * slot's generation (how often it was reused) above, so ids stay unique. A node costs 38 bytes here
+     * slot's generation (how often it was reused) above, so ids stay unique. A node costs 34 bytes here
      * and its name's bytes in the {@link NamePool}, and no object: the kernel holds one for every name
      * it looked up, so this is most of the daemon's memory after a walk over a large tree (measured:
      * 136 bytes a node with an object each and its name in a byte array, 92 with the object trimmed),
@@ -154,8 +154,8 @@ final class Inodes {
         /** The name's address in the pool, or -1 when detached (removed, renamed over, never named, free). */
         final int[] nameAt = new int[PAGE];
         final char[] nameLen = new char[PAGE];
-        /** The kernel's references; 0: a free slot. */
-        final long[] lookups = new long[PAGE];
+        /** The kernel's references; 0: a free slot; -1: more than an int holds (see {@link #manyLookups}). */
+        final int[] lookups = new int[PAGE];
         /** st_ino presented at the last reply about the node. */
         final long[] ino = new long[PAGE];
         /** The next slot in its directory's hash chain ({@link Children}). */
@@ -171,6 +171,11 @@ final class Inodes {
     private int[] free = new int[64];
     private int freeCount;
     private int nextSlot = Proto.ROOT_ID + 1;
+    /**
+     * The kernel's references to the nodes that hold more than Integer.MAX_VALUE (the kernel counts in 64
+     * bits): an int column is 4 bytes a node less for what a node never reaches in practice.
+     */
+    private final HashMap<Integer, Long> manyLookups = new HashMap<>();
     /** Non-directories shown with st_nlink > 1, by inode number: every node id that names them. */
     private final HashMap<Long, List<KNode>> linked = new HashMap<>();
     /** The names of the nodes (see {@link NamePool}). */
@@ -187,6 +192,23 @@ final class Inodes {
     }
 
     private Page page(int s) { return pages[s >>> PAGE_BITS]; }
+
+    private long lookupsOf(int s) {
+        int v = page(s).lookups[s & MASK];
+        return v >= 0 ? v : manyLookups.get(s);
+    }
+
+    /** Sets a node's reference count (0 or less: none). */
+    private void setLookups(int s, long v) {
+        int[] col = page(s).lookups;
+        if (col[s & MASK] < 0) manyLookups.remove(s);
+        if (v > Integer.MAX_VALUE) {
+            col[s & MASK] = -1;
+            manyLookups.put(s, v);
+        } else {
+            col[s & MASK] = (int) Math.max(v, 0);
+        }
+    }
     private int next(int s) { return page(s).next[s & MASK]; }
     private void setNext(int s, int n) { page(s).next[s & MASK] = n; }
     private int parentOf(int s) { return page(s).parent[s & MASK]; }
@@ -198,7 +220,7 @@ final class Inodes {
         int s = (int) id;
         if (s <= 0 || s >= nextSlot) return 0;
         Page p = page(s);
-        return p.gen[s & MASK] == (int) (id >>> 32) && p.lookups[s & MASK] > 0 ? s : 0;
+        return p.gen[s & MASK] == (int) (id >>> 32) && p.lookups[s & MASK] != 0 ? s : 0;
     }
 
     private int slot(KNode n) { return n == null ? 0 : slot(n.id); }
@@ -228,7 +250,7 @@ final class Inodes {
         Page p = page(s);
         int i = s & MASK;
         p.gen[i]++;
-        p.lookups[i] = 0;
+        setLookups(s, 0);
         p.ino[i] = 0;
         p.next[i] = 0;
         p.parent[i] = 0;
@@ -314,7 +336,7 @@ final class Inodes {
     /** The kernel's references to a node (0 once forgotten). */
     synchronized long lookups(KNode n) {
         int s = slot(n);
-        return s == 0 ? 0 : page(s).lookups[s & MASK];
+        return s == 0 ? 0 : lookupsOf(s);
     }
 
     /** st_ino presented at the last reply about a node (0: none, or forgotten). */
@@ -374,7 +396,7 @@ final class Inodes {
             }
         }
         Page p = page(c);
-        p.lookups[c & MASK]++;
+        setLookups(c, lookupsOf(c) + 1);
         if (p.ino[c & MASK] != ino) {
             unlink(c);
             p.ino[c & MASK] = ino;
@@ -404,7 +426,7 @@ final class Inodes {
     synchronized KNode anonymous(long ino) {
         int c = add(0, null);
         Page p = page(c);
-        p.lookups[c & MASK] = 1;
+        setLookups(c, 1);
         p.ino[c & MASK] = ino;
         return handle(c);
     }
@@ -413,8 +435,11 @@ final class Inodes {
     synchronized void forget(long id, long n) {
         int c = slot(id);
         if (c == 0 || c == ROOT) return;
-        Page p = page(c);
-        if ((p.lookups[c & MASK] -= n) > 0) return;
+        long left = lookupsOf(c) - n;
+        if (left > 0) {
+            setLookups(c, left);
+            return;
+        }
         unlink(c);
         int d = parentOf(c);
         Children kids = detached(c) || d == 0 ? null : kids(d);
@@ -520,6 +545,8 @@ final class Inodes {
     }
 
     NamePool namesForTests() { return names; }
+
+    synchronized void setLookupsForTests(KNode n, long v) { setLookups(slot(n), v); }
 
     private static final long[] EMPTY = new long[0];
 }
