@@ -138,7 +138,7 @@ final class Inodes {
 
     /**
      * The nodes, as columns of pages of 1024 slots. A node id is a slot in its low 32 bits and the
-     * slot's generation (how often it was reused) above, so ids stay unique. A node costs 34 bytes here
+     * slot's generation (how often it was reused) above, so ids stay unique. A node costs 30 bytes here
      * and its name's bytes in the {@link NamePool}, and no object: the kernel holds one for every name
      * it looked up, so this is most of the daemon's memory after a walk over a large tree (measured:
      * 136 bytes a node with an object each and its name in a byte array, 92 with the object trimmed),
@@ -160,13 +160,16 @@ final class Inodes {
         final long[] ino = new long[PAGE];
         /** The next slot in its directory's hash chain ({@link Children}). */
         final int[] next = new int[PAGE];
-        /** Directory children and listing, open-file state; null until a node needs them. */
-        final Extra[] extra = new Extra[PAGE];
 
         Page() { java.util.Arrays.fill(nameAt, -1); }
     }
 
     private Page[] pages = new Page[16];
+    /**
+     * Directory children and listing, open-file state, by slot, for the few nodes that need them (a
+     * column of references cost 4 bytes a node, most of them null).
+     */
+    private final SlotMap<Extra> extras = new SlotMap<>();
     /** Free slots (a stack) and the first slot never used. */
     private int[] free = new int[64];
     private int freeCount;
@@ -254,7 +257,7 @@ final class Inodes {
         p.ino[i] = 0;
         p.next[i] = 0;
         p.parent[i] = 0;
-        p.extra[i] = null;
+        extras.remove(s);
         if (freeCount == free.length) free = java.util.Arrays.copyOf(free, free.length * 2);
         free[freeCount++] = s;
     }
@@ -296,7 +299,7 @@ final class Inodes {
 
     /** The children of a directory node, or null. */
     private Children kids(int dir) {
-        Extra e = page(dir).extra[dir & MASK];
+        Extra e = extras.get(dir);
         return e == null ? null : e.children;
     }
 
@@ -308,9 +311,8 @@ final class Inodes {
     }
 
     private Extra extra(int s) {
-        Page p = page(s);
-        Extra e = p.extra[s & MASK];
-        if (e == null) p.extra[s & MASK] = e = new Extra();
+        Extra e = extras.get(s);
+        if (e == null) extras.put(s, e = new Extra());
         return e;
     }
 
@@ -326,7 +328,7 @@ final class Inodes {
     /** A node's extra state, or null (nothing is made). */
     synchronized Extra xIfAny(KNode n) {
         int s = slot(n);
-        return s == 0 ? null : page(s).extra[s & MASK];
+        return s == 0 ? null : extras.get(s);
     }
 
     int writablePassthrough(KNode n) { Extra e = xIfAny(n); return e == null ? 0 : e.writablePassthrough; }
@@ -443,7 +445,7 @@ final class Inodes {
         unlink(c);
         int d = parentOf(c);
         Children kids = detached(c) || d == 0 ? null : kids(d);
-        if (kids != null && kids.remove(c) && kids.size() == 0) page(d).extra[d & MASK].children = null;
+        if (kids != null && kids.remove(c) && kids.size() == 0) extras.get(d).children = null;
         unname(c);
         drop(c);
     }
@@ -512,7 +514,7 @@ final class Inodes {
         for (KNode k : l) {
             if (k.equals(except)) continue;
             int s = slot(k);
-            Extra e = s == 0 ? null : page(s).extra[s & MASK];
+            Extra e = s == 0 ? null : extras.get(s);
             if (e != null && e.passthroughOpens > 0) return true;
         }
         return false;
