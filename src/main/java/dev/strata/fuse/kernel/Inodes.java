@@ -89,7 +89,7 @@ final class Inodes {
 
         /** Enters a node under its name (which must not be there yet). */
         void add(int c) {
-            if (++size > table.length - (table.length >>> 2)) grow();
+            if (++size > table.length) grow(); // chains of 1.5 names a search on average: a slot a name at most
             int i = hashOf(c) & (table.length - 1);
             setNext(c, table[i]);
             table[i] = c;
