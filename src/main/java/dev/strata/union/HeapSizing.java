@@ -12,9 +12,9 @@ import java.lang.management.ManagementFactory;
  * grows the live set (the kernel transport's node table, the engine's cache up to its bound), that
  * costs a full collection each time the old generation has grown by 10%: about 20 over 300,000
  * entries (jstat / -Xlog:gc). So while a {@link NodeCache} evicts (a walk past its bound) the ratios
- * are the JVM's defaults (40 / 70: the old generation grows by at least 40% a step, 5 or 6 full
- * collections instead of 20); when the last walk ends, one full collection with the maximum at the
- * minimum gives back to the system what the walk left free (bin/strata has
+ * are the JVM's defaults (40 / 70: the old generation grows by at least 40% a step, about 9 full
+ * collections instead of 20); when the last walk ends, one full collection with the maximum
+ * free ratio of 2% gives back to the system what the walk left free (bin/strata has
  * {@code -XX:-ShrinkHeapInSteps}, so it shrinks at once), and the launch ratios come back.
  *
  * <p>Process-wide: a shared daemon's mounts walk at once or in turn; the first walk to begin widens,
@@ -23,6 +23,12 @@ import java.lang.management.ManagementFactory;
  */
 final class HeapSizing {
     private static final int WALK_MIN = 40, WALK_MAX = 70;
+    /**
+     * The maximum free ratio of the collection that ends a walk: the old generation keeps 2% free
+     * (what the compaction leaves above the live objects was all touched by the walk, so every free
+     * page kept is resident); the next growth takes the launch minimum again.
+     */
+    private static final int SETTLE_MAX = 2;
     private static int walks;
     private static HotSpotDiagnosticMXBean bean;
     private static boolean unavailable;
@@ -40,19 +46,23 @@ final class HeapSizing {
     }
 
     /**
-     * A walk ended: when it was the last one, collects the heap once with the launch minimum as the
-     * maximum too (the heap shrinks to what is live and that 10%), then restores the launch maximum.
+     * A walk ended: when it was the last one, collects the heap once with a maximum free ratio of
+     * {@link #SETTLE_MAX} (the heap shrinks to what is live), then restores the launch ratios.
      * Collects in any case (see {@link NodeCache}).
      */
     static void walkEnds() {
         synchronized (HeapSizing.class) {
             if (walks > 0 && --walks > 0) return; // another walk goes on: it will settle
-            if (available() && launchMin < WALK_MIN && launchMax < WALK_MAX) {
-                set("MinHeapFreeRatio", launchMin);
-                set("MaxHeapFreeRatio", launchMin);
+            boolean sized = available() && launchMin < WALK_MIN && launchMax < WALK_MAX;
+            if (sized) {
+                set("MinHeapFreeRatio", Math.min(launchMin, SETTLE_MAX));
+                set("MaxHeapFreeRatio", Math.min(launchMin, SETTLE_MAX));
             }
             System.gc();
-            if (available() && launchMin < WALK_MIN && launchMax < WALK_MAX) set("MaxHeapFreeRatio", launchMax);
+            if (sized) {
+                set("MaxHeapFreeRatio", launchMax);
+                set("MinHeapFreeRatio", launchMin);
+            }
         }
     }
 

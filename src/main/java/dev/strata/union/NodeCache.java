@@ -35,6 +35,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * are evicted: each loses the children nothing holds (not open, no cached children of their own),
  * then itself if emptied. A find visits one directory at a time, so it never loses the one it is in.
  *
+ * <p>Cost: about 160 bytes of heap a cached node after a find (the node 64, its rel String about 64,
+ * its slot in the directory's {@link Children} 8, its entry in the directory's packed listing about
+ * 26), 10.6 MB at the default bound; 265 bytes (17.4 MB) with a ConcurrentHashMap of children and a
+ * listing of Strings (class histograms after a find over 300,000 entries, 2026-12-06).
+ *
  * <p>Why not caffeine (the project's cache library): tried first, per node and per directory, it did
  * not fit this tree. Per node, a readdir enters a whole directory's children at once, before their
  * first lookup, and caffeine's admission window (1% of the bound) handed most of them to its main
