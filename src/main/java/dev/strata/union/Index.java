@@ -102,7 +102,7 @@ final class Index {
 
     /** Whether node a is no longer its parent's cached child (so nothing would look it up again). */
     private static boolean uncached(Node a) {
-        ConcurrentHashMap<String, Node> ch = a.parent == null ? null : a.parent.childrenIfAny();
+        Children ch = a.parent == null ? null : a.parent.childrenIfAny();
         return ch == null || ch.get(a.name()) != a;
     }
 
@@ -112,8 +112,8 @@ final class Index {
         if (l == null) return;
         for (Node a : l) {
             Node p = a.parent;
-            ConcurrentHashMap<String, Node> ch = p == null ? null : p.childrenIfAny();
-            if (ch != null && ch.remove(a.name(), a)) p.listing = null;
+            Children ch = p == null ? null : p.childrenIfAny();
+            if (ch != null && ch.remove(a)) p.listing = null;
         }
     }
 

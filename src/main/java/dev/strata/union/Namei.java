@@ -4,8 +4,6 @@ import dev.strata.layer.Layer;
 import dev.strata.layer.Markers;
 import dev.strata.posix.Stat;
 
-import java.util.concurrent.ConcurrentHashMap;
-
 import static dev.strata.posix.Errno.*;
 import static dev.strata.posix.Posix.*;
 
@@ -38,7 +36,7 @@ final class Namei {
 
     /** Looks up a child of a directory node, through the cache. Returns a negative node if absent. */
     Node child(Node dir, String name) {
-        ConcurrentHashMap<String, Node> ch = dir.children();
+        Children ch = dir.children();
         Node c = ch.get(name);
         if (c != null) return c.listed ? confirmListed(dir, ch, name, c) : c;
         if (name.length() > Overlay.NAME_MAX) return new LookupError(-ENAMETOOLONG);
@@ -53,7 +51,7 @@ final class Namei {
      * full lookup, which finds its data below): an empty one may be an xattr whiteout, which the directory's listing shows (as the
      * kernel overlay's does outside overlay.opaque=x directories) but a lookup must not find.
      */
-    private Node confirmListed(Node dir, ConcurrentHashMap<String, Node> ch, String name, Node c) {
+    private Node confirmListed(Node dir, Children ch, String name, Node c) {
         Layer l = ovl.stack[c.top()];
         Stat st = Stat.local();
         String at = c.relIn(c.top());
@@ -73,8 +71,8 @@ final class Namei {
      * Enters a node in a children map (the first one in wins, so concurrent lookups agree) and in the
      * bound of {@link NodeCache}, which drops what nothing holds once the tree is past its bound.
      */
-    Node cache(ConcurrentHashMap<String, Node> ch, String name, Node c) {
-        Node prev = ch.putIfAbsent(name, c);
+    Node cache(Children ch, String name, Node c) {
+        Node prev = ch.putIfAbsent(c);
         if (prev != null) return prev;
         nodes.entered(c);
         return c;

@@ -1,7 +1,5 @@
 package dev.strata.union;
 
-import java.util.concurrent.ConcurrentHashMap;
-
 /**
  * A directory entry of the merged tree (the kernel's dentry + overlay inode): its parent and name, the
  * layers that contribute to it (top first; for a directory every layer merged until an opaque one, for
@@ -22,8 +20,8 @@ class Node {
     final String[] paths;
     /** Layer indices top first (index 0 is the upper when there is one); empty for a negative entry. */
     volatile int[] layers;
-    /** S_IFMT bits of the top entry (0 if negative). */
-    volatile int type;
+    /** S_IFMT bits of the top entry (0 if negative); a char (they fit in 16 bits) keeps a node at 64 bytes. */
+    final char type;
     /** A negative entry that ended at a whiteout (so a directory created here must be opaque). */
     final boolean whiteout;
     /** Bit per layer index (< 64) where this directory has overlay.opaque=x (holds xattr whiteouts). */
@@ -42,16 +40,46 @@ class Node {
     volatile Protect.Flags prot;
     /** Entered by readdir, not yet confirmed by a lookup (see Namei#confirmListed). */
     volatile boolean listed;
-    private volatile ConcurrentHashMap<String, Node> children;
+    private volatile Children children;
     /** The merged listing of a directory, kept until a name in it changes (see {@link Union#readdir}). */
     volatile Listing listing;
 
-    /** A merged directory listing: names, S_IFMT types and inode numbers, in readdir order. */
+    /**
+     * A merged directory listing: names, S_IFMT types and inode numbers, in readdir order. The names'
+     * bytes are packed in one array (about 30 bytes an entry in all, where a String each made it 70:
+     * a cached directory keeps its listing, see {@link NodeCache}); a replay makes their Strings again.
+     */
     static final class Listing {
-        final String[] names;
-        final int[] types;
-        final long[] inos;
-        Listing(String[] names, int[] types, long[] inos) { this.names = names; this.types = types; this.inos = inos; }
+        private final byte[] bytes;
+        /** Where each name ends in {@link #bytes}. */
+        private final int[] ends;
+        /** S_IFMT >>> 12 of each entry. */
+        private final byte[] types;
+        private final long[] inos;
+
+        Listing(java.util.List<String> names, int[] types, long[] inos) {
+            int n = names.size(), total = 0;
+            for (String s : names) total += s.length();
+            bytes = new byte[total];
+            ends = new int[n];
+            this.types = new byte[n];
+            int at = 0;
+            for (int k = 0; k < n; k++) {
+                String s = names.get(k);
+                for (int i = 0; i < s.length(); i++) bytes[at++] = (byte) s.charAt(i); // names are bytes as chars 0-255
+                ends[k] = at;
+                this.types[k] = (byte) (types[k] >>> 12);
+            }
+            this.inos = inos;
+        }
+
+        int size() { return ends.length; }
+        String name(int k) {
+            int from = k == 0 ? 0 : ends[k - 1];
+            return new String(bytes, from, ends[k] - from, java.nio.charset.StandardCharsets.ISO_8859_1);
+        }
+        int type(int k) { return (types[k] & 0xff) << 12; }
+        long ino(int k) { return inos[k]; }
     }
 
     /**
@@ -78,7 +106,7 @@ class Node {
         this.paths = paths;
         this.rel = rel;
         this.layers = shared(layers);
-        this.type = type;
+        this.type = (char) type;
         this.whiteout = whiteout;
         this.xwhMask = xwhMask;
     }
@@ -115,22 +143,22 @@ class Node {
     /** More than one layer contributes (the kernel's "merge" type: nlink shows 1). */
     boolean merged() { return layers.length > 1; }
 
-    ConcurrentHashMap<String, Node> children() {
-        ConcurrentHashMap<String, Node> c = children;
+    Children children() {
+        Children c = children;
         if (c == null) {
             synchronized (this) {
                 c = children;
-                if (c == null) children = c = new ConcurrentHashMap<>();
+                if (c == null) children = c = new Children();
             }
         }
         return c;
     }
 
-    ConcurrentHashMap<String, Node> childrenIfAny() { return children; }
+    Children childrenIfAny() { return children; }
 
     void forget(String childName) {
         listing = null;
-        ConcurrentHashMap<String, Node> c = children;
+        Children c = children;
         if (c != null) c.remove(childName);
     }
 

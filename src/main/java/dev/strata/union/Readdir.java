@@ -11,7 +11,6 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 
 import static dev.strata.posix.Errno.*;
 import static dev.strata.posix.Posix.*;
@@ -73,13 +72,13 @@ final class Readdir {
             int[] t = new int[n];
             long[] i = new long[n];
             for (int k = 0; k < n; k++) { t[k] = types.get(k); i[k] = inos.get(k); }
-            return new Node.Listing(names.toArray(new String[0]), t, i);
+            return new Node.Listing(names, t, i);
         }
     }
 
     static int replay(Node n, Node.Listing l, DirSink sink) {
-        for (int k = 0; k < l.names.length; k++) {
-            if (!sink.entry(l.names[k], l.types[k], l.inos[k])) break;
+        for (int k = 0, size = l.size(); k < size; k++) {
+            if (!sink.entry(l.name(k), l.type(k), l.ino(k))) break;
         }
         return 0;
     }
@@ -194,7 +193,7 @@ final class Readdir {
      * enters the child in the cache: the lookups that usually follow (ls -l, find) cost no syscall.
      */
     void remember(Node dir, String name, int layer, int type) {
-        ConcurrentHashMap<String, Node> ch = dir.children();
+        Children ch = dir.children();
         if (ch.containsKey(name)) return;
         if (ovl.index != null && layer != 0) return; // a lower name may show an index entry: left to lookup
         String rel = Layer.child(dir.rel, name), at = Layer.child(dir.relIn(layer), name);

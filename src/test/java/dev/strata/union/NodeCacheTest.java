@@ -99,7 +99,7 @@ class NodeCacheTest {
     static int count(Node n) {
         int c = 0;
         var kids = n.childrenIfAny();
-        if (kids != null) for (Node k : kids.values()) c += 1 + count(k);
+        if (kids != null) for (Node k : kids.snapshot()) c += 1 + count(k);
         return c;
     }
 

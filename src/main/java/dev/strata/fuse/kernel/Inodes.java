@@ -89,7 +89,7 @@ final class Inodes {
 
         /** Enters a node under its name (which must not be there yet). */
         void add(int c) {
-            if (++size > table.length - (table.length >>> 2)) grow();
+            if (++size > table.length) grow(); // chains of 1.5 names a search on average: a slot a name at most
             int i = hashOf(c) & (table.length - 1);
             setNext(c, table[i]);
             table[i] = c;
@@ -138,7 +138,7 @@ final class Inodes {
 
     /**
      * The nodes, as columns of pages of 1024 slots. A node id is a slot in its low 32 bits and the
-     * slot's generation (how often it was reused) above, so ids stay unique. A node costs 38 bytes here
+     * slot's generation (how often it was reused) above, so ids stay unique. A node costs 30 bytes here
      * and its name's bytes in the {@link NamePool}, and no object: the kernel holds one for every name
      * it looked up, so this is most of the daemon's memory after a walk over a large tree (measured:
      * 136 bytes a node with an object each and its name in a byte array, 92 with the object trimmed),
@@ -154,23 +154,31 @@ final class Inodes {
         /** The name's address in the pool, or -1 when detached (removed, renamed over, never named, free). */
         final int[] nameAt = new int[PAGE];
         final char[] nameLen = new char[PAGE];
-        /** The kernel's references; 0: a free slot. */
-        final long[] lookups = new long[PAGE];
+        /** The kernel's references; 0: a free slot; -1: more than an int holds (see {@link #manyLookups}). */
+        final int[] lookups = new int[PAGE];
         /** st_ino presented at the last reply about the node. */
         final long[] ino = new long[PAGE];
         /** The next slot in its directory's hash chain ({@link Children}). */
         final int[] next = new int[PAGE];
-        /** Directory children and listing, open-file state; null until a node needs them. */
-        final Extra[] extra = new Extra[PAGE];
 
         Page() { java.util.Arrays.fill(nameAt, -1); }
     }
 
     private Page[] pages = new Page[16];
+    /**
+     * Directory children and listing, open-file state, by slot, for the few nodes that need them (a
+     * column of references cost 4 bytes a node, most of them null).
+     */
+    private final SlotMap<Extra> extras = new SlotMap<>();
     /** Free slots (a stack) and the first slot never used. */
     private int[] free = new int[64];
     private int freeCount;
     private int nextSlot = Proto.ROOT_ID + 1;
+    /**
+     * The kernel's references to the nodes that hold more than Integer.MAX_VALUE (the kernel counts in 64
+     * bits): an int column is 4 bytes a node less for what a node never reaches in practice.
+     */
+    private final HashMap<Integer, Long> manyLookups = new HashMap<>();
     /** Non-directories shown with st_nlink > 1, by inode number: every node id that names them. */
     private final HashMap<Long, List<KNode>> linked = new HashMap<>();
     /** The names of the nodes (see {@link NamePool}). */
@@ -187,6 +195,23 @@ final class Inodes {
     }
 
     private Page page(int s) { return pages[s >>> PAGE_BITS]; }
+
+    private long lookupsOf(int s) {
+        int v = page(s).lookups[s & MASK];
+        return v >= 0 ? v : manyLookups.get(s);
+    }
+
+    /** Sets a node's reference count (0 or less: none). */
+    private void setLookups(int s, long v) {
+        int[] col = page(s).lookups;
+        if (col[s & MASK] < 0) manyLookups.remove(s);
+        if (v > Integer.MAX_VALUE) {
+            col[s & MASK] = -1;
+            manyLookups.put(s, v);
+        } else {
+            col[s & MASK] = (int) Math.max(v, 0);
+        }
+    }
     private int next(int s) { return page(s).next[s & MASK]; }
     private void setNext(int s, int n) { page(s).next[s & MASK] = n; }
     private int parentOf(int s) { return page(s).parent[s & MASK]; }
@@ -198,7 +223,7 @@ final class Inodes {
         int s = (int) id;
         if (s <= 0 || s >= nextSlot) return 0;
         Page p = page(s);
-        return p.gen[s & MASK] == (int) (id >>> 32) && p.lookups[s & MASK] > 0 ? s : 0;
+        return p.gen[s & MASK] == (int) (id >>> 32) && p.lookups[s & MASK] != 0 ? s : 0;
     }
 
     private int slot(KNode n) { return n == null ? 0 : slot(n.id); }
@@ -228,11 +253,11 @@ final class Inodes {
         Page p = page(s);
         int i = s & MASK;
         p.gen[i]++;
-        p.lookups[i] = 0;
+        setLookups(s, 0);
         p.ino[i] = 0;
         p.next[i] = 0;
         p.parent[i] = 0;
-        p.extra[i] = null;
+        extras.remove(s);
         if (freeCount == free.length) free = java.util.Arrays.copyOf(free, free.length * 2);
         free[freeCount++] = s;
     }
@@ -274,7 +299,7 @@ final class Inodes {
 
     /** The children of a directory node, or null. */
     private Children kids(int dir) {
-        Extra e = page(dir).extra[dir & MASK];
+        Extra e = extras.get(dir);
         return e == null ? null : e.children;
     }
 
@@ -286,9 +311,8 @@ final class Inodes {
     }
 
     private Extra extra(int s) {
-        Page p = page(s);
-        Extra e = p.extra[s & MASK];
-        if (e == null) p.extra[s & MASK] = e = new Extra();
+        Extra e = extras.get(s);
+        if (e == null) extras.put(s, e = new Extra());
         return e;
     }
 
@@ -304,7 +328,7 @@ final class Inodes {
     /** A node's extra state, or null (nothing is made). */
     synchronized Extra xIfAny(KNode n) {
         int s = slot(n);
-        return s == 0 ? null : page(s).extra[s & MASK];
+        return s == 0 ? null : extras.get(s);
     }
 
     int writablePassthrough(KNode n) { Extra e = xIfAny(n); return e == null ? 0 : e.writablePassthrough; }
@@ -314,7 +338,7 @@ final class Inodes {
     /** The kernel's references to a node (0 once forgotten). */
     synchronized long lookups(KNode n) {
         int s = slot(n);
-        return s == 0 ? 0 : page(s).lookups[s & MASK];
+        return s == 0 ? 0 : lookupsOf(s);
     }
 
     /** st_ino presented at the last reply about a node (0: none, or forgotten). */
@@ -374,7 +398,7 @@ final class Inodes {
             }
         }
         Page p = page(c);
-        p.lookups[c & MASK]++;
+        setLookups(c, lookupsOf(c) + 1);
         if (p.ino[c & MASK] != ino) {
             unlink(c);
             p.ino[c & MASK] = ino;
@@ -404,7 +428,7 @@ final class Inodes {
     synchronized KNode anonymous(long ino) {
         int c = add(0, null);
         Page p = page(c);
-        p.lookups[c & MASK] = 1;
+        setLookups(c, 1);
         p.ino[c & MASK] = ino;
         return handle(c);
     }
@@ -413,12 +437,15 @@ final class Inodes {
     synchronized void forget(long id, long n) {
         int c = slot(id);
         if (c == 0 || c == ROOT) return;
-        Page p = page(c);
-        if ((p.lookups[c & MASK] -= n) > 0) return;
+        long left = lookupsOf(c) - n;
+        if (left > 0) {
+            setLookups(c, left);
+            return;
+        }
         unlink(c);
         int d = parentOf(c);
         Children kids = detached(c) || d == 0 ? null : kids(d);
-        if (kids != null && kids.remove(c) && kids.size() == 0) page(d).extra[d & MASK].children = null;
+        if (kids != null && kids.remove(c) && kids.size() == 0) extras.get(d).children = null;
         unname(c);
         drop(c);
     }
@@ -487,7 +514,7 @@ final class Inodes {
         for (KNode k : l) {
             if (k.equals(except)) continue;
             int s = slot(k);
-            Extra e = s == 0 ? null : page(s).extra[s & MASK];
+            Extra e = s == 0 ? null : extras.get(s);
             if (e != null && e.passthroughOpens > 0) return true;
         }
         return false;
@@ -520,6 +547,8 @@ final class Inodes {
     }
 
     NamePool namesForTests() { return names; }
+
+    synchronized void setLookupsForTests(KNode n, long v) { setLookups(slot(n), v); }
 
     private static final long[] EMPTY = new long[0];
 }

@@ -80,6 +80,29 @@ class InodesTest {
         assertNotEquals(a1.id, a3.id, "ids are never reused");
     }
 
+    @Test void referenceCountsPastAnIntAreKeptWhole() {
+        KNode a = t.lookup(t.root, "a", 10, false);
+        KNode b = t.lookup(t.root, "b", 11, false);
+        t.setLookupsForTests(a, Integer.MAX_VALUE);
+        t.lookup(t.root, "a", 10, false);
+        assertEquals(1L << 31, t.lookups(a));
+        t.setLookupsForTests(b, 5L << 32);
+        assertEquals(5L << 32, t.lookups(b));
+        t.forget(a.id, (1L << 31) - 3);
+        assertEquals(3, t.lookups(a));
+        t.lookup(t.root, "a", 10, false);
+        assertEquals(4, t.lookups(a));
+        t.forget(b.id, 4L << 32);
+        assertEquals(1L << 32, t.lookups(b));
+        t.forget(a.id, 4);
+        assertNull(t.get(a.id));
+        assertEquals(b, t.get(b.id));
+        t.forget(b.id, 1L << 32);
+        assertNull(t.get(b.id));
+        KNode c = t.lookup(t.root, "c", 12, false); // a freed slot starts from one reference
+        assertEquals(1, t.lookups(c));
+    }
+
     @Test void aFreedSlotServesANewNodeUnderANewIdAndTheTableGrows() {
         KNode[] made = new KNode[5000]; // more than the table's first size
         for (int i = 0; i < made.length; i++) made[i] = t.lookup(t.root, "n" + i, 100 + i, false);
