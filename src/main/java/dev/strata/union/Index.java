@@ -175,7 +175,7 @@ final class Index {
         CopyUp c = ovl.copy;
         boolean meta = metaOk && st.type() == S_IFREG;
         r = c.createCopy(n, src, from, st, tmp, data && !meta, bytes, method);
-        if (r == 0 && meta) r = ovl.metaCopy.markNamed(tmp, st.size());
+        if (r == 0 && meta) r = ovl.metaCopy.markNamed(n, tmp, st.size());
         if (r == 0) r = c.finishCopy(src, from, st, tmp, ino);
         if (r == 0) r = c.copyOverride(n, src, st, tmp, -1);
         if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);
