@@ -101,26 +101,35 @@ final class Lowerdata {
         int top = n.top();
         byte[] v = Markers.metacopyXattr(ovl.stack[top], n.relIn(top));
         if (v == null) return 0; // its data came up meanwhile
-        if (v.length > METACOPY_MAX) return -ERANGE; // more than the kernel's buffer for it
-        boolean digest = v.length > Markers.METACOPY_HEADER;
+        int dl = n.dataLayer();
+        String[] why = new String[1];
+        int r = verdict(v, () -> measure(ovl.stack[dl], n.relIn(dl)), ovl.opts.verityRequire(), why);
+        if (r < 0) ovl.events.dataRefused("/" + n.rel, why[0] + " (data file " + n.relIn(dl) + ")");
+        return r;
+    }
+
+    /**
+     * The kernel's verdict on an overlay.metacopy value {@code v} (ovl_maybe_validate_verity and
+     * ovl_validate_verity): 0, or -EIO / -ERANGE with why[0] saying why. {@code actual} gives the data
+     * file's fs-verity digest as {@link #measure} does (null: none), asked only when v holds a digest.
+     */
+    static int verdict(byte[] v, java.util.function.Supplier<byte[]> actual, boolean require, String[] why) {
+        if (v.length > METACOPY_MAX) { why[0] = "overlay.metacopy larger than a struct ovl_metacopy"; return -ERANGE; }
+        boolean digest = v.length > Markers.METACOPY_HEADER; // the kernel's OVL_HAS_DIGEST
         if (digest && (v[0] != 0 || (v[1] & 0xff) != v.length)) {
-            ovl.events.dataRefused("/" + n.rel, "overlay.metacopy of unsupported version or invalid size");
+            why[0] = "overlay.metacopy of unsupported version or invalid size";
             return -EIO;
         }
         if (!digest || v[3] == 0) {
-            if (!ovl.opts.verityRequire()) return 0;
-            ovl.events.dataRefused("/" + n.rel, "no fs-verity digest in overlay.metacopy (verity=require)");
+            if (!require) return 0;
+            why[0] = "no fs-verity digest in overlay.metacopy (verity=require)";
             return -EIO;
         }
-        int dl = n.dataLayer();
-        byte[] actual = measure(ovl.stack[dl], n.relIn(dl));
-        if (actual == null) {
-            ovl.events.dataRefused("/" + n.rel, "its data file " + n.relIn(dl) + " has no fs-verity digest");
-            return -EIO;
-        }
-        if (actual[0] != v[3] || actual.length - 1 != v.length - Markers.METACOPY_HEADER
-                || !Arrays.equals(actual, 1, actual.length, v, Markers.METACOPY_HEADER, v.length)) {
-            ovl.events.dataRefused("/" + n.rel, "its data file " + n.relIn(dl) + " has the wrong fs-verity digest");
+        byte[] a = actual.get();
+        if (a == null) { why[0] = "the data file has no fs-verity digest"; return -EIO; }
+        if (a[0] != v[3] || a.length - 1 != v.length - Markers.METACOPY_HEADER
+                || !Arrays.equals(a, 1, a.length, v, Markers.METACOPY_HEADER, v.length)) {
+            why[0] = "the data file has the wrong fs-verity digest";
             return -EIO;
         }
         return 0;
@@ -149,10 +158,16 @@ final class Lowerdata {
         if (!ovl.opts.verityOn()) return new byte[0];
         byte[] d = measure(dataLayer, rel);
         if (d == null || d.length <= 1) return ovl.opts.verityRequire() ? null : new byte[0];
+        return withDigest(d);
+    }
+
+    /**
+     * The struct ovl_metacopy holding a digest as {@link #measure} gives it ({algorithm, digest...}):
+     * version 0, len (4 + the digest's size), flags 0, digest_algo, the digest.
+     */
+    static byte[] withDigest(byte[] d) {
         byte[] v = new byte[Markers.METACOPY_HEADER + d.length - 1];
-        v[0] = 0;
         v[1] = (byte) v.length;
-        v[2] = 0;
         v[3] = d[0];
         System.arraycopy(d, 1, v, Markers.METACOPY_HEADER, d.length - 1);
         return v;
