@@ -46,6 +46,9 @@ final class CopyUp {
         int v = ovl.lowerdata.verify(n);
         if (v < 0) return v;
         if (n.top() == 0) return metaOk || !n.metacopy() ? 0 : ovl.metaCopy.dataUp(n, data);
+        // verity=require: metadata only where the data file has an fs-verity digest to record, else a
+        // full copy (the kernel's ovl_need_meta_copy_up)
+        if (metaOk && n.type == S_IFREG && ovl.opts.verityRequire()) metaOk = ovl.lowerdata.dataHasVerity(n);
         if (n.parent != null) {
             int r = copyUp(n.parent, true);
             if (r < 0) return r;

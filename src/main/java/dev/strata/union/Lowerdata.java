@@ -70,6 +70,7 @@ final class Lowerdata {
                 n.paths[dl] = rel; // Namei gave such a node a paths array
                 n.layers = layers;
                 n.lowerdataRedirect = null;
+                ovl.events.dataFound("/" + n.rel);
                 return 0;
             }
             ovl.events.dataRefused("/" + n.rel, "no data at " + redirect + " in the data-only layers (" + Posix.strerror(err) + ")");
@@ -147,6 +148,12 @@ final class Lowerdata {
         } finally {
             Posix.close(fd);
         }
+    }
+
+    /** Whether the file holding n's data has fs-verity (a digest a metadata-only copy-up can record). */
+    boolean dataHasVerity(Node n) {
+        int dl = n.dataLayer();
+        return measure(ovl.stack[dl], n.relIn(dl)) != null;
     }
 
     /**

@@ -31,4 +31,9 @@ public interface UnionEvents {
      * its log: no data in the data-only layers, a missing or wrong fs-verity digest (verity=).
      */
     default void dataRefused(String path, String why) {}
+    /**
+     * The data of the metadata-only copy at path was found in a data-only layer (looked up on its first
+     * open or copy-up): its st_blocks are the data file's from now on, no longer estimated from its size.
+     */
+    default void dataFound(String path) {}
 }
