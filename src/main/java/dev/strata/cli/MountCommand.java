@@ -192,7 +192,8 @@ public final class MountCommand implements Callable<Integer> {
     private String imageLowers() {
         for (String o : options) {
             for (String part : o.split(",")) {
-                if (part.startsWith("lowerdir=") || part.startsWith("upperdir=") || part.startsWith("workdir=")) {
+                if (part.startsWith("lowerdir=") || part.startsWith("lowerdir+=") || part.startsWith("datadir+=")
+                        || part.startsWith("upperdir=") || part.startsWith("workdir=")) {
                     throw new UserError("--image gives the layers: use --upper/--work instead of -o " + part.split("=")[0] + "=", 2);
                 }
             }
