@@ -28,7 +28,10 @@ import static dev.strata.posix.Posix.*;
  * <li>a regular file with overlay.metacopy (a metadata-only copy) goes on below, through its
  *     overlay.redirect if it has one, to the regular file that holds its data (other metadata-only
  *     copies on the way are passed over): the result is {metadata layer, data layer}; no such file
- *     below is EIO, and without {@link #METACOPY} a metadata-only copy is EPERM, as on the kernel.</li>
+ *     below is EIO, and without {@link #METACOPY} a metadata-only copy is EPERM, as on the kernel;</li>
+ * <li>with data-only layers at the bottom of the stack (lowerdir=A::D), a metadata-only copy in a regular
+ *     lower layer whose absolute redirect finds no data in the regular layers has it looked up in them
+ *     later ({@link Result#dataRedirect}, union/Lowerdata); they are never merged nor asked by name.</li>
  * </ul>
  */
 public final class LayerLookup {
@@ -147,7 +150,7 @@ public final class LayerLookup {
      * layers from {@code dataFrom} on are data-only (stack.length: none). Those are never asked here: a
      * metadata-only copy found in a regular lower layer with an absolute redirect and no data in the
      * regular layers below gets {@link Result#dataRedirect}, looked up there later; and, as on the kernel
-     * (6.15+), such a copy needs neither metacopy=on nor redirects followed, when it is in the last
+     * (6.18 here), such a copy needs neither metacopy=on nor redirects followed, when it is in the last
      * regular layer its parent is in (one with more layers below is refused without them, EPERM).
      */
     public static Result lookup(Layer[] stack, int dataFrom, int[] dirLayers, String[] dirPaths, String dirRel, String name, int flags, Observer obs) {

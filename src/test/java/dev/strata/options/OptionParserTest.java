@@ -250,7 +250,7 @@ class OptionParserTest {
     }
 
     /**
-     * verity=off|on|require: off by default; as on the kernel since 6.15 it needs neither metacopy=on nor
+     * verity=off|on|require: off by default; as on the kernel here (6.18) it needs neither metacopy=on nor
      * a redirect_dir mode, and goes with userxattr.
      */
     @Test void verityOptions() {
