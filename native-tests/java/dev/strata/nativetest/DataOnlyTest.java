@@ -84,6 +84,7 @@ class DataOnlyTest {
         meta(m, "sparse.img", 3 << 20, 0600, "/11/sparse", empty);
         meta(m, "dup1", 12, 0644, "/cd/motd", empty);
         meta(m, "dup2", 12, 0640, "/cd/motd", empty);
+        m.hardlink("dup1", "dup1-link"); // one metadata-only inode with two names (index=on keeps it one)
         meta(m, "missing", 9, 0644, "/99/none", empty);
         meta(m, "isdir", 9, 0644, "/dirobj", empty);
         meta(m, "viasym", 12, 0644, "/lnk/motd", empty);
@@ -196,10 +197,14 @@ class DataOnlyTest {
      * read by the other implementation.
      */
     @Test void copyUpIntoAnUpper() {
-        for (String f : new String[]{"metacopy=on", "", "metacopy=on,verity=on"}) {
+        for (String f : new String[]{"metacopy=on", "", "metacopy=on,verity=on", "metacopy=on,index=on"}) {
             Both b = both("up-" + (f.isEmpty() ? "default" : f.replace('=', '-').replace(',', '_')), f, DataOnlyTest::composefs);
+            // st_blocks: with index=on the copy-ups of files with one name copy their data on both sides,
+            // and strata's own origin xattr takes an ext4 block of its own there (README: strata records
+            // its own origin), so %b is compared without index=on only
+            String blocks = f.contains("index=on") ? "" : " %b";
             b.shOk("chmod 700 bin/tool && chown 7:8 etc/motd && touch -m -d 2003-04-05 both && setfattr -n user.x -v 1 dup1"
-                    + " && stat -c '%n %s %b %a %u %g %Y' bin/tool etc/motd both dup1 && md5sum bin/tool etc/motd both dup1 dup2");
+                    + " && stat -c '%n %s" + blocks + " %a %u %g %Y' bin/tool etc/motd both dup1 && md5sum bin/tool etc/motd both dup1 dup2");
             // a metadata change of a copy without data, or whose data is a symlink: the copy-up's lookup fails first
             b.sh("chmod 600 missing; chmod 600 viasym; touch isdir; ls -A | cat");
             if (f.contains("metacopy=on")) {
@@ -207,8 +212,9 @@ class DataOnlyTest {
                 MetacopyTest.assertSameMarks(pair, true);
             }
             b.remount();
-            b.shOk("stat -c '%n %s %b %a' etc/motd both dup1 && md5sum etc/motd both dup1 dup2 sparse.img");
-            b.shOk("echo appended >> etc/motd && truncate -s 5 both && cat etc/motd both dup2 && stat -c '%n %s %b' etc/motd both");
+            b.shOk("stat -c '%n %s" + blocks + " %a %h' etc/motd both dup1 dup1-link && md5sum etc/motd both dup1 dup1-link dup2 sparse.img");
+            b.shOk("echo appended >> etc/motd && truncate -s 5 both && echo via-link >> dup1-link && cat etc/motd both dup1 dup2"
+                    + " && stat -c '%n %s" + blocks + " %h' etc/motd both dup1 dup1-link");
             b.finish();
             MetacopyTest.assertSameMarks(pair, false);
             RedirectDirTest.crossRead(pair, f);

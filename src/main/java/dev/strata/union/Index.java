@@ -93,6 +93,12 @@ final class Index {
         paths[layer] = name;
         if (n.type == S_IFREG && ovl.opts.metacopy && Markers.metacopy(ovl.stack[layer], name) != 0) {
             // a metadata-only index entry (metacopy=on): the data is still the lower file's
+            if (n.lowerdataRedirect != null) {
+                // in a data-only layer, not looked up yet (Lowerdata): the entry's node looks it up then
+                Node a = new Node(n.parent, n.rel, Node.single(layer), paths, n.type, false, 0);
+                a.lowerdataRedirect = n.lowerdataRedirect;
+                return a;
+            }
             int dl = n.dataLayer();
             paths[dl] = n.relIn(dl);
             return new Node(n.parent, n.rel, new int[]{layer, dl}, paths, n.type, false, 0);
