@@ -15,23 +15,36 @@ import java.util.stream.Collectors;
 public final class LayerSet {
     public final Path root;
     public final List<Path> lowers;
+    /** Data-only lower layers below {@link #lowers} (lowerdir=A::D; overlayfs.rst "Data-only lower layers"), top first. */
+    public final List<Path> data;
     public final Path upper, work, mnt;
     /** Further options every implementation is mounted with (mount flags such as noatime), or null. */
     public final String options;
 
     public LayerSet(Path root, List<Path> lowers, Path upper, Path work, Path mnt) {
-        this(root, lowers, upper, work, mnt, null);
+        this(root, lowers, List.of(), upper, work, mnt, null);
     }
 
-    private LayerSet(Path root, List<Path> lowers, Path upper, Path work, Path mnt, String options) {
+    private LayerSet(Path root, List<Path> lowers, List<Path> data, Path upper, Path work, Path mnt, String options) {
         this.root = root;
         this.lowers = Collections.unmodifiableList(new ArrayList<>(lowers));
+        this.data = Collections.unmodifiableList(new ArrayList<>(data));
         this.upper = upper; this.work = work; this.mnt = mnt;
         this.options = options;
     }
 
     /** The same directories mounted with these options added (on the kernel overlay and the implementation alike). */
-    public LayerSet withOptions(String opts) { return new LayerSet(root, lowers, upper, work, mnt, opts); }
+    public LayerSet withOptions(String opts) { return new LayerSet(root, lowers, data, upper, work, mnt, opts); }
+
+    /** The same directories with these data-only layers below the lowers (mounted as lowerdir=A::D1::D2). */
+    public LayerSet withData(List<Path> dataLayers) { return new LayerSet(root, lowers, dataLayers, upper, work, mnt, options); }
+
+    /** Every lower directory, the data-only ones last: what must stay unchanged. */
+    public List<Path> allLowers() {
+        List<Path> all = new ArrayList<>(lowers);
+        all.addAll(data);
+        return all;
+    }
 
     /** root/l0..l{n-1}, root/upper, root/work, root/mnt, all created empty. */
     public static LayerSet create(Path root, int lowerCount) {
@@ -59,19 +72,22 @@ public final class LayerSet {
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
-        return new LayerSet(root, lowers, upper, w, m, options);
+        return new LayerSet(root, lowers, data, upper, w, m, options);
     }
 
     /** A read-only view: the same lowers, no upper. */
     public LayerSet readOnly(String suffix) {
         Path m = root.resolve("mnt-" + suffix);
         try { Files.createDirectories(m); } catch (IOException e) { throw new IllegalStateException(e); }
-        return new LayerSet(root, lowers, null, null, m, options);
+        return new LayerSet(root, lowers, data, null, null, m, options);
     }
 
     public boolean writable() { return upper != null; }
 
-    public String lowerdir() { return lowers.stream().map(Path::toString).collect(Collectors.joining(":")); }
+    public String lowerdir() {
+        return lowers.stream().map(Path::toString).collect(Collectors.joining(":"))
+                + data.stream().map(d -> "::" + d).collect(Collectors.joining());
+    }
 
     /** The fuse-overlayfs/kernel option string lowerdir=..,upperdir=..,workdir=.. */
     public String overlayOptions() {

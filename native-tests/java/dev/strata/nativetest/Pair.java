@@ -31,8 +31,8 @@ public final class Pair implements AutoCloseable {
             java.nio.file.Files.setPosixFilePermissions(dir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx--x--x"));
             refLayers = builder.apply(dir.resolve("ref"));
             tgtLayers = builder.apply(dir.resolve("tgt"));
-            refLowers = LowerLayers.snapshot(refLabel(), refLayers.lowers);
-            tgtLowers = LowerLayers.snapshot(tgtLabel(), tgtLayers.lowers);
+            refLowers = LowerLayers.snapshot(refLabel(), refLayers.allLowers());
+            tgtLowers = LowerLayers.snapshot(tgtLabel(), tgtLayers.allLowers());
             mount();
         } catch (RuntimeException | Error e) {
             close();

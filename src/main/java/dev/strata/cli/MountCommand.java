@@ -39,7 +39,12 @@ import java.util.concurrent.Callable;
                 "archive (OCI layout, docker archive, layer tar) without importing it."},
         footerHeading = "%nMount options (-o, comma-separated, may repeat; fuse-overlayfs syntax):%n",
         footer = {
-                "  lowerdir=A:B:C        lower layers, leftmost on top; \\: is a literal colon",
+                "  lowerdir=A:B:C        lower layers, leftmost on top; \\: is a literal colon;",
+                "                        A:B::D::E: D and E are data-only layers",
+                "  lowerdir+=A, datadir+=D",
+                "                        one lower / data-only layer each, in order (not with",
+                "                        lowerdir=)",
+                "  verity=off|on|require check the fs-verity digests of metadata-only copies",
                 "  upperdir=DIR          the writable layer (with workdir; without both the",
                 "                        mount is read-only)",
                 "  workdir=DIR           empty scratch directory on upperdir's file system",
@@ -190,7 +195,8 @@ public final class MountCommand implements Callable<Integer> {
     private String imageLowers() {
         for (String o : options) {
             for (String part : o.split(",")) {
-                if (part.startsWith("lowerdir=") || part.startsWith("upperdir=") || part.startsWith("workdir=")) {
+                if (part.startsWith("lowerdir=") || part.startsWith("lowerdir+=") || part.startsWith("datadir+=")
+                        || part.startsWith("upperdir=") || part.startsWith("workdir=")) {
                     throw new UserError("--image gives the layers: use --upper/--work instead of -o " + part.split("=")[0] + "=", 2);
                 }
             }
@@ -301,7 +307,7 @@ public final class MountCommand implements Callable<Integer> {
         try {
             opts = OptionParser.parse(all, cwd);
             if (image == null && (opts.suid == null || opts.dev == null)
-                    && opts.lowerDirs.stream().anyMatch(LayerLocks::isStoreLayer)) {
+                    && opts.allLowerDirs().stream().anyMatch(LayerLocks::isStoreLayer)) {
                 // store layers given with -o lowerdir=: the same defaults as --image
                 all.add(positional.size() == 2 ? 1 : 0, "nosuid,nodev");
                 opts = OptionParser.parse(all, cwd);
@@ -340,7 +346,7 @@ public final class MountCommand implements Callable<Integer> {
         // a lock on each store layer for as long as this daemon lives: 'image rm' does not delete them
         LayerLocks locks;
         try {
-            locks = LayerLocks.holdShared(opts.lowerDirs);
+            locks = LayerLocks.holdShared(opts.allLowerDirs());
         } catch (ImageException e) {
             throw new UserError(e.getMessage());
         }

@@ -50,6 +50,10 @@ final class TraceLog implements UnionEvents {
                 + " (redirect_dir is not on; mv falls back to copy and delete)");
     }
 
+    @Override public void dataRefused(String path, String why) {
+        line("read of " + path + " refused: " + why);
+    }
+
     @Override public void redirected(String from, String to, String redirect, String xattr) {
         line("rename " + from + " -> " + to + ": redirect " + xattr + "=" + redirect
                 + " (the lower layers hold it at " + (redirect.startsWith("/") ? redirect : "its old name " + redirect) + ")");

@@ -94,23 +94,29 @@ public final class Markers {
     }
 
     /**
-     * Whether a regular file carries overlay.metacopy (trusted, else user), as the kernel's
-     * ovl_check_metacopy_xattr reads it: 1 if so (an empty value, as written without fs-verity, or a
-     * struct ovl_metacopy of 4 to 36 bytes whose version byte is 0 and whose length byte is its size),
-     * 0 if not, -EIO for any other value.
+     * Whether a regular file carries overlay.metacopy (trusted, else user), as the kernel's lookup reads
+     * it (ovl_check_metacopy_xattr without a buffer): 1 if so (an empty value, as written without
+     * fs-verity, or a value of at least the 4 bytes of a struct ovl_metacopy header, whose content is
+     * read only where its digest is checked, see union/Lowerdata), 0 if not, -EIO for a value of 1 to 3 bytes.
      */
     public static int metacopy(Layer layer, String rel) {
-        byte[] v = layer.getxattr(rel, TRUSTED_METACOPY);
-        if (v == null) v = layer.getxattr(rel, USER_METACOPY);
-        return metacopyValue(v);
+        return metacopyValue(metacopyXattr(layer, rel));
     }
+
+    /** The raw overlay.metacopy value of a file (trusted, else user), null if none. */
+    public static byte[] metacopyXattr(Layer layer, String rel) {
+        byte[] v = layer.getxattr(rel, TRUSTED_METACOPY);
+        return v != null ? v : layer.getxattr(rel, USER_METACOPY);
+    }
+
+    /** Bytes of a struct ovl_metacopy without its digest: version, len, flags, digest_algo. */
+    public static final int METACOPY_HEADER = 4;
 
     /** {@link #metacopy} of a value read (null: none). */
     public static int metacopyValue(byte[] v) {
         if (v == null) return 0;
         if (v.length == 0) return 1;
-        if (v.length < 4 || v.length > 36 || v[0] != 0 || (v[1] & 0xff) != v.length) return -Errno.EIO;
-        return 1;
+        return v.length < METACOPY_HEADER ? -Errno.EIO : 1;
     }
 
     /**

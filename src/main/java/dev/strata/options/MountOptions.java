@@ -12,6 +12,18 @@ import java.util.List;
  */
 public final class MountOptions {
     public final List<Path> lowerDirs;     // top first
+    /**
+     * Data-only lower layers, below lowerDirs (lowerdir=A::D, datadir+=D; overlayfs.rst "Data-only
+     * lower layers"): never merged nor listed, only read through the absolute overlay.redirect of a
+     * metadata-only copy (overlay.metacopy) in a lower layer.
+     */
+    public final List<Path> dataDirs;
+    /**
+     * verity: "off" (the default), "on" (a metadata-only copy's fs-verity digest in overlay.metacopy is
+     * checked against its data file on open; metadata-only copy-ups record the lower data file's
+     * digest), "require" (also a metadata-only copy without a digest is EIO, and copy-up needs one).
+     */
+    public final String verity;
     public final Path upperDir;            // null: read-only
     public final Path workDir;             // null iff upperDir is null
     public final boolean fsync;            // false with fsync=0 or volatile
@@ -96,6 +108,8 @@ public final class MountOptions {
 
     MountOptions(Builder b) {
         this.lowerDirs = Collections.unmodifiableList(new ArrayList<>(b.lowerDirs));
+        this.dataDirs = Collections.unmodifiableList(new ArrayList<>(b.dataDirs));
+        this.verity = b.verity;
         this.upperDir = b.upperDir;
         this.workDir = b.workDir;
         this.fsync = b.fsync && !b.volatileMode;
@@ -139,6 +153,19 @@ public final class MountOptions {
 
     public boolean readOnly() { return upperDir == null; }
 
+    /** Every lower directory, the data-only ones last: what the mount opens, checks and locks. */
+    public List<Path> allLowerDirs() {
+        if (dataDirs.isEmpty()) return lowerDirs;
+        List<Path> all = new ArrayList<>(lowerDirs);
+        all.addAll(dataDirs);
+        return Collections.unmodifiableList(all);
+    }
+
+    /** verity=on or require: fs-verity digests of metadata-only copies are checked (and recorded). */
+    public boolean verityOn() { return !"off".equals(verity); }
+    /** verity=require: a metadata-only copy without a digest is refused. */
+    public boolean verityRequire() { return "require".equals(verity); }
+
     /** Renaming a lower or merged directory writes a redirect (redirect_dir=on). */
     public boolean redirectWrite() { return "on".equals(redirectDir); }
     /** Redirects in the layers are followed (every mode but nofollow). */
@@ -147,6 +174,10 @@ public final class MountOptions {
     /** Mutable builder used by the parser and by callers that build options in code (tests, --image). */
     public static final class Builder {
         public List<Path> lowerDirs = new ArrayList<>();
+        public List<Path> dataDirs = new ArrayList<>();
+        /** lowerdir= was given (lowerdir+= and datadir+= may not follow it, as on the kernel). */
+        public boolean lowerdirGiven;
+        public String verity = "off";
         public Path upperDir, workDir;
         public boolean fsync = true, volatileMode, staticNlink, noAcl, debug, index;
         public double timeoutSeconds = 1_000_000;

@@ -29,7 +29,7 @@ public final class OptionParser {
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
-            "lowerdir", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
+            "lowerdir", "lowerdir+", "datadir+", "verity", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
             "redirect_dir", "index", "metacopy", "userxattr", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "writeback", "transport", "fsname", "subtype",
             "xino", "uuid", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
@@ -50,6 +50,9 @@ public final class OptionParser {
                 throw new IllegalArgumentException("conflicting options: userxattr,redirect_dir=" + b.redirectDir);
             }
             b.redirectDir = "nofollow";
+        }
+        if (b.lowerDirs.isEmpty() && !b.dataDirs.isEmpty()) {
+            throw new IllegalArgumentException("at least one non-data lowerdir is required"); // the kernel's words
         }
         if (b.lowerDirs.isEmpty()) {
             throw new IllegalArgumentException("no lowerdir given (-o lowerdir=DIR[:DIR...])"
@@ -134,11 +137,40 @@ public final class OptionParser {
         String key = eq < 0 ? opt : opt.substring(0, eq);
         String val = eq < 0 ? null : opt.substring(eq + 1);
         switch (key) {
-            case "lowerdir":
-                if (!b.lowerDirs.isEmpty()) b.warnings.add("lowerdir given more than once: the last one (" + val + ") is used");
+            case "lowerdir": {
+                String v = need(key, val);
+                if (b.lowerdirGiven) b.warnings.add("lowerdir given more than once: the last one (" + val + ") is used");
+                // as the kernel: lowerdir= replaces every lower layer given before, lowerdir+= ones too
+                List<List<String>> split = splitLowerdir(v);
                 b.lowerDirs.clear();
-                for (String p : splitLayers(need(key, val))) b.lowerDirs.add(path(cwd, p));
+                b.dataDirs.clear();
+                for (String p : split.get(0)) b.lowerDirs.add(path(cwd, p));
+                for (String p : split.get(1)) b.dataDirs.add(path(cwd, p));
+                b.lowerdirGiven = true;
                 break;
+            }
+            case "lowerdir+":
+            case "datadir+": {
+                // the new mount API's spellings (Linux 6.8+), one layer each, in order; the kernel
+                // takes the path as it is (no \: unescaping) and refuses these after lowerdir=
+                String v = need(key, val);
+                if (b.lowerdirGiven) throw new IllegalArgumentException("lowerdir+ and datadir+ cannot follow lowerdir");
+                if (key.equals("lowerdir+")) {
+                    if (!b.dataDirs.isEmpty()) throw new IllegalArgumentException("regular lower layers cannot follow data layers");
+                    b.lowerDirs.add(path(cwd, v));
+                } else {
+                    b.dataDirs.add(path(cwd, v));
+                }
+                break;
+            }
+            case "verity": {
+                String v = need(key, val);
+                if (!v.equals("off") && !v.equals("on") && !v.equals("require")) {
+                    throw new IllegalArgumentException("verity must be off, on or require");
+                }
+                b.verity = v;
+                break;
+            }
             case "upperdir": b.upperDir = path(cwd, unescape(need(key, val))); break;
             case "workdir": b.workDir = path(cwd, unescape(need(key, val))); break;
             case "fsync": b.fsync = !"0".equals(need(key, val)); break;
@@ -270,23 +302,36 @@ public final class OptionParser {
         }
     }
 
-    /** lowerdir value -> paths; ':' separates, "\:" is a colon, "\\" a backslash. */
-    static List<String> splitLayers(String v) {
-        List<String> out = new ArrayList<>();
+    /**
+     * lowerdir value -> {regular layers, data-only layers}, as the kernel splits it
+     * (ovl_parse_param_split_lowerdirs): ':' separates layers, "::" puts the next layer (and every one
+     * after it) among the data-only layers, "\:" is a colon and "\\" a backslash; three colons, a
+     * trailing colon, a leading one and a regular layer after a data-only one are refused with the
+     * kernel's message.
+     */
+    static List<List<String>> splitLowerdir(String v) {
+        if (v.charAt(0) == ':') throw new IllegalArgumentException("cannot append lower layer");
+        List<String> regular = new ArrayList<>(), data = new ArrayList<>();
         StringBuilder cur = new StringBuilder();
-        for (int i = 0; i < v.length(); i++) {
+        boolean dataNext = false;
+        int i = 0, n = v.length();
+        while (i < n) {
             char c = v.charAt(i);
-            if (c == '\\' && i + 1 < v.length()) cur.append(v.charAt(++i));
-            else if (c == ':') { add(out, cur, v); cur.setLength(0); }
-            else cur.append(c);
+            if (c == '\\' && i + 1 < n) { cur.append(v.charAt(i + 1)); i += 2; continue; }
+            if (c != ':') { cur.append(c); i++; continue; }
+            int colons = 0;
+            while (i < n && v.charAt(i) == ':') { colons++; i++; }
+            if (colons > 2) {
+                throw new IllegalArgumentException("only single ':' or double '::' sequences of unescaped colons in lowerdir mount option allowed");
+            }
+            if (i == n) throw new IllegalArgumentException("unescaped trailing colons in lowerdir mount option");
+            (dataNext ? data : regular).add(cur.toString());
+            cur.setLength(0);
+            if (colons == 1 && dataNext) throw new IllegalArgumentException("regular lower layers cannot follow data lower layers");
+            dataNext = colons == 2;
         }
-        add(out, cur, v);
-        return out;
-    }
-
-    private static void add(List<String> out, StringBuilder cur, String all) {
-        if (cur.length() == 0) throw new IllegalArgumentException("empty layer in lowerdir=" + all);
-        out.add(cur.toString());
+        (dataNext ? data : regular).add(cur.toString());
+        return List.of(regular, data);
     }
 
     private static String unescape(String v) {

@@ -25,8 +25,8 @@ public final class Validator {
     public static List<String> check(MountOptions o, Path mountpoint) {
         List<String> p = new ArrayList<>();
         List<Path> realLowers = new ArrayList<>();
-        for (Path l : o.lowerDirs) {
-            Path r = dir("lowerdir", l, p);
+        for (Path l : o.allLowerDirs()) {
+            Path r = dir(o.dataDirs.contains(l) ? "datadir" : "lowerdir", l, p);
             if (r != null) realLowers.add(r);
         }
         Path upper = null, work = null;

@@ -87,7 +87,7 @@ public final class Posix {
     public static int close(int fd) { return ret(C.close(fd)); }
 
     private static final long SYS_OPENAT2 = 437;
-    public static final long RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08;
+    public static final long RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08;
     private static final ThreadLocal<Pointer> OPEN_HOW = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 24));
     private static volatile boolean haveOpenat2 = true;
 
@@ -256,6 +256,27 @@ public final class Posix {
         byte[] u = new byte[16];
         p.get(1, u, 0, Math.min(len, 16));
         return u;
+    }
+    /** FS_IOC_MEASURE_VERITY: _IOWR('f', 134, struct fsverity_digest { u16 algorithm; u16 size; u8 digest[]; }). */
+    static final long FS_IOC_MEASURE_VERITY = (3L << 30) | (4L << 16) | ('f' << 8) | 134;
+
+    /**
+     * The fs-verity digest of an open file (FS_IOC_MEASURE_VERITY): {algorithm (FS_VERITY_HASH_ALG_*),
+     * digest bytes...}, or null with err[0] = -errno (ENODATA: no verity on the file; EOPNOTSUPP or
+     * ENOTTY: a file system or kernel without fs-verity).
+     */
+    public static byte[] measureVerity(int fd, int[] err) {
+        Pointer p = Memory.allocateDirect(RT, 4 + 64);
+        p.putShort(0, (short) 0);
+        p.putShort(2, (short) 64);
+        int r = ret(M.ioctl(fd, FS_IOC_MEASURE_VERITY, p.address()));
+        if (r < 0) { err[0] = r; return null; }
+        int size = p.getShort(2) & 0xffff;
+        if (size > 64) { err[0] = -Errno.EIO; return null; }
+        byte[] d = new byte[1 + size];
+        d[0] = (byte) p.getShort(0);
+        p.get(4, d, 1, size);
+        return d;
     }
     public static int flock(int fd, int op) { return ret(M.flock(fd, op)); }
     public static int fstatvfs(int fd, Pointer buf) { return ret(M.fstatvfs(fd, buf)); }

@@ -145,7 +145,7 @@ final class Attrs {
     private boolean mayBeMetacopy(Node n, Pointer st) {
         int top = n.top();
         if (top == 0 && ovl.hasUpper) return true;
-        if (top == ovl.stack.length - 1) return false;
+        if (ovl.lastForFiles(top)) return false;
         long blocks = st.getLong(Stat.OFF_BLOCKS);
         return blocks <= 8 || blocks * 512 < st.getLong(Stat.OFF_SIZE);
     }
@@ -170,6 +170,13 @@ final class Attrs {
      * ovl_getattr shows them (the copy itself has none).
      */
     void dataBlocks(Node n, Pointer st) {
+        if (n.lowerdataRedirect != null) {
+            // data in a data-only layer not looked up yet: estimated from the size, as the kernel does
+            // to spare the lookup (round_up(size, blksize) >> 9)
+            long size = st.getLong(Stat.OFF_SIZE), bs = st.getLong(Stat.OFF_BLKSIZE);
+            if (bs > 0) st.putLong(Stat.OFF_BLOCKS, (size + bs - 1) / bs * bs >> 9);
+            return;
+        }
         int dl = n.dataLayer();
         Stat d = Stat.local2();
         if (ovl.stack[dl].lstat(n.relIn(dl), d) == 0) st.putLong(Stat.OFF_BLOCKS, d.blocks());

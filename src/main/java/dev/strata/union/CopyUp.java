@@ -41,7 +41,14 @@ final class CopyUp {
     private int copyUp(Node n, boolean data, boolean metaOk) {
         if (!ovl.hasUpper) return -EROFS;
         if (n.negative()) return -ENOENT;
+        // as the kernel's ovl_copy_up_flags: the data of a metadata-only copy is looked up (data-only
+        // layers) and its fs-verity digest checked before any copy-up, even one of metadata only
+        int v = ovl.lowerdata.verify(n);
+        if (v < 0) return v;
         if (n.top() == 0) return metaOk || !n.metacopy() ? 0 : ovl.metaCopy.dataUp(n, data);
+        // verity=require: metadata only where the data file has an fs-verity digest to record, else a
+        // full copy (the kernel's ovl_need_meta_copy_up)
+        if (metaOk && n.type == S_IFREG && ovl.opts.verityRequire()) metaOk = ovl.lowerdata.dataHasVerity(n);
         if (n.parent != null) {
             int r = copyUp(n.parent, true);
             if (r < 0) return r;
@@ -117,6 +124,8 @@ final class CopyUp {
         try {
             n = ovl.namei.resolve(path);
             if (Namei.err(n) != 0 || n.negative() || n.top() == 0 || n.type != S_IFREG) return 0;
+            // a metadata-only copy still to be looked up or checked (Lowerdata): the ordinary copy-up does that first
+            if (n.metacopy() && (n.lowerdataRedirect != null || ovl.opts.verityOn())) return 0;
         } finally {
             ovl.lock.readLock().unlock();
         }
@@ -218,7 +227,7 @@ final class CopyUp {
                 // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
                 if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
             }
-            if (r == 0 && meta) r = ovl.metaCopy.mark(out, st.size());
+            if (r == 0 && meta) r = ovl.metaCopy.mark(n, out, st.size());
             if (r == 0) r = copyMetadata(in, out, st, origin);
             if (r == 0 && ovl.index != null) r = ovl.index.setOriginFd(out, src.index(), n.relIn(src.index()));
             if (r == 0) r = copyOverride(n, src, st, null, out);
@@ -235,7 +244,7 @@ final class CopyUp {
         String tmp = ovl.tmpName();
         String from = n.relIn(src.index()); // below a renamed directory: its old path in the lower layer
         int r = createCopy(n, src, from, st, tmp, data && !meta, bytes, method);
-        if (r == 0 && meta) r = ovl.metaCopy.markNamed(tmp, st.size());
+        if (r == 0 && meta) r = ovl.metaCopy.markNamed(n, tmp, st.size());
         if (r == 0) r = finishCopy(src, from, st, tmp, origin);
         if (r == 0 && ovl.index != null) r = ovl.index.setOrigin("/proc/self/fd/" + ovl.workFd + "/" + tmp, src.index(), from);
         if (r == 0) r = copyOverride(n, src, st, tmp, -1);

@@ -93,6 +93,12 @@ final class Index {
         paths[layer] = name;
         if (n.type == S_IFREG && ovl.opts.metacopy && Markers.metacopy(ovl.stack[layer], name) != 0) {
             // a metadata-only index entry (metacopy=on): the data is still the lower file's
+            if (n.lowerdataRedirect != null) {
+                // in a data-only layer, not looked up yet (Lowerdata): the entry's node looks it up then
+                Node a = new Node(n.parent, n.rel, Node.single(layer), paths, n.type, false, 0);
+                a.lowerdataRedirect = n.lowerdataRedirect;
+                return a;
+            }
             int dl = n.dataLayer();
             paths[dl] = n.relIn(dl);
             return new Node(n.parent, n.rel, new int[]{layer, dl}, paths, n.type, false, 0);
@@ -175,7 +181,7 @@ final class Index {
         CopyUp c = ovl.copy;
         boolean meta = metaOk && st.type() == S_IFREG;
         r = c.createCopy(n, src, from, st, tmp, data && !meta, bytes, method);
-        if (r == 0 && meta) r = ovl.metaCopy.markNamed(tmp, st.size());
+        if (r == 0 && meta) r = ovl.metaCopy.markNamed(n, tmp, st.size());
         if (r == 0) r = c.finishCopy(src, from, st, tmp, ino);
         if (r == 0) r = c.copyOverride(n, src, st, tmp, -1);
         if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);

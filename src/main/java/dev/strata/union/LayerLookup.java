@@ -28,7 +28,10 @@ import static dev.strata.posix.Posix.*;
  * <li>a regular file with overlay.metacopy (a metadata-only copy) goes on below, through its
  *     overlay.redirect if it has one, to the regular file that holds its data (other metadata-only
  *     copies on the way are passed over): the result is {metadata layer, data layer}; no such file
- *     below is EIO, and without {@link #METACOPY} a metadata-only copy is EPERM, as on the kernel.</li>
+ *     below is EIO, and without {@link #METACOPY} a metadata-only copy is EPERM, as on the kernel;</li>
+ * <li>with data-only layers at the bottom of the stack (lowerdir=A::D), a metadata-only copy in a regular
+ *     lower layer whose absolute redirect finds no data in the regular layers has it looked up in them
+ *     later ({@link Result#dataRedirect}, union/Lowerdata); they are never merged nor asked by name.</li>
  * </ul>
  */
 public final class LayerLookup {
@@ -74,10 +77,21 @@ public final class LayerLookup {
          * followed, or the parent is elsewhere in that layer); null if everywhere at its path.
          */
         public final String[] paths;
+        /**
+         * A metadata-only copy whose data is in a data-only layer (overlayfs.rst "Data-only lower
+         * layers"): the absolute redirect to look up there when the data is first needed (the kernel's
+         * lazy lowerdata lookup); {@link #layers} then holds the metadata layer only. Null otherwise.
+         */
+        public final String dataRedirect;
 
         Result(int[] layers, int type, boolean whiteout, long xwhMask, int errno, String[] paths) {
+            this(layers, type, whiteout, xwhMask, errno, paths, null);
+        }
+
+        Result(int[] layers, int type, boolean whiteout, long xwhMask, int errno, String[] paths, String dataRedirect) {
             this.layers = layers; this.type = type; this.whiteout = whiteout; this.xwhMask = xwhMask; this.errno = errno;
             this.paths = paths;
+            this.dataRedirect = dataRedirect;
         }
     }
 
@@ -128,13 +142,31 @@ public final class LayerLookup {
      * @return the layers, and in {@link Result#paths} where the entry is in each layer that differs from its path
      */
     public static Result lookup(Layer[] stack, int[] dirLayers, String[] dirPaths, String dirRel, String name, int flags, Observer obs) {
+        return lookup(stack, stack.length, dirLayers, dirPaths, dirRel, name, flags, obs);
+    }
+
+    /**
+     * As {@link #lookup(Layer[], int[], String[], String, String, int, Observer)} over a stack whose
+     * layers from {@code dataFrom} on are data-only (stack.length: none). Those are never asked here: a
+     * metadata-only copy found in a regular lower layer with an absolute redirect and no data in the
+     * regular layers below gets {@link Result#dataRedirect}, looked up there later; and, as on the kernel
+     * (6.18 here), such a copy needs neither metacopy=on nor redirects followed, when it is in the last
+     * regular layer its parent is in (one with more layers below is refused without them, EPERM).
+     */
+    public static Result lookup(Layer[] stack, int dataFrom, int[] dirLayers, String[] dirPaths, String dirRel, String name, int flags, Observer obs) {
         String rel = Layer.child(dirRel, name);
         boolean follow = (flags & FOLLOW) != 0;
         Stat st = Stat.local();
         Walk w = new Walk(name);
         int[] poe = dirLayers;
         boolean all = false;
-        int bottom = stack.length - 1;
+        int bottom = dataFrom - 1;
+        boolean dataLayers = dataFrom < stack.length;
+        // the kernel reads redirects past the bottom layer's name lookup when it follows them or has
+        // data-only layers (check_redirect); with data-only layers a non-directory is never "last"
+        boolean checkRedirect = follow || dataLayers;
+        boolean lowerMeta = false; // a metadata-only copy in a lower layer was found (the kernel's ctr)
+        int refuse = -1;           // a lower metadata-only copy that may not be followed further: EPERM before the next layer
         int[] found = null;
         String[] paths = null;
         int n = 0, type = 0;
@@ -144,8 +176,9 @@ public final class LayerLookup {
         for (int k = 0; k < poe.length; k++) {
             int li = poe[k];
             Layer l = stack[li];
+            if (refuse >= 0) return refused(obs, refuse, -EPERM); // ovl_check_follow_redirect before the next layer
             // the bottom layer's markers hide nothing and are not read (with nofollow: the last one asked)
-            boolean last = follow ? li == bottom : k == poe.length - 1;
+            boolean last = !checkRedirect ? k == poe.length - 1 : (n > 0 && type == S_IFDIR) || !dataLayers ? li == bottom : false;
             String base = w.abs ? "" : dirPaths == null || dirPaths[li] == null ? dirRel : dirPaths[li];
             String before = w.redirect;
             if (obs != null) obs.asked(li, w.abs ? w.want.substring(1) : Layer.child(base, w.want));
@@ -174,6 +207,7 @@ public final class LayerLookup {
                     if ((flags & METACOPY) == 0) return refused(obs, li, -EPERM); // "refusing to follow metacopy origin"
                     if (w.metacopy) {
                         // an intermediate metadata-only copy: not kept, its redirect followed
+                        lowerMeta = true;
                         if (obs != null) obs.said(li, Say.NONDIR, false, 0);
                         if (obs != null && w.redirect != before) obs.redirected(li, w.redirect, w.want);
                         if (w.abs && !all) { all = true; poe = below(li, bottom); k = -1; }
@@ -196,11 +230,17 @@ public final class LayerLookup {
                     if (!w.path.equals(rel)) (paths = new String[stack.length])[li] = w.path;
                     if (w.metacopy) {
                         // metadata only (overlay.metacopy): the data is looked up below, through its redirect
-                        if (!(upper(li, flags)) && (flags & METACOPY) == 0) return refused(obs, li, -EPERM);
+                        boolean up = upper(li, flags);
+                        boolean noMeta = !up && (flags & METACOPY) == 0;
+                        boolean noFollow = !up && !follow && w.redirect != null;
+                        if (noMeta && !dataLayers) return refused(obs, li, -EPERM);
                         meta = true;
+                        lowerMeta |= !up;
                         if (obs != null) obs.said(li, Say.NONDIR, false, 0);
                         if (obs != null && w.redirect != before) obs.redirected(li, w.redirect, w.want);
-                        if (!follow && w.redirect != null && !upper(li, flags)) return refused(obs, li, -EPERM);
+                        if (noFollow && !dataLayers) return refused(obs, li, -EPERM);
+                        // with data-only layers: refused only if a layer below is asked, or its data is not in one
+                        if (noMeta || noFollow) refuse = li;
                         if (last) break;
                         if (w.abs && !all) { all = true; poe = below(li, bottom); k = -1; }
                         continue;
@@ -241,6 +281,13 @@ public final class LayerLookup {
                 k = -1;
             }
         }
+        if (meta && lowerMeta && dataLayers && w.lastAbs) {
+            // the data is in a data-only layer: looked up there when first needed (ovl_lookup's
+            // "Defer lookup of lowerdata in data-only layers to first access")
+            if (paths == null) paths = new String[stack.length];
+            return new Result(Arrays.copyOf(found, n), type, false, 0, 0, paths, w.want);
+        }
+        if (refuse >= 0) return refused(obs, refuse, -EPERM);
         if (meta) {
             // "metacopy with no lower data found - abort lookup"
             if (obs != null) obs.said(found[0], Say.ERROR, false, -EIO);
@@ -287,6 +334,8 @@ public final class LayerLookup {
         boolean stop;
         /** The last redirect read, or null. */
         String redirect;
+        /** The redirect of the last metadata-only copy probed was absolute (the kernel's absolute_redirect). */
+        boolean lastAbs;
         // the last probe's findings
         String path;
         int type, errno;
@@ -351,10 +400,12 @@ public final class LayerLookup {
                         if (mc < 0) { errno = mc; return Say.ERROR; }
                         metacopy = mc > 0;
                         if (metacopy && !last) {
+                            lastAbs = false;
                             String red = Markers.redirect(l, p);
                             if (red != null) {
                                 if (!Markers.validRedirect(red)) { errno = -EINVAL; return Say.ERROR; }
                                 redirectTo(red, walked, i, j, end);
+                                lastAbs = red.charAt(0) == '/';
                             }
                         }
                     }

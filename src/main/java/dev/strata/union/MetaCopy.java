@@ -37,18 +37,28 @@ final class MetaCopy {
         }
     }
 
-    /** Makes the unnamed copy out a metadata-only one: its size without data, and the metacopy mark. */
-    int mark(int out, long size) {
+    /**
+     * Makes the unnamed copy out of n a metadata-only one: its size without data, and the metacopy mark:
+     * empty, or with verity=on/require the fs-verity digest of n's data file (see {@link Lowerdata#metacopyValue};
+     * EIO with verity=require where it has none, as the kernel's copy-up).
+     */
+    int mark(Node n, int out, long size) {
+        int dl = n.dataLayer();
+        byte[] value = ovl.lowerdata.metacopyValue(ovl.stack[dl], n.relIn(dl));
+        if (value == null) {
+            ovl.events.dataRefused("/" + n.rel, "copy-up: its data file has no fs-verity digest (verity=require)");
+            return -EIO;
+        }
         int r = Posix.ftruncate(out, size);
-        return r < 0 ? r : Posix.fsetxattr(out, ovl.metacopyXattr, new byte[0], 0);
+        return r < 0 ? r : Posix.fsetxattr(out, ovl.metacopyXattr, value, 0);
     }
 
     /** {@link #mark} for a copy built under the name tmp in the workdir. */
-    int markNamed(String tmp, long size) {
+    int markNamed(Node n, String tmp, long size) {
         int fd = Posix.openat(ovl.workFd, tmp, O_WRONLY | O_NOFOLLOW, 0);
         if (fd < 0) return fd;
         try {
-            return mark(fd, size);
+            return mark(n, fd, size);
         } finally {
             Posix.close(fd);
         }
@@ -65,6 +75,7 @@ final class MetaCopy {
         }
         int dl = n.dataLayer(); // the lower file itself, or the data below a lower metadata-only copy
         n.layers = new int[]{0, dl};
+        n.verified = false; // its digest is the upper copy's from now on (OVL_VERIFIED_DIGEST cleared)
         // descriptors opened read-only on the lower file keep reading it: it still has the data
         ovl.events.copiedUp("/" + n.rel, src.root().toString(), "file", 0, System.nanoTime() - t0,
                 "metadata only: " + ovl.metacopyXattr + ", data stays in " + ovl.stack[dl].root());

@@ -56,7 +56,7 @@ final class Namei {
         Stat st = Stat.local();
         String at = c.relIn(c.top());
         if (l.lstat(at, st) == 0 && st.type() == c.type && !LayerLookup.isXattrWhiteout(l, at, st)
-                && !(c.type == S_IFREG && LayerLookup.mayBeMetacopy(l.index() == 0 && ovl.hasUpper, l.index() == ovl.stack.length - 1, st) && Markers.metacopy(l, at) != 0)) {
+                && !(c.type == S_IFREG && LayerLookup.mayBeMetacopy(l.index() == 0 && ovl.hasUpper, ovl.lastForFiles(l.index()), st) && Markers.metacopy(l, at) != 0)) {
             c.listed = false;
             return c;
         }
@@ -82,9 +82,10 @@ final class Namei {
     Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);
         if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
-        LayerLookup.Result r = LayerLookup.lookup(ovl.lookupStack, dir.layers, dir.paths, dir.rel, name, ovl.lookupFlags, null);
+        LayerLookup.Result r = LayerLookup.lookup(ovl.lookupStack, ovl.dataFrom, dir.layers, dir.paths, dir.rel, name, ovl.lookupFlags, null);
         if (r.errno < 0) return new LookupError(r.errno);
         Node n = new Node(dir, rel, r.layers, r.paths, r.type, r.whiteout, r.xwhMask);
+        n.lowerdataRedirect = r.dataRedirect;
         // a lower name of a file with an index entry shows that entry (index=on)
         if (ovl.index != null && !n.negative() && n.type != S_IFDIR && n.top() != 0) return ovl.index.alias(n);
         return n;

@@ -38,6 +38,14 @@ class Node {
     volatile boolean deleted;
     /** The append-only / immutable flags as last read (see {@link Protect#bits}); null: not read yet. */
     volatile Protect.Flags prot;
+    /**
+     * A metadata-only copy whose data is in a data-only lower layer and not looked up yet: the absolute
+     * overlay.redirect to look up there on first need (the kernel's lowerdata_redirect, see
+     * {@link Lowerdata}); null otherwise, and once found ({@link #layers} then ends with the data layer).
+     */
+    volatile String lowerdataRedirect;
+    /** verity=on/require: the fs-verity digest of this metadata-only copy was checked (OVL_VERIFIED_DIGEST). */
+    volatile boolean verified;
     /** Entered by readdir, not yet confirmed by a lookup (see Namei#confirmListed). */
     volatile boolean listed;
     private volatile Children children;
@@ -137,8 +145,11 @@ class Node {
      * A metadata-only copy (overlay.metacopy, the kernel's "no upperdata"): a regular file whose layers
      * are {where its metadata is, where its data is}; reads go to {@link #dataLayer()}.
      */
-    boolean metacopy() { return type == dev.strata.posix.Posix.S_IFREG && layers.length > 1; }
-    /** The layer a regular file's data is read from: the last of its layers. */
+    boolean metacopy() { return type == dev.strata.posix.Posix.S_IFREG && (layers.length > 1 || lowerdataRedirect != null); }
+    /**
+     * The layer a regular file's data is read from: the last of its layers. For a metadata-only copy
+     * whose data is in a data-only layer, only after {@link Lowerdata#lookup} found it.
+     */
     int dataLayer() { int[] l = layers; return l[l.length - 1]; }
     /** More than one layer contributes (the kernel's "merge" type: nlink shows 1). */
     boolean merged() { return layers.length > 1; }

@@ -124,6 +124,9 @@ final class OpenFiles {
             Node n = ovl.namei.resolve(path);
             int e = Namei.err(n);
             if (e != 0) return e;
+            // ovl_open: the data of a metadata-only copy is looked up (data-only layers) and its digest checked first
+            int v = ovl.lowerdata.verify(n);
+            if (v < 0) return v;
             if (write) {
                 if (n.isDir()) return -EISDIR;
                 int r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0);

@@ -37,6 +37,12 @@ final class Overlay implements AutoCloseable {
     final Layer[] lookupStack;
     /** index=on (null when off): the inodes index, whose directory is the last layer of {@link #stack}. */
     final Index index;
+    /**
+     * The first data-only lower layer in {@link #stack} (lowerdir=A::D, datadir+=D): layers from here to
+     * the end of {@link #lookupStack} are never merged nor listed, only read through the absolute
+     * redirect of a metadata-only copy ({@link Lowerdata}). {@code lookupStack.length} when there are none.
+     */
+    final int dataFrom;
     final boolean hasUpper;
     final int workFd;             // O_PATH fd of workdir/work, -1 when read-only
     final boolean singleDev;
@@ -74,6 +80,7 @@ final class Overlay implements AutoCloseable {
     final Rename rename = new Rename(this);
     final Xattrs xattrs = new Xattrs(this);
     final OpenFiles files = new OpenFiles(this);
+    final Lowerdata lowerdata = new Lowerdata(this);
     final LazyFiles lazy;
 
     Overlay(MountOptions opts, Layer[] stack, boolean hasUpper, int workFd, UnionEvents events) {
@@ -85,6 +92,7 @@ final class Overlay implements AutoCloseable {
         this.stack = stack;
         this.lookupStack = ix == null ? stack : java.util.Arrays.copyOf(stack, stack.length - 1);
         this.hasUpper = hasUpper;
+        this.dataFrom = lookupStack.length - opts.dataDirs.size();
         this.workFd = workFd;
         this.events = events;
         this.root = Posix.geteuid() == 0;
@@ -113,10 +121,18 @@ final class Overlay implements AutoCloseable {
         lazy = new LazyFiles(stack);
         dataCopy = new DataCopy(workFd, stack.length, lazy);
         index = ix == null ? null : new Index(this, ix);
-        int[] all = new int[lookupStack.length];
+        int[] all = new int[dataFrom];
         for (int i = 0; i < all.length; i++) all[i] = i;
         // the root merges every layer: an opaque mark on a layer's root hides nothing (as on the kernel overlay)
         rootNode = new Node(null, "", all, S_IFDIR, false, namei.xwhMask("", all));
+    }
+
+    /**
+     * Whether a lookup takes layer li as the last one for a file (LayerLookup: the bottom layer, whose
+     * metacopy marks are not read); never with data-only layers, below which a copy's data may be.
+     */
+    boolean lastForFiles(int li) {
+        return dataFrom == lookupStack.length && li == lookupStack.length - 1;
     }
 
     static Layer openLayer(Path p, int index, boolean upper, int[] err) {

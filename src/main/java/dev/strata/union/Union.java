@@ -37,7 +37,7 @@ public final class Union implements AutoCloseable {
         int workFd = -1;
         try {
             if (upper) layers.add(Overlay.openLayer(opts.upperDir, 0, true, err));
-            for (Path p : opts.lowerDirs) layers.add(Overlay.openLayer(p, layers.size(), false, err));
+            for (Path p : opts.allLowerDirs()) layers.add(Overlay.openLayer(p, layers.size(), false, err));
             if (upper) workFd = Overlay.prepareWork(opts.workDir);
         } catch (RuntimeException e) {
             for (Layer l : layers) l.close();

@@ -26,4 +26,14 @@ public interface UnionEvents {
     default void redirected(String from, String to, String redirect, String xattr) {}
     /** A directory rename was refused with EXDEV. */
     default void renameRefused(String from, String to, String why) {}
+    /**
+     * The data of a metadata-only copy was refused (EIO, ENOENT...), where the kernel overlay warns in
+     * its log: no data in the data-only layers, a missing or wrong fs-verity digest (verity=).
+     */
+    default void dataRefused(String path, String why) {}
+    /**
+     * The data of the metadata-only copy at path was found in a data-only layer (looked up on its first
+     * open or copy-up): its st_blocks are the data file's from now on, no longer estimated from its size.
+     */
+    default void dataFound(String path) {}
 }

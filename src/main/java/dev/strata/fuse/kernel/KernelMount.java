@@ -49,6 +49,11 @@ public final class KernelMount {
             @Override public void opaque(String path, String form) { next.opaque(path, form); }
             @Override public void renameRefused(String from, String to, String why) { next.renameRefused(from, to, why); }
             @Override public void redirected(String from, String to, String redirect, String xattr) { next.redirected(from, to, redirect, xattr); }
+            @Override public void dataRefused(String path, String why) { next.dataRefused(path, why); }
+            @Override public void dataFound(String path) {
+                KernelFS.copiedUp(path); // its cached attributes (st_blocks) go
+                next.dataFound(path);
+            }
         };
     }
 
