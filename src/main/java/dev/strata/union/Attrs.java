@@ -51,18 +51,18 @@ final class Attrs {
     }
 
     /**
-     * The presented number of upper object n from its origin: strata's own record where there is one
-     * (uppers it wrote before it wrote the kernel's origin, or where that is the null handle), else the
-     * kernel's overlay.origin as ovl_getattr uses it: a non-directory shows the lower inode its handle
+     * The presented number of upper object n from its origin: the kernel's overlay.origin as ovl_getattr
+     * uses it, else strata's own record where there is one (uppers it wrote before it wrote the kernel's
+     * origin, or beside the null handle): a non-directory shows the lower inode its handle
      * decodes to while that has one link (an indexed one: see Index#originIno), a directory with an
      * origin the number of the lower directory it merges (found by name, as the kernel finds it). 0: none.
      */
     long upperOrigin(Node n) {
-        long ino = origin(n.rel);
-        if (ino != 0 || ovl.origins == null || n.parent == null) return ino; // the root shows the upper's (ovl_get_root)
+        if (ovl.origins == null || n.parent == null) return origin(n.rel); // the root shows the upper's (ovl_get_root)
+        // the kernel's first: what strata writes now, so an upper it wrote costs one getxattr here
         byte[] v = ovl.stack[0].getxattr(n.rel, ovl.origins.xattr);
-        if (v == null) return 0;
-        return n.isDir() ? lowerDirIno(n) : decodedIno(v, n.type);
+        long ino = v == null ? 0 : n.isDir() ? lowerDirIno(n) : decodedIno(v, n.type);
+        return ino != 0 ? ino : origin(n.rel);
     }
 
     /** The presented number of the lower object a non-directory's origin value v names, or 0 (see {@link #upperOrigin}). */

@@ -174,8 +174,8 @@ final class Readdir {
                     }
                     if (lookupDirs && type == S_IFDIR && ovl.namei.child(n, name) instanceof Namei.LookupError) return true;
                     if (type != S_IFDIR && type != 0) remember(n, name, li, type);
-                    long ino = origins ? ovl.attrs.originAt(fd, name) : 0;
-                    if (ino == 0 && origins) ino = kernelOrigin(n, fd, name, type);
+                    long ino = origins ? kernelOrigin(n, fd, name, type) : 0;
+                    if (ino == 0 && origins) ino = ovl.attrs.originAt(fd, name);
                     // an indexed file the kernel wrote: the lower number its handle names, as stat shows
                     if (ino == 0 && origins && li == 0 && ovl.index != null && type != S_IFDIR && type != 0) ino = ovl.index.originIno(0, Layer.child(drel, name));
                     if (!sink.entry(name, type, ino != 0 ? ino : ovl.attrs.mapIno(li, dIno))) { stopped[0] = true; return false; }
