@@ -34,7 +34,7 @@ final class Origins implements AutoCloseable {
     private final int first;            // the first lower layer
     private final byte[][] uuids;       // per layer: its file system's uuid (null: no file handles there)
     private final boolean[] bad;        // lower layers whose uuid cannot tell their file system apart
-    private final int[] mountFds;       // per lower layer: an O_RDONLY fd of its root for open_by_handle_at (-1: none)
+    private final int[] mountFds;       // per lower layer: an O_RDONLY fd of its root for open_by_handle_at (-1: not yet, -2: none)
     private final boolean decode;       // CAP_DAC_READ_SEARCH in the initial user namespace
     private final boolean uuidOff;
 
@@ -49,6 +49,7 @@ final class Origins implements AutoCloseable {
         bad = new boolean[n];
         mountFds = new int[n];
         Arrays.fill(mountFds, -1);
+        if (!decode) return; // only null handles are written, none read: nothing to learn about the layers
         int[] err = new int[1];
         int[] type = new int[1];
         for (int i = 0; i < n; i++) {
@@ -69,10 +70,15 @@ final class Origins implements AutoCloseable {
             }
             bad[i] = clash || (offline && Arrays.equals(uuids[i], new byte[16]));
         }
-        if (!decode) return;
-        for (int i = first; i < n; i++) {
-            if (uuids[i] != null && !bad[i]) mountFds[i] = Posix.openat(layers[i].fd(), ".", O_RDONLY | O_DIRECTORY, 0); // not O_PATH: EBADF
+    }
+
+    /** An fd of lower layer li's root open_by_handle_at takes (not O_PATH: EBADF), opened on first use; -1 where li is not decoded in. */
+    private synchronized int mountFd(int li) {
+        if (mountFds[li] == -1 && uuids[li] != null && !bad[li]) {
+            int fd = Posix.openat(layers[li].fd(), ".", O_RDONLY | O_DIRECTORY, 0);
+            mountFds[li] = fd >= 0 ? fd : -2;
         }
+        return mountFds[li];
     }
 
     /**
@@ -120,9 +126,11 @@ final class Origins implements AutoCloseable {
         int len = o[2] & 0xff;
         byte[] uuid = Arrays.copyOfRange(o, 5, 21), fid = Arrays.copyOfRange(o, FileHandles.HEADER, len);
         for (int li = first; li < layers.length; li++) {
-            if (mountFds[li] < 0) continue;
+            if (uuids[li] == null || bad[li]) continue;
             if (uuidOff ? !Arrays.equals(uuid, new byte[16]) : !Arrays.equals(uuids[li], uuid)) continue;
-            int fd = Posix.openByHandle(mountFds[li], o[4] & 0xff, fid, O_PATH);
+            int mfd = mountFd(li);
+            if (mfd < 0) continue;
+            int fd = Posix.openByHandle(mfd, o[4] & 0xff, fid, O_PATH);
             if (fd < 0) continue;
             try {
                 Stat st = new Stat();
@@ -134,7 +142,10 @@ final class Origins implements AutoCloseable {
         return null;
     }
 
-    @Override public void close() {
-        for (int fd : mountFds) if (fd >= 0) Posix.close(fd);
+    @Override public synchronized void close() {
+        for (int i = 0; i < mountFds.length; i++) {
+            if (mountFds[i] >= 0) Posix.close(mountFds[i]);
+            mountFds[i] = -2;
+        }
     }
 }
