@@ -236,4 +236,87 @@ class IndexTest {
             NativeSupport.deleteTree(dir);
         }
     }
+    /**
+     * An upperdir and workdir in use by a mount (ovl_inuse_trylock): a second mount of them is refused with
+     * index=on (EBUSY; strata: one line, exit 1) and goes ahead without index (the kernel warns, strata too),
+     * and once the first is unmounted index=on mounts again. strata sees its own mounts only (the kernel's
+     * in-use mark is an inode flag): each side is checked against itself.
+     */
+    @Test void upperAndWorkdirInUse() throws Exception {
+        NativeSupport.assumeNativeEnvironment();
+        Path dir = NativeSupport.newTempDir("ix-inuse");
+        try {
+            for (boolean kernel : new boolean[]{true, false}) {
+                Mounter on = kernel ? Mounter.kernel(ON) : RedirectDirTest.target(ON);
+                Mounter off = kernel ? Mounter.kernel("index=off") : RedirectDirTest.target("index=off");
+                LayerSet l = LayerBuilder.standard(dir.resolve(kernel ? "k" : "t"));
+                LayerSet second = new LayerSet(l.root, l.lowers, l.upper, l.work, l.root.resolve("mnt2"));
+                Files.createDirectories(second.mnt);
+                try (Mount first = on.mount(l)) {
+                    IllegalStateException e = assertThrows(IllegalStateException.class, () -> on.mount(second).close(), on + ": a second index=on mount accepted");
+                    if (on instanceof Mounter.Strata) assertTrue(e.getMessage().contains("is in-use as upperdir/workdir of another mount"), e.getMessage());
+                    try (Mount m = off.mount(second)) {
+                        assertTrue(Files.exists(m.path().resolve("data/hl1")), off + ": the index=off mount beside it");
+                    }
+                    assertTrue(Files.exists(first.path().resolve("data/hl1")));
+                }
+                try (Mount m = on.mount(second)) {
+                    assertTrue(Files.exists(m.path().resolve("data/hl1")), on + ": index=on once the first mount is gone");
+                }
+            }
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
+    /** Prepares $1 with four lower files of two names each, each indexed by the kernel, then changed offline (see indexEntriesAtMount). */
+    static final String PREPARE_INDEX = "set -e; R=$1; mkdir -p $R/lower $R/upper $R/work $R/mnt; cd $R;"
+            + " for f in a b c d; do echo $f > lower/${f}1; ln lower/${f}1 lower/${f}2; done;"
+            + " mount -t overlay overlay -o lowerdir=lower,upperdir=upper,workdir=work,index=on mnt;"
+            + " chmod 600 mnt/a1 mnt/b1 mnt/c1 mnt/d1; umount mnt;"
+            + " for f in a b c d; do echo \"$f $(find work/index -inum $(stat -c %i upper/${f}1) -printf %f)\"; done > names;"
+            + " rm upper/b1 upper/c1 upper/d1 lower/b1 lower/b2;"
+            + " setfattr -n trusted.overlay.nlink -v U-1 work/index/$(awk '$1==\"c\"{print $2}' names)";
+    /** Copies $1's upper and workdir to $2 (the index dir's overlay.upper dropped: another upper root), $3: a family whose entry loses its origin. */
+    static final String COPY_INDEX = "set -e; mkdir -p $2/mnt; cp -a --preserve=all $1/upper $1/work $2/; setfattr -x trusted.overlay.upper $2/work/index;"
+            + " if [ -n \"$3\" ]; then setfattr -x trusted.overlay.origin $2/work/index/$(awk -v f=$3 '$1==f{print $2}' $1/names); fi";
+    static final String LEFT = "for n in $(ls $2/work/index); do awk -v n=$n '$2==n{printf $1}' $1/names; done";
+
+    /**
+     * The index's mount-time checks (readdir.c ovl_indexdir_cleanup, namei.c ovl_verify_index) on entries
+     * the kernel wrote and that were changed offline: (a) an entry with an upper name is kept; (b) one
+     * whose upper name is gone and whose lower file is deleted no longer decodes: stale, removed; (c) one
+     * whose overlay.nlink leaves no name: orphan, removed; (d) one without upper name whose lower file
+     * still has its names: kept. The same upper and workdir, copied, are mounted by the kernel and by the
+     * target: the same entries must be left. Then an entry without its origin xattr refuses both mounts.
+     */
+    @Test void indexEntriesAtMount() {
+        NativeSupport.assumeNativeEnvironment();
+        Path dir = NativeSupport.newTempDir("ix-clean");
+        try {
+            Path p = dir.resolve("p");
+            NativeSupport.Proc.Result r = NativeSupport.Proc.run(dir, 60, "bash", "-c", PREPARE_INDEX, "-", p.toString());
+            assertEquals(0, r.exit, r.toString());
+            for (String lost : new String[]{"", "a"}) {
+                String kernelLeft = null;
+                for (Mounter m : new Mounter[]{Mounter.kernel(ON), RedirectDirTest.target(ON)}) {
+                    Path c = dir.resolve(m.name() + lost);
+                    r = NativeSupport.Proc.run(dir, 60, "bash", "-c", COPY_INDEX, "-", p.toString(), c.toString(), lost);
+                    assertEquals(0, r.exit, r.toString());
+                    LayerSet l = new LayerSet(c, List.of(p.resolve("lower")), c.resolve("upper"), c.resolve("work"), c.resolve("mnt"));
+                    if (lost.isEmpty()) {
+                        try (Mount mt = m.mount(l)) { assertTrue(Files.exists(mt.path().resolve("a2"))); }
+                    } else {
+                        IllegalStateException e = assertThrows(IllegalStateException.class, () -> m.mount(l).close(), m + ": an index entry without origin accepted");
+                        if (m instanceof Mounter.Strata) assertTrue(e.getMessage().contains("failed to verify index entry"), e.getMessage());
+                    }
+                    String left = NativeSupport.Proc.run(dir, 60, "bash", "-c", LEFT, "-", p.toString(), c.toString()).stdout;
+                    if (kernelLeft == null) kernelLeft = left;
+                    else assertEquals(kernelLeft, left, "index entries left (a-d, see the comment) by the kernel and by " + m);
+                }
+                if (lost.isEmpty()) assertEquals("ad", kernelLeft.chars().sorted().collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append).toString(), "the kernel's choice");
+            }
+        } finally {
+            NativeSupport.deleteTree(dir);
+        }
+    }
 }

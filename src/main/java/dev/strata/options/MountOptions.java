@@ -50,6 +50,12 @@ public final class MountOptions {
      */
     public final String xino;
     /**
+     * uuid=on|off|null|auto as given (default auto). "off" is the one that changes what strata writes:
+     * overlay.origin handles carry the null uuid and only such handles are decoded, as on the kernel
+     * (ovl_origin_uuid).
+     */
+    public final String uuid;
+    /**
      * metacopy=on: chmod, chown, utimens, setxattr, link and rename of a lower regular file copy its
      * metadata up only (overlay.metacopy on a sparse upper file of the same size, data read from below),
      * as the kernel overlay's "Metadata only copy up". Off (the kernel's default): every copy-up copies data.
@@ -120,6 +126,7 @@ public final class MountOptions {
         this.redirectDir = b.redirectDir;
         this.userXattr = b.userXattr;
         this.xino = b.xino;
+        this.uuid = b.uuid;
         this.metacopy = b.metacopy;
         this.noAcl = b.noAcl;
         this.index = b.index;
@@ -191,6 +198,7 @@ public final class MountOptions {
         /** redirect_dir given explicitly, userxattr given: userxattr forces nofollow (OptionParser). */
         public boolean redirectDirGiven, userXattr;
         public String xino = "off";
+        public String uuid = "auto";
         public boolean metacopy;
         public boolean passthrough = true;
         public String writeback = "off";

@@ -200,6 +200,7 @@ public final class OptionParser {
                 if (!v.equals("on") && !v.equals("off") && !v.equals("null") && !v.equals("auto")) {
                     throw new IllegalArgumentException("uuid must be on, off, null or auto");
                 }
+                b.uuid = v;
                 break;
             }
             case "metacopy": {

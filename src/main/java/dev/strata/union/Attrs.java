@@ -37,7 +37,7 @@ final class Attrs {
         if (ino != 0) return ino;
         int top = n.top();
         ino = 0;
-        if (ovl.hasUpper && top == 0) ino = origin(n.rel);
+        if (ovl.hasUpper && top == 0) ino = upperOrigin(n);
         else if (ovl.index != null && top == ovl.index.layer) ino = parseOrigin(ovl.stack[top].getxattr(n.relIn(top), ovl.originXattr));
         if (ino == 0 && ovl.index != null && (top == 0 || top == ovl.index.layer) && n.type != S_IFDIR) ino = ovl.index.originIno(n);
         if (ino == 0) ino = mapIno(top, realIno);
@@ -48,6 +48,45 @@ final class Attrs {
     /** The presented number recorded on the upper object at rel at its copy-up, or 0. */
     long origin(String rel) {
         return parseOrigin(ovl.stack[0].getxattr(rel, ovl.originXattr));
+    }
+
+    /**
+     * The presented number of upper object n from its origin: the kernel's overlay.origin as ovl_getattr
+     * uses it, else strata's own record where there is one (uppers it wrote before it wrote the kernel's
+     * origin, or beside the null handle): a non-directory shows the lower inode its handle
+     * decodes to while that has one link (an indexed one: see Index#originIno), a directory with an
+     * origin the number of the lower directory it merges (found by name, as the kernel finds it). 0: none.
+     */
+    long upperOrigin(Node n) {
+        if (ovl.origins == null || n.parent == null) return origin(n.rel); // the root shows the upper's (ovl_get_root)
+        // the kernel's first: what strata writes now, so an upper it wrote costs one getxattr here
+        byte[] v = ovl.stack[0].getxattr(n.rel, ovl.origins.xattr);
+        long ino = v == null ? 0 : n.isDir() ? lowerDirIno(n) : decodedIno(v, n.type);
+        return ino != 0 ? ino : origin(n.rel);
+    }
+
+    /** The presented number of the lower object a non-directory's origin value v names, or 0 (see {@link #upperOrigin}). */
+    long decodedIno(byte[] v, int type) {
+        long[] o = ovl.origins.decode(v);
+        if (o == null || o[3] != type || o[2] != 1) return 0;
+        return mapIno((int) o[0], o[1]);
+    }
+
+    /** The number of the topmost lower directory a merged directory n holds, or 0 if it holds none. */
+    long lowerDirIno(Node n) {
+        if (n.layers.length < 2) return 0;
+        int li = n.layers[1];
+        if (ovl.index != null && li == ovl.index.layer) return 0;
+        Stat st = Stat.local2();
+        String at = n.relIn(li);
+        int r = at.isEmpty() ? Posix.fstatat(ovl.stack[li].fd(), "", st, AT_EMPTY_PATH) : ovl.stack[li].lstat(at, st);
+        return r == 0 && st.isDir() ? mapIno(li, st.ino()) : 0;
+    }
+
+    /** Whether the upper object at rel has an origin (strata's or the kernel's): moving it makes its new parent impure. */
+    boolean hasOrigin(String rel) {
+        if (origin(rel) != 0) return true;
+        return ovl.origins != null && ovl.stack[0].getxattr(rel, ovl.origins.xattr) != null;
     }
 
     /** {@link #origin} of the entry name of an open upper directory. */

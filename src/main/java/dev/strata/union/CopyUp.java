@@ -64,10 +64,10 @@ final class CopyUp {
         if (r < 0) return r;
         long ino = ovl.attrs.presentedIno(n, st.ino());
         // A lower file with several links: its copy is a new, separate file (no index), and the kernel
-        // shows it with the upper inode number, so no origin is recorded.
+        // shows it with the upper inode number, so no origin is recorded (ovl_do_copy_up).
         boolean keepIno = st.type() == S_IFDIR || st.nlink() <= 1;
         long origin = keepIno ? ino : 0;
-        if (origin != 0) ovl.attrs.markImpure(n.parent);
+        ovl.attrs.markImpure(n.parent); // every copy-up marks its parent (ovl_set_impure)
         long[] bytes = {0};
         boolean meta = metaOk && st.type() == S_IFREG;
         String[] method = {meta ? "metadata only" : "metadata"};
@@ -155,7 +155,7 @@ final class CopyUp {
                     if (n.parent != null) {
                         r = copyUp(n.parent, true);
                         if (r < 0) return r;
-                        if (keepIno) ovl.attrs.markImpure(n.parent);
+                        ovl.attrs.markImpure(n.parent);
                     }
                     r = linkIntoUpper(out, rel);
                     if (r == -EPERM || r == -EACCES) return 0; // the caller's copy-up goes through the workdir
@@ -228,8 +228,8 @@ final class CopyUp {
                 if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
             }
             if (r == 0 && meta) r = ovl.metaCopy.mark(n, out, st.size());
-            if (r == 0) r = copyMetadata(in, out, st, origin);
-            if (r == 0 && ovl.index != null) r = ovl.index.setOriginFd(out, src.index(), n.relIn(src.index()));
+            if (r == 0) r = copyMetadata(in, out, st);
+            if (r == 0 && origin != 0) r = writeOrigin(null, out, src.index(), n.relIn(src.index()), origin, false);
             if (r == 0) r = copyOverride(n, src, st, null, out);
             if (r == 0) ovl.fileattr.copyFileattr(in, out);
         } finally {
@@ -246,7 +246,6 @@ final class CopyUp {
         int r = createCopy(n, src, from, st, tmp, data && !meta, bytes, method);
         if (r == 0 && meta) r = ovl.metaCopy.markNamed(n, tmp, st.size());
         if (r == 0) r = finishCopy(src, from, st, tmp, origin);
-        if (r == 0 && ovl.index != null) r = ovl.index.setOrigin("/proc/self/fd/" + ovl.workFd + "/" + tmp, src.index(), from);
         if (r == 0) r = copyOverride(n, src, st, tmp, -1);
         if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);
         if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
@@ -335,8 +334,9 @@ final class CopyUp {
                 if (r < 0 && xattrMustCopy(x, r)) return r;
             }
         }
-        if (ino != 0 && (!lnk || ovl.root)) {
-            Posix.lsetxattr(dst, ovl.originXattr, Long.toString(ino).getBytes(StandardCharsets.US_ASCII), 0);
+        if (ino != 0) {
+            r = writeOrigin(dst, -1, src.index(), rel, ino, lnk);
+            if (r < 0) return r;
         }
         if (!lnk) {
             r = Posix.fchmodat(ovl.workFd, tmp, st.perm());
@@ -378,8 +378,27 @@ final class CopyUp {
         else Posix.lsetxattr("/proc/self/fd/" + ovl.workFd + "/" + tmp, CAPABILITY, v, 0);
     }
 
-    /** Owner, xattrs, origin, mode and times of a regular file's copy, from descriptor to descriptor. */
-    int copyMetadata(int in, int out, Stat st, long origin) {
+    /**
+     * The origin of a copy that keeps its lower object's identity (at path, or the descriptor fd if it is
+     * >= 0): the kernel's overlay.origin of layer li's object at rel ({@link Origins}), and strata's own
+     * decimal overlay.strata.origin (the presented number ino) only where the kernel's value is the null
+     * handle, which cannot carry the number. 0 or -errno.
+     */
+    int writeOrigin(String path, int fd, int li, String rel, long ino, boolean lnk) {
+        if (ovl.origins == null || li <= 0 || li >= ovl.lookupStack.length) return 0;
+        byte[] v = ovl.origins.valueFor(li, rel);
+        int r = fd >= 0 ? ovl.origins.setFd(fd, v) : ovl.origins.set(path, v);
+        if (r < 0) return r;
+        if (!Origins.isHandle(v) && ino != 0 && (!lnk || ovl.root)) {
+            byte[] d = Long.toString(ino).getBytes(StandardCharsets.US_ASCII);
+            if (fd >= 0) Posix.fsetxattr(fd, ovl.originXattr, d, 0);
+            else Posix.lsetxattr(path, ovl.originXattr, d, 0);
+        }
+        return 0;
+    }
+
+    /** Owner, xattrs, mode and times of a regular file's copy, from descriptor to descriptor. */
+    int copyMetadata(int in, int out, Stat st) {
         // owner first: chown(2) drops security.capability, which the kernel's copy-up keeps
         int r = Posix.fchown(out, st.uid(), st.gid());
         if (r < 0 && ovl.root) return r;
@@ -390,7 +409,6 @@ final class CopyUp {
             r = Posix.fsetxattr(out, x, v, 0);
             if (r < 0 && xattrMustCopy(x, r)) return r;
         }
-        if (origin != 0) Posix.fsetxattr(out, ovl.originXattr, Long.toString(origin).getBytes(StandardCharsets.US_ASCII), 0);
         r = Posix.fchmod(out, st.perm());
         if (r < 0) return r;
         return Posix.futimens(out, st.atime(), st.atimeNs(), st.mtime(), st.mtimeNs());

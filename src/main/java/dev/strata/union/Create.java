@@ -306,7 +306,7 @@ final class Create {
             }
             Layer up = ovl.stack[0];
             long ino = src.ino;
-            if (ovl.attrs.origin(src.rel) != 0) { // a name with an origin lands in dir (ovl_create_or_link)
+            if (ovl.attrs.hasOrigin(src.rel)) { // a name with an origin lands in dir (ovl_create_or_link)
                 r = ovl.copy.copyUp(dir, true);
                 if (r < 0) return r;
                 ovl.attrs.markImpure(dir);

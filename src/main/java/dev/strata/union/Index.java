@@ -37,7 +37,6 @@ final class Index {
     private final Overlay ovl;
     /** The index directory's position in {@link Overlay#stack}. */
     final int layer;
-    private final byte[][] uuids;
     final String originX, nlinkX;
     /** Nodes of lower names of multi-link files, by index name: dropped from the cache when the file gets its index entry. */
     private final ConcurrentHashMap<String, List<Node>> lowerAliases = new ConcurrentHashMap<>();
@@ -45,15 +44,13 @@ final class Index {
     Index(Overlay ovl, IndexMount.Setup s) {
         this.ovl = ovl;
         this.layer = s.layer.index();
-        this.uuids = s.uuids;
         this.originX = s.ns + "overlay.origin";
         this.nlinkX = s.ns + "overlay.nlink";
     }
 
     /** The origin handle of the object at rel in (lower) layer li, or null. */
     byte[] handle(int li, String rel) {
-        int[] err = new int[1];
-        return FileHandles.encode(ovl.stack[li], rel, uuids[li], false, err);
+        return ovl.origins.handle(li, rel);
     }
 
     /** The index name of node n's top object (a lower one), or null. */
@@ -186,7 +183,6 @@ final class Index {
         if (r == 0) r = c.copyOverride(n, src, st, tmp, -1);
         if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);
         String path = "/proc/self/fd/" + ovl.workFd + "/" + tmp;
-        if (r == 0) r = setOrigin(path, top, from);
         // the overlay nlink is the lower file's count; the index entry is the upper inode's only name
         if (r == 0) r = Posix.lsetxattr(path, nlinkX, nlinkValue(st.nlink() - 1), 0);
         if (r == 0 && ovl.opts.fsync && st.type() == S_IFREG) {
@@ -240,23 +236,6 @@ final class Index {
         return n <= 0 ? 0 : n;
     }
 
-    /** The kernel's overlay.origin on a fresh copy at path (the workdir), of (lower) layer li's object at rel. */
-    int setOrigin(String path, int li, String rel) {
-        if (li == layer || li == 0) return 0;
-        byte[] fh = handle(li, rel);
-        if (fh == null) return 0; // as the kernel: no handle, no origin
-        int r = Posix.lsetxattr(path, originX, fh, 0);
-        return r == -EOPNOTSUPP ? 0 : r;
-    }
-
-    int setOriginFd(int fd, int li, String rel) {
-        if (li == layer || li == 0) return 0;
-        byte[] fh = handle(li, rel);
-        if (fh == null) return 0;
-        int r = Posix.fsetxattr(fd, originX, fh, 0);
-        return r == -EOPNOTSUPP ? 0 : r;
-    }
-
     // ---- attributes ----
 
     /**
@@ -272,25 +251,8 @@ final class Index {
     /** {@link #originIno(Node)} of the non-directory at rel in layer top (the upper or the index). */
     long originIno(int top, String rel) {
         if (top != layer && (top != 0 || indexedName(rel) == null)) return 0;
-        byte[] o = ovl.stack[top].getxattr(rel, originX);
-        if (o == null || FileHandles.check(o) < 0) return 0;
-        int len = o[2] & 0xff;
-        byte[] uuid = java.util.Arrays.copyOfRange(o, 5, 21), fid = java.util.Arrays.copyOfRange(o, FileHandles.HEADER, len);
-        for (int li = ovl.hasUpper ? 1 : 0; li < ovl.lookupStack.length; li++) {
-            if (!java.util.Arrays.equals(uuids[li], uuid)) continue;
-            int mfd = Posix.openat(ovl.stack[li].fd(), ".", O_RDONLY | O_DIRECTORY, 0); // not O_PATH: EBADF
-            if (mfd < 0) continue;
-            int fd = Posix.openByHandle(mfd, o[4] & 0xff, fid, O_PATH);
-            Posix.close(mfd);
-            if (fd < 0) continue;
-            try {
-                Stat st = new Stat();
-                if (Posix.fstat(fd, st) == 0) return ovl.attrs.mapIno(li, st.ino());
-            } finally {
-                Posix.close(fd);
-            }
-        }
-        return 0;
+        long[] o = ovl.origins.decode(ovl.stack[top].getxattr(rel, originX));
+        return o == null ? 0 : ovl.attrs.mapIno((int) o[0], o[1]);
     }
 
     /** st_nlink of an indexed file as the overlay counts it (ovl_getattr with OVL_INDEX). */

@@ -28,9 +28,10 @@ import static dev.strata.posix.Posix.*;
  *     upper root origin");</li>
  * <li>{@code workdir/index} (mode 0 as root) carries {@code overlay.upper}, the handle of the upper root:
  *     a workdir whose index belongs to another upper is refused;</li>
- * <li>index entries: leftover temporaries ({@code #...}) and entries whose {@code overlay.origin} does not
- *     match their name are removed, orphans (overlay nlink 0) too; a name that is not a handle aborts
- *     the mount (EINVAL), as on the kernel.</li>
+ * <li>index entries: leftover temporaries ({@code #...}), entries whose {@code overlay.origin} does not
+ *     match their name and entries of one link whose lower file no longer decodes are removed, orphans
+ *     (one link, overlay nlink 0) too, with the kernel's warnings; a name that is not a handle, or an
+ *     entry without a handle as its origin, aborts the mount, as on the kernel.</li>
  * </ul>
  */
 final class IndexMount {
@@ -109,7 +110,9 @@ final class IndexMount {
                 throw new IllegalStateException("workdir " + opts.workDir + ": failed to verify index dir 'upper' xattr ("
                         + Posix.strerror(r) + "): its index belongs to another upperdir" + HINT);
             }
-            cleanup(opts, idx, ns);
+            try (Origins o = new Origins(opts, layers.toArray(new Layer[0]), true, ns)) {
+                cleanup(opts, idx, ns, o, warn);
+            }
         } catch (RuntimeException e) {
             idx.close();
             throw e;
@@ -168,8 +171,12 @@ final class IndexMount {
         return l;
     }
 
-    /** ovl_indexdir_cleanup: stale and orphan entries go; a name that is not a handle refuses the mount. */
-    static void cleanup(MountOptions opts, Layer idx, String ns) {
+    /**
+     * ovl_indexdir_cleanup: leftovers, stale and orphan entries go (the last two with the kernel's
+     * warning); an entry the kernel cannot verify (a name that is no handle, an origin xattr missing or
+     * not a handle) refuses the mount.
+     */
+    static void cleanup(MountOptions opts, Layer idx, String ns, Origins origins, Consumer<String> warn) {
         int dfd = Posix.openat(idx.fd(), ".", O_RDONLY | O_DIRECTORY, 0);
         if (dfd < 0) throw new IllegalStateException("cannot read " + opts.workDir + "/index: " + Posix.strerror(dfd));
         List<String> names = new ArrayList<>();
@@ -184,31 +191,46 @@ final class IndexMount {
         Stat st = new Stat();
         for (String name : names) {
             if (idx.lstat(name, st) < 0) continue;
-            int v = verify(idx, name, st, ns);
+            int v = verify(idx, name, st, ns, origins);
             if (v == 0) continue;
-            if (v == -EINVAL) {
-                throw new IllegalStateException("workdir " + opts.workDir + ": failed to verify index entry " + name + " (Invalid argument)" + HINT);
+            if (v != -ESTALE && v != -ENOENT) {
+                throw new IllegalStateException("workdir " + opts.workDir + ": failed to verify index entry " + name
+                        + " (" + Posix.strerror(v) + ")" + HINT);
             }
-            Tree.removeAt(idx.fd(), name); // stale (-ESTALE) or orphan (-ENOENT)
+            if (!name.startsWith("#")) {
+                // the kernel's warnings (the entry is removed after either)
+                warn.accept(v == -ENOENT ? "orphan index entry (index/" + name + ", ftype=" + Integer.toHexString(st.type()) + ", nlink=" + st.nlink() + ")"
+                        : "failed to verify index (index/" + name + ", ftype=" + Integer.toHexString(st.type()) + ", err=-116)");
+            }
+            Tree.removeAt(idx.fd(), name);
         }
     }
 
-    /** ovl_verify_index: 0 keep, -ESTALE stale, -ENOENT orphan, -EINVAL not an index entry. */
-    static int verify(Layer idx, String name, Stat st, String ns) {
+    /**
+     * ovl_verify_index: 0 keep, -ESTALE stale (a leftover temporary, an origin that names another object or
+     * decodes to nothing of its type), -ENOENT orphan (one link and no overlay link left: ovl_get_nlink
+     * with the decoded lower file), another -errno where the kernel refuses the mount.
+     */
+    static int verify(Layer idx, String name, Stat st, String ns, Origins origins) {
         if (name.startsWith("#")) return -ESTALE; // leftover of an index create/cleanup
         byte[] fh = FileHandles.unhex(name);
         if (fh == null || fh.length < FileHandles.HEADER) return -EINVAL;
         int c = FileHandles.check(fh);
-        if (c < 0 || (fh[2] & 0xff) != fh.length) return -EINVAL;
+        if (c < 0) return c;
+        if ((fh[2] & 0xff) > fh.length) return -EINVAL;
+        fh = Arrays.copyOf(fh, fh[2] & 0xff);
         if (st.isWhiteoutDevice()) return 0;  // a handle made stale on purpose (nfs_export)
         if (st.isDir()) return 0;             // verified only with nfs_export
+        // ovl_verify_fh of the entry's own origin: missing or no handle refuses the mount, another handle is stale
         byte[] o = idx.getxattr(name, ns + "overlay.origin");
-        if (o == null || FileHandles.check(o) < 0 || !Arrays.equals(Arrays.copyOf(o, Math.min(o.length, o[2] & 0xff)), fh)) return -ESTALE;
-        if (st.nlink() == 1) {
-            // no name in the upper: an orphan unless lower names are left (overlay nlink from overlay.nlink)
-            long n = Index.overlayNlink(idx.getxattr(name, ns + "overlay.nlink"), st.nlink(), -1);
-            if (n == 0) return -ENOENT;
-        }
-        return 0;
+        if (o == null || FileHandles.check(o) < 0) return -ENODATA;
+        if (!Arrays.equals(Arrays.copyOf(o, Math.min(o.length, o[2] & 0xff)), fh)) return -ESTALE;
+        if (st.nlink() != 1) return 0;
+        // no name in the upper: the lower file must still be there (ovl_check_origin_fh) and have other names
+        long[] lower = origins.decode(fh);
+        if (lower == null || lower[3] != st.type()) return -ESTALE;
+        if (lower[2] == 1) return -ENOENT;    // ovl_get_nlink's fallback 0
+        long n = Index.overlayNlink(idx.getxattr(name, ns + "overlay.nlink"), st.nlink(), lower[2]);
+        return n <= 0 ? -ENOENT : 0;
     }
 }

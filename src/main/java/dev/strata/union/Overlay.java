@@ -21,7 +21,11 @@ import static dev.strata.posix.Posix.*;
  */
 final class Overlay implements AutoCloseable {
     static final int NAME_MAX = 255;
-    /** Where the presented inode number of a copied-up object is recorded (hidden like every overlay xattr). */
+    /**
+     * strata's own record of a copied-up object's presented inode number (hidden like every overlay
+     * xattr): written only where the kernel's overlay.origin is the null handle ({@link Origins}), read
+     * wherever it is (uppers strata wrote before it wrote the kernel's origin keep their numbers).
+     */
     static final String ORIGIN_TRUSTED = "trusted.overlay.strata.origin";
     static final String ORIGIN_USER = "user.overlay.strata.origin";
     /**
@@ -55,6 +59,8 @@ final class Overlay implements AutoCloseable {
     final boolean root;           // the daemon can chown and set trusted.* xattrs
     final String originXattr;
     final String impureXattr;
+    /** The kernel's overlay.origin: written on copy-up, read for inode numbers (null without an upper). */
+    final Origins origins;
     /** How lookups treat redirects ({@link LayerLookup#FOLLOW}, {@link LayerLookup#UPPER}). */
     final int lookupFlags;
     /** Where a rename stores a redirect: trusted.overlay.redirect, or user. where trusted xattrs fail. */
@@ -112,6 +118,7 @@ final class Overlay implements AutoCloseable {
         xinoShift = nDev > 1 && !"off".equals(opts.xino) ? 64 - (31 - Integer.numberOfLeadingZeros(numfs - 1) + 2) : 0;
         originXattr = hasUpper && !opts.userXattr && trustedXattrsWork(workFd) ? ORIGIN_TRUSTED : ORIGIN_USER;
         impureXattr = originXattr == ORIGIN_TRUSTED ? IMPURE_TRUSTED : IMPURE_USER;
+        origins = hasUpper ? new Origins(opts, lookupStack, true, originXattr == ORIGIN_TRUSTED ? "trusted." : "user.") : null;
         lookupFlags = (opts.redirectFollow() ? LayerLookup.FOLLOW : 0) | (hasUpper ? LayerLookup.UPPER : 0)
                 | (opts.metacopy ? LayerLookup.METACOPY : 0);
         redirectXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_REDIRECT : dev.strata.layer.Markers.USER_REDIRECT;
@@ -178,6 +185,7 @@ final class Overlay implements AutoCloseable {
 
     @Override public void close() {
         namei.nodes.close();
+        if (origins != null) origins.close();
         for (Layer l : stack) l.close();
         if (workFd >= 0) Posix.close(workFd);
     }

@@ -173,7 +173,8 @@ final class Readdir {
                     }
                     if (lookupDirs && type == S_IFDIR && ovl.namei.child(n, name) instanceof Namei.LookupError) return true;
                     if (type != S_IFDIR && type != 0) remember(n, name, li, type);
-                    long ino = origins ? ovl.attrs.originAt(fd, name) : 0;
+                    long ino = origins ? kernelOrigin(n, fd, name, type) : 0;
+                    if (ino == 0 && origins) ino = ovl.attrs.originAt(fd, name);
                     // an indexed file the kernel wrote: the lower number its handle names, as stat shows
                     if (ino == 0 && origins && li == 0 && ovl.index != null && type != S_IFDIR && type != 0) ino = ovl.index.originIno(0, Layer.child(drel, name));
                     if (!sink.entry(name, type, ino != 0 ? ino : ovl.attrs.mapIno(li, dIno))) { stopped[0] = true; return false; }
@@ -186,6 +187,21 @@ final class Readdir {
             if (stopped[0]) return 0;
         }
         return 0;
+    }
+
+    /**
+     * d_ino of an upper entry of an impure directory from the kernel's overlay.origin, as stat shows it
+     * ({@link Attrs#upperOrigin}): a non-directory's decoded handle, a directory's lower directory (looked
+     * up, as the kernel's ovl_cache_update looks every such entry up). 0: none.
+     */
+    private long kernelOrigin(Node dir, int fd, String name, int type) {
+        if (ovl.origins == null || type == 0) return 0;
+        byte[] v = Posix.getxattrAt(fd, name, ovl.origins.xattr);
+        if (v == null) return 0;
+        if (type != S_IFDIR) return ovl.attrs.decodedIno(v, type);
+        Node c = ovl.namei.child(dir, name);
+        if (c instanceof Namei.LookupError || c.negative() || !c.isDir()) return 0;
+        return dirIno(c);
     }
 
     /**

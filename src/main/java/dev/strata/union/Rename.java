@@ -81,7 +81,7 @@ final class Rename {
                 if (r < 0) return r;
             }
             // an entry with an origin moving to another directory makes that one impure (ovl_rename)
-            if (srcDir != dstDir && ovl.attrs.origin(src.rel) != 0) ovl.attrs.markImpure(dstDir);
+            if (srcDir != dstDir && ovl.attrs.hasOrigin(src.rel)) ovl.attrs.markImpure(dstDir);
             boolean srcLower = ovl.namei.lowerHas(srcDir, src.name());
             Layer up = ovl.stack[0];
             String dstRel = Layer.child(dstDir.rel, dstName);
@@ -276,8 +276,8 @@ final class Rename {
             }
         }
         if (a.parent != b.parent) { // entries with an origin moving to another directory make it impure
-            if (ovl.attrs.origin(a.rel) != 0) ovl.attrs.markImpure(b.parent);
-            if (ovl.attrs.origin(b.rel) != 0) ovl.attrs.markImpure(a.parent);
+            if (ovl.attrs.hasOrigin(a.rel)) ovl.attrs.markImpure(b.parent);
+            if (ovl.attrs.hasOrigin(b.rel)) ovl.attrs.markImpure(a.parent);
         }
         r = renameUpper(a.rel, b.rel, RENAME_EXCHANGE);
         if (r < 0) return r;

@@ -23,8 +23,10 @@ import java.util.function.BooleanSupplier;
  */
 public final class Union implements AutoCloseable {
     private final Overlay ovl;
+    /** The upperdir's and workdir's in-use locks, held until close (null: read-only). */
+    private final InUse inUse;
 
-    private Union(Overlay ovl) { this.ovl = ovl; }
+    private Union(Overlay ovl, InUse inUse) { this.ovl = ovl; this.inUse = inUse; }
 
     /**
      * Opens the layers of a validated configuration. Throws {@link IllegalStateException} with a one-line
@@ -35,12 +37,15 @@ public final class Union implements AutoCloseable {
         int[] err = new int[1];
         boolean upper = opts.upperDir != null;
         int workFd = -1;
+        // before the workdir is emptied: another mount may be using it
+        InUse inUse = upper ? InUse.take(opts, w -> System.err.println("strata: warning: " + w)) : null;
         try {
             if (upper) layers.add(Overlay.openLayer(opts.upperDir, 0, true, err));
             for (Path p : opts.allLowerDirs()) layers.add(Overlay.openLayer(p, layers.size(), false, err));
             if (upper) workFd = Overlay.prepareWork(opts.workDir);
         } catch (RuntimeException e) {
             for (Layer l : layers) l.close();
+            if (inUse != null) inUse.close();
             throw e;
         }
         IndexMount.Setup ix = null;
@@ -50,12 +55,13 @@ public final class Union implements AutoCloseable {
             } catch (RuntimeException e) {
                 for (Layer l : layers) l.close();
                 Posix.close(workFd);
+                inUse.close();
                 throw e;
             }
             if (ix != null) layers.add(ix.layer);
         }
         Overlay o = new Overlay(opts, layers.toArray(new Layer[0]), upper, workFd, events == null ? UnionEvents.NONE : events, ix);
-        Union u = new Union(o);
+        Union u = new Union(o, inUse);
         int r = o.overrides.initUpperRoot(o.stack);
         if (r < 0) {
             u.close();
@@ -64,7 +70,10 @@ public final class Union implements AutoCloseable {
         return u;
     }
 
-    @Override public void close() { ovl.close(); }
+    @Override public void close() {
+        ovl.close();
+        if (inUse != null) inUse.close();
+    }
 
     /** An operation after its append-only / immutable check ({@link Protect}): the check's error, else the operation's result. */
     private static int or(int refused, java.util.function.IntSupplier op) { return refused != 0 ? refused : op.getAsInt(); }
