@@ -32,10 +32,14 @@ class ProtattrTest {
     private final List<Path> lowerImmutable = new ArrayList<>();
 
     @AfterEach void tearDown() {
-        try {
-            if (pair != null) pair.close();
-        } finally {
-            for (Path p : lowerImmutable) NativeSupport.Proc.run(p.getParent(), 30, "chattr", "-i", p.toString());
+        // the flags go first: an immutable file cannot be deleted, so the pair's tree would stay behind
+        for (Path p : lowerImmutable) NativeSupport.Proc.run(p.getParent(), 30, "chattr", "-i", p.toString());
+        if (pair == null) return;
+        pair.close();
+        // a test that failed half way leaves flags it set through the mounts in the uppers (unmounted now)
+        if (Files.exists(pair.dir) && !Boolean.getBoolean("strata.keepFailed")) {
+            NativeSupport.Proc.run(pair.dir, 60, "chattr", "-R", "-f", "-ia", pair.dir.toString());
+            NativeSupport.deleteTree(pair.dir);
         }
     }
 
