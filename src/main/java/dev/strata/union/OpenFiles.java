@@ -261,6 +261,20 @@ final class OpenFiles {
         return Posix.pwrite(fd, buf, size, off);
     }
 
+    /**
+     * copy_file_range(2) between two open files, done by the file system that holds them, as the kernel
+     * overlay's ovl_copy_file_range hands it to the real files: from where the reads of {@code in} go
+     * ({@link #readFd}) to {@code out}'s upper file. The real call's checks are the kernel overlay's:
+     * two names of one upper file are one inode there, so an overlapping range is EINVAL, which the FUSE
+     * layer (one inode per name) cannot see. A lazy layer's file is a span of its tar: EOPNOTSUPP, and
+     * the kernel copies through reads and writes.
+     */
+    public long copyFileRange(int in, long inOff, int out, long outOff, long len, long flags) {
+        if (flags != 0) return -EINVAL;
+        if (ovl.lazy.of(in) != null) return -EOPNOTSUPP;
+        return Posix.copyFileRangeAt(readFd(in), inOff, out, outOff, len);
+    }
+
     public int ftruncate(int fd, long size) {
         int u = lowerHandles.isEmpty() ? fd : upperFdOf(fd);
         return u < 0 ? u : Posix.ftruncate(u, size);

@@ -193,6 +193,9 @@ public final class Union implements AutoCloseable {
     public long read(int fd, Pointer buf, long size, long off) { return ovl.files.read(fd, buf, size, off); }
     public long lseek(int fd, long off, int whence) { return ovl.files.lseek(fd, off, whence); }
     public long write(int fd, Pointer buf, long size, long off) { return ovl.files.write(fd, buf, size, off); }
+    public long copyFileRange(int in, long inOff, int out, long outOff, long len, long flags) {
+        return ovl.files.copyFileRange(in, inOff, out, outOff, len, flags);
+    }
     public int ftruncate(int fd, long size) { return or(ovl.protect.ftruncate(fd), () -> ovl.files.ftruncate(fd, size)); }
     public int fsync(int fd, boolean dataOnly) { return ovl.files.fsync(fd, dataOnly); }
     public int fallocate(int fd, int mode, long off, long len) { return or(ovl.protect.fallocate(fd, mode), () -> ovl.files.fallocate(fd, mode, off, len)); }

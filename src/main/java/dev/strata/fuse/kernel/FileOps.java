@@ -8,7 +8,7 @@ import static dev.strata.fuse.kernel.Proto.*;
 import static dev.strata.posix.Errno.*;
 
 /**
- * Requests on open files: OPEN, CREATE, TMPFILE, READ, WRITE, RELEASE, FALLOCATE, LSEEK, the
+ * Requests on open files: OPEN, CREATE, TMPFILE, READ, WRITE, RELEASE, FALLOCATE, LSEEK, COPY_FILE_RANGE, the
  * transport's open-file table and FUSE passthrough.
  */
 final class FileOps extends Family {
@@ -224,6 +224,25 @@ final class FileOps extends Family {
         KernelFS.OpenFile f = fs.openFiles.get(fd);
         if (r == 0 && f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
         w.result(unique, r);
+    }
+
+    /**
+     * COPY_FILE_RANGE (struct fuse_copy_file_range_in: fh_in, off_in, nodeid_out, fh_out, off_out, len,
+     * flags): copied by the layers' file system. The reply's size is 32 bits: at most 1 GiB at a time
+     * (copy_file_range may copy less than asked; callers loop). Where it cannot (EXDEV: another file
+     * system, EOPNOTSUPP) the kernel falls back to copying through reads and writes.
+     */
+    void copyFileRange(long unique) {
+        int in = (int) w.in.getLong(IN_HEADER), out = (int) w.in.getLong(IN_HEADER + 24);
+        long inOff = w.in.getLong(IN_HEADER + 8), outOff = w.in.getLong(IN_HEADER + 32);
+        long len = Math.min(w.in.getLong(IN_HEADER + 40), 1L << 30), flags = w.in.getLong(IN_HEADER + 48);
+        long n = fs.union.copyFileRange(in, inOff, out, outOff, len, flags);
+        if (n < 0) { w.error(unique, (int) -n); return; }
+        KernelFS.OpenFile f = fs.openFiles.get(out);
+        if (f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
+        w.outData.putInt(0, (int) n);
+        w.outData.putInt(4, 0);
+        w.reply(unique, 8);
     }
 
     void lseek(long unique) {

@@ -205,7 +205,7 @@ final class Worker implements Runnable {
             // LINK too: an OPEN of the file must see either one name or both (see link)
             case RENAME: case RENAME2: case UNLINK: case RMDIR: case LINK: return fs.names.writeLock();
             case READ: case WRITE: case RELEASE: case FSYNC: case FLUSH: case FSYNCDIR: case STATFS:
-            case FALLOCATE: case LSEEK: case OPENDIR: case RELEASEDIR: return null;
+            case FALLOCATE: case LSEEK: case COPY_FILE_RANGE: case OPENDIR: case RELEASEDIR: return null;
             default: return fs.names.readLock();
         }
     }
@@ -249,6 +249,7 @@ final class Worker implements Runnable {
             case TMPFILE: files.tmpfile(unique, node); return;
             case FALLOCATE: files.fallocate(unique); return;
             case LSEEK: files.lseek(unique); return;
+            case COPY_FILE_RANGE: files.copyFileRange(unique); return;
             case IOCTL: ioctls.ioctl(unique, node); return;
             default: error(unique, ENOSYS);
         }
