@@ -423,6 +423,22 @@ class ScenarioTest {
     }
 
     /**
+     * setxattr and removexattr change the file's ctime, which every other name of a hard link shows at
+     * once (each name is its own node on strata's kernel transport, with its own cached attributes): an
+     * upper file, a lower file linked (copied up), a symlink (trusted.*, as the random test's
+     * trusted.overlay.opaque on a hard-linked symlink: seed 1001 with redirect_dir=on, op #1300).
+     */
+    @Test void xattrChangeShowsInTheCtimeOfEveryName() {
+        b.shOk(TIMES_CHANGED + "echo x > x1 && ln x1 x2 && ln merged/from2 merged/h2 && ln -s ../etc s1 && ln s1 s2"
+                + " && stat -c '%n %h' x2 merged/h2 s2 >/dev/null"
+                + " && f x2 'setfattr -n user.a -v 1 x1' && f x2 'setfattr -x user.a x1'"
+                + " && f merged/h2 'setfattr -n user.b -v 2 merged/from2' && f merged/from2 'setfattr -x user.b merged/h2'"
+                + " && f s2 'setfattr -h -n trusted.t -v 1 s1' && f s2 'setfattr -h -x trusted.t s1'"
+                + " && f s2 'setfattr -h -n trusted.overlay.opaque -v y s1'");
+        b.finish();
+    }
+
+    /**
      * A file with two names opened (direct I/O on strata: each name is its own kernel inode) and mapped
      * shared, then one name removed: a new open of the other (now one name: passthrough where it would
      * be allowed) must work while the first is open. Seed 20261206 op #1199 found EIO.
