@@ -34,6 +34,14 @@ final class Protect {
     /** Where strata writes protattr: the namespace of the mount's other xattrs. */
     final String xattr;
     private final AtomicInteger generation = new AtomicInteger();
+    /**
+     * The flags chattr gave the mount's root in this mount (-1: none yet). The kernel reads
+     * overlay.protattr only when it makes an inode for a lookup (ovl_get_inode: ovl_check_protattr),
+     * never for the root, which it makes at mount time (ovl_get_root): a flag chattr put on the root
+     * holds until the unmount, and a new mount ignores the root's xattr (only the upper directory's own
+     * flags count, as for every inode: ovl_copyflags).
+     */
+    private volatile int rootProt = -1;
 
     /** A node's flags as read for its layer array at a generation. */
     static final class Flags {
@@ -65,7 +73,9 @@ final class Protect {
         int bits = 0;
         try (At a = ovl.xattrs.atOf(n)) {
             if (!a.ok()) return 0;
-            if (upper) {
+            if (upper && n.parent == null) {
+                bits = Math.max(rootProt, 0);
+            } else if (upper) {
                 byte[] v = Posix.getxattrAt(a.dirfd(), a.name(), TRUSTED);
                 if (v == null) v = Posix.getxattrAt(a.dirfd(), a.name(), USER);
                 bits = parse(v);
@@ -142,6 +152,7 @@ final class Protect {
             int u = Posix.lremovexattr(a.xattrPath(), USER);
             if (r == 0 && u != -ENODATA && u != -EOPNOTSUPP) r = u;
         }
+        if (r == 0 && n.parent == null) rootProt = bits;
         generation.incrementAndGet();
         return r;
     }
