@@ -31,7 +31,10 @@ final class Rename {
             Node dstDir = ovl.namei.parentOf(to, pe);
             if (pe[0] != 0) return pe[0];
             String dstName = Namei.lastName(to);
-            if (ovl.files.libfuseHidesOpenFiles && dstName.startsWith(OpenFiles.FUSE_HIDDEN) && flags == 0 && !src.isDir()) return ovl.remove.hide(src, to);
+            if (ovl.files.libfuseHidesOpenFiles && dstName.startsWith(OpenFiles.FUSE_HIDDEN) && flags == 0 && !src.isDir()) {
+                int r = ovl.protect.delete(src); // libfuse's unlink of an open file
+                return r != 0 ? r : ovl.remove.hide(src, to);
+            }
             if (dstName.length() > Overlay.NAME_MAX) return -ENAMETOOLONG;
             int r = ovl.create.checkNewName(dstName);
             if (r < 0) return r;
@@ -44,8 +47,14 @@ final class Rename {
             if ((flags & RENAME_WHITEOUT) != 0) return (flags & RENAME_NOREPLACE) == 0 && !dst.negative() && sameInode(src, dst) ? 0 : -EINVAL;
             // moving a directory into itself
             for (Node p = dstDir; p != null; p = p.parent) if (p == src) return -EINVAL;
-            if ((flags & RENAME_EXCHANGE) != 0) return exchange(src, dst);
+            if ((flags & RENAME_EXCHANGE) != 0) {
+                if (dst.negative()) return -ENOENT;
+                r = ovl.protect.rename(src, dst, dstDir);
+                return r != 0 ? r : exchange(src, dst);
+            }
             if ((flags & RENAME_NOREPLACE) != 0 && !dst.negative()) return -EEXIST;
+            r = ovl.protect.rename(src, dst, dstDir); // append-only, immutable (may_delete, may_create)
+            if (r != 0) return r;
             if (!dst.negative()) {
                 if (src.isDir() && !dst.isDir()) return -ENOTDIR;
                 if (!src.isDir() && dst.isDir()) return -EISDIR;
