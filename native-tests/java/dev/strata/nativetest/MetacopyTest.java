@@ -88,6 +88,25 @@ class MetacopyTest {
     }
 
     /** metacopy=off over uppers with metadata-only copies: the kernel refuses them (EPERM), and so must the target. */
+    /**
+     * With index=on, a name of a lower hard link removed after a chmod through another name made the
+     * index entry a metadata-only copy: the removal brings the name up metadata only (ovl_nlink_start's
+     * ovl_copy_up), so the entry keeps its mark and its times (seed 1004 with
+     * redirect_dir=on,index=on,metacopy=on, op #57: strata copied the data, and every name showed a new mtime).
+     */
+    @Test void removingANameOfAnIndexedMetadataOnlyCopy() {
+        NativeSupport.assumeNativeEnvironment();
+        String on = "index=on,metacopy=on";
+        pair = new Pair("mc-nlink", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
+        pair.keepOnClose();
+        Both b = new Both("nlink", pair);
+        b.shOk("chmod 0444 data/sub/hl3 && rm data/hl1 && stat -c '%n %h %a %.9Y' data/hl2 data/sub/hl3 && exec 3<data/hl2 && rm data/hl2"
+                + " && stat -c '%n %h %.9Y' data/sub/hl3 && cat data/sub/hl3 | sha256sum");
+        b.remount();
+        b.shOk("stat -c '%n %h %a %.9Y' data/sub/hl3 && sha256sum data/sub/hl3");
+        b.finish();
+    }
+
     @Test void metacopyOffRefusesMetadataOnlyCopies() {
         Both b = both("off");
         b.shOk(META);

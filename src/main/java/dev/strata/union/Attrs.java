@@ -315,23 +315,26 @@ final class Attrs {
         int run(Node n, At at);
     }
 
-    /** Copies n up (with or without data) and runs op on its upper location. */
-    int onUpper(String path, boolean data, UpperOp op) {
-        return onUpper(path, data, false, op);
+    /**
+     * Copies n up (with or without data) and runs op on its upper location, once {@code check} (the
+     * append-only / immutable check of the change, {@link Protect}) let the node it resolved through.
+     */
+    int onUpper(String path, boolean data, Protect.Check check, UpperOp op) {
+        return onUpper(path, data, false, check, op);
     }
 
     /**
      * As {@link #onUpper} for a change of metadata only: with metacopy=on a lower regular file is copied
      * up without its data ({@link CopyUp#copyUpMeta}), as the kernel's ovl_setattr and ovl_xattr_set do.
      */
-    int onUpperMeta(String path, UpperOp op) {
-        return onUpper(path, !ovl.opts.metacopy, true, op);
+    int onUpperMeta(String path, Protect.Check check, UpperOp op) {
+        return onUpper(path, !ovl.opts.metacopy, true, check, op);
     }
 
-    private int onUpper(String path, boolean data, boolean meta, UpperOp op) {
+    private int onUpper(String path, boolean data, boolean meta, Protect.Check check, UpperOp op) {
         if (!ovl.hasUpper) return -EROFS;
         if (data) {
-            int r = ovl.copy.copyDataUnlocked(path);
+            int r = ovl.copy.copyDataUnlocked(path, check);
             if (r < 0) return r;
         }
         ovl.lock.writeLock().lock();
@@ -339,7 +342,9 @@ final class Attrs {
             Node n = ovl.namei.resolve(path);
             int e = Namei.err(n);
             if (e != 0) return e;
-            int r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data);
+            int r = check.check(n);
+            if (r != 0) return r;
+            r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data);
             if (r < 0) return r;
             if (n.rel.isEmpty()) return op.run(n, At.of(ovl.stack[0].fd(), "."));
             try (At a = ovl.stack[0].at(n.rel)) {
@@ -354,7 +359,7 @@ final class Attrs {
     public int chmod(String path, int mode) {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : fchmod(hf, mode);
-        return onUpperMeta(path, (n, a) -> {
+        return onUpperMeta(path, ovl.protect.setattr(Protect.META), (n, a) -> {
             if (n.type == S_IFLNK) return -EOPNOTSUPP;
             if (ovl.overrides.writes(n.type)) return overrideOwnerMode(n, a, -1, -1, mode & 07777);
             return Posix.fchmodat(a.dirfd(), a.name(), mode & 07777);
@@ -365,7 +370,8 @@ final class Attrs {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : fchown(hf, uid, gid);
         int hu = hostUid(uid), hg = hostGid(gid);
-        return onUpperMeta(path, (n, a) -> ovl.overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
+        Protect.Check check = uid == -1 && gid == -1 ? Protect.Check.NONE : ovl.protect.setattr(Protect.META);
+        return onUpperMeta(path, check, (n, a) -> ovl.overrides.writes(n.type) ? overrideOwnerMode(n, a, hu, hg, -1)
                 : Posix.fchownat(a.dirfd(), a.name(), hu, hg, AT_SYMLINK_NOFOLLOW));
     }
 
@@ -382,14 +388,14 @@ final class Attrs {
     public int utimens(String path, long aSec, long aNsec, long mSec, long mNsec) {
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : futimens(hf, aSec, aNsec, mSec, mNsec);
-        return onUpperMeta(path, (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
+        return onUpperMeta(path, ovl.protect.setattr(Protect.timesKind(aNsec, mNsec)), (n, a) -> Posix.utimensat(a.dirfd(), a.name(), aSec, aNsec, mSec, mNsec, AT_SYMLINK_NOFOLLOW));
     }
 
     public int truncate(String path, long size) {
         if (size < 0) return -EINVAL;
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return hf < 0 ? hf : truncateRemoved(hf, size);
-        return onUpper(path, size > 0, (n, a) -> {
+        return onUpper(path, size > 0, ovl.protect.setattr(Protect.SIZE), (n, a) -> {
             if (n.isDir()) return -EISDIR;
             if (n.type != S_IFREG) return -EINVAL;
             int fd = Posix.openat(a.dirfd(), a.name(), O_WRONLY | O_NOFOLLOW, 0);

@@ -115,15 +115,19 @@ final class CopyUp {
      * named in the upper under the exclusive lock after checking that the name still means the same
      * lower file. Copy-ups of the same file wait for each other, and the second finds the first's copy.
      * Anything unusual (not a large lower file, the name changed meanwhile, no O_TMPFILE) is left to the
-     * caller's ordinary copy-up under the exclusive lock. Returns 0 or -errno of the copy.
+     * caller's ordinary copy-up under the exclusive lock. Returns 0, the errno of {@code check} (the
+     * caller's append-only / immutable check, {@link Protect}) or -errno of the copy.
      */
-    int copyDataUnlocked(String path) {
+    int copyDataUnlocked(String path, Protect.Check check) {
         if (!ovl.hasUpper || !tmpfileWorks) return 0;
         Node n;
         ovl.lock.readLock().lock();
         try {
             n = ovl.namei.resolve(path);
             if (Namei.err(n) != 0 || n.negative() || n.top() == 0 || n.type != S_IFREG) return 0;
+            // a change the flags refuse copies nothing (the caller checks again under the exclusive lock)
+            int c = check.check(n);
+            if (c != 0) return c;
             // a metadata-only copy still to be looked up or checked (Lowerdata): the ordinary copy-up does that first
             if (n.metacopy() && (n.lowerdataRedirect != null || ovl.opts.verityOn())) return 0;
         } finally {

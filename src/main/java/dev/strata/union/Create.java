@@ -169,28 +169,40 @@ final class Create {
     }
 
     /**
-     * The checks every creation makes (parent a directory, name valid and absent); returns the
-     * directory that will hold the new name, or null with e[0] set.
+     * The checks every creation makes (parent a directory, name valid and absent, the directory not
+     * immutable: {@link Protect#create}); returns the directory that will hold the new name, or null
+     * with e[0] set. {@code openFlags}: for a create that opens the file when the name exists (O_CREAT
+     * without O_EXCL), the flags whose may_open check (append-only, immutable) answers for an existing
+     * name before EEXIST does; -1 otherwise.
      */
-    Node newNameDir(String path, int[] e) {
+    Node newNameDir(String path, int openFlags, int[] e) {
         Node dir = ovl.namei.parentOf(path, e);
         if (e[0] != 0) return null;
         String name = Namei.lastName(path);
         if (name.length() > Overlay.NAME_MAX) { e[0] = -ENAMETOOLONG; return null; }
         Node existing = ovl.namei.child(dir, name);
         if (existing instanceof Namei.LookupError) { e[0] = Namei.err(existing); return null; }
-        if (!existing.negative()) { e[0] = -EEXIST; return null; }
-        e[0] = checkNewName(name);
+        if (!existing.negative()) {
+            int r = openFlags == -1 ? 0 : ovl.protect.open(existing, openFlags);
+            e[0] = r != 0 ? r : -EEXIST;
+            return null;
+        }
+        e[0] = ovl.protect.create(dir);
+        if (e[0] == 0) e[0] = checkNewName(name);
         return e[0] == 0 ? dir : null;
     }
 
     /** Runs op for a new name at {@code path} after the common checks, under the exclusive lock. */
     int withNewName(String path, NewNameOp op) {
+        return withNewName(path, -1, op);
+    }
+
+    private int withNewName(String path, int openFlags, NewNameOp op) {
         if (!ovl.hasUpper) return -EROFS;
         ovl.lock.writeLock().lock();
         try {
             int[] e = new int[1];
-            Node dir = newNameDir(path, e);
+            Node dir = newNameDir(path, openFlags, e);
             return dir == null ? e[0] : op.run(dir, Namei.lastName(path));
         } finally {
             ovl.lock.writeLock().unlock();
@@ -215,7 +227,7 @@ final class Create {
 
     /** Creates and opens a regular file; returns the descriptor. */
     public int create(String path, int mode, int flags, int uid, int gid) {
-        return withNewName(path, (dir, name) -> {
+        return withNewName(path, flags, (dir, name) -> {
             int fd = createName(dir, name, false, mode, uid, gid, true,
                     (dfd, n) -> Posix.openat(dfd, n, ovl.files.fdFlags(flags & ~(O_EXCL | O_DIRECT)) | O_CREAT | O_EXCL, mode & 07777));
             if (fd >= 0) {
@@ -239,7 +251,9 @@ final class Create {
             int e = Namei.err(dir);
             if (e != 0) return e;
             if (!dir.isDir()) return -ENOTDIR;
-            int r = ovl.copy.copyUp(dir, true);
+            int r = ovl.protect.create(dir); // vfs_tmpfile: write permission on the directory
+            if (r != 0) return r;
+            r = ovl.copy.copyUp(dir, true);
             if (r < 0) return r;
             int oflags = ovl.files.fdFlags(flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_DIRECT)) | O_TMPFILE;
             int fd = dir.rel.isEmpty() ? Posix.openat(ovl.stack[0].fd(), ".", oflags, mode & 07777)
@@ -270,14 +284,16 @@ final class Create {
         if (!ovl.hasUpper) return -EROFS;
         ovl.lock.writeLock().lock();
         try {
+            int r = ovl.protect.linkFd(openFd);
+            if (r != 0) return r;
             int tmpFd = ovl.files.upperFdOf(openFd);
             if (tmpFd == -EEXIST) return -ENOENT;
             if (tmpFd < 0) return tmpFd;
             int[] pe = new int[1];
-            Node dir = newNameDir(to, pe);
+            Node dir = newNameDir(to, -1, pe);
             if (dir == null) return pe[0];
             String proc = "/proc/self/fd/" + tmpFd;
-            int r = createName(dir, Namei.lastName(to), false, 0, -1, -1, false,
+            r = createName(dir, Namei.lastName(to), false, 0, -1, -1, false,
                     (fd, n) -> Posix.linkat(AT_FDCWD, proc, fd, n, AT_SYMLINK_FOLLOW));
             return Math.min(r, 0);
         } finally {
@@ -293,11 +309,13 @@ final class Create {
             int e = Namei.err(src);
             if (e != 0) return e;
             if (src.isDir()) return -EPERM;
+            int r = ovl.protect.link(src);
+            if (r != 0) return r;
             int[] pe = new int[1];
-            Node dir = newNameDir(to, pe); // checked before the copy-up, as the VFS does before overlayfs
+            Node dir = newNameDir(to, -1, pe); // checked before the copy-up, as the VFS does before overlayfs
             if (dir == null) return pe[0];
             String name = Namei.lastName(to);
-            int r = ovl.copy.copyUpMeta(src);
+            r = ovl.copy.copyUpMeta(src);
             if (r < 0) return r;
             if (src.metacopy()) {
                 // the new name must find the data too: an absolute redirect to the old path (ovl_set_link_redirect)

@@ -102,7 +102,7 @@ final class FileAttr {
         int v = buf.getInt(0);
         int prot = flagsCmd ? Protect.fromFsFlags(v)
                 : ((v & Posix.FS_XFLAG_APPEND) != 0 ? Protect.APPEND : 0) | ((v & Posix.FS_XFLAG_IMMUTABLE) != 0 ? Protect.IMMUTABLE : 0);
-        return ovl.attrs.onUpperMeta(path, (n, a) -> {
+        return ovl.attrs.onUpperMeta(path, Protect.Check.NONE, (n, a) -> {
             if (n.type != S_IFREG && !n.isDir()) return -ENOTTY;
             if (prot != 0 || ovl.protect.bits(n) != 0) {
                 int r = ovl.protect.store(n, a, prot);

@@ -284,14 +284,15 @@ final class Index {
 
     /**
      * Before a name of n is removed or replaced: a name of an indexed file is brought up first (so the
-     * overlay nlink can drop with the upper one). Returns the index name of n's file (null: not indexed)
-     * in name[0], and 0 or -errno.
+     * overlay nlink can drop with the upper one), metadata only where metacopy allows it (ovl_copy_up
+     * with no open flags: the data stays below, and an index entry that is a metadata-only copy keeps its
+     * mark and its times). Returns the index name of n's file (null: not indexed) in name[0], and 0 or -errno.
      */
     int nlinkStart(Node n, String[] name) {
         name[0] = null;
         if (n.negative() || n.isDir()) return 0;
         if (needsIndex(n)) {
-            int r = ovl.copy.copyUp(n, true);
+            int r = ovl.copy.copyUpMeta(n);
             if (r < 0) return r;
         }
         name[0] = indexedName(n);

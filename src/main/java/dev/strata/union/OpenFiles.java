@@ -114,7 +114,7 @@ final class OpenFiles {
         int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
         if (write && !ovl.hasUpper) return -EROFS;
         if (write && (flags & O_TRUNC) == 0) {
-            int r = ovl.copy.copyDataUnlocked(path);
+            int r = ovl.copy.copyDataUnlocked(path, n -> ovl.protect.open(n, flags));
             if (r < 0) return r;
         }
         ReentrantReadWriteLock.ReadLock rl = ovl.lock.readLock();
@@ -128,8 +128,10 @@ final class OpenFiles {
             int v = ovl.lowerdata.verify(n);
             if (v < 0) return v;
             if (write) {
+                int r = ovl.protect.open(n, flags); // append-only, immutable (may_open)
+                if (r != 0) return r;
                 if (n.isDir()) return -EISDIR;
-                int r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0);
+                r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0);
                 if (r < 0) return r;
             }
             String at = n.relIn(n.top());

@@ -17,8 +17,8 @@ import static dev.strata.posix.Posix.*;
  * file it shows (ovl_copyflags): the VFS then refuses with EPERM what they forbid (fs/namei.c
  * may_open, may_delete, may_create, vfs_link; fs/attr.c notify_change; fs/xattr.c xattr_permission;
  * fs/open.c vfs_truncate, do_ftruncate, vfs_fallocate). A FUSE inode never carries them, so the
- * kernel never checks them on a FUSE mount: the engine does, each operation's check here, before it
- * copies anything up.
+ * kernel never checks them on a FUSE mount: the engine does, each operation calling its check here
+ * with the nodes it resolved, under its own lock, before it copies anything up.
  *
  * <p>A node's flags are read once (the protattr xattr of an upper object, the flags of a lower file or
  * directory) and kept on the node; a flag change anywhere makes every node read them again (hard
@@ -34,6 +34,14 @@ final class Protect {
     /** Where strata writes protattr: the namespace of the mount's other xattrs. */
     final String xattr;
     private final AtomicInteger generation = new AtomicInteger();
+    /**
+     * The flags chattr gave the mount's root in this mount (-1: none yet). The kernel reads
+     * overlay.protattr only when it makes an inode for a lookup (ovl_get_inode: ovl_check_protattr),
+     * never for the root, which it makes at mount time (ovl_get_root): a flag chattr put on the root
+     * holds until the unmount, and a new mount ignores the root's xattr (only the upper directory's own
+     * flags count, as for every inode: ovl_copyflags).
+     */
+    private volatile int rootProt = -1;
 
     /** A node's flags as read for its layer array at a generation. */
     static final class Flags {
@@ -65,7 +73,9 @@ final class Protect {
         int bits = 0;
         try (At a = ovl.xattrs.atOf(n)) {
             if (!a.ok()) return 0;
-            if (upper) {
+            if (upper && n.parent == null) {
+                bits = Math.max(rootProt, 0);
+            } else if (upper) {
                 byte[] v = Posix.getxattrAt(a.dirfd(), a.name(), TRUSTED);
                 if (v == null) v = Posix.getxattrAt(a.dirfd(), a.name(), USER);
                 bits = parse(v);
@@ -142,21 +152,21 @@ final class Protect {
             int u = Posix.lremovexattr(a.xattrPath(), USER);
             if (r == 0 && u != -ENODATA && u != -EOPNOTSUPP) r = u;
         }
+        if (r == 0 && n.parent == null) rootProt = bits;
         generation.incrementAndGet();
         return r;
     }
 
     // ------------------------------------------------------------------ the checks, by operation
+    //
+    // Each operation calls its check with the nodes it resolved itself, under the lock it holds for the
+    // change (exclusive), before it copies anything up: the check and the operation see the same objects,
+    // and no path is walked twice. The descriptor checks read the open file's node.
 
-    private interface Check { int run(); }
-
-    private int locked(Check c) {
-        ovl.lock.readLock().lock();
-        try {
-            return c.run();
-        } finally {
-            ovl.lock.readLock().unlock();
-        }
+    /** A check of the node an operation resolved: 0, or the errno (-EPERM) that refuses it. */
+    interface Check {
+        int check(Node n);
+        Check NONE = n -> 0;
     }
 
     /**
@@ -174,27 +184,17 @@ final class Protect {
         return parse(v) | fromFsFlags(fsFlags(fd));
     }
 
-    private Node node(String path) {
-        Node n = ovl.namei.resolve(path);
-        return Namei.err(n) == 0 ? n : null;
-    }
-
-    /** The directory a name is in, if it resolves (else the operation gives its own error). */
-    private Node dirOf(String path) {
-        int[] e = new int[1];
-        Node d = ovl.namei.parentOf(path, e);
-        return e[0] == 0 ? d : null;
+    private int locked(java.util.function.IntSupplier c) {
+        ovl.lock.readLock().lock();
+        try {
+            return c.getAsInt();
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
     }
 
     /** may_open: no write (or O_TRUNC) on an immutable file; an append-only one only with O_APPEND, never O_TRUNC. */
-    int open(String path, int flags) {
-        boolean write = (flags & O_ACCMODE) != O_RDONLY;
-        boolean trunc = (flags & O_TRUNC) != 0;
-        if (!write && !trunc) return 0;
-        return locked(() -> openOf(node(path), flags));
-    }
-
-    private int openOf(Node n, int flags) {
+    int open(Node n, int flags) {
         boolean write = (flags & O_ACCMODE) != O_RDONLY;
         boolean trunc = (flags & O_TRUNC) != 0;
         if (!write && !trunc) return 0;
@@ -204,81 +204,43 @@ final class Protect {
         return 0;
     }
 
-    /** may_create: no new name in an immutable directory (an existing name gives the operation's own error). */
-    int create(String path) {
-        return locked(() -> node(path) != null ? 0 : createIn(dirOf(path)));
-    }
-
-    /** A create that opens the file when the name exists (O_CREAT without O_EXCL): that open's check. */
-    int create(String path, int flags) {
-        return locked(() -> {
-            Node n = node(path);
-            return n != null ? openOf(n, flags) : createIn(dirOf(path));
-        });
-    }
-
-    private int createIn(Node dir) {
+    /** may_create: no new name in an immutable directory (checked once the name is known to be absent). */
+    int create(Node dir) {
         return (bits(dir) & IMMUTABLE) != 0 ? -EPERM : 0;
     }
 
-    /** O_TMPFILE (vfs_tmpfile): write permission on the directory. */
-    int tmpfile(String dirPath) {
-        return locked(() -> createIn(node(dirPath)));
-    }
-
     /** may_delete: neither an append-only or immutable directory nor an append-only or immutable victim. */
-    int delete(String path) {
-        return locked(() -> deleteOf(node(path)));
-    }
-
-    private int deleteOf(Node victim) {
-        if (victim == null || victim.parent == null) return 0;
+    int delete(Node victim) {
+        if (victim == null || victim.negative() || victim.parent == null) return 0;
         if (bits(victim.parent) != 0 || bits(victim) != 0) return -EPERM;
         return 0;
     }
 
     /** vfs_rename: may_delete of the source, then may_delete of the target or may_create in its directory. */
-    int rename(String from, String to) {
-        return locked(() -> {
-            Node src = node(from);
-            if (src == null) return 0;
-            int r = deleteOf(src);
-            if (r != 0) return r;
-            Node dst = node(to);
-            return dst != null ? deleteOf(dst) : createIn(dirOf(to));
-        });
+    int rename(Node src, Node dst, Node dstDir) {
+        int r = delete(src);
+        if (r != 0) return r;
+        return !dst.negative() ? delete(dst) : create(dstDir);
     }
 
-    /** vfs_link: not of an append-only or immutable file; may_create in the new directory. */
-    int link(String from, String to) {
-        return locked(() -> {
-            Node src = node(from);
-            if (src == null) return 0;
-            if (bits(src) != 0) return -EPERM;
-            return node(to) != null ? 0 : createIn(dirOf(to));
-        });
+    /** vfs_link: not of an append-only or immutable file (may_create in the new directory: {@link #create}). */
+    int link(Node src) {
+        return bits(src) != 0 ? -EPERM : 0;
     }
 
     /** linkat of an open file (/proc/self/fd/N). */
-    int linkFd(int fd, String to) {
-        return locked(() -> {
-            if (fdBits(fd) != 0) return -EPERM;
-            return node(to) != null ? 0 : createIn(dirOf(to));
-        });
+    int linkFd(int fd) {
+        return fdBits(fd) != 0 ? -EPERM : 0;
     }
 
-    /** notify_change / vfs_truncate for a path. */
-    int setattr(String path, int kind) {
-        return locked(() -> setattrOf(node(path), kind));
+    /** notify_change / vfs_truncate: the check of a setattr kind. */
+    Check setattr(int kind) {
+        return n -> setattrBits(bits(n), kind);
     }
 
-    /** The same through an open file (fchmod, fchown, futimens, ftruncate). */
+    /** The same through an open file (fchmod, fchown, futimens, ftruncate of a removed name). */
     int fsetattr(int fd, int kind) {
         return locked(() -> setattrBits(fdBits(fd), kind));
-    }
-
-    private int setattrOf(Node n, int kind) {
-        return setattrBits(bits(n), kind);
     }
 
     private static int setattrBits(int b, int kind) {
@@ -292,8 +254,8 @@ final class Protect {
     }
 
     /** xattr_permission: no xattr set or removed on an append-only or immutable object. */
-    int xattr(String path) {
-        return locked(() -> bits(node(path)) != 0 ? -EPERM : 0);
+    int xattr(Node n) {
+        return bits(n) != 0 ? -EPERM : 0;
     }
 
     int fxattr(int fd) {

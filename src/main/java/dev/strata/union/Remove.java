@@ -79,6 +79,8 @@ final class Remove {
             Node n = ovl.namei.resolve(path);
             int e = Namei.err(n);
             if (e != 0) return e;
+            e = ovl.protect.delete(n); // append-only, immutable (may_delete)
+            if (e != 0) return e;
             if (n.isDir()) return -EISDIR;
             Node dir = n.parent;
             int r = removeName(dir, n, false);
@@ -95,6 +97,8 @@ final class Remove {
         try {
             Node n = ovl.namei.resolve(path);
             int e = Namei.err(n);
+            if (e != 0) return e;
+            e = ovl.protect.delete(n);
             if (e != 0) return e;
             if (!n.isDir()) return -ENOTDIR;
             if (n.parent == null) return -EBUSY;

@@ -31,7 +31,10 @@ final class Rename {
             Node dstDir = ovl.namei.parentOf(to, pe);
             if (pe[0] != 0) return pe[0];
             String dstName = Namei.lastName(to);
-            if (ovl.files.libfuseHidesOpenFiles && dstName.startsWith(OpenFiles.FUSE_HIDDEN) && flags == 0 && !src.isDir()) return ovl.remove.hide(src, to);
+            if (ovl.files.libfuseHidesOpenFiles && dstName.startsWith(OpenFiles.FUSE_HIDDEN) && flags == 0 && !src.isDir()) {
+                int r = ovl.protect.delete(src); // libfuse's unlink of an open file
+                return r != 0 ? r : ovl.remove.hide(src, to);
+            }
             if (dstName.length() > Overlay.NAME_MAX) return -ENAMETOOLONG;
             int r = ovl.create.checkNewName(dstName);
             if (r < 0) return r;
@@ -44,8 +47,14 @@ final class Rename {
             if ((flags & RENAME_WHITEOUT) != 0) return (flags & RENAME_NOREPLACE) == 0 && !dst.negative() && sameInode(src, dst) ? 0 : -EINVAL;
             // moving a directory into itself
             for (Node p = dstDir; p != null; p = p.parent) if (p == src) return -EINVAL;
-            if ((flags & RENAME_EXCHANGE) != 0) return exchange(src, dst);
+            if ((flags & RENAME_EXCHANGE) != 0) {
+                if (dst.negative()) return -ENOENT;
+                r = ovl.protect.rename(src, dst, dstDir);
+                return r != 0 ? r : exchange(src, dst);
+            }
             if ((flags & RENAME_NOREPLACE) != 0 && !dst.negative()) return -EEXIST;
+            r = ovl.protect.rename(src, dst, dstDir); // append-only, immutable (may_delete, may_create)
+            if (r != 0) return r;
             if (!dst.negative()) {
                 if (src.isDir() && !dst.isDir()) return -ENOTDIR;
                 if (!src.isDir() && dst.isDir()) return -EISDIR;
@@ -58,11 +67,11 @@ final class Rename {
                         src.top() != 0 ? "directory is in a lower layer" : "directory merges lower layers");
                 return -EXDEV;
             }
+            // a directory that may hold whiteouts over lower entries is checked first (ovl_check_empty_dir);
+            // a pure upper one only by the upper's own rename, after the copy-ups and the redirect
+            boolean pureUpperDst = !dst.negative() && dst.isDir() && pureUpper(dst);
             if (!dst.negative()) {
-                if (dst.isDir()) {
-                    int[] re = new int[1];
-                    if (!ovl.readdir.isEmptyDir(dst, re)) return -ENOTEMPTY;
-                }
+                if (dst.isDir() && !pureUpperDst && !empty(dst)) return -ENOTEMPTY;
                 if (sameInode(src, dst)) return 0; // hard links to one file: rename(2) does nothing
             }
             r = ovl.copy.copyUpMeta(src);
@@ -102,7 +111,10 @@ final class Rename {
                     }
                 }
             }
-            if (dstUpperIsDir) {
+            // a pure upper target: renameat2 on the upper answers ENOTEMPTY where it has entries (after
+            // the copy-ups above, and with what the upper's file system does on the way, as on the kernel:
+            // ext4 touches the old directory's times for a RENAME_WHITEOUT that fails)
+            if (dstUpperIsDir && !pureUpperDst) {
                 r = Tree.removeContents(up, dstRel); // only markers are left in a merged-empty directory
                 if (r < 0) return r;
             }
@@ -136,6 +148,23 @@ final class Rename {
         } finally {
             ovl.lock.writeLock().unlock();
         }
+    }
+
+    private boolean empty(Node dir) {
+        int[] re = new int[1];
+        return ovl.readdir.isEmptyDir(dir, re);
+    }
+
+    /**
+     * A directory only in the upper layer that was never copied up (no origin): the kernel's
+     * ovl_pure_upper, a directory with no whiteouts to clear (OVL_WHITEOUTS is set on merged and
+     * copied-up ones).
+     */
+    private boolean pureUpper(Node dir) {
+        if (dir.layers.length != 1 || dir.top() != 0 || !ovl.hasUpper) return false;
+        Layer up = ovl.stack[0];
+        return ovl.attrs.origin(dir.rel) == 0 && up.getxattr(dir.rel, "trusted.overlay.origin") == null
+                && up.getxattr(dir.rel, "user.overlay.origin") == null;
     }
 
     /** Two names of one inode: one upper file, or (index=on) one indexed file (see {@link Index#sameInode}). */

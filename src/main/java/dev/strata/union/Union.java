@@ -75,7 +75,10 @@ public final class Union implements AutoCloseable {
         if (inUse != null) inUse.close();
     }
 
-    /** An operation after its append-only / immutable check ({@link Protect}): the check's error, else the operation's result. */
+    /**
+     * An operation through a descriptor after its append-only / immutable check ({@link Protect}): the
+     * check's error, else the operation's result. Operations by path check the nodes they resolve themselves.
+     */
     private static int or(int refused, java.util.function.IntSupplier op) { return refused != 0 ? refused : op.getAsInt(); }
 
     /** The mount's state, for the engine's own tests. */
@@ -103,14 +106,10 @@ public final class Union implements AutoCloseable {
     public int readlink(String path, Pointer buf, long size) { return ovl.attrs.readlink(path, buf, size); }
     public String readlink(String path, int[] err) { return ovl.attrs.readlink(path, err); }
     public int statfs(Pointer out) { return ovl.attrs.statfs(out); }
-    public int chmod(String path, int mode) { return or(ovl.protect.setattr(path, Protect.META), () -> ovl.attrs.chmod(path, mode)); }
-    public int chown(String path, int uid, int gid) {
-        return or(uid == -1 && gid == -1 ? 0 : ovl.protect.setattr(path, Protect.META), () -> ovl.attrs.chown(path, uid, gid));
-    }
-    public int utimens(String path, long aSec, long aNsec, long mSec, long mNsec) {
-        return or(ovl.protect.setattr(path, Protect.timesKind(aNsec, mNsec)), () -> ovl.attrs.utimens(path, aSec, aNsec, mSec, mNsec));
-    }
-    public int truncate(String path, long size) { return or(ovl.protect.setattr(path, Protect.SIZE), () -> ovl.attrs.truncate(path, size)); }
+    public int chmod(String path, int mode) { return ovl.attrs.chmod(path, mode); }
+    public int chown(String path, int uid, int gid) { return ovl.attrs.chown(path, uid, gid); }
+    public int utimens(String path, long aSec, long aNsec, long mSec, long mNsec) { return ovl.attrs.utimens(path, aSec, aNsec, mSec, mNsec); }
+    public int truncate(String path, long size) { return ovl.attrs.truncate(path, size); }
     public int fchmod(int fd, int mode) { return or(ovl.protect.fsetattr(fd, Protect.META), () -> ovl.attrs.fchmod(fd, mode)); }
     public int fchown(int fd, int uid, int gid) {
         return or(uid == -1 && gid == -1 ? 0 : ovl.protect.fsetattr(fd, Protect.META), () -> ovl.attrs.fchown(fd, uid, gid));
@@ -127,31 +126,23 @@ public final class Union implements AutoCloseable {
 
     // ------------------------------------------------------------------ creating names (Create)
 
-    public int mkdir(String path, int mode, int uid, int gid) { return or(ovl.protect.create(path), () -> ovl.create.mkdir(path, mode, uid, gid)); }
-    public int mknod(String path, int mode, long rdev, int uid, int gid) {
-        return or(ovl.protect.create(path), () -> ovl.create.mknod(path, mode, rdev, uid, gid));
-    }
-    public int symlink(String target, String path, int uid, int gid) {
-        return or(ovl.protect.create(path), () -> ovl.create.symlink(target, path, uid, gid));
-    }
-    public int create(String path, int mode, int flags, int uid, int gid) {
-        return or(ovl.protect.create(path, flags), () -> ovl.create.create(path, mode, flags, uid, gid));
-    }
-    public int tmpfile(String dirPath, int mode, int flags, int uid, int gid) {
-        return or(ovl.protect.tmpfile(dirPath), () -> ovl.create.tmpfile(dirPath, mode, flags, uid, gid));
-    }
-    public int linkFd(int openFd, String to) { return or(ovl.protect.linkFd(openFd, to), () -> ovl.create.linkFd(openFd, to)); }
-    public int link(String from, String to) { return or(ovl.protect.link(from, to), () -> ovl.create.link(from, to)); }
+    public int mkdir(String path, int mode, int uid, int gid) { return ovl.create.mkdir(path, mode, uid, gid); }
+    public int mknod(String path, int mode, long rdev, int uid, int gid) { return ovl.create.mknod(path, mode, rdev, uid, gid); }
+    public int symlink(String target, String path, int uid, int gid) { return ovl.create.symlink(target, path, uid, gid); }
+    public int create(String path, int mode, int flags, int uid, int gid) { return ovl.create.create(path, mode, flags, uid, gid); }
+    public int tmpfile(String dirPath, int mode, int flags, int uid, int gid) { return ovl.create.tmpfile(dirPath, mode, flags, uid, gid); }
+    public int linkFd(int openFd, String to) { return ovl.create.linkFd(openFd, to); }
+    public int link(String from, String to) { return ovl.create.link(from, to); }
 
     // ------------------------------------------------------------------ removing names (Remove)
 
     public boolean isUpper(String path) { return ovl.remove.isUpper(path); }
-    public int unlink(String path) { return or(ovl.protect.delete(path), () -> ovl.remove.unlink(path)); }
-    public int rmdir(String path) { return or(ovl.protect.delete(path), () -> ovl.remove.rmdir(path)); }
+    public int unlink(String path) { return ovl.remove.unlink(path); }
+    public int rmdir(String path) { return ovl.remove.rmdir(path); }
 
     // ------------------------------------------------------------------ rename (Rename)
 
-    public int rename(String from, String to, int flags) { return or(ovl.protect.rename(from, to), () -> ovl.rename.rename(from, to, flags)); }
+    public int rename(String from, String to, int flags) { return ovl.rename.rename(from, to, flags); }
 
     // ------------------------------------------------------------------ extended attributes (Xattrs)
 
@@ -162,10 +153,8 @@ public final class Union implements AutoCloseable {
     public int listxattr(String path, Pointer list, long size, BooleanSupplier showTrusted) {
         return ovl.xattrs.listxattr(path, list, size, showTrusted);
     }
-    public int setxattr(String path, String name, Pointer value, long size, int flags) {
-        return or(ovl.protect.xattr(path), () -> ovl.xattrs.setxattr(path, name, value, size, flags));
-    }
-    public int removexattr(String path, String name) { return or(ovl.protect.xattr(path), () -> ovl.xattrs.removexattr(path, name)); }
+    public int setxattr(String path, String name, Pointer value, long size, int flags) { return ovl.xattrs.setxattr(path, name, value, size, flags); }
+    public int removexattr(String path, String name) { return ovl.xattrs.removexattr(path, name); }
     public int fgetxattr(int fd, String name, Pointer value, long size) {
         return ovl.xattrs.fgetxattr(fd, name, value, size);
     }
@@ -186,7 +175,7 @@ public final class Union implements AutoCloseable {
 
     // ------------------------------------------------------------------ open files (OpenFiles)
 
-    public int open(String path, int flags) { return or(ovl.protect.open(path, flags), () -> ovl.files.open(path, flags)); }
+    public int open(String path, int flags) { return ovl.files.open(path, flags); }
     public boolean hasOtherNames(int fd) { return ovl.files.hasOtherNames(fd); }
     public boolean stableFd(int fd) { return ovl.files.stableFd(fd); }
     public int reopenBeneath(int fd, java.util.function.IntUnaryOperator rootOfLayer) { return ovl.files.reopenBeneath(fd, rootOfLayer); }

@@ -124,23 +124,36 @@ final class Xattrs {
     }
 
     public int setxattr(String path, String name, Pointer value, long size, int flags) {
-        if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
-        if (OverrideStat.isOverrideXattr(name)) return -EPERM; // as fuse-overlayfs: chmod/chown write it
+        // as fuse-overlayfs: chmod/chown write the override xattr
+        int refused = isPrivate(name) || aclRefused(name) ? -EOPNOTSUPP : OverrideStat.isOverrideXattr(name) ? -EPERM : 0;
         int hf = ovl.files.hiddenFd(path);
-        if (hf != -1) return hf < 0 ? hf : fsetxattr(hf, name, value, size, flags);
-        return ovl.attrs.onUpperMeta(path, (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
+        if (hf != -1) return refused != 0 ? refused : hf < 0 ? hf : fsetxattr(hf, name, value, size, flags);
+        return ovl.attrs.onUpperMeta(path, check(refused), (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
+    }
+
+    /**
+     * The check of a setxattr or removexattr: the flags first (xattr_permission, before the file
+     * system's handler sees the name), then what strata refuses of the name itself.
+     */
+    private Protect.Check check(int refused) {
+        return n -> {
+            int r = ovl.protect.xattr(n);
+            return r != 0 ? r : refused;
+        };
     }
 
     public int removexattr(String path, String name) {
-        if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
-        if (OverrideStat.isOverrideXattr(name)) return -EPERM;
+        int refused = isPrivate(name) || aclRefused(name) ? -EOPNOTSUPP : OverrideStat.isOverrideXattr(name) ? -EPERM : 0;
         int hf = ovl.files.hiddenFd(path);
-        if (hf != -1) return hf < 0 ? hf : fremovexattr(hf, name);
+        if (hf != -1) return refused != 0 ? refused : hf < 0 ? hf : fremovexattr(hf, name);
+        Protect.Check check = check(refused);
         // like the kernel: removing an xattr a lower object does not have fails without a copy-up
         ovl.lock.readLock().lock();
         try {
             Node n = ovl.namei.resolve(path);
             int e = Namei.err(n);
+            if (e != 0) return e;
+            e = check.check(n);
             if (e != 0) return e;
             if (!ovl.hasUpper || n.top() != 0) {
                 try (At a = atOf(n)) {
@@ -152,7 +165,7 @@ final class Xattrs {
         } finally {
             ovl.lock.readLock().unlock();
         }
-        return ovl.attrs.onUpperMeta(path, (n, a) -> Posix.lremovexattr(a.xattrPath(), diskXattr(name)));
+        return ovl.attrs.onUpperMeta(path, check, (n, a) -> Posix.lremovexattr(a.xattrPath(), diskXattr(name)));
     }
 
     /** getxattr through an open file whose name was removed (a lower file's own, or its upper copy's). */

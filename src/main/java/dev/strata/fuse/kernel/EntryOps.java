@@ -119,7 +119,16 @@ final class EntryOps extends Family {
         // a node renamed over keeps answering fstat (keptStat); a rename that fails changed nothing
         byte[] snapshot = exchange ? null : keptStat(fs.inodes.peek(toDir, to), tp);
         int r = fs.union.rename(fp, tp, flags);
-        if (r < 0) { w.error(unique, -r); return; }
+        if (r < 0) {
+            // a rename the upper refused may have changed things first, as the kernel overlay's does:
+            // the source copied up with its redirect (ctime), the old directory's times (ext4 makes and
+            // drops the whiteout of a RENAME_WHITEOUT that fails with ENOTEMPTY)
+            if (moved != null) w.invalidate(moved.id);
+            w.invalidate(fromDir.id);
+            if (toDir != fromDir) w.invalidate(toDir.id);
+            w.error(unique, -r);
+            return;
+        }
         KNode replaced = fs.inodes.rename(fromDir, from, toDir, to, exchange);
         if (replaced != null && snapshot != null) fs.inodes.x(replaced).removedStat = snapshot;
         if (replaced != null) w.invalidateSiblings(fs.inodes.ino(replaced), replaced); // its other names lost a link

@@ -18,9 +18,23 @@ final class XattrOps extends Family {
         String name = w.cstr(nameOff);
         int valueOff = w.cstrEnd(nameOff);
         String p = fs.inodes.path(node);
-        if (p != null) { w.result(unique, fs.union.setxattr(p, name, w.in.slice(valueOff), size, flags)); return; }
-        int fd = w.files.openFd(node); // a removed name that is still open: through the open file
-        w.result(unique, fd < 0 ? -ENOENT : fs.union.fsetxattr(fd, name, w.in.slice(valueOff), size, flags));
+        int r;
+        if (p != null) {
+            r = fs.union.setxattr(p, name, w.in.slice(valueOff), size, flags);
+        } else {
+            int fd = w.files.openFd(node); // a removed name that is still open: through the open file
+            r = fd < 0 ? -ENOENT : fs.union.fsetxattr(fd, name, w.in.slice(valueOff), size, flags);
+        }
+        changed(node, r);
+        w.result(unique, r);
+    }
+
+    /**
+     * After SETXATTR or REMOVEXATTR: the file's ctime changed, which its other names show too (the
+     * kernel drops only this node's attributes).
+     */
+    private void changed(KNode node, int r) {
+        if (r == 0) w.invalidateSiblings(fs.inodes.ino(node), node);
     }
 
     void xattrRead(long unique, KNode node, boolean get) {
@@ -48,8 +62,14 @@ final class XattrOps extends Family {
 
     void removexattr(long unique, KNode node) {
         String p = fs.inodes.path(node);
-        if (p != null) { w.result(unique, fs.union.removexattr(p, w.cstr(IN_HEADER))); return; }
-        int fd = w.files.openFd(node); // a removed name that is still open: through the open file
-        w.result(unique, fd < 0 ? -ENOENT : fs.union.fremovexattr(fd, w.cstr(IN_HEADER)));
+        int r;
+        if (p != null) {
+            r = fs.union.removexattr(p, w.cstr(IN_HEADER));
+        } else {
+            int fd = w.files.openFd(node); // a removed name that is still open: through the open file
+            r = fd < 0 ? -ENOENT : fs.union.fremovexattr(fd, w.cstr(IN_HEADER));
+        }
+        changed(node, r);
+        w.result(unique, r);
     }
 }
