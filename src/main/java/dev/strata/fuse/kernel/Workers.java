@@ -4,7 +4,12 @@ package dev.strata.fuse.kernel;
  * A mount's worker threads, started as requests need them (libfuse's multi-threaded loop and its rule
  * for how many): while the mount is at rest one worker waits on /dev/fuse; when a worker takes a
  * request and none is left waiting, another starts (up to {@link #MAX}); a worker that finishes a
- * request while {@link #SPARE} others already wait ends, giving its stack and buffers back. A mount
+ * request while {@link #SPARE} others already wait is surplus, and ends, giving its stack and buffers
+ * back, once no request came for {@link #IDLE_MS}. Not at once: requests overlap all the time (the
+ * RELEASE of one file with the LOOKUP of the next), and a worker ended at the first quiet moment was
+ * started again at the next overlap, a thread with its buffers and its cached directories made and
+ * dropped per copy-up (issue 14). A worker finishes a request when it sends the reply, before the
+ * write (Worker.send), so that the caller's next request finds it counted as waiting. A mount
  * at rest holds two threads (the one that took its first request, INIT, and the one started then),
  * instead of {@link #MAX} (the shared daemon serves every mount of a user: issue 14).
  */
@@ -60,15 +65,27 @@ final class Workers {
         }
     }
 
-    /** A worker finished a request: true if it waits for the next one, false if it ends now. */
+    /** How long a surplus worker waits for a request before it ends. */
+    static final int IDLE_MS = Integer.getInteger("strata.workerIdleMillis", 2000);
+
+    /**
+     * A worker finished a request and waits for the next: true if it is surplus ({@link #SPARE} others
+     * wait already), and should end should no request come within {@link #IDLE_MS} ({@link #retire}).
+     */
     boolean finished() {
         synchronized (lock) {
-            if (waiting >= SPARE) {
-                alive--;
-                lock.notifyAll();
-                return false;
-            }
             waiting++;
+            return waiting > SPARE;
+        }
+    }
+
+    /** A surplus worker waited {@link #IDLE_MS} for nothing: true if it ends now (still surplus). */
+    boolean retire() {
+        synchronized (lock) {
+            if (waiting <= SPARE) return false;
+            alive--;
+            waiting--;
+            lock.notifyAll();
             return true;
         }
     }
