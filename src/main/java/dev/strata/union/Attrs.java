@@ -284,8 +284,10 @@ final class Attrs {
 
     private int onUpper(String path, boolean data, boolean meta, UpperOp op) {
         if (!ovl.hasUpper) return -EROFS;
+        CopyUp.Seen seen = null;
         if (data) {
-            int r = ovl.copy.copyDataUnlocked(path);
+            seen = new CopyUp.Seen();
+            int r = ovl.copy.copyDataUnlocked(path, seen);
             if (r < 0) return r;
         }
         ovl.lock.writeLock().lock();
@@ -293,7 +295,7 @@ final class Attrs {
             Node n = ovl.namei.resolve(path);
             int e = Namei.err(n);
             if (e != 0) return e;
-            int r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data);
+            int r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data, seen);
             if (r < 0) return r;
             if (n.rel.isEmpty()) return op.run(n, At.of(ovl.stack[0].fd(), "."));
             try (At a = ovl.stack[0].at(n.rel)) {

@@ -27,7 +27,23 @@ final class CopyUp {
      * gets its data now (the kernel's ovl_copy_up_meta_inode_data).
      */
     int copyUp(Node n, boolean data) {
-        return copyUp(n, data, false);
+        return copyUp(n, data, false, null);
+    }
+
+    /** {@link #copyUp(Node, boolean)} with the lower file's attributes {@link #copyDataUnlocked} read in the same request, if they are n's. */
+    int copyUp(Node n, boolean data, Seen seen) {
+        return copyUp(n, data, false, seen);
+    }
+
+    /**
+     * The attributes of the lower file a request's {@link #copyDataUnlocked} read and left to the copy-up
+     * that follows under the exclusive lock: one lstat less per copy-up (a lower layer does not change
+     * under a live mount; the copy-up checks that the node still is that lower file).
+     */
+    static final class Seen {
+        Node node;
+        int layer = -1;
+        final Stat st = new Stat();
     }
 
     /**
@@ -35,10 +51,10 @@ final class CopyUp {
      * metacopy=on a lower regular file gets a metadata-only copy (see {@link MetaCopy}), else as {@link #copyUp}.
      */
     int copyUpMeta(Node n) {
-        return copyUp(n, true, ovl.opts.metacopy);
+        return copyUp(n, true, ovl.opts.metacopy, null);
     }
 
-    private int copyUp(Node n, boolean data, boolean metaOk) {
+    private int copyUp(Node n, boolean data, boolean metaOk, Seen seen) {
         if (!ovl.hasUpper) return -EROFS;
         if (n.negative()) return -ENOENT;
         if (n.top() == 0) return metaOk || !n.metacopy() ? 0 : ovl.metaCopy.dataUp(n, data);
@@ -52,9 +68,15 @@ final class CopyUp {
         }
         long t0 = System.nanoTime();
         Layer src = ovl.stack[n.top()];
-        Stat st = new Stat();
-        int r = src.lstat(n.relIn(n.top()), st);
-        if (r < 0) return r;
+        Stat st;
+        int r;
+        if (seen != null && seen.node == n && seen.layer == n.top()) {
+            st = seen.st;
+        } else {
+            st = new Stat();
+            r = src.lstat(n.relIn(n.top()), st);
+            if (r < 0) return r;
+        }
         long ino = ovl.attrs.presentedIno(n, st.ino());
         // A lower file with several links: its copy is a new, separate file (no index), and the kernel
         // shows it with the upper inode number, so no origin is recorded.
@@ -108,9 +130,10 @@ final class CopyUp {
      * named in the upper under the exclusive lock after checking that the name still means the same
      * lower file. Copy-ups of the same file wait for each other, and the second finds the first's copy.
      * Anything unusual (not a large lower file, the name changed meanwhile, no O_TMPFILE) is left to the
-     * caller's ordinary copy-up under the exclusive lock. Returns 0 or -errno of the copy.
+     * caller's ordinary copy-up under the exclusive lock, which gets the lower file's attributes read
+     * here through {@code seen} (may be null). Returns 0 or -errno of the copy.
      */
-    int copyDataUnlocked(String path) {
+    int copyDataUnlocked(String path, Seen seen) {
         if (!ovl.hasUpper || !tmpfileWorks) return 0;
         Node n;
         ovl.lock.readLock().lock();
@@ -127,8 +150,12 @@ final class CopyUp {
             if (n.top() == 0 || n.stale()) return 0; // copied up (or moved) while this thread waited
             int top = n.top();
             Layer src = ovl.stack[top];
-            Stat st = new Stat();
+            Stat st = seen != null ? seen.st : new Stat();
             int r = src.lstat(n.relIn(top), st);
+            if (r == 0 && seen != null) {
+                seen.node = n;
+                seen.layer = top;
+            }
             if (r < 0 || st.type() != S_IFREG || st.size() < UNLOCKED_COPY_MIN) return 0;
             if (ovl.index != null && (top == ovl.index.layer || st.nlink() > 1)) return 0; // through the index, under the lock
             long t0 = System.nanoTime();

@@ -91,8 +91,10 @@ final class OpenFiles {
         // strata's own descriptor reads into buffers O_DIRECT's alignment rules would refuse
         int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
         if (write && !ovl.hasUpper) return -EROFS;
+        CopyUp.Seen seen = null;
         if (write && (flags & O_TRUNC) == 0) {
-            int r = ovl.copy.copyDataUnlocked(path);
+            seen = new CopyUp.Seen();
+            int r = ovl.copy.copyDataUnlocked(path, seen);
             if (r < 0) return r;
         }
         ReentrantReadWriteLock.ReadLock rl = ovl.lock.readLock();
@@ -104,7 +106,7 @@ final class OpenFiles {
             if (e != 0) return e;
             if (write) {
                 if (n.isDir()) return -EISDIR;
-                int r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0);
+                int r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0, seen);
                 if (r < 0) return r;
             }
             String at = n.relIn(n.top());
