@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --systems) systems="$2"; shift 2 ;;
-    --base) base="$2"; systems="$systems,strata-base"; shift 2 ;;
+    --base) base="$2"; shift 2 ;;
     --opts) extra="$2"; shift 2 ;;
     --workdir) work="$2"; shift 2 ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
@@ -31,7 +31,7 @@ if [ -z "${COPYUP_BENCH_NS:-}" ]; then
   COPYUP_BENCH_NS=1 exec unshare -m --propagation private bash "$0" --rounds "$rounds" --systems "$systems" \
     ${base:+--base "$base"} ${extra:+--opts "$extra"} --workdir "$work"
 fi
-systems="${systems%,strata-base},"; systems="${systems%,}"; [ -n "$base" ] && systems="$systems,strata-base"
+[ -n "$base" ] && case ",$systems," in *,strata-base,*) ;; *) systems="$systems,strata-base" ;; esac
 mkdir -p "$work"
 gcc -O2 -o "$work/append-loop" "$here/append-loop.c"
 if [ ! -e "$work/lower/ready" ]; then
@@ -46,7 +46,7 @@ fi
 mnt="$work/mnt"; mkdir -p "$mnt"
 IFS=, read -r -a sys <<<"$systems"
 results="$work/results.txt"; : >"$results"
-echo "date $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) strata $(git -C "$home" rev-parse --short HEAD)"
+echo "date $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) strata $(git -C "$home" rev-parse --short HEAD 2>/dev/null || echo "$home")"
 for ((r = 0; r < rounds; r++)); do
   for ((j = 0; j < ${#sys[@]}; j++)); do
     s="${sys[$(((j + r) % ${#sys[@]}))]}"
