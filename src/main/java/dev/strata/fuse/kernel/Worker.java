@@ -91,18 +91,17 @@ final class Worker implements Runnable {
     @Override public void run() {
         KernelFS.COPIED.set(new ArrayList<>());
         KernelFS.RELISTED.set(new ArrayList<>());
-        boolean retired = false, surplus = false;
+        boolean retired = false, park = false;
         long lastIn = 0;
         try {
             while (true) {
-                if (surplus) {
-                    // more workers wait than a mount at rest keeps: this one ends if nothing comes
-                    int r = Posix.pollIn(pollfd, fs.devFd, Workers.IDLE_MS);
-                    if (r == 0 && pool.retire()) {
+                if (park) {
+                    if (!pool.park()) {
+                        // more workers waited than a mount at rest keeps, and none was needed meanwhile
                         retired = true;
                         return;
                     }
-                    surplus = false;
+                    park = false;
                 }
                 if (lastIn > KEEP || sentMax > KEEP) {
                     // after file data went through the buffers (a large write or read): should no
@@ -139,7 +138,7 @@ final class Worker implements Runnable {
                 } finally {
                     if (gate != null) gate.leave();
                 }
-                surplus = counted ? countedSurplus : pool.finished();
+                park = !(counted ? countedWait : pool.finished());
                 counted = false;
             }
         } finally {
@@ -288,7 +287,7 @@ final class Worker implements Runnable {
      * Whether this worker already counted itself as waiting for the next request (before its reply went
      * out, see {@link #send}), and what {@link Workers#finished} then said.
      */
-    private boolean counted, countedSurplus;
+    private boolean counted, countedWait;
 
     boolean send(Pointer buf, int len) {
         if (len > sentMax) sentMax = len;
@@ -297,7 +296,7 @@ final class Worker implements Runnable {
             // WRITE after an OPEN) is otherwise taken by the only worker waiting, which then starts
             // another while this one goes back to wait
             counted = true;
-            countedSurplus = pool.finished();
+            countedWait = pool.finished();
         }
         long w = Posix.write(fs.devFd, buf, len);
         // ENOENT: the request was interrupted and is gone; nothing to do
