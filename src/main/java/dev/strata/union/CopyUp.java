@@ -210,9 +210,23 @@ final class CopyUp {
         return ovl.opts.fsync && ovl.opts.metacopy;
     }
 
-    /** fsync of the complete copy workdir/tmp, a regular file or directory (the kernel's ovl_sync_file). */
+    /**
+     * fsync of the complete copy workdir/tmp, a regular file or directory (the kernel's ovl_sync_file).
+     * A daemon without CAP_DAC_OVERRIDE may not open a copy whose mode it just set (a directory without
+     * read permission): then the whole upper file system is synced instead.
+     */
     int syncNamed(String tmp, int type) {
         int fd = Posix.openat(ovl.workFd, tmp, O_RDONLY | O_NOFOLLOW | (type == S_IFDIR ? O_DIRECTORY : 0), 0);
+        if (fd == -EACCES && type == S_IFREG) fd = Posix.openat(ovl.workFd, tmp, O_WRONLY | O_NOFOLLOW, 0);
+        if (fd == -EACCES || fd == -EPERM) {
+            int w = Posix.openat(ovl.workFd, ".", O_RDONLY | O_DIRECTORY, 0); // workFd is O_PATH: no syncfs through it
+            if (w < 0) return w;
+            try {
+                return Posix.syncfs(w);
+            } finally {
+                Posix.close(w);
+            }
+        }
         if (fd < 0) return fd;
         try {
             return sync(fd);

@@ -114,6 +114,23 @@ class CopyUpSyncTest {
         assertEquals(0600, g.perm(), "synced before the mode was copied (the unnamed copy's own 0600)");
     }
 
+    /** A directory the daemon may not read once its mode is set (a daemon without CAP_DAC_OVERRIDE): still copied up, and synced. */
+    @Test void aDirectoryWithoutReadPermissionIsCopiedUp() throws IOException {
+        Path x = Files.createDirectories(lower.resolve("x"));
+        Files.writeString(x.resolve("f"), "x", StandardCharsets.ISO_8859_1);
+        Files.setPosixFilePermissions(x, PosixFilePermissions.fromString("-wx--x--x"));
+        mount(false, true);
+        openForWrite("/x/f");
+        assertEquals(0311, stat(upper.resolve("x")).perm(), "the upper copy's mode");
+        assertEquals("x", Files.readString(upper.resolve("x/f")));
+    }
+
+    static Stat stat(Path p) {
+        Stat st = new Stat();
+        assertEquals(0, Posix.fstatat(AT_FDCWD, p.toString(), st, AT_SYMLINK_NOFOLLOW));
+        return st;
+    }
+
     @Test void fsyncZeroSyncsNothing() {
         mount(false, false);
         openForWrite("/d/f");
