@@ -396,7 +396,43 @@ class SharedDaemonTest {
         assertFalse(ProcessHandle.of(daemon).isPresent(), "the daemon ends after its idle time (1 s here) without mounts");
         assertEquals(List.of(), Mounts.registeredPids(ma), "no record left");
         try (var s = Files.list(sockets)) {
-            assertEquals(List.of(), s.filter(p -> p.toString().endsWith(".sock")).toList(), "the socket is removed");
+            assertEquals(List.of(), s.toList(), "the socket and its lock file are removed");
+        }
+    }
+
+    /**
+     * Issue 14: every build of strata names its daemon's socket anew, and each daemon left its lock file
+     * behind for good. A daemon that ends removes its socket and lock file; one that starts removes what
+     * ended daemons left (a socket and a lock file nobody holds), and leaves a lock file a live daemon
+     * holds alone.
+     */
+    @Test void aDaemonRemovesWhatEndedDaemonsLeftAndLeavesNothingBehind() throws Exception {
+        Path staleSock = Files.createFile(sockets.resolve("mnt-1-user-2-0badc0de.sock"));
+        Path staleLock = Files.createFile(sockets.resolve("mnt-1-user-2-0badc0de.sock.lock"));
+        Path heldLock = Files.createFile(sockets.resolve("mnt-1-user-2-0feedbee.sock.lock"));
+        Process holder = new ProcessBuilder("flock", "-x", heldLock.toString(), "sleep", "120").start();
+        try {
+            for (long end = System.currentTimeMillis() + 10_000; System.currentTimeMillis() < end; Thread.sleep(50)) {
+                if (NativeSupport.Proc.run(dir, 10, "flock", "-n", "-x", heldLock.toString(), "true").exit != 0) break;
+            }
+            assertNotEquals(0, NativeSupport.Proc.run(dir, 10, "flock", "-n", "-x", heldLock.toString(), "true").exit,
+                    "the test's flock holds " + heldLock);
+            String[] a = layers("a");
+            ok(strata(env(false), "-o", a[0], a[1]));
+            List<Long> pids = processesNaming(dir);
+            assertEquals(1, pids.size(), pids.toString());
+            assertFalse(Files.exists(staleSock), "a socket whose lock file nobody held is removed");
+            assertFalse(Files.exists(staleLock), "and its lock file");
+            assertTrue(Files.exists(heldLock), "a lock file a daemon holds is left alone");
+            ok(strata(env(false), "umount", a[1]));
+            awaitGone(pids.get(0), 15_000);
+            assertFalse(ProcessHandle.of(pids.get(0)).isPresent(), "the daemon ends after its idle time");
+            try (var s = Files.list(sockets)) {
+                assertEquals(List.of(heldLock), s.toList(), "the daemon removed its socket and its lock file");
+            }
+        } finally {
+            holder.destroyForcibly();
+            holder.waitFor();
         }
     }
 

@@ -16,7 +16,8 @@ import java.nio.file.Path;
  * <p>Rules: a peer of another uid, or in another mount or user namespace, is refused (the launcher
  * then runs a process of its own); each request is served on a thread of its own, so one mount's
  * failure answers that request only; the process ends {@link #idleMillis} after its last mount is gone
- * (the socket is removed first, under the lock file that makes it the only daemon on that socket).
+ * (the socket is removed first, then the lock file that makes it the only daemon on that socket, while
+ * it still holds it; a daemon that starts removes the sockets and lock files of ended ones).
  */
 public final class Server {
     /** What serves one request: runs the mount, tells {@code reply} once it is ready, returns once it ends. */
@@ -32,7 +33,7 @@ public final class Server {
     private int listenFd = -1, lockFd = -1;
     /** Mounts served (the first one included) and requests being served. */
     private int mounts = 1;
-    private boolean closing, firstReady, firstFailed, bound;
+    private boolean closing, closed, firstReady, firstFailed, bound;
     private long idleSince;
     private final Object lock = new Object();
 
@@ -122,7 +123,7 @@ public final class Server {
         Server s = current;
         if (s == null) return;
         synchronized (s.lock) {
-            while (!s.closing || s.mounts > 0) {
+            while (!s.closed || s.mounts > 0) { // closed: the socket and lock file are gone
                 try {
                     s.lock.wait(1000);
                 } catch (InterruptedException e) {
@@ -159,20 +160,70 @@ public final class Server {
         if (dir == null || !Files.isDirectory(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return false;
         // one daemon per socket: the lock file is held for the daemon's life; a socket left by a daemon
         // that was killed is removed by the next one to take the lock
-        lockFd = Posix.openat(Posix.AT_FDCWD, path + ".lock", Posix.O_RDWR | Posix.O_CREAT | Posix.O_CLOEXEC | Posix.O_NOFOLLOW, 0600);
+        lockFd = lockExclusive(path + ".lock");
         if (lockFd < 0) return false;
-        if (Posix.flock(lockFd, 2 /* LOCK_EX */ | 4 /* LOCK_NB */) < 0) {
-            Posix.close(lockFd);
-            lockFd = -1;
-            return false;
-        }
         Sock.unlink(path);
+        removeStale(dir, path + ".lock");
         // no umask here (the mounts being served set theirs): the directory is 0700, the socket made 0600
         listenFd = Sock.listen(path);
         if (listenFd < 0) return false;
         Posix.fchmodat(Posix.AT_FDCWD, path, 0600);
         Sock.timeouts(listenFd, 1000);
         return true;
+    }
+
+    private static final int LOCK_EX = 2, LOCK_NB = 4;
+
+    /**
+     * The lock file at {@code lockPath}, created if missing and locked (flock, not waiting), or -1 where
+     * another daemon holds it. The name must still lead to the locked file: a daemon that ends removes
+     * its lock file while it holds it, and one opened just before that is locked by nobody else: then
+     * the lock is taken again on a new file.
+     */
+    static int lockExclusive(String lockPath) {
+        for (int attempt = 0; attempt < 3; attempt++) {
+            int fd = Posix.openat(Posix.AT_FDCWD, lockPath, Posix.O_RDWR | Posix.O_CREAT | Posix.O_CLOEXEC | Posix.O_NOFOLLOW, 0600);
+            if (fd < 0) return -1;
+            if (Posix.flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                Posix.close(fd);
+                return -1;
+            }
+            if (named(fd, lockPath)) return fd;
+            Posix.close(fd);
+        }
+        return -1;
+    }
+
+    /** Whether {@code path} names the file open as {@code fd}. */
+    private static boolean named(int fd, String path) {
+        dev.strata.posix.Stat a = new dev.strata.posix.Stat(), b = new dev.strata.posix.Stat();
+        return Posix.fstat(fd, a) == 0 && Posix.fstatat(Posix.AT_FDCWD, path, b, Posix.AT_SYMLINK_NOFOLLOW) == 0
+                && a.dev() == b.dev() && a.ino() == b.ino();
+    }
+
+    /**
+     * Removes what daemons of other builds or settings left in the socket directory: a lock file nobody
+     * holds (a daemon that ended before lock files were removed, or one killed) with its socket. A lock
+     * file a daemon holds is left alone. Every build of strata (setup.sh) names its daemon's socket anew.
+     */
+    static void removeStale(Path dir, String ownLock) {
+        try (var list = Files.newDirectoryStream(dir, "mnt-*.sock.lock")) {
+            for (Path p : list) {
+                String lock = p.toString();
+                if (lock.equals(ownLock)) continue;
+                int fd = Posix.openat(Posix.AT_FDCWD, lock, Posix.O_RDWR | Posix.O_CLOEXEC | Posix.O_NOFOLLOW, 0);
+                if (fd < 0) continue;
+                try {
+                    if (Posix.flock(fd, LOCK_EX | LOCK_NB) < 0 || !named(fd, lock)) continue; // a daemon's
+                    Sock.unlink(lock.substring(0, lock.length() - ".lock".length()));
+                    Posix.unlinkat(Posix.AT_FDCWD, lock, 0);
+                } finally {
+                    Posix.close(fd);
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // nothing removed: they are left for the next daemon
+        }
     }
 
     private void acceptLoop() throws InterruptedException {
@@ -204,9 +255,12 @@ public final class Server {
                 listenFd = -1;
             }
             if (lockFd >= 0) {
+                // removed while held: no daemon of this build leaves its lock file behind
+                if (named(lockFd, path + ".lock")) Posix.unlinkat(Posix.AT_FDCWD, path + ".lock", 0);
                 Posix.close(lockFd);
                 lockFd = -1;
             }
+            closed = true;
             lock.notifyAll();
         }
     }

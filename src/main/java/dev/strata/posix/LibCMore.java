@@ -22,6 +22,7 @@ public interface LibCMore {
     int madvise(Pointer addr, @size_t long len, int advice);
     int poll(Pointer fds, long nfds, int timeout);
     int sync_file_range(int fd, long offset, long nbytes, int flags);
+    int syncfs(int fd);
     /** Returns 0 or the error number itself (not -1 and errno). */
     int posix_fadvise(int fd, long offset, long len, int advice);
     long lseek(int fd, long offset, int whence);

@@ -201,6 +201,7 @@ public final class Posix {
     public static int fdatasync(int fd) { return ret(C.fdatasync(fd)); }
     public static int fallocate(int fd, int mode, long off, long len) { return ret(M.fallocate(fd, mode, off, len)); }
     public static int syncFileRange(int fd, long off, long len, int flags) { return ret(M.sync_file_range(fd, off, len, flags)); }
+    public static int syncfs(int fd) { return ret(M.syncfs(fd)); }
     public static int fadvise(int fd, long off, long len, int advice) { return -M.posix_fadvise(fd, off, len, advice); }
     public static long lseek(int fd, long off, int whence) { return ret(M.lseek(fd, off, whence)); }
     public static long pread(int fd, Pointer buf, long count, long off) { return ret(C.pread(fd, buf, count, off)); }

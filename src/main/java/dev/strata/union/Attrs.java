@@ -333,8 +333,10 @@ final class Attrs {
 
     private int onUpper(String path, boolean data, boolean meta, Protect.Check check, UpperOp op) {
         if (!ovl.hasUpper) return -EROFS;
+        CopyUp.Seen seen = null;
         if (data) {
-            int r = ovl.copy.copyDataUnlocked(path, check);
+            seen = new CopyUp.Seen();
+            int r = ovl.copy.copyDataUnlocked(path, check, seen);
             if (r < 0) return r;
         }
         ovl.lock.writeLock().lock();
@@ -344,7 +346,7 @@ final class Attrs {
             if (e != 0) return e;
             int r = check.check(n);
             if (r != 0) return r;
-            r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data);
+            r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data, seen);
             if (r < 0) return r;
             if (n.rel.isEmpty()) return op.run(n, At.of(ovl.stack[0].fd(), "."));
             try (At a = ovl.stack[0].at(n.rel)) {

@@ -27,7 +27,23 @@ final class CopyUp {
      * gets its data now (the kernel's ovl_copy_up_meta_inode_data).
      */
     int copyUp(Node n, boolean data) {
-        return copyUp(n, data, false);
+        return copyUp(n, data, false, null);
+    }
+
+    /** {@link #copyUp(Node, boolean)} with the lower file's attributes {@link #copyDataUnlocked} read in the same request, if they are n's. */
+    int copyUp(Node n, boolean data, Seen seen) {
+        return copyUp(n, data, false, seen);
+    }
+
+    /**
+     * The attributes of the lower file a request's {@link #copyDataUnlocked} read and left to the copy-up
+     * that follows under the exclusive lock: one lstat less per copy-up (a lower layer does not change
+     * under a live mount; the copy-up checks that the node still is that lower file).
+     */
+    static final class Seen {
+        Node node;
+        int layer = -1;
+        final Stat st = new Stat();
     }
 
     /**
@@ -35,10 +51,10 @@ final class CopyUp {
      * metacopy=on a lower regular file gets a metadata-only copy (see {@link MetaCopy}), else as {@link #copyUp}.
      */
     int copyUpMeta(Node n) {
-        return copyUp(n, true, ovl.opts.metacopy);
+        return copyUp(n, true, ovl.opts.metacopy, null);
     }
 
-    private int copyUp(Node n, boolean data, boolean metaOk) {
+    private int copyUp(Node n, boolean data, boolean metaOk, Seen seen) {
         if (!ovl.hasUpper) return -EROFS;
         if (n.negative()) return -ENOENT;
         // as the kernel's ovl_copy_up_flags: the data of a metadata-only copy is looked up (data-only
@@ -59,9 +75,15 @@ final class CopyUp {
         }
         long t0 = System.nanoTime();
         Layer src = ovl.stack[n.top()];
-        Stat st = new Stat();
-        int r = src.lstat(n.relIn(n.top()), st);
-        if (r < 0) return r;
+        Stat st;
+        int r;
+        if (seen != null && seen.node == n && seen.layer == n.top()) {
+            st = seen.st;
+        } else {
+            st = new Stat();
+            r = src.lstat(n.relIn(n.top()), st);
+            if (r < 0) return r;
+        }
         long ino = ovl.attrs.presentedIno(n, st.ino());
         // A lower file with several links: its copy is a new, separate file (no index), and the kernel
         // shows it with the upper inode number, so no origin is recorded (ovl_do_copy_up).
@@ -115,10 +137,11 @@ final class CopyUp {
      * named in the upper under the exclusive lock after checking that the name still means the same
      * lower file. Copy-ups of the same file wait for each other, and the second finds the first's copy.
      * Anything unusual (not a large lower file, the name changed meanwhile, no O_TMPFILE) is left to the
-     * caller's ordinary copy-up under the exclusive lock. Returns 0, the errno of {@code check} (the
-     * caller's append-only / immutable check, {@link Protect}) or -errno of the copy.
+     * caller's ordinary copy-up under the exclusive lock, which gets the lower file's attributes read
+     * here through {@code seen} (may be null). Returns 0, the errno of {@code check} (the caller's
+     * append-only / immutable check, {@link Protect}) or -errno of the copy.
      */
-    int copyDataUnlocked(String path, Protect.Check check) {
+    int copyDataUnlocked(String path, Protect.Check check, Seen seen) {
         if (!ovl.hasUpper || !tmpfileWorks) return 0;
         Node n;
         ovl.lock.readLock().lock();
@@ -140,8 +163,12 @@ final class CopyUp {
             if (n.top() == 0 || n.stale()) return 0; // copied up (or moved) while this thread waited
             int top = n.top();
             Layer src = ovl.stack[top];
-            Stat st = new Stat();
+            Stat st = seen != null ? seen.st : new Stat();
             int r = src.lstat(n.relIn(top), st);
+            if (r == 0 && seen != null) {
+                seen.node = n;
+                seen.layer = top;
+            }
             if (r < 0 || st.type() != S_IFREG || st.size() < UNLOCKED_COPY_MIN) return 0;
             if (ovl.index != null && (top == ovl.index.layer || st.nlink() > 1)) return 0; // through the index, under the lock
             long t0 = System.nanoTime();
@@ -178,6 +205,58 @@ final class CopyUp {
         }
     }
 
+    /**
+     * Whether a copy of this type is fsync'ed once complete, data and metadata, before it gets its name in
+     * the upper: as the kernel since 6.12 (copy_up.c, metadata_fsync), every regular file (empty ones too)
+     * and directory where metacopy is off, so that after a crash a name in the upper never shows a copy
+     * whose data, owner, mode or xattrs are not on disk. With metacopy=on the kernel keeps the older
+     * order, {@link #syncData}: a metadata-only copy-up is not synced (chown -R would fsync every file).
+     * Not with fsync=0 or volatile. One fsync either way: on the ext4 measured (no journal) a copy-up of
+     * a small file writes the same three blocks and one cache flush in both orders (bench/README.md).
+     */
+    boolean syncMetadata(int type) {
+        return ovl.opts.fsync && !ovl.opts.metacopy && (type == S_IFREG || type == S_IFDIR);
+    }
+
+    /** Whether a copy's data is fsync'ed as soon as it is copied (metacopy=on: the kernel's ovl_copy_up_file with datasync). */
+    boolean syncData() {
+        return ovl.opts.fsync && ovl.opts.metacopy;
+    }
+
+    /**
+     * fsync of the complete copy workdir/tmp, a regular file or directory (the kernel's ovl_sync_file).
+     * A daemon without CAP_DAC_OVERRIDE may not open a copy whose mode it just set (a directory without
+     * read permission): then the whole upper file system is synced instead.
+     */
+    int syncNamed(String tmp, int type) {
+        int fd = Posix.openat(ovl.workFd, tmp, O_RDONLY | O_NOFOLLOW | (type == S_IFDIR ? O_DIRECTORY : 0), 0);
+        if (fd == -EACCES && type == S_IFREG) fd = Posix.openat(ovl.workFd, tmp, O_WRONLY | O_NOFOLLOW, 0);
+        if (fd == -EACCES || fd == -EPERM) {
+            int w = Posix.openat(ovl.workFd, ".", O_RDONLY | O_DIRECTORY, 0); // workFd is O_PATH: no syncfs through it
+            if (w < 0) return w;
+            try {
+                return Posix.syncfs(w);
+            } finally {
+                Posix.close(w);
+            }
+        }
+        if (fd < 0) return fd;
+        try {
+            return sync(fd);
+        } finally {
+            Posix.close(fd);
+        }
+    }
+
+    /** Tests: given the descriptor of each copy about to be fsync'ed, to see what it holds by then. */
+    volatile java.util.function.IntConsumer beforeSync;
+
+    private int sync(int fd) {
+        java.util.function.IntConsumer probe = beforeSync;
+        if (probe != null) probe.accept(fd);
+        return Posix.fsync(fd);
+    }
+
     /** Returned by {@link #copyFileUp} where the workdir's file system has no O_TMPFILE. */
     static final int NO_TMPFILE = Integer.MIN_VALUE;
 
@@ -186,8 +265,8 @@ final class CopyUp {
 
     /**
      * Copies a regular file up as the kernel does (ovl_copy_up_tmpfile): an unnamed O_TMPFILE file in
-     * the workdir receives the data (fsync'ed unless fsync=0), then xattrs, origin, owner, mode and times
-     * through its descriptor, and only when complete a name in the upper (linkat). The upper never shows
+     * the workdir receives the data, then xattrs, origin, owner, mode and times through its descriptor,
+     * is fsync'ed once complete (see {@link #syncMetadata}), and only then gets a name in the upper (linkat). The upper never shows
      * a partial copy, and a crash at any point leaves nothing behind: an unnamed inode is freed with its
      * last descriptor. Against a named temporary file renamed into place this saves, per copy-up, the
      * writes of the workdir's directory block and inode inside fsync (ext4 syncs the parent of a newly
@@ -228,14 +307,14 @@ final class CopyUp {
             if (data && st.size() > 0) {
                 bytes[0] = st.size();
                 r = ovl.metaCopy.copyData(n, src, in, out, st.size(), method);
-                // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
-                if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
+                if (r == 0 && syncData()) r = sync(out);
             }
             if (r == 0 && meta) r = ovl.metaCopy.mark(n, out, st.size());
             if (r == 0) r = copyMetadata(in, out, st);
             if (r == 0 && origin != 0) r = writeOrigin(null, out, src.index(), n.relIn(src.index()), origin, false);
             if (r == 0) r = copyOverride(n, src, st, null, out);
             if (r == 0) ovl.fileattr.copyFileattr(in, out);
+            if (r == 0 && syncMetadata(S_IFREG)) r = sync(out);
         } finally {
             Posix.close(in);
             if (r < 0) Posix.close(out);
@@ -252,6 +331,7 @@ final class CopyUp {
         if (r == 0) r = finishCopy(src, from, st, tmp, origin);
         if (r == 0) r = copyOverride(n, src, st, tmp, -1);
         if (r == 0) ovl.fileattr.copyFileattr(src, from, st, tmp);
+        if (r == 0 && syncMetadata(st.type())) r = syncNamed(tmp, st.type());
         if (r == 0) r = moveIntoUpper(tmp, n.rel, 0, true);
         if (r < 0) Tree.removeAt(ovl.workFd, tmp);
         return r;
@@ -307,8 +387,7 @@ final class CopyUp {
                     if (!data || st.size() == 0) return 0;
                     bytes[0] = st.size();
                     int r = ovl.metaCopy.copyData(n, src, in, out, st.size(), method);
-                    // like the kernel: the copy is on disk before it replaces the lower file (unless fsync=0/volatile)
-                    if (r == 0 && ovl.opts.fsync) r = Posix.fsync(out);
+                    if (r == 0 && syncData()) r = sync(out);
                     return r;
                 } finally {
                     Posix.close(in);

@@ -185,10 +185,7 @@ final class Index {
         String path = "/proc/self/fd/" + ovl.workFd + "/" + tmp;
         // the overlay nlink is the lower file's count; the index entry is the upper inode's only name
         if (r == 0) r = Posix.lsetxattr(path, nlinkX, nlinkValue(st.nlink() - 1), 0);
-        if (r == 0 && ovl.opts.fsync && st.type() == S_IFREG) {
-            int fd = Posix.openat(ovl.workFd, tmp, O_RDONLY | O_NOFOLLOW, 0);
-            if (fd >= 0) { Posix.fsync(fd); Posix.close(fd); }
-        }
+        if (r == 0 && c.syncMetadata(st.type())) r = c.syncNamed(tmp, st.type());
         if (r == 0) r = Posix.renameat2(ovl.workFd, tmp, ovl.stack[layer].fd(), name, RENAME_NOREPLACE);
         if (r < 0) Tree.removeAt(ovl.workFd, tmp);
         return r;

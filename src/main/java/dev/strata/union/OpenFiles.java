@@ -113,8 +113,10 @@ final class OpenFiles {
         // strata's own descriptor reads into buffers O_DIRECT's alignment rules would refuse
         int oflags = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
         if (write && !ovl.hasUpper) return -EROFS;
+        CopyUp.Seen seen = null;
         if (write && (flags & O_TRUNC) == 0) {
-            int r = ovl.copy.copyDataUnlocked(path, n -> ovl.protect.open(n, flags));
+            seen = new CopyUp.Seen();
+            int r = ovl.copy.copyDataUnlocked(path, n -> ovl.protect.open(n, flags), seen);
             if (r < 0) return r;
         }
         ReentrantReadWriteLock.ReadLock rl = ovl.lock.readLock();
@@ -131,7 +133,7 @@ final class OpenFiles {
                 int r = ovl.protect.open(n, flags); // append-only, immutable (may_open)
                 if (r != 0) return r;
                 if (n.isDir()) return -EISDIR;
-                r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0);
+                r = ovl.copy.copyUp(n, (flags & O_TRUNC) == 0, seen);
                 if (r < 0) return r;
             }
             String at = n.relIn(n.top());

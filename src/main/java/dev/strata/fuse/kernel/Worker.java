@@ -91,10 +91,18 @@ final class Worker implements Runnable {
     @Override public void run() {
         KernelFS.COPIED.set(new ArrayList<>());
         KernelFS.RELISTED.set(new ArrayList<>());
-        boolean retired = false;
+        boolean retired = false, park = false;
         long lastIn = 0;
         try {
             while (true) {
+                if (park) {
+                    if (!pool.park()) {
+                        // more workers waited than a mount at rest keeps, and none was needed meanwhile
+                        retired = true;
+                        return;
+                    }
+                    park = false;
+                }
                 if (lastIn > KEEP || sentMax > KEEP) {
                     // after file data went through the buffers (a large write or read): should no
                     // request follow for a while, their pages past KEEP go back to the system
@@ -130,10 +138,8 @@ final class Worker implements Runnable {
                 } finally {
                     if (gate != null) gate.leave();
                 }
-                if (!pool.finished()) {
-                    retired = true;
-                    return;
-                }
+                park = !(counted ? countedWait : pool.finished());
+                counted = false;
             }
         } finally {
             if (!retired) pool.ended();
@@ -278,8 +284,21 @@ final class Worker implements Runnable {
         if (r < 0) error(unique, -r); else reply(unique, 0);
     }
 
+    /**
+     * Whether this worker already counted itself as waiting for the next request (before its reply went
+     * out, see {@link #send}), and what {@link Workers#finished} then said.
+     */
+    private boolean counted, countedWait;
+
     boolean send(Pointer buf, int len) {
         if (len > sentMax) sentMax = len;
+        if (!counted) {
+            // count this worker as waiting before the reply wakes the caller: its next request (the
+            // WRITE after an OPEN) is otherwise taken by the only worker waiting, which then starts
+            // another while this one goes back to wait
+            counted = true;
+            countedWait = pool.finished();
+        }
         long w = Posix.write(fs.devFd, buf, len);
         // ENOENT: the request was interrupted and is gone; nothing to do
         if (w < 0 && w != -ENOENT && w != -ENODEV) fs.log.error("writing /dev/fuse: " + Posix.strerror((int) w));

@@ -2,11 +2,18 @@ package dev.strata.fuse.kernel;
 
 /**
  * A mount's worker threads, started as requests need them (libfuse's multi-threaded loop and its rule
- * for how many): while the mount is at rest one worker waits on /dev/fuse; when a worker takes a
- * request and none is left waiting, another starts (up to {@link #MAX}); a worker that finishes a
- * request while {@link #SPARE} others already wait ends, giving its stack and buffers back. A mount
- * at rest holds two threads (the one that took its first request, INIT, and the one started then),
- * instead of {@link #MAX} (the shared daemon serves every mount of a user: issue 14).
+ * for how many): while the mount is at rest workers wait on /dev/fuse; when a worker takes a request
+ * and none is left waiting there, a parked worker is woken, or another starts (up to {@link #MAX}); a
+ * worker that finishes a request while {@link #SPARE} others already wait on /dev/fuse parks (waits
+ * on a condition, not on /dev/fuse), and ends, giving its stack and buffers back, once nobody woke it
+ * for {@link #IDLE_MS}. Not at once: requests overlap all the time (the RELEASE of one file with the
+ * LOOKUP of the next), and a worker ended at the first quiet moment was started again at the next
+ * overlap, a thread with its buffers and its cached directories made and dropped per copy-up (issue
+ * 14). Not waiting on /dev/fuse either: every request wakes every thread that polls it, and one that
+ * then reads. A worker finishes a request when it sends the reply, before the write (Worker.send), so
+ * that the caller's next request finds it counted as waiting. A mount at rest holds two threads (the
+ * one that took its first request, INIT, and the one started then), instead of {@link #MAX} (the
+ * shared daemon serves every mount of a user: issue 14).
  */
 final class Workers {
     static final int MAX = Math.max(1, Integer.getInteger("strata.workers", 4));
@@ -17,8 +24,13 @@ final class Workers {
 
     private final KernelFS fs;
     private final Object lock = new Object();
-    /** Workers started and not ended; those of them waiting for a request (or about to). */
-    private int alive, waiting, started;
+    /**
+     * Workers started and not ended; those of them waiting for a request on /dev/fuse (or about to);
+     * those parked; wake-ups given to parked workers and not yet taken.
+     */
+    private int alive, waiting, started, parked, wakeups;
+    /** /dev/fuse ended (unmounted): parked workers end at once. */
+    private boolean over;
 
     Workers(KernelFS fs) {
         this.fs = fs;
@@ -39,11 +51,18 @@ final class Workers {
         }
     }
 
-    /** A worker took a request: if it was the last one waiting, another starts (up to MAX). */
+    /** A worker took a request: if it was the last one waiting, a parked one is woken, or another starts (up to MAX). */
     void took() {
         boolean more;
         synchronized (lock) {
             waiting--;
+            if (waiting == 0 && parked > 0) {
+                parked--;
+                waiting++;
+                wakeups++;
+                lock.notify();
+                return;
+            }
             more = waiting == 0 && alive < MAX;
             if (more) {
                 alive++;
@@ -60,12 +79,17 @@ final class Workers {
         }
     }
 
-    /** A worker finished a request: true if it waits for the next one, false if it ends now. */
+    /** How long a parked worker waits to be woken before it ends. */
+    static final int IDLE_MS = Integer.getInteger("strata.workerIdleMillis", 2000);
+
+    /**
+     * A worker finished a request: true if it goes back to wait on /dev/fuse, false if it parks
+     * ({@link #SPARE} others wait there already; then {@link #park}).
+     */
     boolean finished() {
         synchronized (lock) {
             if (waiting >= SPARE) {
-                alive--;
-                lock.notifyAll();
+                parked++;
                 return false;
             }
             waiting++;
@@ -73,8 +97,36 @@ final class Workers {
         }
     }
 
+    /** A parked worker waits to be woken: true if it was (it then waits on /dev/fuse), false if it ends now. */
+    boolean park() {
+        synchronized (lock) {
+            long end = System.nanoTime() + IDLE_MS * 1_000_000L;
+            boolean interrupted = false;
+            while (wakeups == 0) {
+                long left = (end - System.nanoTime()) / 1_000_000L;
+                if (over || interrupted || left <= 0) {
+                    parked--;
+                    alive--;
+                    lock.notifyAll();
+                    return false;
+                }
+                try {
+                    lock.wait(left);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                    Thread.currentThread().interrupt();
+                }
+            }
+            wakeups--;
+            return true;
+        }
+    }
+
     /** A worker ends while waiting (unmounted, or /dev/fuse failed). */
     void ended() {
+        synchronized (lock) {
+            over = true; // /dev/fuse is done: parked workers end too
+        }
         gone(true);
     }
 
