@@ -24,15 +24,14 @@ public final class OptionParser {
             "norelatime", "async", "sync", "auto", "noauto", "user", "nouser",
             "users", "_netdev", "nofail", "defaults", "lazytime", "nolazytime", "silent", "loud",
             "splice_read", "splice_write", "splice_move", "big_writes", "kernel_cache", "auto_cache",
-            "use_ino", "hard_remove", "noxattrs", "plugins", "threaded",
-            "nfs_export");
+            "use_ino", "hard_remove", "noxattrs", "plugins", "threaded");
 
     /** Every option strata knows (for "did you mean"). */
     static final List<String> KNOWN = List.of(
             "lowerdir", "lowerdir+", "datadir+", "verity", "upperdir", "workdir", "fsync", "volatile", "timeout", "attr_timeout", "static_nlink",
             "redirect_dir", "index", "metacopy", "userxattr", "noacl", "xattr_permissions", "uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
             "squash_to_gid", "context", "trace", "debug", "passthrough", "writeback", "transport", "fsname", "subtype",
-            "xino", "uuid", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
+            "xino", "uuid", "nfs_export", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "noatime", "relatime", "strictatime", "atime",
             "nodiratime", "diratime", "allow_other", "allow_root", "ro", "rw");
 
     public static MountOptions parse(List<String> optionStrings, Path cwd) {
@@ -192,6 +191,14 @@ public final class OptionParser {
                 String v = need(key, val);
                 if (!v.equals("on") && !v.equals("off") && !v.equals("auto")) throw new IllegalArgumentException("xino must be on, off or auto");
                 b.xino = v;
+                break;
+            }
+            case "nfs_export": {
+                // the kernel's bool parameter; strata has no NFS export (node ids do not outlive a mount),
+                // so =on falls back to off with a warning, as the kernel does where the index cannot be used
+                String v = val == null ? "on" : val;
+                if (!v.equals("on") && !v.equals("off")) throw new IllegalArgumentException("nfs_export must be on or off");
+                if (v.equals("on")) b.warnings.add("nfs_export=on is not supported (a FUSE mount's node ids do not outlive it): falling back to nfs_export=off");
                 break;
             }
             case "uuid": {

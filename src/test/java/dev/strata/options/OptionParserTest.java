@@ -203,6 +203,16 @@ class OptionParserTest {
                 assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,uuid=1"), cwd)).getMessage());
     }
 
+    /** nfs_export takes on/off; on falls back to off with one warning (no NFS export over FUSE). */
+    @Test void nfsExportFallsBackToOffWithAWarning() {
+        assertTrue(OptionParser.parse(List.of("lowerdir=/a,nfs_export=off"), cwd).warnings.isEmpty());
+        List<String> w = OptionParser.parse(List.of("lowerdir=/a,nfs_export=on"), cwd).warnings;
+        assertEquals(1, w.size(), w.toString());
+        assertTrue(w.get(0).startsWith("nfs_export=on is not supported"), w.get(0));
+        assertEquals("nfs_export must be on or off",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,nfs_export=1"), cwd)).getMessage());
+    }
+
     /**
      * metacopy as the kernel's ovl_fs_params_verify: off by default; on turns redirect_dir=on on, and
      * conflicts with another redirect_dir given and with userxattr (in either order).
