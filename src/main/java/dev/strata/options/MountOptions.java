@@ -27,6 +27,8 @@ public final class MountOptions {
     public final Path upperDir;            // null: read-only
     public final Path workDir;             // null iff upperDir is null
     public final boolean fsync;            // false with fsync=0 or volatile
+    /** fsync=strict (the kernel's, 6.12+): copy-ups of regular files and directories also synced once complete. */
+    public final boolean fsyncStrict;
     public final boolean volatileMode;
     public final double timeoutSeconds;    // entry (name) cache timeout handed to the kernel
     public final double attrTimeoutSeconds; // attribute cache timeout (see README: hard links, copy-up)
@@ -119,6 +121,7 @@ public final class MountOptions {
         this.upperDir = b.upperDir;
         this.workDir = b.workDir;
         this.fsync = b.fsync && !b.volatileMode;
+        this.fsyncStrict = this.fsync && b.fsyncStrict;
         this.volatileMode = b.volatileMode;
         this.timeoutSeconds = b.timeoutSeconds;
         this.attrTimeoutSeconds = b.attrTimeoutSeconds;
@@ -186,7 +189,7 @@ public final class MountOptions {
         public boolean lowerdirGiven;
         public String verity = "off";
         public Path upperDir, workDir;
-        public boolean fsync = true, volatileMode, staticNlink, noAcl, debug, index;
+        public boolean fsync = true, fsyncStrict, volatileMode, staticNlink, noAcl, debug, index;
         public double timeoutSeconds = 1_000_000;
         public double attrTimeoutSeconds = 1_000_000;
         public int xattrPermissions;

@@ -172,7 +172,18 @@ public final class OptionParser {
             }
             case "upperdir": b.upperDir = path(cwd, unescape(need(key, val))); break;
             case "workdir": b.workDir = path(cwd, unescape(need(key, val))); break;
-            case "fsync": b.fsync = !"0".equals(need(key, val)); break;
+            case "fsync": {
+                // fuse-overlayfs's fsync=0|1 and the kernel's fsync=auto|strict|volatile (6.12+)
+                String v = need(key, val);
+                switch (v) {
+                    case "0": b.fsync = false; break;
+                    case "1": case "auto": b.fsync = true; b.fsyncStrict = false; break;
+                    case "strict": b.fsync = true; b.fsyncStrict = true; break;
+                    case "volatile": b.volatileMode = true; break;
+                    default: throw new IllegalArgumentException("fsync must be auto, strict or volatile (or fuse-overlayfs's 0 or 1)");
+                }
+                break;
+            }
             case "volatile": b.volatileMode = true; break;
             case "timeout": b.timeoutSeconds = number(key, need(key, val)); break;
             case "attr_timeout": b.attrTimeoutSeconds = number(key, need(key, val)); break;

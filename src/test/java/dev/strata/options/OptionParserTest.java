@@ -203,6 +203,21 @@ class OptionParserTest {
                 assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,uuid=1"), cwd)).getMessage());
     }
 
+    /** fsync: fuse-overlayfs's 0/1 and the kernel's auto/strict/volatile; anything else in one line. */
+    @Test void fsyncModes() {
+        MountOptions d = OptionParser.parse(List.of("lowerdir=/a"), cwd);
+        assertTrue(d.fsync && !d.fsyncStrict && !d.volatileMode);
+        MountOptions s = OptionParser.parse(List.of("lowerdir=/a,fsync=strict"), cwd);
+        assertTrue(s.fsync && s.fsyncStrict);
+        assertTrue(OptionParser.parse(List.of("lowerdir=/a,fsync=auto"), cwd).fsync);
+        MountOptions v = OptionParser.parse(List.of("lowerdir=/a,fsync=volatile"), cwd);
+        assertTrue(!v.fsync && !v.fsyncStrict && v.volatileMode);
+        assertFalse(OptionParser.parse(List.of("lowerdir=/a,fsync=0"), cwd).fsync);
+        assertTrue(OptionParser.parse(List.of("lowerdir=/a,fsync=1"), cwd).fsync);
+        assertEquals("fsync must be auto, strict or volatile (or fuse-overlayfs's 0 or 1)",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,fsync=yes"), cwd)).getMessage());
+    }
+
     /** nfs_export takes on/off; on falls back to off with one warning (no NFS export over FUSE). */
     @Test void nfsExportFallsBackToOffWithAWarning() {
         assertTrue(OptionParser.parse(List.of("lowerdir=/a,nfs_export=off"), cwd).warnings.isEmpty());

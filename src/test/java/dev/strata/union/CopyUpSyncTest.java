@@ -22,10 +22,10 @@ import static dev.strata.posix.Posix.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * When a copy-up fsyncs its copy, as the kernel since 6.12 (copy_up.c, metadata_fsync): with metacopy
- * off once the copy is complete (data, xattrs, mode, times) and before it gets its name, for every
- * regular file, empty ones too, and every directory; with metacopy=on only a copy with data, right after
- * the data (the older order), and never a metadata-only copy; with fsync=0 never. The engine's test
+ * When a copy-up fsyncs its copy, as the kernel's fsync= modes (6.12+): by default (fsync=auto) a copy
+ * with data right after the data, nothing else (no directory, no empty file, no metadata-only copy);
+ * with fsync=strict also every regular file and directory once the copy is complete (data, xattrs, mode,
+ * times) and before it gets its name (metacopy off); with fsync=0 or volatile never. The engine's test
  * probe sees each copy's descriptor just before its fsync.
  */
 class CopyUpSyncTest {
@@ -61,13 +61,18 @@ class CopyUpSyncTest {
     @AfterEach void close() { if (u != null) u.close(); }
 
     void mount(boolean metacopy, boolean fsync) {
+        mount(metacopy, fsync ? "auto" : "0");
+    }
+
+    void mount(boolean metacopy, String fsync) {
         MountOptions.Builder b = new MountOptions.Builder();
         b.lowerDirs = List.of(lower);
         b.upperDir = upper;
         b.workDir = work;
         b.metacopy = metacopy;
         if (metacopy) b.redirectDir = "on";
-        b.fsync = fsync;
+        b.fsync = !fsync.equals("0");
+        b.fsyncStrict = fsync.equals("strict");
         u = Union.open(b.build(), UnionEvents.NONE);
         u.overlay().copy.beforeSync = fd -> {
             Stat st = new Stat();
@@ -85,21 +90,36 @@ class CopyUpSyncTest {
     void copyUpsSyncCompleteCopies() {
         openForWrite("/d/f"); // the directory first, then the file
         openForWrite("/e");
-        assertEquals(3, synced.size(), synced.toString());
+        assertEquals(4, synced.size(), synced.toString());
         assertEquals(new Seen(S_IFDIR, 0750, DIR_MTIME, synced.get(0).size(), false), synced.get(0), "the directory, complete");
-        assertEquals(new Seen(S_IFREG, 0640, FILE_MTIME, 4, userXattrs), synced.get(1), "the file: data, mode, times, xattrs");
-        assertEquals(new Seen(S_IFREG, 0604, EMPTY_MTIME, 0, false), synced.get(2), "an empty file is synced too");
+        assertEquals(4, synced.get(1).size(), "the file's data, right after it was copied");
+        assertEquals(new Seen(S_IFREG, 0640, FILE_MTIME, 4, userXattrs), synced.get(2), "the file: data, mode, times, xattrs");
+        assertEquals(new Seen(S_IFREG, 0604, EMPTY_MTIME, 0, false), synced.get(3), "an empty file is synced too");
     }
 
-    @Test void withoutMetacopyEachCopyIsSyncedOnceCompleteThroughOTmpfile() {
-        mount(false, true);
+    @Test void strictSyncsEachCopyOnceCompleteThroughOTmpfile() {
+        mount(false, "strict");
         copyUpsSyncCompleteCopies();
     }
 
-    @Test void withoutMetacopyEachCopyIsSyncedOnceCompleteThroughTheWorkdir() {
-        mount(false, true);
+    @Test void strictSyncsEachCopyOnceCompleteThroughTheWorkdir() {
+        mount(false, "strict");
         u.overlay().copy.tmpfileWorks = false; // a workdir without O_TMPFILE: named copies renamed into place
         copyUpsSyncCompleteCopies();
+    }
+
+    /** fsync=auto, the default: the data of a copy, right after it is copied; no directory, no empty file. */
+    @Test void byDefaultOnlyDataIsSyncedRightAfterItIsCopied() {
+        mount(false, true);
+        openForWrite("/d/f");
+        openForWrite("/e");
+        assertEquals(1, synced.size(), synced.toString());
+        assertEquals(S_IFREG, synced.get(0).type());
+        assertEquals(4, synced.get(0).size(), "the data is in the copy");
+        u.overlay().copy.tmpfileWorks = false;
+        openForWrite("/g");
+        assertEquals(2, synced.size(), synced.toString());
+        assertEquals(3, synced.get(1).size(), "through the workdir too");
     }
 
     @Test void withMetacopyOnlyDataIsSyncedRightAfterItIsCopied() {
