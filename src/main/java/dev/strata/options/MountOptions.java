@@ -189,6 +189,7 @@ public final class MountOptions {
         public boolean lowerdirGiven;
         public String verity = "off";
         public Path upperDir, workDir;
+        public boolean nfsExport, indexGiven;
         public boolean fsync = true, fsyncStrict, volatileMode, staticNlink, noAcl, debug, index;
         public double timeoutSeconds = 1_000_000;
         public double attrTimeoutSeconds = 1_000_000;

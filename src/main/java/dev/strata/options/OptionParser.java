@@ -40,6 +40,7 @@ public final class OptionParser {
         for (String s : optionStrings) {
             for (String opt : split(s)) apply(b, opt, cwd, lost);
         }
+        nfsExportRules(b);
         metacopyRules(b);
         // the kernel's ovl_fs_params_verify: userxattr means redirect_dir=nofollow (redirects are
         // trusted.* information an unprivileged mounter could forge in user.*); another mode given with
@@ -72,6 +73,21 @@ public final class OptionParser {
      * turns it on when redirect_dir is not given; given with another redirect_dir, or with userxattr
      * (which the kernel mounts with redirect_dir=nofollow), it is refused as "conflicting options".
      */
+    /**
+     * nfs_export=on as the kernel's ovl_fs_params_verify refuses it (given with index=off or metacopy=on);
+     * otherwise it falls back to off with a warning: strata has no NFS export (a FUSE mount's node ids
+     * do not outlive it), as the kernel falls back where it cannot have one.
+     */
+    static void nfsExportRules(MountOptions.Builder b) {
+        if (!b.nfsExport) return;
+        String fallback = "nfs_export=on is not supported (a FUSE mount's node ids do not outlive it): falling back to nfs_export=off";
+        // no upper and redirects followed: the kernel falls back before it looks at index or metacopy
+        if (b.upperDir == null && !"nofollow".equals(b.redirectDir)) { b.warnings.add(fallback); return; }
+        if (b.indexGiven && !b.index) throw new IllegalArgumentException("conflicting options: nfs_export=on,index=off");
+        if (b.metacopy) throw new IllegalArgumentException("conflicting options: nfs_export=on,metacopy=on");
+        b.warnings.add(fallback);
+    }
+
     static void metacopyRules(MountOptions.Builder b) {
         if (!b.metacopy) return;
         if (!b.redirectDirGiven) b.redirectDir = "on";
@@ -209,7 +225,7 @@ public final class OptionParser {
                 // so =on falls back to off with a warning, as the kernel does where the index cannot be used
                 String v = val == null ? "on" : val;
                 if (!v.equals("on") && !v.equals("off")) throw new IllegalArgumentException("nfs_export must be on or off");
-                if (v.equals("on")) b.warnings.add("nfs_export=on is not supported (a FUSE mount's node ids do not outlive it): falling back to nfs_export=off");
+                b.nfsExport = v.equals("on");
                 break;
             }
             case "uuid": {
@@ -232,6 +248,7 @@ public final class OptionParser {
                 String v = need(key, val);
                 if (!v.equals("on") && !v.equals("off")) throw new IllegalArgumentException("index must be on or off");
                 b.index = v.equals("on");
+                b.indexGiven = true;
                 break;
             }
             case "xattr_permissions": {

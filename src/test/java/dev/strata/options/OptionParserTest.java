@@ -224,6 +224,13 @@ class OptionParserTest {
         List<String> w = OptionParser.parse(List.of("lowerdir=/a,nfs_export=on"), cwd).warnings;
         assertEquals(1, w.size(), w.toString());
         assertTrue(w.get(0).startsWith("nfs_export=on is not supported"), w.get(0));
+        // as the kernel (6.18 here): refused with an upper, a fallback without one
+        String up = "lowerdir=/a,upperdir=/u,workdir=/w,";
+        assertEquals("conflicting options: nfs_export=on,index=off",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of(up + "index=off,nfs_export=on"), cwd)).getMessage());
+        assertEquals("conflicting options: nfs_export=on,metacopy=on",
+                assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of(up + "nfs_export=on,metacopy=on"), cwd)).getMessage());
+        assertEquals(1, OptionParser.parse(List.of("lowerdir=/a:/b,index=off,nfs_export=on"), cwd).warnings.size());
         assertEquals("nfs_export must be on or off",
                 assertThrows(IllegalArgumentException.class, () -> OptionParser.parse(List.of("lowerdir=/a,nfs_export=1"), cwd)).getMessage());
     }
