@@ -3,18 +3,25 @@
 # with -o passthrough=0 (and optionally a second strata build) on the same lower layer, as root.
 #
 #   bash bench/copyup/run.sh [--rounds N] [--systems kernel,fuse-overlayfs,strata] [--base HOME]
-#                            [--opts EXTRA] [--workdir DIR]
+#                            [--opts EXTRA] [--workdir DIR] [--warm N]
 #
 # The lower layer (built once in WORKDIR/lower): a/ and b/, 300 .py files (< 64 KiB) of /usr/lib/python3.11 each.
 # Each round mounts every system on a fresh upper (order rotated per round), runs append-loop over a/
 # (warm-up: a new strata daemon is still compiling) and over b/ (measured): open(O_WRONLY|O_APPEND),
 # write, close per file, one copy-up each. Prints every run and the medians of b/ per system.
+# --warm N warms up over WORKDIR/lower/w-N (N files, built once) instead of a/: strata with a process of
+# its own per mount still compiles (C1) during b/ after a/'s 300 copy-ups (a third of its samples).
+# Each run's upper and work directories are made in a directory of their own, spread over the file
+# system's block groups (chattr +T on their parent: ext4's Orlov placement for top-level directories),
+# and kept until the end: on an ext4 without a journal (as / here), inodes freed in the last seconds to
+# minutes are skipped one by one at each allocation in their group (recently_deleted()), which made an
+# O_TMPFILE in a directory near the last run's deleted files cost ~90 us instead of ~3, for every system.
 # --base HOME adds 'strata-base', the strata of another checkout (an A/B run); --opts adds mount options
 # to every system (e.g. fsync=0 for strata, volatile for the kernel: give them per system in the code).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 home="$(cd "$here/../.." && pwd)"
-rounds=5 systems="kernel,fuse-overlayfs,strata" base="" work=/var/tmp/strata-bench/copyup extra=""
+rounds=5 systems="kernel,fuse-overlayfs,strata" base="" work=/var/tmp/strata-bench/copyup extra="" warm=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -22,14 +29,15 @@ while [ $# -gt 0 ]; do
     --base) base="$2"; shift 2 ;;
     --opts) extra="$2"; shift 2 ;;
     --workdir) work="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --warm) warm="$2"; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (it mounts)" >&2; exit 1; }
 if [ -z "${COPYUP_BENCH_NS:-}" ]; then
   COPYUP_BENCH_NS=1 exec unshare -m --propagation private bash "$0" --rounds "$rounds" --systems "$systems" \
-    ${base:+--base "$base"} ${extra:+--opts "$extra"} --workdir "$work"
+    ${base:+--base "$base"} ${extra:+--opts "$extra"} --workdir "$work" ${warm:+--warm "$warm"}
 fi
 [ -n "$base" ] && case ",$systems," in *,strata-base,*) ;; *) systems="$systems,strata-base" ;; esac
 mkdir -p "$work"
@@ -43,15 +51,31 @@ if [ ! -e "$work/lower/ready" ]; then
   done < <(find /usr/lib/python3.11 -name '*.py' -size -64k | sort | head -600)
   touch "$work/lower/ready"
 fi
+wdir=a
+if [ -n "$warm" ]; then
+  wdir="w-$warm"
+  if [ ! -d "$work/lower/$wdir" ]; then
+    mkdir -p "$work/lower/$wdir.tmp"; i=0
+    while [ $i -lt "$warm" ]; do
+      for f in "$work"/lower/a/*; do
+        [ $i -lt "$warm" ] || break
+        cp "$f" "$work/lower/$wdir.tmp/$i-$(basename "$f")"; i=$((i + 1))
+      done
+    done
+    mv "$work/lower/$wdir.tmp" "$work/lower/$wdir"
+  fi
+fi
 mnt="$work/mnt"; mkdir -p "$mnt"
+runs="$work/runs.$$"; mkdir -p "$runs"; chattr +T "$runs" 2>/dev/null || true
+trap 'umount "$mnt" 2>/dev/null || true; rm -rf "$runs"' EXIT
 IFS=, read -r -a sys <<<"$systems"
 results="$work/results.txt"; : >"$results"
 echo "date $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) strata $(git -C "$home" rev-parse --short HEAD 2>/dev/null || echo "$home")"
 for ((r = 0; r < rounds; r++)); do
   for ((j = 0; j < ${#sys[@]}; j++)); do
     s="${sys[$(((j + r) % ${#sys[@]}))]}"
-    rm -rf "$work/upper" "$work/wd"; mkdir -p "$work/upper" "$work/wd"
-    o="lowerdir=$work/lower,upperdir=$work/upper,workdir=$work/wd${extra:+,$extra}"
+    d="$runs/$r-$j"; mkdir -p "$d/upper" "$d/wd"
+    o="lowerdir=$work/lower,upperdir=$d/upper,workdir=$d/wd${extra:+,$extra}"
     case "$s" in
       kernel) mount -t overlay overlay -o "$o" "$mnt" ;;
       fuse-overlayfs) fuse-overlayfs -o "$o" "$mnt" ;;
@@ -59,7 +83,7 @@ for ((r = 0; r < rounds; r++)); do
       strata-base) STRATA_DAEMON=0 "$base/bin/strata" mount -o "$o,passthrough=0" "$mnt" ;;
       *) echo "run.sh: unknown system $s" >&2; exit 2 ;;
     esac
-    "$work/append-loop" "$mnt/a" >/dev/null
+    "$work/append-loop" "$mnt/$wdir" >/dev/null
     line="$("$work/append-loop" "$mnt/b")"
     umount "$mnt"
     while grep -q " $mnt " /proc/mounts; do sleep 0.1; done
@@ -79,4 +103,3 @@ for s, rs in rows.items():
     med = lambda k: statistics.median(float(x[k]) for x in rs)
     print("%-16s %6d %12.4f %14.1f %14.1f" % (s, len(rs), med("total_s"), med("open_p50"), med("open_p90")))
 EOF
-rm -rf "$work/upper" "$work/wd"
