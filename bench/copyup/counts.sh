@@ -4,18 +4,19 @@
 # strata's daemon, for the kernel overlay and strata -o passthrough=0, with and without fsync, as root.
 #
 #   bash bench/copyup/counts.sh [--rounds N] [--warm N] [--systems kernel,strata,kernel-volatile,strata-volatile]
-#                               [--home DIR] [--workdir DIR]
+#                               [--home DIR] [--workdir DIR] [--scratch-fs]
 #
 # Uses the lower layer of run.sh (WORKDIR/lower: b/ holds the 300 files measured) and adds WORKDIR/lower/w-N,
 # N files for a warm-up (default 1800): strata runs here in a process of its own (a new JVM per mount), whose
 # JIT still compiles after the 300 copy-ups of run.sh's warm-up. Each run: mount, append-loop over w-N, then
 # over b/ under `perf stat` (caller; daemon threads) and `perf record` of sched_waking/sched_switch. Upper
 # and work directories as in run.sh: spread over the block groups (chattr +T on their parent) and kept
-# until the end, so that no run allocates inodes among recently freed ones (ext4 without a journal).
+# until the end, so that no run allocates inodes among recently freed ones (ext4 without a journal);
+# --scratch-fs as in run.sh: each run's upper and work on a new ext4 of its own (loop device).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 home="$(cd "$here/../.." && pwd)"
-rounds=3 warm=1800 systems="kernel,strata,kernel-volatile,strata-volatile" work=/var/tmp/strata-bench/copyup
+rounds=3 warm=1800 systems="kernel,strata,kernel-volatile,strata-volatile" work=/var/tmp/strata-bench/copyup scratch=0
 args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,7 +25,8 @@ while [ $# -gt 0 ]; do
     --systems) systems="$2"; shift 2 ;;
     --home) home="$2"; shift 2 ;;
     --workdir) work="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --scratch-fs) scratch=1; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "counts.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -48,14 +50,18 @@ if [ ! -d "$w" ]; then
 fi
 run="$(mktemp -d /var/tmp/copyup-counts.XXXXXX)"; chattr +T "$run" 2>/dev/null || true
 mnt="$run/mnt"; mkdir -p "$mnt"
-trap 'umount "$mnt" 2>/dev/null || true; rm -rf "$run"' EXIT
+trap 'umount "$mnt" 2>/dev/null || true; umount "$run"/*/ 2>/dev/null || true; rm -rf "$run"' EXIT
 IFS=, read -r -a sys <<<"$systems"
 n="$(ls "$work/lower/b" | wc -l)"
 echo "date $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) strata $(git -C "$home" rev-parse --short HEAD 2>/dev/null || echo "$home") copy-ups $n warm-up $warm"
 for ((r = 0; r < rounds; r++)); do
   for ((j = 0; j < ${#sys[@]}; j++)); do
     s="${sys[$(((j + r) % ${#sys[@]}))]}"
-    d="$run/$r-$j"; mkdir -p "$d/upper" "$d/wd"
+    d="$run/$r-$j"; mkdir -p "$d"
+    if [ "$scratch" = 1 ]; then
+      truncate -s 1G "$d.img" && mkfs.ext4 -q "$d.img" && mount -o loop "$d.img" "$d"
+    fi
+    mkdir -p "$d/upper" "$d/wd"
     o="lowerdir=$work/lower,upperdir=$d/upper,workdir=$d/wd"
     case "$s" in *-volatile) o="$o,volatile" ;; esac
     pid=""
@@ -77,6 +83,11 @@ for ((r = 0; r < rounds; r++)); do
     tids=""; [ -n "$pid" ] && tids="$(ls "/proc/$pid/task" | tr '\n' ' ')"
     umount "$mnt"
     while grep -q " $mnt " /proc/mounts; do sleep 0.1; done
+    if [ "$scratch" = 1 ]; then
+      # the daemon of a mount of its own lets go of the upper and work directories as it ends
+      for _ in $(seq 100); do umount "$d" 2>/dev/null && break; sleep 0.1; done
+      rm -f "$d.img"
+    fi
     perf script -i "$run/sched.data" -F comm,tid,cpu,event,trace 2>/dev/null >"$run/sched.txt" || true
     python3 - "$s" "$n" "$run" "$tids" "$line" <<'EOF'
 import collections, re, sys

@@ -3,7 +3,7 @@
 # with -o passthrough=0 (and optionally a second strata build) on the same lower layer, as root.
 #
 #   bash bench/copyup/run.sh [--rounds N] [--systems kernel,fuse-overlayfs,strata] [--base HOME]
-#                            [--opts EXTRA] [--workdir DIR] [--warm N]
+#                            [--opts EXTRA] [--workdir DIR] [--warm N] [--scratch-fs]
 #
 # The lower layer (built once in WORKDIR/lower): a/ and b/, 300 .py files (< 64 KiB) of /usr/lib/python3.11 each.
 # Each round mounts every system on a fresh upper (order rotated per round), runs append-loop over a/
@@ -16,12 +16,15 @@
 # and kept until the end: on an ext4 without a journal (as / here), inodes freed in the last seconds to
 # minutes are skipped one by one at each allocation in their group (recently_deleted()), which made an
 # O_TMPFILE in a directory near the last run's deleted files cost ~90 us instead of ~3, for every system.
+# Still, other processes free inodes too, and which group a run lands in varies: --scratch-fs puts each
+# run's upper and work directories on a new ext4 of their own (mkfs, with a journal, on a loop device
+# whose file is in WORKDIR), the same start for every system.
 # --base HOME adds 'strata-base', the strata of another checkout (an A/B run); --opts adds mount options
 # to every system (e.g. fsync=0 for strata, volatile for the kernel: give them per system in the code).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 home="$(cd "$here/../.." && pwd)"
-rounds=5 systems="kernel,fuse-overlayfs,strata" base="" work=/var/tmp/strata-bench/copyup extra="" warm=""
+rounds=5 systems="kernel,fuse-overlayfs,strata" base="" work=/var/tmp/strata-bench/copyup extra="" warm="" scratch=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -30,14 +33,16 @@ while [ $# -gt 0 ]; do
     --opts) extra="$2"; shift 2 ;;
     --workdir) work="$2"; shift 2 ;;
     --warm) warm="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --scratch-fs) scratch=1; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root (it mounts)" >&2; exit 1; }
 if [ -z "${COPYUP_BENCH_NS:-}" ]; then
   COPYUP_BENCH_NS=1 exec unshare -m --propagation private bash "$0" --rounds "$rounds" --systems "$systems" \
-    ${base:+--base "$base"} ${extra:+--opts "$extra"} --workdir "$work" ${warm:+--warm "$warm"}
+    ${base:+--base "$base"} ${extra:+--opts "$extra"} --workdir "$work" ${warm:+--warm "$warm"} \
+    $([ "$scratch" = 1 ] && echo --scratch-fs)
 fi
 [ -n "$base" ] && case ",$systems," in *,strata-base,*) ;; *) systems="$systems,strata-base" ;; esac
 mkdir -p "$work"
@@ -67,14 +72,18 @@ if [ -n "$warm" ]; then
 fi
 mnt="$work/mnt"; mkdir -p "$mnt"
 runs="$work/runs.$$"; mkdir -p "$runs"; chattr +T "$runs" 2>/dev/null || true
-trap 'umount "$mnt" 2>/dev/null || true; rm -rf "$runs"' EXIT
+trap 'umount "$mnt" 2>/dev/null || true; umount "$runs"/*/ 2>/dev/null || true; rm -rf "$runs"' EXIT
 IFS=, read -r -a sys <<<"$systems"
 results="$work/results.txt"; : >"$results"
 echo "date $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) strata $(git -C "$home" rev-parse --short HEAD 2>/dev/null || echo "$home")"
 for ((r = 0; r < rounds; r++)); do
   for ((j = 0; j < ${#sys[@]}; j++)); do
     s="${sys[$(((j + r) % ${#sys[@]}))]}"
-    d="$runs/$r-$j"; mkdir -p "$d/upper" "$d/wd"
+    d="$runs/$r-$j"; mkdir -p "$d"
+    if [ "$scratch" = 1 ]; then
+      truncate -s 1G "$d.img" && mkfs.ext4 -q "$d.img" && mount -o loop "$d.img" "$d"
+    fi
+    mkdir -p "$d/upper" "$d/wd"
     o="lowerdir=$work/lower,upperdir=$d/upper,workdir=$d/wd${extra:+,$extra}"
     case "$s" in
       kernel) mount -t overlay overlay -o "$o" "$mnt" ;;
@@ -87,6 +96,11 @@ for ((r = 0; r < rounds; r++)); do
     line="$("$work/append-loop" "$mnt/b")"
     umount "$mnt"
     while grep -q " $mnt " /proc/mounts; do sleep 0.1; done
+    if [ "$scratch" = 1 ]; then
+      # the daemon of a mount of its own lets go of the upper and work directories as it ends
+      for _ in $(seq 100); do umount "$d" 2>/dev/null && break; sleep 0.1; done
+      rm -f "$d.img"
+    fi
     echo "round $r $s $line" | tee -a "$results"
   done
 done
