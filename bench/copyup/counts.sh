@@ -4,7 +4,7 @@
 # strata's daemon, for the kernel overlay and strata -o passthrough=0, with and without fsync, as root.
 #
 #   bash bench/copyup/counts.sh [--rounds N] [--warm N] [--systems kernel,strata,kernel-volatile,strata-volatile]
-#                               [--home DIR] [--workdir DIR] [--scratch-fs]
+#                               [--home DIR] [--base DIR] [--workdir DIR] [--scratch-fs]
 #
 # Uses the lower layer of run.sh (WORKDIR/lower: b/ holds the 300 files measured) and adds WORKDIR/lower/w-N,
 # N files for a warm-up (default 1800): strata runs here in a process of its own (a new JVM per mount), whose
@@ -12,11 +12,12 @@
 # over b/ under `perf stat` (caller; daemon threads) and `perf record` of sched_waking/sched_switch. Upper
 # and work directories as in run.sh: spread over the block groups (chattr +T on their parent) and kept
 # until the end, so that no run allocates inodes among recently freed ones (ext4 without a journal);
-# --scratch-fs as in run.sh: each run's upper and work on a new ext4 of its own (loop device).
+# --scratch-fs as in run.sh: each run's upper and work on a new ext4 of its own (loop device). --base DIR
+# adds the systems strata-base and strata-base-volatile: the strata of checkout DIR (an A/B).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 home="$(cd "$here/../.." && pwd)"
-rounds=3 warm=1800 systems="kernel,strata,kernel-volatile,strata-volatile" work=/var/tmp/strata-bench/copyup scratch=0
+rounds=3 warm=1800 systems="kernel,strata,kernel-volatile,strata-volatile" work=/var/tmp/strata-bench/copyup scratch=0 base=""
 args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,9 +25,10 @@ while [ $# -gt 0 ]; do
     --warm) warm="$2"; shift 2 ;;
     --systems) systems="$2"; shift 2 ;;
     --home) home="$2"; shift 2 ;;
+    --base) base="$2"; shift 2 ;;
     --workdir) work="$2"; shift 2 ;;
     --scratch-fs) scratch=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "counts.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +54,7 @@ run="$(mktemp -d /var/tmp/copyup-counts.XXXXXX)"; chattr +T "$run" 2>/dev/null |
 mnt="$run/mnt"; mkdir -p "$mnt"
 trap 'umount "$mnt" 2>/dev/null || true; umount "$run"/*/ 2>/dev/null || true; rm -rf "$run"' EXIT
 IFS=, read -r -a sys <<<"$systems"
+[ -n "$base" ] && sys+=(strata-base strata-base-volatile)
 n="$(ls "$work/lower/b" | wc -l)"
 echo "date $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg) strata $(git -C "$home" rev-parse --short HEAD 2>/dev/null || echo "$home") copy-ups $n warm-up $warm"
 for ((r = 0; r < rounds; r++)); do
@@ -67,6 +70,8 @@ for ((r = 0; r < rounds; r++)); do
     pid=""
     case "$s" in
       kernel*) mount -t overlay overlay -o "$o" "$mnt" ;;
+      strata-base*) STRATA_DAEMON=0 "$base/bin/strata" mount -o "$o,passthrough=0" "$mnt"
+               pid="$(pgrep -n -f -- "$mnt")" ;;
       strata*) STRATA_DAEMON=0 "$home/bin/strata" mount -o "$o,passthrough=0" "$mnt"
                pid="$(pgrep -n -f -- "$mnt")" ;;
       *) echo "counts.sh: unknown system $s" >&2; exit 2 ;;
