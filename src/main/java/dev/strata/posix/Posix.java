@@ -157,6 +157,18 @@ public final class Posix {
         return ret(C.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
     }
 
+    /**
+     * renameat2 of a name known not to be a directory, without RENAME_EXCHANGE: no directory moves or
+     * disappears (over a directory such a rename fails with EISDIR; a name it replaces is not a
+     * directory), so directories cached by path stay valid (the namespace generation is kept). A whiteout
+     * put in place from the workdir is one: each unlink of a lower file no longer reopens the
+     * directories the next request needs.
+     */
+    public static int renameNonDir(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
+        if ((flags & RENAME_EXCHANGE) != 0) NAMESPACE_GENERATION.incrementAndGet();
+        return ret(C.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
+    }
+
     private static final java.util.concurrent.atomic.AtomicLong NAMESPACE_GENERATION = new java.util.concurrent.atomic.AtomicLong();
     /**
      * Changes whenever this process renames something or removes a directory (and when a layer is
