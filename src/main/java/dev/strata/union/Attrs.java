@@ -37,7 +37,7 @@ final class Attrs {
         if (ino != 0) return ino;
         int top = n.top();
         ino = 0;
-        if (ovl.hasUpper && top == 0) ino = upperOrigin(n);
+        if (ovl.hasUpper && top == 0) ino = n.fresh ? 0 : upperOrigin(n); // a file made here has no origin
         else if (ovl.index != null && top == ovl.index.layer) ino = parseOrigin(ovl.stack[top].getxattr(n.relIn(top), ovl.originXattr));
         if (ino == 0 && ovl.index != null && (top == 0 || top == ovl.index.layer) && n.type != S_IFDIR) ino = ovl.index.originIno(n);
         if (ino == 0) ino = mapIno(top, realIno);
