@@ -94,7 +94,14 @@ public final class Posix {
     static Pointer nativeName(String s, int slot) {
         if (s.length() >= NAME_SLOT) return null;
         byte[] b = s.getBytes(NAMES); // a Latin-1 string: one array copy
-        Pointer p = NAME_BUF.get()[slot];
+        Pointer[] buf;
+        if (Thread.currentThread() instanceof ServingThread t) {
+            buf = t.names;
+            if (buf == null) t.names = buf = NAME_BUF.get();
+        } else {
+            buf = NAME_BUF.get();
+        }
+        Pointer p = buf[slot];
         p.put(0, b, 0, b.length);
         p.putByte(b.length, (byte) 0);
         return p;
