@@ -10,7 +10,9 @@ CPU (/proc/PID/stat), daemon syscalls (strace -c -f), wall time.
 --lower: layers top first (e.g. those of bench/rootless/make-image.sh, unpacked). strata runs with
 -o passthrough=0 (the rootless data path) and a process of its own (STRATA_DAEMON=0). count mode
 mounts with -d (slower: counts only), cpu mode plainly (CPU and wall; rounds interleaved), strace
-mode attaches `strace -c -f` to the daemon for each phase. Root only; runs in a private mount
+mode attaches `strace -c -f` to the daemon for each phase (strace 6.1 leaves getxattrat out of its
+counts), perreq mode `strace -f` of every call, each counted against the FUSE request the same thread
+read last: system calls per request, by opcode (strata only: it reads one request per read(2)). Root only; runs in a private mount
 namespace; the upper and workdir are under a temp dir that is removed.
 """
 import argparse, collections, os, re, shutil, signal, subprocess, sys, tempfile, time
@@ -98,6 +100,29 @@ def strace_summary(text):
     return calls, " ".join(f"{name}={n}" for n, name in top[:14])
 
 
+def per_request(path):
+    """{opcode: (requests, {syscall: count})}: each call counted against the request its thread read last."""
+    last, reqs, calls = {}, collections.Counter(), collections.defaultdict(collections.Counter)
+    for line in open(path, errors="replace"):
+        m = re.match(r"(\d+)\s+(?:<\.\.\. )?(\w+)", line)
+        if not m:
+            continue
+        tid, call = m.groups()
+        if call == "read" and "resumed>" not in line or call == "read" and '"' in line:
+            h = re.search(r'"((?:\\x[0-9a-f]{2}){8})', line)
+            if h:
+                b = bytes(int(x, 16) for x in re.findall(r"\\x([0-9a-f]{2})", h.group(1)))
+                op = int.from_bytes(b[4:8], "little")
+                if op in OPS:
+                    last[tid] = OPS[op]
+                    reqs[last[tid]] += 1
+                    continue
+        if call in ("read", "write", "futex", "restart_syscall") or tid not in last:
+            continue  # the transport's own reads and replies, thread hand-offs
+        calls[last[tid]][call.replace("syscall_0x1d0", "getxattrat")] += 1
+    return {op: (n, calls[op]) for op, n in reqs.items()}
+
+
 def run_once(system, args, work, mnt, results):
     logf = f"{work}/log-{system}"
     with open(logf, "wb") as log:
@@ -109,6 +134,10 @@ def run_once(system, args, work, mnt, results):
                 time.sleep(0.3 if args.mode != "cpu" else 0.1)  # let the log/kernel settle
                 off = os.path.getsize(logf)
                 st = None
+                if args.mode == "perreq":
+                    st = subprocess.Popen(["strace", "-f", "-xx", "-s", "8", "-p", str(pid), "-o", f"{work}/st"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)
                 if args.mode == "strace":
                     st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", f"{work}/st"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -126,7 +155,10 @@ def run_once(system, args, work, mnt, results):
                     time.sleep(0.3)
                     st.send_signal(signal.SIGINT)
                     st.wait()
-                    row["calls"], row["top"] = strace_summary(open(f"{work}/st").read())
+                    if args.mode == "perreq":
+                        row["perreq"] = per_request(f"{work}/st")
+                    else:
+                        row["calls"], row["top"] = strace_summary(open(f"{work}/st").read())
                 results[system][ph].append(row)
         finally:
             subprocess.run(["umount", mnt])
@@ -137,7 +169,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lower", required=True)
     ap.add_argument("--system", action="append", default=[])
-    ap.add_argument("--mode", default="cpu", choices=["count", "cpu", "strace"])
+    ap.add_argument("--mode", default="cpu", choices=["count", "cpu", "strace", "perreq"])
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--phases", default=",".join(PHASES))
     args = ap.parse_args()
@@ -180,6 +212,15 @@ def main():
                 line += f"  requests {sum(ops.values())}: " + " ".join(f"{k}={v}" for k, v in ops.most_common())
             if args.mode == "strace":
                 line += f"  syscalls {med([x['calls'] for x in rows])}: {rows[0]['top']}"
+            if args.mode == "perreq" and s != "fuse-overlayfs":
+                pr = rows[0]["perreq"]
+                tot = sum(sum(c.values()) for n, c in pr.values())
+                line += f"  system calls besides read/write/futex: {tot}"
+                for op, (n, c) in sorted(pr.items(), key=lambda kv: -kv[1][0]):
+                    k = sum(c.values())
+                    if n >= 3:
+                        line += f"\n      {op:12s} {n:6d} requests {k / n:5.2f}/request: " + " ".join(
+                            f"{name}={v / n:.2f}" for name, v in c.most_common(6))
             if args.rounds > 1:
                 line += "  walls " + " ".join(f"{x['wall']:.3f}" for x in rows)
                 line += "  cpus " + " ".join(f"{x['cpu']:.2f}" for x in rows)
