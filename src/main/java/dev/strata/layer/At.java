@@ -2,6 +2,7 @@ package dev.strata.layer;
 
 import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
+import dev.strata.posix.ServingThread;
 
 /**
  * A place to make one *at call: a directory descriptor and one name in it. A path below a layer root
@@ -53,18 +54,29 @@ public final class At implements AutoCloseable {
      * layer's directories busy).
      */
     public static void releaseThreadCache() {
-        for (Cached c : CACHE.get().ways) {
+        for (Cached c : cache().ways) {
             if (c.fd >= 0 && c.borrowers == 0) Posix.close(c.fd);
             c.fd = -1;
             c.parent = null;
         }
         CACHE.remove();
+        if (Thread.currentThread() instanceof ServingThread t) t.atCache = null;
+    }
+
+    /** This thread's cache: a serving thread's own field, else the ThreadLocal (see {@link ServingThread}). */
+    private static Cache cache() {
+        if (Thread.currentThread() instanceof ServingThread t) {
+            Object c = t.atCache;
+            if (c == null) t.atCache = c = new Cache();
+            return (Cache) c;
+        }
+        return CACHE.get();
     }
 
     /** How many directories this thread's cache holds open (for tests). */
     static int cachedDirectories() {
         int n = 0;
-        for (Cached c : CACHE.get().ways) if (c.fd >= 0) n++;
+        for (Cached c : cache().ways) if (c.fd >= 0) n++;
         return n;
     }
 
@@ -81,7 +93,7 @@ public final class At implements AutoCloseable {
     static At beneath(int rootFd, String rel) {
         int slash = rel.lastIndexOf('/');
         String parent = rel.substring(0, slash), name = rel.substring(slash + 1);
-        Cache cache = CACHE.get();
+        Cache cache = cache();
         long g = Posix.namespaceGeneration();
         Cached victim = null;
         for (Cached c : cache.ways) {

@@ -13,8 +13,10 @@ import jnr.ffi.types.ssize_t;
  */
 public interface LibC {
     int openat(int dirfd, String path, int flags, int mode);
+    int openat(int dirfd, Pointer path, int flags, int mode);
     int close(int fd);
     int fstatat(int dirfd, String path, Pointer statbuf, int flags);
+    int fstatat(int dirfd, Pointer path, Pointer statbuf, int flags);
     int fstat(int fd, Pointer statbuf);
     int mkdirat(int dirfd, String path, int mode);
     int mknodat(int dirfd, String path, int mode, long dev);

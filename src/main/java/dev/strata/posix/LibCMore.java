@@ -47,8 +47,10 @@ public interface LibCMore {
     @ssize_t long syscall(long number, int fd, Pointer dirp, @size_t long count);
     /** getxattrat(2) (Linux 6.13+): syscall(464, dfd, path, at_flags, name, struct xattr_args*, size). */
     @ssize_t long syscall(long number, int dfd, String path, int atFlags, String name, Pointer args, @size_t long usize);
+    @ssize_t long syscall(long number, int dfd, Pointer path, int atFlags, Pointer name, Pointer args, @size_t long usize);
     /** openat2(2) (Linux 5.6+): syscall(437, dfd, path, struct open_how*, size). */
     @ssize_t long syscall(long number, int dfd, String path, Pointer how, @size_t long size);
+    @ssize_t long syscall(long number, int dfd, Pointer path, Pointer how, @size_t long size);
     /** open_tree(2) (Linux 5.2+): syscall(428, dfd, path, flags). */
     @ssize_t long syscall(long number, int dfd, String path, int flags);
     /** mount_setattr(2) (Linux 5.12+): syscall(442, dfd, path, flags, struct mount_attr*, size). */

@@ -79,10 +79,38 @@ public final class Posix {
     public static int errno() { return RT.getLastError(); }
 
     private static int ret(int r) { return r < 0 ? -errno() : r; }
+
+    /**
+     * Names for the hottest calls (fstatat, openat, openat2, getxattrat) go to the kernel from a
+     * per-thread native buffer: jnr's own String conversion runs a charset encoder char by char and
+     * copies the result through JNI on every call, about a tenth of the daemon's CPU in a find (perf,
+     * issue 14). Each call uses its own slots (two names at most), so nothing is shared between calls.
+     */
+    private static final int NAME_SLOT = 4096; // PATH_MAX with its NUL: longer names take jnr's way
+    private static final ThreadLocal<Pointer[]> NAME_BUF = ThreadLocal.withInitial(
+            () -> new Pointer[]{Memory.allocateDirect(RT, NAME_SLOT), Memory.allocateDirect(RT, NAME_SLOT)});
+
+    /** s NUL-terminated in slot 0 or 1 of this thread's name buffers, or null if it does not fit. */
+    static Pointer nativeName(String s, int slot) {
+        if (s.length() >= NAME_SLOT) return null;
+        byte[] b = s.getBytes(NAMES); // a Latin-1 string: one array copy
+        Pointer[] buf;
+        if (Thread.currentThread() instanceof ServingThread t) {
+            buf = t.names;
+            if (buf == null) t.names = buf = NAME_BUF.get();
+        } else {
+            buf = NAME_BUF.get();
+        }
+        Pointer p = buf[slot];
+        p.put(0, b, 0, b.length);
+        p.putByte(b.length, (byte) 0);
+        return p;
+    }
     private static long ret(long r) { return r < 0 ? -errno() : r; }
 
     public static int openat(int dirfd, String path, int flags, int mode) {
-        return ret(C.openat(dirfd, path, flags | O_CLOEXEC, mode));
+        Pointer n = nativeName(path, 0);
+        return ret(n != null ? C.openat(dirfd, n, flags | O_CLOEXEC, mode) : C.openat(dirfd, path, flags | O_CLOEXEC, mode));
     }
     public static int close(int fd) { return ret(C.close(fd)); }
 
@@ -104,7 +132,8 @@ public final class Posix {
         how.putLong(0, (long) (flags | O_CLOEXEC) & 0xffffffffL);
         how.putLong(8, mode);
         how.putLong(16, resolve);
-        long r = M.syscall(SYS_OPENAT2, dirfd, path, how, 24);
+        Pointer n = nativeName(path, 0);
+        long r = n != null ? M.syscall(SYS_OPENAT2, dirfd, n, how, 24) : M.syscall(SYS_OPENAT2, dirfd, path, how, 24);
         if (r >= 0) return (int) r;
         int e = errno();
         if (e == Errno.ENOSYS) haveOpenat2 = false;
@@ -113,11 +142,12 @@ public final class Posix {
     /** Tests: behave as on a kernel without openat2 (the component-by-component walk). */
     public static void disableOpenat2ForTests() { haveOpenat2 = false; }
     public static int fstatat(int dirfd, String path, Stat st, int flags) {
-        return ret(C.fstatat(dirfd, path, st.buf, flags));
+        return fstatat(dirfd, path, st.buf, flags);
     }
     /** fstatat straight into a caller's struct stat (e.g. the FUSE reply buffer). */
     public static int fstatat(int dirfd, String path, Pointer statbuf, int flags) {
-        return ret(C.fstatat(dirfd, path, statbuf, flags));
+        Pointer n = nativeName(path, 0);
+        return ret(n != null ? C.fstatat(dirfd, n, statbuf, flags) : C.fstatat(dirfd, path, statbuf, flags));
     }
     public static int fstat(int fd, Stat st) { return ret(C.fstat(fd, st.buf)); }
     public static int fstat(int fd, Pointer statbuf) { return ret(C.fstat(fd, statbuf)); }
@@ -154,6 +184,18 @@ public final class Posix {
     }
     public static int renameat2(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
         NAMESPACE_GENERATION.incrementAndGet();
+        return ret(C.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
+    }
+
+    /**
+     * renameat2 of a name known not to be a directory, without RENAME_EXCHANGE: no directory moves or
+     * disappears (over a directory such a rename fails with EISDIR; a name it replaces is not a
+     * directory), so directories cached by path stay valid (the namespace generation is kept). A whiteout
+     * put in place from the workdir is one: each unlink of a lower file no longer reopens the
+     * directories the next request needs.
+     */
+    public static int renameNonDir(int olddirfd, String oldpath, int newdirfd, String newpath, int flags) {
+        if ((flags & RENAME_EXCHANGE) != 0) NAMESPACE_GENERATION.incrementAndGet();
         return ret(C.renameat2(olddirfd, oldpath, newdirfd, newpath, flags));
     }
 
@@ -396,7 +438,9 @@ public final class Posix {
             args.putLong(0, value == null ? 0 : value.address());
             args.putInt(8, (int) size);
             args.putInt(12, 0);
-            long r = M.syscall(SYS_GETXATTRAT, dirfd, rel, AT_SYMLINK_NOFOLLOW, name, args, 16);
+            Pointer nr = nativeName(rel, 0), nn = nr == null ? null : nativeName(name, 1);
+            long r = nn != null ? M.syscall(SYS_GETXATTRAT, dirfd, nr, AT_SYMLINK_NOFOLLOW, nn, args, 16)
+                    : M.syscall(SYS_GETXATTRAT, dirfd, rel, AT_SYMLINK_NOFOLLOW, name, args, 16);
             if (r >= 0) return r;
             int e = errno();
             if (e != Errno.ENOSYS) return -e;

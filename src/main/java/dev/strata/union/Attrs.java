@@ -37,7 +37,7 @@ final class Attrs {
         if (ino != 0) return ino;
         int top = n.top();
         ino = 0;
-        if (ovl.hasUpper && top == 0) ino = upperOrigin(n);
+        if (ovl.hasUpper && top == 0) ino = n.fresh ? 0 : upperOrigin(n); // a file made here has no origin
         else if (ovl.index != null && top == ovl.index.layer) ino = parseOrigin(ovl.stack[top].getxattr(n.relIn(top), ovl.originXattr));
         if (ino == 0 && ovl.index != null && (top == 0 || top == ovl.index.layer) && n.type != S_IFDIR) ino = ovl.index.originIno(n);
         if (ino == 0) ino = mapIno(top, realIno);
@@ -159,25 +159,83 @@ final class Attrs {
         }
         ovl.lock.readLock().lock();
         try {
-            Node n = ovl.namei.resolve(path, false);
-            int e = Namei.err(n);
-            if (e != 0) return e;
-            int r = getattr(n, st);
-            if (r < 0 || !n.listed) return r;
-            // a regular file readdir entered: this stat confirms it unless it shows an empty file,
-            // which may be an xattr whiteout, or a metadata-only copy (its mark read here where the
-            // lookup would read it, see LayerLookup#mayBeMetacopy): then the confirming lookup decides
-            if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0
-                    && (!mayBeMetacopy(n, st) || Markers.metacopy(ovl.stack[n.top()], n.relIn(n.top())) == 0)) {
-                n.listed = false;
-                return 0;
-            }
-            n = ovl.namei.resolve(path);
-            e = Namei.err(n);
-            return e != 0 ? e : getattr(n, st);
+            return getattrResolved(path, ovl.namei.resolve(path, false), st);
         } finally {
             ovl.lock.readLock().unlock();
         }
+    }
+
+    /** See {@link Union#getattrEach}. */
+    void getattrEach(String dirPath, String[] names, int from, int to, Pointer st, Union.EntryStat sink) {
+        if (!ovl.files.hidden.isEmpty()) { // libfuse's hidden names go by path
+            for (int i = from; i < to; i++) {
+                int r = isDot(names[i]) ? -ENOENT : getattr(childPath(dirPath, names[i]), st);
+                if (!sink.entry(i, r)) return;
+            }
+            return;
+        }
+        ovl.lock.readLock().lock();
+        try {
+            Node dir = ovl.namei.resolve(dirPath);
+            int de = Namei.err(dir);
+            if (de == 0 && !dir.isDir()) de = -ENOTDIR;
+            for (int i = from; i < to; i++) {
+                String name = names[i];
+                int r;
+                if (isDot(name)) {
+                    r = -ENOENT;
+                } else if (de != 0) {
+                    r = de;
+                } else {
+                    // as resolve(path, false) ends: the cached child as it is, else a lookup
+                    Node c = dir.children().get(name);
+                    r = getattrResolved(null, c != null ? c : ovl.namei.child(dir, name), st);
+                    if (r == RESOLVE_AGAIN) {
+                        // as resolve(path) ends: the confirming lookup
+                        Node n = ovl.namei.child(dir, name);
+                        int e = Namei.err(n);
+                        r = e != 0 ? e : getattr(n, st);
+                    }
+                }
+                if (!sink.entry(i, r)) return;
+            }
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
+    }
+
+    private static boolean isDot(String name) {
+        return name.equals(".") || name.equals("..");
+    }
+
+    private static String childPath(String dirPath, String name) {
+        return dirPath.length() == 1 ? "/" + name : dirPath + "/" + name;
+    }
+
+    /** {@link #getattrResolved} without a path: the node must be looked up again (see there). */
+    private static final int RESOLVE_AGAIN = Integer.MIN_VALUE;
+
+    /**
+     * getattr of node n, which resolve(path, false) gave (caller holds the read lock). With a null path,
+     * answers {@link #RESOLVE_AGAIN} where the confirming lookup is needed.
+     */
+    private int getattrResolved(String path, Node n, Pointer st) {
+        int e = Namei.err(n);
+        if (e != 0) return e;
+        int r = getattr(n, st);
+        if (r < 0 || !n.listed) return r;
+        // a regular file readdir entered: this stat confirms it unless it shows an empty file,
+        // which may be an xattr whiteout, or a metadata-only copy (its mark read here where the
+        // lookup would read it, see LayerLookup#mayBeMetacopy): then the confirming lookup decides
+        if ((st.getInt(Stat.OFF_MODE) & S_IFMT) == n.type && st.getLong(Stat.OFF_SIZE) != 0
+                && (!mayBeMetacopy(n, st) || Markers.metacopy(ovl.stack[n.top()], n.relIn(n.top())) == 0)) {
+            n.listed = false;
+            return 0;
+        }
+        if (path == null) return RESOLVE_AGAIN;
+        n = ovl.namei.resolve(path);
+        e = Namei.err(n);
+        return e != 0 ? e : getattr(n, st);
     }
 
     /** Whether a lookup would read the metacopy mark of the file n's top layer holds (see LayerLookup#mayBeMetacopy). */

@@ -231,7 +231,7 @@ final class Create {
             int fd = createName(dir, name, false, mode, uid, gid, true,
                     (dfd, n) -> Posix.openat(dfd, n, ovl.files.fdFlags(flags & ~(O_EXCL | O_DIRECT)) | O_CREAT | O_EXCL, mode & 07777));
             if (fd >= 0) {
-                Node n = ovl.namei.child(dir, name);
+                Node n = ovl.namei.created(dir, name);
                 if (!n.negative()) ovl.files.openFiles.put(fd, n);
             }
             return fd;

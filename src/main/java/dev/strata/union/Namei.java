@@ -78,6 +78,24 @@ final class Namei {
         return c;
     }
 
+    /**
+     * The node of the regular file {@code name} that {@link Create} has just made in the upper copy of
+     * {@code dir} (O_CREAT|O_EXCL, under the exclusive lock, where the merged view had no such name):
+     * what a lookup would find there, an upper-only non-directory (a file made here is neither a
+     * whiteout nor a metadata-only copy, and hides whatever the lowers hold under a whiteout it
+     * replaced or that hid it), built without the lstat and the four xattr reads of a lookup (untar
+     * of the python stdlib: 1,405 files). With index=on the lookup decides (hard-link aliases).
+     */
+    Node created(Node dir, String name) {
+        Children ch = dir.children();
+        Node c = ch.get(name);
+        if (c != null || ovl.index != null) return c != null ? c : child(dir, name);
+        Node n = new Node(dir, Layer.child(dir.rel, name), Node.single(0), S_IFREG, false, 0);
+        n.fresh = true;
+        ovl.protect.created(n);
+        return cache(ch, name, n);
+    }
+
     /** The real lookup: upper, then each lower top-down, by the overlay rules of {@link LayerLookup}. */
     Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);

@@ -48,6 +48,11 @@ class Node {
     volatile boolean verified;
     /** Entered by readdir, not yet confirmed by a lookup (see Namei#confirmListed). */
     volatile boolean listed;
+    /**
+     * Made in the upper by this mount a moment ago ({@link Namei#created}): it has no origin to read for
+     * its first presented number (taken once, then kept in {@link #ino}).
+     */
+    volatile boolean fresh;
     private volatile Children children;
     /** The merged listing of a directory, kept until a name in it changes (see {@link Union#readdir}). */
     volatile Listing listing;

@@ -55,6 +55,15 @@ final class Protect {
         this.xattr = trusted ? TRUSTED : USER;
     }
 
+    /**
+     * A file this mount has just created in the upper: no overlay.protattr, and no append-only or
+     * immutable flag (file systems do not pass those on from a directory: ext4's, xfs's and btrfs's
+     * inherited flags leave them out), so there is nothing to read. A later chattr (store) reads again.
+     */
+    void created(Node n) {
+        n.prot = new Flags(n.layers, generation.get(), 0);
+    }
+
     /** APPEND / IMMUTABLE of a node (0 for a negative entry), read once per node (caller holds the lock). */
     int bits(Node n) {
         if (n == null || n instanceof Namei.LookupError || n.negative()) return 0;

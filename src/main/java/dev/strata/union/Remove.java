@@ -47,7 +47,11 @@ final class Remove {
             r = ovl.copy.moveIntoUpper(tmp, rel, RENAME_EXCHANGE);
             if (r == 0) Tree.removeAt(ovl.workFd, tmp);
         } else {
-            r = ovl.copy.moveIntoUpper(tmp, rel, 0);
+            // the whiteout (a device, not a directory) replaces a file or takes a free name: no
+            // directory moves, so the directories this thread keeps open stay usable (Posix.renameNonDir)
+            try (At a = up.at(rel)) {
+                r = a.ok() ? Posix.renameNonDir(ovl.workFd, tmp, a.dirfd(), a.name(), 0) : a.err();
+            }
         }
         if (r < 0) Posix.unlinkat(ovl.workFd, tmp, 0);
         else ovl.events.whiteout("/" + rel, f.label);

@@ -102,6 +102,21 @@ public final class Union implements AutoCloseable {
     // ------------------------------------------------------------------ attributes (Attrs)
 
     public int getattr(String path, Pointer st) { return ovl.attrs.getattr(path, st); }
+
+    /** Takes the attributes of one entry of a listing (READDIRPLUS): see {@link #getattrEach}. */
+    public interface EntryStat {
+        /** r: what getattr of dir/names[i] answered, its attributes in st if 0. Returns false to stop. */
+        boolean entry(int i, int r);
+    }
+
+    /**
+     * getattr of dirPath/names[i] for i in [from, to), each into st, until sink answers false: what
+     * {@link #getattr} answers for each path, with the directory resolved once rather than once per entry
+     * ("." and ".." are not looked up: -ENOENT).
+     */
+    public void getattrEach(String dirPath, String[] names, int from, int to, Pointer st, EntryStat sink) {
+        ovl.attrs.getattrEach(dirPath, names, from, to, st, sink);
+    }
     public int fgetattr(int fd, Pointer st) { return ovl.attrs.fgetattr(fd, st); }
     public int readlink(String path, Pointer buf, long size) { return ovl.attrs.readlink(path, buf, size); }
     public String readlink(String path, int[] err) { return ovl.attrs.readlink(path, err); }

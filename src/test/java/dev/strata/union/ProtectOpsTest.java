@@ -104,6 +104,32 @@ class ProtectOpsTest {
         assertEquals(0, u.unlink("/lf"));
     }
 
+    @Test void aFileJustCreatedIsUnflaggedUntilChattrAndShowsWhatALookupShows() {
+        // its node is made without a lookup, its flags known to be none (Namei.created, Protect.created)
+        int fd = u.create("/new", 0644, O_WRONLY | O_CREAT | O_EXCL, 0, 0);
+        assertTrue(fd >= 0);
+        u.release(fd);
+        assertEquals(0, u.utimens("/new", 5, 0, 5, 0));
+        Pointer a = jnr.ffi.Memory.allocateDirect(Posix.RT, 256), b = jnr.ffi.Memory.allocateDirect(Posix.RT, 256);
+        assertEquals(0, u.getattr("/new", a));
+        assertEquals(0, chattr("/new", FS_IMMUTABLE_FL));
+        assertEquals(-EPERM, u.utimens("/new", 6, 0, 6, 0));
+        assertEquals(-EPERM, u.unlink("/new"));
+        assertEquals(0, chattr("/new", 0));
+        assertEquals(0, u.utimens("/new", 5, 0, 5, 0));
+        u.close();
+        MountOptions.Builder o = new MountOptions.Builder();
+        o.lowerDirs = List.of(lower);
+        o.upperDir = upper;
+        o.workDir = work;
+        u = Union.open(o.build(), null);       // a new mount looks the same file up
+        assertEquals(0, u.getattr("/new", b));
+        for (int off : new int[]{dev.strata.posix.Stat.OFF_INO, dev.strata.posix.Stat.OFF_MODE, dev.strata.posix.Stat.OFF_NLINK, dev.strata.posix.Stat.OFF_SIZE, dev.strata.posix.Stat.OFF_MTIME}) {
+            assertEquals(a.getLong(off), b.getLong(off), "stat field at " + off);
+        }
+        assertEquals(0, u.unlink("/new"));
+    }
+
     @Test void anAppendOnlyFileTakesAppendsAndTouches() {
         assertEquals(0, chattr("/lg", FS_APPEND_FL));
         int fd = u.open("/lg", O_WRONLY | O_APPEND);

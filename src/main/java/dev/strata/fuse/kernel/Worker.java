@@ -54,6 +54,13 @@ final class Worker implements Runnable {
 
     private final Workers pool;
 
+    /**
+     * What the engine reported during the current request on this worker's thread (copied up; listings
+     * whose inode numbers changed): the thread's KernelFS.COPIED/RELISTED, kept here too so that each
+     * request does not look them up (ThreadLocal.get is a native call in C1-compiled code on JDK 17).
+     */
+    private final ArrayList<String> copied = new ArrayList<>(), relisted = new ArrayList<>();
+
     Worker(KernelFS fs, Workers pool) {
         this.fs = fs;
         this.pool = pool;
@@ -89,8 +96,8 @@ final class Worker implements Runnable {
     }
 
     @Override public void run() {
-        KernelFS.COPIED.set(new ArrayList<>());
-        KernelFS.RELISTED.set(new ArrayList<>());
+        KernelFS.COPIED.set(copied);
+        KernelFS.RELISTED.set(relisted);
         boolean retired = false;
         try {
             while (true) {
@@ -188,9 +195,7 @@ final class Worker implements Runnable {
                 // the reply went out; the log line is what is lost
             }
         } finally {
-            ArrayList<String> copied = KernelFS.COPIED.get();
             if (!copied.isEmpty()) copied.clear();
-            ArrayList<String> relisted = KernelFS.RELISTED.get();
             if (!relisted.isEmpty()) relisted.clear();
         }
     }
@@ -337,7 +342,6 @@ final class Worker implements Runnable {
      * copied up and their parents), and cached listings that show a changed inode number.
      */
     void sendNotes() {
-        ArrayList<String> relisted = KernelFS.RELISTED.get();
         if (!relisted.isEmpty()) {
             for (String p : relisted) {
                 KNode k = fs.inodes.find(p);
@@ -345,7 +349,6 @@ final class Worker implements Runnable {
             }
             relisted.clear();
         }
-        ArrayList<String> copied = KernelFS.COPIED.get();
         if (copied.isEmpty()) return;
         for (String p : copied) {
             KNode k = fs.inodes.find(p);

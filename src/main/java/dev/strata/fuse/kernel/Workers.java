@@ -159,7 +159,7 @@ final class Workers {
         }
         Worker w = new Worker(fs, this);
         try {
-            new Thread(null, w::runAndRelease, "strata-fuse-" + n, STACK).start();
+            new dev.strata.posix.ServingThread(w::runAndRelease, "strata-fuse-" + n, STACK).start();
         } catch (RuntimeException | Error e) {
             w.release();
             throw e;
