@@ -289,6 +289,36 @@ class EdgeCaseTest {
     }
 
     /**
+     * An upper fifo the kernel opened itself (FUSE sends no OPEN for it), removed (unlinked, renamed over)
+     * while open: fchmod, fchown, futimens and fsetxattr through its descriptor still change the removed
+     * upper inode on the kernel overlay, and fstat shows it (seed 3000, op #959: fsetxattr of a removed
+     * fifo, ENOENT on strata, which kept no handle on it). A device node or anything held with O_PATH
+     * goes the same way. Not on the libfuse transport (README, "Transports").
+     */
+    @Test void changesThroughTheDescriptorOfARemovedFifo() {
+        Assumptions.assumeFalse(Mounter.libfuseTransport(), "libfuse 2 keeps no name for a node it did not open");
+        b.expect(Op.mkfifo("fifo1", 0640), 0);
+        b.expect(Op.holdOpen(0, "fifo1", Posix.O_RDWR), 0);
+        b.expect(Op.unlink("fifo1"), 0);
+        b.expect(Op.fchmodHeld(0, 0604), 0);
+        b.expect(Op.fchownHeld(0, 1000, 50), 0);
+        b.expect(Op.futimensHeld(0, 1_000_000_000L, 5), 0);
+        b.same(Op.fsetxattrHeld(0, "trusted.t", "v"));
+        b.same(Op.fsetxattrHeld(0, "user.a", "v"));               // EPERM: no user.* xattrs on a fifo
+        b.same(Op.fsetxattrHeld(0, "trusted.overlay.opaque", "y"));
+        String st = b.expect(Op.fstatHeld(0), 0).detail;
+        assertTrue(st.contains("0604 1000:50") && st.contains(" nlink=0"), "kernel: the removed fifo changed: " + st);
+        b.expect(Op.mkfifo("fifo2", 0600), 0);
+        b.expect(Op.create("other", 0644), 0);
+        b.expect(Op.holdOpen(1, "fifo2", Posix.O_RDWR), 0);
+        b.expect(Op.rename("other", "fifo2", 0), 0);
+        b.expect(Op.fchmodHeld(1, 0660), 0);
+        b.same(Op.fstatHeld(1));
+        for (int i = 0; i < 2; i++) b.expect(Op.closeHeld(i), 0);
+        b.finish();
+    }
+
+    /**
      * Issue 18.6: file handles. The kernel overlay without nfs_export refuses name_to_handle_at
      * (EOPNOTSUPP) and encodes only AT_HANDLE_FID handles, which cannot be opened; strata had FUSE
      * encode handles that open_by_handle_at then found stale (ESTALE) once the kernel dropped its
@@ -395,13 +425,13 @@ class EdgeCaseTest {
         Snapshot k0 = pair.refSnapshot(), s0 = pair.tgtSnapshot();
         assertUnique(k0, k0, "kernel");
         assertUnique(s0, k0, pair.tgtLabel());
-        String[] singles = {"shadow.txt", "etc/passwd", "merged/from2", "usr/bin/tool", "pipe", "usr/lib/libx.so", "owned",
+        String[] singles = {"shadow.txt", "etc/passwd", "merged/from2", "usr/bin/tool", "fifo1", "usr/lib/libx.so", "owned",
                 LayerBuilder.NON_UTF8_FILE, "etc", "merged", "top/a/b/c"};
         b.expect(Op.append("shadow.txt", 5, 1), 0);
         b.expect(Op.append("etc/passwd", 5, 2), 0);
         b.expect(Op.setxattr("merged/from2", "user.k", "v", 0), 0);
         b.expect(Op.chmod("usr/bin/tool", 0700), 0);
-        b.expect(Op.chmod("pipe", 0600), 0);
+        b.expect(Op.chmod("fifo1", 0600), 0);
         b.expect(Op.lchown("usr/lib/libx.so", 1000, 1000), 0);
         b.expect(Op.chown("owned", 0, 0), 0);
         b.expect(Op.append(LayerBuilder.NON_UTF8_FILE, 3, 3), 0);

@@ -78,11 +78,18 @@ final class EntryOps extends Family {
     void remove(long unique, KNode dir, String name, boolean isDir) {
         String p = fs.inodes.childPath(dir, name);
         if (p == null) { w.error(unique, ENOENT); return; }
-        byte[] snapshot = keptStat(fs.inodes.peek(dir, name), p);
+        KNode held = fs.inodes.peek(dir, name);
+        byte[] snapshot = keptStat(held, p);
+        int keep = isDir ? -1 : keepRemoved(held, p);
         int r = isDir ? fs.union.rmdir(p) : fs.union.unlink(p);
-        if (r < 0) { w.error(unique, -r); return; }
+        if (r < 0) {
+            if (keep >= 0) fs.union.release(keep);
+            w.error(unique, -r);
+            return;
+        }
         KNode gone = fs.inodes.remove(dir, name);
         if (gone != null && snapshot != null) fs.inodes.x(gone).removedStat = snapshot;
+        kept(gone, keep);
         if (gone != null && !isDir) w.invalidateSiblings(fs.inodes.ino(gone), gone);
         w.reply(unique, 0);
     }
@@ -95,6 +102,20 @@ final class EntryOps extends Family {
      * object loses its link (a directory all of them: st_nlink 0), a lower one is untouched, a merged
      * directory stays at 1.
      */
+    /**
+     * Before the name p of a node the kernel holds is removed or renamed over: a descriptor the engine
+     * keeps on the object where no open file of strata's already reaches it (Inodes.Extra#removedFd), or -1.
+     */
+    private int keepRemoved(KNode held, String p) {
+        if (held == null || w.files.openFd(held) >= 0) return -1;
+        return fs.union.holdRemoved(p);
+    }
+
+    /** The name is gone: the node keeps the descriptor {@link #keepRemoved} took (released if none is held). */
+    private void kept(KNode gone, int keep) {
+        if (keep >= 0 && (gone == null || !fs.inodes.keepRemoved(gone, keep))) fs.union.release(keep);
+    }
+
     byte[] keptStat(KNode held, String p) {
         if (held == null || fs.union.getattr(p, w.stat) != 0) return null;
         if (fs.union.isUpper(p)) {
@@ -117,9 +138,12 @@ final class EntryOps extends Family {
         boolean exchange = (flags & 2) != 0; // RENAME_EXCHANGE
         KNode moved = fs.inodes.peek(fromDir, from), other = exchange ? fs.inodes.peek(toDir, to) : null;
         // a node renamed over keeps answering fstat (keptStat); a rename that fails changed nothing
-        byte[] snapshot = exchange ? null : keptStat(fs.inodes.peek(toDir, to), tp);
+        KNode target = exchange ? null : fs.inodes.peek(toDir, to);
+        byte[] snapshot = exchange ? null : keptStat(target, tp);
+        int keep = target == null ? -1 : keepRemoved(target, tp);
         int r = fs.union.rename(fp, tp, flags);
         if (r < 0) {
+            if (keep >= 0) fs.union.release(keep);
             // a rename the upper refused may have changed things first, as the kernel overlay's does:
             // the source copied up with its redirect (ctime), the old directory's times (ext4 makes and
             // drops the whiteout of a RENAME_WHITEOUT that fails with ENOTEMPTY)
@@ -131,6 +155,7 @@ final class EntryOps extends Family {
         }
         KNode replaced = fs.inodes.rename(fromDir, from, toDir, to, exchange);
         if (replaced != null && snapshot != null) fs.inodes.x(replaced).removedStat = snapshot;
+        kept(replaced, keep);
         if (replaced != null) w.invalidateSiblings(fs.inodes.ino(replaced), replaced); // its other names lost a link
         // a renamed file's ctime changed, which its other names show too
         if (moved != null) w.invalidateSiblings(fs.inodes.ino(moved), moved);

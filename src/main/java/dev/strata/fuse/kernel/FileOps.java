@@ -153,12 +153,13 @@ final class FileOps extends Family {
         return fs.union.release(fd);
     }
 
-    /** A descriptor open on a node, or -1. */
+    /** A descriptor open on a node, else the one kept on it since its removal (Inodes.Extra#removedFd), or -1. */
     int openFd(KNode node) {
         for (java.util.Map.Entry<Integer, KernelFS.OpenFile> e : fs.openFiles.entrySet()) {
             if (e.getValue().node.equals(node)) return e.getKey();
         }
-        return -1;
+        Inodes.Extra x = fs.inodes.xIfAny(node);
+        return x == null ? -1 : x.removedFd;
     }
 
     /** Whether the node is open for writing (through strata: passthrough opens are opened through it too). */
