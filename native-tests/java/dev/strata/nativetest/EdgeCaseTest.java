@@ -319,6 +319,33 @@ class EdgeCaseTest {
     }
 
     /**
+     * An upper directory (a new one, and a lower one copied up: merged) held open and renamed over by
+     * another directory: fchmod, fchown, futimens and fsetxattr through the descriptor change the removed
+     * upper directory on the kernel overlay, and fstat shows the change with the st_nlink the removal
+     * left (seed 1007 with redirect_dir=on,index=on,metacopy=on, op #1529: fchmod ENOENT on strata).
+     */
+    @Test void changesThroughTheDescriptorOfADirectoryRenamedOver() {
+        Assumptions.assumeFalse(Mounter.libfuseTransport(), "libfuse 2 keeps no name for a node it did not open");
+        b.expect(Op.mkdir("vdir", 0750), 0);
+        b.expect(Op.chmod("tmp", 0755), 0);                          // a lower directory copied up
+        String[] victims = {"vdir", "tmp"};
+        for (int i = 0; i < victims.length; i++) {
+            b.expect(Op.mkdir("src" + i, 0700), 0);
+            b.expect(Op.holdOpen(i, victims[i], Posix.O_RDONLY | Posix.O_DIRECTORY), 0);
+            b.expect(Op.rename("src" + i, victims[i], 0), 0);
+            b.expect(Op.fchmodHeld(i, 0705), 0);
+            b.expect(Op.fchownHeld(i, 1000, 50), 0);
+            b.expect(Op.futimensHeld(i, 1_000_000_000L, 7), 0);
+            b.same(Op.fsetxattrHeld(i, "trusted.t", "v"));
+            b.same(Op.fsetxattrHeld(i, "user.a", "v"));
+            String st = b.expect(Op.fstatHeld(i), 0).detail;
+            assertTrue(st.contains("0705 1000:50"), "kernel: the removed directory changed: " + st);
+            b.expect(Op.closeHeld(i), 0);
+        }
+        b.finish();
+    }
+
+    /**
      * Issue 18.6: file handles. The kernel overlay without nfs_export refuses name_to_handle_at
      * (EOPNOTSUPP) and encodes only AT_HANDLE_FID handles, which cannot be opened; strata had FUSE
      * encode handles that open_by_handle_at then found stale (ESTALE) once the kernel dropped its

@@ -74,7 +74,7 @@ final class OpenFiles {
 
     /**
      * Before the name {@code path} is removed or renamed over while the kernel holds its node: an O_PATH
-     * descriptor of the object if it is a non-directory of the upper layer (released with
+     * descriptor of the object if it is in the upper layer (a directory too; released with
      * {@link #release}), else -1. A lower object is not held: its removal leaves a whiteout, and the
      * kernel overlay's change through such a descriptor copies it up over that whiteout, which strata
      * does not do (it answers ENOENT, README "Not there yet").
@@ -84,7 +84,7 @@ final class OpenFiles {
         ovl.lock.readLock().lock();
         try {
             Node n = ovl.namei.resolve(path);
-            if (Namei.err(n) != 0 || n.isDir() || n.top() != 0 || n.rel.isEmpty()) return -1;
+            if (Namei.err(n) != 0 || n.top() != 0 || n.rel.isEmpty()) return -1;
             int fd = ovl.stack[0].openat(n.rel, O_PATH | O_NOFOLLOW, 0);
             if (fd < 0) return -1;
             pathHandles.add(fd);

@@ -80,7 +80,7 @@ final class EntryOps extends Family {
         if (p == null) { w.error(unique, ENOENT); return; }
         KNode held = fs.inodes.peek(dir, name);
         byte[] snapshot = keptStat(held, p);
-        int keep = isDir ? -1 : keepRemoved(held, p);
+        int keep = keepRemoved(held, p);
         int r = isDir ? fs.union.rmdir(p) : fs.union.unlink(p);
         if (r < 0) {
             if (keep >= 0) fs.union.release(keep);
