@@ -25,7 +25,11 @@ final class FileOps extends Family {
             int r = w.attrs.killSuidGid(p, fd);
             if (r < 0) { fs.union.release(fd); w.error(unique, -r); return; }
         }
-        openReply(0, fd, node, fs.union.hasOtherNames(fd));
+        boolean otherNames = fs.union.hasOtherNames(fd);
+        // a write open of a metadata-only copy copies its data up, which changes its mtime and ctime on
+        // the kernel overlay (ovl_copy_up_meta_inode_data), as every other name of the file shows
+        if (otherNames && ((flags & Posix.O_ACCMODE) != Posix.O_RDONLY || (flags & Posix.O_TRUNC) != 0)) w.invalidateSiblings(fs.inodes.ino(node), node);
+        openReply(0, fd, node, otherNames);
         if (!w.reply(unique, OPEN_OUT)) w.unclaimed(fd);
     }
 
