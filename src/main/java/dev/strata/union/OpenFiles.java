@@ -95,6 +95,21 @@ final class OpenFiles {
         }
     }
 
+    /**
+     * A name went (removed, renamed over or away: {@link Remove#markGone}): files opened through an
+     * earlier node of the same path, one the lookup cache has dropped since (an index copy-up drops the
+     * cached lower names of the file it brings up), lose it too, so that they answer from their
+     * descriptor instead of looking up whatever takes the name next.
+     */
+    void nameGone(Node n, boolean deleted) {
+        if (openFiles.isEmpty()) return;
+        for (Node o : openFiles.values()) {
+            if (o == n || o.gone || !o.rel.equals(n.rel)) continue;
+            o.gone = true;
+            if (deleted) o.deleted = true;
+        }
+    }
+
     /** Whether fd is one of {@link #pathHandles} (O_PATH: changes through its /proc/self/fd link). */
     boolean pathOnly(int fd) {
         return !pathHandles.isEmpty() && pathHandles.contains(fd);
