@@ -79,7 +79,24 @@ class IndexTest {
      * strata, 1 on the kernel); the same after an unlink of the held name.
      */
     @Test void aHeldNameRenamedOverOrRemovedCountsOneLinkLess() {
-        Both b = both("held");
+        heldNameRenamedOverOrRemoved(both("held"));
+    }
+
+    /** The same with metacopy=on: chmod brings a name up metadata only. */
+    @Test void aHeldNameOfAMetadataOnlyCopyRenamedOverOrRemovedCountsOneLinkLess() {
+        NativeSupport.assumeNativeEnvironment();
+        String on = "index=on,metacopy=on";
+        pair = new Pair("ix-heldmc", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
+        pair.keepOnClose();
+        Both b = new Both("heldmc", pair);
+        b.expect(Op.chmod("top/a/h2", 0640), 0);
+        heldNameRenamedOverOrRemoved(b);
+    }
+
+    private static void heldNameRenamedOverOrRemoved(Both b) {
+        b.expect(Op.append("top/h1", 1, 3), 0);                    // both names brought up, one moved
+        b.expect(Op.append("top/a/h2", 10, 9), 0);
+        b.expect(Op.rename("top/a/h2", "moved-h2", 0), 0);
         b.expect(Op.holdOpen(0, "top/h1", Posix.O_RDWR), 0);
         b.expect(Op.create("other", 0644), 0);
         b.expect(Op.rename("other", "top/h1", 0), 0);
@@ -89,7 +106,7 @@ class IndexTest {
         b.same(Op.fstatHeld(1));
         b.expect(Op.closeHeld(0), 0);
         b.expect(Op.closeHeld(1), 0);
-        b.shOk("stat -c '%n %h' top/a/h2 data/hl2 data/sub/hl3");
+        b.shOk("stat -c '%n %h' moved-h2 data/hl2 data/sub/hl3");
         b.finish();
     }
 

@@ -65,7 +65,7 @@ final class OpenFiles {
 
     /**
      * O_PATH descriptors of removed upper objects the kernel still holds without an open strata made:
-     * a fifo, socket or device the kernel opened itself, anything held with O_PATH. The kernel overlay
+     * a fifo, socket or device the kernel opened itself, a directory, a symlink. The kernel overlay
      * keeps the upper inode of such an object, and fchmod, fchown, futimens and the xattr calls through
      * the descriptor still change it; strata keeps this descriptor for them ({@link #holdRemoved}),
      * which the f*xattr calls and fchmod refuse (EBADF), so changes go through its /proc/self/fd link.

@@ -80,7 +80,7 @@ final class EntryOps extends Family {
         if (p == null) { w.error(unique, ENOENT); return; }
         KNode held = fs.inodes.peek(dir, name);
         byte[] snapshot = keptStat(held, p);
-        int keep = keepRemoved(held, p);
+        int keep = keepRemoved(held, p, snapshot);
         int r = isDir ? fs.union.rmdir(p) : fs.union.unlink(p);
         if (r < 0) {
             if (keep >= 0) fs.union.release(keep);
@@ -95,19 +95,16 @@ final class EntryOps extends Family {
     }
 
     /**
-     * What {@code fstat} must show of a node the kernel holds once its name {@code p} is removed or
-     * renamed over, where strata has no descriptor to ask: a directory (the kernel opens directories
-     * without asking strata), a fifo, socket, device or symlink, a regular file opened with O_PATH (a
-     * regular file strata opened is answered from that open file). As on the kernel overlay: an upper
-     * object loses its link (a directory all of them: st_nlink 0), a lower one is untouched, a merged
-     * directory stays at 1.
+     * Before the name p of a node the kernel holds is removed or renamed over (its attributes in
+     * {@code snapshot}, from {@link #keptStat}): a descriptor the engine keeps on the object, which
+     * changes through the kernel's descriptor of it act on (Inodes.Extra#removedFd), or -1. Not for a
+     * regular file: the kernel opens those through strata, whose open file answers instead (one held
+     * with O_PATH only keeps its snapshot), and removing names of regular files costs no extra open.
      */
-    /**
-     * Before the name p of a node the kernel holds is removed or renamed over: a descriptor the engine
-     * keeps on the object where no open file of strata's already reaches it (Inodes.Extra#removedFd), or -1.
-     */
-    private int keepRemoved(KNode held, String p) {
-        if (held == null || w.files.openFd(held) >= 0) return -1;
+    private int keepRemoved(KNode held, String p, byte[] snapshot) {
+        if (held == null || snapshot == null) return -1;
+        int type = java.nio.ByteBuffer.wrap(snapshot).order(java.nio.ByteOrder.nativeOrder()).getInt(Stat.OFF_MODE) & Posix.S_IFMT;
+        if (type == Posix.S_IFREG || w.files.openFd(held) >= 0) return -1;
         return fs.union.holdRemoved(p);
     }
 
@@ -116,6 +113,14 @@ final class EntryOps extends Family {
         if (keep >= 0 && (gone == null || !fs.inodes.keepRemoved(gone, keep))) fs.union.release(keep);
     }
 
+    /**
+     * What {@code fstat} must show of a node the kernel holds once its name {@code p} is removed or
+     * renamed over, where strata has no descriptor to ask: a directory (the kernel opens directories
+     * without asking strata), a fifo, socket, device or symlink, a regular file opened with O_PATH (a
+     * regular file strata opened is answered from that open file). As on the kernel overlay: an upper
+     * object loses its link (a directory all of them: st_nlink 0), a lower one is untouched, a merged
+     * directory stays at 1.
+     */
     byte[] keptStat(KNode held, String p) {
         if (held == null || fs.union.getattr(p, w.stat) != 0) return null;
         if (fs.union.isUpper(p)) {
@@ -140,7 +145,7 @@ final class EntryOps extends Family {
         // a node renamed over keeps answering fstat (keptStat); a rename that fails changed nothing
         KNode target = exchange ? null : fs.inodes.peek(toDir, to);
         byte[] snapshot = exchange ? null : keptStat(target, tp);
-        int keep = target == null ? -1 : keepRemoved(target, tp);
+        int keep = keepRemoved(target, tp, snapshot);
         int r = fs.union.rename(fp, tp, flags);
         if (r < 0) {
             if (keep >= 0) fs.union.release(keep);

@@ -52,7 +52,7 @@ final class Inodes {
          */
         volatile byte[] removedStat;
         /**
-         * For a removed upper object of that kind held without an open strata made: an O_PATH descriptor
+         * For a removed upper object of that kind but a regular file (see EntryOps#keepRemoved): an O_PATH descriptor
          * the engine keeps on it (Union#holdRemoved), which fstat, fchmod, fchown, futimens and the xattr
          * calls through the kernel's descriptor act on, as on the kernel overlay; released when the kernel
          * forgets the node. -1 if none.
