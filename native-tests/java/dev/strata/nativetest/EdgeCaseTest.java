@@ -289,6 +289,63 @@ class EdgeCaseTest {
     }
 
     /**
+     * An upper fifo the kernel opened itself (FUSE sends no OPEN for it), removed (unlinked, renamed over)
+     * while open: fchmod, fchown, futimens and fsetxattr through its descriptor still change the removed
+     * upper inode on the kernel overlay, and fstat shows it (seed 3000, op #959: fsetxattr of a removed
+     * fifo, ENOENT on strata, which kept no handle on it). A device node, socket or symlink goes the
+     * same way (a regular file held only with O_PATH keeps its attributes for fstat). Not on the libfuse transport (README, "Transports").
+     */
+    @Test void changesThroughTheDescriptorOfARemovedFifo() {
+        Assumptions.assumeFalse(Mounter.libfuseTransport(), "libfuse 2 keeps no name for a node it did not open");
+        b.expect(Op.mkfifo("fifo1", 0640), 0);
+        b.expect(Op.holdOpen(0, "fifo1", Posix.O_RDWR), 0);
+        b.expect(Op.unlink("fifo1"), 0);
+        b.expect(Op.fchmodHeld(0, 0604), 0);
+        b.expect(Op.fchownHeld(0, 1000, 50), 0);
+        b.expect(Op.futimensHeld(0, 1_000_000_000L, 5), 0);
+        b.same(Op.fsetxattrHeld(0, "trusted.t", "v"));
+        b.same(Op.fsetxattrHeld(0, "user.a", "v"));               // EPERM: no user.* xattrs on a fifo
+        b.same(Op.fsetxattrHeld(0, "trusted.overlay.opaque", "y"));
+        String st = b.expect(Op.fstatHeld(0), 0).detail;
+        assertTrue(st.contains("0604 1000:50") && st.contains(" nlink=0"), "kernel: the removed fifo changed: " + st);
+        b.expect(Op.mkfifo("fifo2", 0600), 0);
+        b.expect(Op.create("other", 0644), 0);
+        b.expect(Op.holdOpen(1, "fifo2", Posix.O_RDWR), 0);
+        b.expect(Op.rename("other", "fifo2", 0), 0);
+        b.expect(Op.fchmodHeld(1, 0660), 0);
+        b.same(Op.fstatHeld(1));
+        for (int i = 0; i < 2; i++) b.expect(Op.closeHeld(i), 0);
+        b.finish();
+    }
+
+    /**
+     * An upper directory (a new one, and a lower one copied up: merged) held open and renamed over by
+     * another directory: fchmod, fchown, futimens and fsetxattr through the descriptor change the removed
+     * upper directory on the kernel overlay, and fstat shows the change with the st_nlink the removal
+     * left (seed 1007 with redirect_dir=on,index=on,metacopy=on, op #1529: fchmod ENOENT on strata).
+     */
+    @Test void changesThroughTheDescriptorOfADirectoryRenamedOver() {
+        Assumptions.assumeFalse(Mounter.libfuseTransport(), "libfuse 2 keeps no name for a node it did not open");
+        b.expect(Op.mkdir("vdir", 0750), 0);
+        b.expect(Op.chmod("tmp", 0755), 0);                          // a lower directory copied up
+        String[] victims = {"vdir", "tmp"};
+        for (int i = 0; i < victims.length; i++) {
+            b.expect(Op.mkdir("src" + i, 0700), 0);
+            b.expect(Op.holdOpen(i, victims[i], Posix.O_RDONLY | Posix.O_DIRECTORY), 0);
+            b.expect(Op.rename("src" + i, victims[i], 0), 0);
+            b.expect(Op.fchmodHeld(i, 0705), 0);
+            b.expect(Op.fchownHeld(i, 1000, 50), 0);
+            b.expect(Op.futimensHeld(i, 1_000_000_000L, 7), 0);
+            b.same(Op.fsetxattrHeld(i, "trusted.t", "v"));
+            b.same(Op.fsetxattrHeld(i, "user.a", "v"));
+            String st = b.expect(Op.fstatHeld(i), 0).detail;
+            assertTrue(st.contains("0705 1000:50"), "kernel: the removed directory changed: " + st);
+            b.expect(Op.closeHeld(i), 0);
+        }
+        b.finish();
+    }
+
+    /**
      * Issue 18.6: file handles. The kernel overlay without nfs_export refuses name_to_handle_at
      * (EOPNOTSUPP) and encodes only AT_HANDLE_FID handles, which cannot be opened; strata had FUSE
      * encode handles that open_by_handle_at then found stale (ESTALE) once the kernel dropped its

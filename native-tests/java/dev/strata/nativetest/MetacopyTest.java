@@ -107,6 +107,23 @@ class MetacopyTest {
         b.finish();
     }
 
+    /**
+     * A metadata-only copy with two names (a lower file chmod'ed, then linked): a write open through one
+     * name copies the data up, which on the kernel overlay gives the file a new mtime and ctime, shown
+     * through the other name at once (seed 1012 with redirect_dir=on,index=on,metacopy=on, op #374: the
+     * other name kept the times strata's kernel side had cached).
+     */
+    @Test void aWriteOpenOfALinkedMetadataOnlyCopyShowsThroughTheOtherName() {
+        NativeSupport.assumeNativeEnvironment();
+        String on = "index=on,metacopy=on";
+        pair = new Pair("mc-wopen", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
+        pair.keepOnClose();
+        Both b = new Both("wopen", pair);
+        b.shOk(ScenarioTest.TIMES_CHANGED + "chmod 0640 private/secret && ln private/secret etc/pw2 && stat -c '%n %h %a' etc/pw2 private/secret"
+                + " && f etc/pw2 'dd status=none if=/dev/null of=private/secret conv=notrunc' && f private/secret true");
+        b.finish();
+    }
+
     @Test void metacopyOffRefusesMetadataOnlyCopies() {
         Both b = both("off");
         b.shOk(META);

@@ -69,6 +69,8 @@ class RandomDifferentialTest {
         boolean remount = !OpGenerator.excludedFromProperty().contains("remount");
         System.out.println("[random] random seed " + seed + " (replay: -Dstrata.seed=" + seed + "), ops=" + ops);
         Deque<String> tail = new ArrayDeque<>();
+        // names whose object went away, came or changed since the last tree comparison (Snapshot#diff)
+        java.util.Set<String> renewed = new java.util.HashSet<>();
         int skippedFlags = 0, skippedMmap = 0, failedOps = 0, excused = 0;
         try (Pair p = Pair.standard("random")) {
             p.keepOnClose();
@@ -82,10 +84,11 @@ class RandomDifferentialTest {
                     // halfway: unmount both (held descriptors are closed), check the lowers, mount again; the
                     // next comparison is relative to the trees just before, so st_ino must survive the remount
                     Snapshot r0 = p.refSnapshot(), t0 = p.tgtSnapshot();
-                    List<String> d = Snapshot.diff(r0, t0, opts, 30, prevRef, prevTgt);
+                    List<String> d = Snapshot.diff(r0, t0, opts, 30, prevRef, prevTgt, renewed);
                     if (!d.isEmpty()) fail(report(seed, i - 1, null, who + p.targetLog(), "the trees differ before the remount", tail, d));
                     prevRef = r0;
                     prevTgt = t0;
+                    renewed.clear();
                     p.unmount();
                     lowersUnchanged(p, seed, i, who, tail);
                     p.mount();
@@ -132,14 +135,18 @@ class RandomDifferentialTest {
                     fail(report(seed, i, op, who + p.targetLog(), "operation results differ:\n  " + p.refLabel() + ": " + k + "\n  " + p.tgtLabel() + ": " + s,
                             tail, p.treeDiff(opts, 20)));
                 }
-                List<String> t = timesDiffer(touched, kBefore, stats(p.ref.abs(""), touched), p.refLabel(), sBefore, stats(p.tgt.abs(""), touched), p.tgtLabel(), opts);
+                Map<String, long[]> kAfter = stats(p.ref.abs(""), touched), sAfter = stats(p.tgt.abs(""), touched);
+                renewed.addAll(renewed(touched, kBefore, kAfter));
+                renewed.addAll(renewed(touched, sBefore, sAfter));
+                List<String> t = timesDiffer(touched, kBefore, kAfter, p.refLabel(), sBefore, sAfter, p.tgtLabel(), opts);
                 if (!t.isEmpty()) fail(report(seed, i, op, who + p.targetLog(), "what the operation changed differs:\n  " + String.join("\n  ", t), tail, p.treeDiff(opts, 20)));
                 if ((i + 1) % every == 0 || i == ops - 1) {
                     Snapshot r = p.refSnapshot(), ts = p.tgtSnapshot();
-                    List<String> d = Snapshot.diff(r, ts, opts, 30, prevRef, prevTgt);
+                    List<String> d = Snapshot.diff(r, ts, opts, 30, prevRef, prevTgt, renewed);
                     if (!d.isEmpty()) fail(report(seed, i, op, who + p.targetLog(), "the trees differ after this op", tail, d));
                     prevRef = r;
                     prevTgt = ts;
+                    renewed.clear();
                 }
             }
             p.unmount();
@@ -186,6 +193,16 @@ class RandomDifferentialTest {
             if (addsOrRemoves2) out.add(parent(op.path2));
         }
         return new java.util.ArrayList<>(out);
+    }
+
+    /** The names among rels whose object an operation removed, created or replaced (st_ino changed) on one side. */
+    static List<String> renewed(List<String> rels, Map<String, long[]> before, Map<String, long[]> after) {
+        List<String> out = new java.util.ArrayList<>();
+        for (String rel : rels) {
+            long[] b = before.get(rel), a = after.get(rel);
+            if ((b == null) != (a == null) || (b != null && a[0] != b[0])) out.add(rel);
+        }
+        return out;
     }
 
     private static String parent(String n) { return n.contains("/") ? n.substring(0, n.lastIndexOf('/')) : ""; }

@@ -454,6 +454,19 @@ class ScenarioTest {
     }
 
     /**
+     * A directory only in the upper layer renamed into a merged directory is made opaque first, lower
+     * entries at the new name or not, and stays so when the upper's own rename then fails (ENOTEMPTY over
+     * a non-empty upper directory): its ctime changes (not so into a directory that is not merged), as ovl_rename sets overlay.opaque before
+     * vfs_rename (seed 3000, op #1787: strata made it opaque only where a lower entry had the name).
+     */
+    @Test void aDirectoryMovedIntoAMergedOneIsMadeOpaqueFirst() {
+        b.shOk(TIMES_CHANGED + "mkdir -p pu/d pu/x pu/full full && touch full/f pu/full/f"
+                + " && r() { python3 -c \"import os,sys\ntry: os.rename(sys.argv[1], sys.argv[2]); print('ok')\nexcept OSError as e: print(e.strerror)\" \"$@\"; }"
+                + " && f pu/d 'r pu/d full' && f pu/x 'r pu/x pu/full'"); // pu is not merged: nothing is set
+        b.finish();
+    }
+
+    /**
      * Defines d COMMAND...: runs it and prints which of $NAMES had their mtime or ctime changed by it (to
      * the nanosecond, as the mount shows them), and ren FROM TO: rename(2), printing ok or the error.
      */

@@ -38,6 +38,10 @@ public interface LibCMore {
     int lsetxattr(String path, String name, Pointer value, @size_t long size, int flags);
     @ssize_t long llistxattr(String path, Pointer list, @size_t long size);
     int lremovexattr(String path, String name);
+    @ssize_t long getxattr(String path, String name, Pointer value, @size_t long size);
+    int setxattr(String path, String name, Pointer value, @size_t long size, int flags);
+    @ssize_t long listxattr(String path, Pointer list, @size_t long size);
+    int removexattr(String path, String name);
     @ssize_t long fgetxattr(int fd, String name, Pointer value, @size_t long size);
     int fsetxattr(int fd, String name, Pointer value, @size_t long size, int flags);
     @ssize_t long flistxattr(int fd, Pointer list, @size_t long size);

@@ -493,6 +493,22 @@ public final class Posix {
         return names(buf, n);
     }
 
+    // ---- the same through a descriptor that may be O_PATH (a fifo, device or symlink strata cannot
+    // open otherwise), by its /proc/self/fd link: the f*xattr calls refuse O_PATH descriptors ----
+    public static long getxattrFd(int fd, String name, Pointer value, long size) {
+        return ret(M.getxattr("/proc/self/fd/" + fd, name, value, size));
+    }
+    public static int setxattrFd(int fd, String name, Pointer value, long size, int flags) {
+        return ret(M.setxattr("/proc/self/fd/" + fd, name, value, size, flags));
+    }
+    public static int removexattrFd(int fd, String name) { return ret(M.removexattr("/proc/self/fd/" + fd, name)); }
+    public static List<String> listxattrFd(int fd) {
+        Pointer buf = Buffers.get(65536);
+        long n = M.listxattr("/proc/self/fd/" + fd, buf, 1024);
+        if (n < 0 && errno() == Errno.ERANGE) n = M.listxattr("/proc/self/fd/" + fd, buf, 65536);
+        return names(buf, n);
+    }
+
     public static int fsetxattr(int fd, String name, Pointer value, long size, int flags) {
         return ret(M.fsetxattr(fd, name, value, size, flags));
     }

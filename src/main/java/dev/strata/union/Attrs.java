@@ -471,6 +471,13 @@ final class Attrs {
     /** chmod through an open file whose name was removed (see {@link OpenFiles#upperFdOf}). */
     public int fchmod(int fd, int mode) {
         return ovl.files.onUpperOf(fd, u -> {
+            if (ovl.files.pathOnly(u)) {
+                // an O_PATH descriptor (OpenFiles#holdRemoved): by its link; a symlink's mode is not changed
+                Stat st = Stat.local2();
+                int r = Posix.fstat(u, st);
+                if (r < 0) return r;
+                return st.type() == S_IFLNK ? -EOPNOTSUPP : Posix.fchmodat(AT_FDCWD, OpenFiles.proc(u), mode & 07777);
+            }
             if (!keepsOverride(fd)) return Posix.fchmod(u, mode & 07777);
             OverrideStat.Value cur = currentOverride(u);
             return cur == null ? -EIO : ovl.overrides.write(u, cur.uid, cur.gid, mode & 07777);
@@ -487,6 +494,7 @@ final class Attrs {
     public int fchown(int fd, int uid, int gid) {
         int hu = hostUid(uid), hg = hostGid(gid);
         return ovl.files.onUpperOf(fd, u -> {
+            if (ovl.files.pathOnly(u)) return Posix.fchownat(u, "", hu, hg, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
             if (!keepsOverride(fd)) return Posix.fchown(u, hu, hg);
             OverrideStat.Value cur = currentOverride(u);
             return cur == null ? -EIO : ovl.overrides.write(u, hu == -1 ? cur.uid : hu, hg == -1 ? cur.gid : hg, cur.mode);
@@ -523,6 +531,8 @@ final class Attrs {
 
     /** utimens through an open file whose name was removed. */
     public int futimens(int fd, long aSec, long aNsec, long mSec, long mNsec) {
-        return ovl.files.onUpperOf(fd, u -> Posix.futimens(u, aSec, aNsec, mSec, mNsec));
+        return ovl.files.onUpperOf(fd, u -> ovl.files.pathOnly(u)
+                ? Posix.utimensat(AT_FDCWD, OpenFiles.proc(u), aSec, aNsec, mSec, mNsec, 0) // the link leads to the object itself
+                : Posix.futimens(u, aSec, aNsec, mSec, mNsec));
     }
 }

@@ -64,6 +64,68 @@ final class OpenFiles {
     static final String FUSE_HIDDEN = ".fuse_hidden";
 
     /**
+     * O_PATH descriptors of removed upper objects the kernel still holds without an open strata made:
+     * a fifo, socket or device the kernel opened itself, a directory, a symlink. The kernel overlay
+     * keeps the upper inode of such an object, and fchmod, fchown, futimens and the xattr calls through
+     * the descriptor still change it; strata keeps this descriptor for them ({@link #holdRemoved}),
+     * which the f*xattr calls and fchmod refuse (EBADF), so changes go through its /proc/self/fd link.
+     */
+    final Set<Integer> pathHandles = ConcurrentHashMap.newKeySet();
+
+    /**
+     * Before the name {@code path} is removed or renamed over while the kernel holds its node: an O_PATH
+     * descriptor of the object if it is in the upper layer (a directory too; released with
+     * {@link #release}), else -1. A lower object is not held: its removal leaves a whiteout, and the
+     * kernel overlay's change through such a descriptor copies it up over that whiteout, which strata
+     * does not do (it answers ENOENT, README "Not there yet").
+     */
+    int holdRemoved(String path) {
+        if (!ovl.hasUpper) return -1;
+        ovl.lock.readLock().lock();
+        try {
+            Node n = ovl.namei.resolve(path);
+            if (Namei.err(n) != 0 || n.top() != 0 || n.rel.isEmpty()) return -1;
+            int fd = ovl.stack[0].openat(n.rel, O_PATH | O_NOFOLLOW, 0);
+            if (fd < 0) return -1;
+            pathHandles.add(fd);
+            openFiles.put(fd, n);
+            return fd;
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
+    }
+
+    /**
+     * A name went (removed, renamed over or away: {@link Remove#markGone}): files opened through an
+     * earlier node of the same path, one the lookup cache has dropped since (an index copy-up drops the
+     * cached lower names of the file it brings up), lose it too, so that they answer from their
+     * descriptor instead of looking up whatever takes the name next.
+     */
+    void nameGone(Node n, boolean deleted) {
+        if (openFiles.isEmpty()) return;
+        for (Node o : openFiles.values()) {
+            if (o == n || o.gone || !o.rel.equals(n.rel)) continue;
+            o.gone = true;
+            if (deleted) o.deleted = true;
+        }
+    }
+
+    /** Whether fd is one of {@link #pathHandles} (O_PATH: changes through its /proc/self/fd link). */
+    boolean pathOnly(int fd) {
+        return !pathHandles.isEmpty() && pathHandles.contains(fd);
+    }
+
+    /** The /proc/self/fd link of a descriptor, which a call that follows it resolves to the object itself. */
+    static String proc(int fd) {
+        return "/proc/self/fd/" + fd;
+    }
+
+    /** Closes the descriptors of {@link #pathHandles} (the mount is going away). */
+    void closePathHandles() {
+        for (Integer fd : pathHandles) release(fd);
+    }
+
+    /**
      * Set by the libfuse 2 transport, which hides removed open files (a rename to ".fuse_hiddenXXXX")
      * and lowers their st_nlink by one. Other transports pass such a rename through as it is.
      */
@@ -293,6 +355,7 @@ final class OpenFiles {
 
     public int release(int fd) {
         openFiles.remove(fd);
+        pathHandles.remove(fd);
         ovl.lazy.released(fd);
         LowerHandle h = lowerHandles.remove(fd);
         if (h != null && h.upperFd >= 0) Posix.close(h.upperFd);

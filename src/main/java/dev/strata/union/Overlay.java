@@ -184,6 +184,7 @@ final class Overlay implements AutoCloseable {
     }
 
     @Override public void close() {
+        files.closePathHandles();
         namei.nodes.close();
         if (origins != null) origins.close();
         for (Layer l : stack) l.close();

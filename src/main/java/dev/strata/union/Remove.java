@@ -146,6 +146,7 @@ final class Remove {
     void markGone(Node n, boolean deleted) {
         n.gone = true;
         if (deleted) n.deleted = true;
+        ovl.files.nameGone(n, deleted);
     }
 
     /** libfuse hides an open file that is being removed: remove it for real and remember the hidden name. */

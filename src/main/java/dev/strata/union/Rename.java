@@ -99,8 +99,9 @@ final class Rename {
             boolean dstUpperIsDir = dstUpper && st.isDir();
             boolean dstUpperWhiteout = dstUpper && dst.negative();
             boolean whFile = Markers.hasWhFile(up, dstDir.rel, dstName);
-            if (src.isDir() && !redirect && (dst.whiteout || dstUpperWhiteout || whFile || ovl.namei.lowerHas(dstDir, dstName))) {
-                // the moved directory lands where lower entries would merge in: make it opaque
+            if (src.isDir() && !redirect && merged(dstDir)) {
+                // a pure upper directory moving into a merged one is made opaque, lower entries at the new
+                // name or not, before the upper's own rename (which may still fail: ENOTEMPTY), as ovl_rename
                 try (At a = up.at(src.rel)) {
                     int[] oe = new int[1];
                     if (!a.ok()) return a.err();
@@ -148,6 +149,11 @@ final class Rename {
         } finally {
             ovl.lock.writeLock().unlock();
         }
+    }
+
+    /** The kernel's ovl_type_merge of a directory (copied up): in the upper and in a lower layer, not opaque. */
+    private static boolean merged(Node dir) {
+        return dir.layers.length > 1 && dir.top() == 0;
     }
 
     private boolean empty(Node dir) {
@@ -295,9 +301,9 @@ final class Rename {
         if (redirect[0] || a.metacopy()) r = setRedirect(a, a.parent == b.parent, "/" + b.rel);
         if (r == 0 && (redirect[1] || b.metacopy())) r = setRedirect(b, a.parent == b.parent, "/" + a.rel);
         if (r < 0) return r;
-        // a directory that moves onto a name lower layers have must not merge with them
+        // a pure upper directory that moves into a merged directory must not merge with lower entries there
         for (Node[] p : new Node[][]{{a, b}, {b, a}}) {
-            if (p[0].isDir() && !redirect[p[0] == a ? 0 : 1] && ovl.namei.lowerHas(p[1].parent, p[1].name()) && Markers.opaque(ovl.stack[0], p[0].rel) == null) {
+            if (p[0].isDir() && !redirect[p[0] == a ? 0 : 1] && merged(p[1].parent) && Markers.opaque(ovl.stack[0], p[0].rel) == null) {
                 try (At at = ovl.stack[0].at(p[0].rel)) {
                     int[] e = new int[1];
                     if (at.ok() && Markers.markOpaque(at, e) == null) return e[0];

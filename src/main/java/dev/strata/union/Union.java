@@ -204,4 +204,6 @@ public final class Union implements AutoCloseable {
     public int fsync(int fd, boolean dataOnly) { return ovl.files.fsync(fd, dataOnly); }
     public int fallocate(int fd, int mode, long off, long len) { return or(ovl.protect.fallocate(fd, mode), () -> ovl.files.fallocate(fd, mode, off, len)); }
     public int release(int fd) { return ovl.files.release(fd); }
+    /** An O_PATH descriptor kept on the upper non-directory at path before its name goes (see OpenFiles#holdRemoved), or -1. */
+    public int holdRemoved(String path) { return ovl.files.holdRemoved(path); }
 }

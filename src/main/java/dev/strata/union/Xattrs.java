@@ -174,12 +174,14 @@ final class Xattrs {
         if (OverrideStat.isOverrideXattr(name)) return -ENODATA;
         if (aclRefused(name)) return -EOPNOTSUPP;
         OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
+        if (ovl.files.pathOnly(fd)) return (int) Posix.getxattrFd(fd, diskXattr(name), size == 0 ? null : value, size);
         return (int) Posix.fgetxattr(h != null ? OpenFiles.current(h, fd) : fd, diskXattr(name), size == 0 ? null : value, size);
     }
 
     /** listxattr through an open file whose name was removed. */
     public int flistxattr(int fd, Pointer list, long size, java.util.function.BooleanSupplier showTrusted) {
         OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
+        if (ovl.files.pathOnly(fd)) return xattrList(Posix.listxattrFd(fd), list, size, showTrusted);
         return xattrList(Posix.flistxattr(h != null ? OpenFiles.current(h, fd) : fd), list, size, showTrusted);
     }
 
@@ -187,13 +189,14 @@ final class Xattrs {
     public int fsetxattr(int fd, String name, Pointer value, long size, int flags) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
         if (OverrideStat.isOverrideXattr(name)) return -EPERM;
-        return ovl.files.onUpperOf(fd, u -> Posix.fsetxattr(u, diskXattr(name), value, size, flags));
+        return ovl.files.onUpperOf(fd, u -> ovl.files.pathOnly(u) ? Posix.setxattrFd(u, diskXattr(name), value, size, flags)
+                : Posix.fsetxattr(u, diskXattr(name), value, size, flags));
     }
 
     /** removexattr through an open file whose name was removed. */
     public int fremovexattr(int fd, String name) {
         if (isPrivate(name) || aclRefused(name)) return -EOPNOTSUPP;
         if (OverrideStat.isOverrideXattr(name)) return -EPERM;
-        return ovl.files.onUpperOf(fd, u -> Posix.fremovexattr(u, diskXattr(name)));
+        return ovl.files.onUpperOf(fd, u -> ovl.files.pathOnly(u) ? Posix.removexattrFd(u, diskXattr(name)) : Posix.fremovexattr(u, diskXattr(name)));
     }
 }

@@ -25,7 +25,7 @@ final class AttrOps extends Family {
             int fd;
             byte[] removed = fs.inodes.removedStat(node);
             if (p != null) r = fs.union.getattr(p, w.stat);
-            else if ((fd = w.files.openFd(node)) >= 0) r = fs.union.fgetattr(fd, w.stat);
+            else if ((fd = w.files.openFd(node)) >= 0) r = removedAttr(node, fd);
             else if (removed != null) { w.stat.put(0, removed, 0, removed.length); r = 0; }
             else r = -ENOENT;
         }
@@ -99,12 +99,26 @@ final class AttrOps extends Family {
         if (r == 0 && killOnly && p != null) r = fs.union.chown(p, -1, -1);
         if (r == 0 && kill >= 0) r = setMode(p, hasFh ? (int) fh : -1, kill);
         if (r < 0) { w.error(unique, -r); return; }
-        r = p != null ? fs.union.getattr(p, w.stat) : fs.union.fgetattr((int) fh, w.stat);
+        r = p != null ? fs.union.getattr(p, w.stat) : removedAttr(node, (int) fh);
         if (r < 0) { w.error(unique, -r); return; }
         // through a descriptor whose name is gone (p null) the file may have lost a name since the other
         // names' attributes were cached: st_nlink 1 now does not mean no other name holds them
         if (w.multiLinkFile() || (p == null && (w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR)) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
         w.replyAttr(unique, node);
+    }
+
+    /**
+     * fstat through a descriptor of a node whose name is gone. A directory keeps the st_nlink its removal
+     * left ({@link EntryOps#keptStat}: a merged one shows 1 on the kernel overlay, whatever its upper
+     * directory counts), the rest is the inode's as changes through the descriptor left it.
+     */
+    private int removedAttr(KNode node, int fd) {
+        int r = fs.union.fgetattr(fd, w.stat);
+        byte[] kept = fs.inodes.removedStat(node);
+        if (r == 0 && kept != null && (w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) == Posix.S_IFDIR) {
+            w.stat.putLong(Stat.OFF_NLINK, java.nio.ByteBuffer.wrap(kept).order(java.nio.ByteOrder.nativeOrder()).getLong(Stat.OFF_NLINK));
+        }
+        return r;
     }
 
     void readlink(long unique, KNode node) {

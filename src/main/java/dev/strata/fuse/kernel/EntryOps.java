@@ -78,13 +78,39 @@ final class EntryOps extends Family {
     void remove(long unique, KNode dir, String name, boolean isDir) {
         String p = fs.inodes.childPath(dir, name);
         if (p == null) { w.error(unique, ENOENT); return; }
-        byte[] snapshot = keptStat(fs.inodes.peek(dir, name), p);
+        KNode held = fs.inodes.peek(dir, name);
+        byte[] snapshot = keptStat(held, p);
+        int keep = keepRemoved(held, p, snapshot);
         int r = isDir ? fs.union.rmdir(p) : fs.union.unlink(p);
-        if (r < 0) { w.error(unique, -r); return; }
+        if (r < 0) {
+            if (keep >= 0) fs.union.release(keep);
+            w.error(unique, -r);
+            return;
+        }
         KNode gone = fs.inodes.remove(dir, name);
         if (gone != null && snapshot != null) fs.inodes.x(gone).removedStat = snapshot;
+        kept(gone, keep);
         if (gone != null && !isDir) w.invalidateSiblings(fs.inodes.ino(gone), gone);
         w.reply(unique, 0);
+    }
+
+    /**
+     * Before the name p of a node the kernel holds is removed or renamed over (its attributes in
+     * {@code snapshot}, from {@link #keptStat}): a descriptor the engine keeps on the object, which
+     * changes through the kernel's descriptor of it act on (Inodes.Extra#removedFd), or -1. Not for a
+     * regular file: the kernel opens those through strata, whose open file answers instead (one held
+     * with O_PATH only keeps its snapshot), and removing names of regular files costs no extra open.
+     */
+    private int keepRemoved(KNode held, String p, byte[] snapshot) {
+        if (held == null || snapshot == null) return -1;
+        int type = java.nio.ByteBuffer.wrap(snapshot).order(java.nio.ByteOrder.nativeOrder()).getInt(Stat.OFF_MODE) & Posix.S_IFMT;
+        if (type == Posix.S_IFREG || w.files.openFd(held) >= 0) return -1;
+        return fs.union.holdRemoved(p);
+    }
+
+    /** The name is gone: the node keeps the descriptor {@link #keepRemoved} took (released if none is held). */
+    private void kept(KNode gone, int keep) {
+        if (keep >= 0 && (gone == null || !fs.inodes.keepRemoved(gone, keep))) fs.union.release(keep);
     }
 
     /**
@@ -117,9 +143,12 @@ final class EntryOps extends Family {
         boolean exchange = (flags & 2) != 0; // RENAME_EXCHANGE
         KNode moved = fs.inodes.peek(fromDir, from), other = exchange ? fs.inodes.peek(toDir, to) : null;
         // a node renamed over keeps answering fstat (keptStat); a rename that fails changed nothing
-        byte[] snapshot = exchange ? null : keptStat(fs.inodes.peek(toDir, to), tp);
+        KNode target = exchange ? null : fs.inodes.peek(toDir, to);
+        byte[] snapshot = exchange ? null : keptStat(target, tp);
+        int keep = keepRemoved(target, tp, snapshot);
         int r = fs.union.rename(fp, tp, flags);
         if (r < 0) {
+            if (keep >= 0) fs.union.release(keep);
             // a rename the upper refused may have changed things first, as the kernel overlay's does:
             // the source copied up with its redirect (ctime), the old directory's times (ext4 makes and
             // drops the whiteout of a RENAME_WHITEOUT that fails with ENOTEMPTY)
@@ -131,6 +160,7 @@ final class EntryOps extends Family {
         }
         KNode replaced = fs.inodes.rename(fromDir, from, toDir, to, exchange);
         if (replaced != null && snapshot != null) fs.inodes.x(replaced).removedStat = snapshot;
+        kept(replaced, keep);
         if (replaced != null) w.invalidateSiblings(fs.inodes.ino(replaced), replaced); // its other names lost a link
         // a renamed file's ctime changed, which its other names show too
         if (moved != null) w.invalidateSiblings(fs.inodes.ino(moved), moved);

@@ -25,7 +25,11 @@ final class FileOps extends Family {
             int r = w.attrs.killSuidGid(p, fd);
             if (r < 0) { fs.union.release(fd); w.error(unique, -r); return; }
         }
-        openReply(0, fd, node, fs.union.hasOtherNames(fd));
+        boolean otherNames = fs.union.hasOtherNames(fd);
+        // a write open of a metadata-only copy copies its data up, which changes its mtime and ctime on
+        // the kernel overlay (ovl_copy_up_meta_inode_data), as every other name of the file shows
+        if (otherNames && ((flags & Posix.O_ACCMODE) != Posix.O_RDONLY || (flags & Posix.O_TRUNC) != 0)) w.invalidateSiblings(fs.inodes.ino(node), node);
+        openReply(0, fd, node, otherNames);
         if (!w.reply(unique, OPEN_OUT)) w.unclaimed(fd);
     }
 
@@ -153,12 +157,13 @@ final class FileOps extends Family {
         return fs.union.release(fd);
     }
 
-    /** A descriptor open on a node, or -1. */
+    /** A descriptor open on a node, else the one kept on it since its removal (Inodes.Extra#removedFd), or -1. */
     int openFd(KNode node) {
         for (java.util.Map.Entry<Integer, KernelFS.OpenFile> e : fs.openFiles.entrySet()) {
             if (e.getValue().node.equals(node)) return e.getKey();
         }
-        return -1;
+        Inodes.Extra x = fs.inodes.xIfAny(node);
+        return x == null ? -1 : x.removedFd;
     }
 
     /** Whether the node is open for writing (through strata: passthrough opens are opened through it too). */

@@ -51,6 +51,13 @@ final class Inodes {
          * ask): its struct stat as it was left by the removal.
          */
         volatile byte[] removedStat;
+        /**
+         * For a removed upper object of that kind but a regular file (see EntryOps#keepRemoved): an O_PATH descriptor
+         * the engine keeps on it (Union#holdRemoved), which fstat, fchmod, fchown, futimens and the xattr
+         * calls through the kernel's descriptor act on, as on the kernel overlay; released when the kernel
+         * forgets the node. -1 if none.
+         */
+        volatile int removedFd = -1;
         /** The backing id all passthrough opens of this inode share (the kernel allows one backing file per inode). */
         int backingId;
     }
@@ -170,6 +177,8 @@ final class Inodes {
      * column of references cost 4 bytes a node, most of them null).
      */
     private final SlotMap<Extra> extras = new SlotMap<>();
+    /** Releases an {@link Extra#removedFd} when its node is dropped (set by KernelFS; called under this lock). */
+    java.util.function.IntConsumer releaseRemoved = fd -> { };
     /** Free slots (a stack) and the first slot never used. */
     private int[] free = new int[64];
     private int freeCount;
@@ -257,6 +266,8 @@ final class Inodes {
         p.ino[i] = 0;
         p.next[i] = 0;
         p.parent[i] = 0;
+        Extra e = extras.get(s);
+        if (e != null && e.removedFd >= 0) releaseRemoved.accept(e.removedFd);
         extras.remove(s);
         if (freeCount == free.length) free = java.util.Arrays.copyOf(free, free.length * 2);
         free[freeCount++] = s;
@@ -332,6 +343,15 @@ final class Inodes {
     }
 
     int writablePassthrough(KNode n) { Extra e = xIfAny(n); return e == null ? 0 : e.writablePassthrough; }
+    /** Gives a node that is still held its {@link Extra#removedFd}; false if it was forgotten or has one. */
+    synchronized boolean keepRemoved(KNode n, int fd) {
+        int s = slot(n);
+        if (s == 0) return false;
+        Extra e = extra(s);
+        if (e.removedFd >= 0) return false;
+        e.removedFd = fd;
+        return true;
+    }
     byte[] removedStat(KNode n) { Extra e = xIfAny(n); return e == null ? null : e.removedStat; }
     Listing listing(KNode n) { Extra e = xIfAny(n); return e == null ? null : e.listing; }
 

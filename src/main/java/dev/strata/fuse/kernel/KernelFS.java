@@ -85,6 +85,7 @@ final class KernelFS {
 
     KernelFS(Union union, int devFd, Log log, boolean debug, int allowOnlyUid, Runnable onInit) {
         this.union = union;
+        inodes.releaseRemoved = union::release;
         this.opts = union.options();
         this.log = log;
         this.devFd = devFd;
