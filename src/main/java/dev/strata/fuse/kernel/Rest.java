@@ -22,13 +22,13 @@ import java.util.concurrent.locks.LockSupport;
 final class Rest {
     private Rest() {}
 
-    static final long QUIET_MS = Long.getLong("strata.trimMillis", 500);
+    static final long QUIET_MS = Long.getLong("strata.trimMillis", 250);
     /**
      * The passes after the first, each this long after the one before, while no request comes: the
      * JVM runs on a while after the work (its compiler; workers that end 2 s parked: a thread's end runs
      * through the JVM's code again, and on 6.18 each fault maps a whole large folio of libjvm.so).
      */
-    static final long[] LATER_MS = {2500, 5000};
+    static final long[] LATER_MS = {500, 1000, 2000, 4000};
     static final boolean DROP_CLEAN = !"false".equals(System.getProperty("strata.dropClean"));
 
     private static volatile boolean active = true;
@@ -54,6 +54,10 @@ final class Rest {
     }
 
     private static void run() {
+        // the first park, at once (the permit is there), so that its call is resolved before the first
+        // pass: the resolution runs through the JVM's code, which the pass would have unmapped
+        LockSupport.unpark(Thread.currentThread());
+        LockSupport.park(Rest.class);
         try {
             while (true) {
                 while (!active) {
