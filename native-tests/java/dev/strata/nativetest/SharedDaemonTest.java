@@ -322,6 +322,62 @@ class SharedDaemonTest {
         return n;
     }
 
+    /** Resident kB of the daemon's mappings of libjvm.so (/proc/PID/smaps). */
+    static long libjvmKb(long pid) throws IOException {
+        long kb = 0;
+        boolean jvm = false;
+        for (String l : Files.readAllLines(Path.of("/proc/" + pid + "/smaps"), StandardCharsets.ISO_8859_1)) {
+            if (l.matches("^[0-9a-f]+-[0-9a-f]+ .*")) jvm = l.endsWith("/libjvm.so");
+            else if (jvm && l.startsWith("Rss:")) kb += Long.parseLong(l.replaceAll("[^0-9]", ""));
+        }
+        return kb;
+    }
+
+    static long awaitLibjvmBelow(long pid, long kb) throws Exception {
+        long now = libjvmKb(pid);
+        for (long end = System.currentTimeMillis() + 30_000; now >= kb && System.currentTimeMillis() < end; ) {
+            Thread.sleep(200);
+            now = libjvmKb(pid);
+        }
+        return now;
+    }
+
+    /**
+     * Issue 14: once requests stop, the daemon unmaps the clean file pages it ran through (libjvm.so's
+     * 13 MB among them: fuse/kernel/CleanMappings.java), and serves on as before: reads of lower and
+     * upper files, a copy-up, a new file, a listing, twice over (each time after a rest).
+     */
+    static String expected(int i, int round) {
+        return "lower " + i + "\n".repeat(i) + (i < round ? "appended " + i : "");
+    }
+
+    @Test void aDaemonAtRestUnmapsItsCodeAndServesOnAfter() throws Exception {
+        String[] a = layers("a");
+        Path lower = dir.resolve("a-l");
+        for (int i = 0; i < 50; i++) Files.writeString(lower.resolve("g" + i), "lower " + i + "\n".repeat(i));
+        ok(strata(env(false), "-o", a[0], a[1]));
+        long daemon = processesNaming(dir).get(0);
+        Path m = Path.of(a[1]);
+        for (int round = 0; round < 2; round++) {
+            for (int i = 0; i < 50; i++) assertEquals(expected(i, round), Files.readString(m.resolve("g" + i)));
+            long busy = libjvmKb(daemon);
+            if (round == 0) assertTrue(busy > 6_000, "libjvm.so mapped while serving: " + busy + " kB");
+            long rest = awaitLibjvmBelow(daemon, 6_000);
+            assertTrue(rest < 6_000, "at rest the daemon holds " + rest + " kB of libjvm.so (" + busy + " kB while serving)");
+            // after the drop: the same answers
+            for (int i = 0; i < 50; i++) assertEquals(expected(i, round), Files.readString(m.resolve("g" + i)));
+            Files.writeString(m.resolve("g" + round), "appended " + round, java.nio.file.StandardOpenOption.APPEND);
+            Files.writeString(m.resolve("new" + round), "new " + round);
+            assertEquals("lower " + round + "\n".repeat(round) + "appended " + round, Files.readString(m.resolve("g" + round)));
+            assertEquals("new " + round, Files.readString(dir.resolve("a-u/new" + round)), "written to the upper layer");
+            try (var list = Files.list(m)) {
+                assertEquals(52 + round, list.count(), "f, g0..g49 and the new files");
+            }
+        }
+        assertEquals(List.of(daemon), processesNaming(dir), "one daemon served it all");
+        ok(strata(env(false), "umount", a[1]));
+    }
+
     /**
      * Issue 14: a mount's FUSE workers start as requests need them and end when two others wait, so
      * that mounts at rest hold two threads each (the one that took a request and the one started to

@@ -3,6 +3,7 @@ package dev.strata.posix;
 import jnr.ffi.Pointer;
 import jnr.ffi.annotations.In;
 import jnr.ffi.annotations.Out;
+import jnr.ffi.types.intptr_t;
 import jnr.ffi.types.off_t;
 import jnr.ffi.types.size_t;
 import jnr.ffi.types.ssize_t;
@@ -20,6 +21,8 @@ public interface LibCMore {
     Pointer mmap(Pointer addr, @size_t long len, int prot, int flags, int fd, @off_t long off);
     int munmap(Pointer addr, @size_t long len);
     int madvise(Pointer addr, @size_t long len, int advice);
+    /** madvise(2) at an address of this process that no Pointer wraps (no allocation per call). */
+    int madvise(@intptr_t long addr, @size_t long len, int advice);
     int poll(Pointer fds, long nfds, int timeout);
     int sync_file_range(int fd, long offset, long nbytes, int flags);
     int syncfs(int fd);

@@ -232,6 +232,10 @@ public final class Posix {
     public static void unmap(Pointer p, long size) { M.munmap(p, size); }
     /** MADV_DONTNEED: the pages of [off, off + len) of a {@link #map}ped buffer are dropped (read back as zeros). */
     public static void dropPages(Pointer p, long off, long len) { M.madvise(p.slice(off), len, 4); }
+    /** madvise(2) on [addr, addr + len) of this process's address space: 0 or -errno. */
+    public static int madvise(long addr, long len, int advice) {
+        return ret(M.madvise(addr, len, advice));
+    }
     /** poll(2) for one descriptor: {@code pollfd} is 8 bytes of scratch; returns revents, 0 on timeout, or -errno. */
     public static int pollIn(Pointer pollfd, int fd, int timeoutMillis) {
         pollfd.putInt(0, fd);
