@@ -125,7 +125,7 @@ public final class Server {
         synchronized (s.lock) {
             while (!s.closed || s.mounts > 0) { // closed: the socket and lock file are gone
                 try {
-                    s.lock.wait(1000);
+                    s.lock.wait(60_000); // every change of closed and mounts notifies; no wake-up at rest
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     return;
@@ -168,7 +168,6 @@ public final class Server {
         listenFd = Sock.listen(path);
         if (listenFd < 0) return false;
         Posix.fchmodat(Posix.AT_FDCWD, path, 0600);
-        Sock.timeouts(listenFd, 1000);
         return true;
     }
 
@@ -227,23 +226,42 @@ public final class Server {
     }
 
     private void acceptLoop() throws InterruptedException {
+        long waited = -1;
         while (true) {
+            long wait;
             synchronized (lock) {
                 if (firstFailed) return;
-                if (mounts == 0 && System.nanoTime() - idleSince >= idleMillis * 1_000_000L) {
+                long idle = (System.nanoTime() - idleSince) / 1_000_000L;
+                if (mounts == 0 && idle >= idleMillis) {
                     closing = true; // from here on a connection is answered by nobody: the client starts its own
                     lock.notifyAll();
                     return;
                 }
+                wait = acceptWait(mounts, idle, idleMillis);
+            }
+            if (wait != waited) {
+                Sock.timeouts(listenFd, wait);
+                waited = wait;
             }
             int c = Sock.accept(listenFd);
-            if (c < 0) continue; // EAGAIN each second: look at the idle time again
+            if (c < 0) continue; // EAGAIN after the wait: look at the idle time again
             synchronized (lock) {
                 mounts++;
             }
             Thread t = new Thread(() -> request(c), "strata-request");
             t.start();
         }
+    }
+
+    /**
+     * How long accept(2) waits before the idle time is looked at again (ms): with no mount, what is left
+     * of it; while mounts are served, up to a minute (the daemon's at-rest state wakes no thread it need
+     * not: each wake-up maps pages back that the rest passes gave back, fuse/kernel/Rest), so it ends
+     * at most that much after its idle time.
+     */
+    static long acceptWait(int mounts, long idleSoFar, long idleMillis) {
+        if (mounts == 0) return Math.max(1, idleMillis - idleSoFar);
+        return Math.max(1, Math.min(idleMillis, 60_000));
     }
 
     private void close() {
