@@ -173,6 +173,17 @@ def kb(pid, path, field):
     return int(m.group(1))
 
 
+# An idle container's memory is read once its mount program has been at rest for SETTLE_S seconds:
+# strata's daemon gives back what it does not use at rest in passes until ~6 s after the last request
+# (malloc_trim, clean file pages unmapped: src/main/java/dev/strata/fuse/kernel/Rest.java);
+# fuse-overlayfs's memory does not change at rest. No wait where there is no mount program (kernel).
+SETTLE_S = 7
+
+
+def settle(progs):
+    time.sleep(SETTLE_S if progs else 1)
+
+
 def pss_mb(pids):
     return sum(kb(p, "smaps_rollup", "Pss") for p in set(pids)) / 1024  # a shared daemon counts once
 
@@ -302,7 +313,7 @@ def measure(store, values, checks, notes, rnd):
 
     cid, _, merged = store.start("work")
     progs = store.mount_programs(merged)
-    time.sleep(1)
+    settle(progs)
     put("idle_pss", pss_mb(progs) if progs else None)
     for key, setup, command, check in WORK:
         if setup:
@@ -331,12 +342,12 @@ def measure(store, values, checks, notes, rnd):
         c, _, m = store.start(f"ten{i}")
         store.podman("exec", c, "sh", "-c", TEN_WORK)
         all_progs += store.mount_programs(m)
-    time.sleep(1)
+    settle(all_progs)
     ten = pss_mb(all_progs) if all_progs else None
     put("ten_pss", ten)
     c, _, m = store.start("eleven")
     more = store.mount_programs(m)
-    time.sleep(1)
+    settle(more)
     put("one_more", pss_mb(all_progs + more) - ten if more else None)
     store.podman("rm", "-af", "-t", "0", timeout=300)
 
