@@ -39,8 +39,10 @@ def w(path, text):
 
 class Tracer:
     def __init__(self, syscalls=False):
+        self.mounted = False
         if not os.path.isdir(os.path.join(TRACEFS, "events")):
             subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
+            self.mounted = True
         self.inst = os.path.join(TRACEFS, "instances", f"strata-start-{os.getpid()}")
         os.mkdir(self.inst)
         w(os.path.join(self.inst, "buffer_size_kb"), "65536")
@@ -66,6 +68,8 @@ class Tracer:
             except OSError:
                 pass
         os.rmdir(self.inst)
+        if self.mounted:
+            subprocess.run(["umount", TRACEFS], check=False)
 
 
 def parse(text):
