@@ -71,14 +71,23 @@ final class BackingMounts implements AutoCloseable {
 
     private static boolean initialNamespaceAdmin() {
         try {
-            // the initial user namespace maps every id to itself: "0 0 4294967295", one line
-            String[] map = Files.readString(Path.of("/proc/self/uid_map")).trim().split("\\s+");
-            if (map.length != 3 || !map[0].equals("0") || !map[1].equals("0") || !map[2].equals("4294967295")) return false;
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("CapEff:")) return (Long.parseUnsignedLong(line.substring(7).trim(), 16) & (1L << 21)) != 0;
-            }
+            return initialNamespaceAdmin(Files.readString(Path.of("/proc/self/uid_map")),
+                    Files.readString(Path.of("/proc/self/status")));
         } catch (IOException | RuntimeException e) {
             return true;
+        }
+    }
+
+    /**
+     * From /proc/self/uid_map and /proc/self/status: the initial user namespace (it maps every id to
+     * itself, "0 0 4294967295" on one line) and CAP_SYS_ADMIN (bit 21) in the effective set. A status
+     * without CapEff says nothing: true (the first backing file then tells).
+     */
+    static boolean initialNamespaceAdmin(String uidMap, String status) {
+        String[] map = uidMap.trim().split("\\s+");
+        if (map.length != 3 || !map[0].equals("0") || !map[1].equals("0") || !map[2].equals("4294967295")) return false;
+        for (String line : status.split("\n")) {
+            if (line.startsWith("CapEff:")) return (Long.parseUnsignedLong(line.substring(7).trim(), 16) & (1L << 21)) != 0;
         }
         return true;
     }
