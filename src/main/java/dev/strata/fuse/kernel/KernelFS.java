@@ -76,18 +76,21 @@ final class KernelFS {
             this.writable = writable;
         }
     }
+    final Runnable onInit;
+    volatile boolean initialized;
     final boolean debug;
 
     /** Paths copied up by the request a worker is serving (filled by {@link #copiedUp}). */
     static final ThreadLocal<ArrayList<String>> COPIED = new ThreadLocal<>();
 
-    KernelFS(Union union, int devFd, Log log, boolean debug, int allowOnlyUid) {
+    KernelFS(Union union, int devFd, Log log, boolean debug, int allowOnlyUid, Runnable onInit) {
         this.union = union;
         this.opts = union.options();
         this.log = log;
         this.devFd = devFd;
         this.debug = debug;
         this.allowOnlyUid = allowOnlyUid;
+        this.onInit = onInit;
         this.passthroughWanted = opts.passthrough && BackingMounts.permitted();
         this.backingMounts = passthroughWanted ? new BackingMounts(union, log) : null;
         double e = opts.timeoutSeconds, a = opts.attrTimeoutSeconds;

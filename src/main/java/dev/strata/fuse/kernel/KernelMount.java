@@ -129,14 +129,10 @@ public final class KernelMount {
             if (up.get()) FuseMount.unmount(mountpoint, true);
         }, "strata-unmount");
         Runtime.getRuntime().addShutdownHook(hook);
-        KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly);
+        KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
         fs.gate = Gate.register(mountpoint);
         Workers workers = new Workers(fs);
         workers.start();
-        // ready once mount(2) has returned and the first worker is started, as libfuse's mount programs
-        // (fuse-overlayfs) are: the kernel holds every request on the mount until INIT is answered, so
-        // the caller (podman's mount_program) need not wait for that round trip (issue 14: container start)
-        ready.run();
         try {
             workers.awaitEnd();
         } catch (InterruptedException e) {

@@ -538,6 +538,10 @@ final class Worker implements Runnable {
         outData.putInt(24, 1);                     // time_gran: nanoseconds
         outData.putShort(28, (short) KernelFS.MAX_PAGES); // honoured only with the MAX_PAGES flag (else 32 pages: 128 KiB)
         reply(unique, INIT_OUT);
+        if (!fs.initialized) {
+            fs.initialized = true;
+            fs.onInit.run();
+        }
     }
 
     void batchForget() {
