@@ -321,23 +321,6 @@ public final class MountCommand implements Callable<Integer> {
         }
         for (String w : opts.warnings) System.err.println("strata: warning: " + w);
         refuseDeadMount(mountpoint);
-        // the record is written while the mount is checked, opened and mounted, on a thread of its own
-        // (the ready signal waits for it, so that explain/diff find a mount as soon as the command
-        // returns); started this early because it took longer than the rest of a daemon-served mount
-        // (issue 14: container start). Closed whatever happens: below on a failure before the mount,
-        // in the finally of the mount otherwise
-        MountRecord record = new MountRecord(mountpoint, opts);
-        Thread registering = new Thread(record::register, "strata-register");
-        registering.start();
-        try {
-            return mount(cwd, mountpoint, opts, fromStore, record, registering);
-        } finally {
-            joinQuietly(registering);
-            record.close();
-        }
-    }
-
-    private int mount(Path cwd, Path mountpoint, MountOptions opts, boolean fromStore, MountRecord record, Thread registering) {
         List<Path> created = fromStore && upper != null ? createUpperWork() : List.of();
         List<String> problems = Validator.check(opts, mountpoint);
         if (!problems.isEmpty()) {
@@ -399,11 +382,15 @@ public final class MountCommand implements Callable<Integer> {
         // accept thread was started above, before this, so the requests it serves do not inherit it
         if (mountLog != null) dev.strata.daemon.Server.logTo(mountLog);
         java.io.PrintStream ownLog = mountLog;
+        MountRecord record = new MountRecord(mountpoint, opts);
+        // the record is written while the file system mounts (the ready signal waits for it, so that
+        // explain/diff find a mount as soon as the command returns); closed below whatever happens
+        Thread registering = new Thread(record::register, "strata-register");
         int rc;
         try {
+            registering.start();
             Runnable ready = () -> {
                 joinQuietly(registering);
-                record.warnOnce();
                 if (session != null) {
                     session.ready();
                 } else if (background) {
@@ -429,6 +416,8 @@ public final class MountCommand implements Callable<Integer> {
         } finally {
             dev.strata.daemon.Server s = server.getAndSet(null);
             if (s != null) s.firstEnded();
+            joinQuietly(registering);
+            record.close();
             union.close();
             locks.close();
             if (ownLog != null) {

@@ -22,23 +22,13 @@ final class MountRecord implements AutoCloseable {
         this.opts = opts;
     }
 
-    private volatile String warning;
-
-    /** Writes the record (on a thread of its own: a failure is kept for {@link #warnOnce}, not printed here). */
     void register() {
         try {
             registration = MountRegistry.register(MountInfo.ofThisProcess(mountpoint, opts.lowerDirs, opts.upperDir, opts.workDir));
         } catch (IOException | RuntimeException e) {
             // the mount works without it; only explain/diff by mountpoint need the record
-            warning = "strata: warning: cannot record the mount for explain/diff: " + e.getMessage();
+            System.err.println("strata: warning: cannot record the mount for explain/diff: " + e.getMessage());
         }
-    }
-
-    /** Prints why the record could not be written, if so, once (on the mount's thread: to its caller). */
-    void warnOnce() {
-        String w = warning;
-        warning = null;
-        if (w != null) System.err.println(w);
     }
 
     @Override public void close() {
