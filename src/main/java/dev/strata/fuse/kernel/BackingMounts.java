@@ -6,6 +6,9 @@ import dev.strata.options.MountOptions;
 import dev.strata.posix.Posix;
 import dev.strata.union.Union;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 
 /**
@@ -47,6 +50,46 @@ final class BackingMounts implements AutoCloseable {
                     + "; reads through the kernel update atime as that mount says");
             roots[i] = c;
         }
+    }
+
+    private static volatile Boolean permitted;
+
+    /**
+     * Whether the kernel registers passthrough backing files for this process: it wants
+     * CAP_SYS_ADMIN in the initial user namespace (fs/fuse/backing.c: {@code capable(CAP_SYS_ADMIN)}).
+     * Uid 0 in a user namespace, as rootless podman runs its mount program, has not: asking for
+     * passthrough there only made each mount clone its layers' mounts for nothing, negotiate
+     * passthrough at INIT and then have its first open refused (EPERM) before serving data itself
+     * (issue 14: container start). Decided once per process (its namespaces do not change); if the
+     * process cannot tell, it tries, and the first refused backing file turns passthrough off.
+     */
+    static boolean permitted() {
+        Boolean p = permitted;
+        if (p == null) permitted = p = Posix.geteuid() == 0 && initialNamespaceAdmin();
+        return p;
+    }
+
+    private static boolean initialNamespaceAdmin() {
+        try {
+            return initialNamespaceAdmin(Files.readString(Path.of("/proc/self/uid_map")),
+                    Files.readString(Path.of("/proc/self/status")));
+        } catch (IOException | RuntimeException e) {
+            return true;
+        }
+    }
+
+    /**
+     * From /proc/self/uid_map and /proc/self/status: the initial user namespace (it maps every id to
+     * itself, "0 0 4294967295" on one line) and CAP_SYS_ADMIN (bit 21) in the effective set. A status
+     * without CapEff says nothing: true (the first backing file then tells).
+     */
+    static boolean initialNamespaceAdmin(String uidMap, String status) {
+        String[] map = uidMap.trim().split("\\s+");
+        if (map.length != 3 || !map[0].equals("0") || !map[1].equals("0") || !map[2].equals("4294967295")) return false;
+        for (String line : status.split("\n")) {
+            if (line.startsWith("CapEff:")) return (Long.parseUnsignedLong(line.substring(7).trim(), 16) & (1L << 21)) != 0;
+        }
+        return true;
     }
 
     static long upperMode(MountOptions opts) {

@@ -92,7 +92,7 @@ final class KernelFS {
         this.debug = debug;
         this.allowOnlyUid = allowOnlyUid;
         this.onInit = onInit;
-        this.passthroughWanted = opts.passthrough && Posix.geteuid() == 0;
+        this.passthroughWanted = opts.passthrough && BackingMounts.permitted();
         this.backingMounts = passthroughWanted ? new BackingMounts(union, log) : null;
         double e = opts.timeoutSeconds, a = opts.attrTimeoutSeconds;
         entrySec = (long) e;

@@ -36,4 +36,18 @@ class BackingMountsTest {
         assertTrue(BackingMounts.hasMode(relatime | Posix.ST_NODIRATIME, Posix.MOUNT_ATTR_RELATIME | Posix.MOUNT_ATTR_NODIRATIME));
         assertFalse(BackingMounts.hasMode(-1, Posix.MOUNT_ATTR_RELATIME), "fstatfs failed: make the copy");
     }
+
+    private static final String INITIAL = "         0          0 4294967295\n";
+
+    @Test void passthroughIsAskedForOnlyByAnAdminOfTheInitialUserNamespace() {
+        String admin = "Name:\tjava\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\n";
+        String noSysAdmin = "CapEff:\t000001ffffdfffff\n"; // bit 21 (CAP_SYS_ADMIN) dropped
+        assertTrue(BackingMounts.initialNamespaceAdmin(INITIAL, admin), "root of the host");
+        assertFalse(BackingMounts.initialNamespaceAdmin(INITIAL, noSysAdmin), "root without CAP_SYS_ADMIN (a container)");
+        assertFalse(BackingMounts.initialNamespaceAdmin("         0       1000          1\n", admin),
+                "uid 0 of a user namespace (unshare -r), all capabilities there");
+        assertFalse(BackingMounts.initialNamespaceAdmin("         0       1000          1\n         1     100000      65536\n", admin),
+                "rootless podman's namespace (a subordinate range)");
+        assertTrue(BackingMounts.initialNamespaceAdmin(INITIAL, "Name:\tjava\n"), "no CapEff line: try, the kernel tells");
+    }
 }
