@@ -180,6 +180,11 @@ public final class MountOptions {
     public boolean redirectWrite() { return "on".equals(redirectDir); }
     /** Redirects in the layers are followed (every mode but nofollow). */
     public boolean redirectFollow() { return !"nofollow".equals(redirectDir); }
+    /**
+     * The kernel's ovl_allow_offline_changes: none of the features after which the lower layers may not
+     * change offline is on (index, metacopy, redirect_dir=on, xino=on).
+     */
+    public boolean allowOfflineChanges() { return !index && !metacopy && !redirectWrite() && !"on".equals(xino); }
 
     /** Mutable builder used by the parser and by callers that build options in code (tests, --image). */
     public static final class Builder {

@@ -61,7 +61,7 @@ final class Origins implements AutoCloseable {
         // ovl_lower_uuid_ok (with an upper): a lower file system other than the upper's is skipped when
         // decoding if another lower one has its uuid, or if its uuid is null and no feature that needs
         // origins across offline changes is on (index, metacopy, redirect_dir=on, xino=on)
-        boolean offline = !opts.index && !opts.metacopy && !"on".equals(opts.redirectDir) && !"on".equals(opts.xino);
+        boolean offline = opts.allowOfflineChanges();
         for (int i = 1; i < n; i++) {
             if (uuids[i] == null || layers[i].dev() == layers[0].dev()) continue;
             boolean clash = false;
