@@ -116,6 +116,34 @@ class RedirectDirTest {
         b.finish();
     }
 
+    /**
+     * With redirect_dir=on (or index, metacopy, xino=on) the kernel makes a directory created in a merged
+     * one opaque at once (ovl_create_upper, unless ovl_allow_offline_changes): a later move of it into a
+     * merged directory then has no opaque xattr left to set, so a rename of it that fails with ENOTEMPTY
+     * leaves its ctime alone. Seed 1016 with redirect_dir=on,index=on,metacopy=on (op #1991) found
+     * strata marking it only then, at the failed rename.
+     */
+    @Test void directoryMadeInAMergedOneIsOpaqueAtOnce() {
+        Both b = both("mkdir-opaque");
+        b.shOk(ScenarioTest.CHANGED_BY + "mkdir deldir/sub/nd u && touch u/x && mkdir top/a/b/nd2 && mkdir u/nd3;"
+                + " NAMES='. deldir/sub deldir/sub/nd u top/a/b/nd2';"
+                + " d ren deldir/sub/nd u; d ren top/a/b/nd2 u; ls -A deldir/sub top/a/b | cat");
+        b.finish();
+        // the xattr itself, in the uppers: on the two made in merged directories, not on the one in u
+        for (String rel : List.of("deldir/sub/nd", "top/a/b/nd2", "u/nd3", "u")) {
+            assertEquals(opaque(pair.refLayers.upper.resolve(rel)), opaque(pair.tgtLayers.upper.resolve(rel)), "overlay.opaque on upper " + rel);
+        }
+        assertEquals("y", opaque(pair.refLayers.upper.resolve("deldir/sub/nd")), "the kernel did not make it opaque: the scenario tests nothing");
+    }
+
+    private static String opaque(Path p) {
+        for (String x : List.of("trusted.overlay.opaque", "user.overlay.opaque")) {
+            byte[] v = Posix.lgetxattr(p.toString(), x);
+            if (v != null) return new String(v, java.nio.charset.StandardCharsets.ISO_8859_1);
+        }
+        return null;
+    }
+
     @Test void mvOfMergedDirectoryIsRename() {
         Both b = both("mv");
         b.shOk("a=$(stat -c %i deldir) && mv deldir moved && b=$(stat -c %i moved) && [ \"$a\" = \"$b\" ] && echo kept $((a == b))"

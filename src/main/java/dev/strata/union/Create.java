@@ -106,6 +106,13 @@ final class Create {
                     Posix.unlinkat(a.dirfd(), a.name(), isDir ? AT_REMOVEDIR : 0);
                     return r;
                 }
+                if (isDir && Rename.merged(dir) && !ovl.opts.allowOfflineChanges()) {
+                    // ovl_create_upper: with index, metacopy, redirect_dir=on or xino=on, a new directory in
+                    // a merged one is made opaque at once (the kernel lets this optimization fail)
+                    int[] e = new int[1];
+                    Markers.OpaqueForm f = Markers.markOpaque(a, e);
+                    if (f != null) ovl.events.opaque("/" + rel, f.label);
+                }
             }
         }
         if (whFile) {

@@ -152,7 +152,7 @@ final class Rename {
     }
 
     /** The kernel's ovl_type_merge of a directory (copied up): in the upper and in a lower layer, not opaque. */
-    private static boolean merged(Node dir) {
+    static boolean merged(Node dir) {
         return dir.layers.length > 1 && dir.top() == 0;
     }
 
