@@ -331,6 +331,24 @@ class ScenarioTest {
         b.finish();
     }
 
+    @Test void aChangeThroughTheLastNameReachesTheDescriptorOfARemovedOne() {
+        // RandomDifferentialTest seed 3021, op #371: two names of an upper file, the kernel holding both;
+        // one is renamed over while open, so the file has one name left; a write through that name must
+        // show through the descriptor of the removed one, its mapping too (the kernel overlay has one
+        // inode for both; strata's kernel transport had the removed name's size cached)
+        b.shOk("echo hello > hl-a && ln hl-a hl-b");
+        b.expect(Op.read("hl-b"), 0);
+        b.expect(Op.holdOpen(0, "hl-a", Posix.O_RDWR), 0);
+        b.expect(Op.rename("shadow.txt", "hl-a", 0), 0);
+        b.expect(Op.ftruncateHeld(0, 5000), 0);
+        b.expect(Op.write("hl-b", 65536, 200000, 7), 0);
+        b.same(Op.mmapReadHeld(0));
+        b.same(Op.readHeld(0));
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.closeHeld(0), 0);
+        b.finish();
+    }
+
     @Test void renameWithFlags() {
         // libfuse 2 (jnr-fuse) cannot pass renameat2 flags: strata on that transport may answer EINVAL
         // (-Dstrata.strictRenameFlags=false lets it off elsewhere too, as in RandomDifferentialTest). That

@@ -540,6 +540,18 @@ final class Inodes {
         return false;
     }
 
+    /**
+     * Whether the kernel holds another node of this multi-link file: a name it looked up while the file
+     * had several, or one since removed or renamed over that an open descriptor still holds (the file may
+     * have one name left, yet the kernel caches its size and pages under both nodes).
+     */
+    synchronized boolean hasSiblings(long ino, KNode except) {
+        List<KNode> l = linked.get(ino);
+        if (l == null) return false;
+        for (KNode k : l) if (!k.equals(except)) return true;
+        return false;
+    }
+
     /** Node ids of the other names of a multi-link file (for attribute invalidation). */
     synchronized long[] siblings(long ino, KNode except) {
         List<KNode> l = linked.get(ino);
