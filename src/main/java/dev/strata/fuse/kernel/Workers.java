@@ -19,8 +19,6 @@ final class Workers {
     static final int MAX = Math.max(1, Integer.getInteger("strata.workers", 4));
     /** Waiting workers beyond which one that finished a request ends. */
     static final int SPARE = 2;
-    /** A worker thread's stack: requests are served without deep recursion. */
-    static final int STACK = 256 * 1024;
 
     private final KernelFS fs;
     private final Object lock = new Object();
@@ -159,7 +157,7 @@ final class Workers {
         }
         Worker w = new Worker(fs, this);
         try {
-            new dev.strata.posix.ServingThread(w::runAndRelease, "strata-fuse-" + n, STACK).start();
+            dev.strata.daemon.Threads.WORKERS.run(w::runAndRelease, "strata-fuse-" + n);
         } catch (RuntimeException | Error e) {
             w.release();
             throw e;
