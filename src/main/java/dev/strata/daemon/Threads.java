@@ -13,7 +13,7 @@ import java.util.concurrent.locks.LockSupport;
  * requests ran on two new worker threads (a pthread and the JVM's attachment of it, the thread's
  * first system-call buffers; after the daemon's rest passes, the JVM's code and data for all of it
  * mapped back), while the threads of the mount unmounted just before had ended with it. A thread whose
- * task ended now waits in its pool, up to the pool's {@code keep} threads for {@link #KEEP_MS}, for the
+ * task ended now waits in its pool, up to the pool's {@code keep} threads for {@link #KEEP_MS} ms, for the
  * next task; a thread that waited that long ends, giving its stack back. A kept thread takes over what
  * a thread started for the task would have inherited: the mount's log ({@link RoutedErr}).
  */
@@ -21,19 +21,22 @@ public final class Threads {
     static final long KEEP_MS = Long.getLong("strata.threadKeepMillis", 5000);
 
     /** The mounts' FUSE workers (fuse/kernel/Workers: a mount at rest holds two; no deep recursion there). */
-    public static final Threads WORKERS = new Threads(256 * 1024, 2);
+    public static final Threads WORKERS = new Threads(256 * 1024, 2, KEEP_MS);
     /** The daemon's mount requests (one per mount, for the mount's life). */
-    static final Threads REQUESTS = new Threads(0, 1);
+    static final Threads REQUESTS = new Threads(0, 1, KEEP_MS);
 
     private final long stack;
     private final int keep;
+    private final long keepMs;
     private final Object lock = new Object();
     /** Waiting threads, the one that waited least last. */
     private final ArrayDeque<Kept> idle = new ArrayDeque<>();
 
-    private Threads(long stack, int keep) {
+    /** A pool of threads with {@code stack} (0: the JVM's default), up to {@code keep} of them kept {@code keepMs} (tests). */
+    Threads(long stack, int keep, long keepMs) {
         this.stack = stack;
         this.keep = keep;
+        this.keepMs = keepMs;
     }
 
     /** Runs {@code body} on a waiting thread, or a new one; throws as Thread.start does if none can be made. */
@@ -85,14 +88,14 @@ public final class Threads {
             }
         }
 
-        /** Waits for the next task: null once {@link #KEEP_MS} passed without one (or enough threads wait). */
+        /** Waits for the next task: null once the pool's keepMs passed without one (or enough threads wait). */
         private Runnable await() {
-            if (KEEP_MS <= 0) return null;
+            if (pool.keepMs <= 0) return null;
             synchronized (pool.lock) {
                 if (pool.idle.size() >= pool.keep) return null;
                 pool.idle.addLast(this);
             }
-            long end = System.nanoTime() + KEEP_MS * 1_000_000L;
+            long end = System.nanoTime() + pool.keepMs * 1_000_000L;
             while (next == null) {
                 long left = end - System.nanoTime();
                 if (left <= 0) {
