@@ -5,8 +5,8 @@ package dev.strata.fuse.kernel;
  * for how many): while the mount is at rest workers wait on /dev/fuse; when a worker takes a request
  * and none is left waiting there, a parked worker is woken, or another starts (up to {@link #MAX}); a
  * worker that finishes a request while {@link #SPARE} others already wait on /dev/fuse parks (waits
- * on a condition, not on /dev/fuse), and ends, giving its stack and buffers back, once nobody woke it
- * for {@link #IDLE_MS}. Not at once: requests overlap all the time (the RELEASE of one file with the
+ * on a condition, not on /dev/fuse), and ends, giving its buffers back, once nobody woke it for
+ * {@link #IDLE_MS} (its thread then waits a while for another mount's worker: daemon/Threads). Not at once: requests overlap all the time (the RELEASE of one file with the
  * LOOKUP of the next), and a worker ended at the first quiet moment was started again at the next
  * overlap, a thread with its buffers and its cached directories made and dropped per copy-up (issue
  * 14). Not waiting on /dev/fuse either: every request wakes every thread that polls it, and one that
