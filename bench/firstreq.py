@@ -8,7 +8,7 @@ mount LOWER with a fresh upper (`-o passthrough=0`), then what runc and ld.so do
 (stat of a few paths, readlink of the symlinks, `chroot M /usr/bin/env true`: open, read and mmap of env,
 ld.so and libc), umount, then sleep GAP seconds (the daemon's rest passes start 0.25 s after its last
 request). The first 3 rounds per tree are not counted. A private tracefs instance records
-fuse_request_send/end of the mount's connection (its st_dev). Per tree, medians of: the mount command,
+fuse_request_send/end of the mount's connection (its st_dev). Per tree, medians of: all three, the mount command,
 the workload, the umount, the FUSE requests (count, sum of send-to-reply, INIT's, the median request),
 and per mount in the daemon: minor faults (/proc/PID/stat field 10), CPU (utime+stime, mean over the
 rounds: ticks), threads started (task ids not seen before).
@@ -118,7 +118,7 @@ def main():
                 new = len(tids - seen[name]) if seen[name] else None
                 seen[name] |= tids
                 if i >= 3:
-                    res[name].append(dict(mount=t1 - t0, work=t2 - t1, umount=t3 - t2, n=len(lat),
+                    res[name].append(dict(total=t3 - t0, mount=t1 - t0, work=t2 - t1, umount=t3 - t2, n=len(lat),
                                           fsum=sum(lat), init=init or 0, fmed=statistics.median(lat) if lat else 0,
                                           minflt=after[0] - before[0] if after else 0,
                                           cpu=after[1] - before[1] if after else 0, threads=new or 0))
@@ -136,12 +136,12 @@ def main():
             if pid:
                 os.kill(pid, 15)
     med = lambda n, k, f=1: statistics.median(r[k] for r in res[n]) * f
-    print(f"| tree | mount ms | workload ms | umount ms | FUSE requests | FUSE sum ms | INIT us | "
+    print(f"| tree | all ms | mount ms | workload ms | umount ms | FUSE requests | FUSE sum ms | INIT us | "
           f"median request us | daemon minor faults | daemon CPU ticks (mean) | threads started |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, _ in trees:
         cpu = statistics.mean(r["cpu"] for r in res[n])
-        print(f"| {n} | {med(n, 'mount', 1e3):.2f} | {med(n, 'work', 1e3):.2f} | {med(n, 'umount', 1e3):.2f} | "
+        print(f"| {n} | {med(n, 'total', 1e3):.2f} | {med(n, 'mount', 1e3):.2f} | {med(n, 'work', 1e3):.2f} | {med(n, 'umount', 1e3):.2f} | "
               f"{med(n, 'n'):.0f} | {med(n, 'fsum', 1e3):.2f} | {med(n, 'init', 1e6):.0f} | {med(n, 'fmed', 1e6):.1f} | "
               f"{med(n, 'minflt'):.0f} | {cpu:.2f} | {med(n, 'threads'):.0f} |")
 
