@@ -28,12 +28,22 @@ final class RoutedErr extends OutputStream {
 
     /** Lines this thread prints go to {@code r} while it is open (null: back to the daemon's stderr). */
     static void route(Server.Reply r) {
-        if (r == null) TARGET.remove(); else TARGET.set(r);
+        if (r != null) {
+            TARGET.set(r);
+            return;
+        }
+        TARGET.remove();
+        LINE.remove(); // an unfinished line stays with the request it was for (the thread may serve another: Threads)
     }
 
     /** This thread's and the threads it starts from now on: lines not for a client go to {@code log} (null: the daemon's). */
     static void logTo(PrintStream log) {
         if (log == null) MOUNT_LOG.remove(); else MOUNT_LOG.set(log);
+    }
+
+    /** This thread's mount log (null: the daemon's), for a thread kept across mounts to take over ({@link Threads}). */
+    static PrintStream mountLog() {
+        return MOUNT_LOG.get();
     }
 
     private PrintStream out() {

@@ -248,8 +248,7 @@ public final class Server {
             synchronized (lock) {
                 mounts++;
             }
-            Thread t = new Thread(() -> request(c), "strata-request");
-            t.start();
+            Threads.REQUESTS.run(() -> request(c), "strata-request");
         }
     }
 

@@ -25,8 +25,9 @@ final class Rest {
     static final long QUIET_MS = Long.getLong("strata.trimMillis", 250);
     /**
      * The passes after the first, each this long after the one before, while no request comes: the
-     * JVM runs on a while after the work (its compiler; workers that end 2 s parked: a thread's end
-     * runs through the JVM's code again, and on 6.18 a fault maps a whole large folio of libjvm.so), and
+     * JVM runs on a while after the work (its compiler; workers that end 2 s parked, their threads
+     * 5 s later (daemon/Threads): a thread's end runs through the JVM's code again, and on 6.18 a
+     * fault maps a whole large folio of libjvm.so), and
      * gives the compiler's arenas back to malloc only when its chunk pool is cleaned, every 5 s.
      */
     static final long[] LATER_MS = {500, 1000, 2000, 2500, 5000};

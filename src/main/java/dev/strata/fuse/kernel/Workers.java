@@ -5,8 +5,8 @@ package dev.strata.fuse.kernel;
  * for how many): while the mount is at rest workers wait on /dev/fuse; when a worker takes a request
  * and none is left waiting there, a parked worker is woken, or another starts (up to {@link #MAX}); a
  * worker that finishes a request while {@link #SPARE} others already wait on /dev/fuse parks (waits
- * on a condition, not on /dev/fuse), and ends, giving its stack and buffers back, once nobody woke it
- * for {@link #IDLE_MS}. Not at once: requests overlap all the time (the RELEASE of one file with the
+ * on a condition, not on /dev/fuse), and ends, giving its buffers back, once nobody woke it for
+ * {@link #IDLE_MS} (its thread then waits a while for another mount's worker: daemon/Threads). Not at once: requests overlap all the time (the RELEASE of one file with the
  * LOOKUP of the next), and a worker ended at the first quiet moment was started again at the next
  * overlap, a thread with its buffers and its cached directories made and dropped per copy-up (issue
  * 14). Not waiting on /dev/fuse either: every request wakes every thread that polls it, and one that
@@ -19,8 +19,6 @@ final class Workers {
     static final int MAX = Math.max(1, Integer.getInteger("strata.workers", 4));
     /** Waiting workers beyond which one that finished a request ends. */
     static final int SPARE = 2;
-    /** A worker thread's stack: requests are served without deep recursion. */
-    static final int STACK = 256 * 1024;
 
     private final KernelFS fs;
     private final Object lock = new Object();
@@ -159,7 +157,7 @@ final class Workers {
         }
         Worker w = new Worker(fs, this);
         try {
-            new dev.strata.posix.ServingThread(w::runAndRelease, "strata-fuse-" + n, STACK).start();
+            dev.strata.daemon.Threads.WORKERS.run(w::runAndRelease, "strata-fuse-" + n);
         } catch (RuntimeException | Error e) {
             w.release();
             throw e;
