@@ -307,6 +307,44 @@ final class OpenFiles {
         return Posix.pread(fd, buf, size, off);
     }
 
+    /**
+     * How many bytes a read of [off, off + size) of fd gets now, from where its reads go (as
+     * {@link #read}): what the kernel transport announces in a READ reply before it splices them
+     * ({@link #splice}); -errno if the file cannot be looked at. {@code st} is a struct stat of scratch.
+     */
+    public long readable(int fd, long off, long size, Pointer st) {
+        int r = readFd(fd);
+        long end;
+        dev.strata.layer.LazyTar.Span lazy = r == fd ? ovl.lazy.of(fd) : null;
+        if (lazy != null) {
+            end = lazy.size();
+        } else {
+            int e = Posix.fstat(r, st);
+            if (e < 0) return e;
+            end = st.getLong(Stat.OFF_SIZE);
+        }
+        return off < 0 ? -EINVAL : Math.max(0, Math.min(size, end - off));
+    }
+
+    /**
+     * splice(2) of up to {@code len} bytes at {@code off} of fd, from where its reads go (as
+     * {@link #read}), into the write end of a pipe; {@code offBuf} is a loff_t of scratch. The bytes
+     * spliced (fewer at the end of the file), or -errno.
+     */
+    public long splice(int fd, long off, long len, int pipe, Pointer offBuf) {
+        int r = readFd(fd);
+        dev.strata.layer.LazyTar.Span lazy = r == fd ? ovl.lazy.of(fd) : null;
+        if (lazy != null) {
+            if (off < 0) return -EINVAL;
+            len = Math.min(len, lazy.size() - off);
+            if (len <= 0) return 0;
+            r = lazy.tarFd();
+            off += lazy.base();
+        }
+        offBuf.putLong(0, off);
+        return dev.strata.posix.Pipes.splice(r, offBuf, pipe, null, len, 0);
+    }
+
     /** lseek (SEEK_DATA/SEEK_HOLE) of an open file; a file of a lazy layer is data end to end. */
     /** SEEK_DATA/SEEK_HOLE where the reads of fd go ({@link #readFd}; a lazy file: its span of the tar). */
     public long lseek(int fd, long off, int whence) {

@@ -196,6 +196,11 @@ public final class Union implements AutoCloseable {
     public int reopenBeneath(int fd, java.util.function.IntUnaryOperator rootOfLayer) { return ovl.files.reopenBeneath(fd, rootOfLayer); }
     public long read(int fd, Pointer buf, long size, long off) { return ovl.files.read(fd, buf, size, off); }
     public long lseek(int fd, long off, int whence) { return ovl.files.lseek(fd, off, whence); }
+    /** Bytes a read of [off, off + size) of an open file gets now (see OpenFiles#readable), or -errno. */
+    public long readable(int fd, long off, long size, Pointer st) { return ovl.files.readable(fd, off, size, st); }
+    /** splice(2) of an open file's bytes into a pipe, from where its reads go (see OpenFiles#splice). */
+    public long splice(int fd, long off, long len, int pipe, Pointer offBuf) { return ovl.files.splice(fd, off, len, pipe, offBuf); }
+
     public long write(int fd, Pointer buf, long size, long off) { return ovl.files.write(fd, buf, size, off); }
     public long copyFileRange(int in, long inOff, int out, long outOff, long len, long flags) {
         return ovl.files.copyFileRange(in, inOff, out, outOff, len, flags);

@@ -193,6 +193,7 @@ final class FileOps extends Family {
         int fd = (int) w.in.getLong(IN_HEADER);
         long off = w.in.getLong(IN_HEADER + 8);
         int size = Math.min(w.in.getInt(IN_HEADER + 16), KernelFS.OUT_BUF - OUT_HEADER);
+        if (w.splices.read(unique, fd, off, size)) return;
         long n = fs.union.read(fd, w.outData, size, off);
         if (n < 0) { w.error(unique, (int) -n); return; }
         w.reply(unique, (int) n);

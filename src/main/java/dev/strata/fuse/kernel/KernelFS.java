@@ -51,6 +51,8 @@ final class KernelFS {
     final ConcurrentHashMap<Integer, OpenFile> openFiles = new ConcurrentHashMap<>();
     /** Whether reads and writes of open files may go straight to their layer file (FUSE passthrough). */
     volatile boolean passthrough;
+    /** READ is answered by pread and write only: splice was refused here (see SpliceReads), or -Dstrata.splice=false. */
+    volatile boolean spliceOff = !Boolean.parseBoolean(System.getProperty("strata.splice", "true"));
     /** The kernel enforces and caches POSIX ACLs, and leaves the umask to strata (POSIX_ACL + DONT_MASK). */
     volatile boolean posixAcl;
     /** FUSE_HANDLE_KILLPRIV_V2 was negotiated: a SETATTR that changes nothing asks strata to clear S_ISUID/S_ISGID. */

@@ -23,6 +23,8 @@ final class Worker implements Runnable {
     final XattrOps xattrs;
     final DirOps dirs;
     final IoctlOps ioctls;
+    /** READ replies by splice (its pipe is made at the first large read). */
+    final SpliceReads splices;
     final jnr.ffi.Runtime rt = Posix.RT;
 
     /**
@@ -70,6 +72,7 @@ final class Worker implements Runnable {
         xattrs = new XattrOps(fs, this);
         dirs = new DirOps(fs, this);
         ioctls = new IoctlOps(fs, this);
+        splices = new SpliceReads(fs, this);
     }
 
     private static Pointer mapped(int size) {
@@ -89,8 +92,9 @@ final class Worker implements Runnable {
         }
     }
 
-    /** Unmaps the buffers (the worker is done with them). */
+    /** Unmaps the buffers and closes the pipe (the worker is done with them). */
     void release() {
+        splices.close();
         Posix.unmap(in, KernelFS.IN_BUF);
         Posix.unmap(out, KernelFS.OUT_BUF);
     }
@@ -315,6 +319,15 @@ final class Worker implements Runnable {
 
     boolean send(Pointer buf, int len) {
         if (len > sentMax) sentMax = len;
+        finishing();
+        long w = Posix.write(fs.devFd, buf, len);
+        // ENOENT: the request was interrupted and is gone; nothing to do
+        if (w < 0 && w != -ENOENT && w != -ENODEV) fs.log.error("writing /dev/fuse: " + Posix.strerror((int) w));
+        return w >= 0;
+    }
+
+    /** Just before the reply goes out (by write or splice): the worker counts itself as finished. */
+    void finishing() {
         if (!counted) {
             // count this worker as waiting before the reply wakes the caller: its next request (the
             // WRITE after an OPEN) is otherwise taken by the only worker waiting, which then starts
@@ -322,10 +335,6 @@ final class Worker implements Runnable {
             counted = true;
             countedWait = pool.finished();
         }
-        long w = Posix.write(fs.devFd, buf, len);
-        // ENOENT: the request was interrupted and is gone; nothing to do
-        if (w < 0 && w != -ENOENT && w != -ENODEV) fs.log.error("writing /dev/fuse: " + Posix.strerror((int) w));
-        return w >= 0;
     }
 
     /**
