@@ -6,8 +6,10 @@ CPU (/proc/PID/stat), daemon syscalls (strace -c -f), wall time.
 
   python3 bench/meta/phases.py --lower DIR[:DIR...] [--system NAME=HOME|fuse-overlayfs]...
                                [--mode count|cpu|strace] [--rounds N] [--phases a,b,...]
+                               [--opts NAME=JAVA_OPTS]...
 
---lower: layers top first (e.g. those of bench/rootless/make-image.sh, unpacked). strata runs with
+--opts gives a strata system STRATA_JAVA_OPTS (e.g. two systems of one checkout, one with
+-Dstrata.splice=false). --lower: layers top first (e.g. those of bench/rootless/make-image.sh, unpacked). strata runs with
 -o passthrough=0 (the rootless data path) and a process of its own (STRATA_DAEMON=0). count mode
 mounts with -d (slower: counts only), cpu mode plainly (CPU and wall; rounds interleaved), strace
 mode attaches `strace -c -f` to the daemon for each phase (strace 6.1 leaves getxattrat out of its
@@ -52,6 +54,8 @@ def mount(system, lower, work, mnt, mode, log):
         os.makedirs(d)
     o = f"lowerdir={lower},upperdir={up},workdir={wd}"
     env = dict(os.environ, STRATA_DAEMON="0")
+    if system in OPTS:
+        env["STRATA_JAVA_OPTS"] = OPTS[system]
     if system == "fuse-overlayfs":
         cmd = ["fuse-overlayfs", "-f"] + (["-d"] if mode == "count" else []) + ["-o", o, mnt]
     else:
@@ -171,9 +175,13 @@ def main():
     ap.add_argument("--system", action="append", default=[])
     ap.add_argument("--mode", default="cpu", choices=["count", "cpu", "strace", "perreq"])
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--opts", action="append", default=[], help="NAME=JAVA_OPTS: STRATA_JAVA_OPTS for that system")
     ap.add_argument("--phases", default=",".join(PHASES))
     args = ap.parse_args()
     args.phases = args.phases.split(",")
+    for o in args.opts:
+        name, opts = o.split("=", 1)
+        OPTS[name] = opts
     if os.geteuid() != 0:
         sys.exit("phases: needs root (it mounts)")
     if not os.environ.get("PHASES_NS"):
@@ -228,5 +236,6 @@ def main():
 
 
 HOMES = {}
+OPTS = {}
 if __name__ == "__main__":
     main()

@@ -162,6 +162,10 @@ public abstract class Mounter {
             Map<String, String> e = new HashMap<>();
             if (own) e.put("STRATA_DAEMON", "0");
             if (System.getenv("STRATA_DAEMON_IDLE") == null) e.put("STRATA_DAEMON_IDLE", "5");
+            // -Dstrata.javaOpts: the daemon's JVM options (its own daemon then: one started without them
+            // serves no such mount), e.g. -Dstrata.spliceMin=0 to answer every READ by splice
+            String javaOpts = System.getProperty("strata.javaOpts", "");
+            if (!javaOpts.isEmpty()) e.put("STRATA_JAVA_OPTS", javaOpts);
             return e;
         }
 

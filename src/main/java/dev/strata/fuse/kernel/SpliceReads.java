@@ -101,7 +101,7 @@ final class SpliceReads {
         // as large as the largest READ; an unprivileged daemon (rootless: a user namespace's root too)
         // may not go past /proc/sys/fs/pipe-max-size (1 MiB by default): then as large as that allows
         int cap = -1;
-        for (int want = PIPE; want >= 4 * PAGE && cap < 0; want /= 2) cap = Pipes.setSize(wr, want);
+        for (int want = PIPE; want >= PAGE && cap < 0; want /= 2) cap = Pipes.setSize(wr, want);
         if (cap < 0) cap = Pipes.size(wr);
         max = cap - 2 * PAGE;
         if (max < MIN) {
