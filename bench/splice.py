@@ -130,6 +130,9 @@ def main():
                 s, p = res[(cache, "splice")], res[(cache, "write")]
                 print(f"| {cache} | {med([x[0] for x in s]):.2f} | {med([x[0] for x in p]):.2f} | "
                       f"{med([x[1] for x in s]):.3f} | {med([x[1] for x in p]):.3f} |")
+            for (cache, name), rows in sorted(res.items()):
+                print(f"  {cache} {name}: cpu " + " ".join(f"{x[0]:.2f}" for x in rows)
+                      + "  wall " + " ".join(f"{x[1]:.3f}" for x in rows))
     finally:
         if mounted(f"{work}/mnt"):
             subprocess.run(["umount", "-l", f"{work}/mnt"])

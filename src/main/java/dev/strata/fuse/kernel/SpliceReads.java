@@ -28,7 +28,7 @@ final class SpliceReads {
      * Smaller reads are answered by pread and write: below this the system calls splice adds cost more
      * than the copy it saves (see bench/README.md, "datapath": the crossover was measured).
      */
-    static final int MIN = Integer.getInteger("strata.spliceMin", 16 * 1024);
+    static final int MIN = Integer.getInteger("strata.spliceMin", 24 * 1024);
     /** The pipe's capacity asked for: the largest READ (max_pages) and two pages (the header; an unaligned start). */
     static final int PIPE = Integer.getInteger("strata.splicePipe", KernelFS.MAX_WRITE + 2 * 4096);
     private static final int PAGE = 4096;
