@@ -203,7 +203,11 @@ class SpliceReadTest {
                 Thread.sleep(100);
                 after = descriptors(pid);
             }
-            assertEquals(before, after, "the daemon's descriptors after the second mount's unmount");
+            List<String> gained = new ArrayList<>(after), lost = new ArrayList<>(before);
+            for (String d : before) gained.remove(d);
+            for (String d : after) lost.remove(d);
+            assertEquals(List.of(), gained, "descriptors the daemon holds after the second mount's unmount and did not before it (lost: " + lost + ")");
+            assertEquals(List.of(), lost, "descriptors the daemon held before the second mount and no longer does");
         } finally {
             System.setProperty("strata.javaOpts", oldJava);
         }

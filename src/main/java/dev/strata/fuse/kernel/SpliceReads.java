@@ -39,10 +39,11 @@ final class SpliceReads {
     private int rd = -1, wr = -1;
     /** The largest read a reply by splice carries: the pipe's capacity less a page for the header and one for an unaligned start. */
     private int max;
-    /** Scratch: the reply header (16 bytes), the file offset (8), the pipe's descriptors (8), a struct stat (144). */
-    private final Pointer scratch = Memory.allocateDirect(Posix.RT, 16 + 8 + 8 + dev.strata.posix.Stat.SIZE, true);
-    private final Pointer header = scratch.slice(0, 16), offset = scratch.slice(16, 8), fds = scratch.slice(24, 8),
-            stat = scratch.slice(32);
+    /**
+     * Scratch, allocated with the first pipe (a worker that never splices has none): the reply header
+     * (16 bytes), the file offset (8), the pipe's descriptors (8), a struct stat.
+     */
+    private Pointer header, offset, fds, stat;
 
     SpliceReads(KernelFS fs, Worker w) {
         this.fs = fs;
@@ -90,6 +91,13 @@ final class SpliceReads {
         if (!Pipes.bind()) {
             refused("libc", ENOSYS);
             return false;
+        }
+        if (header == null) {
+            Pointer scratch = Memory.allocateDirect(Posix.RT, 16 + 8 + 8 + dev.strata.posix.Stat.SIZE, true);
+            header = scratch.slice(0, 16);
+            offset = scratch.slice(16, 8);
+            fds = scratch.slice(24, 8);
+            stat = scratch.slice(32);
         }
         int r = Pipes.pipe2(fds, Posix.O_CLOEXEC | Posix.O_NONBLOCK);
         if (r < 0) {
