@@ -15,7 +15,8 @@ import static dev.strata.posix.Errno.*;
 /**
  * Serves the kernel's FUSE requests from /dev/fuse with a {@link Union}: each request is decoded from
  * the worker's native buffer, turned into one engine call on the node's mount path, and answered from
- * a second native buffer. File data goes straight between those buffers and pread/pwrite.
+ * a second native buffer. File data goes straight between those buffers and pread/pwrite, or for
+ * large reads from the file through a pipe to /dev/fuse ({@link SpliceReads}).
  *
  * <p>This class holds what the workers share (the engine, node ids, the open-file table, what INIT
  * negotiated); {@link Worker} reads requests, dispatches them and writes the replies, and one class
