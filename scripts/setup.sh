@@ -52,25 +52,44 @@ if [ ! -x target/strata-client ] || [ src/main/c/strata-client.c -nt target/stra
 fi
 
 # Class-data sharing archive: start-up (mount-ready time) drops when the JVM maps pre-parsed classes.
-# The classes one real mount cycle loads are listed (where this machine can mount: root and /dev/fuse)
-# and dumped into one static archive that replaces the JDK's default one: only what the mount daemon
-# uses is mapped (15 MB resident, against 17 MB for the JDK's archive plus a dynamic one on top of it:
-# issue 14).
+# The classes a shared daemon loads while it serves what containers do (below) are listed (where this
+# machine can mount: root and /dev/fuse) and dumped into one static archive that replaces the JDK's
+# default one: only what the mount daemon uses is mapped (15 MB resident, against 17 MB for the JDK's
+# archive plus a dynamic one on top of it: issue 14). A class the list misses is loaded from the jar
+# when first needed (parsed and verified), and a lambda it misses is spun then: a cost on that request.
+cds_workload() { # MOUNT TMP: what a container's first requests and the rootless benchmark's rows do
+  local m=$1 t=$2
+  ls -la "$m" >/dev/null; find "$m" >/dev/null; ls -lR "$m" >/dev/null
+  find "$m" -type f -exec cat {} + >/dev/null; readlink "$m/d/l" >/dev/null; stat "$m/d/f" >/dev/null
+  [ -t 0 ] < "$m/f"; df "$m" >/dev/null 2>&1 || true
+  echo y >> "$m/f"; echo y >> "$m/d/sub/a"                            # copy-ups
+  mkdir -p "$m/new"; tar -C "$m/new" -xf "$t/a.tar"                   # create, write, modes, times
+  chmod 600 "$m/d/f"; touch -d @0 "$m/d/h"; chown 1:1 "$m/d/sub/b"    # copy-up of metadata
+  ln "$m/new/x" "$m/new/x2"; mv "$m/new/x2" "$m/new/x3"; ln -s x "$m/new/s"; truncate -s 1 "$m/new/x3"
+  mv "$m/d/sub" "$m/sub2" 2>/dev/null || true                         # EXDEV: no redirect_dir
+  rm -rf "$m/d" "$m/new"; rmdir "$m/sub2" 2>/dev/null || true         # whiteouts, removals
+}
+export -f cds_workload
 if [ ! -f target/strata.jsa ] || [ target/strata.jar -nt target/strata.jsa ]; then
   rm -f target/strata.jsa target/strata.classlist
-  if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
+  if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && command -v unshare >/dev/null; then
     t=$(mktemp -d)
-    mkdir -p "$t"/{l,u,w,m}
-    echo x > "$t/l/f"
+    mkdir -p "$t"/{l1/d,l2/d/sub,u,w,m,m2,src/s}
+    echo x > "$t/l2/f"; for f in f g h sub/a sub/b; do echo x > "$t/l2/d/$f"; done; ln -s f "$t/l2/d/l"
+    echo x > "$t/l1/d/f2"; mknod "$t/l1/d/g" c 0 0 2>/dev/null || true
+    echo x > "$t/src/x"; echo x > "$t/src/s/y"; chmod 640 "$t/src/x"; tar -C "$t/src" -cf "$t/a.tar" .
+    # the shared daemon (as under podman): the first mount starts it, the second is handed to it; in a
+    # mount namespace of its own, so nothing is left mounted should a step fail
+    STRATA_DAEMON_DIR="$t/d" STRATA_DAEMON_IDLE=1 \
     STRATA_JAVA_OPTS="-Xshare:off -XX:DumpLoadedClassList=$here/target/strata.classlist" \
-      bin/strata mount -f -o lowerdir="$t/l",upperdir="$t/u",workdir="$t/w" "$t/m" >/dev/null 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do grep -q " $t/m fuse" /proc/self/mounts && break; sleep 0.1; done
-    if grep -q " $t/m fuse" /proc/self/mounts; then
-      ls -la "$t/m" >/dev/null; cat "$t/m/f" >/dev/null; echo y >> "$t/m/f"; rm -f "$t/m/f"; find "$t/m" >/dev/null
-      umount "$t/m" 2>/dev/null || fusermount3 -u "$t/m" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+      unshare -m --propagation private bash -c '
+        t=$1
+        bin/strata mount -o lowerdir="$t/l1:$t/l2",upperdir="$t/u",workdir="$t/w" "$t/m" >/dev/null 2>&1 || exit 0
+        bin/strata mount -o lowerdir="$t/l1:$t/l2" "$t/m2" >/dev/null 2>&1 && { ls -la "$t/m2" >/dev/null; umount "$t/m2"; }
+        cds_workload "$t/m" "$t"
+        umount "$t/m"' _ "$t" || true
+    # the daemon ends 1 s after its last mount, and writes the list's last lines as it exits
+    for _ in $(seq 150); do pgrep -f -- "-XX:DumpLoadedClassList=$here/target/strata.classlist" >/dev/null || break; sleep 0.1; done
     rm -rf "$t"
     # the class path as bin/strata gives it (-jar: the jar and its manifest's Class-Path); the dump
     # warns about classes it cannot archive (JFR events, generated classes), which is expected

@@ -5,17 +5,26 @@ lower trees) on one fresh mount, per phase: FUSE requests by opcode (the mount's
 CPU (/proc/PID/stat), daemon syscalls (strace -c -f), wall time.
 
   python3 bench/meta/phases.py --lower DIR[:DIR...] [--system NAME=HOME|fuse-overlayfs]...
-                               [--mode count|cpu|strace] [--rounds N] [--phases a,b,...]
-                               [--opts NAME=JAVA_OPTS]...
+                               [--mode count|cpu|strace|perreq] [--rounds N] [--phases a,b,...]
+                               [--like-podman] [--jvm-opts NAME=JAVA_OPTS]... (--opts: the same)
 
---opts gives a strata system STRATA_JAVA_OPTS (e.g. two systems of one checkout, one with
--Dstrata.splice=false). --lower: layers top first (e.g. those of bench/rootless/make-image.sh, unpacked). strata runs with
+--jvm-opts (or --opts) gives a strata system STRATA_JAVA_OPTS (e.g. two systems of one checkout, one
+with -Dstrata.splice=false). --lower: layers top first (e.g. those of bench/rootless/make-image.sh, unpacked). strata runs with
 -o passthrough=0 (the rootless data path) and a process of its own (STRATA_DAEMON=0). count mode
 mounts with -d (slower: counts only), cpu mode plainly (CPU and wall; rounds interleaved), strace
 mode attaches `strace -c -f` to the daemon for each phase (strace 6.1 leaves getxattrat out of its
 counts), perreq mode `strace -f` of every call, each counted against the FUSE request the same thread
 read last: system calls per request, by opcode (strata only: it reads one request per read(2)). Root only; runs in a private mount
 namespace; the upper and workdir are under a temp dir that is removed.
+
+--like-podman (cpu mode): the daemon as the rootless podman benchmark's work container finds it:
+strata's shared daemon (a daemon directory of the run's own) started by the first of 7 warm-up mounts
+that each run what a container start runs through the mount (the runtime's mount points, /bin/true or
+`id -u` from the image), then the work mount, 7 s at rest (the benchmark's memory reading), and the
+phases run inside the mount with the image's busybox (chroot), as `podman exec` runs them. The
+daemon's CPU per phase is that of the one shared process; per-thread CPU (JIT compiler threads,
+workers, GC) is printed with --threads. --jvm-opts NAME=OPTS: STRATA_JAVA_OPTS for system NAME (an A/B
+of JVM options: --system a=HOME --system b=HOME --jvm-opts b=-X...).
 """
 import argparse, collections, os, re, shutil, signal, subprocess, sys, tempfile, time
 
@@ -38,6 +47,40 @@ PHASES = {
 }
 
 
+# the podman benchmark's rows, run inside the mount with the image's busybox (like-podman)
+PODMAN_PHASES = {
+    "find_cold": "find / -xdev | wc -l",
+    "find_warm": "find / -xdev | wc -l",
+    "py_first": "python3 -c 'import json, email, http.client'",
+    "py_warm": "python3 -c 'import json, email, http.client'",
+    "tar": "tar -cf - /usr | wc -c",
+    "untar": "mkdir -p /tmp/stdlib && tar -xf /srv/python3.11-stdlib.tar -C /tmp/stdlib",
+    "rm": "rm -rf /usr/share/zoneinfo /usr/lib/x86_64-linux-gnu/perl-base",
+}
+# what a container start does through its mount (runc: its mount points, then the command), 7 times
+# as the benchmark does before the work container (warm-up, 3 x true, 3 x keep-id id -u)
+START = "mkdir -p {m}/proc {m}/dev {m}/sys {m}/etc {m}/run && touch {m}/etc/hosts {m}/etc/resolv.conf && chroot {m} /bin/sh -c {cmd}"
+
+
+def thread_cpu(pid):
+    """{thread name: CPU seconds} of a process, threads of one name summed."""
+    out = collections.Counter()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            st = open(f"/proc/{pid}/task/{t}/stat").read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        f = st.rsplit(")", 1)[1].split()
+        name = re.sub(r"[0-9]+$", "#", name)
+        out[name] += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
@@ -54,8 +97,17 @@ def mount(system, lower, work, mnt, mode, log):
         os.makedirs(d)
     o = f"lowerdir={lower},upperdir={up},workdir={wd}"
     env = dict(os.environ, STRATA_DAEMON="0")
-    if system in OPTS:
-        env["STRATA_JAVA_OPTS"] = OPTS[system]
+    if LIKE_PODMAN[0]:
+        env = dict(os.environ, STRATA_DAEMON_DIR=f"{work}/daemon", STRATA_DAEMON_IDLE="1")
+        env.pop("STRATA_DAEMON", None)
+    if JVM_OPTS.get(system):
+        env["STRATA_JAVA_OPTS"] = JVM_OPTS[system]
+    if LIKE_PODMAN[0] and system != "fuse-overlayfs":
+        r = subprocess.run([f"{HOMES[system]}/bin/strata", "mount", "-o", o + ",passthrough=0", mnt],
+                           stdout=log, stderr=log, env=env)
+        if r.returncode or not mounted(mnt):
+            sys.exit(f"phases: {system} did not mount")
+        return None
     if system == "fuse-overlayfs":
         cmd = ["fuse-overlayfs", "-f"] + (["-d"] if mode == "count" else []) + ["-o", o, mnt]
     else:
@@ -127,14 +179,49 @@ def per_request(path):
     return {op: (n, calls[op]) for op, n in reqs.items()}
 
 
+def shared_daemon(work):
+    """The pid of the shared daemon serving the run's daemon directory."""
+    want = f"STRATA_DAEMON_DIR={work}/daemon".encode()
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if b"strata.jar" in open(f"/proc/{p}/cmdline", "rb").read() and \
+                        want in open(f"/proc/{p}/environ", "rb").read().split(b"\0"):
+                    return int(p)
+            except OSError:
+                pass
+    sys.exit("phases: no shared daemon found")
+
+
+def warm_up(system, args, work, mnt, log):
+    """What the podman benchmark's work container finds: 7 container starts through the same daemon."""
+    for i in range(7):
+        p = mount(system, args.lower, work, mnt, args.mode, log)
+        cmd = "/bin/true" if i < 4 else "'id -u'"
+        if WARM_CMD[0]:
+            cmd = f"'{WARM_CMD[0]}'"
+        subprocess.run(["sh", "-c", START.format(m=mnt, cmd=cmd)], stdout=log, stderr=log)
+        subprocess.run(["umount", mnt])
+        if p:
+            p.wait(timeout=30)
+
+
 def run_once(system, args, work, mnt, results):
     logf = f"{work}/log-{system}"
     with open(logf, "wb") as log:
+        if LIKE_PODMAN[0]:
+            warm_up(system, args, work, mnt, log)
         p = mount(system, args.lower, work, mnt, args.mode, log)
-        pid = p.pid
+        pid = p.pid if p else shared_daemon(work)
+        if LIKE_PODMAN[0]:
+            subprocess.run(["sh", "-c", START.format(m=mnt, cmd="'sleep 0'")], stdout=log, stderr=log)
+            time.sleep(7)  # the benchmark's idle reading
         try:
             for ph in args.phases:
-                cmd = PHASES[ph].format(m=mnt)
+                if LIKE_PODMAN[0]:
+                    cmd = f"chroot {mnt} /bin/sh -c \"{PODMAN_PHASES[ph]}\""
+                else:
+                    cmd = PHASES[ph].format(m=mnt)
                 time.sleep(0.3 if args.mode != "cpu" else 0.1)  # let the log/kernel settle
                 off = os.path.getsize(logf)
                 st = None
@@ -146,12 +233,15 @@ def run_once(system, args, work, mnt, results):
                     st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", f"{work}/st"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1.0)
+                th0 = thread_cpu(pid)
                 c0, t0 = cpu(pid), time.monotonic()
                 r = subprocess.run(["sh", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 t1, c1 = time.monotonic(), cpu(pid)
+                th1 = thread_cpu(pid)
                 if r.returncode:
                     print(f"  {system} {ph}: exit {r.returncode}: {r.stderr.decode().strip()[:200]}")
-                row = {"wall": t1 - t0, "cpu": c1 - c0, "out": r.stdout.decode().strip()[:40]}
+                row = {"wall": t1 - t0, "cpu": c1 - c0, "out": r.stdout.decode().strip()[:40],
+                       "threads": {k: th1[k] - th0.get(k, 0) for k in th1 if th1[k] - th0.get(k, 0) > 0}}
                 if args.mode == "count":
                     time.sleep(0.5)
                     row["ops"] = count(logf, off, system)
@@ -166,7 +256,15 @@ def run_once(system, args, work, mnt, results):
                 results[system][ph].append(row)
         finally:
             subprocess.run(["umount", mnt])
-            p.wait(timeout=30)
+            if p:
+                p.wait(timeout=30)
+            elif LIKE_PODMAN[0]:
+                for _ in range(100):  # the daemon ends 1 s after its last mount (STRATA_DAEMON_IDLE)
+                    if not os.path.exists(f"/proc/{pid}"):
+                        break
+                    time.sleep(0.1)
+                else:
+                    os.kill(pid, signal.SIGTERM)
 
 
 def main():
@@ -175,13 +273,21 @@ def main():
     ap.add_argument("--system", action="append", default=[])
     ap.add_argument("--mode", default="cpu", choices=["count", "cpu", "strace", "perreq"])
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--opts", action="append", default=[], help="NAME=JAVA_OPTS: STRATA_JAVA_OPTS for that system")
     ap.add_argument("--phases", default=",".join(PHASES))
+    ap.add_argument("--like-podman", action="store_true")
+    ap.add_argument("--jvm-opts", "--opts", action="append", default=[], help="NAME=OPTS: STRATA_JAVA_OPTS for system NAME")
+    ap.add_argument("--warm-up-cmd", default="", help="like-podman: what the warm-up containers run instead "
+                    "(e.g. 'find / -xdev >/dev/null': the phases on a daemon already through their paths)")
+    ap.add_argument("--threads", action="store_true", help="print CPU per thread (summed over rounds)")
     args = ap.parse_args()
-    args.phases = args.phases.split(",")
-    for o in args.opts:
+    LIKE_PODMAN[0] = args.like_podman
+    WARM_CMD[0] = args.warm_up_cmd
+    for o in args.jvm_opts:
         name, opts = o.split("=", 1)
-        OPTS[name] = opts
+        JVM_OPTS[name] = opts
+    if args.like_podman and args.mode != "cpu":
+        sys.exit("phases: --like-podman goes with --mode cpu")
+    args.phases = args.phases.split(",")
     if os.geteuid() != 0:
         sys.exit("phases: needs root (it mounts)")
     if not os.environ.get("PHASES_NS"):
@@ -229,6 +335,11 @@ def main():
                     if n >= 3:
                         line += f"\n      {op:12s} {n:6d} requests {k / n:5.2f}/request: " + " ".join(
                             f"{name}={v / n:.2f}" for name, v in c.most_common(6))
+            if args.threads:
+                th = collections.Counter()
+                for x in rows:
+                    th.update(x["threads"])
+                line += "\n      threads (s, all rounds): " + " ".join(f"{k}={v:.2f}" for k, v in th.most_common(8))
             if args.rounds > 1:
                 line += "  walls " + " ".join(f"{x['wall']:.3f}" for x in rows)
                 line += "  cpus " + " ".join(f"{x['cpu']:.2f}" for x in rows)
@@ -236,6 +347,8 @@ def main():
 
 
 HOMES = {}
-OPTS = {}
+LIKE_PODMAN = [False]
+JVM_OPTS = {}
+WARM_CMD = [""]
 if __name__ == "__main__":
     main()

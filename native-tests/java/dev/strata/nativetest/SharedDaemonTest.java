@@ -404,7 +404,10 @@ class SharedDaemonTest {
 
     @Test void mountsShareOneDaemonAndUnmountingOneLeavesTheOthers() throws Exception {
         String[] a = layers("a"), b = layers("b"), c = layers("c");
-        ok(strata(env(false), "-o", a[0], a[1]));
+        NativeSupport.Proc.Result started = strata(env(false), "-o", a[0], a[1]);
+        ok(started);
+        // as fuse-overlayfs, a mount program that says nothing (the daemon's JVM options print nothing)
+        assertEquals("", started.stdout, "the first mount's output");
         List<Long> first = processesNaming(dir);
         assertEquals(1, first.size(), "one strata process: " + first);
         long daemon = first.get(0);
