@@ -176,6 +176,38 @@ class IndexTest {
         b.trees();
     }
 
+    /**
+     * Descriptors opened read-only on names of a lower hard link, then brought up as a metadata-only copy
+     * through the index (a rename over one name, which ovl_nlink_start copies up first; a chmod of the
+     * other): they keep reading the data below, still the file's, and once a write through a third name
+     * brings the data up they read the upper copy (seed 1041 with redirect_dir=on,index=on,metacopy=on,
+     * op #13: strata read zeros, the upper copy's hole).
+     */
+    @Test void heldNamesBroughtUpMetadataOnlyKeepReadingTheData() {
+        NativeSupport.assumeNativeEnvironment();
+        String on = "index=on,metacopy=on";
+        pair = new Pair("ix-heldread", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
+        pair.keepOnClose();
+        Both b = new Both("heldread", pair);
+        b.expect(Op.holdOpen(0, "data/sub/hl3", Posix.O_RDONLY), 0);
+        b.expect(Op.holdOpen(1, "data/hl2", Posix.O_RDONLY), 0);
+        b.expect(Op.rename("xattr.txt", "data/sub/hl3", 0), 0);
+        b.same(Op.readHeld(0));
+        b.same(Op.readHeld(1));
+        b.expect(Op.chmod("data/hl2", 0600), 0);
+        b.same(Op.readHeld(0));
+        b.same(Op.readHeld(1));
+        b.expect(Op.append("data/hl1", 10, 5), 0);
+        b.same(Op.readHeld(0));
+        b.same(Op.readHeld(1));
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.closeHeld(0), 0);
+        b.expect(Op.closeHeld(1), 0);
+        b.shOk("stat -c '%n %h %a %s' data/hl1 data/hl2 && cat data/hl2 | od -c | tail -2");
+        b.finish();
+        assertSameIndex(pair);
+    }
+
     /** Writes and chmods through every name in turn, remounting, until each name is in the upper. */
     @Test void everyNameBroughtUp() {
         Both b = both("all");

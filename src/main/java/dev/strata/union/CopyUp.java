@@ -106,6 +106,14 @@ final class CopyUp {
 
     /** The node's state once its copy has a name in the upper (under the exclusive lock). */
     void copiedUp(Node n, Layer src, Stat st, long ino, boolean keepIno, long bytes, long t0, String method) {
+        copiedUp(n, src, st, ino, keepIno, bytes, t0, method, true);
+    }
+
+    /**
+     * {@link #copiedUp}; {@code hasData}: the upper copy holds the data (not a metadata-only index entry),
+     * so descriptors opened read-only on the lower file read it from now on.
+     */
+    void copiedUp(Node n, Layer src, Stat st, long ino, boolean keepIno, long bytes, long t0, String method, boolean hasData) {
         if (!keepIno) {
             n.ino = 0;
             if (n.parent != null) { // listings of the parent showed the lower number
@@ -120,7 +128,7 @@ final class CopyUp {
         } else {
             n.layers = Node.single(0);
         }
-        if (st.type() == S_IFREG && !ovl.files.lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
+        if (hasData && st.type() == S_IFREG && !ovl.files.lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
         ovl.events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes, System.nanoTime() - t0, method);
     }
 
