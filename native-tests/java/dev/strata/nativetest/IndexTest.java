@@ -173,6 +173,9 @@ class IndexTest {
         b.remount();
         b.shOk(x + "x data/sub/hl3 data/hl2; setfattr -x user.c data/sub/hl3; echo \"exit $?\"; setfattr -x user.c data/hl2; echo \"exit $?\";"
                 + " sx data/hl2 user.a 5 1; sx data/sub/hl3 user.d 5 2; x data/hl1; same $L data/hl1 data/hl2 data/sub/hl3; stat -c '%n %h' data data/sub");
+        // file flags and truncate go through ovl_copy_up: they link the name up (its parent copied up)
+        b.shOk(x + "chattr +a data/sub/hl3 && chattr -a data/sub/hl3 && stat -c '%n %h' data/sub && truncate -s 3 data/hl2"
+                + " && same $L data/hl1 data/hl2 data/sub/hl3 && x data/sub/hl3");
         b.trees();
     }
 
