@@ -183,8 +183,9 @@ class IndexTest {
      * Descriptors opened read-only on names of a lower hard link, then brought up as a metadata-only copy
      * through the index (a rename over one name, which ovl_nlink_start copies up first; a chmod of the
      * other): they keep reading the data below, still the file's, and once a write through a third name
-     * brings the data up they read the upper copy (seed 1041 with redirect_dir=on,index=on,metacopy=on,
-     * op #13: strata read zeros, the upper copy's hole).
+     * brings the data up they read the upper copy, while fstat shows the upper copy throughout (seed 1041
+     * with redirect_dir=on,index=on,metacopy=on, op #13: strata read zeros, the upper copy's hole; seeds
+     * 1023 and 1026, fstat: the lower file's st_nlink).
      */
     @Test void heldNamesBroughtUpMetadataOnlyKeepReadingTheData() {
         NativeSupport.assumeNativeEnvironment();
@@ -196,9 +197,11 @@ class IndexTest {
         b.expect(Op.holdOpen(1, "data/hl2", Posix.O_RDONLY), 0);
         b.expect(Op.rename("xattr.txt", "data/sub/hl3", 0), 0);
         b.same(Op.readHeld(0));
+        b.same(Op.fstatHeld(0));
         b.same(Op.readHeld(1));
         b.expect(Op.chmod("data/hl2", 0600), 0);
         b.same(Op.readHeld(0));
+        b.same(Op.fstatHeld(0));
         b.same(Op.readHeld(1));
         b.expect(Op.append("data/hl1", 10, 5), 0);
         b.same(Op.readHeld(0));
@@ -206,6 +209,16 @@ class IndexTest {
         b.same(Op.fstatHeld(0));
         b.expect(Op.closeHeld(0), 0);
         b.expect(Op.closeHeld(1), 0);
+        // a file of one name (not indexed) copied up metadata only, then renamed over: the descriptor reads
+        // the data below and shows (and changes) the upper copy, the inode's
+        b.expect(Op.holdOpen(2, "owned", Posix.O_RDONLY), 0);
+        b.expect(Op.chmod("owned", 0600), 0);
+        b.expect(Op.rename("shadow.txt", "owned", 0), 0);
+        b.same(Op.fstatHeld(2));
+        b.same(Op.readHeld(2));
+        b.expect(Op.fchmodHeld(2, 0604), 0);
+        b.same(Op.fstatHeld(2));
+        b.expect(Op.closeHeld(2), 0);
         b.shOk("stat -c '%n %h %a %s' data/hl1 data/hl2 && cat data/hl2 | od -c | tail -2");
         b.finish();
         assertSameIndex(pair);

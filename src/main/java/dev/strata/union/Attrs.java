@@ -322,6 +322,10 @@ final class Attrs {
         int r = Posix.fstat(real, st);
         if (r < 0) return r;
         if (n != null && (h == null || OpenFiles.current(h, fd) == fd) && ovl.lazy.of(fd) != null) ovl.lazy.blocks(n.top(), st);
+        if (h != null && real != fd && h.dataBelow) { // a metadata-only copy: the blocks of the file holding the data
+            Stat d = Stat.local2();
+            if (Posix.fstat(fd, d) == 0) st.putLong(Stat.OFF_BLOCKS, d.blocks());
+        }
         if (ovl.index != null) ovl.index.presentNlinkFd(real, st); // an indexed file's overlay count
         // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
         if (n != null) {

@@ -209,7 +209,7 @@ final class Index {
         if (keepTimes) ovl.copy.restoreTimes(parent, ps.atime(), ps.atimeNs(), ps.mtime(), ps.mtimeNs());
         Posix.lsetxattr("/proc/self/fd/" + idx.fd() + "/" + name, nlinkX, nlinkValue(overlay - (st.nlink() + 1)), 0);
         if (n.ino == 0) n.ino = ino;
-        // a metadata-only entry: descriptors opened read-only on the lower file keep reading it (the data is there)
+        // a metadata-only entry: descriptors opened read-only on the lower file keep reading its data
         ovl.copy.copiedUp(n, idx, st, n.ino, true, 0, t0, "index link", !meta);
         return 0;
     }
