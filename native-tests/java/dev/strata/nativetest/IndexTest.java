@@ -110,6 +110,120 @@ class IndexTest {
         b.finish();
     }
 
+    /**
+     * xattrs through names of a lower hard link still only below once another name brought the file up
+     * through the index: the kernel's ovl_xattr_set changes the inode's upper, the index entry, without
+     * linking the name up (no copy-up of its parent, no ctime from a link), and get/list read the entry;
+     * XATTR_REPLACE of a missing name is ENODATA, XATTR_CREATE of a present one EEXIST, a second removal
+     * ENODATA, all without a link-up; after a remount the names (looked up through the index) show the
+     * entry's xattrs (seed 560466868 with redirect_dir=on,index=on,metacopy=on, op #36: a replace through
+     * data/sub/hl3 linked it up on strata only). The lower file carries user.low. Before that, with no name
+     * up: a removal of a missing xattr fails without a copy-up, a replace of one (ENODATA) copies the file up
+     * through the index and links the name up first, as the kernel does.
+     */
+    @Test void xattrsThroughANameStillBelow() {
+        Both b = withLowerXattr("ix-xattr", ON);
+        xattrsThroughANameStillBelow(b, "truncate -s 0 data/hl1");
+        b.finish();
+        assertSameIndex(pair);
+    }
+
+    /** The same with metacopy=on: chmod leaves a metadata-only index entry, whose data stays below. */
+    @Test void xattrsThroughANameStillBelowOfAMetadataOnlyCopy() {
+        Both b = withLowerXattr("ix-xattrmc", "index=on,metacopy=on");
+        xattrsThroughANameStillBelow(b, "chmod 600 data/hl1");
+        // a write through a name still below brings it up, data and all
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && echo more >> data/hl2 && same $L data/hl1 data/hl2 data/sub/hl3");
+        b.finish();
+        assertSameIndex(pair);
+    }
+
+    private Both withLowerXattr(String name, String options) {
+        NativeSupport.assumeNativeEnvironment();
+        pair = new Pair(name, Mounter.kernel(options), RedirectDirTest.target(options), root -> {
+            LayerSet l = LayerBuilder.standard(root);
+            NativeSupport.Proc.Result r = NativeSupport.Proc.run(root, 30, "setfattr", "-n", "user.low", "-v", "1",
+                    l.lowers.get(2).resolve("data/hl1").toString());
+            assertEquals(0, r.exit, r.toString());
+            return l;
+        });
+        pair.keepOnClose();
+        return new Both(name, pair);
+    }
+
+    /** sx PATH NAME VALUE FLAGS: setxattr(2) with flags (1 XATTR_CREATE, 2 XATTR_REPLACE), printing ok or the error. */
+    static final String SX = "sx() { python3 -c 'import os, sys\n"
+            + "try: os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode(), int(sys.argv[4]), follow_symlinks=False); print(\"ok\")\n"
+            + "except OSError as e: print(sys.argv[1], os.strerror(e.errno))' \"$@\"; }; ";
+
+    private void xattrsThroughANameStillBelow(Both b, String bringUp) {
+        // x: the user.* xattrs of each name (listxattr and getxattr); t: the ctime of a name
+        String x = SAME + SX + "x() { getfattr -h -d -m '^user[.]' --absolute-names \"$@\" 2>&1 | sed '/^$/d'; };"
+                + " t() { stat -c %z \"$1\"; }; L=$(stat -c %i data/hl1); ";
+        // before any name is up: a removal of a missing xattr fails without a copy-up, a failed replace copies up
+        b.shOk(x + "setfattr -x user.none data/sub/hl3; echo \"exit $?\"; sx top/a/h2 user.none v 2; stat -c '%n %h' data/sub top/a");
+        b.shOk(x + bringUp + " && same $L data/hl1 data/hl2 data/sub/hl3 && stat -c '%n %h' data/sub");
+        b.shOk(x + "a=$(t data/sub/hl3); sx data/sub/hl3 user.b v 2;"
+                + " [ \"$(t data/sub/hl3)\" = \"$a\" ] && echo ctime kept; stat -c '%n %h' data/sub; x data/hl1 data/sub/hl3");
+        b.shOk(x + "a=$(t data/hl1); sx data/sub/hl3 user.a 1 0;"
+                + " [ \"$(t data/hl1)\" = \"$a\" ] || echo ctime changed; stat -c '%n %h' data/sub; x data/hl1 data/hl2 data/sub/hl3");
+        b.shOk(x + "sx data/hl2 user.a 2 1; sx data/hl2 user.b 2 2; setfattr -x user.low data/hl2; echo \"exit $?\";"
+                + " setfattr -x user.low data/sub/hl3; echo \"exit $?\"; x data/hl1 data/hl2 data/sub/hl3; stat -c '%n %h' data/sub");
+        b.shOk(x + "sx data/hl2 user.c 3 1; sx data/sub/hl3 user.a 4 2; x data/hl1 data/hl2 data/sub/hl3");
+        b.remount();
+        b.shOk(x + "x data/sub/hl3 data/hl2; setfattr -x user.c data/sub/hl3; echo \"exit $?\"; setfattr -x user.c data/hl2; echo \"exit $?\";"
+                + " sx data/hl2 user.a 5 1; sx data/sub/hl3 user.d 5 2; x data/hl1; same $L data/hl1 data/hl2 data/sub/hl3; stat -c '%n %h' data data/sub");
+        // file flags and truncate go through ovl_copy_up: they link the name up (its parent copied up)
+        b.shOk(x + "chattr +a data/sub/hl3 && chattr -a data/sub/hl3 && stat -c '%n %h' data/sub && truncate -s 3 data/hl2"
+                + " && same $L data/hl1 data/hl2 data/sub/hl3 && x data/sub/hl3");
+        b.trees();
+    }
+
+    /**
+     * Descriptors opened read-only on names of a lower hard link, then brought up as a metadata-only copy
+     * through the index (a rename over one name, which ovl_nlink_start copies up first; a chmod of the
+     * other): they keep reading the data below, still the file's, and once a write through a third name
+     * brings the data up they read the upper copy, while fstat shows the upper copy throughout (seed 1041
+     * with redirect_dir=on,index=on,metacopy=on, op #13: strata read zeros, the upper copy's hole; seeds
+     * 1023 and 1026, fstat: the lower file's st_nlink).
+     */
+    @Test void heldNamesBroughtUpMetadataOnlyKeepReadingTheData() {
+        NativeSupport.assumeNativeEnvironment();
+        String on = "index=on,metacopy=on";
+        pair = new Pair("ix-heldread", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
+        pair.keepOnClose();
+        Both b = new Both("heldread", pair);
+        b.expect(Op.holdOpen(0, "data/sub/hl3", Posix.O_RDONLY), 0);
+        b.expect(Op.holdOpen(1, "data/hl2", Posix.O_RDONLY), 0);
+        b.expect(Op.rename("xattr.txt", "data/sub/hl3", 0), 0);
+        b.same(Op.readHeld(0));
+        b.same(Op.fstatHeld(0));
+        b.same(Op.readHeld(1));
+        b.expect(Op.chmod("data/hl2", 0600), 0);
+        b.same(Op.readHeld(0));
+        b.same(Op.fstatHeld(0));
+        b.same(Op.readHeld(1));
+        b.expect(Op.append("data/hl1", 10, 5), 0);
+        b.same(Op.readHeld(0));
+        b.same(Op.readHeld(1));
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.closeHeld(0), 0);
+        b.expect(Op.closeHeld(1), 0);
+        // a file of one name (not indexed) copied up metadata only, then renamed over: the descriptor reads
+        // the data below and shows (and changes) the upper copy, the inode's
+        b.expect(Op.holdOpen(2, "owned", Posix.O_RDONLY), 0);
+        b.expect(Op.chmod("owned", 0600), 0);
+        b.expect(Op.rename("shadow.txt", "owned", 0), 0);
+        b.same(Op.fstatHeld(2));
+        b.same(Op.readHeld(2));
+        b.expect(Op.fchmodHeld(2, 0604), 0);
+        b.same(Op.fstatHeld(2));
+        b.expect(Op.closeHeld(2), 0);
+        b.shOk("stat -c '%n %h %a %s' data/hl1 data/hl2 && cat data/hl2 | od -c | tail -2");
+        b.finish();
+        assertSameIndex(pair);
+    }
+
     /** Writes and chmods through every name in turn, remounting, until each name is in the upper. */
     @Test void everyNameBroughtUp() {
         Both b = both("all");

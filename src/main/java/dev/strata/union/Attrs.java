@@ -322,6 +322,10 @@ final class Attrs {
         int r = Posix.fstat(real, st);
         if (r < 0) return r;
         if (n != null && (h == null || OpenFiles.current(h, fd) == fd) && ovl.lazy.of(fd) != null) ovl.lazy.blocks(n.top(), st);
+        if (h != null && real != fd && h.dataBelow) { // a metadata-only copy: the blocks of the file holding the data
+            Stat d = Stat.local2();
+            if (Posix.fstat(fd, d) == 0) st.putLong(Stat.OFF_BLOCKS, d.blocks());
+        }
         if (ovl.index != null) ovl.index.presentNlinkFd(real, st); // an indexed file's overlay count
         // an unlinked upper file shows st_nlink 0 by itself; a lower one keeps its own count, as on the kernel
         if (n != null) {
@@ -378,7 +382,7 @@ final class Attrs {
      * append-only / immutable check of the change, {@link Protect}) let the node it resolved through.
      */
     int onUpper(String path, boolean data, Protect.Check check, UpperOp op) {
-        return onUpper(path, data, false, check, op);
+        return onUpper(path, data, false, false, check, op);
     }
 
     /**
@@ -386,10 +390,21 @@ final class Attrs {
      * up without its data ({@link CopyUp#copyUpMeta}), as the kernel's ovl_setattr and ovl_xattr_set do.
      */
     int onUpperMeta(String path, Protect.Check check, UpperOp op) {
-        return onUpper(path, !ovl.opts.metacopy, true, check, op);
+        return onUpper(path, !ovl.opts.metacopy, true, false, check, op);
     }
 
-    private int onUpper(String path, boolean data, boolean meta, Protect.Check check, UpperOp op) {
+    /**
+     * As {@link #onUpperMeta} for xattrs, ACLs included (the kernel's ovl_xattr_set and
+     * ovl_set_or_remove_acl): these change the inode's upper where it has one, so a name that shows an
+     * index entry (index=on: its lower file was copied up through another name) is changed on that entry
+     * without being linked up: no copy-up of its parent, no link, no ctime from one. Every other change
+     * (ovl_setattr, ovl_fileattr_set, an open for writing) goes through ovl_copy_up, which links it up.
+     */
+    int onInodeUpper(String path, Protect.Check check, UpperOp op) {
+        return onUpper(path, !ovl.opts.metacopy, true, true, check, op);
+    }
+
+    private int onUpper(String path, boolean data, boolean meta, boolean inodeUpper, Protect.Check check, UpperOp op) {
         if (!ovl.hasUpper) return -EROFS;
         CopyUp.Seen seen = null;
         if (data) {
@@ -404,6 +419,11 @@ final class Attrs {
             if (e != 0) return e;
             int r = check.check(n);
             if (r != 0) return r;
+            if (inodeUpper && ovl.index != null && n.top() == ovl.index.layer) {
+                try (At a = ovl.stack[n.top()].at(n.relIn(n.top()))) {
+                    return a.ok() ? op.run(n, a) : a.err();
+                }
+            }
             r = meta ? ovl.copy.copyUpMeta(n) : ovl.copy.copyUp(n, data, seen);
             if (r < 0) return r;
             if (n.rel.isEmpty()) return op.run(n, At.of(ovl.stack[0].fd(), "."));

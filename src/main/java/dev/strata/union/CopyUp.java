@@ -106,6 +106,15 @@ final class CopyUp {
 
     /** The node's state once its copy has a name in the upper (under the exclusive lock). */
     void copiedUp(Node n, Layer src, Stat st, long ino, boolean keepIno, long bytes, long t0, String method) {
+        copiedUp(n, src, st, ino, keepIno, bytes, t0, method, true);
+    }
+
+    /**
+     * {@link #copiedUp}; {@code hasData}: the upper copy holds the data (not a metadata-only index entry),
+     * so descriptors opened read-only on the lower file read it from now on (else only their fstat and
+     * changes go to it).
+     */
+    void copiedUp(Node n, Layer src, Stat st, long ino, boolean keepIno, long bytes, long t0, String method, boolean hasData) {
         if (!keepIno) {
             n.ino = 0;
             if (n.parent != null) { // listings of the parent showed the lower number
@@ -120,7 +129,7 @@ final class CopyUp {
         } else {
             n.layers = Node.single(0);
         }
-        if (st.type() == S_IFREG && !ovl.files.lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno);
+        if (st.type() == S_IFREG && !ovl.files.lowerHandles.isEmpty()) switchLowerHandles(n, ino, keepIno, !hasData);
         ovl.events.copiedUp("/" + n.rel, src.root().toString(), typeName(st.type()), bytes, System.nanoTime() - t0, method);
     }
 
@@ -341,12 +350,26 @@ final class CopyUp {
      * on (as on the kernel overlay since Linux 4.19), whatever later happens to the name.
      */
     void switchLowerHandles(Node n, long ino, boolean sameFile) {
+        switchLowerHandles(n, ino, sameFile, false);
+    }
+
+    /**
+     * {@link #switchLowerHandles(Node, long, boolean)}; {@code dataBelow}: n's upper copy is metadata only,
+     * so the handles read the lower file still, until a call without it once the data is up.
+     */
+    void switchLowerHandles(Node n, long ino, boolean sameFile, boolean dataBelow) {
         for (OpenFiles.LowerHandle h : ovl.files.lowerHandles.values()) {
             Node o = h.node;
             boolean match = o == n || (ino != 0 && o.ino == ino && (sameFile || o.rel.equals(n.rel)));
-            if (!match || h.upperFd >= 0) continue;
+            if (!match) continue;
+            if (h.upperFd >= 0) {
+                if (!dataBelow) h.dataBelow = false; // the data came up: reads go to the upper copy
+                continue;
+            }
             int fd = ovl.stack[0].openat(n.rel, O_RDONLY | O_NOFOLLOW, ovl.files.noatime(false)); // under the write lock: the only writer
-            if (fd >= 0) h.upperFd = fd;
+            if (fd < 0) continue;
+            h.dataBelow = dataBelow;
+            h.upperFd = fd;
         }
     }
 

@@ -157,7 +157,7 @@ final class Index {
         // a metadata-only entry (metacopy=on, as the kernel copies an indexed file up): data from below
         int dl = n.dataLayer();
         boolean meta = st.type() == S_IFREG && ovl.opts.metacopy && Markers.metacopy(idx, name) != 0;
-        r = linkUp(n, name, st, ino, t0);
+        r = linkUp(n, name, st, ino, meta, t0);
         if (r < 0 || !meta) return r;
         n.layers = new int[]{0, dl};
         return metaOk ? 0 : ovl.metaCopy.dataUp(n, data);
@@ -192,7 +192,7 @@ final class Index {
     }
 
     /** ovl_link_up: index/NAME linked at n's path in the upper, the parent's times kept, overlay.nlink updated. */
-    private int linkUp(Node n, String name, Stat st, long ino, long t0) {
+    private int linkUp(Node n, String name, Stat st, long ino, boolean meta, long t0) {
         Layer up = ovl.stack[0], idx = ovl.stack[layer];
         long overlay = overlayNlink(idx.getxattr(name, nlinkX), st.nlink(), st.nlink());
         if (overlay <= 0) overlay = st.nlink(); // ovl_get_nlink's fallback: the real inode's count
@@ -209,7 +209,8 @@ final class Index {
         if (keepTimes) ovl.copy.restoreTimes(parent, ps.atime(), ps.atimeNs(), ps.mtime(), ps.mtimeNs());
         Posix.lsetxattr("/proc/self/fd/" + idx.fd() + "/" + name, nlinkX, nlinkValue(overlay - (st.nlink() + 1)), 0);
         if (n.ino == 0) n.ino = ino;
-        ovl.copy.copiedUp(n, idx, st, n.ino, true, 0, t0, "index link");
+        // a metadata-only entry: descriptors opened read-only on the lower file keep reading its data
+        ovl.copy.copiedUp(n, idx, st, n.ino, true, 0, t0, "index link", !meta);
         return 0;
     }
 

@@ -76,7 +76,9 @@ final class MetaCopy {
         int dl = n.dataLayer(); // the lower file itself, or the data below a lower metadata-only copy
         n.layers = new int[]{0, dl};
         n.verified = false; // its digest is the upper copy's from now on (OVL_VERIFIED_DIGEST cleared)
-        // descriptors opened read-only on the lower file keep reading it: it still has the data
+        // descriptors opened read-only on the lower file keep reading it (it still has the data); their
+        // fstat and changes go to the upper copy, the inode's (seen once the name is renamed over or removed)
+        if (!ovl.files.lowerHandles.isEmpty()) ovl.copy.switchLowerHandles(n, ino, keepIno, true);
         ovl.events.copiedUp("/" + n.rel, src.root().toString(), "file", 0, System.nanoTime() - t0,
                 "metadata only: " + ovl.metacopyXattr + ", data stays in " + ovl.stack[dl].root());
     }

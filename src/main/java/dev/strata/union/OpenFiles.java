@@ -31,6 +31,11 @@ final class OpenFiles {
     static final class LowerHandle {
         final Node node;
         volatile int upperFd = -1;
+        /**
+         * The upper copy is metadata only (metacopy=on, an index entry's too): fstat and
+         * changes go to it, reads stay on the lower file, which holds the data, until the data comes up.
+         */
+        volatile boolean dataBelow;
         LowerHandle(Node node) { this.node = node; }
     }
 
@@ -285,7 +290,7 @@ final class OpenFiles {
         }
         if (!lowerHandles.isEmpty()) {
             LowerHandle h = lowerHandles.get(fd);
-            if (h != null) return current(h, fd);
+            if (h != null) return reading(h, fd);
         }
         return fd;
     }
@@ -298,7 +303,7 @@ final class OpenFiles {
         if (!lowerHandles.isEmpty()) {
             LowerHandle h = lowerHandles.get(fd);
             if (h != null) {
-                int c = current(h, fd);
+                int c = reading(h, fd);
                 if (c != fd) return Posix.pread(c, buf, size, off); // copied up since: the upper copy
             }
         }
@@ -359,6 +364,12 @@ final class OpenFiles {
     static int current(LowerHandle h, int fd) {
         int u = h.upperFd;
         return u >= 0 ? u : fd;
+    }
+
+    /** The descriptor a read-only lower handle reads data from now: {@link #current}, but its own while the upper copy has no data. */
+    static int reading(LowerHandle h, int fd) {
+        int u = h.upperFd;
+        return u >= 0 && !h.dataBelow ? u : fd;
     }
 
     public long write(int fd, Pointer buf, long size, long off) {

@@ -128,7 +128,7 @@ final class Xattrs {
         int refused = isPrivate(name) || aclRefused(name) ? -EOPNOTSUPP : OverrideStat.isOverrideXattr(name) ? -EPERM : 0;
         int hf = ovl.files.hiddenFd(path);
         if (hf != -1) return refused != 0 ? refused : hf < 0 ? hf : fsetxattr(hf, name, value, size, flags);
-        return ovl.attrs.onUpperMeta(path, check(refused), (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
+        return ovl.attrs.onInodeUpper(path, check(refused), (n, a) -> Posix.lsetxattr(a.xattrPath(), diskXattr(name), value, size, flags));
     }
 
     /**
@@ -165,7 +165,7 @@ final class Xattrs {
         } finally {
             ovl.lock.readLock().unlock();
         }
-        return ovl.attrs.onUpperMeta(path, check, (n, a) -> Posix.lremovexattr(a.xattrPath(), diskXattr(name)));
+        return ovl.attrs.onInodeUpper(path, check, (n, a) -> Posix.lremovexattr(a.xattrPath(), diskXattr(name)));
     }
 
     /** getxattr through an open file whose name was removed (a lower file's own, or its upper copy's). */
