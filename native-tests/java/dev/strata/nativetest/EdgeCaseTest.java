@@ -289,6 +289,45 @@ class EdgeCaseTest {
     }
 
     /**
+     * linkat of /proc/self/fd/N for a file whose opened name was removed while it still has another
+     * name: the kernel overlay links it (the inode still has a name), and answers ENOENT for one whose
+     * last name went (an upper file) or a lower file never copied up (the overlay inode's count is 0).
+     * Seeds 3001, 3003 and 3004 on the libfuse transport (op #1337, #723, #750: ENOENT on strata, which
+     * looked the hidden name libfuse 2 gives a removed open file up as a path). A name with an origin
+     * linked so makes its directory impure, as a link by name does.
+     */
+    @Test void linkThroughTheDescriptorOfARemovedName() {
+        b.expect(Op.create("two", 0644), 0);
+        b.expect(Op.write("two", 0, 100, 11), 0);
+        b.expect(Op.link("two", "other"), 0);
+        b.expect(Op.holdOpen(0, "two", Posix.O_RDONLY), 0);
+        b.expect(Op.unlink("two"), 0);
+        b.expect(Op.linkHeld(0, "again"), 0);
+        String st = b.expect(Op.stat("again"), 0).detail;
+        assertTrue(st.contains(" nlink=2"), "kernel: the link joins the remaining name: " + st);
+        b.same(Op.stat("other"));
+        b.expect(Op.create("one", 0644), 0);
+        b.expect(Op.holdOpen(1, "one", Posix.O_RDWR), 0);
+        b.expect(Op.unlink("one"), 0);
+        b.expect(Op.linkHeld(1, "one-again"), Errno.ENOENT);
+        b.expect(Op.holdOpen(2, "shadow.txt", Posix.O_RDONLY), 0);   // a lower file
+        b.expect(Op.unlink("shadow.txt"), 0);
+        b.expect(Op.linkHeld(2, "shadow-again"), Errno.ENOENT);
+        // a copied-up lower file (it has an origin) linked into a directory not marked impure yet: the
+        // kernel marks it (ovl_create_or_link), so that listings show the origin's number as stat does
+        // (seed 3003 on the libfuse transport, op #749: the upper number in d_ino on strata)
+        b.expect(Op.chmod("owned", 0644), 0);
+        b.expect(Op.link("owned", "owned.2"), 0);
+        b.expect(Op.holdOpen(0, "owned", Posix.O_RDONLY), 0);
+        b.expect(Op.unlink("owned"), 0);
+        b.expect(Op.linkHeld(0, "shared/owned.3"), 0);
+        b.same(Op.listdir("shared"));
+        b.trees();
+        for (int i = 0; i < 3; i++) b.expect(Op.closeHeld(i), 0);
+        b.finish();
+    }
+
+    /**
      * An upper fifo the kernel opened itself (FUSE sends no OPEN for it), removed (unlinked, renamed over)
      * while open: fchmod, fchown, futimens and fsetxattr through its descriptor still change the removed
      * upper inode on the kernel overlay, and fstat shows it (seed 3000, op #959: fsetxattr of a removed

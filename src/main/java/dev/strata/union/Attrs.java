@@ -89,6 +89,12 @@ final class Attrs {
         return ovl.origins != null && ovl.stack[0].getxattr(rel, ovl.origins.xattr) != null;
     }
 
+    /** {@link #hasOrigin} of the upper object an open descriptor is on (through its /proc/self/fd link). */
+    boolean hasOriginFd(int fd) {
+        if (Posix.getxattrFd(fd, ovl.originXattr, null, 0) >= 0) return true;
+        return ovl.origins != null && Posix.getxattrFd(fd, ovl.origins.xattr, null, 0) >= 0;
+    }
+
     /** {@link #origin} of the entry name of an open upper directory. */
     long originAt(int dirFd, String name) {
         return parseOrigin(Posix.getxattrAt(dirFd, name, ovl.originXattr));

@@ -299,6 +299,11 @@ final class Create {
             int[] pe = new int[1];
             Node dir = newNameDir(to, -1, pe);
             if (dir == null) return pe[0];
+            if (ovl.attrs.hasOriginFd(tmpFd)) { // a name with an origin lands in dir, as by link (ovl_create_or_link)
+                r = ovl.copy.copyUp(dir, true);
+                if (r < 0) return r;
+                ovl.attrs.markImpure(dir);
+            }
             String proc = "/proc/self/fd/" + tmpFd;
             r = createName(dir, Namei.lastName(to), false, 0, -1, -1, false,
                     (fd, n) -> Posix.linkat(AT_FDCWD, proc, fd, n, AT_SYMLINK_FOLLOW));
@@ -310,6 +315,10 @@ final class Create {
 
     public int link(String from, String to) {
         if (!ovl.hasUpper) return -EROFS;
+        // libfuse 2 names a removed open file by the hidden path it gave it (OpenFiles#hidden): a link
+        // of it (linkat of /proc/self/fd/N) goes through the open file, as on the kernel transport
+        int hf = ovl.files.hiddenFd(from);
+        if (hf != -1) return hf < 0 ? hf : linkFd(hf, to);
         ovl.lock.writeLock().lock();
         try {
             Node src = ovl.namei.resolve(from);
