@@ -43,6 +43,9 @@ final class Create {
         Node old = ovl.namei.child(dir, name);
         Stat st = Stat.local2();
         boolean overDev = up.lstat(rel, st) == 0;  // only a whiteout can be there: the name is absent
+        // but a removed lower object copied back under the name while it was known absent (RemovedLower):
+        // ovl_create_over_whiteout finds no whiteout there
+        if (overDev && ovl.removedLower.hidden(rel)) return -ESTALE;
         boolean whFile = Markers.hasWhFile(up, dir.rel, name);
         boolean opaque = isDir && (old.whiteout || overDev || whFile || ovl.namei.lowerHas(dir, name));
         int gidToSet = gid;
@@ -293,6 +296,8 @@ final class Create {
         try {
             int r = ovl.protect.linkFd(openFd);
             if (r != 0) return r;
+            // a removed lower object: its overlay inode has no link left, and the VFS refuses before the overlay
+            if (ovl.files.removedLowerObject(openFd)) return -ENOENT;
             int tmpFd = ovl.files.upperFdOf(openFd);
             if (tmpFd == -EEXIST) return -ENOENT;
             if (tmpFd < 0) return tmpFd;
