@@ -331,6 +331,25 @@ class EdgeCaseTest {
     }
 
     /**
+     * A lower file with other names held open read-only, its name copied up (a chmod: the copy is a file of
+     * its own, index=off) and removed: fchmod and fstat through the descriptor act on the copy, which has
+     * no name left (st_nlink 0), as on the kernel overlay. On the libfuse transport strata answered fstat
+     * of the hidden name from the descriptor's lower file (libfuse seed 3010, op #174: 0644 nlink=3).
+     */
+    @Test void fstatOfARemovedCopyThroughAnEarlierLowerOpen() {
+        b.expect(Op.holdOpen(0, "data/hl1", Posix.O_RDONLY), 0);
+        b.expect(Op.chmod("data/hl1", 0640), 0);
+        b.expect(Op.unlink("data/hl1"), 0);
+        b.expect(Op.fchmodHeld(0, 0444), 0);
+        String st = b.expect(Op.fstatHeld(0), 0).detail;
+        assertTrue(st.startsWith("file 0444") && st.contains(" nlink=0"), "kernel: the removed copy: " + st);
+        b.same(Op.readHeld(0));
+        b.same(Op.stat("data/hl2"));
+        b.expect(Op.closeHeld(0), 0);
+        b.finish();
+    }
+
+    /**
      * An upper fifo the kernel opened itself (FUSE sends no OPEN for it), removed (unlinked, renamed over)
      * while open: fchmod, fchown, futimens and fsetxattr through its descriptor still change the removed
      * upper inode on the kernel overlay, and fstat shows it (seed 3000, op #959: fsetxattr of a removed

@@ -288,7 +288,9 @@ final class Attrs {
     int hiddenAttr(Node h, Pointer st) {
         for (java.util.Map.Entry<Integer, Node> e : ovl.files.openFiles.entrySet()) {
             if (e.getValue() != h) continue;
-            int r = Posix.fstat(e.getKey(), st);
+            // a read-only open of the lower file reads its upper copy once there is one (as fgetattr does)
+            OpenFiles.LowerHandle lh = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(e.getKey());
+            int r = Posix.fstat(lh != null ? OpenFiles.current(lh, e.getKey()) : e.getKey(), st);
             if (r < 0) continue;
             st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
             compensateHiddenNlink(st);

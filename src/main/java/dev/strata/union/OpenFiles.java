@@ -148,8 +148,15 @@ final class OpenFiles {
         if (hidden.isEmpty()) return -1;
         Node h = hidden.get(path);
         if (h == null) return -1;
-        for (java.util.Map.Entry<Integer, Node> e : openFiles.entrySet()) if (e.getValue() == h) return e.getKey();
-        return -ENOENT;
+        int any = -ENOENT;
+        for (java.util.Map.Entry<Integer, Node> e : openFiles.entrySet()) {
+            if (e.getValue() != h) continue;
+            // one whose changes reach the file (opened on the upper, or a lower open that moved to its copy)
+            LowerHandle lh = lowerHandles.get(e.getKey());
+            if (lh == null || lh.upperFd >= 0) return e.getKey();
+            any = e.getKey();
+        }
+        return any;
     }
 
     /**
@@ -364,7 +371,10 @@ final class OpenFiles {
         pathHandles.remove(fd);
         ovl.lazy.released(fd);
         LowerHandle h = lowerHandles.remove(fd);
-        if (h != null && h.upperFd >= 0) Posix.close(h.upperFd);
+        if (h != null && h.upperFd >= 0) {
+            pathHandles.remove(h.upperFd); // a removed lower object's copy (RemovedLower): its number may be reused
+            Posix.close(h.upperFd);
+        }
         MetaHandle m = metaHandles.remove(fd);
         if (m != null) {
             Posix.close(m.dataFd);
