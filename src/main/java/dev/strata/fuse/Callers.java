@@ -48,6 +48,24 @@ public final class Callers {
         return has && sameUserNamespace(pid);
     }
 
+    /** Whether process pid (fsgid {@code fsgid} in the request) is in group gid: its fsgid or a supplementary group. */
+    public static boolean inGroup(int pid, int fsgid, int gid) {
+        if (fsgid == gid) return true;
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(Path.of("/proc/" + pid + "/status"), StandardCharsets.ISO_8859_1);
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        for (String l : lines) {
+            if (!l.startsWith("Groups:")) continue;
+            for (String g : l.substring(7).trim().split("\\s+")) {
+                if (!g.isEmpty() && Integer.parseUnsignedInt(g) == gid) return true;
+            }
+        }
+        return false;
+    }
+
     private static boolean sameUserNamespace(int pid) {
         Stat mine = new Stat(), theirs = new Stat();
         if (Posix.fstatat(Posix.AT_FDCWD, "/proc/self/ns/user", mine, 0) < 0) return false;

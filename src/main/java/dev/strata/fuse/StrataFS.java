@@ -159,10 +159,16 @@ final class StrataFS extends FuseStubFS {
             int fd = union.open(path, fi.flags.get());
             if (fd < 0) return fd;
             fi.fh.set(fd);
-            if (union.hasOtherNames(fd)) directIo(fi);
+            if (union.hasOtherNames(fd)) {
+                directIo(fi);
+                directFds.add(fd);
+            }
             return 0;
         });
     }
+
+    /** Descriptors opened with direct_io (files with other names), whose writes clear set-id bits here ({@link #write}). */
+    private final java.util.Set<Integer> directFds = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     /**
      * Sets direct_io in fuse_file_info: jnr-fuse maps its bit fields wrongly, so the bit (0) is set in
@@ -187,7 +193,33 @@ final class StrataFS extends FuseStubFS {
     }
 
     @Override public int write(String path, Pointer buf, @size_t long size, @off_t long offset, FuseFileInfo fi) {
-        return callL("write", path, () -> union.write(fd(fi), buf, size, offset));
+        return callL("write", path, () -> {
+            int fd = fd(fi);
+            if (!directFds.isEmpty() && directFds.contains(fd)) {
+                int r = killSuidGid(fd);
+                if (r < 0) return r;
+            }
+            return union.write(fd, buf, size, offset);
+        });
+    }
+
+    /**
+     * Before a direct-I/O write: the kernel clears no set-id bit for it, it flags the write for the server
+     * where the caller lacks CAP_FSETID (FUSE_WRITE_KILL_SUIDGID), and libfuse 2 does not pass the flag
+     * on. So the caller is checked here and the bits go by the VFS's rule (setattr_should_drop_suidgid),
+     * as the kernel overlay's write clears them: S_ISUID, and S_ISGID with group-execute or for a caller
+     * outside the file's group (libfuse seeds 3009 and 3012: a write by uid 1000 to a set-group-ID file with
+     * two names kept the bit).
+     */
+    private int killSuidGid(int fd) {
+        dev.strata.posix.Stat st = new dev.strata.posix.Stat();
+        if (union.fgetattr(fd, st.pointer()) < 0 || st.type() != Posix.S_IFREG || (st.mode() & 06000) == 0) return 0;
+        FuseContext c = getContext();
+        int pid = c.pid.intValue(), uid = c.uid.intValue(), gid = c.gid.intValue();
+        if (Callers.capable(pid, uid, Callers.CAP_FSETID)) return 0;
+        int mode = st.mode() & 07777, keep = mode & ~04000;
+        if ((mode & 02000) != 0 && ((mode & 010) != 0 || !Callers.inGroup(pid, gid, st.gid()))) keep &= ~02000;
+        return keep == mode ? 0 : union.fchmod(fd, keep);
     }
 
     @Override public int statfs(String path, Statvfs stbuf) {
@@ -199,7 +231,10 @@ final class StrataFS extends FuseStubFS {
     }
 
     @Override public int release(String path, FuseFileInfo fi) {
-        return call("release", path, () -> union.release(fd(fi)));
+        return call("release", path, () -> {
+            directFds.remove(fd(fi));
+            return union.release(fd(fi));
+        });
     }
 
     @Override public int fsync(String path, int isdatasync, FuseFileInfo fi) {

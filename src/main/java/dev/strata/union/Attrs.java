@@ -89,6 +89,12 @@ final class Attrs {
         return ovl.origins != null && ovl.stack[0].getxattr(rel, ovl.origins.xattr) != null;
     }
 
+    /** {@link #hasOrigin} of the upper object an open descriptor is on (through its /proc/self/fd link). */
+    boolean hasOriginFd(int fd) {
+        if (Posix.getxattrFd(fd, ovl.originXattr, null, 0) >= 0) return true;
+        return ovl.origins != null && Posix.getxattrFd(fd, ovl.origins.xattr, null, 0) >= 0;
+    }
+
     /** {@link #origin} of the entry name of an open upper directory. */
     long originAt(int dirFd, String name) {
         return parseOrigin(Posix.getxattrAt(dirFd, name, ovl.originXattr));
@@ -282,7 +288,9 @@ final class Attrs {
     int hiddenAttr(Node h, Pointer st) {
         for (java.util.Map.Entry<Integer, Node> e : ovl.files.openFiles.entrySet()) {
             if (e.getValue() != h) continue;
-            int r = Posix.fstat(e.getKey(), st);
+            // a read-only open of the lower file reads its upper copy once there is one (as fgetattr does)
+            OpenFiles.LowerHandle lh = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(e.getKey());
+            int r = Posix.fstat(lh != null ? OpenFiles.current(lh, e.getKey()) : e.getKey(), st);
             if (r < 0) continue;
             st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
             compensateHiddenNlink(st);

@@ -43,6 +43,9 @@ final class Create {
         Node old = ovl.namei.child(dir, name);
         Stat st = Stat.local2();
         boolean overDev = up.lstat(rel, st) == 0;  // only a whiteout can be there: the name is absent
+        // but a removed lower object copied back under the name while it was known absent (RemovedLower):
+        // ovl_create_over_whiteout finds no whiteout there
+        if (overDev && ovl.removedLower.hidden(rel)) return -ESTALE;
         boolean whFile = Markers.hasWhFile(up, dir.rel, name);
         boolean opaque = isDir && (old.whiteout || overDev || whFile || ovl.namei.lowerHas(dir, name));
         int gidToSet = gid;
@@ -293,12 +296,19 @@ final class Create {
         try {
             int r = ovl.protect.linkFd(openFd);
             if (r != 0) return r;
+            // a removed lower object: its overlay inode has no link left, and the VFS refuses before the overlay
+            if (ovl.files.removedLowerObject(openFd)) return -ENOENT;
             int tmpFd = ovl.files.upperFdOf(openFd);
             if (tmpFd == -EEXIST) return -ENOENT;
             if (tmpFd < 0) return tmpFd;
             int[] pe = new int[1];
             Node dir = newNameDir(to, -1, pe);
             if (dir == null) return pe[0];
+            if (ovl.attrs.hasOriginFd(tmpFd)) { // a name with an origin lands in dir, as by link (ovl_create_or_link)
+                r = ovl.copy.copyUp(dir, true);
+                if (r < 0) return r;
+                ovl.attrs.markImpure(dir);
+            }
             String proc = "/proc/self/fd/" + tmpFd;
             r = createName(dir, Namei.lastName(to), false, 0, -1, -1, false,
                     (fd, n) -> Posix.linkat(AT_FDCWD, proc, fd, n, AT_SYMLINK_FOLLOW));
@@ -310,6 +320,10 @@ final class Create {
 
     public int link(String from, String to) {
         if (!ovl.hasUpper) return -EROFS;
+        // libfuse 2 names a removed open file by the hidden path it gave it (OpenFiles#hidden): a link
+        // of it (linkat of /proc/self/fd/N) goes through the open file, as on the kernel transport
+        int hf = ovl.files.hiddenFd(from);
+        if (hf != -1) return hf < 0 ? hf : linkFd(hf, to);
         ovl.lock.writeLock().lock();
         try {
             Node src = ovl.namei.resolve(from);

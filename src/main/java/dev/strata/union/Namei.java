@@ -100,6 +100,8 @@ final class Namei {
     Node lookup(Node dir, String name) {
         String rel = Layer.child(dir.rel, name);
         if (Markers.isMarkerName(name)) return new Node(dir, rel, Node.NONE, 0, false, 0);
+        // a removed lower object copied up while the name was known absent (RemovedLower): still absent
+        if (ovl.removedLower.hidden(rel)) return new Node(dir, rel, Node.NONE, 0, true, 0);
         LayerLookup.Result r = LayerLookup.lookup(ovl.lookupStack, ovl.dataFrom, dir.layers, dir.paths, dir.rel, name, ovl.lookupFlags, null);
         if (r.errno < 0) return new LookupError(r.errno);
         Node n = new Node(dir, rel, r.layers, r.paths, r.type, r.whiteout, r.xwhMask);

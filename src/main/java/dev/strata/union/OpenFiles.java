@@ -36,7 +36,10 @@ final class OpenFiles {
          * changes go to it, reads stay on the lower file, which holds the data, until the data comes up.
          */
         volatile boolean dataBelow;
-        LowerHandle(Node node) { this.node = node; }
+        /** An O_PATH descriptor of a removed lower object ({@link RemovedLower}): a change copies it up. */
+        final boolean removedObject;
+        LowerHandle(Node node) { this(node, false); }
+        LowerHandle(Node node, boolean removedObject) { this.node = node; this.removedObject = removedObject; }
     }
 
     /**
@@ -79,21 +82,24 @@ final class OpenFiles {
 
     /**
      * Before the name {@code path} is removed or renamed over while the kernel holds its node: an O_PATH
-     * descriptor of the object if it is in the upper layer (a directory too; released with
-     * {@link #release}), else -1. A lower object is not held: its removal leaves a whiteout, and the
-     * kernel overlay's change through such a descriptor copies it up over that whiteout, which strata
-     * does not do (it answers ENOENT, README "Not there yet").
+     * descriptor of the object (a directory too; released with {@link #release}), else -1. An upper
+     * object's descriptor is changed through as it is; a lower one's (not a regular file: those the
+     * kernel opens through strata) is read only, and a change through it copies the object up first, as
+     * the kernel overlay does ({@link RemovedLower}).
      */
     int holdRemoved(String path) {
         if (!ovl.hasUpper) return -1;
         ovl.lock.readLock().lock();
         try {
             Node n = ovl.namei.resolve(path);
-            if (Namei.err(n) != 0 || n.top() != 0 || n.rel.isEmpty()) return -1;
-            int fd = ovl.stack[0].openat(n.rel, O_PATH | O_NOFOLLOW, 0);
+            if (Namei.err(n) != 0 || n.negative() || n.rel.isEmpty()) return -1;
+            boolean lower = n.top() != 0;
+            if (lower && n.type == S_IFREG) return -1;
+            int fd = lower ? ovl.removedLower.hold(n) : ovl.stack[0].openat(n.rel, O_PATH | O_NOFOLLOW, 0);
             if (fd < 0) return -1;
             pathHandles.add(fd);
             openFiles.put(fd, n);
+            if (lower) lowerHandles.put(fd, new LowerHandle(n, true));
             return fd;
         } finally {
             ovl.lock.readLock().unlock();
@@ -147,8 +153,15 @@ final class OpenFiles {
         if (hidden.isEmpty()) return -1;
         Node h = hidden.get(path);
         if (h == null) return -1;
-        for (java.util.Map.Entry<Integer, Node> e : openFiles.entrySet()) if (e.getValue() == h) return e.getKey();
-        return -ENOENT;
+        int any = -ENOENT;
+        for (java.util.Map.Entry<Integer, Node> e : openFiles.entrySet()) {
+            if (e.getValue() != h) continue;
+            // one whose changes reach the file (opened on the upper, or a lower open that moved to its copy)
+            LowerHandle lh = lowerHandles.get(e.getKey());
+            if (lh == null || lh.upperFd >= 0) return e.getKey();
+            any = e.getKey();
+        }
+        return any;
     }
 
     /**
@@ -350,7 +363,6 @@ final class OpenFiles {
         return dev.strata.posix.Pipes.splice(r, offBuf, pipe, null, len, 0);
     }
 
-    /** lseek (SEEK_DATA/SEEK_HOLE) of an open file; a file of a lazy layer is data end to end. */
     /** SEEK_DATA/SEEK_HOLE where the reads of fd go ({@link #readFd}; a lazy file: its span of the tar). */
     public long lseek(int fd, long off, int whence) {
         int r = readFd(fd);
@@ -407,7 +419,10 @@ final class OpenFiles {
         pathHandles.remove(fd);
         ovl.lazy.released(fd);
         LowerHandle h = lowerHandles.remove(fd);
-        if (h != null && h.upperFd >= 0) Posix.close(h.upperFd);
+        if (h != null && h.upperFd >= 0) {
+            pathHandles.remove(h.upperFd); // a removed lower object's copy (RemovedLower): its number may be reused
+            Posix.close(h.upperFd);
+        }
         MetaHandle m = metaHandles.remove(fd);
         if (m != null) {
             Posix.close(m.dataFd);
@@ -422,14 +437,23 @@ final class OpenFiles {
      * file), the upper copy a read-only lower open moved to when the file was copied up before its
      * removal; -EEXIST for a lower file that was never copied up. The kernel overlay answers EEXIST there
      * (its copy-up finds the whiteout at the name), and the lower file must never change: a lower layer is
-     * shared by every mount made from it.
+     * shared by every mount made from it. A removed lower object of another type ({@link RemovedLower})
+     * is copied up here, under the exclusive lock (-ENOENT without it), and its copy is the answer.
      */
     int upperFdOf(int fd) {
         if (!ovl.hasUpper) return -EROFS;
         LowerHandle h = lowerHandles.get(fd);
         if (h == null) return fd;
         int u = h.upperFd;
-        return u >= 0 ? u : -EEXIST;
+        if (u >= 0) return u;
+        if (h.removedObject) return ovl.lock.isWriteLockedByCurrentThread() ? ovl.removedLower.copyUp(h) : -ENOENT;
+        return -EEXIST;
+    }
+
+    /** Whether fd is the descriptor of a removed lower object ({@link RemovedLower}), copied up since or not. */
+    boolean removedLowerObject(int fd) {
+        LowerHandle h = lowerHandles.isEmpty() ? null : lowerHandles.get(fd);
+        return h != null && h.removedObject;
     }
 
     /**

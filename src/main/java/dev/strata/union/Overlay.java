@@ -86,6 +86,7 @@ final class Overlay implements AutoCloseable {
     final Rename rename = new Rename(this);
     final Xattrs xattrs = new Xattrs(this);
     final OpenFiles files = new OpenFiles(this);
+    final RemovedLower removedLower = new RemovedLower(this);
     final Lowerdata lowerdata = new Lowerdata(this);
     final LazyFiles lazy;
 

@@ -142,6 +142,10 @@ final class Readdir {
             // with redirect_dir=nofollow the kernel's lookup of such an entry (ovl_cache_update) fails on a
             // redirect it may not follow, and the listing leaves the name out
             boolean lookupDirs = origins && seen != null && !ovl.opts.redirectFollow();
+            // names a copy-up put back where lookups found them absent (RemovedLower): left out of a
+            // listing as the kernel's readdir leaves out an entry whose dentry is negative (an emptiness
+            // check still sees them: ovl_check_empty_dir)
+            boolean hide = dots && li == 0 && ovl.removedLower.anyHidden();
             String drel = n.relIn(li); // below a renamed directory: the old path in the lower layers
             // a lower directory's atime never changes (the kernel overlay reads them with O_NOATIME), the
             // upper's as the mount says (noatime, nodiratime: never)
@@ -162,6 +166,7 @@ final class Readdir {
                         return true;
                     }
                     if (seen != null && !seen.add(name)) return true;
+                    if (hide && ovl.removedLower.hidden(Layer.child(n.rel, name))) return true;
                     if (seen != null && seen.size() > max) { tooMany[0] = true; stopped[0] = true; return false; }
                     int type = dtToMode(dt);
                     if (dt == DT_CHR || dt == DT_UNKNOWN || (xwh && dt == DT_REG)) {

@@ -98,6 +98,9 @@ final class Rename {
             boolean dstUpper = up.lstat(dstRel, st) == 0;
             boolean dstUpperIsDir = dstUpper && st.isDir();
             boolean dstUpperWhiteout = dstUpper && dst.negative();
+            // a removed lower object copied back under a name known absent (RemovedLower): ovl_rename
+            // finds no whiteout where the negative dentry says there is one
+            if (dstUpperWhiteout && ovl.removedLower.hidden(dstRel)) return -ESTALE;
             boolean whFile = Markers.hasWhFile(up, dstDir.rel, dstName);
             if (src.isDir() && !redirect && merged(dstDir)) {
                 // a pure upper directory moving into a merged one is made opaque, lower entries at the new
@@ -143,6 +146,7 @@ final class Rename {
             if (!dst.negative()) ovl.remove.markGone(dst, true);
             if (replacedIndexed[0] != null) ovl.index.nlinkEnd(replacedIndexed[0]);
             ovl.remove.markGone(src, false);
+            if (src.isDir()) ovl.removedLower.moved(src.rel, dstRel);
             srcDir.forget(src.name());
             dstDir.forget(dstName);
             return 0;

@@ -174,15 +174,17 @@ final class Xattrs {
         if (OverrideStat.isOverrideXattr(name)) return -ENODATA;
         if (aclRefused(name)) return -EOPNOTSUPP;
         OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
-        if (ovl.files.pathOnly(fd)) return (int) Posix.getxattrFd(fd, diskXattr(name), size == 0 ? null : value, size);
-        return (int) Posix.fgetxattr(h != null ? OpenFiles.current(h, fd) : fd, diskXattr(name), size == 0 ? null : value, size);
+        int c = h != null ? OpenFiles.current(h, fd) : fd; // a removed lower object's copy, once it has one
+        if (ovl.files.pathOnly(c)) return (int) Posix.getxattrFd(c, diskXattr(name), size == 0 ? null : value, size);
+        return (int) Posix.fgetxattr(c, diskXattr(name), size == 0 ? null : value, size);
     }
 
     /** listxattr through an open file whose name was removed. */
     public int flistxattr(int fd, Pointer list, long size, java.util.function.BooleanSupplier showTrusted) {
         OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
-        if (ovl.files.pathOnly(fd)) return xattrList(Posix.listxattrFd(fd), list, size, showTrusted);
-        return xattrList(Posix.flistxattr(h != null ? OpenFiles.current(h, fd) : fd), list, size, showTrusted);
+        int c = h != null ? OpenFiles.current(h, fd) : fd;
+        if (ovl.files.pathOnly(c)) return xattrList(Posix.listxattrFd(c), list, size, showTrusted);
+        return xattrList(Posix.flistxattr(c), list, size, showTrusted);
     }
 
     /** setxattr through an open file whose name was removed (the same names refused as by {@link #setxattr}). */
