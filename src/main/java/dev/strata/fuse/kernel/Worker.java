@@ -26,13 +26,17 @@ final class Worker implements Runnable {
     final jnr.ffi.Runtime rt = Posix.RT;
 
     /**
-     * The request and reply buffers: anonymous memory of their own, resident only where requests and
-     * replies have reached, given back when the worker ends ({@link #release}) and, past their first
-     * {@link #KEEP} bytes, after {@link #DROP_AFTER_MS} without a request following a large one.
+     * The request and reply buffers, one anonymous mapping of their own: resident only where requests
+     * and replies have reached, given back when the worker ends ({@link #release}) and, past the first
+     * {@link #KEEP} bytes of each, once no request came for {@link #DROP_AFTER_MS} after a large one
+     * ({@link #serveNext}). Marked MADV_DONTFORK: no child needs them, and /proc/PID/smaps tells them
+     * apart by that flag ({@code dc}: bench/jvm-memory.py, the native SharedDaemonTest).
      */
-    final Pointer in = mapped(KernelFS.IN_BUF);
+    private final Pointer buffers = mapped(KernelFS.IN_BUF + KernelFS.OUT_BUF);
 
-    final Pointer out = mapped(KernelFS.OUT_BUF);
+    final Pointer in = buffers.slice(0, KernelFS.IN_BUF);
+
+    final Pointer out = buffers.slice(KernelFS.IN_BUF, KernelFS.OUT_BUF);
 
     final Pointer outData = out.slice(OUT_HEADER);
 
@@ -75,6 +79,7 @@ final class Worker implements Runnable {
     private static Pointer mapped(int size) {
         Pointer p = Posix.map(size);
         if (p == null) throw new OutOfMemoryError("no memory for a FUSE worker's buffers");
+        Posix.madvise(p.address(), size, 10 /* MADV_DONTFORK */);
         return p;
     }
 
@@ -91,8 +96,7 @@ final class Worker implements Runnable {
 
     /** Unmaps the buffers (the worker is done with them). */
     void release() {
-        Posix.unmap(in, KernelFS.IN_BUF);
-        Posix.unmap(out, KernelFS.OUT_BUF);
+        Posix.unmap(buffers, KernelFS.IN_BUF + KernelFS.OUT_BUF);
     }
 
     @Override public void run() {
@@ -118,6 +122,11 @@ final class Worker implements Runnable {
     /** The largest request read since the buffers were last trimmed. */
     private long lastIn;
 
+    /** Whether requests or replies reached past {@link #KEEP} since the buffers were last trimmed. */
+    private boolean tail() {
+        return lastIn > KEEP || sentMax > KEEP;
+    }
+
     /**
      * One turn of the worker's loop: parks if told to, waits for a request on /dev/fuse and serves it.
      * A method of its own rather than the body of {@link #run}'s loop: HotSpot compiles a method once it
@@ -131,20 +140,34 @@ final class Worker implements Runnable {
             if (!pool.park()) return RETIRED; // more workers waited than a mount at rest keeps, and none was needed meanwhile
             park = false;
         }
-        if (lastIn > KEEP || sentMax > KEEP) {
-            // after file data went through the buffers (a large write or read): should no
-            // request follow for a while, their pages past KEEP go back to the system
-            int r = Posix.pollIn(pollfd, fs.devFd, DROP_AFTER_MS);
-            if (r == 0) {
-                Posix.dropPages(in, KEEP, KernelFS.IN_BUF - KEEP);
-                Posix.dropPages(out, KEEP, KernelFS.OUT_BUF - KEEP);
-            }
-            if (r >= 0) {
-                lastIn = 0;
-                sentMax = 0;
+        boolean claimed = false;
+        if (tail()) {
+            // file data went through the buffers (a large write or read): once no request came for
+            // DROP_AFTER_MS, their pages past KEEP go back to the system. This thread drops them itself,
+            // while it is not in read(2) (the kernel writes into `in` only there), and waits in poll(2)
+            // until then; a request that comes meanwhile is left to a worker waiting in read(2), if one
+            // does (this one would otherwise lose that race and wait in read(2) with its pages for as
+            // long as the mount rests), else one such worker in poll(2) takes it (Workers#claim).
+            pool.polling(1);
+            try {
+                while (true) {
+                    int r = Posix.pollIn(pollfd, fs.devFd, DROP_AFTER_MS);
+                    if (r == 0) {
+                        Posix.dropPages(in, KEEP, KernelFS.IN_BUF - KEEP);
+                        Posix.dropPages(out, KEEP, KernelFS.OUT_BUF - KEEP);
+                        lastIn = 0;
+                        sentMax = 0;
+                        break;
+                    }
+                    if (r < 0 || (claimed = pool.claim())) break;
+                    pool.awaitTaken();
+                }
+            } finally {
+                pool.polling(-1);
             }
         }
         long n = Posix.read(fs.devFd, in, KernelFS.IN_BUF);
+        if (claimed) pool.unclaim();
         if (n < 0) {
             int e = (int) -n;
             if (e == EINTR || e == EAGAIN || e == ENOENT) return NEXT; // interrupted or aborted request
