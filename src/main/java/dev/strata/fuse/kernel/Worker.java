@@ -122,6 +122,9 @@ final class Worker implements Runnable {
     /** The largest request read since the buffers were last trimmed. */
     private long lastIn;
 
+    /** When this worker last finished a request (System.nanoTime). */
+    private long servedAt;
+
     /** Whether requests or replies reached past {@link #KEEP} since the buffers were last trimmed. */
     private boolean tail() {
         return lastIn > KEEP || sentMax > KEEP;
@@ -142,8 +145,8 @@ final class Worker implements Runnable {
         }
         boolean claimed = false;
         if (tail()) {
-            // file data went through the buffers (a large write or read): once no request came for
-            // DROP_AFTER_MS, their pages past KEEP go back to the system. This thread drops them itself,
+            // file data went through the buffers (a large write or read): once this worker served no
+            // request for DROP_AFTER_MS, their pages past KEEP go back to the system. It drops them itself,
             // while it is not in read(2) (the kernel writes into `in` only there), and waits in poll(2)
             // until then; a request that comes meanwhile is left to a worker waiting in read(2), if one
             // does (this one would otherwise lose that race and wait in read(2) with its pages for as
@@ -151,7 +154,9 @@ final class Worker implements Runnable {
             pool.polling(1);
             try {
                 while (true) {
-                    int r = Posix.pollIn(pollfd, fs.devFd, DROP_AFTER_MS);
+                    // the time is this worker's: others may serve the mount's requests meanwhile
+                    long left = (servedAt - System.nanoTime()) / 1_000_000L + DROP_AFTER_MS;
+                    int r = left <= 0 ? 0 : Posix.pollIn(pollfd, fs.devFd, (int) left);
                     if (r == 0) {
                         Posix.dropPages(in, KEEP, KernelFS.IN_BUF - KEEP);
                         Posix.dropPages(out, KEEP, KernelFS.OUT_BUF - KEEP);
@@ -189,6 +194,7 @@ final class Worker implements Runnable {
         } finally {
             if (gate != null) gate.leave();
         }
+        servedAt = System.nanoTime();
         park = !(counted ? countedWait : pool.finished());
         counted = false;
         return NEXT;
