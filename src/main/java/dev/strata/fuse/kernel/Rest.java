@@ -108,7 +108,11 @@ final class Rest {
         System.gc();
     }
 
+    /** The live workers of every mount (their reply buffers' pages are given back at rest). */
+    static final java.util.Set<Worker> WORKERS = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
     private static void settle() {
+        for (Worker w : WORKERS) w.dropReplyTail();
         Posix.mallocTrim();
         if (DROP_CLEAN) {
             try {

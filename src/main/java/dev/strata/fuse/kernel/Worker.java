@@ -45,8 +45,29 @@ final class Worker implements Runnable {
     /** What the buffers keep resident at rest: requests and replies up to this size (names, listings). */
     static final int KEEP = 32 * 1024;
     static final int DROP_AFTER_MS = Integer.getInteger("strata.workerDropMillis", 2000);
-    /** The largest reply sent since the buffers were last trimmed. */
+    /** The largest reply sent since the reply buffer was last trimmed (written under {@link #outUse}). */
     private int sentMax;
+    /**
+     * Who uses the reply buffer: 0 nobody (the worker waits for a request), 1 the worker (from the
+     * request read until its reply is sent), 2 the daemon's rest ({@link #dropReplyTail}). The kernel
+     * only reads the reply buffer, in this worker's write(2): its pages are the process's alone.
+     */
+    private final java.util.concurrent.atomic.AtomicInteger outUse = new java.util.concurrent.atomic.AtomicInteger();
+
+    /**
+     * At rest (Rest, another thread): gives back the reply buffer's pages past {@link #KEEP} after a
+     * large reply (a READ's data), unless the worker is serving a request right now. READ replies
+     * are not left to the worker itself: it may wait in read(2) for as long as the mount rests.
+     */
+    void dropReplyTail() {
+        if (sentMax <= KEEP || !outUse.compareAndSet(0, 2)) return;
+        try {
+            if (sentMax > KEEP) Posix.dropPages(out, KEEP, KernelFS.OUT_BUF - KEEP);
+            sentMax = 0;
+        } finally {
+            outUse.set(0);
+        }
+    }
     private final Pointer pollfd = Memory.allocateDirect(rt, 8, true);
 
     final Pointer stat = Memory.allocateDirect(rt, 256, true);
@@ -74,6 +95,7 @@ final class Worker implements Runnable {
         xattrs = new XattrOps(fs, this);
         dirs = new DirOps(fs, this);
         ioctls = new IoctlOps(fs, this);
+        Rest.WORKERS.add(this);
     }
 
     private static Pointer mapped(int size) {
@@ -96,6 +118,8 @@ final class Worker implements Runnable {
 
     /** Unmaps the buffers (the worker is done with them). */
     void release() {
+        Rest.WORKERS.remove(this);
+        while (!outUse.compareAndSet(0, 2)) Thread.onSpinWait(); // not while the rest drops its pages
         Posix.unmap(buffers, KernelFS.IN_BUF + KernelFS.OUT_BUF);
     }
 
@@ -125,9 +149,9 @@ final class Worker implements Runnable {
     /** When this worker last finished a request (System.nanoTime). */
     private long servedAt;
 
-    /** Whether requests or replies reached past {@link #KEEP} since the buffers were last trimmed. */
+    /** Whether requests reached past {@link #KEEP} of the request buffer since it was last trimmed. */
     private boolean tail() {
-        return lastIn > KEEP || sentMax > KEEP;
+        return lastIn > KEEP;
     }
 
     /**
@@ -145,8 +169,8 @@ final class Worker implements Runnable {
         }
         boolean claimed = false;
         if (tail()) {
-            // file data went through the buffers (a large write or read): once this worker served no
-            // request for DROP_AFTER_MS, their pages past KEEP go back to the system. It drops them itself,
+            // file data came in the request buffer (a large WRITE): once this worker served no request
+            // for DROP_AFTER_MS, its pages past KEEP go back to the system. It drops them itself,
             // while it is not in read(2) (the kernel writes into `in` only there), and waits in poll(2)
             // until then; a request that comes meanwhile is left to a worker waiting in read(2), if one
             // does (this one would otherwise lose that race and wait in read(2) with its pages for as
@@ -159,9 +183,7 @@ final class Worker implements Runnable {
                     int r = left <= 0 ? 0 : Posix.pollIn(pollfd, fs.devFd, (int) left);
                     if (r == 0) {
                         Posix.dropPages(in, KEEP, KernelFS.IN_BUF - KEEP);
-                        Posix.dropPages(out, KEEP, KernelFS.OUT_BUF - KEEP);
                         lastIn = 0;
-                        sentMax = 0;
                         break;
                     }
                     if (r < 0 || (claimed = pool.claim())) break;
@@ -185,6 +207,7 @@ final class Worker implements Runnable {
         Rest.request();
         int op = in.getInt(IH_OPCODE);
         Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT ? null : fs.gate;
+        while (!outUse.compareAndSet(0, 1)) Thread.onSpinWait(); // the rest drops this worker's reply pages: microseconds
         if (gate != null) gate.enter(); // waits while the mount is paused
         try {
             serve();
@@ -193,6 +216,7 @@ final class Worker implements Runnable {
             if (t instanceof OutOfMemoryError) fs.noteOutOfMemory();
         } finally {
             if (gate != null) gate.leave();
+            outUse.set(0);
         }
         servedAt = System.nanoTime();
         park = !(counted ? countedWait : pool.finished());
