@@ -108,11 +108,11 @@ final class Rest {
         System.gc();
     }
 
-    /** The live workers of every mount (their reply buffers' pages are given back at rest). */
-    static final java.util.Set<Worker> WORKERS = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** The buffers of every mount's live workers (their reply buffers' pages are given back at rest). */
+    static final java.util.Set<Buffers> BUFFERS = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private static void settle() {
-        for (Worker w : WORKERS) w.dropReplyTail();
+        for (Buffers b : BUFFERS) b.dropReplyTail();
         Posix.mallocTrim();
         if (DROP_CLEAN) {
             try {

@@ -25,49 +25,18 @@ final class Worker implements Runnable {
     final IoctlOps ioctls;
     final jnr.ffi.Runtime rt = Posix.RT;
 
-    /**
-     * The request and reply buffers, one anonymous mapping of their own: resident only where requests
-     * and replies have reached, given back when the worker ends ({@link #release}) and, past the first
-     * {@link #KEEP} bytes of each, once no request came for {@link #DROP_AFTER_MS} after a large one
-     * ({@link #serveNext}). Marked MADV_DONTFORK: no child needs them, and /proc/PID/smaps tells them
-     * apart by that flag ({@code dc}: bench/jvm-memory.py, the native SharedDaemonTest).
-     */
-    private final Pointer buffers = mapped(KernelFS.IN_BUF + KernelFS.OUT_BUF);
+    /** The request and reply buffers (Buffers: what of them stays resident). */
+    private final Buffers buffers = new Buffers();
 
-    final Pointer in = buffers.slice(0, KernelFS.IN_BUF);
+    final Pointer in = buffers.in;
 
-    final Pointer out = buffers.slice(KernelFS.IN_BUF, KernelFS.OUT_BUF);
+    final Pointer out = buffers.out;
 
     final Pointer outData = out.slice(OUT_HEADER);
 
     final Pointer writeData = in.slice(IN_HEADER + WRITE_IN);
 
-    /** What the buffers keep resident at rest: requests and replies up to this size (names, listings). */
-    static final int KEEP = 32 * 1024;
     static final int DROP_AFTER_MS = Integer.getInteger("strata.workerDropMillis", 2000);
-    /** The largest reply sent since the reply buffer was last trimmed (written under {@link #outUse}). */
-    private int sentMax;
-    /**
-     * Who uses the reply buffer: 0 nobody (the worker waits for a request), 1 the worker (from the
-     * request read until its reply is sent), 2 the daemon's rest ({@link #dropReplyTail}). The kernel
-     * only reads the reply buffer, in this worker's write(2): its pages are the process's alone.
-     */
-    private final java.util.concurrent.atomic.AtomicInteger outUse = new java.util.concurrent.atomic.AtomicInteger();
-
-    /**
-     * At rest (Rest, another thread): gives back the reply buffer's pages past {@link #KEEP} after a
-     * large reply (a READ's data), unless the worker is serving a request right now. READ replies
-     * are not left to the worker itself: it may wait in read(2) for as long as the mount rests.
-     */
-    void dropReplyTail() {
-        if (sentMax <= KEEP || !outUse.compareAndSet(0, 2)) return;
-        try {
-            if (sentMax > KEEP) Posix.dropPages(out, KEEP, KernelFS.OUT_BUF - KEEP);
-            sentMax = 0;
-        } finally {
-            outUse.set(0);
-        }
-    }
     private final Pointer pollfd = Memory.allocateDirect(rt, 8, true);
 
     final Pointer stat = Memory.allocateDirect(rt, 256, true);
@@ -95,14 +64,6 @@ final class Worker implements Runnable {
         xattrs = new XattrOps(fs, this);
         dirs = new DirOps(fs, this);
         ioctls = new IoctlOps(fs, this);
-        Rest.WORKERS.add(this);
-    }
-
-    private static Pointer mapped(int size) {
-        Pointer p = Posix.map(size);
-        if (p == null) throw new OutOfMemoryError("no memory for a FUSE worker's buffers");
-        Posix.madvise(p.address(), size, 10 /* MADV_DONTFORK */);
-        return p;
     }
 
     /** The thread's body: serves, then gives back what the thread held. */
@@ -118,9 +79,7 @@ final class Worker implements Runnable {
 
     /** Unmaps the buffers (the worker is done with them). */
     void release() {
-        Rest.WORKERS.remove(this);
-        while (!outUse.compareAndSet(0, 2)) Thread.onSpinWait(); // not while the rest drops its pages
-        Posix.unmap(buffers, KernelFS.IN_BUF + KernelFS.OUT_BUF);
+        buffers.release();
     }
 
     @Override public void run() {
@@ -143,16 +102,8 @@ final class Worker implements Runnable {
     private static final int NEXT = 0, RETIRED = 1, ENDED = 2;
     /** Whether this worker parks before it waits on /dev/fuse again (see {@link Workers#finished}). */
     private boolean park;
-    /** The largest request read since the buffers were last trimmed. */
-    private long lastIn;
-
     /** When this worker last finished a request (System.nanoTime). */
     private long servedAt;
-
-    /** Whether requests reached past {@link #KEEP} of the request buffer since it was last trimmed. */
-    private boolean tail() {
-        return lastIn > KEEP;
-    }
 
     /**
      * One turn of the worker's loop: parks if told to, waits for a request on /dev/fuse and serves it.
@@ -168,11 +119,10 @@ final class Worker implements Runnable {
             park = false;
         }
         boolean claimed = false;
-        if (tail()) {
+        if (buffers.requestTail()) {
             // file data came in the request buffer (a large WRITE): once this worker served no request
-            // for DROP_AFTER_MS, its pages past KEEP go back to the system. It drops them itself,
-            // while it is not in read(2) (the kernel writes into `in` only there), and waits in poll(2)
-            // until then; a request that comes meanwhile is left to a worker waiting in read(2), if one
+            // for DROP_AFTER_MS, it gives back its pages past Buffers.KEEP, while it is not in read(2)
+            // (the kernel writes into `in` only there): it waits in poll(2) until then; a request that comes meanwhile is left to a worker waiting in read(2), if one
             // does (this one would otherwise lose that race and wait in read(2) with its pages for as
             // long as the mount rests), else one such worker in poll(2) takes it (Workers#claim).
             pool.polling(1);
@@ -182,8 +132,7 @@ final class Worker implements Runnable {
                     long left = (servedAt - System.nanoTime()) / 1_000_000L + DROP_AFTER_MS;
                     int r = left <= 0 ? 0 : Posix.pollIn(pollfd, fs.devFd, (int) left);
                     if (r == 0) {
-                        Posix.dropPages(in, KEEP, KernelFS.IN_BUF - KEEP);
-                        lastIn = 0;
+                        buffers.dropRequestTail();
                         break;
                     }
                     if (r < 0 || (claimed = pool.claim())) break;
@@ -202,12 +151,12 @@ final class Worker implements Runnable {
             return ENDED; // ENODEV: unmounted
         }
         if (n < IN_HEADER) return NEXT;
-        lastIn = Math.max(lastIn, n);
+        buffers.received(n);
         pool.took();
         Rest.request();
         int op = in.getInt(IH_OPCODE);
         Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT ? null : fs.gate;
-        while (!outUse.compareAndSet(0, 1)) Thread.onSpinWait(); // the rest drops this worker's reply pages: microseconds
+        buffers.serving();
         if (gate != null) gate.enter(); // waits while the mount is paused
         try {
             serve();
@@ -216,7 +165,7 @@ final class Worker implements Runnable {
             if (t instanceof OutOfMemoryError) fs.noteOutOfMemory();
         } finally {
             if (gate != null) gate.leave();
-            outUse.set(0);
+            buffers.served();
         }
         servedAt = System.nanoTime();
         park = !(counted ? countedWait : pool.finished());
@@ -367,7 +316,7 @@ final class Worker implements Runnable {
     private boolean counted, countedWait;
 
     boolean send(Pointer buf, int len) {
-        if (len > sentMax) sentMax = len;
+        buffers.replied(len);
         if (!counted) {
             // count this worker as waiting before the reply wakes the caller: its next request (the
             // WRITE after an OPEN) is otherwise taken by the only worker waiting, which then starts
