@@ -402,6 +402,51 @@ class SharedDaemonTest {
         assertEquals(4, awaitThreadsAtMost(daemon, "strata-fuse-", 4), "an unmounted mount's workers ended");
     }
 
+    /** Resident kB of the FUSE workers' buffers: the anonymous mappings marked MADV_DONTFORK ("dc"), and how many. */
+    static long[] bufferKb(long pid) throws IOException {
+        long kb = 0, rss = 0, n = 0;
+        for (String l : Files.readAllLines(Path.of("/proc/" + pid + "/smaps"), StandardCharsets.ISO_8859_1)) {
+            if (l.startsWith("Rss:")) rss = Long.parseLong(l.replaceAll("[^0-9]", ""));
+            else if (l.startsWith("VmFlags:") && (" " + l.substring(8) + " ").contains(" dc ")) {
+                kb += rss;
+                n++;
+            }
+        }
+        return new long[]{kb, n};
+    }
+
+    /**
+     * Issue 14: a worker's request and reply buffers (1 MiB each, for WRITEs and READ replies of up to
+     * max_write) keep only their first 32 KiB resident once the mount rests, also when small requests
+     * followed the large ones within the 2 s the worker waits before it gives the rest back (it used to
+     * keep them then, until its next large request), and with two workers waiting on /dev/fuse.
+     */
+    @Test void workersGiveBackTheirBuffersPagesAfterLargeRequests() throws Exception {
+        String[] a = layers("a");
+        ok(strata(env(false), "-o", a[0] + ",passthrough=0", a[1]));
+        long daemon = processesNaming(dir).get(0);
+        Path m = Path.of(a[1]);
+        // 1 MiB WRITEs and 128 KiB READ replies through the buffers (O_DIRECT: no page cache between),
+        // then small requests every 0.3 s for longer than a worker waits before it gives them back
+        ok(NativeSupport.Proc.run(dir, 60, "sh", "-c", "dd if=/dev/zero of=" + m + "/big bs=1M count=16 oflag=direct status=none"
+                + " && dd if=" + m + "/big of=/dev/null bs=128k iflag=direct status=none"));
+        long[] busy = bufferKb(daemon);
+        assertTrue(busy[1] > 0, "the workers' buffers are marked MADV_DONTFORK (dc in smaps)");
+        assertTrue(busy[0] > 1024, "the buffers held the large requests' pages: " + busy[0] + " kB");
+        ok(NativeSupport.Proc.run(dir, 60, "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do stat " + m + "/f >/dev/null; sleep 0.3; done"));
+        long[] rest = busy;
+        long limit = 0;
+        for (long end = System.currentTimeMillis() + 15_000; System.currentTimeMillis() < end; Thread.sleep(200)) {
+            rest = bufferKb(daemon);
+            limit = 64L * Math.max(rest[1], threadsNamed(daemon, "strata-fuse-")); // adjacent buffers may share a mapping
+            if (rest[0] <= limit) break;
+        }
+        assertTrue(rest[0] <= limit, "at rest the workers' buffers hold " + rest[0] + " kB (" + busy[0] + " kB busy)");
+        assertEquals(16L << 20, Files.size(m.resolve("big")));
+        assertEquals("a", Files.readString(m.resolve("f")), "served on after");
+        ok(strata(env(false), "umount", a[1]));
+    }
+
     @Test void mountsShareOneDaemonAndUnmountingOneLeavesTheOthers() throws Exception {
         String[] a = layers("a"), b = layers("b"), c = layers("c");
         NativeSupport.Proc.Result started = strata(env(false), "-o", a[0], a[1]);

@@ -143,6 +143,7 @@ public final class KernelMount {
             Gate.unregister(mountpoint, fs.gate);
             Posix.close(fd);
             try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { }
+            Rest.mountEnded(); // what this mount held is garbage now: collected at the next rest
         }
         return 0;
     }

@@ -15,9 +15,11 @@ import java.util.concurrent.locks.LockSupport;
  * <p>A thread waits, without waking, until a request comes; then until no request came for
  * {@link #QUIET_MS} (checked every {@code QUIET_MS}); then calls malloc_trim(0) and drops the clean
  * file mappings, and again after each of {@link #LATER_MS} while no request came (for what the JVM
- * frees and touches a while after the work). The Java heap is left
- * alone: a collection there frees nothing resident. {@code -Dstrata.trimMillis=0}: no watcher;
- * {@code -Dstrata.dropClean=false}: malloc_trim only.
+ * frees and touches a while after the work). The Java heap is collected at the first pass only
+ * after a mount ended ({@link #mountEnded}): otherwise what it holds is live (the engines' nodes
+ * for what the kernel holds), and a collection would free nothing resident. {@code
+ * -Dstrata.trimMillis=0}: no watcher; {@code -Dstrata.dropClean=false}: malloc_trim only; {@code
+ * -Dstrata.restGc=false}: no collection after an unmount.
  */
 final class Rest {
     private Rest() {}
@@ -71,6 +73,7 @@ final class Rest {
                     active = false;
                     Thread.sleep(QUIET_MS);
                 } while (active);
+                collectIfUnmounted();
                 settle();
                 for (long later : LATER_MS) {
                     Thread.sleep(later);
@@ -83,7 +86,33 @@ final class Rest {
         }
     }
 
+    /** A mount ended since the last rest (its engine's nodes are garbage now). */
+    private static volatile boolean mountEnded;
+    static final boolean GC_AFTER_UNMOUNT = !"false".equals(System.getProperty("strata.restGc"));
+
+    /**
+     * A mount's file system ended: the next rest collects the Java heap once. What the mount's engine
+     * held (its nodes, listings and the kernel's node table: about 400 bytes an entry the kernel held,
+     * 20 MB for ten containers that each ran a find) is then garbage in the old generation, resident
+     * until a full collection, which a daemon at rest would not run; the collection shrinks the heap to
+     * what is live and -XX:MaxHeapFreeRatio, at once (-XX:-ShrinkHeapInSteps: libexec/strata-jvm).
+     */
+    static void mountEnded() {
+        mountEnded = true;
+        request();
+    }
+
+    private static void collectIfUnmounted() {
+        if (!mountEnded || !GC_AFTER_UNMOUNT) return;
+        mountEnded = false;
+        System.gc();
+    }
+
+    /** The buffers of every mount's live workers (their reply buffers' pages are given back at rest). */
+    static final java.util.Set<Buffers> BUFFERS = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
     private static void settle() {
+        for (Buffers b : BUFFERS) b.dropReplyTail();
         Posix.mallocTrim();
         if (DROP_CLEAN) {
             try {

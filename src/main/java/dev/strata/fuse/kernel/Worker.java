@@ -27,24 +27,18 @@ final class Worker implements Runnable {
     final SpliceReads splices;
     final jnr.ffi.Runtime rt = Posix.RT;
 
-    /**
-     * The request and reply buffers: anonymous memory of their own, resident only where requests and
-     * replies have reached, given back when the worker ends ({@link #release}) and, past their first
-     * {@link #KEEP} bytes, after {@link #DROP_AFTER_MS} without a request following a large one.
-     */
-    final Pointer in = mapped(KernelFS.IN_BUF);
+    /** The request and reply buffers (Buffers: what of them stays resident). */
+    private final Buffers buffers = new Buffers();
 
-    final Pointer out = mapped(KernelFS.OUT_BUF);
+    final Pointer in = buffers.in;
+
+    final Pointer out = buffers.out;
 
     final Pointer outData = out.slice(OUT_HEADER);
 
     final Pointer writeData = in.slice(IN_HEADER + WRITE_IN);
 
-    /** What the buffers keep resident at rest: requests and replies up to this size (names, listings). */
-    static final int KEEP = 32 * 1024;
     static final int DROP_AFTER_MS = Integer.getInteger("strata.workerDropMillis", 2000);
-    /** The largest reply sent since the buffers were last trimmed. */
-    private int sentMax;
     private final Pointer pollfd = Memory.allocateDirect(rt, 8, true);
 
     final Pointer stat = Memory.allocateDirect(rt, 256, true);
@@ -75,12 +69,6 @@ final class Worker implements Runnable {
         splices = new SpliceReads(fs, this);
     }
 
-    private static Pointer mapped(int size) {
-        Pointer p = Posix.map(size);
-        if (p == null) throw new OutOfMemoryError("no memory for a FUSE worker's buffers");
-        return p;
-    }
-
     /** The thread's body: serves, then gives back what the thread held. */
     void runAndRelease() {
         try {
@@ -95,8 +83,7 @@ final class Worker implements Runnable {
     /** Unmaps the buffers and closes the pipe (the worker is done with them). */
     void release() {
         splices.close();
-        Posix.unmap(in, KernelFS.IN_BUF);
-        Posix.unmap(out, KernelFS.OUT_BUF);
+        buffers.release();
     }
 
     @Override public void run() {
@@ -119,8 +106,8 @@ final class Worker implements Runnable {
     private static final int NEXT = 0, RETIRED = 1, ENDED = 2;
     /** Whether this worker parks before it waits on /dev/fuse again (see {@link Workers#finished}). */
     private boolean park;
-    /** The largest request read since the buffers were last trimmed. */
-    private long lastIn;
+    /** When this worker last finished a request (System.nanoTime). */
+    private long servedAt;
 
     /**
      * One turn of the worker's loop: parks if told to, waits for a request on /dev/fuse and serves it.
@@ -135,20 +122,32 @@ final class Worker implements Runnable {
             if (!pool.park()) return RETIRED; // more workers waited than a mount at rest keeps, and none was needed meanwhile
             park = false;
         }
-        if (lastIn > KEEP || sentMax > KEEP) {
-            // after file data went through the buffers (a large write or read): should no
-            // request follow for a while, their pages past KEEP go back to the system
-            int r = Posix.pollIn(pollfd, fs.devFd, DROP_AFTER_MS);
-            if (r == 0) {
-                Posix.dropPages(in, KEEP, KernelFS.IN_BUF - KEEP);
-                Posix.dropPages(out, KEEP, KernelFS.OUT_BUF - KEEP);
-            }
-            if (r >= 0) {
-                lastIn = 0;
-                sentMax = 0;
+        boolean claimed = false;
+        if (buffers.requestTail()) {
+            // file data came in the request buffer (a large WRITE): once this worker served no request
+            // for DROP_AFTER_MS, it gives back its pages past Buffers.KEEP, while it is not in read(2)
+            // (the kernel writes into `in` only there): it waits in poll(2) until then; a request that comes meanwhile is left to a worker waiting in read(2), if one
+            // does (this one would otherwise lose that race and wait in read(2) with its pages for as
+            // long as the mount rests), else one such worker in poll(2) takes it (Workers#claim).
+            pool.polling(1);
+            try {
+                while (true) {
+                    // the time is this worker's: others may serve the mount's requests meanwhile
+                    long left = (servedAt - System.nanoTime()) / 1_000_000L + DROP_AFTER_MS;
+                    int r = left <= 0 ? 0 : Posix.pollIn(pollfd, fs.devFd, (int) left);
+                    if (r == 0) {
+                        buffers.dropRequestTail();
+                        break;
+                    }
+                    if (r < 0 || (claimed = pool.claim())) break;
+                    pool.awaitTaken();
+                }
+            } finally {
+                pool.polling(-1);
             }
         }
         long n = Posix.read(fs.devFd, in, KernelFS.IN_BUF);
+        if (claimed) pool.unclaim();
         if (n < 0) {
             int e = (int) -n;
             if (e == EINTR || e == EAGAIN || e == ENOENT) return NEXT; // interrupted or aborted request
@@ -156,11 +155,12 @@ final class Worker implements Runnable {
             return ENDED; // ENODEV: unmounted
         }
         if (n < IN_HEADER) return NEXT;
-        lastIn = Math.max(lastIn, n);
+        buffers.received(n);
         pool.took();
         Rest.request();
         int op = in.getInt(IH_OPCODE);
         Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT ? null : fs.gate;
+        buffers.serving();
         if (gate != null) gate.enter(); // waits while the mount is paused
         try {
             serve();
@@ -169,7 +169,9 @@ final class Worker implements Runnable {
             if (t instanceof OutOfMemoryError) fs.noteOutOfMemory();
         } finally {
             if (gate != null) gate.leave();
+            buffers.served();
         }
+        servedAt = System.nanoTime();
         park = !(counted ? countedWait : pool.finished());
         counted = false;
         return NEXT;
@@ -318,7 +320,7 @@ final class Worker implements Runnable {
     private boolean counted, countedWait;
 
     boolean send(Pointer buf, int len) {
-        if (len > sentMax) sentMax = len;
+        buffers.replied(len);
         finishing();
         long w = Posix.write(fs.devFd, buf, len);
         // ENOENT: the request was interrupted and is gone; nothing to do

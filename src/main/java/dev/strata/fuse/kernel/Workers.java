@@ -54,6 +54,8 @@ final class Workers {
         boolean more;
         synchronized (lock) {
             waiting--;
+            taken++;
+            if (polling > 0) lock.notifyAll(); // a worker in awaitTaken polls again
             if (waiting == 0 && parked > 0) {
                 parked--;
                 waiting++;
@@ -92,6 +94,58 @@ final class Workers {
             }
             waiting++;
             return true;
+        }
+    }
+
+    /**
+     * Waiting workers that wait in poll(2) rather than read(2) until they gave back the pages a large
+     * request left in their buffers (Worker#serveNext); whether one of them is about to read a request
+     * that came; requests taken so far (each wakes those that wait for the next in {@link #awaitTaken}).
+     */
+    private int polling;
+    private boolean claimed;
+    private long taken;
+
+    /** A waiting worker begins (1) or ends (-1) waiting in poll(2). */
+    void polling(int d) {
+        synchronized (lock) {
+            polling += d;
+        }
+    }
+
+    /**
+     * A request came while a worker waits in poll(2): true if it reads it, false if a worker waiting in
+     * read(2) takes it or another in poll(2) reads it ({@link #awaitTaken}, then poll again).
+     */
+    boolean claim() {
+        synchronized (lock) {
+            if (claimed || waiting > polling) return false;
+            claimed = true;
+            return true;
+        }
+    }
+
+    /** The worker that claimed a request is back from read(2). */
+    void unclaim() {
+        synchronized (lock) {
+            claimed = false;
+        }
+    }
+
+    /** Waits until a request is taken (a few ms at most: then poll(2) tells again). */
+    void awaitTaken() {
+        synchronized (lock) {
+            long seen = taken, end = System.nanoTime() + 5_000_000L;
+            while (taken == seen) {
+                long left = end - System.nanoTime();
+                if (left <= 0) return;
+                try {
+                    lock.wait(left / 1_000_000L, (int) (left % 1_000_000L));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
         }
     }
 

@@ -1,0 +1,77 @@
+package dev.strata.fuse.kernel;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A worker's buffers give back their pages past Buffers.KEEP after large requests and replies (issue
+ * 14): what is dropped reads back as zeros, what is kept keeps its bytes, and the reply buffer is never
+ * dropped while its worker serves a request.
+ */
+class BuffersTest {
+    static final int FAR = 512 * 1024; // well past KEEP, in both buffers
+
+    /** Resident kB of this process's mapping that starts at addr (/proc/self/smaps). */
+    static long residentKb(long addr) throws IOException {
+        String head = Long.toHexString(addr) + "-";
+        boolean at = false;
+        for (String l : Files.readAllLines(Path.of("/proc/self/smaps"), StandardCharsets.ISO_8859_1)) {
+            if (l.matches("^[0-9a-f]+-[0-9a-f]+ .*")) at = l.startsWith(head);
+            else if (at && l.startsWith("Rss:")) return Long.parseLong(l.replaceAll("[^0-9]", ""));
+        }
+        throw new AssertionError("no mapping at " + head);
+    }
+
+    @Test void theReplyTailGoesAtRestButNotWhileServing() throws IOException {
+        Buffers b = new Buffers();
+        try {
+            assertTrue(Rest.BUFFERS.contains(b), "the rest passes see it");
+            b.serving();
+            b.out.putByte(0, (byte) 7);
+            b.out.putByte(FAR, (byte) 9);
+            b.replied(FAR + 1);
+            b.dropReplyTail(); // a rest pass while the worker serves: nothing happens
+            assertEquals(9, b.out.getByte(FAR), "not dropped while the worker serves");
+            b.served();
+            long before = residentKb(b.in.address());
+            b.dropReplyTail();
+            assertEquals(0, b.out.getByte(FAR), "the tail was dropped (reads back as zeros)");
+            assertEquals(7, b.out.getByte(0), "the first KEEP bytes stay");
+            assertTrue(residentKb(b.in.address()) < before, "fewer pages resident after the drop");
+            b.out.putByte(FAR, (byte) 5);
+            b.dropReplyTail(); // no large reply since: nothing to drop
+            assertEquals(5, b.out.getByte(FAR));
+        } finally {
+            b.release();
+        }
+        assertFalse(Rest.BUFFERS.contains(b), "a released worker's buffers are out of the rest's set");
+    }
+
+    @Test void theRequestTailIsTheWorkersToDrop() {
+        Buffers b = new Buffers();
+        try {
+            b.received(4096);
+            assertFalse(b.requestTail(), "a small request leaves nothing to give back");
+            b.in.putByte(0, (byte) 3);
+            b.in.putByte(FAR, (byte) 4);
+            b.received(FAR + 1);
+            assertTrue(b.requestTail());
+            b.dropReplyTail(); // the rest passes leave the request buffer alone (the kernel writes it in read(2))
+            assertEquals(4, b.in.getByte(FAR));
+            b.dropRequestTail();
+            assertFalse(b.requestTail());
+            assertEquals(0, b.in.getByte(FAR));
+            assertEquals(3, b.in.getByte(0));
+        } finally {
+            b.release();
+        }
+    }
+}
