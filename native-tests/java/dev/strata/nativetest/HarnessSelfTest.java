@@ -122,10 +122,22 @@ class HarnessSelfTest {
                 assertEquals(1, pids.size(), "one daemon: " + pids);
                 NativeSupport.Proc.Result stop = NativeSupport.Proc.run(Path.of("/"), 10, "kill", "-STOP", String.valueOf(pids.get(0)));
                 assertEquals(0, stop.exit, stop.toString());
+                // SIGSTOP takes effect as each thread next leaves the kernel: wait until all are stopped
+                String states = threadStates(pids.get(0));
+                for (long until = System.nanoTime() + 5_000_000_000L; !states.matches("T+") && System.nanoTime() < until; states = threadStates(pids.get(0))) sleep(10);
+                String mountedBefore = mountLine(m.path()), stoppedStates = states;
                 long t0 = System.nanoTime();
                 String name = m.abs("not-looked-up-before-" + t0);
+                int[] got = new int[2];
                 AssertionError e = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
-                        () -> Mounts.guarded("lstat of a new name", 3, () -> Posix.fstatat(Posix.AT_FDCWD, name, new dev.strata.posix.Stat(), Posix.AT_SYMLINK_NOFOLLOW)));
+                        () -> Mounts.guarded("lstat of a new name", 3, () -> {
+                            got[0] = Posix.fstatat(Posix.AT_FDCWD, name, new dev.strata.posix.Stat(), Posix.AT_SYMLINK_NOFOLLOW);
+                            got[1] = Posix.errno();
+                            return got[0];
+                        }),
+                        () -> "the lstat through a stopped daemon returned " + got[0] + " (errno " + got[1] + ") after "
+                                + (System.nanoTime() - t0) / 1000 + " us; daemon threads' states " + stoppedStates + " then "
+                                + threadStates(pids.get(0)) + "; mount before: " + mountedBefore + "; after: " + mountLine(m.path()));
                 long secs = (System.nanoTime() - t0) / 1_000_000_000L;
                 assertTrue(e.getMessage().startsWith("HANG: 'lstat of a new name' did not return within 3 s"), e.getMessage());
                 assertTrue(secs < 30, "the hang ended the call after " + secs + " s");
@@ -136,6 +148,33 @@ class HarnessSelfTest {
             assertTrue(Mounts.mountedUnder(dir).isEmpty(), "still mounted: " + Mounts.mountedUnder(dir));
         } finally {
             NativeSupport.deleteTree(dir);
+        }
+    }
+
+    /** The state letters of a process's threads (e.g. "SSST"), "" if it is gone. */
+    static String threadStates(long pid) {
+        StringBuilder b = new StringBuilder();
+        java.io.File[] tasks = new java.io.File("/proc/" + pid + "/task").listFiles();
+        if (tasks == null) return "";
+        for (java.io.File t : tasks) {
+            try {
+                String st = java.nio.file.Files.readString(t.toPath().resolve("stat"));
+                b.append(st.charAt(st.lastIndexOf(')') + 2));
+            } catch (java.io.IOException | RuntimeException e) {
+                // the thread ended meanwhile
+            }
+        }
+        return b.toString();
+    }
+
+    /** The line of /proc/self/mountinfo whose mount point is p, or "not mounted". */
+    static String mountLine(Path p) {
+        try {
+            String want = " " + p + " ";
+            return java.nio.file.Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
+                    .filter(l -> l.contains(want)).reduce((a, b) -> b).orElse("not mounted");
+        } catch (java.io.IOException e) {
+            return e.toString();
         }
     }
 
