@@ -349,6 +349,25 @@ class ScenarioTest {
         b.finish();
     }
 
+    @Test void aChangeThroughAnotherNameReachesTheDescriptorOfARemovedName() {
+        // RandomDifferentialTest seed 560466800, op #291: two names of an upper file, the kernel holding
+        // both; one is removed while open (the file has one name left, st_nlink 1) and its attributes
+        // were read through the descriptor; chmod and chown through the last name must show through that
+        // descriptor (the kernel overlay has one inode for both; strata's kernel transport left the
+        // removed name's attributes cached once the file had one name)
+        b.shOk("echo hello > hm-a && ln hm-a hm-b");
+        b.expect(Op.read("hm-b"), 0);
+        b.expect(Op.holdOpen(0, "hm-b", Posix.O_RDONLY), 0);
+        b.expect(Op.unlink("hm-b"), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.chmod("hm-a", 0600), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.chown("hm-a", 1234, 4321), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.closeHeld(0), 0);
+        b.finish();
+    }
+
     @Test void renameWithFlags() {
         // libfuse 2 (jnr-fuse) cannot pass renameat2 flags: strata on that transport may answer EINVAL
         // (-Dstrata.strictRenameFlags=false lets it off elsewhere too, as in RandomDifferentialTest). That

@@ -101,9 +101,10 @@ final class AttrOps extends Family {
         if (r < 0) { w.error(unique, -r); return; }
         r = p != null ? fs.union.getattr(p, w.stat) : removedAttr(node, (int) fh);
         if (r < 0) { w.error(unique, -r); return; }
-        // through a descriptor whose name is gone (p null) the file may have lost a name since the other
-        // names' attributes were cached: st_nlink 1 now does not mean no other name holds them
-        if (w.multiLinkFile() || (p == null && (w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR)) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
+        // the file's other nodes the kernel holds (other names, and names removed or renamed over that a
+        // descriptor still holds) show the change at once, as the kernel overlay's one inode does:
+        // st_nlink 1 now does not mean no other node caches the old attributes (a name removed since)
+        if ((w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
         w.replyAttr(unique, node);
     }
 
