@@ -289,8 +289,7 @@ final class Attrs {
         for (java.util.Map.Entry<Integer, Node> e : ovl.files.openFiles.entrySet()) {
             if (e.getValue() != h) continue;
             // a read-only open of the lower file reads its upper copy once there is one (as fgetattr does)
-            OpenFiles.LowerHandle lh = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(e.getKey());
-            int r = Posix.fstat(lh != null ? OpenFiles.current(lh, e.getKey()) : e.getKey(), st);
+            int r = Posix.fstat(ovl.files.currentFd(e.getKey()), st);
             if (r < 0) continue;
             st.putLong(Stat.OFF_INO, h.ino != 0 ? h.ino : st.getLong(Stat.OFF_INO));
             compensateHiddenNlink(st);
@@ -329,7 +328,7 @@ final class Attrs {
         int real = h != null ? OpenFiles.current(h, fd) : fd;
         int r = Posix.fstat(real, st);
         if (r < 0) return r;
-        if (n != null && (h == null || OpenFiles.current(h, fd) == fd) && ovl.lazy.of(fd) != null) ovl.lazy.blocks(n.top(), st);
+        if (n != null && real == fd && ovl.lazy.of(fd) != null) ovl.lazy.blocks(n.top(), st);
         if (h != null && real != fd && h.dataBelow) { // a metadata-only copy: the blocks of the file holding the data
             Stat d = Stat.local2();
             if (Posix.fstat(fd, d) == 0) st.putLong(Stat.OFF_BLOCKS, d.blocks());

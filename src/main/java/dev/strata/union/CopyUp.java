@@ -348,14 +348,8 @@ final class CopyUp {
     /**
      * Read-only descriptors opened on the lower file before this copy-up read the upper copy from now
      * on (as on the kernel overlay since Linux 4.19), whatever later happens to the name.
-     */
-    void switchLowerHandles(Node n, long ino, boolean sameFile) {
-        switchLowerHandles(n, ino, sameFile, false);
-    }
-
-    /**
-     * {@link #switchLowerHandles(Node, long, boolean)}; {@code dataBelow}: n's upper copy is metadata only,
-     * so the handles read the lower file still, until a call without it once the data is up.
+     * {@code dataBelow}: n's upper copy is metadata only, so the handles read the lower file still (their
+     * fstat and changes go to the copy), until a call without it once the data is up.
      */
     void switchLowerHandles(Node n, long ino, boolean sameFile, boolean dataBelow) {
         for (OpenFiles.LowerHandle h : ovl.files.lowerHandles.values()) {

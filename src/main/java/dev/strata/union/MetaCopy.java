@@ -130,7 +130,7 @@ final class MetaCopy {
         }
         n.layers = Node.single(0);
         // descriptors that read the data below read the upper file from now on
-        if (!ovl.files.lowerHandles.isEmpty()) ovl.copy.switchLowerHandles(n, n.ino, true);
+        if (!ovl.files.lowerHandles.isEmpty()) ovl.copy.switchLowerHandles(n, n.ino, true, false);
         for (OpenFiles.MetaHandle m : ovl.files.metaHandles.values()) {
             if ((m.node != n && m.metaIno != st.ino()) || m.upperFd >= 0) continue;
             int fd = up.openat(n.rel, O_RDONLY | O_NOFOLLOW, ovl.files.noatime(false));

@@ -378,6 +378,12 @@ final class OpenFiles {
         return u >= 0 ? u : fd;
     }
 
+    /** The descriptor fstat and xattr reads through fd go to now: {@link #current} of its lower handle, else fd. */
+    int currentFd(int fd) {
+        LowerHandle h = lowerHandles.isEmpty() ? null : lowerHandles.get(fd);
+        return h != null ? current(h, fd) : fd;
+    }
+
     /** The descriptor a read-only lower handle reads data from now: {@link #current}, but its own while the upper copy has no data. */
     static int reading(LowerHandle h, int fd) {
         int u = h.upperFd;

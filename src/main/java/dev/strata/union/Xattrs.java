@@ -173,16 +173,14 @@ final class Xattrs {
         if (isPrivate(name)) return -EOPNOTSUPP;
         if (OverrideStat.isOverrideXattr(name)) return -ENODATA;
         if (aclRefused(name)) return -EOPNOTSUPP;
-        OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
-        int c = h != null ? OpenFiles.current(h, fd) : fd; // a removed lower object's copy, once it has one
+        int c = ovl.files.currentFd(fd); // a lower file's or a removed lower object's copy, once it has one
         if (ovl.files.pathOnly(c)) return (int) Posix.getxattrFd(c, diskXattr(name), size == 0 ? null : value, size);
         return (int) Posix.fgetxattr(c, diskXattr(name), size == 0 ? null : value, size);
     }
 
     /** listxattr through an open file whose name was removed. */
     public int flistxattr(int fd, Pointer list, long size, java.util.function.BooleanSupplier showTrusted) {
-        OpenFiles.LowerHandle h = ovl.files.lowerHandles.isEmpty() ? null : ovl.files.lowerHandles.get(fd);
-        int c = h != null ? OpenFiles.current(h, fd) : fd;
+        int c = ovl.files.currentFd(fd);
         if (ovl.files.pathOnly(c)) return xattrList(Posix.listxattrFd(c), list, size, showTrusted);
         return xattrList(Posix.flistxattr(c), list, size, showTrusted);
     }
