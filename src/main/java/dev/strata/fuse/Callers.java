@@ -48,19 +48,28 @@ public final class Callers {
         return has && sameUserNamespace(pid);
     }
 
-    /** Whether process pid (fsgid {@code fsgid} in the request) is in group gid: its fsgid or a supplementary group. */
-    public static boolean inGroup(int pid, int fsgid, int gid) {
+    /**
+     * Whether process pid (fsuid and fsgid as in the request) is in group gid (its fsgid, or a
+     * supplementary group) or, if asked, has CAP_FSETID in its effective set (this check reads the bit
+     * alone, without the user-namespace rule above); read from /proc/PID/status, in one pass. A caller
+     * that is gone counts as capable only with uid 0 (and asked). For the VFS's
+     * setattr_should_drop_sgid: only consulted for a set-group-ID file without group-execute.
+     */
+    public static boolean inGroupOrCapable(int pid, int fsuid, int fsgid, int gid, boolean orCapable) {
         if (fsgid == gid) return true;
         List<String> lines;
         try {
             lines = Files.readAllLines(Path.of("/proc/" + pid + "/status"), StandardCharsets.ISO_8859_1);
         } catch (IOException | RuntimeException e) {
-            return false;
+            return orCapable && fsuid == 0; // the caller is gone: its fsgid is all there is
         }
         for (String l : lines) {
-            if (!l.startsWith("Groups:")) continue;
-            for (String g : l.substring(7).trim().split("\\s+")) {
-                if (!g.isEmpty() && Integer.parseUnsignedInt(g) == gid) return true;
+            if (l.startsWith("Groups:")) {
+                for (String g : l.substring(7).trim().split("\\s+")) {
+                    if (!g.isEmpty() && Integer.parseUnsignedInt(g) == gid) return true;
+                }
+            } else if (orCapable && l.startsWith("CapEff:")) {
+                if ((Long.parseUnsignedLong(l.substring(7).trim(), 16) & (1L << CAP_FSETID)) != 0) return true;
             }
         }
         return false;

@@ -218,7 +218,7 @@ final class StrataFS extends FuseStubFS {
         int pid = c.pid.intValue(), uid = c.uid.intValue(), gid = c.gid.intValue();
         if (Callers.capable(pid, uid, Callers.CAP_FSETID)) return 0;
         int mode = st.mode() & 07777, keep = mode & ~04000;
-        if ((mode & 02000) != 0 && ((mode & 010) != 0 || !Callers.inGroup(pid, gid, st.gid()))) keep &= ~02000;
+        if ((mode & 02000) != 0 && ((mode & 010) != 0 || !Callers.inGroupOrCapable(pid, uid, gid, st.gid(), false))) keep &= ~02000;
         return keep == mode ? 0 : union.fchmod(fd, keep);
     }
 

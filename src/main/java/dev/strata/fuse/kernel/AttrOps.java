@@ -176,24 +176,7 @@ final class AttrOps extends Family {
      * the fsuid/fsgid). Only consulted for a set-group-ID file without group-execute.
      */
     boolean callerInGroupOrCapable(int gid, boolean orCapable) {
-        if (w.gid() == gid) return true;
-        java.util.List<String> lines;
-        try {
-            lines = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/" + w.in.getInt(IH_PID) + "/status"),
-                    java.nio.charset.StandardCharsets.ISO_8859_1);
-        } catch (java.io.IOException | RuntimeException e) {
-            return orCapable && w.uid() == 0; // the caller is gone: its fsgid is all there is
-        }
-        for (String l : lines) {
-            if (l.startsWith("Groups:")) {
-                for (String g : l.substring(7).trim().split("\\s+")) {
-                    if (!g.isEmpty() && Integer.parseUnsignedInt(g) == gid) return true;
-                }
-            } else if (orCapable && l.startsWith("CapEff:")) {
-                if ((Long.parseUnsignedLong(l.substring(7).trim(), 16) & (1L << KernelFS.CAP_FSETID)) != 0) return true;
-            }
-        }
-        return false;
+        return dev.strata.fuse.Callers.inGroupOrCapable(w.in.getInt(IH_PID), w.uid(), w.gid(), gid, orCapable);
     }
 
     void statfs(long unique) {
