@@ -143,7 +143,7 @@ if [ ${#sides[@]} = 2 ]; then
   [ -n "$only_kernel" ] && { echo "failed on the kernel overlay only:"; echo "$only_kernel" | sed 's/^/  /'; }
   if [ -n "$only_strata" ]; then
     echo "FAILED on strata only:"; echo "$only_strata" | sed 's/^/  /'
-    grep -E '^not ok' "$base/strata.log" | grep -v '# TODO' | head -40 | sed 's/^/  strata: /'
+    grep -E '^not ok' "$base/strata.log" | grep -v '# TODO' | head -40 | cut -c1-200 | sed 's/^/  strata: /'
     status=1
   else
     echo "strata fails nothing the kernel overlay passes"
