@@ -78,11 +78,11 @@ class CopyUpCrashTest {
                     Thread.sleep(1);
                 }
                 writer.join(30_000);
-                assertFalse(writer.isAlive(), "the open returned once the daemon was gone");
-                ProcessHandle.of(pid).ifPresent(h -> h.onExit().join());
                 assertTrue(killedDuringCopy, "the copy-up finished before the daemon could be killed during it: the"
                         + " copy was not held open in " + work + " (made by reflink, or not built in the workdir?);"
                         + " this test needs layers on a file system without reflink (ext4, tmpfs): -Dstrata.testTmp=DIR");
+                assertFalse(writer.isAlive(), "the open returned once the daemon was gone");
+                ProcessHandle.of(pid).ifPresent(h -> h.onExit().join());
                 Throwable failed = opened.get();
                 assertTrue(failed instanceof IOException && String.valueOf(failed.getMessage()).matches(
                         ".*(Transport endpoint is not connected|Software caused connection abort).*"),
@@ -159,12 +159,34 @@ class CopyUpCrashTest {
     }
 
     /** Whether process pid has a descriptor open on a file in dir (an unnamed O_TMPFILE shows as "dir/#N (deleted)"). */
+    /**
+     * Whether process pid holds a file of dir open: a regular file on dir's file system that is in dir or
+     * has no name at all (O_TMPFILE). By identity, not by the descriptor's path: strata opens the layers
+     * through detached copies of their mounts, whose paths /proc shows from the copy's root.
+     */
     private static boolean holdsFileIn(long pid, Path dir) {
-        String prefix = dir + "/";
+        java.util.Set<Object> inDir = new java.util.HashSet<>();
+        Object dev;
+        try {
+            dev = Files.getAttribute(dir, "unix:dev");
+            try (var names = Files.list(dir)) {
+                for (Path p : (Iterable<Path>) names::iterator) {
+                    try {
+                        inDir.add(Files.getAttribute(p, "unix:ino", LinkOption.NOFOLLOW_LINKS));
+                    } catch (IOException e) {
+                        // gone meanwhile
+                    }
+                }
+            }
+        } catch (IOException e) {
+            return false;
+        }
         try (var fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
             for (Path fd : (Iterable<Path>) fds::iterator) {
                 try {
-                    if (Files.readSymbolicLink(fd).toString().startsWith(prefix)) return true;
+                    var a = Files.readAttributes(fd, "unix:dev,ino,nlink,mode"); // through the magic link: the file
+                    if (((Integer) a.get("mode") & 0170000) != 0100000 || !dev.equals(a.get("dev"))) continue;
+                    if ((Integer) a.get("nlink") == 0 || inDir.contains(a.get("ino"))) return true;
                 } catch (IOException e) {
                     // closed meanwhile
                 }

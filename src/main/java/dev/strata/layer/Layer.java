@@ -1,7 +1,6 @@
 package dev.strata.layer;
 
 import dev.strata.posix.Errno;
-import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 
@@ -28,10 +27,18 @@ public final class Layer implements AutoCloseable {
         this.index = index; this.root = root; this.fd = fd; this.upper = upper; this.dev = dev;
     }
 
-    /** Opens a layer root; returns null and sets err[0] to -errno if it cannot be opened as a directory. */
+    /**
+     * Opens a layer root (through a detached copy of its mount where one can be made: {@link Detached});
+     * returns null and sets err[0] to -errno if it cannot be opened as a directory.
+     */
     public static Layer open(Path root, int index, boolean upper, int[] err) {
-        int fd = Posix.openat(Posix.AT_FDCWD, Names.toNative(root.toString()), Posix.O_PATH | Posix.O_DIRECTORY, 0);
+        int fd = Detached.open(root);
         if (fd < 0) { err[0] = fd; return null; }
+        return adopt(fd, root, index, upper);
+    }
+
+    /** A layer whose root the caller opened (an O_PATH descriptor of a directory; closed with the layer). */
+    public static Layer adopt(int fd, Path root, int index, boolean upper) {
         Stat st = new Stat();
         Posix.fstat(fd, st);
         Posix.namespaceChanged(); // a descriptor number may be reused: no directory cached by path survives

@@ -8,7 +8,8 @@ import jnr.ffi.Pointer;
 import static dev.strata.posix.Posix.*;
 
 /**
- * Copies a file's data for copy-up: a reflink (FICLONE) where the filesystem shares extents; else,
+ * Copies a file's data for copy-up: a reflink (FICLONE, or copy_file_range between layers of one such
+ * file system: see {@link #remapBySuperblock}) where the filesystem shares extents; else,
  * over the data ranges only (SEEK_DATA/SEEK_HOLE, so holes stay holes), copy_file_range where the
  * upper's file system offloads it (network file systems copy on the server), a pread/pwrite loop in
  * 1 MiB pieces elsewhere. The destination is sized with ftruncate where a trailing hole is left.
@@ -39,16 +40,32 @@ final class DataCopy {
     private final boolean offload;
     /** Per source layer: FICLONE to the upper was refused for good (no reflinks on this file system, another device). */
     private final boolean[] noReflink;
+    /**
+     * Per source layer: on the upper's file system, one that shares extents (XFS, btrfs, bcachefs, OCFS2)
+     * through copy_file_range too. FICLONE wants both files on one mount, and strata reads each layer
+     * through a detached copy of its mount (layer/Detached), so between two layers of one such file system
+     * it answers EXDEV; copy_file_range checks the file system only and reflinks there (remap_file_range),
+     * as the kernel overlay's copy-up (vfs_clone_file_range) does.
+     */
+    private final boolean[] remapBySuperblock;
 
     /** Lower files whose data is in a lazy layer's tar. */
     private final LazyFiles lazy;
 
-    /** {@code upperFd}: any descriptor on the upper's file system (the workdir); {@code layers}: size of the stack. */
-    DataCopy(int upperFd, int layers, LazyFiles lazy) {
+    /** statfs f_type of file systems with remap_file_range (reflinks). */
+    private static final long XFS = 0x58465342, BTRFS = 0x9123683eL, BCACHEFS = 0xca451a4eL, OCFS2 = 0x7461636f;
+
+    /** {@code upperFd}: any descriptor on the upper's file system (the workdir); {@code stack}: the layers. */
+    DataCopy(int upperFd, dev.strata.layer.Layer[] stack, LazyFiles lazy) {
         this.lazy = lazy;
         long t = upperFd >= 0 ? Posix.fsType(upperFd) : -1;
         offload = t == NFS || t == SMB2 || t == CIFS || t == CEPH || t == FUSE;
-        noReflink = new boolean[layers];
+        noReflink = new boolean[stack.length];
+        remapBySuperblock = new boolean[stack.length];
+        boolean remaps = t == XFS || t == BTRFS || t == BCACHEFS || t == OCFS2;
+        if (remaps && stack.length > 0 && stack[0].isUpper()) {
+            for (int i = 1; i < stack.length; i++) remapBySuperblock[i] = stack[i].dev() == stack[0].dev();
+        }
     }
 
     /**
@@ -67,7 +84,7 @@ final class DataCopy {
             if (r == 0) { method[0] = "reflink"; return 0; }
             if (r == -Errno.EOPNOTSUPP || r == -Errno.EXDEV || r == -Errno.ENOTTY) noReflink[layer] = true;
         }
-        boolean cfr = offload;
+        boolean cfr = offload || remapBySuperblock[layer];
         boolean stream = !cfr && durable && size >= STREAM_MIN;
         method[0] = cfr ? "copy_file_range" : stream ? "read/write, written back as it goes" : "read/write";
         long off = 0, end = 0, dropped = 0;

@@ -1,7 +1,6 @@
 package dev.strata.union;
 
 import dev.strata.options.MountOptions;
-import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 
 import java.nio.file.Path;
@@ -29,12 +28,12 @@ final class InUse implements AutoCloseable {
      * Takes the upperdir's and the workdir's locks. Throws {@link IllegalStateException} (one line) where
      * the kernel refuses the mount (index=on and one is in use); without index, warns and goes on.
      */
-    static InUse take(MountOptions opts, Consumer<String> warn) {
+    static InUse take(MountOptions opts, int upperFd, int workDirFd, Consumer<String> warn) {
         int[] fds = {-1, -1};
         InUse u = new InUse(fds);
         try {
-            fds[0] = lock(opts.upperDir, "upperdir", opts.index, warn);
-            fds[1] = lock(opts.workDir, "workdir", opts.index, warn);
+            fds[0] = lock(upperFd, opts.upperDir, "upperdir", opts.index, warn);
+            fds[1] = lock(workDirFd, opts.workDir, "workdir", opts.index, warn);
         } catch (RuntimeException e) {
             u.close();
             throw e;
@@ -42,8 +41,9 @@ final class InUse implements AutoCloseable {
         return u;
     }
 
-    private static int lock(Path dir, String name, boolean index, Consumer<String> warn) {
-        int fd = Posix.openat(AT_FDCWD, Names.toNative(dir.toString()), O_RDONLY | O_DIRECTORY, 0);
+    /** dirFd: the directory (O_PATH; see Detached), dir its name for messages. */
+    private static int lock(int dirFd, Path dir, String name, boolean index, Consumer<String> warn) {
+        int fd = Posix.openat(dirFd, ".", O_RDONLY | O_DIRECTORY, 0);
         if (fd < 0) return -1; // the layer checks say what is wrong with it
         int r = Posix.flock(fd, LOCK_EX | LOCK_NB);
         if (r == 0) return fd;

@@ -3,7 +3,6 @@ package dev.strata.union;
 import dev.strata.layer.Layer;
 import dev.strata.options.MountOptions;
 import dev.strata.posix.Getdents;
-import dev.strata.posix.Names;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 
@@ -98,7 +97,7 @@ final class IndexMount {
             throw new IllegalStateException("upperdir " + opts.upperDir + ": failed to verify upper root origin ("
                     + Posix.strerror(r) + "): it was used with another lowerdir" + HINT);
         }
-        Layer idx = openIndexDir(opts, layers.size());
+        Layer idx = openIndexDir(opts, workFd, layers.size());
         try {
             String idxPath = "/proc/self/fd/" + idx.fd() + "/.";
             // older kernels stored the upper's handle as the index dir's origin: it must match if there
@@ -151,24 +150,23 @@ final class IndexMount {
         return Posix.lsetxattr(path, name, fh, 0);
     }
 
-    /** workdir/index, made as the kernel makes it (mode 0 as root), opened as a layer. */
-    static Layer openIndexDir(MountOptions opts, int position) {
-        String wd = Names.toNative(opts.workDir.toString());
-        int wfd = Posix.openat(AT_FDCWD, wd, O_PATH | O_DIRECTORY, 0);
+    /**
+     * workdir/index, made as the kernel makes it (mode 0 as root), opened as a layer: through the workdir
+     * the work directory workFd is in (the same detached copy of the mount as the upper: links between
+     * the index and the upper stay within one mount, see Detached).
+     */
+    static Layer openIndexDir(MountOptions opts, int workFd, int position) {
+        int wfd = Posix.openat(workFd, "..", O_PATH | O_DIRECTORY, 0);
         if (wfd < 0) throw new IllegalStateException("cannot open workdir " + opts.workDir + ": " + Posix.strerror(wfd));
         try {
             int r = Posix.mkdirat(wfd, Index.DIR, Posix.geteuid() == 0 ? 0 : 0700);
             if (r < 0 && r != -EEXIST) throw new IllegalStateException("cannot create " + opts.workDir + "/index: " + Posix.strerror(r));
             int fd = Posix.openat(wfd, Index.DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
             if (fd < 0) throw new IllegalStateException(opts.workDir + "/index is not a directory: " + Posix.strerror(fd));
-            Posix.close(fd);
+            return Layer.adopt(fd, opts.workDir.resolve(Index.DIR), position, false);
         } finally {
             Posix.close(wfd);
         }
-        int[] err = new int[1];
-        Layer l = Layer.open(opts.workDir.resolve(Index.DIR), position, false, err);
-        if (l == null) throw new IllegalStateException("cannot open " + opts.workDir + "/index: " + Posix.strerror(err[0]));
-        return l;
     }
 
     /**

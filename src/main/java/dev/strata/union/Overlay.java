@@ -127,7 +127,7 @@ final class Overlay implements AutoCloseable {
         metacopyXattr = originXattr == ORIGIN_TRUSTED ? dev.strata.layer.Markers.TRUSTED_METACOPY : dev.strata.layer.Markers.USER_METACOPY;
         overrides = OverrideStat.of(stack, hasUpper, opts.xattrPermissions);
         lazy = new LazyFiles(stack);
-        dataCopy = new DataCopy(workFd, stack.length, lazy);
+        dataCopy = new DataCopy(workFd, stack, lazy);
         index = ix == null ? null : new Index(this, ix);
         int[] all = new int[dataFrom];
         for (int i = 0; i < all.length; i++) all[i] = i;
@@ -162,26 +162,23 @@ final class Overlay implements AutoCloseable {
         return true;
     }
 
-    /** Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it. */
-    static int prepareWork(Path workDir) {
-        int wd = Posix.openat(AT_FDCWD, dev.strata.posix.Names.toNative(workDir.toString()), O_PATH | O_DIRECTORY, 0);
-        if (wd < 0) throw new IllegalStateException("cannot open workdir " + workDir + ": " + Posix.strerror(wd));
-        try {
-            // mode 0 as the kernel overlay makes it (root passes permission checks); an unprivileged
-            // daemon needs to enter it itself
-            boolean root = Posix.geteuid() == 0;
-            int r = Posix.mkdirat(wd, "work", root ? 0 : 0700);
-            if (r < 0 && r != -EEXIST) {
-                throw new IllegalStateException("cannot create " + workDir + "/work: " + Posix.strerror(r));
-            }
-            if (r == -EEXIST && !root) Posix.fchmodat(wd, "work", 0700); // e.g. left by a root mount
-            int fd = Posix.openat(wd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
-            if (fd < 0) throw new IllegalStateException(workDir + "/work is not a directory: " + Posix.strerror(fd));
-            Tree.removeContents(fd);
-            return fd;
-        } finally {
-            Posix.close(wd);
+    /**
+     * Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it;
+     * wd is the workdir (workDir is for messages), left open.
+     */
+    static int prepareWork(Path workDir, int wd) {
+        // mode 0 as the kernel overlay makes it (root passes permission checks); an unprivileged
+        // daemon needs to enter it itself
+        boolean root = Posix.geteuid() == 0;
+        int r = Posix.mkdirat(wd, "work", root ? 0 : 0700);
+        if (r < 0 && r != -EEXIST) {
+            throw new IllegalStateException("cannot create " + workDir + "/work: " + Posix.strerror(r));
         }
+        if (r == -EEXIST && !root) Posix.fchmodat(wd, "work", 0700); // e.g. left by a root mount
+        int fd = Posix.openat(wd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+        if (fd < 0) throw new IllegalStateException(workDir + "/work is not a directory: " + Posix.strerror(fd));
+        Tree.removeContents(fd);
+        return fd;
     }
 
     @Override public void close() {

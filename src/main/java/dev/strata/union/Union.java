@@ -1,5 +1,6 @@
 package dev.strata.union;
 
+import dev.strata.layer.Detached;
 import dev.strata.layer.Layer;
 import dev.strata.options.MountOptions;
 import dev.strata.posix.Posix;
@@ -26,7 +27,10 @@ public final class Union implements AutoCloseable {
     /** The upperdir's and workdir's in-use locks, held until close (null: read-only). */
     private final InUse inUse;
 
-    private Union(Overlay ovl, InUse inUse) { this.ovl = ovl; this.inUse = inUse; }
+    /** The root of the detached copy of the upper's and workdir's mount (see {@link Detached#openPair}), or -1. */
+    private final int mountCopy;
+
+    private Union(Overlay ovl, InUse inUse, int mountCopy) { this.ovl = ovl; this.inUse = inUse; this.mountCopy = mountCopy; }
 
     /**
      * Opens the layers of a validated configuration. Throws {@link IllegalStateException} with a one-line
@@ -37,17 +41,33 @@ public final class Union implements AutoCloseable {
         int[] err = new int[1];
         boolean upper = opts.upperDir != null;
         int workFd = -1;
-        // before the workdir is emptied: another mount may be using it
-        InUse inUse = upper ? InUse.take(opts, w -> System.err.println("strata: warning: " + w)) : null;
+        // the upper and the workdir through one detached copy of their mount (see Detached)
+        int[] uw = upper ? Detached.openPair(opts.upperDir, opts.workDir) : new int[]{-1, -1, -1};
+        InUse inUse = null;
         try {
-            if (upper) layers.add(Overlay.openLayer(opts.upperDir, 0, true, err));
+            if (upper) {
+                if (uw[1] < 0) throw new IllegalStateException("cannot open " + opts.upperDir + ": " + Posix.strerror(uw[1]));
+                if (uw[2] < 0) throw new IllegalStateException("cannot open workdir " + opts.workDir + ": " + Posix.strerror(uw[2]));
+                // before the workdir is emptied: another mount may be using it
+                inUse = InUse.take(opts, uw[1], uw[2], w -> System.err.println("strata: warning: " + w));
+                layers.add(Layer.adopt(uw[1], opts.upperDir, 0, true));
+                uw[1] = -1; // the layer's now
+            }
             for (Path p : opts.allLowerDirs()) layers.add(Overlay.openLayer(p, layers.size(), false, err));
-            if (upper) workFd = Overlay.prepareWork(opts.workDir);
+            if (upper) workFd = Overlay.prepareWork(opts.workDir, uw[2]);
         } catch (RuntimeException e) {
             for (Layer l : layers) l.close();
             if (inUse != null) inUse.close();
+            for (int i = 0; i < uw.length; i++) {
+                if (uw[i] >= 0) Posix.close(uw[i]);
+                uw[i] = -1;
+            }
             throw e;
+        } finally {
+            if (uw[2] >= 0) Posix.close(uw[2]);
+            uw[2] = -1;
         }
+        int mountCopy = uw[0];
         IndexMount.Setup ix = null;
         if (upper && opts.index) {
             try {
@@ -56,12 +76,13 @@ public final class Union implements AutoCloseable {
                 for (Layer l : layers) l.close();
                 Posix.close(workFd);
                 inUse.close();
+                if (mountCopy >= 0) Posix.close(mountCopy);
                 throw e;
             }
             if (ix != null) layers.add(ix.layer);
         }
         Overlay o = new Overlay(opts, layers.toArray(new Layer[0]), upper, workFd, events == null ? UnionEvents.NONE : events, ix);
-        Union u = new Union(o, inUse);
+        Union u = new Union(o, inUse, mountCopy);
         int r = o.overrides.initUpperRoot(o.stack);
         if (r < 0) {
             u.close();
@@ -73,6 +94,7 @@ public final class Union implements AutoCloseable {
     @Override public void close() {
         ovl.close();
         if (inUse != null) inUse.close();
+        if (mountCopy >= 0) Posix.close(mountCopy);
     }
 
     /**

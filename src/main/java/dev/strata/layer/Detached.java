@@ -1,0 +1,87 @@
+package dev.strata.layer;
+
+import dev.strata.posix.Names;
+import dev.strata.posix.Posix;
+import dev.strata.posix.Stat;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * The layers' directories opened through detached copies of their mounts (open_tree(2) with
+ * OPEN_TREE_CLONE, not recursive), as the kernel overlay reads its layers through private clones of
+ * their mounts ({@code clone_private_mount}). Every descriptor strata holds then pins its copy, not the
+ * mount the user sees: that mount can be unmounted as soon as strata's own is, as with the kernel
+ * overlay. (A FUSE server hears of its unmount only after umount(2) returned; until it has closed its
+ * descriptors, a layer's own mount stayed busy: unionmount-testsuite's `umount /lower` right after the
+ * union's failed now and then.) A mount made inside a layer directory later stays out of the union, as
+ * on the kernel overlay. Where no copy can be made (no CAP_SYS_ADMIN over the mount namespace: EPERM;
+ * before Linux 5.2: ENOSYS), the directories are opened as they are.
+ */
+public final class Detached {
+    private Detached() {}
+
+    /** An O_PATH descriptor of dir: the root of a copy of its mount made at dir, or dir itself; -errno. */
+    public static int open(Path dir) {
+        int fd = openPlain(dir);
+        if (fd < 0) return fd;
+        int c = Posix.openTreeClone(fd, "", Posix.AT_EMPTY_PATH);
+        if (c < 0) return fd;
+        Posix.close(fd);
+        return c;
+    }
+
+    /**
+     * The upper and work directories through one copy of their common mount, as renames and links from
+     * the workdir into the upper must stay within one mount: {root of the copy (keep it open while the
+     * other two are used: a copy whose root descriptor is closed is dissolved, and cannot be copied again
+     * for passthrough), upper, workdir}, O_PATH descriptors. Without a copy the first is -1 and the others
+     * are the directories opened as they are (-errno where they cannot be). The copy is made at the
+     * deepest directory above both (of their real paths); it is used only where the two descriptors
+     * opened through it are the same directories as opened directly (a mount in between, or a path
+     * changed meanwhile, makes them differ).
+     */
+    public static int[] openPair(Path upper, Path work) {
+        int u = openPlain(upper), w = openPlain(work);
+        if (u < 0 || w < 0) return new int[]{-1, u, w};
+        Path ru, rw;
+        try {
+            ru = upper.toRealPath();
+            rw = work.toRealPath();
+        } catch (IOException | RuntimeException e) {
+            return new int[]{-1, u, w};
+        }
+        Path common = ru;
+        while (common != null && !rw.startsWith(common)) common = common.getParent();
+        if (common == null) return new int[]{-1, u, w};
+        int cfd = openPlain(common);
+        if (cfd < 0) return new int[]{-1, u, w};
+        int root = Posix.openTreeClone(cfd, "", Posix.AT_EMPTY_PATH);
+        Posix.close(cfd);
+        if (root < 0) return new int[]{-1, u, w};
+        int cu = below(root, common.relativize(ru)), cw = below(root, common.relativize(rw));
+        if (cu >= 0 && cw >= 0 && same(cu, u) && same(cw, w)) {
+            Posix.close(u);
+            Posix.close(w);
+            return new int[]{root, cu, cw};
+        }
+        if (cu >= 0) Posix.close(cu);
+        if (cw >= 0) Posix.close(cw);
+        Posix.close(root);
+        return new int[]{-1, u, w};
+    }
+
+    private static int openPlain(Path dir) {
+        return Posix.openat(Posix.AT_FDCWD, Names.toNative(dir.toString()), Posix.O_PATH | Posix.O_DIRECTORY, 0);
+    }
+
+    private static int below(int root, Path rel) {
+        String r = rel.toString();
+        return Posix.openat(root, r.isEmpty() ? "." : Names.toNative(r), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+    }
+
+    private static boolean same(int a, int b) {
+        Stat x = new Stat(), y = new Stat();
+        return Posix.fstat(a, x) == 0 && Posix.fstat(b, y) == 0 && x.dev() == y.dev() && x.ino() == y.ino();
+    }
+}
