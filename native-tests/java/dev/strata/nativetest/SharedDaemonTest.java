@@ -119,6 +119,40 @@ class SharedDaemonTest {
         return out;
     }
 
+    /**
+     * The daemon's descriptors on files and directories of these trees, found by identity (dev, inode)
+     * through /proc/PID/fd, not by path: strata opens the layers through detached copies of their mounts,
+     * whose paths /proc shows from the copy's root.
+     */
+    static List<String> heldIn(long pid, Path... trees) throws IOException {
+        java.util.Set<String> ids = new java.util.HashSet<>();
+        for (Path t : trees) {
+            if (!Files.exists(t, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
+            try (var w = Files.walk(t)) {
+                for (Path p : (Iterable<Path>) w::iterator) {
+                    try {
+                        var a = Files.readAttributes(p, "unix:dev,ino", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                        ids.add(a.get("dev") + ":" + a.get("ino"));
+                    } catch (IOException e) {
+                        // gone meanwhile
+                    }
+                }
+            }
+        }
+        List<String> out = new ArrayList<>();
+        java.io.File[] fds = new java.io.File("/proc/" + pid + "/fd").listFiles();
+        if (fds == null) return out;
+        for (java.io.File f : fds) {
+            try {
+                var a = Files.readAttributes(f.toPath(), "unix:dev,ino"); // through the magic link
+                if (ids.contains(a.get("dev") + ":" + a.get("ino"))) out.add(f + " -> " + Files.readSymbolicLink(f.toPath()));
+            } catch (IOException | RuntimeException e) {
+                // closed meanwhile
+            }
+        }
+        return out;
+    }
+
     /** stat(1) of PATH in a child (a hung daemon cannot hang the test): exit and stderr. */
     static NativeSupport.Proc.Result stat(Path p) {
         return NativeSupport.Proc.run(Path.of("/"), 30, "stat", "-c", "%s", p.toString());
@@ -470,13 +504,14 @@ class SharedDaemonTest {
 
         // find in b so that every worker of b opened directories of its layers (a cache per thread)
         NativeSupport.Proc.run(dir, 30, "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do mkdir -p " + mb + "/d$i/e && ls -l " + mb + "/d$i/e >/dev/null & done; wait");
-        assertFalse(openUnder(daemon, dir.resolve("b-u").toString()).isEmpty(), "the test sees the daemon's descriptors");
+        Path[] bTrees = {dir.resolve("b-l"), dir.resolve("b-u"), dir.resolve("b-w")};
+        assertFalse(heldIn(daemon, dir.resolve("b-u")).isEmpty(), "the test sees the daemon's descriptors");
         ok(strata(env(false), "umount", mb.toString()));
         assertFalse(Mounts.isMounted(mb));
-        List<String> held = openUnder(daemon, dir.resolve("b-").toString());
+        List<String> held = heldIn(daemon, bTrees);
         for (long end = System.currentTimeMillis() + 10_000; !held.isEmpty() && System.currentTimeMillis() < end; ) {
             Thread.sleep(100);
-            held = openUnder(daemon, dir.resolve("b-").toString());
+            held = heldIn(daemon, bTrees);
         }
         assertEquals(List.of(), held, "an unmounted mount's engine closed every descriptor of its layers");
         Files.writeString(ma.resolve("f"), "a2");

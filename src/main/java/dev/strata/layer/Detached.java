@@ -25,7 +25,7 @@ public final class Detached {
     public static int open(Path dir) {
         int fd = openPlain(dir);
         if (fd < 0) return fd;
-        int c = Posix.openTreeClone(fd, "", Posix.AT_EMPTY_PATH);
+        int c = clone(fd);
         if (c < 0) return fd;
         Posix.close(fd);
         return c;
@@ -56,7 +56,7 @@ public final class Detached {
         if (common == null) return new int[]{-1, u, w};
         int cfd = openPlain(common);
         if (cfd < 0) return new int[]{-1, u, w};
-        int root = Posix.openTreeClone(cfd, "", Posix.AT_EMPTY_PATH);
+        int root = clone(cfd);
         Posix.close(cfd);
         if (root < 0) return new int[]{-1, u, w};
         int cu = below(root, common.relativize(ru)), cw = below(root, common.relativize(rw));
@@ -69,6 +69,18 @@ public final class Detached {
         if (cw >= 0) Posix.close(cw);
         Posix.close(root);
         return new int[]{-1, u, w};
+    }
+
+    /**
+     * A copy of the mount at fd, made at fd's directory, and private as the kernel's clone_private_mount
+     * makes its copies: a copy of a shared mount would otherwise be a peer of it (kernels that propagate
+     * into detached trees then show a mount made later inside a layer); where that cannot be set
+     * (before Linux 5.12) the copy is kept as it is.
+     */
+    private static int clone(int fd) {
+        int c = Posix.openTreeClone(fd, "", Posix.AT_EMPTY_PATH);
+        if (c >= 0) Posix.mountSetPrivate(c);
+        return c;
     }
 
     private static int openPlain(Path dir) {

@@ -369,6 +369,20 @@ public final class Posix {
         return r < 0 ? -errno() : 0;
     }
 
+    /**
+     * Makes the mount of dirfd (AT_EMPTY_PATH) private (mount_setattr(2)'s propagation field: MS_PRIVATE),
+     * so that no mount or unmount elsewhere propagates into it; 0 or -errno (ENOSYS before Linux 5.12).
+     */
+    public static int mountSetPrivate(int dirfd) {
+        Pointer attr = Memory.allocateDirect(RT, 32);
+        attr.putLong(0, 0);
+        attr.putLong(8, 0);
+        attr.putLong(16, 1 << 18); // MS_PRIVATE
+        attr.putLong(24, 0);
+        long r = M.syscall(SYS_MOUNT_SETATTR, dirfd, "", AT_EMPTY_PATH, attr, 32);
+        return r < 0 ? -errno() : 0;
+    }
+
     public static int umount2(String target, int flags) { return ret(M.umount2(target, flags)); }
     public static int mount(String source, String target, String fstype, long flags, String data) {
         return ret(M.mount(source, target, fstype, flags, data));
