@@ -60,6 +60,33 @@ class ExerciserFindingsTest {
         b.finish();
     }
 
+    /**
+     * fsx -Z on a lower file reported bad data on every configuration of strata and none of the kernel
+     * overlay: its probe copy_file_range(fd, 0, fd, 1, 1) on its O_DIRECT descriptor copied the byte
+     * (strata's descriptors are not O_DIRECT), where ext4 under the kernel overlay refuses a range not
+     * aligned to its blocks with EINVAL. copy_file_range between O_DIRECT and buffered descriptors of a
+     * lower file (copied up by the write open), an upper one and a new one, aligned and not, within one
+     * file and between two; then the data.
+     */
+    @Test void copyFileRangeOfDirectDescriptorsAsTheKernel() {
+        Both b = mount("cfr-direct", "");
+        b.shOk("head -c 20000 data/big.bin > new.bin && cp data/big.bin up.bin\n"
+                + "python3 - <<'EOF'\n"
+                + "import os\n"
+                + "def cfr(a, b, n, o1, o2):\n"
+                + "    try: return os.copy_file_range(a, b, n, o1, o2)\n"
+                + "    except OSError as e: return e.strerror\n"
+                + "for name in ('data/big.bin', 'up.bin', 'new.bin'):\n"
+                + "    for fa, fb in ((os.O_DIRECT, os.O_DIRECT), (os.O_DIRECT, 0), (0, os.O_DIRECT), (0, 0)):\n"
+                + "        a = os.open(name, os.O_RDWR | fa); b = os.open('new.bin', os.O_RDWR | fb)\n"
+                + "        print(name, fa != 0, fb != 0, [cfr(x, y, n, o1, o2) for x, y in ((a, a), (a, b))\n"
+                + "              for n, o1, o2 in ((1, 0, 1), (4096, 0, 8192), (10, 100, 5000), (4096, 512, 12288), (8192, 4096, 40960))])\n"
+                + "        os.close(a); os.close(b)\n"
+                + "EOF\n"
+                + "md5sum data/big.bin up.bin new.bin");
+        b.finish();
+    }
+
     static int descriptors(long pid) throws java.io.IOException {
         try (var s = Files.list(Path.of("/proc/" + pid + "/fd"))) {
             return (int) s.count();
