@@ -224,8 +224,8 @@ public final class Union implements AutoCloseable {
     public long splice(int fd, long off, long len, int pipe, Pointer offBuf) { return ovl.files.splice(fd, off, len, pipe, offBuf); }
 
     public long write(int fd, Pointer buf, long size, long off) { return ovl.files.write(fd, buf, size, off); }
-    public long copyFileRange(int in, long inOff, int out, long outOff, long len, long flags) {
-        return ovl.files.copyFileRange(in, inOff, out, outOff, len, flags);
+    public long copyFileRange(int in, long inOff, int out, long outOff, long len, long flags, boolean directIn, boolean directOut) {
+        return ovl.files.copyFileRange(in, inOff, out, outOff, len, flags, directIn, directOut);
     }
     public int ftruncate(int fd, long size) { return or(ovl.protect.ftruncate(fd), () -> ovl.files.ftruncate(fd, size)); }
     public int fsync(int fd, boolean dataOnly) { return ovl.files.fsync(fd, dataOnly); }

@@ -67,7 +67,8 @@ final class FileOps extends Family {
         // (fuse_file_mmap), and a passthrough open of the inode after that fails with EIO
         boolean cached = backing <= 0;
         if (cached) synchronized (x) { x.cachedOpens++; }
-        int acc = w.in.getInt(IN_HEADER) & Posix.O_ACCMODE; // the flags of OPEN, CREATE and TMPFILE alike
+        int openFlags = w.in.getInt(IN_HEADER); // the flags of OPEN, CREATE and TMPFILE alike
+        int acc = openFlags & Posix.O_ACCMODE;
         if (backing > 0 && acc != Posix.O_RDONLY) {
             boolean first;
             synchronized (x) { first = x.writablePassthrough++ == 0; }
@@ -75,7 +76,8 @@ final class FileOps extends Family {
             // write through a shared mapping of it sets on the layer file (no request tells strata)
             if (first) w.invalidate(node.id, -1);
         }
-        fs.openFiles.put(fd, new KernelFS.OpenFile(node, x, cached, backing > 0, otherNames, acc != Posix.O_RDONLY));
+        fs.openFiles.put(fd, new KernelFS.OpenFile(node, x, cached, backing > 0, otherNames, acc != Posix.O_RDONLY,
+                (openFlags & Posix.O_DIRECT) != 0));
         w.outData.putLong(off, fd);
         w.outData.putInt(off + 8, backing > 0 ? FOPEN_PASSTHROUGH : otherNames ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
         w.outData.putInt(off + 12, Math.max(backing, 0));
@@ -245,9 +247,9 @@ final class FileOps extends Family {
         int in = (int) w.in.getLong(IN_HEADER), out = (int) w.in.getLong(IN_HEADER + 24);
         long inOff = w.in.getLong(IN_HEADER + 8), outOff = w.in.getLong(IN_HEADER + 32);
         long len = Math.min(w.in.getLong(IN_HEADER + 40), 1L << 30), flags = w.in.getLong(IN_HEADER + 48);
-        long n = fs.union.copyFileRange(in, inOff, out, outOff, len, flags);
+        KernelFS.OpenFile fi = fs.openFiles.get(in), f = fs.openFiles.get(out);
+        long n = fs.union.copyFileRange(in, inOff, out, outOff, len, flags, fi != null && fi.direct, f != null && f.direct);
         if (n < 0) { w.error(unique, (int) -n); return; }
-        KernelFS.OpenFile f = fs.openFiles.get(out);
         if (f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
         w.outData.putInt(0, (int) n);
         w.outData.putInt(4, 0);

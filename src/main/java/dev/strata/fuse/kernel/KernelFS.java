@@ -74,9 +74,12 @@ final class KernelFS {
         final boolean writable;
         /** The file has other names (set at open, or by a link made while open): writes must invalidate what the kernel caches about them. */
         volatile boolean otherNames;
-        OpenFile(KNode node, Inodes.Extra x, boolean cached, boolean passthrough, boolean otherNames, boolean writable) {
+        /** Opened with O_DIRECT (strata's descriptor is not: see OpenFiles#copyFileRange). */
+        final boolean direct;
+        OpenFile(KNode node, Inodes.Extra x, boolean cached, boolean passthrough, boolean otherNames, boolean writable, boolean direct) {
             this.node = node; this.x = x; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
             this.writable = writable;
+            this.direct = direct;
         }
     }
     final Runnable onInit;
