@@ -44,6 +44,8 @@ public final class Detached {
     public static int[] openPair(Path upper, Path work) {
         int u = openPlain(upper), w = openPlain(work);
         if (u < 0 || w < 0) return new int[]{-1, u, w};
+        int[] siblings = siblings(upper, work, u, w);
+        if (siblings != null) return siblings;
         Path ru, rw;
         try {
             ru = upper.toRealPath();
@@ -81,6 +83,39 @@ public final class Detached {
         int c = Posix.openTreeClone(fd, "", Posix.AT_EMPTY_PATH);
         if (c >= 0) Posix.mountSetPrivate(c);
         return c;
+    }
+
+    /**
+     * The common case without resolving paths (podman's .../ID/diff and .../ID/work): upper and work are
+     * two names in one directory, the upper's parent. The copy is made there; null if they are not.
+     */
+    private static int[] siblings(Path upper, Path work, int u, int w) {
+        Path un = upper.getFileName(), wn = work.getFileName();
+        if (un == null || wn == null) return null;
+        int parent = Posix.openat(u, "..", Posix.O_PATH | Posix.O_DIRECTORY, 0);
+        if (parent < 0) return null;
+        try {
+            int pw = Posix.openat(parent, Names.toNative(wn.toString()), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+            if (pw < 0) return null;
+            boolean same = same(pw, w);
+            Posix.close(pw);
+            if (!same) return null;
+            int root = clone(parent);
+            if (root < 0) return new int[]{-1, u, w};
+            int cu = Posix.openat(root, Names.toNative(un.toString()), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+            int cw = Posix.openat(root, Names.toNative(wn.toString()), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+            if (cu >= 0 && cw >= 0 && same(cu, u) && same(cw, w)) {
+                Posix.close(u);
+                Posix.close(w);
+                return new int[]{root, cu, cw};
+            }
+            if (cu >= 0) Posix.close(cu);
+            if (cw >= 0) Posix.close(cw);
+            Posix.close(root);
+            return null;
+        } finally {
+            Posix.close(parent);
+        }
     }
 
     private static int openPlain(Path dir) {
