@@ -11,6 +11,7 @@ mirror, imported into one fresh podman store per (mode, system); then in each st
   diff       `podman diff` of that container
   commit     `podman commit`, then `podman run --rm` of the committed image: VERIFY again
   restart    `podman restart` of the container (unmount, mount again), then VERIFY in it
+  parallel   three `podman run --rm` of the built image at once: make, compileall, sqlite, apt-get purge
   export     `podman export` of the container, listed (modes, owners, sizes, checksums: listing.py)
 Each row: exit code and seconds; the outputs, `podman diff` and the listings are compared with the
 kernel overlay's of the same mode. Exits 0 when every row ran and agreed, 1 otherwise, 0 with one line
@@ -53,6 +54,12 @@ VERIFY = ("set -e; id builder; stat -c '%U:%G %a' /usr/share/doc/git /home/build
 WRITER = ("mkdir -p /data/w && i=0; while [ $i -lt 1500 ]; do echo $i > /data/w/f$i; echo $i >> /etc/bash.bashrc; "
           "i=$((i+1)); done; cat /etc/os-release >> /usr/share/doc/git/copyright; rm /data/w/f7 /etc/issue; "
           "mv /usr/share/doc/zlib1g /usr/share/doc-zlib; echo written")
+# Three containers of the built image at once (one shared strata daemon serves their mounts).
+PARALLEL = ("set -e; cd /src/cbuild && make -s clean && make -s -j2 && ./prog; "
+            "find /usr/lib/python3/dist-packages -name __pycache__ -prune -exec rm -rf {} +; "
+            "python3 -m compileall -q /usr/lib/python3/dist-packages && find /usr/lib/python3/dist-packages -name '*.pyc' | wc -l; "
+            "sqlite3 -cmd '.timeout 5000' /var/lib/wl.db \"INSERT INTO t(v, n) VALUES ('par', 2);\" 'SELECT count(*) FROM t;'; "
+            "apt-get purge -y -qq sqlite3 >/dev/null 2>&1; test ! -e /usr/bin/sqlite3 && echo purged")
 READER = ("for k in 1 2 3; do find / -xdev | wc -l > /dev/null; ls /data/w 2>/dev/null | wc -l > /dev/null; "
           "tar -cf - /usr/lib/python3.11 /etc | wc -c > /dev/null; done; echo read")
 
@@ -185,7 +192,7 @@ def diff_lines(text):
     return "\n".join(l for l in lines if not (l.startswith("C ") and any(p.startswith(l[2:].rstrip("/") + "/") for p in paths)))
 
 
-def workloads(store, base_tar, rows):
+def workloads(store, base_tar, rows, listings=None):
     """Runs every workload on STORE; fills ROWS[name] = Row."""
     s = store
     s.podman("import", "-q", base_tar, BASE, check=True)
@@ -243,8 +250,19 @@ def workloads(store, base_tar, rows):
         rows["restart, then checks in it"] = Row(r.returncode, sec, None, last_line(r.stderr))
 
     t = time.monotonic()
+    procs = [s.popen("run", "--rm", *s.run_flags, "--network", "none", BUILT, "sh", "-c", PARALLEL) for _ in range(3)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    sec = time.monotonic() - t
+    rc = next((p.returncode for p in procs if p.returncode), 0)
+    rows["3 containers at once: make, compileall, sqlite"] = Row(
+        rc, sec, "".join(o for o, _ in outs), next((last_line(e) for p, (_, e) in zip(procs, outs) if p.returncode), ""))
+
+    t = time.monotonic()
     rc, out, err = listing(s, "work")
     rows["export: listing of the container"] = Row(rc, time.monotonic() - t, out, err)
+    if listings and out:
+        with open(os.path.join(listings, f"{s.user and 'rootless' or 'root'}-{s.system}.txt"), "w") as f:
+            f.write(out)
 
 
 def compare(rows_by_system, systems):
@@ -320,6 +338,7 @@ def main():
     ap.add_argument("--user", default="strata-test", help="the rootless user (prepared if missing; default strata-test)")
     ap.add_argument("--strata", default=os.path.join(REPO, "bin", "strata"), help="the strata launcher (default: this tree's)")
     ap.add_argument("--out", help="also write the report to this file")
+    ap.add_argument("--listings", help="keep the export listings in this directory (MODE-SYSTEM.txt)")
     args = ap.parse_args()
     systems = [x for x in args.systems.split(",") if x]
     modes = [x for x in args.modes.split(",") if x]
@@ -385,7 +404,7 @@ def run(args, systems, modes, state):
             state["stores"].append(store)
             rows = rows_by_system[system] = {}
             try:
-                workloads(store, base_tar, rows)
+                workloads(store, base_tar, rows, args.listings)
             except (Failure, subprocess.TimeoutExpired) as e:
                 rows["(stopped)"] = Row("stopped", None, None, str(e))
             finally:
