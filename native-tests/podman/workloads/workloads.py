@@ -14,8 +14,9 @@ mirror, imported into one fresh podman store per (mode, system); then in each st
   parallel   three `podman run --rm` of the built image at once: make, compileall, sqlite, apt-get purge
   export     `podman export` of the container, listed (modes, owners, sizes, checksums: listing.py)
 Each row: exit code and seconds; the outputs, `podman diff` and the listings are compared with the
-kernel overlay's of the same mode. Exits 0 when every row ran and agreed, 1 otherwise, 0 with one line
-when the mirror is not reachable (skipped).
+kernel overlay's of the same mode. Exits 1 when a strata row failed or differed (or a kernel row failed),
+0 otherwise (fuse-overlayfs's failures and differences are reported, not counted), 0 with one line when
+the mirror is not reachable (skipped).
 """
 
 import argparse
@@ -89,6 +90,7 @@ class Store:
 
     def __init__(self, base, user, system, program):
         self.base, self.user, self.system = base, user, system
+        self.mount_ms = None
         for d in ("root", "run", "tmp", "xdg", "home", "daemon"):
             os.makedirs(os.path.join(base, d), exist_ok=True)
         for d in ("xdg", "daemon"):
@@ -111,11 +113,19 @@ class Store:
         if program:
             # strata's shared daemon in this store's directory, ending 2 s after its last mount
             wrap = os.path.join(base, "mount-program.sh")
+            # each call's time until the program returned (the mount is ready) goes to mount-ms
+            self.mount_ms = os.path.join(base, "mount-ms")
             with open(wrap, "w") as f:
                 f.write("#!/bin/sh\nexport STRATA_DAEMON_IDLE=2\n"
                         + (f"export STRATA_DAEMON_DIR={base}/daemon\n" if not user else "")
-                        + f"exec {shlex.quote(program)} \"$@\"\n")
+                        + "t0=$(date +%s%N)\n"
+                        + f"{shlex.quote(program)} \"$@\"\nrc=$?\n"
+                        + f"echo $(( ($(date +%s%N) - t0) / 1000000 )) >> {shlex.quote(self.mount_ms)}\nexit $rc\n")
             os.chmod(wrap, 0o755)
+            with open(self.mount_ms, "w"):
+                pass
+            if user:
+                os.chown(self.mount_ms, pw.pw_uid, pw.pw_gid)
             self.prefix += ["--storage-opt", f"overlay.mount_program={wrap}"]
         self.run_flags = ["--runtime", "runc"]
         if not user:
@@ -260,6 +270,11 @@ def workloads(store, base_tar, rows, listings=None):
     t = time.monotonic()
     rc, out, err = listing(s, "work")
     rows["export: listing of the container"] = Row(rc, time.monotonic() - t, out, err)
+    if s.mount_ms:
+        with open(s.mount_ms) as f:
+            ms = sorted(int(x) for x in f.read().split())
+        if ms:
+            rows["mount program: calls (in all, seconds)"] = Row(0, sum(ms) / 1000, None, f"{len(ms)} calls")
     if listings and out:
         with open(os.path.join(listings, f"{s.user and 'rootless' or 'root'}-{s.system}.txt"), "w") as f:
             f.write(out)
@@ -290,6 +305,8 @@ def cell(row, differs):
     ok = row.rc == 0
     sec = f" {row.seconds:.1f}" if row.seconds is not None else ""
     mark = "ok" if ok and not differs else ("differs" if ok else f"exit {row.rc}")
+    if ok and row.detail.endswith(" calls"):
+        mark = row.detail
     return mark + sec
 
 
@@ -303,6 +320,9 @@ def report(mode, systems, rows_by_system, ref, diffs):
     for n in names:
         lines.append(f"| {n} | " + " | ".join(cell(rows_by_system.get(s, {}).get(n), (s, n) in diffs) for s in systems) + " |")
     fails = [(s, n, r) for s in systems for n, r in rows_by_system.get(s, {}).items() if r.rc != 0]
+    # what makes the run fail: strata failing or differing, or the reference failing (nothing to compare
+    # with); fuse-overlayfs's failures and differences are reported only
+    bad = any(s in ("strata", ref) for s, _, _ in fails) or any(s == "strata" for s, _ in diffs)
     if fails or diffs:
         lines += ["", f"Differences from {ref} and failures ({mode}):", "```"]
         for s, n, r in fails:
@@ -311,7 +331,12 @@ def report(mode, systems, rows_by_system, ref, diffs):
             lines.append(f"{s}: {n}:")
             lines += ["  " + l for l in d]
         lines.append("```")
-    return lines, bool(fails or diffs)
+    return lines, bad
+
+
+def fo_version():
+    m = re.search(r"fuse-overlayfs: version \S+", sh("fuse-overlayfs --version 2>&1", check=False).stdout)
+    return m.group(0) if m else "fuse-overlayfs (version unknown)"
 
 
 def readable_copy(tmp, strata, user):
@@ -387,8 +412,8 @@ def run(args, systems, modes, state):
     strata = os.path.abspath(args.strata)
     out = [f"## podman workloads ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
            f"- command: `scripts/workloads.sh {' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
-           f"- {last_line(sh(['podman', '--version']).stdout)}, runc, "
-           f"{last_line(sh('fuse-overlayfs --version 2>&1 | head -1', check=False).stdout)}, strata at "
+           f"- {last_line(sh(['podman', '--version']).stdout)}, {last_line(sh('runc --version | head -1', check=False).stdout)}, "
+           f"{fo_version()}, strata at "
            f"{sh(['git', '-C', REPO, 'log', '-1', '--format=%h']).stdout.strip()}; load average "
            f"{' '.join(open('/proc/loadavg').read().split()[:3])} at the start, {os.cpu_count()} CPUs",
            "- each cell: result and seconds (build steps: inside the container; other rows: the podman command)", ""]
