@@ -17,12 +17,13 @@
 # /upper, /base and the union on /mnt never reach the rest of the machine, and the suite's clean-up
 # (./run --clean-up) unmounts them before the namespace goes. Needs root, /dev/fuse, python3.
 #
-# One accommodation, for a check only a kernel mount passes: the suite unmounts the upper layer's
-# tmpfs right after the union, and the kernel overlay has dropped its references to the layers
-# when umount(2) returns; a FUSE server learns of the unmount only afterwards (the kernel sends
-# FUSE_DESTROY, which a server could answer first, to fuseblk mounts only), so strata's descriptors
-# on the layers may keep the tmpfs busy for a few milliseconds more. The suite's `umount` (found on
-# its PATH) is wrapped here to retry "target is busy" for up to 10 s; nothing else is changed.
+# One guard: the suite unmounts the layers' tmpfs right after the union. The kernel overlay holds
+# only private clones of its layers' mounts, and strata reads its layers through detached copies
+# of their mounts (layer/Detached) for the same reason; where strata cannot make those copies (no
+# mount privileges) its descriptors keep a layer's tmpfs busy until the daemon has heard of the
+# unmount, a few milliseconds after umount(2) returned (FUSE_DESTROY, which a server could answer
+# first, goes to fuseblk mounts only). The suite's `umount` (found on its PATH) is wrapped here to
+# retry "target is busy" for up to 10 s, and says on stderr when it had to; nothing else is changed.
 set -euo pipefail
 
 die() { echo "unionmount: $*" >&2; exit 2; }

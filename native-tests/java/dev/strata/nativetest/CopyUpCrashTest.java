@@ -70,7 +70,7 @@ class CopyUpCrashTest {
                 killedDuringCopy = false;
                 long deadline = System.nanoTime() + 60_000_000_000L;
                 while (writer.isAlive() && System.nanoTime() < deadline) {
-                    if (holdsFileIn(pid, work)) {
+                    if (Mounts.holdsFileIn(pid, work)) {
                         ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
                         killedDuringCopy = true;
                         break;
@@ -159,41 +159,4 @@ class CopyUpCrashTest {
     }
 
     /** Whether process pid has a descriptor open on a file in dir (an unnamed O_TMPFILE shows as "dir/#N (deleted)"). */
-    /**
-     * Whether process pid holds a file of dir open: a regular file on dir's file system that is in dir or
-     * has no name at all (O_TMPFILE). By identity, not by the descriptor's path: strata opens the layers
-     * through detached copies of their mounts, whose paths /proc shows from the copy's root.
-     */
-    private static boolean holdsFileIn(long pid, Path dir) {
-        java.util.Set<Object> inDir = new java.util.HashSet<>();
-        Object dev;
-        try {
-            dev = Files.getAttribute(dir, "unix:dev");
-            try (var names = Files.list(dir)) {
-                for (Path p : (Iterable<Path>) names::iterator) {
-                    try {
-                        inDir.add(Files.getAttribute(p, "unix:ino", LinkOption.NOFOLLOW_LINKS));
-                    } catch (IOException e) {
-                        // gone meanwhile
-                    }
-                }
-            }
-        } catch (IOException e) {
-            return false;
-        }
-        try (var fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
-            for (Path fd : (Iterable<Path>) fds::iterator) {
-                try {
-                    var a = Files.readAttributes(fd, "unix:dev,ino,nlink,mode"); // through the magic link: the file
-                    if (((Integer) a.get("mode") & 0170000) != 0100000 || !dev.equals(a.get("dev"))) continue;
-                    if ((Integer) a.get("nlink") == 0 || inDir.contains(a.get("ino"))) return true;
-                } catch (IOException e) {
-                    // closed meanwhile
-                }
-            }
-        } catch (IOException e) {
-            return false; // the process is gone
-        }
-        return false;
-    }
 }

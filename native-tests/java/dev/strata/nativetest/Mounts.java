@@ -255,4 +255,42 @@ public final class Mounts {
 
     /** Single-quotes a string for sh. */
     public static String sh(String s) { return "'" + s.replace("'", "'\\''") + "'"; }
+
+    /**
+     * Whether process pid holds a file of dir open: a regular file on dir's file system that is in dir or
+     * has no name at all (O_TMPFILE). By identity, not by the descriptor's path: strata opens the layers
+     * through detached copies of their mounts, whose paths /proc shows from the copy's root.
+     */
+    static boolean holdsFileIn(long pid, Path dir) {
+        java.util.Set<Object> inDir = new java.util.HashSet<>();
+        Object dev;
+        try {
+            dev = Files.getAttribute(dir, "unix:dev");
+            try (var names = Files.list(dir)) {
+                for (Path p : (Iterable<Path>) names::iterator) {
+                    try {
+                        inDir.add(Files.getAttribute(p, "unix:ino", java.nio.file.LinkOption.NOFOLLOW_LINKS));
+                    } catch (IOException e) {
+                        // gone meanwhile
+                    }
+                }
+            }
+        } catch (IOException e) {
+            return false;
+        }
+        try (var fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+            for (Path fd : (Iterable<Path>) fds::iterator) {
+                try {
+                    var a = Files.readAttributes(fd, "unix:dev,ino,nlink,mode"); // through the magic link: the file
+                    if (((Integer) a.get("mode") & 0170000) != 0100000 || !dev.equals(a.get("dev"))) continue;
+                    if ((Integer) a.get("nlink") == 0 || inDir.contains(a.get("ino"))) return true;
+                } catch (IOException e) {
+                    // closed meanwhile
+                }
+            }
+        } catch (IOException e) {
+            return false; // the process is gone
+        }
+        return false;
+    }
 }

@@ -219,18 +219,10 @@ class SecurityPathsTest {
     private static void waitForCopyUp(Mount m, LayerSet layers, Thread writer) throws Exception {
         List<Long> pids = Mounts.daemonPids(m.path());
         if (pids.size() != 1) { Thread.sleep(200); return; }
-        String prefix = layers.work.resolve("work") + "/";
+        Path work = layers.work.resolve("work");
         long deadline = System.nanoTime() + 60_000_000_000L;
         while (writer.isAlive() && System.nanoTime() < deadline) {
-            try (var fds = Files.list(Path.of("/proc/" + pids.get(0) + "/fd"))) {
-                for (Path fd : (Iterable<Path>) fds::iterator) {
-                    try {
-                        if (Files.readSymbolicLink(fd).toString().startsWith(prefix)) return;
-                    } catch (java.io.IOException e) {
-                        // closed meanwhile
-                    }
-                }
-            }
+            if (Mounts.holdsFileIn(pids.get(0), work)) return;
             Thread.sleep(1);
         }
         Assumptions.assumeTrue(writer.isAlive(), "the copy-up finished before it could be watched");
