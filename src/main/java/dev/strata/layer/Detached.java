@@ -61,7 +61,16 @@ public final class Detached {
         int root = clone(cfd);
         Posix.close(cfd);
         if (root < 0) return new int[]{-1, u, w};
-        int cu = below(root, common.relativize(ru)), cw = below(root, common.relativize(rw));
+        int[] pair = through(root, common.relativize(ru).toString(), common.relativize(rw).toString(), u, w);
+        return pair != null ? pair : new int[]{-1, u, w};
+    }
+
+    /**
+     * {root, upper, work}: the two opened below the copy's root by their relative names, if they are the
+     * directories u and w (which are then closed); else null, and the copy closed.
+     */
+    private static int[] through(int root, String upperRel, String workRel, int u, int w) {
+        int cu = below(root, upperRel), cw = below(root, workRel);
         if (cu >= 0 && cw >= 0 && same(cu, u) && same(cw, w)) {
             Posix.close(u);
             Posix.close(w);
@@ -70,7 +79,7 @@ public final class Detached {
         if (cu >= 0) Posix.close(cu);
         if (cw >= 0) Posix.close(cw);
         Posix.close(root);
-        return new int[]{-1, u, w};
+        return null;
     }
 
     /**
@@ -95,24 +104,14 @@ public final class Detached {
         int parent = Posix.openat(u, "..", Posix.O_PATH | Posix.O_DIRECTORY, 0);
         if (parent < 0) return null;
         try {
-            int pw = Posix.openat(parent, Names.toNative(wn.toString()), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+            int pw = below(parent, wn.toString());
             if (pw < 0) return null;
             boolean same = same(pw, w);
             Posix.close(pw);
             if (!same) return null;
             int root = clone(parent);
             if (root < 0) return new int[]{-1, u, w};
-            int cu = Posix.openat(root, Names.toNative(un.toString()), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
-            int cw = Posix.openat(root, Names.toNative(wn.toString()), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
-            if (cu >= 0 && cw >= 0 && same(cu, u) && same(cw, w)) {
-                Posix.close(u);
-                Posix.close(w);
-                return new int[]{root, cu, cw};
-            }
-            if (cu >= 0) Posix.close(cu);
-            if (cw >= 0) Posix.close(cw);
-            Posix.close(root);
-            return null;
+            return through(root, un.toString(), wn.toString(), u, w);
         } finally {
             Posix.close(parent);
         }
@@ -122,9 +121,9 @@ public final class Detached {
         return Posix.openat(Posix.AT_FDCWD, Names.toNative(dir.toString()), Posix.O_PATH | Posix.O_DIRECTORY, 0);
     }
 
-    private static int below(int root, Path rel) {
-        String r = rel.toString();
-        return Posix.openat(root, r.isEmpty() ? "." : Names.toNative(r), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
+    /** The directory rel below dir ("" : dir itself), its last name not followed if a symlink. */
+    private static int below(int dir, String rel) {
+        return Posix.openat(dir, rel.isEmpty() ? "." : Names.toNative(rel), Posix.O_PATH | Posix.O_DIRECTORY | Posix.O_NOFOLLOW, 0);
     }
 
     private static boolean same(int a, int b) {
