@@ -360,10 +360,15 @@ public final class Posix {
 
     /** mount_setattr(2) on the mount of dirfd (AT_EMPTY_PATH): sets and clears MOUNT_ATTR_* bits. */
     public static int mountSetattr(int dirfd, long set, long clear) {
+        return mountSetattr(dirfd, set, clear, 0);
+    }
+
+    /** mount_setattr(2) with its struct mount_attr: attr_set, attr_clr, propagation (0: unchanged), no userns. */
+    private static int mountSetattr(int dirfd, long set, long clear, long propagation) {
         Pointer attr = Memory.allocateDirect(RT, 32);
         attr.putLong(0, set);
         attr.putLong(8, clear);
-        attr.putLong(16, 0);
+        attr.putLong(16, propagation);
         attr.putLong(24, 0);
         long r = M.syscall(SYS_MOUNT_SETATTR, dirfd, "", AT_EMPTY_PATH, attr, 32);
         return r < 0 ? -errno() : 0;
@@ -374,13 +379,7 @@ public final class Posix {
      * so that no mount or unmount elsewhere propagates into it; 0 or -errno (ENOSYS before Linux 5.12).
      */
     public static int mountSetPrivate(int dirfd) {
-        Pointer attr = Memory.allocateDirect(RT, 32);
-        attr.putLong(0, 0);
-        attr.putLong(8, 0);
-        attr.putLong(16, 1 << 18); // MS_PRIVATE
-        attr.putLong(24, 0);
-        long r = M.syscall(SYS_MOUNT_SETATTR, dirfd, "", AT_EMPTY_PATH, attr, 32);
-        return r < 0 ? -errno() : 0;
+        return mountSetattr(dirfd, 0, 0, 1 << 18); // MS_PRIVATE
     }
 
     public static int umount2(String target, int flags) { return ret(M.umount2(target, flags)); }
