@@ -87,6 +87,41 @@ class ExerciserFindingsTest {
         b.finish();
     }
 
+    /**
+     * Reads and writes through O_DIRECT descriptors that strata serves itself (no passthrough: rootless
+     * mounts, files with several names, the libfuse transport): strata's descriptors are not O_DIRECT,
+     * so every range was read and written where ext4 under the kernel overlay (whose real file carries
+     * the overlay file's O_DIRECT) refuses offsets and lengths not aligned to its blocks with EINVAL. A
+     * lower file read in place and opened for writing (copied up), a new file, a sparse one, O_APPEND,
+     * O_DIRECT set and cleared by fcntl on an open file, reads across the end of the file; then the data.
+     * (The caller's memory is page-aligned here: its alignment is what no FUSE file system can see.)
+     */
+    @Test void directIoAsTheKernel() {
+        Both b = mount("direct-io", "passthrough=0");
+        b.shOk("head -c 20000 data/big.bin > new.bin && truncate -s 1M sparse.bin && printf abc | dd of=sparse.bin bs=1 seek=300000 conv=notrunc 2>/dev/null\n"
+                + "python3 - <<'EOF'\n"
+                + "import os, mmap, fcntl\n"
+                + "buf = mmap.mmap(-1, 1 << 20); buf[:] = bytes(range(256)) * 4096\n"
+                + "def io(f, *a):\n"
+                + "    try: return f(*a)\n"
+                + "    except OSError as e: return e.strerror\n"
+                + "def reads(fd):\n"
+                + "    return [io(os.preadv, fd, [memoryview(buf)[:n]], o) for n, o in ((4096, 0), (4096, 1), (100, 0), (512, 512), (8192, 16384), (4096, 19968), (4096, 200000), (4096, 1 << 30))]\n"
+                + "def writes(fd):\n"
+                + "    return [io(os.pwritev, fd, [memoryview(buf)[:n]], o) for n, o in ((4096, 0), (4096, 1), (100, 0), (512, 4608), (8192, 24576))]\n"
+                + "for name in ('data/big.bin', 'shadow.txt', 'data/sparse.img', 'new.bin', 'sparse.bin'):\n"
+                + "    fd = os.open(name, os.O_RDONLY | os.O_DIRECT); print(name, 'ro', reads(fd)); os.close(fd)\n"
+                + "for name in ('data/big.bin', 'new.bin', 'sparse.bin'):\n"
+                + "    fd = os.open(name, os.O_RDWR | os.O_DIRECT); print(name, 'rw', writes(fd), reads(fd)); os.close(fd)\n"
+                + "fd = os.open('new.bin', os.O_WRONLY | os.O_APPEND | os.O_DIRECT); print('append', writes(fd)); os.close(fd)\n"
+                + "fd = os.open('sparse.bin', os.O_RDWR); print('buffered', writes(fd), reads(fd))\n"
+                + "fcntl.fcntl(fd, fcntl.F_SETFL, os.O_DIRECT); print('setfl', writes(fd), reads(fd))\n"
+                + "fcntl.fcntl(fd, fcntl.F_SETFL, 0); print('cleared', writes(fd), reads(fd)); os.close(fd)\n"
+                + "EOF\n"
+                + "md5sum data/big.bin new.bin sparse.bin && stat -c '%n %s' data/big.bin new.bin sparse.bin");
+        b.finish();
+    }
+
     static int descriptors(long pid) throws java.io.IOException {
         try (var s = Files.list(Path.of("/proc/" + pid + "/fd"))) {
             return (int) s.count();

@@ -17,8 +17,10 @@ import static org.junit.jupiter.api.Assertions.fail;
  * READ replies by splice (the kernel transport without passthrough, SpliceReads): files of sizes around
  * pages and the pipe's capacity, read buffered (readahead, the end of the file inside the last READ) and
  * with O_DIRECT (READs of the caller's size, at and past the end, of 0 bytes), against the kernel
- * overlay; a file that shrank behind the mount (the reply carries what the file has now); unaligned
- * O_DIRECT reads against the layer file itself (the kernel overlay refuses them on ext4); the pread +
+ * overlay (O_DIRECT reads go through the file opened with O_DIRECT, not by splice: FileOps#readDirect);
+ * a file that shrank behind the mount (the reply carries what the file has now); reads of the caller's
+ * offsets and lengths through a second name of each file (direct I/O: the kernel asks strata for
+ * exactly what the caller reads, unaligned too), against the kernel overlay; the pread +
  * write fallback (a pipe too small to be used: the mount stops trying; a pipe smaller than some reads);
  * and the pipes: made by the workers that served large reads, closed when they end. strata's daemon
  * runs with the JVM options each test names (-Dstrata.javaOpts, so a daemon of their own).
@@ -36,7 +38,11 @@ class SpliceReadTest {
     static LayerSet layers(Path root) {
         LayerSet s = LayerBuilder.standard(root);
         Tree t = new Tree(s.lowers.get(0));
-        for (int i = 0; i < SIZES.length; i++) t.file("splice/f" + SIZES[i], LayerBuilder.bytes(100 + i, SIZES[i]), 0644, 0, 0);
+        for (int i = 0; i < SIZES.length; i++) {
+            t.file("splice/f" + SIZES[i], LayerBuilder.bytes(100 + i, SIZES[i]), 0644, 0, 0);
+            // a second name: strata opens files with several names for direct I/O (FOPEN_DIRECT_IO)
+            t.hardlink("splice/f" + SIZES[i], "splicel/f" + SIZES[i]);
+        }
         new Tree(s.lowers.get(0)).fixTimes();
         return s;
     }
@@ -122,26 +128,28 @@ class SpliceReadTest {
     }
 
     /**
-     * O_DIRECT reads at offsets and of lengths that are not page multiples: the file's pages start part
-     * way into the pipe's first data page (one more page than the length). The kernel overlay refuses
-     * them on ext4 (EINVAL), so strata's bytes are compared with the layer file's.
+     * Reads at offsets and of lengths that are not page multiples, each one READ of the caller's size
+     * (a second name of each file: strata opens it for direct I/O), spliced from every size up
+     * (-Dstrata.spliceMin=0): the file's pages start part way into the pipe's first data page (one more
+     * page than the length). Against the kernel overlay, and against the layer file itself.
      */
-    @Test void unalignedDirectReadsMatchTheLayerFile() {
+    @Test void unalignedReadsOfTheCallersSizeAgreeWithTheKernel() {
         Both b = mount("unaligned", "passthrough=0", "-Dstrata.spliceMin=0");
         String script = "python3 - <<'EOF'\n"
                 + "import os, hashlib\n"
                 + "h = lambda b: hashlib.md5(b).hexdigest()[:12]\n"
                 + "for n in ('f65539', 'f1040385', 'f3145733'):\n"
-                + "    fd = os.open('splice/' + n, os.O_RDONLY | (os.O_DIRECT if os.environ.get('DIRECT') else 0))\n"
+                + "    fd = os.open(os.environ.get('DIR', 'splicel') + '/' + n, os.O_RDONLY)\n"
                 + "    for off, ln in ((1, 65536), (4095, 1040384), (4097, 1040383), (12345, 200001), (65530, 9), (3145730, 100)):\n"
                 + "        b = os.pread(fd, ln, off); print(n, off, ln, len(b), h(b))\n"
                 + "    os.close(fd)\n"
                 + "EOF";
-        NativeSupport.Proc.Result layer = NativeSupport.Proc.run(pair.tgtLayers.lowers.get(0), 60, "bash", "-c", script);
-        NativeSupport.Proc.Result mounted = NativeSupport.Proc.run(pair.tgt.path(), 60,
-                java.util.Map.of("DIRECT", "1"), List.of("bash", "-c", script));
+        NativeSupport.Proc.Result layer = NativeSupport.Proc.run(pair.tgtLayers.lowers.get(0), 60,
+                java.util.Map.of("DIR", "splice"), List.of("bash", "-c", script));
         assertEquals(0, layer.exit, layer.toString());
-        assertEquals(layer.stdout, mounted.stdout, "O_DIRECT reads through strata against the layer file: " + mounted);
+        b.shOk(script);
+        NativeSupport.Proc.Result mounted = NativeSupport.Proc.run(pair.tgt.path(), 60, "bash", "-c", script);
+        assertEquals(layer.stdout, mounted.stdout, "reads through strata against the layer file: " + mounted);
         b.finish();
     }
 
@@ -192,7 +200,7 @@ class SpliceReadTest {
             mounts.add(mb);
             assertEquals(List.of(pid), Mounts.registeredPids(mb.path()), "one daemon serves both mounts");
             NativeSupport.Proc.Result r = NativeSupport.Proc.run(mb.path(), 120, "bash", "-c",
-                    "for i in 1 2 3 4; do dd if=splice/f3145733 of=/dev/null bs=64K iflag=direct status=none & done; wait");
+                    "for i in 1 2 3 4; do dd if=splicel/f3145733 of=/dev/null bs=64K status=none & done; wait");
             assertEquals(0, r.exit, r.toString());
             int during = pipes(pid);
             assertTrue(during >= 2, "at least one worker of the second mount has its pipe (two ends): " + during);

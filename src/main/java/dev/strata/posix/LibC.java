@@ -37,5 +37,6 @@ public interface LibC {
     @ssize_t long write(int fd, Pointer buf, @size_t long count);
     int ftruncate(int fd, long length);
     int fsync(int fd);
+    int fcntl(int fd, int cmd, int arg);
     int fdatasync(int fd);
 }

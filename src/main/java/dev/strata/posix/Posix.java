@@ -113,6 +113,8 @@ public final class Posix {
         return ret(n != null ? C.openat(dirfd, n, flags | O_CLOEXEC, mode) : C.openat(dirfd, path, flags | O_CLOEXEC, mode));
     }
     public static int close(int fd) { return ret(C.close(fd)); }
+    /** fcntl(fd, F_GETFL): the open file's status flags and access mode, or -errno. */
+    public static int getfl(int fd) { return ret(C.fcntl(fd, 3 /* F_GETFL */, 0)); }
 
     private static final long SYS_OPENAT2 = 437;
     public static final long RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08;

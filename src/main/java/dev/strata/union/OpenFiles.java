@@ -240,6 +240,11 @@ final class OpenFiles {
                 if (n.top() != 0 || !ovl.hasUpper) ovl.lazy.opened(n.top(), fd);
                 // every descriptor on a lower object is known as one (see upperFdOf): changes never go through it
                 if (ovl.hasUpper && n.top() != 0) lowerHandles.put(fd, new LowerHandle(n));
+                // the kernel overlay opens the real file with O_DIRECT: a file system without direct I/O refuses the open
+                if ((flags & O_DIRECT) != 0 && direct(fd, write) == -EINVAL) {
+                    release(fd);
+                    return -EINVAL;
+                }
             }
             return fd;
         } finally {
@@ -428,9 +433,48 @@ final class OpenFiles {
      * may), or -1 where that is refused (then copied as before).
      */
     private static int reopenDirect(int fd, int flags) {
-        int r = Posix.openat(AT_FDCWD, "/proc/self/fd/" + fd, flags | O_DIRECT, 0);
-        if (r == -EPERM && (flags & O_NOATIME) != 0) r = Posix.openat(AT_FDCWD, "/proc/self/fd/" + fd, flags & ~O_NOATIME | O_DIRECT, 0);
+        int r = reopenDirectOrErr(fd, flags);
         return r >= 0 ? r : -1;
+    }
+
+    private static int reopenDirectOrErr(int fd, int flags) {
+        int r = Posix.openat(AT_FDCWD, "/proc/self/fd/" + fd, flags | O_DIRECT | O_CLOEXEC, 0);
+        if (r == -EPERM && (flags & O_NOATIME) != 0) r = Posix.openat(AT_FDCWD, "/proc/self/fd/" + fd, flags & ~O_NOATIME | O_DIRECT | O_CLOEXEC, 0);
+        return r;
+    }
+
+    /** What {@link #direct} answers for a file whose direct I/O strata serves as any other (a lazy layer's file). */
+    static final int NOT_DIRECT = Integer.MIN_VALUE;
+
+    /**
+     * O_DIRECT descriptors of open files, by the open file's descriptor: {the descriptor it was opened
+     * from (where the reads or writes go), the O_DIRECT one}. Closed at {@link #release}.
+     */
+    private final ConcurrentHashMap<Integer, int[]> directs = new ConcurrentHashMap<>();
+
+    /**
+     * The descriptor a read ({@code write}: a write) of open file fd that carries O_DIRECT goes through:
+     * where its reads ({@link #readFd}) or writes go, opened again with O_DIRECT and that descriptor's own
+     * status flags (O_APPEND, O_SYNC...), kept until the file is released (and opened anew when the reads
+     * move, a lower file's to its copy-up). The kernel overlay's real file carries the overlay file's
+     * O_DIRECT (at open, and after fcntl(F_SETFL) at the next I/O: the FUSE request's flags), so the
+     * layer's file system's rules answer, where strata's own descriptors (opened without O_DIRECT, see
+     * {@link #open}) would read and write any range: ext4 refuses offsets and lengths not aligned to its
+     * blocks with EINVAL, a file system without direct I/O refuses it altogether (-EINVAL here).
+     * {@link #NOT_DIRECT} for a file of a lazy layer (its tar) and where the file cannot be opened again
+     * (then served as before).
+     */
+    public int direct(int fd, boolean write) {
+        int src = write ? fd : readFd(fd);
+        if (src == fd && ovl.lazy.of(fd) != null) return NOT_DIRECT;
+        int[] d = directs.compute(fd, (k, old) -> {
+            if (old != null && old[0] == src) return old;
+            if (old != null && old[1] >= 0) Posix.close(old[1]);
+            int fl = Posix.getfl(src);
+            int r = fl < 0 ? fl : reopenDirectOrErr(src, fl & (O_ACCMODE | O_APPEND | O_NOATIME | O_SYNC | O_DSYNC));
+            return new int[]{src, r >= 0 || r == -EINVAL ? r : NOT_DIRECT};
+        });
+        return d[1];
     }
 
     public int ftruncate(int fd, long size) {
@@ -447,6 +491,8 @@ final class OpenFiles {
 
     public int release(int fd) {
         openFiles.remove(fd);
+        int[] d = directs.isEmpty() ? null : directs.remove(fd);
+        if (d != null && d[1] >= 0) Posix.close(d[1]);
         pathHandles.remove(fd);
         ovl.lazy.released(fd);
         LowerHandle h = lowerHandles.remove(fd);

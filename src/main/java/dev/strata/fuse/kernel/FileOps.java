@@ -3,6 +3,8 @@ package dev.strata.fuse.kernel;
 import dev.strata.fuse.kernel.Inodes.KNode;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
+import dev.strata.union.Union;
+import jnr.ffi.Pointer;
 
 import static dev.strata.fuse.kernel.Proto.*;
 import static dev.strata.posix.Errno.*;
@@ -195,6 +197,7 @@ final class FileOps extends Family {
         int fd = (int) w.in.getLong(IN_HEADER);
         long off = w.in.getLong(IN_HEADER + 8);
         int size = Math.min(w.in.getInt(IN_HEADER + 16), KernelFS.OUT_BUF - OUT_HEADER);
+        if ((w.in.getInt(IN_HEADER + 32) & Posix.O_DIRECT) != 0 && readDirect(unique, fd, off, size)) return;
         if (w.splices.read(unique, fd, off, size)) return;
         long n = fs.union.read(fd, w.outData, size, off);
         if (n < 0) { w.error(unique, (int) -n); return; }
@@ -218,13 +221,42 @@ final class FileOps extends Family {
             }
             if (r < 0) { w.error(unique, -r); return; }
         }
-        long n = fs.union.write(fd, w.writeData, size, off);
+        // O_DIRECT in the file's flags (fuse_write_in.flags), unless the page cache writes back (FUSE_WRITE_CACHE)
+        int direct = (w.in.getInt(IN_HEADER + 32) & Posix.O_DIRECT) != 0 && (w.in.getInt(IN_HEADER + 20) & WRITE_CACHE) == 0
+                ? fs.union.direct(fd, true) : Union.NOT_DIRECT;
+        long n;
+        if (direct == Union.NOT_DIRECT) {
+            n = fs.union.write(fd, w.writeData, size, off);
+        } else if (direct < 0) {
+            n = direct;
+        } else {
+            Pointer b = w.alignedOut(size); // the data where O_DIRECT's memory alignment holds
+            w.writeData.transferTo(0, b, 0, size);
+            n = Posix.pwrite(direct, b, size, off);
+        }
         if (n < 0) { w.error(unique, (int) -n); return; }
         KernelFS.OpenFile f = fs.openFiles.get(fd);
         if (f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
         w.outData.putInt(0, (int) n);
         w.outData.putInt(4, 0);
         w.reply(unique, 8);
+    }
+
+    /**
+     * A READ whose file carries O_DIRECT (fuse_read_in.flags), through the file's O_DIRECT descriptor
+     * ({@link dev.strata.union.Union#direct}) into page-aligned memory, then into the reply: the layer's
+     * file system answers as under the kernel overlay. False where strata serves it as any read.
+     */
+    private boolean readDirect(long unique, int fd, long off, int size) {
+        int d = fs.union.direct(fd, false);
+        if (d == Union.NOT_DIRECT) return false;
+        if (d < 0) { w.error(unique, -d); return true; }
+        Pointer b = w.alignedIn(size);
+        long n = Posix.pread(d, b, size, off);
+        if (n < 0) { w.error(unique, (int) -n); return true; }
+        b.transferTo(0, w.outData, 0, n);
+        w.reply(unique, (int) n);
+        return true;
     }
 
     void fallocate(long unique) {

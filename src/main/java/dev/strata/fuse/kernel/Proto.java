@@ -39,7 +39,8 @@ final class Proto {
     /** The protocol minor that has HANDLE_KILLPRIV_V2 and the flags below (Linux 5.11). */
     static final int KILLPRIV_V2_MINOR = 33;
     /** fuse_write_in.write_flags, fuse_setattr_in.valid, fuse_open_in/fuse_create_in.open_flags. */
-    static final int WRITE_KILL_SUIDGID = 1 << 2, FATTR_KILL_SUIDGID = 1 << 11, OPEN_KILL_SUIDGID = 1;
+    /** fuse_write_in.write_flags: a write of the page cache (write-back), not the caller's own; its file lost the setuid bits. */
+    static final int WRITE_CACHE = 1, WRITE_KILL_SUIDGID = 1 << 2, FATTR_KILL_SUIDGID = 1 << 11, OPEN_KILL_SUIDGID = 1;
 
     // open_out flags
     static final int FOPEN_DIRECT_IO = 1, FOPEN_KEEP_CACHE = 2, FOPEN_PASSTHROUGH = 1 << 7;

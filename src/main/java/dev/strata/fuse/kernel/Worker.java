@@ -293,6 +293,24 @@ final class Worker implements Runnable {
     // ------------------------------------------------------------ replies
 
     /** Answers with {@code len} bytes already placed at outData; false if the kernel did not take the reply. */
+    /**
+     * Page-aligned memory for {@code size} bytes of O_DIRECT data read from a file, before they go into the
+     * reply (FileOps#readDirect): the start of the request buffer, whose request was read already.
+     */
+    Pointer alignedIn(int size) {
+        buffers.received(size);
+        return in;
+    }
+
+    /**
+     * Page-aligned memory for {@code size} bytes of O_DIRECT data written to a file (FileOps#write): the
+     * start of the reply buffer, until the reply is written there.
+     */
+    Pointer alignedOut(int size) {
+        buffers.replied(size);
+        return out;
+    }
+
     boolean reply(long unique, int len) {
         sendNotes();
         out.putInt(0, OUT_HEADER + len);
