@@ -60,4 +60,21 @@ class ChildrenTest {
             assertNull(c.get("x1"));
         }
     }
+
+    /** Numbered names (what the home slot's multiplication is for): through growth, removals that move entries back, and shrinking. */
+    @Test void numberedNamesThroughGrowthAndRemovals() {
+        Node root = new Node(null, "", Node.single(0), 0, false, 0);
+        Children c = new Children();
+        int n = 100_000;
+        Node[] nodes = new Node[n];
+        for (int i = 0; i < n; i++) assertNull(c.putIfAbsent(nodes[i] = child(root, "f" + i)));
+        for (int i = 0; i < n; i += 2) assertSame(nodes[i], c.remove("f" + i));
+        for (int i = 0; i < n; i++) {
+            assertSame(i % 2 == 0 ? null : nodes[i], c.get("f" + i), "f" + i);
+            assertNull(c.get("g" + i));
+        }
+        for (int i = 1; i < n - 10; i += 2) assertTrue(c.remove(nodes[i]));
+        assertEquals(5, c.size());
+        for (int i = n - 9; i < n; i += 2) assertSame(nodes[i], c.get("f" + i));
+    }
 }
