@@ -49,26 +49,21 @@ final class FileOps extends Family {
      */
     void openReply(int off, int fd, KNode node, boolean otherNames) {
         int backing = 0;
-        Inodes.Extra x = fs.inodes.x(node);
-        synchronized (x) {
-            if (x.passthroughOpens > 0) {
-                // the kernel wants every open of an inode in passthrough mode to be one too, sharing
-                // its backing file (it opens that anew with each open's own flags)
-                backing = x.backingId;
-                x.passthroughOpens++;
-            } else if (fs.passthrough && x.cachedOpens == 0 && !otherNames && fs.union.stableFd(fd)) {
-                // the backing file is the same file opened on a copy of its layer's mount that has the
-                // mount's atime mode (see BackingMounts); the kernel opens it anew for each open
-                int copy = fs.backingMounts == null ? -1 : fs.union.reopenBeneath(fd, fs.backingMounts::root);
-                backing = x.backingId = backingOpen(copy >= 0 ? copy : fd);
-                if (copy >= 0) Posix.close(copy);
-                if (backing > 0) x.passthroughOpens++;
+        Inodes.Extra x;
+        while (true) {
+            x = fs.inodes.x(node);
+            synchronized (x) {
+                if (!x.dropped) {
+                    backing = shareOrOpenBacking(x, fd, otherNames);
+                    // a direct-I/O open counts too: a shared mapping of it puts the kernel inode in page-cache mode
+                    // (fuse_file_mmap), and a passthrough open of the inode after that fails with EIO
+                    if (backing <= 0) x.cachedOpens++;
+                    break;
+                }
             }
+            // its last open closed meanwhile and took the node's extra state away (Inodes#dropIfIdle): a new one
         }
-        // a direct-I/O open counts too: a shared mapping of it puts the kernel inode in page-cache mode
-        // (fuse_file_mmap), and a passthrough open of the inode after that fails with EIO
         boolean cached = backing <= 0;
-        if (cached) synchronized (x) { x.cachedOpens++; }
         int openFlags = w.in.getInt(IN_HEADER); // the flags of OPEN, CREATE and TMPFILE alike
         int acc = openFlags & Posix.O_ACCMODE;
         if (backing > 0 && acc != Posix.O_RDONLY) {
@@ -83,6 +78,28 @@ final class FileOps extends Family {
         w.outData.putLong(off, fd);
         w.outData.putInt(off + 8, backing > 0 ? FOPEN_PASSTHROUGH : otherNames ? FOPEN_DIRECT_IO : FOPEN_KEEP_CACHE);
         w.outData.putInt(off + 12, Math.max(backing, 0));
+    }
+
+    /**
+     * The backing id for a new open of the node whose extra state is x (under its lock), or <= 0 for none
+     * (page cache or direct I/O): the one its passthrough opens share, else a new one where passthrough
+     * may be had.
+     */
+    private int shareOrOpenBacking(Inodes.Extra x, int fd, boolean otherNames) {
+        if (x.passthroughOpens > 0) {
+            // the kernel wants every open of an inode in passthrough mode to be one too, sharing
+            // its backing file (it opens that anew with each open's own flags)
+            x.passthroughOpens++;
+            return x.backingId;
+        }
+        if (!fs.passthrough || x.cachedOpens != 0 || otherNames || !fs.union.stableFd(fd)) return 0;
+        // the backing file is the same file opened on a copy of its layer's mount that has the
+        // mount's atime mode (see BackingMounts); the kernel opens it anew for each open
+        int copy = fs.backingMounts == null ? -1 : fs.union.reopenBeneath(fd, fs.backingMounts::root);
+        int backing = x.backingId = backingOpen(copy >= 0 ? copy : fd);
+        if (copy >= 0) Posix.close(copy);
+        if (backing > 0) x.passthroughOpens++;
+        return backing;
     }
 
     /** Registers a descriptor as a passthrough backing file; returns its id, or <= 0 (then: no passthrough). */
@@ -160,6 +177,7 @@ final class FileOps extends Family {
                 w.note.putInt(40, close);
                 Posix.ioctl(fs.devFd, DEV_IOC_BACKING_CLOSE, w.note.address() + 40);
             }
+            fs.inodes.dropIfIdle(f.node, x);
         }
         return fs.union.release(fd);
     }
