@@ -122,6 +122,30 @@ class ExerciserFindingsTest {
         b.finish();
     }
 
+    /**
+     * listxattr's size query (size 0) on the kernel overlay answers the real file's list length, the
+     * overlay's own xattrs (trusted.overlay.origin of a copy-up, an opaque directory's) included, and a
+     * buffer that holds what is shown but not the real list is ERANGE (ovl_listxattr filters after
+     * vfs_listxattr); fsstress's attr_list compared sizes with it. Files with and without hidden
+     * xattrs, lower and copied up, a directory made opaque.
+     */
+    @Test void listxattrSizesAsTheKernel() {
+        Both b = mount("listxattr-size", "");
+        b.shOk("setfattr -n user.a -v 1 xattr.txt && chmod 600 shadow.txt && mkdir -p opq/sub && touch opq/sub/f && setfattr -n user.b -v 2 opq/sub/f\n"
+                + "python3 - <<'EOF'\n"
+                + "import ctypes, os\n"
+                + "libc = ctypes.CDLL(None, use_errno=True)\n"
+                + "for p in ('xattr.txt', 'shadow.txt', 'data/big.bin', 'opq', 'opq/sub/f', 'merged'):\n"
+                + "    n = libc.llistxattr(p.encode(), None, 0)\n"
+                + "    shown = os.listxattr(p, follow_symlinks=False)\n"
+                + "    need = sum(len(x) + 1 for x in shown)\n"
+                + "    buf = ctypes.create_string_buffer(max(need, 1))\n"
+                + "    r = libc.llistxattr(p.encode(), buf, need)\n"
+                + "    print(p, 'query', n, 'shown', sorted(shown), 'into their size', r if r >= 0 else os.strerror(ctypes.get_errno()))\n"
+                + "EOF");
+        b.finish();
+    }
+
     static int descriptors(long pid) throws java.io.IOException {
         try (var s = Files.list(Path.of("/proc/" + pid + "/fd"))) {
             return (int) s.count();

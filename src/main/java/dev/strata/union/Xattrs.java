@@ -94,9 +94,17 @@ final class Xattrs {
         }
     }
 
-    /** The names of a layer file's xattrs as the mount lists them, into {@code list} (size 0: the length needed). */
+    /** The names of a layer file's xattrs as the mount lists them, into {@code list} (size 0: the length of the real list, see the body). */
     int xattrList(List<String> names, Pointer list, long size, java.util.function.BooleanSupplier showTrusted) {
         {
+            // as ovl_listxattr: the real file's list is read into the caller's size, and the names the
+            // caller may not see are taken out of it afterwards; a size query (size 0) answers the real
+            // list's length, hidden names included, and a list that does not fit is ERANGE, even where
+            // what is left of it would
+            int real = 0;
+            for (String x : names) real += x.getBytes(NAMES).length + 1;
+            if (size == 0) return real;
+            if (real > size) return -ERANGE;
             int total = 0;
             List<byte[]> keep = new ArrayList<>();
             int shown = -1; // trusted.* shown: unknown until the first one
@@ -111,8 +119,6 @@ final class Xattrs {
                 keep.add(b);
                 total += b.length + 1;
             }
-            if (size == 0) return total;
-            if (total > size) return -ERANGE;
             int off = 0;
             for (byte[] b : keep) {
                 list.put(off, b, 0, b.length);
