@@ -390,7 +390,7 @@ public final class MountCommand implements Callable<Integer> {
         try {
             registering.start();
             Runnable ready = () -> {
-                joinQuietly(registering);
+                record.awaitRecorded();
                 if (session != null) {
                     session.ready();
                 } else if (background) {

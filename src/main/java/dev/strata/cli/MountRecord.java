@@ -22,13 +22,34 @@ final class MountRecord implements AutoCloseable {
         this.opts = opts;
     }
 
+    /** Counted down once the record is written (or could not be): what the mount's ready signal waits for. */
+    private final java.util.concurrent.CountDownLatch recorded = new java.util.concurrent.CountDownLatch(1);
+
+    /** Writes the record, then deletes the stale records of dead mounts (after: the mount need not wait for that). */
     void register() {
         try {
-            registration = MountRegistry.register(MountInfo.ofThisProcess(mountpoint, opts.lowerDirs, opts.upperDir, opts.workDir));
+            registration = MountRegistry.record(MountInfo.ofThisProcess(mountpoint, opts.lowerDirs, opts.upperDir, opts.workDir));
         } catch (IOException | RuntimeException e) {
             // the mount works without it; only explain/diff by mountpoint need the record
             System.err.println("strata: warning: cannot record the mount for explain/diff: " + e.getMessage());
+        } finally {
+            recorded.countDown();
         }
+        MountRegistry.cleanup(MountRegistry.directory());
+    }
+
+    /** Waits until {@link #register} wrote the record (or gave up). */
+    void awaitRecorded() {
+        boolean interrupted = false;
+        while (true) {
+            try {
+                recorded.await();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) Thread.currentThread().interrupt();
     }
 
     @Override public void close() {

@@ -262,6 +262,21 @@ public final class MountRegistry {
     static Registration register(Path dir, MountInfo m) throws IOException {
         prepare(dir);
         cleanup(dir);
+        return write(dir, m);
+    }
+
+    /**
+     * Records a mount in this process's registry directory, without looking at the other records: a
+     * mount daemon's way to be found as soon as its mount is ready, {@link #cleanup} of the stale ones
+     * coming after (it reads every record: one per running container).
+     */
+    public static Registration record(MountInfo m) throws IOException {
+        Path dir = directory();
+        prepare(dir);
+        return write(dir, m);
+    }
+
+    private static Registration write(Path dir, MountInfo m) throws IOException {
         String mp = m.mountpoint().toString();
         String fileName = m.pid() + "-" + Integer.toHexString(mp.hashCode()) + ".json";
         Path file = dir.resolve(fileName);
