@@ -406,8 +406,8 @@ final class OpenFiles {
      * two names of one upper file are one inode there, so an overlapping range is EINVAL, which the FUSE
      * layer (one inode per name) cannot see. A lazy layer's file is a span of its tar: EOPNOTSUPP, and
      * the kernel copies through reads and writes. A side opened with O_DIRECT through the mount
-     * ({@code directIn}, {@code directOut}) is copied through a descriptor of its file opened with
-     * O_DIRECT, as the kernel overlay opens its real file with the overlay file's flags: the real file
+     * ({@code directIn}, {@code directOut}) is copied through its O_DIRECT descriptor ({@link #direct}),
+     * as the kernel overlay opens its real file with the overlay file's flags: the real file
      * system's alignment rules then answer (ext4: EINVAL for a range not aligned to its blocks), where
      * strata's own descriptors, opened without O_DIRECT (see {@link #open}), would copy anything (fsx -Z
      * on a lower file: its probe copy_file_range(fd, 0, fd, 1, 1) changed the file here, EINVAL on the
@@ -416,28 +416,17 @@ final class OpenFiles {
     public long copyFileRange(int in, long inOff, int out, long outOff, long len, long flags, boolean directIn, boolean directOut) {
         if (flags != 0) return -EINVAL;
         if (ovl.lazy.of(in) != null) return -EOPNOTSUPP;
-        int from = readFd(in), to = out;
-        // a lower file (or the data below a metadata-only copy) without a new atime, as strata opened it
-        int din = directIn ? reopenDirect(from, O_RDONLY | (stableFd(in) ? 0 : O_NOATIME)) : -1;
-        int dout = directOut ? reopenDirect(to, O_WRONLY) : -1;
-        try {
-            return Posix.copyFileRangeAt(din >= 0 ? din : from, inOff, dout >= 0 ? dout : to, outOff, len);
-        } finally {
-            if (din >= 0) Posix.close(din);
-            if (dout >= 0) Posix.close(dout);
-        }
+        int din = directIn ? direct(in, false) : NOT_DIRECT, dout = directOut ? direct(out, true) : NOT_DIRECT;
+        if (din != NOT_DIRECT && din < 0) return din;
+        if (dout != NOT_DIRECT && dout < 0) return dout;
+        return Posix.copyFileRangeAt(din != NOT_DIRECT ? din : readFd(in), inOff, dout != NOT_DIRECT ? dout : out, outOff, len);
     }
 
     /**
-     * The file open as fd opened anew with O_DIRECT and flags (access mode, O_NOATIME where the daemon
-     * may), or -1 where that is refused (then copied as before).
+     * The file open as fd opened anew with O_DIRECT and flags (access mode, O_APPEND..., O_NOATIME
+     * where the daemon may), or -errno.
      */
     private static int reopenDirect(int fd, int flags) {
-        int r = reopenDirectOrErr(fd, flags);
-        return r >= 0 ? r : -1;
-    }
-
-    private static int reopenDirectOrErr(int fd, int flags) {
         int r = Posix.openat(AT_FDCWD, "/proc/self/fd/" + fd, flags | O_DIRECT | O_CLOEXEC, 0);
         if (r == -EPERM && (flags & O_NOATIME) != 0) r = Posix.openat(AT_FDCWD, "/proc/self/fd/" + fd, flags & ~O_NOATIME | O_DIRECT | O_CLOEXEC, 0);
         return r;
@@ -471,7 +460,7 @@ final class OpenFiles {
             if (old != null && old[0] == src) return old;
             if (old != null && old[1] >= 0) Posix.close(old[1]);
             int fl = Posix.getfl(src);
-            int r = fl < 0 ? fl : reopenDirectOrErr(src, fl & (O_ACCMODE | O_APPEND | O_NOATIME | O_SYNC | O_DSYNC));
+            int r = fl < 0 ? fl : reopenDirect(src, fl & (O_ACCMODE | O_APPEND | O_NOATIME | O_SYNC | O_DSYNC));
             return new int[]{src, r >= 0 || r == -EINVAL ? r : NOT_DIRECT};
         });
         return d[1];

@@ -262,18 +262,17 @@ final class FileOps extends Family {
 
     /**
      * A READ whose file carries O_DIRECT (fuse_read_in.flags), through the file's O_DIRECT descriptor
-     * ({@link dev.strata.union.Union#direct}) into page-aligned memory, then into the reply: the layer's
-     * file system answers as under the kernel overlay. False where strata serves it as any read.
+     * ({@link dev.strata.union.Union#direct}) into page-aligned memory of the reply buffer, and answered
+     * from there: the layer's file system answers as under the kernel overlay. False where strata serves
+     * it as any read.
      */
     private boolean readDirect(long unique, int fd, long off, int size) {
         int d = fs.union.direct(fd, false);
         if (d == Union.NOT_DIRECT) return false;
         if (d < 0) { w.error(unique, -d); return true; }
-        Pointer b = w.alignedIn(size);
-        long n = Posix.pread(d, b, size, off);
+        long n = Posix.pread(d, w.alignedData, Math.min(size, KernelFS.MAX_WRITE), off);
         if (n < 0) { w.error(unique, (int) -n); return true; }
-        b.transferTo(0, w.outData, 0, n);
-        w.reply(unique, (int) n);
+        w.replyAligned(unique, (int) n);
         return true;
     }
 

@@ -293,13 +293,24 @@ final class Worker implements Runnable {
     // ------------------------------------------------------------ replies
 
     /** Answers with {@code len} bytes already placed at outData; false if the kernel did not take the reply. */
+    /** Where O_DIRECT file data starts in the reply buffer: a page in, so that the memory is aligned. */
+    static final int ALIGN = 4096;
     /**
-     * Page-aligned memory for {@code size} bytes of O_DIRECT data read from a file, before they go into the
-     * reply (FileOps#readDirect): the start of the request buffer, whose request was read already.
+     * Page-aligned memory in the reply buffer for up to {@link KernelFS#MAX_WRITE} bytes of O_DIRECT
+     * data read from a file (FileOps#readDirect), a reply header's length after where
+     * {@link #replyAligned} sends from: the data goes out where it was read to.
      */
-    Pointer alignedIn(int size) {
-        buffers.received(size);
-        return in;
+    final Pointer alignedData = out.slice(ALIGN);
+    private final Pointer alignedReply = out.slice(ALIGN - OUT_HEADER);
+
+    /** Answers with {@code len} bytes placed at {@link #alignedData}. */
+    boolean replyAligned(long unique, int len) {
+        sendNotes();
+        alignedReply.putInt(0, OUT_HEADER + len);
+        alignedReply.putInt(4, 0);
+        alignedReply.putLong(8, unique);
+        buffers.replied(ALIGN + len);
+        return send(alignedReply, OUT_HEADER + len);
     }
 
     /**
