@@ -74,19 +74,15 @@ final class Rest {
                     active = false;
                     Thread.sleep(QUIET_MS);
                 } while (active);
-                // the passes are timed from when requests stopped, whatever the passes before took (a
-                // collection of ten engines' heap can take a few hundred ms)
-                long quietSince = System.nanoTime() - QUIET_MS * 1_000_000L;
                 collectIfUnmounted();
                 settle();
-                long at = QUIET_MS;
+                long quiet = QUIET_MS;
                 boolean evicted = false;
                 for (long later : LATER_MS) {
-                    at += later;
-                    long left = at - (System.nanoTime() - quietSince) / 1_000_000L;
-                    if (left > 0) Thread.sleep(left);
+                    Thread.sleep(later);
                     if (active) break;
-                    if (!evicted && EVICT_AFTER_MS > 0 && at >= EVICT_AFTER_MS) {
+                    quiet += later;
+                    if (!evicted && EVICT_AFTER_MS > 0 && quiet >= EVICT_AFTER_MS) {
                         evicted = true;
                         evictEngines();
                     }
@@ -102,7 +98,7 @@ final class Rest {
      * After this long without a request the engines drop their cached nodes ({@link #ENGINES}: see
      * union/NodeCache#evictAtRest), at the first pass past it; {@code -Dstrata.restEvictMillis=0}: never.
      */
-    static final long EVICT_AFTER_MS = Long.getLong("strata.restEvictMillis", 1500);
+    static final long EVICT_AFTER_MS = Long.getLong("strata.restEvictMillis", 3000);
     /** The engines of the mounts this process serves (KernelMount#serve). */
     static final java.util.Set<dev.strata.union.Union> ENGINES = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
