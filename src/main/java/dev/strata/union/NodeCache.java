@@ -247,37 +247,6 @@ final class NodeCache {
         }
     }
 
-    /**
-     * The mount rests (no request for a few seconds, see fuse/kernel/Rest): every node nothing holds is
-     * dropped, deepest directories first so that each one emptied leaves its parent too, and the
-     * listings with them. The kernel keeps its entries (its node ids name them by path), and what it
-     * asks of them later is looked up again: a container at rest holds what the kernel holds, not the
-     * engine's cache of it besides (about 160 bytes a cached node: 7.5 MB for ten containers that each
-     * ran a find). Returns how many nodes went.
-     */
-    int evictAtRest() {
-        ovl.lock.writeLock().lock();
-        try {
-            java.util.List<Node> dirs;
-            synchronized (this) {
-                dirs = new java.util.ArrayList<>(tracked.keySet());
-                tracked.clear();
-                weight = 0;
-            }
-            dirs.sort(java.util.Comparator.comparingInt(NodeCache::depth).reversed());
-            victims.addAll(dirs);
-            return drain();
-        } finally {
-            ovl.lock.writeLock().unlock();
-        }
-    }
-
-    private static int depth(Node n) {
-        int d = 0;
-        for (Node p = n.parent; p != null; p = p.parent) d++;
-        return d;
-    }
-
     /** Nodes open files use (under the exclusive lock, so no open or close runs meanwhile). */
     private Set<Node> pinned() {
         OpenFiles f = ovl.files;

@@ -226,8 +226,6 @@ public final class Union implements AutoCloseable {
     public long write(int fd, Pointer buf, long size, long off) { return ovl.files.write(fd, buf, size, off); }
     /** The O_DIRECT descriptor a read or write of an open file that carries O_DIRECT goes through (see OpenFiles#direct). */
     public int direct(int fd, boolean write) { return ovl.files.direct(fd, write); }
-    /** The mount rests: the engine drops the nodes nothing holds (see NodeCache#evictAtRest); how many went. */
-    public int evictCachedNodes() { return ovl.namei.nodes.evictAtRest(); }
     /** What {@link #direct} answers for a file whose direct I/O strata serves as any other (a lazy layer's file). */
     public static final int NOT_DIRECT = OpenFiles.NOT_DIRECT;
     public long copyFileRange(int in, long inOff, int out, long outOff, long len, long flags, boolean directIn, boolean directOut) {

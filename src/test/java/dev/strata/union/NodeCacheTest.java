@@ -47,15 +47,13 @@ class NodeCacheTest {
         if (u != null) u.close();
     }
 
-    void mount() { mount(BOUND); }
-
-    void mount(int bound) {
+    void mount() {
         MountOptions.Builder b = new MountOptions.Builder();
         b.lowerDirs = List.of(lower, lower2);
         b.upperDir = upper;
         b.workDir = work;
         String old = System.getProperty("strata.nodeCache");
-        System.setProperty("strata.nodeCache", Integer.toString(bound));
+        System.setProperty("strata.nodeCache", Integer.toString(BOUND));
         try {
             u = Union.open(b.build(), null);
         } finally {
@@ -103,29 +101,6 @@ class NodeCacheTest {
         var kids = n.childrenIfAny();
         if (kids != null) for (Node k : kids.snapshot()) c += 1 + count(k);
         return c;
-    }
-
-    /**
-     * At rest (fuse/kernel/Rest) every node nothing holds goes, the directories with their children
-     * (deepest first: one pass leaves no emptied directory behind); an open file keeps its node and
-     * the directories above it. Lookups afterwards give the same numbers.
-     */
-    @Test void atRestEverythingNothingHoldsGoes() throws IOException {
-        mount(NodeCache.DEFAULT_BOUND);
-        write(lower.resolve("d7/deep/er/est/f"), "deep\n");
-        Map<String, Long> before = statAll();
-        stat("/d7/deep/er/est/f");
-        int fd = u.open("/d7/f1", O_RDONLY);
-        assertTrue(fd >= 0);
-        int cached = cachedNodes();
-        assertTrue(cached >= 220, "cached nodes: " + cached);
-        assertEquals(cached - 2, u.evictCachedNodes());
-        assertEquals(2, cachedNodes(), "the open file and its directory stay");
-        assertEquals(0, u.evictCachedNodes());
-        assertEquals(before, statAll());
-        assertEquals(0, u.release(fd));
-        assertEquals(cachedNodes(), u.evictCachedNodes());
-        assertEquals(0, cachedNodes());
     }
 
     @Test void theTreeStaysNearItsBoundAndKeepsTheRecentDirectories() {

@@ -132,7 +132,6 @@ public final class KernelMount {
         KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
         fs.gate = Gate.register(mountpoint);
         Workers workers = new Workers(fs);
-        Rest.ENGINES.add(union);
         workers.start();
         try {
             workers.awaitEnd();
@@ -140,7 +139,6 @@ public final class KernelMount {
             Thread.currentThread().interrupt();
         } finally {
             up.set(false);
-            Rest.ENGINES.remove(union);
             if (fs.backingMounts != null) fs.backingMounts.close();
             Gate.unregister(mountpoint, fs.gate);
             Posix.close(fd);

@@ -15,10 +15,9 @@ import java.util.concurrent.locks.LockSupport;
  * <p>A thread waits, without waking, until a request comes; then until no request came for
  * {@link #QUIET_MS} (checked every {@code QUIET_MS}); then calls malloc_trim(0) and drops the clean
  * file mappings, and again after each of {@link #LATER_MS} while no request came (for what the JVM
- * frees and touches a while after the work). The Java heap is collected at the first pass after a
- * mount ended ({@link #mountEnded}), and once the daemon rested {@link #EVICT_AFTER_MS}, after the
- * engines dropped the nodes they cache for the entries the kernel holds ({@link #evictEngines}):
- * before that what the heap holds is live, and a collection would free nothing resident. {@code
+ * frees and touches a while after the work). The Java heap is collected at the first pass only
+ * after a mount ended ({@link #mountEnded}): otherwise what it holds is live (the engines' nodes
+ * for what the kernel holds), and a collection would free nothing resident. {@code
  * -Dstrata.trimMillis=0}: no watcher; {@code -Dstrata.dropClean=false}: malloc_trim only; {@code
  * -Dstrata.restGc=false}: no collection after an unmount.
  */
@@ -76,46 +75,15 @@ final class Rest {
                 } while (active);
                 collectIfUnmounted();
                 settle();
-                long quiet = QUIET_MS;
-                boolean evicted = false;
                 for (long later : LATER_MS) {
                     Thread.sleep(later);
                     if (active) break;
-                    quiet += later;
-                    if (!evicted && EVICT_AFTER_MS > 0 && quiet >= EVICT_AFTER_MS) {
-                        evicted = true;
-                        evictEngines();
-                    }
                     settle();
                 }
             }
         } catch (InterruptedException e) {
             // the process ends
         }
-    }
-
-    /**
-     * After this long without a request the engines drop their cached nodes ({@link #ENGINES}: see
-     * union/NodeCache#evictAtRest), at the first pass past it; {@code -Dstrata.restEvictMillis=0}: never.
-     */
-    static final long EVICT_AFTER_MS = Long.getLong("strata.restEvictMillis", 3000);
-    /** The engines of the mounts this process serves (KernelMount#serve). */
-    static final java.util.Set<dev.strata.union.Union> ENGINES = java.util.concurrent.ConcurrentHashMap.newKeySet();
-
-    /**
-     * Every engine drops the nodes nothing holds, then the heap is collected once (what they held is in
-     * the old generation, resident until a full collection; it shrinks the heap by -XX:MaxHeapFreeRatio).
-     */
-    private static void evictEngines() {
-        int dropped = 0;
-        for (dev.strata.union.Union u : ENGINES) {
-            try {
-                dropped += u.evictCachedNodes();
-            } catch (RuntimeException e) {
-                // an engine closing meanwhile: its nodes go with it
-            }
-        }
-        if (dropped > 0) System.gc();
     }
 
     /** A mount ended since the last rest (its engine's nodes are garbage now). */
