@@ -97,7 +97,7 @@ final class EntryOps extends Family {
     /**
      * Before the name p of a node the kernel holds is removed or renamed over (its attributes in
      * {@code snapshot}, from {@link #keptStat}): a descriptor the engine keeps on the object, which
-     * changes through the kernel's descriptor of it act on (Inodes.Extra#removedFd), or -1. Not for a
+     * changes through the kernel's descriptor of it act on (NodeExtra#removedFd), or -1. Not for a
      * regular file: the kernel opens those through strata, whose open file answers instead (one held
      * with O_PATH only keeps its snapshot), and removing names of regular files costs no extra open.
      */

@@ -49,7 +49,7 @@ final class FileOps extends Family {
      */
     void openReply(int off, int fd, KNode node, boolean otherNames) {
         int backing = 0;
-        Inodes.Extra x;
+        NodeExtra x;
         while (true) {
             x = fs.inodes.x(node);
             synchronized (x) {
@@ -85,7 +85,7 @@ final class FileOps extends Family {
      * (page cache or direct I/O): the one its passthrough opens share, else a new one where passthrough
      * may be had.
      */
-    private int shareOrOpenBacking(Inodes.Extra x, int fd, boolean otherNames) {
+    private int shareOrOpenBacking(NodeExtra x, int fd, boolean otherNames) {
         if (x.passthroughOpens > 0) {
             // the kernel wants every open of an inode in passthrough mode to be one too, sharing
             // its backing file (it opens that anew with each open's own flags)
@@ -164,7 +164,7 @@ final class FileOps extends Family {
         KernelFS.OpenFile f = fs.openFiles.remove(fd);
         if (f != null) {
             int close = 0;
-            Inodes.Extra x = f.x;
+            NodeExtra x = f.x;
             synchronized (x) {
                 if (f.cached) x.cachedOpens--;
                 if (f.passthrough && f.writable) x.writablePassthrough--;
@@ -182,12 +182,12 @@ final class FileOps extends Family {
         return fs.union.release(fd);
     }
 
-    /** A descriptor open on a node, else the one kept on it since its removal (Inodes.Extra#removedFd), or -1. */
+    /** A descriptor open on a node, else the one kept on it since its removal (NodeExtra#removedFd), or -1. */
     int openFd(KNode node) {
         for (java.util.Map.Entry<Integer, KernelFS.OpenFile> e : fs.openFiles.entrySet()) {
             if (e.getValue().node.equals(node)) return e.getKey();
         }
-        Inodes.Extra x = fs.inodes.xIfAny(node);
+        NodeExtra x = fs.inodes.xIfAny(node);
         return x == null ? -1 : x.removedFd;
     }
 

@@ -31,45 +31,6 @@ final class Inodes {
         @Override public String toString() { return "node " + id; }
     }
 
-    /** What few nodes need: those of directories the kernel holds names in or lists, and of opened files. */
-    static final class Extra {
-        /** The names of a directory the kernel holds (null until the first; under the Inodes lock). */
-        Children children;
-        /** A directory listing being read by offset (dropped once read to its end). */
-        volatile Listing listing;
-        /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see FileOps#openReply). */
-        int cachedOpens;
-        volatile int passthroughOpens;
-        /**
-         * Passthrough opens for writing: the kernel writes the layer file itself (write(2), and a shared
-         * mapping's pages without any request), so while there are any, the attributes strata gives for
-         * this node are valid for no time and stat asks again (see Worker#attrsMustBeFresh).
-         */
-        volatile int writablePassthrough;
-        /**
-         * For a removed fifo, socket, device or symlink (opened without strata, so no descriptor to
-         * ask): its struct stat as it was left by the removal.
-         */
-        volatile byte[] removedStat;
-        /**
-         * For a removed upper object of that kind but a regular file (see EntryOps#keepRemoved): an O_PATH descriptor
-         * the engine keeps on it (Union#holdRemoved), which fstat, fchmod, fchown, futimens and the xattr
-         * calls through the kernel's descriptor act on, as on the kernel overlay; released when the kernel
-         * forgets the node. -1 if none.
-         */
-        volatile int removedFd = -1;
-        /** The backing id all passthrough opens of this inode share (the kernel allows one backing file per inode). */
-        int backingId;
-        /** Taken out of the table ({@link #dropIfIdle}): an open that finds it so takes the node's new one. Under this object's lock. */
-        boolean dropped;
-
-        /** Nothing in it (under this object's lock): a file's once its last open closed. */
-        boolean idle() {
-            return children == null && listing == null && cachedOpens == 0 && passthroughOpens == 0
-                    && writablePassthrough == 0 && removedStat == null && removedFd < 0 && backingId == 0;
-        }
-    }
-
     /**
      * A directory's children by name: a hash table of slots chained through the {@code next} column,
      * so a name the kernel holds costs one table slot besides its node (a HashMap added a 32-byte entry
@@ -184,8 +145,8 @@ final class Inodes {
      * Directory children and listing, open-file state, by slot, for the few nodes that need them (a
      * column of references cost 4 bytes a node, most of them null).
      */
-    private final SlotMap<Extra> extras = new SlotMap<>();
-    /** Releases an {@link Extra#removedFd} when its node is dropped (set by KernelFS; called under this lock). */
+    private final SlotMap<NodeExtra> extras = new SlotMap<>();
+    /** Releases an {@link NodeExtra#removedFd} when its node is dropped (set by KernelFS; called under this lock). */
     java.util.function.IntConsumer releaseRemoved = fd -> { };
     /** Free slots (a stack) and the first slot never used. */
     private int[] free = new int[64];
@@ -274,7 +235,7 @@ final class Inodes {
         p.ino[i] = 0;
         p.next[i] = 0;
         p.parent[i] = 0;
-        Extra e = extras.get(s);
+        NodeExtra e = extras.get(s);
         if (e != null && e.removedFd >= 0) releaseRemoved.accept(e.removedFd);
         extras.remove(s);
         if (freeCount == free.length) free = java.util.Arrays.copyOf(free, free.length * 2);
@@ -318,20 +279,20 @@ final class Inodes {
 
     /** The children of a directory node, or null. */
     private Children kids(int dir) {
-        Extra e = extras.get(dir);
+        NodeExtra e = extras.get(dir);
         return e == null ? null : e.children;
     }
 
     /** The children of a directory node, made if there are none. */
     private Children kidsFor(int dir) {
-        Extra e = extra(dir);
+        NodeExtra e = extra(dir);
         if (e.children == null) e.children = new Children();
         return e.children;
     }
 
-    private Extra extra(int s) {
-        Extra e = extras.get(s);
-        if (e == null) extras.put(s, e = new Extra());
+    private NodeExtra extra(int s) {
+        NodeExtra e = extras.get(s);
+        if (e == null) extras.put(s, e = new NodeExtra());
         return e;
     }
 
@@ -339,9 +300,9 @@ final class Inodes {
      * A node's extra state, made on first use (the same object while the kernel holds the node; for
      * one it forgot, a new one that nothing keeps).
      */
-    synchronized Extra x(KNode n) {
+    synchronized NodeExtra x(KNode n) {
         int s = slot(n);
-        return s == 0 ? new Extra() : extra(s);
+        return s == 0 ? new NodeExtra() : extra(s);
     }
 
     /**
@@ -349,7 +310,7 @@ final class Inodes {
      * unless it is another than e by now: a file the kernel holds after a tar opened it needs none
      * (48 bytes a node, 2.5 MB for ten containers that each ran a find and a tar).
      */
-    synchronized void dropIfIdle(KNode n, Extra e) {
+    synchronized void dropIfIdle(KNode n, NodeExtra e) {
         int s = slot(n);
         if (s == 0 || extras.get(s) != e) return;
         synchronized (e) {
@@ -360,23 +321,23 @@ final class Inodes {
     }
 
     /** A node's extra state, or null (nothing is made). */
-    synchronized Extra xIfAny(KNode n) {
+    synchronized NodeExtra xIfAny(KNode n) {
         int s = slot(n);
         return s == 0 ? null : extras.get(s);
     }
 
-    int writablePassthrough(KNode n) { Extra e = xIfAny(n); return e == null ? 0 : e.writablePassthrough; }
-    /** Gives a node that is still held its {@link Extra#removedFd}; false if it was forgotten or has one. */
+    int writablePassthrough(KNode n) { NodeExtra e = xIfAny(n); return e == null ? 0 : e.writablePassthrough; }
+    /** Gives a node that is still held its {@link NodeExtra#removedFd}; false if it was forgotten or has one. */
     synchronized boolean keepRemoved(KNode n, int fd) {
         int s = slot(n);
         if (s == 0) return false;
-        Extra e = extra(s);
+        NodeExtra e = extra(s);
         if (e.removedFd >= 0) return false;
         e.removedFd = fd;
         return true;
     }
-    byte[] removedStat(KNode n) { Extra e = xIfAny(n); return e == null ? null : e.removedStat; }
-    Listing listing(KNode n) { Extra e = xIfAny(n); return e == null ? null : e.listing; }
+    byte[] removedStat(KNode n) { NodeExtra e = xIfAny(n); return e == null ? null : e.removedStat; }
+    Listing listing(KNode n) { NodeExtra e = xIfAny(n); return e == null ? null : e.listing; }
 
     /** The kernel's references to a node (0 once forgotten). */
     synchronized long lookups(KNode n) {
@@ -557,7 +518,7 @@ final class Inodes {
         for (KNode k : l) {
             if (k.equals(except)) continue;
             int s = slot(k);
-            Extra e = s == 0 ? null : extras.get(s);
+            NodeExtra e = s == 0 ? null : extras.get(s);
             if (e != null && e.passthroughOpens > 0) return true;
         }
         return false;

@@ -67,7 +67,7 @@ final class KernelFS {
     static final class OpenFile {
         final KNode node;
         /** The node's open-file state (kept here: the close may come after the kernel forgot the node). */
-        final Inodes.Extra x;
+        final NodeExtra x;
         final boolean cached;
         final boolean passthrough;
         /** Opened for writing: a caller who may write it may also have its set-id bits cleared (see setattr). */
@@ -76,7 +76,7 @@ final class KernelFS {
         volatile boolean otherNames;
         /** Opened with O_DIRECT (strata's descriptor is not: see OpenFiles#copyFileRange). */
         final boolean direct;
-        OpenFile(KNode node, Inodes.Extra x, boolean cached, boolean passthrough, boolean otherNames, boolean writable, boolean direct) {
+        OpenFile(KNode node, NodeExtra x, boolean cached, boolean passthrough, boolean otherNames, boolean writable, boolean direct) {
             this.node = node; this.x = x; this.cached = cached; this.passthrough = passthrough; this.otherNames = otherNames;
             this.writable = writable;
             this.direct = direct;
