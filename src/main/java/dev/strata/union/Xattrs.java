@@ -102,7 +102,7 @@ final class Xattrs {
             // list's length, hidden names included, and a list that does not fit is ERANGE, even where
             // what is left of it would
             int real = 0;
-            for (String x : names) real += x.getBytes(NAMES).length + 1;
+            for (String x : names) real += x.length() + 1; // names come decoded one char per byte (Posix.NAMES)
             if (size == 0) return real;
             if (real > size) return -ERANGE;
             int total = 0;

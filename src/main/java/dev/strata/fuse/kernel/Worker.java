@@ -293,6 +293,14 @@ final class Worker implements Runnable {
     // ------------------------------------------------------------ replies
 
     /** Answers with {@code len} bytes already placed at outData; false if the kernel did not take the reply. */
+    boolean reply(long unique, int len) {
+        return answer(out, unique, 0, len);
+    }
+
+    void error(long unique, int errno) {
+        answer(out, unique, -Math.abs(errno), 0);
+    }
+
     /** Where O_DIRECT file data starts in the reply buffer: a page in, so that the memory is aligned. */
     static final int ALIGN = 4096;
     /**
@@ -305,12 +313,17 @@ final class Worker implements Runnable {
 
     /** Answers with {@code len} bytes placed at {@link #alignedData}. */
     boolean replyAligned(long unique, int len) {
-        sendNotes();
-        alignedReply.putInt(0, OUT_HEADER + len);
-        alignedReply.putInt(4, 0);
-        alignedReply.putLong(8, unique);
         buffers.replied(ALIGN + len);
-        return send(alignedReply, OUT_HEADER + len);
+        return answer(alignedReply, unique, 0, len);
+    }
+
+    /** The reply's header at {@code at}, then header and {@code len} bytes of data after it to the kernel. */
+    private boolean answer(Pointer at, long unique, int error, int len) {
+        sendNotes();
+        at.putInt(0, OUT_HEADER + len);
+        at.putInt(4, error);
+        at.putLong(8, unique);
+        return send(at, OUT_HEADER + len);
     }
 
     /**
@@ -320,22 +333,6 @@ final class Worker implements Runnable {
     Pointer alignedOut(int size) {
         buffers.replied(size);
         return out;
-    }
-
-    boolean reply(long unique, int len) {
-        sendNotes();
-        out.putInt(0, OUT_HEADER + len);
-        out.putInt(4, 0);
-        out.putLong(8, unique);
-        return send(out, OUT_HEADER + len);
-    }
-
-    void error(long unique, int errno) {
-        sendNotes();
-        out.putInt(0, OUT_HEADER);
-        out.putInt(4, -Math.abs(errno));
-        out.putLong(8, unique);
-        send(out, OUT_HEADER);
     }
 
     void result(long unique, int r) {
