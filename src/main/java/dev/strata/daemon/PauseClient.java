@@ -108,7 +108,7 @@ public final class PauseClient implements AutoCloseable {
     }
 
     /**
-     * The sockets of this namespace's daemons that bin/strata's client uses (src/main/c/strata-client.c):
+     * The sockets of this namespace's daemons that bin/strata uses (src/main/c/strata.c):
      * DIR/mnt-M-user-U-H.sock, H a hash of the strata build and the JVM settings the daemon was started
      * with (one daemon for each), in the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon,
      * /run/strata/daemon (root), /tmp/strata-daemon-EUID, which must be this euid's and closed to others;

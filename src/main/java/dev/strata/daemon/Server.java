@@ -9,7 +9,7 @@ import java.nio.file.Path;
 
 /**
  * The shared daemon: one strata process per user and mount namespace that serves every mount the
- * launcher hands it (bin/strata runs target/strata-client, see src/main/c/strata-client.c for the
+ * launcher hands it (bin/strata, or target/strata-client run by libexec/strata-jvm: src/main/c/strata.c, the
  * protocol). The first mount's process becomes it: {@link #start} binds the socket the client named
  * while that mount comes up, and requests are accepted once it is ready ({@link #firstReady}).
  *

@@ -1,13 +1,23 @@
 /*
- * strata-client: hands a mount request to this user's shared strata daemon (bin/strata runs it first).
+ * bin/strata, the launcher (built with -DSTRATA_LAUNCHER by scripts/setup.sh), and target/strata-client,
+ * the hand-off alone (libexec/strata-jvm runs it for the mounts the launcher leaves to it).
+ *
+ * The launcher: podman runs its mount_program for every container it starts, so a mount given with -o
+ * (podman's and mount(8)'s form) goes to this user's running daemon from here, in this one process: no
+ * shell, no fork, no JVM (a POSIX sh in front of it cost ~3.5 ms a mount on a machine whose exec is
+ * slow). Everything else (other commands, foreground mounts, JVM settings, no daemon to take it) execs
+ * HOME/libexec/strata-jvm (bash), which starts the JVM. HOME is the directory above the one that holds
+ * this program, found through /proc/self/exe (so a symlink such as /usr/local/bin/strata works).
+ *
+ * The hand-off sends a mount request to this user's shared strata daemon.
  *
  * The daemon's socket is DIR/mnt-M-user-U-H.sock, M and U the inode numbers of the caller's mount and
- * user namespaces, H a hash of the identity of the strata.jar beside this program (device, inode, size,
+ * user namespaces, H a hash of the identity of HOME/target/strata.jar (device, inode, size,
  * modification time) and of $STRATA_DAEMON_KEY, so that a launcher never hands a mount to a daemon
  * running another build (one started before an upgrade, or another copy of strata), DIR the first of $STRATA_DAEMON_DIR, $XDG_RUNTIME_DIR/strata/daemon,
  * /run/strata/daemon (euid 0), /tmp/strata-daemon-EUID; DIR must be a directory of the caller's
  * euid that nobody else may enter (0700), or no daemon is used. A daemon started with JVM settings
- * (STRATA_JAVA_OPTS, STRATA_HEAP: bin/strata sets $STRATA_DAEMON_KEY, a checksum of them) has a socket
+ * (STRATA_JAVA_OPTS, STRATA_HEAP: libexec/strata-jvm sets $STRATA_DAEMON_KEY, a checksum of them) has a socket
  * of its own (its H differs), so a mount is never served by a JVM that ignores the settings its caller gave.
  *
  * Request: int32 count, then count strings (int32 length, bytes): the caller's cwd and its arguments.
@@ -16,12 +26,12 @@
  * a mount it does not serve).
  *
  * Exit: the mount's exit code; 111 when no daemon answers (the socket's path is printed on stdout,
- * for the daemon bin/strata starts); 112 when the request must go to a process of its own (refused,
+ * for the daemon libexec/strata-jvm starts); 112 when the request must go to a process of its own (refused,
  * unsafe directory, anything unexpected). Integers are big-endian.
  *
- * With $STRATA_LAUNCHER set (bin/strata runs this program first, without a shell of its own for the
- * common case), the cases 111 and 112 exec that launcher (libexec/strata-jvm) with the same arguments
- * instead, telling it in $STRATA_CLIENT what was found: "111 SOCKET" or "112".
+ * With $STRATA_LAUNCHER set (always in the launcher), the cases 111 and 112 exec that launcher
+ * (libexec/strata-jvm) with the same arguments instead, telling it in $STRATA_CLIENT what was found:
+ * "111 SOCKET" or "112".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -90,19 +100,29 @@ static int ns_inode(const char *name, char *out, size_t outlen) {
 }
 
 /*
- * The hash (FNV-1a, 32 bits) of the identity of target/strata.jar beside this program and of key (may be
- * NULL), as 8 hex digits; -1 if the jar cannot be found.
+ * The directory that holds this program, without a trailing slash, in dir (PATH_MAX bytes): from
+ * /proc/self/exe, else from argv0 when it names a path; -1 if neither tells.
  */
-static int build_id(const char *key, char *out, size_t outlen) {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0) return -1;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash || (size_t) (slash - exe) + sizeof "/strata.jar" > sizeof exe) return -1;
-    strcpy(slash, "/strata.jar");
+static int exe_dir(const char *argv0, char *dir) {
+    ssize_t n = readlink("/proc/self/exe", dir, PATH_MAX - 1);
+    if (n > 0) {
+        dir[n] = 0;
+    } else if (!argv0 || !strchr(argv0, '/') || !realpath(argv0, dir)) {
+        return -1;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash) return -1;
+    *slash = 0;
+    return 0;
+}
+
+/*
+ * The hash (FNV-1a, 32 bits) of the identity of the file jar and of key (may be NULL), as 8 hex digits;
+ * -1 if the jar cannot be found.
+ */
+static int build_id(const char *jar, const char *key, char *out, size_t outlen) {
     struct stat st;
-    if (stat(exe, &st) < 0) return -1;
+    if (stat(jar, &st) < 0) return -1;
     uint64_t v[] = {st.st_dev, st.st_ino, (uint64_t) st.st_size, (uint64_t) st.st_mtim.tv_sec, (uint64_t) st.st_mtim.tv_nsec};
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
@@ -163,7 +183,8 @@ static int hand_on(int code, const char *sock) {
     return 1;
 }
 
-int main(int argc, char **argv) {
+/* Hands the mount in argv to the daemon (see the top of this file); jar: HOME/target/strata.jar. */
+static int hand_off(int argc, char **argv, const char *jar) {
     char dir[PATH_MAX], mnt[32], user[32], build[16];
     args = argv;
     if (socket_dir(dir, sizeof dir) < 0) return hand_on(OWN_PROCESS, NULL);
@@ -171,7 +192,7 @@ int main(int argc, char **argv) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     const char *key = getenv("STRATA_DAEMON_KEY");
     if (key && (!*key || strspn(key, "0123456789") != strlen(key) || strlen(key) > 10)) return hand_on(OWN_PROCESS, NULL);
-    if (build_id(key, build, sizeof build) < 0) return hand_on(OWN_PROCESS, NULL);
+    if (build_id(jar, key, build, sizeof build) < 0) return hand_on(OWN_PROCESS, NULL);
     int n = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/mnt-%s-user-%s-%s.sock", dir, mnt, user, build);
     if (n < 0 || (size_t) n >= sizeof addr.sun_path) return hand_on(OWN_PROCESS, NULL);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -207,3 +228,69 @@ int main(int argc, char **argv) {
         free(p);
     }
 }
+
+#ifdef STRATA_LAUNCHER
+/*
+ * Whether this command line is a mount the daemon may take: one with -o, no daemon turned off
+ * (STRATA_DAEMON=0), no JVM settings of its own, not a command that runs in the foreground, and no
+ * option that needs a process of its own (libexec/strata-jvm decides the rest the same way).
+ */
+static int for_daemon(int argc, char **argv) {
+    const char *d = getenv("STRATA_DAEMON");
+    if (d && strcmp(d, "0") == 0) return 0;
+    static const char *settings[] = {"STRATA_JAVA_OPTS", "STRATA_HEAP", "STRATA_CLIENT"};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        const char *v = getenv(settings[i]);
+        if (v && *v) return 0;
+    }
+    if (argc < 2) return 0;
+    static const char *foreground[] = {"umount", "unmount", "image", "explain", "diff", "layers", "help", "-h",
+                                       "--help", "-V", "--version", ""};
+    for (size_t i = 0; i < sizeof foreground / sizeof foreground[0]; i++)
+        if (strcmp(argv[1], foreground[i]) == 0) return 0;
+    static const char *own[] = {"-f", "--foreground", "-d", "--debug", "-h", "--help", "-V", "--version"};
+    static const char *own_valued[] = {"--image", "--store", "--upper", "--work", "--archive"};
+    int opt = 0;
+    for (int a = 1; a < argc; a++) {
+        const char *s = argv[a];
+        if (strncmp(s, "-o", 2) == 0) opt = 1;
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            if (strcmp(s, own[i]) == 0) return 0;
+        for (size_t i = 0; i < sizeof own_valued / sizeof own_valued[0]; i++) {
+            size_t n = strlen(own_valued[i]);
+            if (strncmp(s, own_valued[i], n) == 0 && (s[n] == 0 || s[n] == '=')) return 0;
+        }
+    }
+    return opt;
+}
+
+int main(int argc, char **argv) {
+    char bin[PATH_MAX], jvm[PATH_MAX], jar[PATH_MAX];
+    if (exe_dir(argv[0], bin) < 0) {
+        fprintf(stderr, "strata: cannot find where it is installed (/proc/self/exe unreadable)\n");
+        return 1;
+    }
+    if (snprintf(jvm, sizeof jvm, "%s/../libexec/strata-jvm", bin) >= (int) sizeof jvm
+            || snprintf(jar, sizeof jar, "%s/../target/strata.jar", bin) >= (int) sizeof jar) {
+        fprintf(stderr, "strata: the path of its installation is too long: %s\n", bin);
+        return 1;
+    }
+    if (!for_daemon(argc, argv)) {
+        argv[0] = jvm;
+        execv(jvm, argv);
+        fprintf(stderr, "strata: cannot run %s: %s\n", jvm, strerror(errno));
+        return 1;
+    }
+    /* the daemon's socket for the default JVM settings; libexec/strata-jvm sets the key for others */
+    if (unsetenv("STRATA_DAEMON_KEY") < 0 || setenv("STRATA_LAUNCHER", jvm, 1) < 0) return 1;
+    return hand_off(argc, argv, jar);
+}
+#else
+int main(int argc, char **argv) {
+    char dir[PATH_MAX], jar[PATH_MAX];
+    args = argv;
+    if (exe_dir(argv[0], dir) < 0 || snprintf(jar, sizeof jar, "%s/strata.jar", dir) >= (int) sizeof jar)
+        return hand_on(OWN_PROCESS, NULL);
+    return hand_off(argc, argv, jar);
+}
+#endif
