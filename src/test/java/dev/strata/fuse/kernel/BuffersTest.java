@@ -43,9 +43,11 @@ class BuffersTest {
             b.served();
             long before = residentKb(b.in.address());
             b.dropReplyTail();
+            // resident size first: reading a dropped page back may map a page again (a kernel without a
+            // shared zero page, as on some virtual machines, gives it a page of its own)
+            assertTrue(residentKb(b.in.address()) < before, "fewer pages resident after the drop");
             assertEquals(0, b.out.getByte(FAR), "the tail was dropped (reads back as zeros)");
             assertEquals(7, b.out.getByte(0), "the first KEEP bytes stay");
-            assertTrue(residentKb(b.in.address()) < before, "fewer pages resident after the drop");
             b.out.putByte(FAR, (byte) 5);
             b.dropReplyTail(); // no large reply since: nothing to drop
             assertEquals(5, b.out.getByte(FAR));
