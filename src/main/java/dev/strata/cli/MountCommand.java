@@ -267,18 +267,6 @@ public final class MountCommand implements Callable<Integer> {
                 + " whose daemon died is still there: unmount it first (umount " + mountpoint + ")");
     }
 
-    private static void joinQuietly(Thread t) {
-        boolean interrupted = false;
-        while (t.isAlive()) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) Thread.currentThread().interrupt();
-    }
-
     private static String escape(String path) {
         return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,");
     }
@@ -385,10 +373,9 @@ public final class MountCommand implements Callable<Integer> {
         MountRecord record = new MountRecord(mountpoint, opts);
         // the record is written while the file system mounts (the ready signal waits for it, so that
         // explain/diff find a mount as soon as the command returns); closed below whatever happens
-        Thread registering = new Thread(record::register, "strata-register");
         int rc;
         try {
-            registering.start();
+            record.start();
             Runnable ready = () -> {
                 record.awaitRecorded();
                 if (session != null) {
@@ -416,7 +403,6 @@ public final class MountCommand implements Callable<Integer> {
         } finally {
             dev.strata.daemon.Server s = server.getAndSet(null);
             if (s != null) s.firstEnded();
-            joinQuietly(registering);
             record.close();
             union.close();
             locks.close();

@@ -22,6 +22,8 @@ public final class Threads {
 
     /** The mounts' FUSE workers (fuse/kernel/Workers: a mount at rest holds two; no deep recursion there). */
     public static final Threads WORKERS = new Threads(256 * 1024, 2, KEEP_MS);
+    /** Writing a mount's registry record while it mounts (cli/MountRecord: one short task per mount). */
+    public static final Threads RECORDS = new Threads(256 * 1024, 1, KEEP_MS);
     /** The daemon's mount requests (one per mount, for the mount's life). */
     static final Threads REQUESTS = new Threads(0, 1, KEEP_MS);
 

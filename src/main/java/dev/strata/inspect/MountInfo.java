@@ -17,12 +17,17 @@ public record MountInfo(Path mountpoint, List<Path> lowerdirs, Path upperdir, Pa
         lowerdirs = List.copyOf(lowerdirs);
     }
 
+    /** This process's pid and start time, read once (a shared daemon records a mount per container). */
+    private static final class Self {
+        static final long PID = ProcessHandle.current().pid();
+        static final long START_TIME = MountRegistry.startTime(PID);
+    }
+
     /** A record for this process (the mount daemon calls this), with its pid and start time. */
     public static MountInfo ofThisProcess(Path mountpoint, List<Path> lowerdirs, Path upperdir, Path workdir) {
-        long pid = ProcessHandle.current().pid();
         return new MountInfo(abs(mountpoint), lowerdirs.stream().map(MountInfo::abs).toList(),
-                upperdir == null ? null : abs(upperdir), workdir == null ? null : abs(workdir), pid,
-                MountRegistry.startTime(pid));
+                upperdir == null ? null : abs(upperdir), workdir == null ? null : abs(workdir), Self.PID,
+                Self.START_TIME);
     }
 
     /** The layers of the mount as a stack. */

@@ -272,9 +272,24 @@ public final class MountRegistry {
      */
     public static Registration record(MountInfo m) throws IOException {
         Path dir = directory();
-        prepare(dir);
+        if (!PREPARED.contains(dir)) {
+            prepare(dir);
+            PREPARED.add(dir);
+        } else {
+            try {
+                return write(dir, m);
+            } catch (java.nio.file.NoSuchFileException e) {
+                prepare(dir); // removed since this process prepared it
+            }
+        }
         return write(dir, m);
     }
+
+    /**
+     * The registry directories this process made or checked (their modes tightened): a shared daemon
+     * records a mount per container, and the directories' checks cost more than the record itself.
+     */
+    private static final Set<Path> PREPARED = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private static Registration write(Path dir, MountInfo m) throws IOException {
         String mp = m.mountpoint().toString();

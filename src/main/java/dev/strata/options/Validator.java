@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
-import java.util.stream.Stream;
 
 /**
  * Checks a configuration against the file system before anything is mounted. Each problem is one
@@ -88,12 +87,17 @@ public final class Validator {
         }
     }
 
+    /** The first name (in sorted order) in the workdir that is not the kernel's or strata's own, or null. */
     private static String strayEntry(Path work) {
-        try (Stream<Path> s = Files.list(work)) {
-            return s.map(x -> x.getFileName().toString()).filter(n -> !WORKDIR_OWN.contains(n)).sorted()
-                    .findFirst().orElse(null);
-        } catch (IOException e) {
+        String first = null;
+        try (java.nio.file.DirectoryStream<Path> s = Files.newDirectoryStream(work)) {
+            for (Path x : s) {
+                String n = x.getFileName().toString();
+                if (!WORKDIR_OWN.contains(n) && (first == null || n.compareTo(first) < 0)) first = n;
+            }
+        } catch (IOException | java.nio.file.DirectoryIteratorException e) {
             return null;
         }
+        return first;
     }
 }

@@ -123,9 +123,18 @@ final class IndexMount {
     /**
      * Whether this process has CAP_DAC_READ_SEARCH in the initial user namespace (what the kernel's
      * ovl_can_decode_fh asks of the mounter): its effective set has the bit and its user namespace maps
-     * every id (the initial one does; a container's or rootless podman's does not).
+     * every id (the initial one does; a container's or rootless podman's does not). Read once per
+     * process (its namespaces and capabilities do not change; a shared daemon opens a union per container).
      */
     static boolean canDecodeHandles() {
+        return DecodeHandles.CAN;
+    }
+
+    private static final class DecodeHandles {
+        static final boolean CAN = readCanDecodeHandles();
+    }
+
+    private static boolean readCanDecodeHandles() {
         try {
             String map = new String(java.nio.file.Files.readAllBytes(java.nio.file.Path.of("/proc/self/uid_map")), java.nio.charset.StandardCharsets.US_ASCII).trim();
             String[] f = map.split("\\s+");
