@@ -373,6 +373,7 @@ public final class MountCommand implements Callable<Integer> {
         MountRecord record = new MountRecord(mountpoint, opts);
         // the record is written while the file system mounts (the ready signal waits for it, so that
         // explain/diff find a mount as soon as the command returns); closed below whatever happens
+        MountOptions warmUp = kernel ? opts : null; // opts and kernel are assigned more than once above
         int rc;
         try {
             record.start();
@@ -381,7 +382,10 @@ public final class MountCommand implements Callable<Integer> {
                 if (session != null) {
                     session.ready();
                 } else if (background) {
-                    if (server.get() != null) server.get().firstReady();
+                    if (server.get() != null) {
+                        server.get().firstReady();
+                        if (warmUp != null) dev.strata.fuse.kernel.WarmUp.afterFirstMount(warmUp);
+                    }
                     Notify.send("ready");
                     Notify.detachStdio(ownLog != null ? null : logFile);
                 }

@@ -73,6 +73,7 @@ final class Rest {
                     active = false;
                     Thread.sleep(QUIET_MS);
                 } while (active);
+                WarmUp.startIfPending();
                 collectIfUnmounted();
                 settle();
                 for (long later : LATER_MS) {

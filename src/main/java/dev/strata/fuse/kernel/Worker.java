@@ -154,6 +154,7 @@ final class Worker implements Runnable {
             if (e != ENODEV) fs.log.error("reading /dev/fuse: " + Posix.strerror(e));
             return ENDED; // ENODEV: unmounted
         }
+        if (n == 0) return ENDED; // the peer closed (the warm-up's socket: /dev/fuse answers ENODEV instead)
         if (n < IN_HEADER) return NEXT;
         buffers.received(n);
         pool.took();
