@@ -128,12 +128,14 @@ public final class WarmUp {
                 KernelFS fs = new KernelFS(union, sv[0], new Log(false), false, -1, () -> { });
                 Workers workers = new Workers(fs);
                 workers.start();
+                Driver d = null;
                 try {
-                    Driver d = new Driver(sv[1]);
+                    d = new Driver(sv[1]);
                     if (d.init()) {
                         for (; served < rounds; served++) d.round(served);
                     }
                 } finally {
+                    if (d != null) d.close();
                     Posix.close(sv[1]); // the workers read the end of the stream and end
                     sv[1] = -1;
                     try {
@@ -178,7 +180,8 @@ public final class WarmUp {
     static final class Driver {
         private static final int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0100, O_EXCL = 0200, O_APPEND = 02000;
         private final int fd;
-        private final Pointer req = Posix.map(64 * 1024), rep = Posix.map(KernelFS.OUT_BUF);
+        private static final int REQ = 64 * 1024;
+        private final Pointer req = Posix.map(REQ), rep = Posix.map(KernelFS.OUT_BUF);
         private final int uid = Posix.getuid(), gid = Posix.getgid(), pid = (int) ProcessHandle.current().pid();
         private long unique;
         /** Lookups this round gave, by node: forgotten at the end of the round, as the kernel would. */
@@ -186,7 +189,16 @@ public final class WarmUp {
 
         Driver(int fd) {
             this.fd = fd;
-            if (req == null || rep == null) throw new OutOfMemoryError("warm-up buffers");
+            if (req == null || rep == null) {
+                close();
+                throw new OutOfMemoryError("warm-up buffers");
+            }
+        }
+
+        /** Unmaps the buffers. */
+        void close() {
+            if (req != null) Posix.unmap(req, REQ);
+            if (rep != null) Posix.unmap(rep, KernelFS.OUT_BUF);
         }
 
         private int head(int opcode, long node) {
