@@ -16,11 +16,9 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 import static dev.strata.fuse.kernel.Proto.*;
 
@@ -47,6 +45,8 @@ public final class WarmUp {
     static final int ROUNDS = Integer.getInteger("strata.warmupRounds", 40);
 
     private static volatile boolean pending;
+    /** The process is ending: the warm-up stops after its current round. */
+    private static volatile boolean stopping;
     private static volatile boolean done;
     private static volatile String xattrOption = "";
 
@@ -104,7 +104,27 @@ public final class WarmUp {
      * {@code parent}; returns how many were served (-Dstrata.warmupReport=FILE writes it there).
      */
     static int run(Path parent, int rounds) throws IOException {
-        Path dir = Files.createTempDirectory(parent, "strata-warmup-");
+        removeStale(parent);
+        Path dir = Files.createTempDirectory(parent, PREFIX);
+        // held while the directory is in use: a daemon killed (SIGKILL) leaves it free, and the next
+        // warm-up of this user removes it
+        int lock = Posix.openat(Posix.AT_FDCWD, dir.toString(), Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_CLOEXEC, 0);
+        if (lock >= 0 && Posix.flock(lock, LOCK_EX | LOCK_NB) < 0) {
+            Posix.close(lock);
+            lock = -1;
+        }
+        // a daemon ended (SIGTERM) during the warm-up stops it after the round it is in and removes the directory
+        Thread warming = Thread.currentThread();
+        Thread removal = new Thread(() -> {
+            stopping = true;
+            try {
+                warming.join(2000);
+            } catch (InterruptedException ignored) {
+                // the process is ending
+            }
+            deleteTree(dir);
+        }, "strata-warmup-removal");
+        Runtime.getRuntime().addShutdownHook(removal);
         int[] sv = {-1, -1};
         try {
             Path lower = dir.resolve("lower"), upper = dir.resolve("upper"), work = dir.resolve("work");
@@ -132,7 +152,7 @@ public final class WarmUp {
                 try {
                     d = new Driver(sv[1]);
                     if (d.init()) {
-                        for (; served < rounds; served++) d.round(served);
+                        for (; served < rounds && !stopping; served++) d.round(served);
                     }
                 } finally {
                     if (d != null) d.close();
@@ -150,6 +170,35 @@ public final class WarmUp {
             if (sv[1] >= 0) Posix.close(sv[1]);
             if (sv[0] >= 0) Posix.close(sv[0]);
             deleteTree(dir);
+            if (lock >= 0) Posix.close(lock);
+            try {
+                Runtime.getRuntime().removeShutdownHook(removal);
+            } catch (IllegalStateException e) {
+                // the process is ending: the hook runs (and finds nothing)
+            }
+        }
+    }
+
+    private static final String PREFIX = "strata-warmup-";
+    private static final int LOCK_EX = 2, LOCK_NB = 4;
+
+    /** Removes the scratch directories of this user's warm-ups whose daemon died (their lock is free). */
+    private static void removeStale(Path parent) {
+        try (java.nio.file.DirectoryStream<Path> ds = Files.newDirectoryStream(parent, PREFIX + "*")) {
+            for (Path d : ds) {
+                if (!Files.isDirectory(d, java.nio.file.LinkOption.NOFOLLOW_LINKS)) continue;
+                Object uid = Files.getAttribute(d, "unix:uid", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                if (!(uid instanceof Integer) || (Integer) uid != Posix.geteuid()) continue;
+                int fd = Posix.openat(Posix.AT_FDCWD, d.toString(), Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_NOFOLLOW | Posix.O_CLOEXEC, 0);
+                if (fd < 0) continue;
+                try {
+                    if (Posix.flock(fd, LOCK_EX | LOCK_NB) == 0) deleteTree(d);
+                } finally {
+                    Posix.close(fd);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // left for the system's cleaning
         }
     }
 
@@ -168,9 +217,25 @@ public final class WarmUp {
         }
     }
 
+    /** Removes the scratch tree; its directories are opened up first (the workdir's work/work is mode 0). */
     private static void deleteTree(Path dir) {
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
+        try {
+            Files.walkFileTree(dir, new java.nio.file.SimpleFileVisitor<>() {
+                @Override public java.nio.file.FileVisitResult preVisitDirectory(Path d, java.nio.file.attribute.BasicFileAttributes a)
+                        throws IOException {
+                    Files.setPosixFilePermissions(d, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+                    return java.nio.file.FileVisitResult.CONTINUE;
+                }
+                @Override public java.nio.file.FileVisitResult visitFile(Path f, java.nio.file.attribute.BasicFileAttributes a)
+                        throws IOException {
+                    Files.deleteIfExists(f);
+                    return java.nio.file.FileVisitResult.CONTINUE;
+                }
+                @Override public java.nio.file.FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+                    Files.deleteIfExists(d);
+                    return java.nio.file.FileVisitResult.CONTINUE;
+                }
+            });
         } catch (IOException | RuntimeException e) {
             // a temporary directory: left for the system's cleaning
         }
