@@ -123,29 +123,10 @@ final class IndexMount {
     /**
      * Whether this process has CAP_DAC_READ_SEARCH in the initial user namespace (what the kernel's
      * ovl_can_decode_fh asks of the mounter): its effective set has the bit and its user namespace maps
-     * every id (the initial one does; a container's or rootless podman's does not). Read once per
-     * process (its namespaces and capabilities do not change; a shared daemon opens a union per container).
+     * every id (the initial one does; a container's or rootless podman's does not). No: where it cannot tell.
      */
     static boolean canDecodeHandles() {
-        return DecodeHandles.CAN;
-    }
-
-    private static final class DecodeHandles {
-        static final boolean CAN = readCanDecodeHandles();
-    }
-
-    private static boolean readCanDecodeHandles() {
-        try {
-            String map = new String(java.nio.file.Files.readAllBytes(java.nio.file.Path.of("/proc/self/uid_map")), java.nio.charset.StandardCharsets.US_ASCII).trim();
-            String[] f = map.split("\\s+");
-            if (f.length != 3 || !f[0].equals("0") || !f[1].equals("0") || !f[2].equals("4294967295")) return false;
-            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
-                if (line.startsWith("CapEff:")) return (Long.parseUnsignedLong(line.substring(7).trim(), 16) & (1L << 2)) != 0;
-            }
-        } catch (java.io.IOException | RuntimeException e) {
-            return false;
-        }
-        return false;
+        return dev.strata.posix.SelfCapabilities.initialNamespaceHas(dev.strata.posix.SelfCapabilities.CAP_DAC_READ_SEARCH, false);
     }
 
     /** ovl_verify_origin_xattr with set: 0 when the stored handle is fh (or was absent and is now set), else -errno. */

@@ -4,11 +4,9 @@ import dev.strata.fuse.Log;
 import dev.strata.layer.Layer;
 import dev.strata.options.MountOptions;
 import dev.strata.posix.Posix;
+import dev.strata.posix.SelfCapabilities;
 import dev.strata.union.Union;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 
 /**
@@ -65,17 +63,8 @@ final class BackingMounts implements AutoCloseable {
      */
     static boolean permitted() {
         Boolean p = permitted;
-        if (p == null) permitted = p = Posix.geteuid() == 0 && initialNamespaceAdmin();
+        if (p == null) permitted = p = Posix.geteuid() == 0 && SelfCapabilities.initialNamespaceHas(SelfCapabilities.CAP_SYS_ADMIN, true);
         return p;
-    }
-
-    private static boolean initialNamespaceAdmin() {
-        try {
-            return initialNamespaceAdmin(Files.readString(Path.of("/proc/self/uid_map")),
-                    Files.readString(Path.of("/proc/self/status")));
-        } catch (IOException | RuntimeException e) {
-            return true;
-        }
     }
 
     /**
@@ -84,12 +73,7 @@ final class BackingMounts implements AutoCloseable {
      * without CapEff says nothing: true (the first backing file then tells).
      */
     static boolean initialNamespaceAdmin(String uidMap, String status) {
-        String[] map = uidMap.trim().split("\\s+");
-        if (map.length != 3 || !map[0].equals("0") || !map[1].equals("0") || !map[2].equals("4294967295")) return false;
-        for (String line : status.split("\n")) {
-            if (line.startsWith("CapEff:")) return (Long.parseUnsignedLong(line.substring(7).trim(), 16) & (1L << 21)) != 0;
-        }
-        return true;
+        return SelfCapabilities.initialNamespaceHas(uidMap, status, SelfCapabilities.CAP_SYS_ADMIN, true);
     }
 
     static long upperMode(MountOptions opts) {
