@@ -7,6 +7,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import static dev.strata.posix.Posix.LOCK_EX;
+import static dev.strata.posix.Posix.LOCK_NB;
+
 /**
  * The shared daemon: one strata process per user and mount namespace that serves every mount the
  * launcher hands it (bin/strata, or target/strata-client run by libexec/strata-jvm: src/main/c/strata.c, the
@@ -171,7 +174,6 @@ public final class Server {
         return true;
     }
 
-    private static final int LOCK_EX = 2, LOCK_NB = 4;
 
     /**
      * The lock file at {@code lockPath}, created if missing and locked (flock, not waiting), or -1 where

@@ -10,6 +10,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
+import static dev.strata.posix.Posix.LOCK_SH;
+import static dev.strata.posix.Posix.LOCK_EX;
+import static dev.strata.posix.Posix.LOCK_NB;
+
 /**
  * "This layer is in use", kept by the kernel: a mount daemon holds a shared flock(2) on the directory
  * of every store layer it shows ({@code STORE/layers/sha256/HEX}) for as long as it lives, and
@@ -19,7 +23,6 @@ import java.util.List;
  * someone deletes changes nothing.
  */
 public final class LayerLocks implements AutoCloseable {
-    static final int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4;
     private final List<Integer> fds;
 
     private LayerLocks(List<Integer> fds) { this.fds = fds; }

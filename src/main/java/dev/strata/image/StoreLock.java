@@ -5,13 +5,15 @@ import dev.strata.posix.Posix;
 
 import java.nio.file.Path;
 
+import static dev.strata.posix.Posix.LOCK_EX;
+import static dev.strata.posix.Posix.LOCK_NB;
+
 /**
  * The store's lock, {@code STORE/lock}, taken with flock(2): exclusive for imports and removals (one
  * writer at a time, so temporary directories found at start are stale). flock locks belong to the open
  * file, so two imports in one process exclude each other too.
  */
 final class StoreLock implements AutoCloseable {
-    private static final int LOCK_EX = 2, LOCK_NB = 4;
     private final int fd;
 
     private StoreLock(int fd) { this.fd = fd; }

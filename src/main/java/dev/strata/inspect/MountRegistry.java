@@ -23,6 +23,10 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 
+import static dev.strata.posix.Posix.LOCK_SH;
+import static dev.strata.posix.Posix.LOCK_EX;
+import static dev.strata.posix.Posix.LOCK_NB;
+
 /**
  * Where running strata mounts say which layers they show, so {@code strata explain PATH} and
  * {@code strata diff MOUNTPOINT} work on a mount without repeating its options.
@@ -180,7 +184,6 @@ public final class MountRegistry {
         return latin1 ? n.asText() : Names.fromUnicode(n.asText());
     }
 
-    private static final int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4;
 
     /**
      * Whether the record's daemon still runs: it holds an exclusive flock on the record for as long

@@ -327,6 +327,8 @@ public final class Posix {
         p.get(4, d, 1, size);
         return d;
     }
+    /** flock(2) operations. */
+    public static final int LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4;
     public static int flock(int fd, int op) { return ret(M.flock(fd, op)); }
     public static int fstatvfs(int fd, Pointer buf) { return ret(M.fstatvfs(fd, buf)); }
     /** The file system type (statfs f_type) of an open file, or a negative errno. */

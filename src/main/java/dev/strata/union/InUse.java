@@ -22,7 +22,6 @@ final class InUse implements AutoCloseable {
 
     private InUse(int[] fds) { this.fds = fds; }
 
-    static final int LOCK_EX = 2, LOCK_NB = 4;
 
     /**
      * Takes the upperdir's and the workdir's locks. Throws {@link IllegalStateException} (one line) where

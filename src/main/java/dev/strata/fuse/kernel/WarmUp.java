@@ -21,6 +21,8 @@ import java.util.List;
 import java.util.Map;
 
 import static dev.strata.fuse.kernel.Proto.*;
+import static dev.strata.posix.Posix.LOCK_EX;
+import static dev.strata.posix.Posix.LOCK_NB;
 
 /**
  * The shared daemon's warm-up (issue 14): once per daemon, at its first rest after its first mount,
@@ -180,7 +182,6 @@ public final class WarmUp {
     }
 
     private static final String PREFIX = "strata-warmup-";
-    private static final int LOCK_EX = 2, LOCK_NB = 4;
 
     /** Removes the scratch directories of this user's warm-ups whose daemon died (their lock is free). */
     private static void removeStale(Path parent) {
@@ -286,7 +287,7 @@ public final class WarmUp {
         }
 
         private void zero(int at, int len) {
-            for (int i = 0; i < len; i++) req.putByte(at + i, (byte) 0);
+            req.setMemory(at, len, (byte) 0);
         }
 
         /** Sends the request of {@code len} bytes; returns the reply's error (0 or -errno); throws if the stream broke. */
