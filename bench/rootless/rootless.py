@@ -516,6 +516,7 @@ def run(args, systems, state):
             sh(f"cp -a {shlex.quote(home)}/bin {shlex.quote(home)}/libexec {dist}/ && cp -a {shlex.quote(home)}/target/strata.jar "
                f"{shlex.quote(home)}/target/lib {dist}/target/ && {{ cp -a {shlex.quote(home)}/target/strata.jsa "
                f"{dist}/target/ 2>/dev/null || true; }} && {{ cp -a {shlex.quote(home)}/target/strata-client "
+               f"{dist}/target/ 2>/dev/null || true; }} && {{ cp -a {shlex.quote(home)}/target/native "
                f"{dist}/target/ 2>/dev/null || true; }} && chmod -R a+rX {dist}")
             strata = os.path.join(dist, "bin", "strata")
     programs = {"kernel": None, "fuse-overlayfs": shutil.which("fuse-overlayfs"), "strata": strata}

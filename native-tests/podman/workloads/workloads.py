@@ -352,7 +352,8 @@ def readable_copy(tmp, strata, user):
     os.makedirs(os.path.join(dist, "target"))
     q = shlex.quote(home)
     sh(f"cp -a {q}/bin {q}/libexec {dist}/ && cp -a {q}/target/strata.jar {q}/target/lib {dist}/target/ && "
-       f"{{ cp -a {q}/target/strata.jsa {q}/target/strata-client {dist}/target/ 2>/dev/null || true; }} && chmod -R a+rX {dist}")
+       f"{{ cp -a {q}/target/strata.jsa {q}/target/strata-client {dist}/target/ 2>/dev/null || true; }} && "
+       f"{{ cp -a {q}/target/native {dist}/target/ 2>/dev/null || true; }} && chmod -R a+rX {dist}")
     return os.path.join(dist, "bin", "strata")
 
 

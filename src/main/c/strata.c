@@ -7,7 +7,8 @@
  * shell, no fork, no JVM (a POSIX sh in front of it cost ~3.5 ms a mount on a machine whose exec is
  * slow). Everything else (other commands, foreground mounts, JVM settings, no daemon to take it) execs
  * HOME/libexec/strata-jvm (bash), which starts the JVM. HOME is the directory above the one that holds
- * this program, found through /proc/self/exe (so a symlink such as /usr/local/bin/strata works).
+ * this program, found through /proc/self/exe (so a symlink such as /usr/local/bin/strata works), and
+ * handed to strata-jvm in $STRATA_LAUNCHER_HOME.
  *
  * The hand-off sends a mount request to this user's shared strata daemon.
  *
@@ -165,6 +166,25 @@ static int socket_dir(char *dir, size_t len) {
 
 static char **args;
 
+/*
+ * Execs the bash script at path with the arguments of argv (argv[0] is replaced): bash from PATH, as the
+ * script's "#!/usr/bin/env bash" would find it, one exec sooner (an exec costs milliseconds on some
+ * machines). Returns only if both that and the script itself failed to start.
+ */
+static void exec_script(char *path, char **argv) {
+    argv[0] = path;
+    int n = 0;
+    while (argv[n]) n++;
+    char **a = malloc((size_t) (n + 2) * sizeof *a);
+    if (a) {
+        a[0] = "bash";
+        for (int i = 0; i <= n; i++) a[i + 1] = argv[i];
+        execvp("bash", a);
+        free(a);
+    }
+    execv(path, argv);
+}
+
 /* 111 (no daemon on sock) or 112: exit with it, or exec $STRATA_LAUNCHER, which starts the JVM. */
 static int hand_on(int code, const char *sock) {
     const char *launcher = getenv("STRATA_LAUNCHER");
@@ -177,8 +197,7 @@ static int hand_on(int code, const char *sock) {
     else snprintf(v, sizeof v, "112");
     char *l = strdup(launcher);
     if (!l || setenv("STRATA_CLIENT", v, 1) < 0 || unsetenv("STRATA_LAUNCHER") < 0) return OWN_PROCESS;
-    args[0] = l;
-    execv(l, args);
+    exec_script(l, args);
     fprintf(stderr, "strata: cannot run %s: %s\n", l, strerror(errno));
     return 1;
 }
@@ -275,9 +294,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "strata: the path of its installation is too long: %s\n", bin);
         return 1;
     }
+    /* HOME for libexec/strata-jvm, which then need not find it with subshells (bin is already canonical) */
+    char home[PATH_MAX];
+    snprintf(home, sizeof home, "%s", bin);
+    char *up = strrchr(home, '/');
+    if (up && up != home) *up = 0;
+    if (setenv("STRATA_LAUNCHER_HOME", home, 1) < 0) return 1;
     if (!for_daemon(argc, argv)) {
-        argv[0] = jvm;
-        execv(jvm, argv);
+        exec_script(jvm, argv);
         fprintf(stderr, "strata: cannot run %s: %s\n", jvm, strerror(errno));
         return 1;
     }

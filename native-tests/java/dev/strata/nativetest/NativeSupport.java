@@ -91,13 +91,14 @@ public final class NativeSupport {
         return access.exit == 0 ? launcher : copyOfStrata(tmp.resolve("strata-for-" + user));
     }
 
-    /** A copy of this tree's launcher, jars, class archive and client in {@code dist}, readable by everyone; returns its bin/strata. */
+    /** A copy of this tree's launcher, jars, class archive, jffi stub and client in {@code dist}, readable by everyone; returns its bin/strata. */
     public static Path copyOfStrata(Path dist) throws java.io.IOException {
         Path home = projectHome();
         Files.createDirectories(dist.resolve("target"));
         Proc.Result c = Proc.run(Paths.get("/"), 120, "sh", "-c", "cp -a '" + home + "/bin' '" + home + "/libexec' '" + dist + "/' && cp -a '" + home + "/target/strata.jar' '"
                 + home + "/target/lib' '" + dist + "/target/' && { cp -a '" + home + "/target/strata.jsa' '" + dist
                 + "/target/' 2>/dev/null || true; } && { cp -a '" + home + "/target/strata-client' '" + dist
+                + "/target/' 2>/dev/null || true; } && { cp -a '" + home + "/target/native' '" + dist
                 + "/target/' 2>/dev/null || true; } && chmod -R a+rX '" + dist + "'");
         if (c.exit != 0) throw new java.io.IOException("cannot copy strata to " + dist + ": " + c);
         return dist.resolve("bin/strata");
