@@ -86,6 +86,36 @@ final class KernelFS {
     volatile boolean initialized;
     final boolean debug;
 
+    /**
+     * A second descriptor of this mount's connection (FUSE_DEV_IOC_CLONE), opened O_NONBLOCK: a worker
+     * that still holds the pages of a large request reads through it, so that it never waits in read(2)
+     * with them (Worker#serveNext); a request read there is answered there. -1 not made yet, -2 none to
+     * be had (the warm-up's socket; /dev/fuse not to be opened here).
+     */
+    private int nonBlocking = -1;
+
+    /** The descriptor above, made at the first call; scratch: 4 bytes for the ioctl's argument. */
+    synchronized int nonBlockingFd(jnr.ffi.Pointer scratch) {
+        if (nonBlocking == -1) {
+            int c = Posix.openat(Posix.AT_FDCWD, "/dev/fuse", Posix.O_RDWR | Posix.O_NONBLOCK, 0);
+            if (c >= 0) {
+                scratch.putInt(0, devFd);
+                if (Posix.ioctl(c, DEV_IOC_CLONE, scratch.address()) < 0) {
+                    Posix.close(c);
+                    c = -2;
+                }
+            }
+            nonBlocking = c >= 0 ? c : -2;
+        }
+        return nonBlocking;
+    }
+
+    /** Closes the descriptor above (the workers have ended). */
+    synchronized void closeNonBlocking() {
+        if (nonBlocking >= 0) Posix.close(nonBlocking);
+        nonBlocking = -2;
+    }
+
     /** Paths copied up by the request a worker is serving (filled by {@link #copiedUp}). */
     static final ThreadLocal<ArrayList<String>> COPIED = new ThreadLocal<>();
 

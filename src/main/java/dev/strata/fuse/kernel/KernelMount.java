@@ -141,6 +141,7 @@ public final class KernelMount {
             up.set(false);
             if (fs.backingMounts != null) fs.backingMounts.close();
             Gate.unregister(mountpoint, fs.gate);
+            fs.closeNonBlocking();
             Posix.close(fd);
             try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { }
             Rest.mountEnded(); // what this mount held is garbage now: collected at the next rest

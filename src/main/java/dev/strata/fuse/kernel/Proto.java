@@ -55,6 +55,8 @@ final class Proto {
     static final int PASSTHROUGH_MINOR = 40;
     /** ioctls on /dev/fuse: _IOW(229, 1, struct fuse_backing_map) and _IOW(229, 2, uint32_t). */
     static final long DEV_IOC_BACKING_OPEN = 0x4010E501L, DEV_IOC_BACKING_CLOSE = 0x4004E502L;
+    /** FUSE_DEV_IOC_CLONE: a new open of /dev/fuse joins the connection of the descriptor given. */
+    static final long DEV_IOC_CLONE = 0x8004E500L;
 
     // setattr valid bits
     static final int FATTR_MODE = 1, FATTR_UID = 2, FATTR_GID = 4, FATTR_SIZE = 8, FATTR_ATIME = 16,

@@ -76,7 +76,7 @@ final class SpliceReads {
             return false;
         }
         w.finishing();
-        long sent = Pipes.splice(rd, null, fs.devFd, null, len, 0);
+        long sent = Pipes.splice(rd, null, w.replyFd, null, len, 0);
         if (sent == len) return true;
         drop();
         // ENOENT: the request was interrupted and is gone; ENODEV: unmounted (as Worker#send)

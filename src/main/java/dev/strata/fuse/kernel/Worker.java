@@ -59,6 +59,7 @@ final class Worker implements Runnable {
 
     Worker(KernelFS fs, Workers pool) {
         this.fs = fs;
+        this.replyFd = fs.devFd;
         this.pool = pool;
         entries = new EntryOps(fs, this);
         attrs = new AttrOps(fs, this);
@@ -106,6 +107,8 @@ final class Worker implements Runnable {
     private static final int NEXT = 0, RETIRED = 1, ENDED = 2;
     /** Whether this worker parks before it waits on /dev/fuse again (see {@link Workers#finished}). */
     private boolean park;
+    /** The descriptor the request being served came from, where its reply goes (KernelFS#nonBlockingFd). */
+    int replyFd;
     /** When this worker last finished a request (System.nanoTime). */
     private long servedAt;
 
@@ -123,30 +126,46 @@ final class Worker implements Runnable {
             park = false;
         }
         boolean claimed = false;
+        int from = fs.devFd;
         if (buffers.requestTail()) {
             // file data came in the request buffer (a large WRITE): once this worker served no request
             // for DROP_AFTER_MS, it gives back its pages past Buffers.KEEP, while it is not in read(2)
-            // (the kernel writes into `in` only there): it waits in poll(2) until then; a request that comes meanwhile is left to a worker waiting in read(2), if one
-            // does (this one would otherwise lose that race and wait in read(2) with its pages for as
-            // long as the mount rests), else one such worker in poll(2) takes it (Workers#claim).
+            // (the kernel writes into `in` only there): it waits in poll(2) until then, and must never
+            // wait in read(2) with those pages, for it may wait there as long as the mount rests. A
+            // request that comes meanwhile it reads through the connection's non-blocking descriptor:
+            // if a worker waiting in read(2) took it first, EAGAIN, and this one polls again. Without
+            // that descriptor it leaves the request to a worker waiting in read(2), if one does, else
+            // claims it (Workers#claim) and gives back the pages first: another worker may still take
+            // the request between the claim and this read (a worker was seen in read(2) holding the
+            // pages of a 1 MiB WRITE for as long as the mount rested: SharedDaemonTest).
             pool.polling(1);
             try {
                 while (true) {
                     // the time is this worker's: others may serve the mount's requests meanwhile
                     long left = (servedAt - System.nanoTime()) / 1_000_000L + DROP_AFTER_MS;
                     int r = left <= 0 ? 0 : Posix.pollIn(pollfd, fs.devFd, (int) left);
-                    if (r == 0) {
+                    if (r == -EINTR) continue;
+                    if (r <= 0) {
+                        buffers.dropRequestTail(); // or poll failed: read(2) tells what became of the mount
+                        break;
+                    }
+                    int nb = fs.nonBlockingFd(note);
+                    if (nb >= 0) {
+                        from = nb;
+                        break;
+                    }
+                    if (claimed = pool.claim()) {
                         buffers.dropRequestTail();
                         break;
                     }
-                    if (r < 0 || (claimed = pool.claim())) break;
                     pool.awaitTaken();
                 }
             } finally {
                 pool.polling(-1);
             }
         }
-        long n = Posix.read(fs.devFd, in, KernelFS.IN_BUF);
+        replyFd = from;
+        long n = Posix.read(from, in, KernelFS.IN_BUF);
         if (claimed) pool.unclaim();
         if (n < 0) {
             int e = (int) -n;
@@ -349,7 +368,7 @@ final class Worker implements Runnable {
     boolean send(Pointer buf, int len) {
         buffers.replied(len);
         finishing();
-        long w = Posix.write(fs.devFd, buf, len);
+        long w = Posix.write(replyFd, buf, len);
         // ENOENT: the request was interrupted and is gone; nothing to do
         if (w < 0 && w != -ENOENT && w != -ENODEV) fs.log.error("writing /dev/fuse: " + Posix.strerror((int) w));
         return w >= 0;
