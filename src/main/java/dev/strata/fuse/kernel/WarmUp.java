@@ -107,7 +107,7 @@ public final class WarmUp {
      */
     static int run(Path parent, int rounds) throws IOException {
         removeStale(parent);
-        Path dir = Files.createTempDirectory(parent, PREFIX);
+        Path dir = scratchDir(parent);
         // held while the directory is in use: a daemon killed (SIGKILL) leaves it free, and the next
         // warm-up of this user removes it
         int lock = Posix.openat(Posix.AT_FDCWD, dir.toString(), Posix.O_RDONLY | Posix.O_DIRECTORY | Posix.O_CLOEXEC, 0);
@@ -182,6 +182,23 @@ public final class WarmUp {
     }
 
     private static final String PREFIX = "strata-warmup-";
+
+    /**
+     * A new directory PREFIX-PID-N under parent, 0700. Not Files.createTempDirectory: its random names
+     * come from SecureRandom, which opens /dev/random and /dev/urandom and keeps them for the life of the
+     * daemon (SpliceReadTest saw them appear among a daemon's descriptors between two mounts).
+     */
+    static Path scratchDir(Path parent) throws IOException {
+        long pid = ProcessHandle.current().pid();
+        for (int n = 0; ; n++) {
+            Path d = parent.resolve(PREFIX + pid + "-" + (System.nanoTime() & 0xffffff) + n);
+            int r = Posix.mkdirat(Posix.AT_FDCWD, d.toString(), 0700);
+            if (r == 0) return d;
+            if (r != -dev.strata.posix.Errno.EEXIST || n >= 100) {
+                throw new IOException("cannot make a directory in " + parent + ": " + Posix.strerror(r));
+            }
+        }
+    }
 
     /** Removes the scratch directories of this user's warm-ups whose daemon died (their lock is free). */
     private static void removeStale(Path parent) {
