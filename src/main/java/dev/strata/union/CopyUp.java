@@ -65,10 +65,8 @@ final class CopyUp {
         // verity=require: metadata only where the data file has an fs-verity digest to record, else a
         // full copy (the kernel's ovl_need_meta_copy_up)
         if (metaOk && n.type == S_IFREG && ovl.opts.verityRequire()) metaOk = ovl.lowerdata.dataHasVerity(n);
-        if (n.parent != null) {
-            int r = copyUp(n.parent, true);
-            if (r < 0) return r;
-        }
+        int pr = copyUpAncestors(n);
+        if (pr < 0) return pr;
         if (ovl.index != null) { // a file with several lower names: through the index (Index)
             int ir = ovl.index.copyUp(n, data, metaOk);
             if (ir != Index.NOT_INDEXED) return ir;
@@ -101,6 +99,25 @@ final class CopyUp {
             return 0;
         }
         copiedUp(n, src, st, ino, keepIno, bytes[0], t0, method[0]);
+        return 0;
+    }
+
+    /**
+     * Copies up the ancestors of n that are not in the upper yet, the highest first, one after the
+     * other (as the kernel's ovl_copy_up_flags, which loops up to the first ancestor in the upper): a
+     * call per level of the tree exhausted a worker's stack below some 1,500 directories, and the
+     * copy-up answered EIO where the kernel overlay copies up.
+     */
+    private int copyUpAncestors(Node n) {
+        java.util.ArrayDeque<Node> todo = new java.util.ArrayDeque<>();
+        for (Node p = n.parent; p != null; p = p.parent) {
+            if (!p.negative() && p.top() == 0) break; // in the upper, and so are its ancestors
+            todo.push(p);
+        }
+        while (!todo.isEmpty()) {
+            int r = copyUp(todo.pop(), true);
+            if (r < 0) return r;
+        }
         return 0;
     }
 
@@ -193,7 +210,7 @@ final class CopyUp {
                 try {
                     if (ovl.namei.resolve(path) != n || n.top() != top) return 0; // changed meanwhile: the caller copies as usual
                     if (n.parent != null) {
-                        r = copyUp(n.parent, true);
+                        r = copyUpAncestors(n);
                         if (r < 0) return r;
                         ovl.attrs.markImpure(n.parent);
                     }

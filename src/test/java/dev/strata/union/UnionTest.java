@@ -222,6 +222,44 @@ class UnionTest {
         assertEquals(0, Files.list(work.resolve("work")).count(), "nothing is left in the workdir");
     }
 
+    @Test void copyUpUnderAVeryDeepTreeOnAWorkersStack() throws Exception {
+        // 1,500 nested lower directories: the copy-up of the file at the bottom copies up every one of
+        // them, on a thread with a FUSE worker's stack (daemon/Threads), as the kernel overlay does
+        int depth = 1500;
+        int fd = Posix.openat(AT_FDCWD, l1.toString(), O_RDONLY | O_DIRECTORY, 0);
+        StringBuilder path = new StringBuilder();
+        for (int i = 0; i < depth; i++) {
+            assertEquals(0, Posix.mkdirat(fd, "d", 0755));
+            int next = Posix.openat(fd, "d", O_RDONLY | O_DIRECTORY, 0);
+            Posix.close(fd);
+            assertTrue(next >= 0);
+            fd = next;
+            path.append("/d");
+        }
+        int f = Posix.openat(fd, "f", O_WRONLY | O_CREAT, 0644);
+        assertTrue(f >= 0);
+        Posix.close(f);
+        Posix.close(fd);
+        String file = path + "/f";
+        mount();
+        int[] r = {Integer.MIN_VALUE};
+        Throwable[] thrown = {null};
+        Thread t = new Thread(null, () -> {
+            try {
+                r[0] = u.chmod(file, 0600);
+            } catch (Throwable e) {
+                thrown[0] = e;
+            }
+        }, "worker-sized", 256 * 1024);
+        t.start();
+        t.join();
+        assertNull(thrown[0]);
+        assertEquals(0, r[0]);
+        assertEquals(0600, stat(file).mode() & 07777);
+        assertTrue(events.contains("copy-up " + file), "the file was copied up");
+        assertEquals(depth + 1, events.stream().filter(e -> e.startsWith("copy-up ")).count(), "every directory above it too");
+    }
+
     @Test void readOnlyOpenSeesDataWrittenAfterCopyUpLikeTheKernel() throws IOException {
         // overlayfs.rst once said such a descriptor keeps the old data; since Linux 4.19 reads go to the
         // copy, and the kernel on the test machine is the oracle
