@@ -95,17 +95,28 @@ public final class At implements AutoCloseable {
         String parent = rel.substring(0, slash), name = rel.substring(slash + 1);
         Cache cache = cache();
         long g = Posix.namespaceGeneration();
-        Cached victim = null;
+        Cached victim = null, above = null;
         for (Cached c : cache.ways) {
-            if (c.fd >= 0 && c.root == rootFd && c.generation == g && c.parent.equals(parent)) {
-                c.borrowers++;
-                c.used = ++cache.tick;
-                return new At(c.fd, name, false, 0, c);
+            if (c.fd >= 0 && c.root == rootFd && c.generation == g) {
+                if (c.parent.equals(parent)) {
+                    c.borrowers++;
+                    c.used = ++cache.tick;
+                    return new At(c.fd, name, false, 0, c);
+                }
+                // the nearest cached ancestor of parent: the rest is opened from there
+                int k = c.parent.length();
+                if (parent.length() > k && parent.charAt(k) == '/' && parent.startsWith(c.parent)
+                        && (above == null || k > above.parent.length())) above = c;
             }
             // the entry to reuse: one not in use on this thread, empty or stale first, else the least recently used
             if (c.borrowers == 0 && (victim == null || rank(c, g) < rank(victim, g))) victim = c;
         }
-        int fd = openDirBeneath(rootFd, parent);
+        // Below a cached directory only the rest of the path is resolved (still beneath the layer: the
+        // cached one is), so a walk down a deep tree costs a call per level, not one per level above it:
+        // each lookup in a tree N directories deep had the kernel walk N names (a `cd` down 3,000
+        // nested directories took minutes of the daemon's CPU).
+        int fd = above != null ? openDirBeneath(above.fd, parent.substring(above.parent.length() + 1))
+                : openDirBeneath(rootFd, parent);
         if (fd < 0) return new At(-1, null, false, fd);
         if (victim == null) return new At(fd, name, true); // every cached one is in use on this thread
         if (victim.fd >= 0) Posix.close(victim.fd);

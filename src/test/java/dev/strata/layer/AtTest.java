@@ -116,6 +116,30 @@ class AtTest {
         At.releaseThreadCache();
     }
 
+    @Test void belowACachedDirectoryOnlyTheRestIsResolvedAndNoSymlinkEither() throws Exception {
+        At.releaseThreadCache();
+        Path root = tmp.resolve("root");
+        Files.createDirectories(root.resolve("a/b/c/d"));
+        Files.writeString(root.resolve("a/b/c/d/f"), "deep");
+        Files.createSymbolicLink(root.resolve("a/b/c/l"), tmp.resolve("outside"));
+        Stat st = new Stat();
+        parentFdOf("a/x"); // "a" cached
+        assertEquals(0, layer.lstat("a/b/c/d/f", st));
+        assertEquals(4, st.size());
+        assertEquals(-Errno.ENOTDIR, layer.lstat("a/b/c/l/f", st), "a symlink below the cached directory");
+        assertEquals(-Errno.ENOTDIR, layer.lstat("a/b/c/l/b/f", st));
+        assertEquals(-Errno.ENOENT, layer.lstat("a/b/nothing/f", st));
+        // a walk down: each level's parent is found below the one cached before it
+        StringBuilder p = new StringBuilder("a/b/c/d");
+        for (int i = 0; i < 20; i++) {
+            p.append("/e");
+            Files.createDirectories(root.resolve(p.toString()));
+            assertEquals(0, layer.lstat(p.toString(), st), p.toString());
+            assertTrue(Posix.isDir(st.mode()));
+        }
+        At.releaseThreadCache();
+    }
+
     @Test void aDirectoryRenamedAwayIsNotReachedThroughTheCache() throws Exception {
         At.releaseThreadCache();
         Path root = tmp.resolve("root");
