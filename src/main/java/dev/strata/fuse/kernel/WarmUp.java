@@ -30,7 +30,8 @@ import static dev.strata.posix.Posix.LOCK_NB;
  * the JIT has compiled them before the next containers come. A daemon is started by the first
  * container's mount, and the containers right after it (a `podman run` in a script, the next one a
  * user starts) otherwise ran their requests interpreted: a young daemon's mount and first requests
- * (stat, readlink, open and read, a copy-up, create, mkdir, symlink, rename, unlink) took 1.5-2 times
+ * (stat, readlink, open and read, a copy-up, create, mkdir, symlink, rename, unlink; and what an
+ * untar does to each new file and directory: its owner, mode and times) took 1.5-2 times
  * as long as a daemon's after 40 mounts (/var/tmp/ml/young.py, 2026-12-06).
  *
  * <p>How: the scratch union lives in a private temporary directory (0700, removed after), mounted
@@ -401,13 +402,16 @@ public final class WarmUp {
             return call(name(at + 8, n));
         }
 
-        int setattr(long node, int valid, int mode, long mtime) throws IOException {
+        /** SETATTR (struct fuse_setattr_in): mode, atime and mtime, owner, as valid says. */
+        int setattr(long node, int valid, int mode, long time) throws IOException {
             int at = head(SETATTR, node);
             zero(at, 88);
             req.putInt(at, valid);
-            req.putLong(at + 40, mtime); // atime
-            req.putLong(at + 48, mtime);
+            req.putLong(at + 32, time); // atime
+            req.putLong(at + 40, time); // mtime
             req.putInt(at + 68, mode);
+            req.putInt(at + 76, uid);
+            req.putInt(at + 80, gid);
             return call(at + 88);
         }
 
@@ -498,10 +502,14 @@ public final class WarmUp {
                 }
             }
             statfs();
-            // a new file in a lower directory (copied up first), written, its times set
+            // a new file in a lower directory (copied up first), written, given its owner, mode and times
             long f = must(create(etc, "new" + r, O_WRONLY | O_CREAT | O_EXCL, 0100644), "create");
             long cfh = createdFh;
+            getxattr(f, "security.capability", 0);
             must(write(f, cfh, 0, "hello\n".getBytes(StandardCharsets.US_ASCII), O_WRONLY), "write");
+            // what tar and cp -a do next: owner (its own), mode, times of the new file
+            must(setattr(f, FATTR_UID | FATTR_GID, 0, 0), "chown");
+            must(setattr(f, FATTR_MODE, 0100640, 0), "chmod");
             must(setattr(f, FATTR_ATIME | FATTR_MTIME, 0, 1_700_000_000L), "setattr");
             flush(f, cfh);
             release(RELEASE, f, cfh, O_WRONLY);
@@ -516,6 +524,8 @@ public final class WarmUp {
             // a directory with a symlink, made and removed; a rename across directories; a whiteout
             long tmp = lookup(ROOT_ID, "tmp");
             long dd = must(mkdir(tmp, "d" + r, 040755), "mkdir");
+            must(setattr(dd, FATTR_MODE, 040750, 0), "chmod of a directory");
+            must(setattr(dd, FATTR_ATIME | FATTR_MTIME, 0, 1_700_000_000L), "times of a directory");
             must(readlink(must(symlink(dd, "l", "target"), "symlink")), "readlink");
             must(remove(UNLINK, dd, "l"), "unlink");
             must(rename(etc, "new" + r, tmp, "moved" + r), "rename");
