@@ -30,9 +30,9 @@ import static dev.strata.posix.Posix.LOCK_NB;
  * the JIT has compiled them before the next containers come. A daemon is started by the first
  * container's mount, and the containers right after it (a `podman run` in a script, the next one a
  * user starts) otherwise ran their requests interpreted: a young daemon's mount and first requests
- * (stat, readlink, open and read, a copy-up, create, mkdir, symlink, rename, unlink; and what an
- * untar does to each new file and directory: its owner, mode and times) took 1.5-2 times
- * as long as a daemon's after 40 mounts (/var/tmp/ml/young.py, 2026-12-06).
+ * (stat, readlink, open and read, a copy-up, create, mkdir, symlink, rename, unlink) took 1.5-2 times
+ * as long as a daemon's after 40 mounts (/var/tmp/ml/young.py, 2026-12-06). A round also does what an
+ * untar does to each new file and directory (owner, mode, times).
  *
  * <p>How: the scratch union lives in a private temporary directory (0700, removed after), mounted
  * nowhere. Its {@link KernelFS} and {@link Workers} are those of a real mount, reading requests from
