@@ -109,9 +109,12 @@ final class CopyUp {
      * copy-up answered EIO where the kernel overlay copies up.
      */
     private int copyUpAncestors(Node n) {
+        Node first = n.parent;
+        if (first == null || (!first.negative() && first.top() == 0)) return 0; // the parent is in the upper: so are its ancestors
         java.util.ArrayDeque<Node> todo = new java.util.ArrayDeque<>();
-        for (Node p = n.parent; p != null; p = p.parent) {
-            if (!p.negative() && p.top() == 0) break; // in the upper, and so are its ancestors
+        for (Node p = first; p != null; p = p.parent) {
+            if (p.negative()) return -ENOENT; // as a copy-up of it would answer, before any copy
+            if (p.top() == 0) break;
             todo.push(p);
         }
         while (!todo.isEmpty()) {
