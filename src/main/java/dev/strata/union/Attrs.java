@@ -416,7 +416,7 @@ final class Attrs {
         CopyUp.Seen seen = null;
         if (data) {
             seen = new CopyUp.Seen();
-            int r = ovl.copy.copyDataUnlocked(path, check, seen);
+            int r = ovl.unlockedCopy.copyDataUnlocked(path, check, seen);
             if (r < 0) return r;
         }
         ovl.lock.writeLock().lock();

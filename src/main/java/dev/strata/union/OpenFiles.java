@@ -196,7 +196,7 @@ final class OpenFiles {
         CopyUp.Seen seen = null;
         if (write && (flags & O_TRUNC) == 0) {
             seen = new CopyUp.Seen();
-            int r = ovl.copy.copyDataUnlocked(path, n -> ovl.protect.open(n, flags), seen);
+            int r = ovl.unlockedCopy.copyDataUnlocked(path, n -> ovl.protect.open(n, flags), seen);
             if (r < 0) return r;
         }
         ReentrantReadWriteLock.ReadLock rl = ovl.lock.readLock();

@@ -79,6 +79,7 @@ final class Overlay implements AutoCloseable {
     final Attrs attrs = new Attrs(this);
     final Readdir readdir = new Readdir(this);
     final CopyUp copy = new CopyUp(this);
+    final UnlockedCopy unlockedCopy = new UnlockedCopy(this);
     final MetaCopy metaCopy = new MetaCopy(this);
     final FileAttr fileattr = new FileAttr(this);
     final Create create = new Create(this);

@@ -38,7 +38,7 @@ class ProtectOpsTest {
         Files.writeString(lower.resolve("lg"), "lower g\n");
         Files.createDirectories(lower.resolve("ld"));
         Files.writeString(lower.resolve("ld/c"), "c\n");
-        Files.write(lower.resolve("big"), new byte[(int) CopyUp.UNLOCKED_COPY_MIN + 4096]);
+        Files.write(lower.resolve("big"), new byte[(int) UnlockedCopy.UNLOCKED_COPY_MIN + 4096]);
         MountOptions.Builder b = new MountOptions.Builder();
         b.lowerDirs = List.of(lower);
         b.upperDir = upper;
