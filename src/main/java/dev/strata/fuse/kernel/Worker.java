@@ -178,9 +178,10 @@ final class Worker implements Runnable {
         if (n == 0) return ENDED; // the peer closed (the warm-up's socket: /dev/fuse answers ENODEV instead)
         if (n < IN_HEADER) return NEXT;
         buffers.received(n);
-        pool.took();
-        Rest.request();
         int op = in.getInt(IH_OPCODE);
+        quick = op == RELEASE || op == RELEASEDIR || op == FORGET || op == BATCH_FORGET || op == INTERRUPT;
+        pool.took(quick);
+        Rest.request();
         Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT ? null : fs.gate;
         buffers.serving();
         if (gate != null) gate.enter(); // waits while the mount is paused
@@ -194,7 +195,7 @@ final class Worker implements Runnable {
             buffers.served();
         }
         servedAt = System.nanoTime();
-        park = !(counted ? countedWait : pool.finished());
+        park = !(counted ? countedWait : pool.finished(quick));
         counted = false;
         return NEXT;
     }
@@ -366,6 +367,8 @@ final class Worker implements Runnable {
      * out, see {@link #send}), and what {@link Workers#finished} then said.
      */
     private boolean counted, countedWait;
+    /** The request being served is a quick one (Workers#took). */
+    private boolean quick;
 
     boolean send(Pointer buf, int len) {
         buffers.replied(len);
@@ -383,7 +386,7 @@ final class Worker implements Runnable {
             // WRITE after an OPEN) is otherwise taken by the only worker waiting, which then starts
             // another while this one goes back to wait
             counted = true;
-            countedWait = pool.finished();
+            countedWait = pool.finished(quick);
         }
     }
 

@@ -1,0 +1,77 @@
+package dev.strata.fuse.kernel;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The worker pool's rules (Workers), driven by hand: which request makes it wake a parked worker or
+ * start another, and that the wake-up reaches the parked worker (issue 14). Threads started by the pool
+ * are counted, not run.
+ */
+class WorkersTest {
+    private final AtomicInteger launched = new AtomicInteger();
+    private final Workers pool = new Workers(null, launched::incrementAndGet);
+
+    /** Two workers waiting on /dev/fuse (the first, and the one its first request started). */
+    private void twoWaiting() {
+        pool.start();
+        pool.took(false);
+        assertTrue(pool.finished(false));
+        assertEquals(2, launched.get());
+    }
+
+    @Test void aParkedWorkerIsWokenWhileTheMountsThreadWaitsForTheUnmount() throws Exception {
+        twoWaiting();
+        // the mount's request thread waits for the end from the start: it waited longest
+        CompletableFuture<Void> end = CompletableFuture.runAsync(() -> {
+            try {
+                pool.awaitEnd();
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        Thread.sleep(100);
+        // two requests at once: a third worker starts; of the two that finish, the second parks
+        pool.took(false);
+        pool.took(false);
+        assertEquals(3, launched.get());
+        assertTrue(pool.finished(false));
+        assertFalse(pool.finished(false));
+        long t0 = System.nanoTime();
+        CompletableFuture<Boolean> parked = CompletableFuture.supplyAsync(pool::park);
+        Thread.sleep(100);
+        // two more at once: the parked worker is woken (no thread started), and at once, not when its
+        // wait times out (Workers.IDLE_MS, 2 s)
+        pool.took(false);
+        pool.took(false);
+        assertTrue(parked.get(1, TimeUnit.SECONDS), "the parked worker was woken");
+        assertTrue((System.nanoTime() - t0) / 1_000_000L < Workers.IDLE_MS / 2, "woken at once");
+        assertEquals(3, launched.get());
+        assertFalse(end.isDone(), "the mount's thread still waits");
+        for (int i = 0; i < 3; i++) pool.ended();
+        end.get(5, TimeUnit.SECONDS);
+    }
+
+    @Test void aRequestThatMeetsARelease() {
+        twoWaiting();
+        // a RELEASE and the next file's OPEN take both waiting workers: the RELEASE's worker is back in
+        // moments, so nothing is woken or started
+        pool.took(true);
+        pool.took(false);
+        assertEquals(2, launched.get());
+        assertTrue(pool.finished(true));
+        assertTrue(pool.finished(false));
+        // two other requests at once: the pool grows, as before
+        pool.took(false);
+        pool.took(false);
+        assertEquals(3, launched.get());
+        // a RELEASE that takes the last waiting worker (the other two busy) does not start one either
+        pool.took(true);
+        assertEquals(3, launched.get());
+    }
+}
