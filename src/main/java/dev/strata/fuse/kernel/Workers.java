@@ -86,7 +86,7 @@ final class Workers {
             takenCount++;
             if (polling > 0) taken.signalAll(); // a worker in awaitTaken polls again
             if (quick) quickServing++;
-            if (waiting == 0 && (quick || quickServing > 0)) return;
+            if (waiting == 0 && quickServing > 0) return; // this one or another is back in moments
             if (waiting == 0 && parked > 0) {
                 parked--;
                 waiting++;
