@@ -90,6 +90,41 @@ class ScenarioTest {
         b.finish();
     }
 
+    /**
+     * The names of a hard link in the upper layer are one inode, as on the kernel overlay (one overlay
+     * inode per upper inode): a flock taken through one name holds against an open of another, and an
+     * inotify watch on one name sees a write through another. Made by a link through the mount (of a new
+     * file, and of a lower one, which the link copies up) and looked up again after the kernel dropped its caches.
+     */
+    @Test void theNamesOfAnUpperHardLinkAreOneInode() {
+        assertTrue(NativeSupport.onPath("python3"), "this scenario needs python3 (apt-get install python3)");
+        String script = "python3 - <<'EOF'\n"
+                + "import fcntl, os, ctypes, select\n"
+                + "def conflict(a, b):\n"
+                + "    f, g = open(a), open(b)\n"
+                + "    fcntl.flock(f, fcntl.LOCK_EX)\n"
+                + "    try:\n"
+                + "        fcntl.flock(g, fcntl.LOCK_EX | fcntl.LOCK_NB); r = 'no conflict'\n"
+                + "    except BlockingIOError:\n"
+                + "        r = 'conflict'\n"
+                + "    f.close(); g.close()\n"
+                + "    return r\n"
+                + "def seen(watched, written):\n"
+                + "    libc = ctypes.CDLL(None, use_errno=True)\n"
+                + "    fd = libc.inotify_init1(os.O_NONBLOCK)\n"
+                + "    libc.inotify_add_watch(fd, watched.encode(), 0x2)\n"
+                + "    with open(written, 'a') as h: h.write('more\\n')\n"
+                + "    r = select.select([fd], [], [], 1.0)[0]\n"
+                + "    os.close(fd)\n"
+                + "    return 'modify seen' if r else 'no event'\n"
+                + "print(conflict('hl1', 'd/hl2'), conflict('etc/passwd', 'pwlink'), conflict('hl1', 'etc/passwd'))\n"
+                + "print(seen('hl1', 'd/hl2'), seen('pwlink', 'etc/passwd'))\n"
+                + "EOF\n";
+        b.shOk("echo x > hl1 && mkdir -p d && ln hl1 d/hl2 && ln etc/passwd pwlink && " + script);
+        b.shOk("echo 2 > /proc/sys/vm/drop_caches && " + script + "stat -c '%h %s' hl1 d/hl2 pwlink etc/passwd");
+        b.finish();
+    }
+
     /** O_DIRECT reads of a lower file, writes and reads of a new one, and a copy-up under O_DIRECT. */
     @Test void directIo() {
         b.shOk("dd if=data/big.bin of=/dev/null bs=64k iflag=direct status=none && { head -c 524288 /dev/zero | tr '\\0' d > direct.bin; }"

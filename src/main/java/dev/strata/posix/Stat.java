@@ -40,6 +40,7 @@ public final class Stat {
     public long ctime() { return buf.getLong(OFF_CTIME); }
     public long ctimeNs() { return buf.getLong(OFF_CTIME_NS); }
     public boolean isDir() { return type() == Posix.S_IFDIR; }
+    public boolean isRegular() { return type() == Posix.S_IFREG; }
     public boolean isWhiteoutDevice() { return type() == Posix.S_IFCHR && rdev() == 0; }
 
     public void copyTo(Pointer dst) {

@@ -75,6 +75,24 @@ final class Remove {
         }
     }
 
+    /**
+     * The upper file's own inode number where the object at a mount path is a regular file in the upper
+     * layer with more than one name there (a hard link of the upper file system), else 0. Its names are
+     * one file, as the kernel overlay's one inode for them (hashed by the upper inode: ovl_get_inode), so
+     * the kernel transport gives them one node.
+     */
+    public long upperLinkedInode(String path) {
+        ovl.lock.readLock().lock();
+        try {
+            Node n = ovl.namei.resolve(path);
+            if (Namei.err(n) != 0 || !ovl.hasUpper || n.top() != 0 || n.type != S_IFREG) return 0;
+            Stat st = Stat.local2();
+            return ovl.stack[0].lstat(n.rel, st) == 0 && st.isRegular() && st.nlink() > 1 ? st.ino() : 0;
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
+    }
+
     public int unlink(String path) {
         if (!ovl.files.hidden.isEmpty() && ovl.files.hidden.remove(path) != null) return 0;
         if (!ovl.hasUpper) return -EROFS;

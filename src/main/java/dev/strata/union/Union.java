@@ -174,6 +174,8 @@ public final class Union implements AutoCloseable {
     // ------------------------------------------------------------------ removing names (Remove)
 
     public boolean isUpper(String path) { return ovl.remove.isUpper(path); }
+    /** See {@link Remove#upperLinkedInode}: the upper inode of a hard-linked upper regular file, or 0. */
+    public long upperLinkedInode(String path) { return ovl.remove.upperLinkedInode(path); }
     public int unlink(String path) { return ovl.remove.unlink(path); }
     public int rmdir(String path) { return ovl.remove.rmdir(path); }
 

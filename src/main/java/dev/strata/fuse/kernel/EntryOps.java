@@ -90,7 +90,9 @@ final class EntryOps extends Family {
         KNode gone = fs.inodes.remove(dir, name);
         if (gone != null && snapshot != null) fs.inodes.x(gone).removedStat = snapshot;
         kept(gone, keep);
-        if (gone != null && !isDir) w.invalidateSiblings(fs.inodes.ino(gone), gone);
+        // the file's other nodes show one link less (a node shared by its names: the kernel drops it itself)
+        KNode file = gone != null ? gone : held;
+        if (file != null && !isDir) w.invalidateSiblings(fs.inodes.ino(file), file);
         w.reply(unique, 0);
     }
 
@@ -187,12 +189,21 @@ final class EntryOps extends Family {
         r = fs.union.getattr(np, w.stat);
         if (r < 0) { w.error(unique, -r); return; }
         long ino = w.stat.getLong(Stat.OFF_INO);
-        fs.inodes.markLinked(old, ino); // the old name shares the inode now
-        // its open files' writes now change another name's attributes: page-cache and direct-I/O opens
-        // invalidate them from now on; passthrough writes bypass strata, so the new name's attributes
-        // are not cached while those opens last (attrsMustBeFresh)
-        for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node.equals(old)) f.otherNames = true;
-        KNode k = w.entry(0, newDir, name);
+        boolean regular = (w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) == Posix.S_IFREG;
+        // the new name is the old node's (the kernel overlay's link gives the new dentry the old inode)
+        // where the file is a hard link of the upper or had no name; else a node of its own
+        KNode k = regular && fs.union.isUpper(np)
+                ? fs.inodes.link(old, newDir, name, ino, w.upperLinked(newDir, name), w.multiLinkFile()) : null;
+        if (k != null) {
+            w.fillEntry(0, k);
+        } else {
+            fs.inodes.markLinked(old, ino); // the old name shares the inode now
+            // its open files' writes now change another name's attributes: page-cache and direct-I/O opens
+            // invalidate them from now on; passthrough writes bypass strata, so the new name's attributes
+            // are not cached while those opens last (attrsMustBeFresh)
+            for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node.equals(old)) f.otherNames = true;
+            k = w.entry(0, newDir, name);
+        }
         w.invalidateSiblings(ino, k);
         w.reply(unique, ENTRY_OUT);
     }

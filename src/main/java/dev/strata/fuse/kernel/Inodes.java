@@ -12,8 +12,13 @@ import java.util.List;
  * created again gets a new kernel inode. Removing or renaming a name moves or detaches its node here; a detached
  * node lives on (open files) until the kernel forgets it.
  *
- * <p>Non-directories with more than one name get one id per name: their other ids are found by inode number
- * ({@link #siblings}) so their cached attributes can be invalidated when one name changes the file.
+ * <p>The names of one upper regular file (a hard link in the upper layer) share one id, as the kernel
+ * overlay gives them one inode (ovl_get_inode hashes it by the upper inode): the first name looked up is
+ * the node's own, every other is an alias slot that maps its name to that node ({@link #lookup},
+ * {@link #link}), so the kernel keeps one page cache and one set of attributes for the file. Other
+ * non-directories with more than one name (lower hard links, which a copy-up breaks; files linked behind
+ * the mount) get one id per name: their other ids are found by inode number ({@link #siblings}) so their
+ * cached attributes can be invalidated when one name changes the file.
  */
 final class Inodes {
     /**
@@ -110,6 +115,14 @@ final class Inodes {
         }
 
         int size() { return size; }
+
+        /** Every slot in the table. */
+        int[] slots() {
+            int[] out = new int[size];
+            int n = 0;
+            for (int head : table) for (int c = head; c != 0; c = next(c)) out[n++] = c;
+            return out;
+        }
     }
 
     /**
@@ -159,6 +172,17 @@ final class Inodes {
     private final HashMap<Integer, Long> manyLookups = new HashMap<>();
     /** Non-directories shown with st_nlink > 1, by inode number: every node id that names them. */
     private final HashMap<Long, List<KNode>> linked = new HashMap<>();
+    /**
+     * Hard-linked upper regular files whose names share one node: the upper inode number -> that node's
+     * slot (its owner), and back. The owner's own name is one of the file's names while it has any
+     * ({@link #promote}); its other names the kernel looked up are alias slots: named, in their
+     * directory's children, never handed to the kernel (no references, no id in use), alias -> owner and
+     * owner -> aliases. Few files have several names: maps, not columns.
+     */
+    private final HashMap<Long, Integer> byUpper = new HashMap<>();
+    private final HashMap<Integer, Long> upperOf = new HashMap<>();
+    private final HashMap<Integer, Integer> ownerOf = new HashMap<>();
+    private final HashMap<Integer, int[]> aliasesOf = new HashMap<>();
     /** The names of the nodes (see {@link NamePool}). */
     private NamePool names = new NamePool();
     final KNode root;
@@ -390,17 +414,57 @@ final class Inodes {
      * new one; counts one kernel reference. In a directory the kernel no longer holds, a new detached one.
      */
     synchronized KNode lookup(KNode dir, String name, long ino, boolean multiLinkFile) {
+        return lookup(dir, name, ino, multiLinkFile, 0);
+    }
+
+    /**
+     * As {@link #lookup(KNode, String, long, boolean)}; {@code upper}: the upper inode of a hard-linked
+     * upper regular file (Union#upperLinkedInode), or 0. Such a name gets the node the kernel holds for
+     * another name of that file, if there is one (the name becomes its alias), else becomes that file's node.
+     */
+    synchronized KNode lookup(KNode dir, String name, long ino, boolean multiLinkFile, long upper) {
         int d = slot(dir), c;
         if (d == 0) {
             c = add(0, null);
         } else {
             Children kids = kidsFor(d);
             c = kids.get(name);
+            if (c != 0 && !ownerOf.isEmpty()) {
+                Integer o = ownerOf.get(c);
+                if (o != null) {
+                    Long k = upperOf.get(o);
+                    if (upper != 0 && k != null && k == upper) return counted(o, ino, multiLinkFile);
+                    // the name is another file's now (changed behind the mount): the alias goes
+                    kids.remove(c);
+                    dropAlias(c);
+                    c = 0;
+                }
+            }
+            if (c == 0 && upper != 0) {
+                Integer o = byUpper.get(upper);
+                if (o != null) {
+                    int a = add(d, name);
+                    kids.add(a);
+                    addAlias(o, a);
+                    return counted(o, ino, multiLinkFile);
+                }
+            }
             if (c == 0) {
                 c = add(d, name);
                 kids.add(c);
             }
+            Long had = upperOf.isEmpty() ? null : upperOf.get(c);
+            if (had != null && had != upper) unshare(c);
+            if (upper != 0 && had == null && !byUpper.containsKey(upper)) {
+                byUpper.put(upper, c);
+                upperOf.put(c, upper);
+            }
         }
+        return counted(c, ino, multiLinkFile);
+    }
+
+    /** One more kernel reference to node c, which was just told st_ino {@code ino}. */
+    private KNode counted(int c, long ino, boolean multiLinkFile) {
         Page p = page(c);
         setLookups(c, lookupsOf(c) + 1);
         if (p.ino[c & MASK] != ino) {
@@ -413,6 +477,136 @@ final class Inodes {
             if (!l.contains(k)) l.add(k);
         }
         return k;
+    }
+
+    /**
+     * LINK succeeded: the new name {@code name} in {@code dir} is another name of node {@code old}'s
+     * file, which is a regular file in the upper layer now. It gets {@code old}'s node (one kernel
+     * reference more), as the kernel overlay's link gives the new dentry the old inode: as that node's
+     * name if it has none (an O_TMPFILE file, a removed name still open), else as an alias, where the
+     * file is a hard link of the upper ({@code upper}: its upper inode) and no other node shares it.
+     * Null where it cannot: the caller gives the name a node of its own ({@link #lookup}).
+     */
+    synchronized KNode link(KNode old, KNode dir, String name, long ino, long upper, boolean multiLinkFile) {
+        int o = slot(old), d = slot(dir);
+        if (o == 0 || d == 0 || o == ROOT || ownerOf.containsKey(o)) return null;
+        Children kids = kidsFor(d);
+        if (kids.get(name) != 0) return null;
+        Long had = upperOf.get(o);
+        if (had != null ? upper != had : upper != 0 && byUpper.containsKey(upper)) return null;
+        if (detached(o)) {
+            // an unnamed node: the name is its own (what a removal left is of no use now)
+            page(o).parent[o & MASK] = d;
+            name(o, name);
+            kids.add(o);
+            NodeExtra e = extras.get(o);
+            if (e != null) e.removedStat = null;
+        } else {
+            if (upper == 0) return null;
+            int a = add(d, name);
+            kids.add(a);
+            addAlias(o, a);
+        }
+        if (upper != 0 && had == null) {
+            byUpper.put(upper, o);
+            upperOf.put(o, upper);
+        }
+        return counted(o, ino, multiLinkFile);
+    }
+
+    /** Whether the kernel's node for a file is shared by all its names (a hard-linked upper file's). */
+    synchronized boolean shared(KNode n) {
+        int s = slot(n);
+        return s != 0 && upperOf.containsKey(s);
+    }
+
+    /** The node a name's slot stands for: its owner's for an alias. */
+    private int owner(int c) {
+        if (c == 0 || ownerOf.isEmpty()) return c;
+        Integer o = ownerOf.get(c);
+        return o == null ? c : o;
+    }
+
+    private void addAlias(int o, int a) {
+        ownerOf.put(a, o);
+        int[] l = aliasesOf.get(o);
+        if (l == null) {
+            l = new int[]{a};
+        } else {
+            l = java.util.Arrays.copyOf(l, l.length + 1);
+            l[l.length - 1] = a;
+        }
+        aliasesOf.put(o, l);
+    }
+
+    /** Frees an alias slot, already taken out of its directory's children. */
+    private void dropAlias(int a) {
+        Integer o = ownerOf.remove(a);
+        if (o != null) {
+            int[] l = aliasesOf.get(o);
+            if (l != null) {
+                int n = 0;
+                for (int x : l) if (x != a) l[n++] = x;
+                if (n == 0) aliasesOf.remove(o);
+                else aliasesOf.put(o, java.util.Arrays.copyOf(l, n));
+            }
+        }
+        unname(a);
+        drop(a);
+    }
+
+    /** The node's file no longer shares it: its aliases go, its upper inode is free for another. */
+    private void unshare(int o) {
+        int[] l = aliasesOf.get(o);
+        if (l != null) {
+            for (int a : l) {
+                Children kids = detached(a) ? null : kids(parentOf(a));
+                if (kids != null) kids.remove(a);
+                ownerOf.remove(a);
+                unname(a);
+                drop(a);
+            }
+            aliasesOf.remove(o);
+        }
+        Long k = upperOf.remove(o);
+        if (k != null && byUpper.get(k) == o) byUpper.remove(k);
+    }
+
+    /**
+     * The owner o of a shared node lost its own name (taken out of its directory, unnamed): it takes the
+     * name of one of its aliases, which goes. Whether there was one.
+     */
+    private boolean promote(int o) {
+        int[] l = aliasesOf.get(o);
+        if (l == null) return false;
+        int a = l[l.length - 1];
+        Children kids = detached(a) ? null : kids(parentOf(a));
+        if (kids == null) { // not reachable: an alias is in its directory until it goes
+            dropAlias(a);
+            return promote(o);
+        }
+        kids.remove(a);
+        Page pa = page(a), po = page(o);
+        po.parent[o & MASK] = pa.parent[a & MASK];
+        po.nameAt[o & MASK] = pa.nameAt[a & MASK];
+        po.nameLen[o & MASK] = pa.nameLen[a & MASK];
+        pa.nameAt[a & MASK] = -1; // the name is o's now: not freed with the alias
+        pa.nameLen[a & MASK] = 0;
+        kids.add(o);
+        dropAlias(a);
+        return true;
+    }
+
+    /** A directory node goes: the aliases among its children go with it (the other nodes stay detached). */
+    private void dropAliasesIn(int dir) {
+        Children kids = kids(dir);
+        if (kids == null || ownerOf.isEmpty()) return;
+        for (int c : kids.slots()) {
+            if (ownerOf.containsKey(c)) {
+                kids.remove(c);
+                dropAlias(c);
+            }
+        }
     }
 
     /** Records that a node names a file with several names (after a link through the mount). */
@@ -447,6 +641,8 @@ final class Inodes {
             return;
         }
         unlink(c);
+        if (!upperOf.isEmpty()) unshare(c);
+        dropAliasesIn(c);
         int d = parentOf(c);
         Children kids = detached(c) || d == 0 ? null : kids(d);
         if (kids != null && kids.remove(c) && kids.size() == 0) extras.get(d).children = null;
@@ -465,17 +661,26 @@ final class Inodes {
     synchronized KNode peek(KNode dir, String name) {
         int d = slot(dir);
         Children kids = d == 0 ? null : kids(d);
-        int c = kids == null ? 0 : kids.get(name);
+        int c = kids == null ? 0 : owner(kids.get(name));
         return c == 0 ? null : handle(c);
     }
 
-    /** A name was removed: its node (if the kernel knows it) keeps its id but no longer has a path. */
+    /**
+     * A name was removed: its node (if the kernel knows it) keeps its id but no longer has a path; null
+     * where the kernel holds no node for it, or where the node keeps a path through another name of its file.
+     */
     synchronized KNode remove(KNode dir, String name) {
         int d = slot(dir);
         Children kids = d == 0 ? null : kids(d);
         int c = kids == null ? 0 : kids.remove(name);
         if (c == 0) return null;
+        if (ownerOf.containsKey(c)) {
+            dropAlias(c);
+            return null;
+        }
         unname(c);
+        if (promote(c)) return null;
+        if (!upperOf.isEmpty()) unshare(c); // the file has no name the kernel holds a node for
         return handle(c);
     }
 
@@ -488,12 +693,28 @@ final class Inodes {
         Children fromKids = fd == 0 ? null : kids(fd), toKids = td == 0 ? null : kids(td);
         int src = fromKids == null ? 0 : fromKids.remove(fromName);
         int dst = toKids == null ? 0 : toKids.remove(toName);
+        if (src != 0 && dst != 0 && owner(src) == owner(dst)) {
+            // two names of one file: rename(2) does nothing, both names stay
+            fromKids.add(src);
+            toKids.add(dst);
+            return null;
+        }
+        if (dst != 0 && !exchange && ownerOf.containsKey(dst)) {
+            dropAlias(dst); // another name of a file whose node has a name
+            dst = 0;
+        }
+        boolean promoted = false;
         if (dst != 0) {
             unname(dst);
-            if (exchange && fd != 0) {
+            if (!exchange) {
+                promoted = promote(dst);
+                if (!promoted && !upperOf.isEmpty()) unshare(dst);
+            } else if (fd != 0) {
                 page(dst).parent[dst & MASK] = fd;
                 name(dst, fromName);
                 kidsFor(fd).add(dst);
+            } else if (ownerOf.containsKey(dst)) {
+                dropAlias(dst);
             }
         }
         if (src != 0) {
@@ -502,9 +723,13 @@ final class Inodes {
                 page(src).parent[src & MASK] = td;
                 name(src, toName);
                 kidsFor(td).add(src);
+            } else if (ownerOf.containsKey(src)) {
+                dropAlias(src);
+            } else if (!promote(src) && !upperOf.isEmpty()) {
+                unshare(src);
             }
         }
-        return exchange || dst == 0 ? null : handle(dst);
+        return exchange || dst == 0 || promoted ? null : handle(dst);
     }
 
     /**
@@ -559,7 +784,7 @@ final class Inodes {
             if (c == 0) return null;
             i = j + 1;
         }
-        return handle(c);
+        return handle(owner(c));
     }
 
     NamePool namesForTests() { return names; }

@@ -486,9 +486,20 @@ final class Worker implements Runnable {
      */
     KNode entry(int off, KNode dir, String name) {
         long ino = stat.getLong(Stat.OFF_INO);
-        KNode k = fs.inodes.lookup(dir, name, ino, multiLinkFile());
+        boolean multi = multiLinkFile();
+        KNode k = fs.inodes.lookup(dir, name, ino, multi, multi ? upperLinked(dir, name) : 0);
         fillEntry(off, k);
         return k;
+    }
+
+    /**
+     * For a name whose attributes in {@link #stat} show a regular file of several names: the upper inode
+     * if it is a hard link in the upper layer (its names then share one node: Inodes#lookup), else 0.
+     */
+    long upperLinked(KNode dir, String name) {
+        if ((stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFREG) return 0;
+        String p = fs.inodes.childPath(dir, name);
+        return p == null ? 0 : fs.union.upperLinkedInode(p);
     }
 
     /** Fills a fuse_entry_out at {@code off} for node k, whose attributes are in {@link #stat}. */

@@ -236,4 +236,110 @@ class InodesTest {
         t.x(g).passthroughOpens = 0;
         assertFalse(t.passthroughElsewhere(90, h));
     }
+
+    // ---- the names of a hard-linked upper file share one node
+
+    @Test void theNamesOfAnUpperHardLinkShareOneNodeWithAReferenceEach() {
+        KNode d = t.lookup(t.root, "d", 2, false);
+        KNode a = t.lookup(t.root, "a", 7, true, 500);
+        KNode b = t.lookup(d, "b", 7, true, 500);
+        assertEquals(a, b, "one node for the file");
+        assertEquals(2, t.lookups(a));
+        assertTrue(t.shared(a));
+        assertEquals(a, t.peek(d, "b"));
+        assertEquals(a, t.find("/d/b"));
+        assertEquals("/a", t.path(a));
+        assertEquals(a, t.lookup(d, "b", 7, true, 500), "again: the alias");
+        assertEquals(3, t.lookups(a));
+        KNode other = t.lookup(t.root, "c", 7, true, 501);
+        assertNotEquals(a, other, "another upper inode (a lower hard link broken by copy-ups shows the same st_ino)");
+        KNode lower = t.lookup(t.root, "l", 7, true, 0);
+        assertNotEquals(a, lower, "a lower hard link: a node of its own");
+        assertArrayEquals(new long[]{other.id, lower.id}, sorted(t.siblings(7, a)));
+    }
+
+    @Test void removingTheNodesOwnNameGivesItAnotherOfItsNames() {
+        KNode d = t.lookup(t.root, "d", 2, false);
+        KNode a = t.lookup(t.root, "a", 7, true, 500);
+        t.lookup(d, "b", 7, true, 500);
+        assertNull(t.remove(t.root, "a"), "the node keeps a name");
+        assertEquals("/d/b", t.path(a));
+        assertNull(t.peek(t.root, "a"));
+        assertEquals(a, t.peek(d, "b"));
+        assertEquals(a, t.remove(d, "b"), "its last name: detached");
+        assertNull(t.path(a));
+        assertFalse(t.shared(a));
+        assertNotEquals(a, t.lookup(t.root, "n", 7, true, 500), "the upper inode is free for a new node");
+    }
+
+    @Test void removingAnAliasLeavesTheNodeItsName() {
+        KNode a = t.lookup(t.root, "a", 7, true, 500);
+        t.lookup(t.root, "b", 7, true, 500);
+        assertNull(t.remove(t.root, "b"));
+        assertEquals("/a", t.path(a));
+        assertNull(t.peek(t.root, "b"));
+        assertNotEquals(a, t.lookup(t.root, "b", 8, false, 0), "b names another file now");
+    }
+
+    @Test void renamesMoveAliasesAndOwnNamesAlike() {
+        KNode d = t.lookup(t.root, "d", 2, false);
+        KNode a = t.lookup(t.root, "a", 7, true, 500);
+        t.lookup(t.root, "b", 7, true, 500);
+        assertNull(t.rename(t.root, "b", d, "b2", false));
+        assertEquals(a, t.peek(d, "b2"));
+        assertNull(t.rename(t.root, "a", d, "a2", false));
+        assertEquals("/d/a2", t.path(a));
+        assertNull(t.rename(d, "a2", d, "b2", false), "two names of one file: nothing happens");
+        assertEquals(a, t.peek(d, "a2"));
+        assertEquals(a, t.peek(d, "b2"));
+        KNode x = t.lookup(t.root, "x", 9, false);
+        assertNull(t.rename(t.root, "x", d, "b2", false), "an alias renamed over: the node keeps its name");
+        assertEquals(x, t.peek(d, "b2"));
+        assertEquals("/d/a2", t.path(a));
+        KNode y = t.lookup(t.root, "y", 10, false);
+        assertEquals(a, t.rename(t.root, "y", d, "a2", false), "its own name renamed over: it was the last, detached");
+        assertEquals(y, t.peek(d, "a2"));
+        assertEquals(2, t.lookups(a), "the kernel's references of both names stay till it forgets them");
+        assertNull(t.path(a));
+    }
+
+    @Test void theOwnNameRenamedOverPassesToAnAlias() {
+        KNode a = t.lookup(t.root, "a", 7, true, 500);
+        t.lookup(t.root, "b", 7, true, 500);
+        KNode y = t.lookup(t.root, "y", 10, false);
+        assertNull(t.rename(t.root, "y", t.root, "a", false), "a replaced, b remains: not detached");
+        assertEquals("/b", t.path(a));
+        assertEquals(y, t.peek(t.root, "a"));
+    }
+
+    @Test void aLinkGivesTheNewNameTheOldNode() {
+        KNode d = t.lookup(t.root, "d", 2, false);
+        KNode f = t.lookup(t.root, "f", 7, false);  // one name when looked up
+        KNode l = t.link(f, d, "l", 7, 500, true);
+        assertEquals(f, l);
+        assertEquals(2, t.lookups(f));
+        assertEquals(f, t.peek(d, "l"));
+        assertNull(t.link(f, d, "l", 7, 500, true), "a name the table holds: not twice");
+        KNode tmp = t.anonymous(33);                 // O_TMPFILE, then linkat: its name
+        assertEquals(tmp, t.link(tmp, d, "named", 33, 0, false));
+        assertEquals("/d/named", t.path(tmp));
+        assertNull(t.link(t.lookup(t.root, "g", 8, false), d, "g2", 8, 0, false), "no upper hard link: a node of its own");
+    }
+
+    @Test void forgettingTheNodeOrTheDirectoryOfAnAliasLeavesNothingBehind() {
+        KNode d = t.lookup(t.root, "d", 2, false);
+        KNode a = t.lookup(t.root, "a", 7, true, 500);
+        t.lookup(d, "b", 7, true, 500);
+        t.forget(d.id, 1);                           // the kernel let the directory go (and dentry b)
+        assertEquals(2, t.lookups(a));
+        t.forget(a.id, 2);
+        assertEquals(0, t.lookups(a));
+        KNode d2 = t.lookup(t.root, "d", 2, false);
+        KNode b = t.lookup(d2, "b", 7, true, 500);
+        assertNotEquals(a, b);
+        assertEquals("/d/b", t.path(b));
+        assertEquals(b, t.lookup(t.root, "a", 7, true, 500), "a is b's alias now");
+    }
+
+    private static long[] sorted(long[] v) { java.util.Arrays.sort(v); return v; }
 }
