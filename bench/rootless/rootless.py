@@ -32,7 +32,11 @@ OUTSIDE = ["/var/lib/containers", "/run/containers", "/run/libpod", "/run/runc",
 PY_IMPORT = "python3 -c 'import json, email, http.client'"
 RM_TREES = "/usr/share/zoneinfo /usr/lib/x86_64-linux-gnu/perl-base"
 SYSTEMS = ["kernel", "fuse-overlayfs", "strata"]
-FS_TYPE = {"kernel": "overlay", "fuse-overlayfs": "fuse.fuse-overlayfs", "strata": "fuse.strata"}
+ALL_SYSTEMS = SYSTEMS + ["strata-wb"]
+FS_TYPE = {"kernel": "overlay", "fuse-overlayfs": "fuse.fuse-overlayfs", "strata": "fuse.strata", "strata-wb": "fuse.strata"}
+# strata-wb (not a default column): strata with the writeback cache, which a rootless user turns on with
+# storage.conf's `mountopt = "writeback=on"` (podman hands mount options to the mount program)
+MOUNTOPT = {"strata-wb": "writeback=on"}
 
 
 class BenchError(Exception):
@@ -215,6 +219,8 @@ class Store:
                "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--storage-driver", "overlay"]
         if program:
             self.prefix += ["--storage-opt", f"overlay.mount_program={program}"]
+        if system in MOUNTOPT:
+            self.prefix += ["--storage-opt", f"overlay.mountopt={MOUNTOPT[system]}"]
 
     def podman(self, *args, timeout=300, check=True):
         r = subprocess.run(self.prefix + list(args), capture_output=True, text=True, timeout=timeout, cwd=self.base)
@@ -270,7 +276,7 @@ class Store:
         except (subprocess.TimeoutExpired, OSError) as e:
             log(f"{self.system}: podman rm -af: {e}")
         # strata's shared daemon outlives its last mount by STRATA_DAEMON_IDLE (300 s): end it now
-        if self.program and self.system == "strata":
+        if self.program and self.system.startswith("strata"):
             for p in daemons(self.base):
                 try:
                     if os.stat(f"/proc/{p}").st_uid == self.uid:
@@ -459,8 +465,8 @@ def main():
     ap.add_argument("--note", help="a line to put in bold under the title (e.g. that the machine was busy)")
     args = ap.parse_args()
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if args.rounds < 1 or not systems or any(s not in SYSTEMS for s in systems):
-        ap.error(f"--rounds must be at least 1 and --systems a list of {','.join(SYSTEMS)}")
+    if args.rounds < 1 or not systems or any(s not in ALL_SYSTEMS for s in systems):
+        ap.error(f"--rounds must be at least 1 and --systems a list of {','.join(ALL_SYSTEMS)}")
     if os.geteuid() != 0:
         raise BenchError("needs root (it prepares the benchmark user and reads the mount programs' memory); podman runs as that user")
 
@@ -476,7 +482,7 @@ def main():
     for cmd, pkg in (("fuse-overlayfs", "fuse-overlayfs"), ("gcc", "gcc libc6-dev"), ("setpriv", "util-linux")):
         if ("fuse-overlayfs" in systems or cmd != "fuse-overlayfs") and not shutil.which(cmd):
             raise BenchError(f"{cmd} is missing: apt-get install {pkg}")
-    if "strata" in systems and not os.access(os.path.join(os.path.dirname(os.path.dirname(args.strata)),
+    if any(x.startswith("strata") for x in systems) and not os.access(os.path.join(os.path.dirname(os.path.dirname(args.strata)),
                                                           "target", "strata.jar"), os.R_OK):
         raise BenchError(f"strata is not built next to {args.strata}: run 'bash scripts/setup.sh' first")
 
@@ -505,7 +511,7 @@ def run(args, systems, state):
     tmp = state["tmp"] = tempfile.mkdtemp(prefix="srb.", dir="/var/tmp")
     os.chmod(tmp, 0o711)
     strata = os.path.abspath(args.strata)
-    if "strata" in systems:
+    if any(x.startswith("strata") for x in systems):
         home = os.path.dirname(os.path.dirname(strata))
         ok = subprocess.run(["setpriv", f"--reuid={state['uid']}", f"--regid={pwd.getpwnam(args.user).pw_gid}",
                              "--init-groups", "sh", "-c", f"test -x {shlex.quote(strata)} && "
@@ -519,7 +525,7 @@ def run(args, systems, state):
                f"{dist}/target/ 2>/dev/null || true; }} && {{ cp -a {shlex.quote(home)}/target/native "
                f"{dist}/target/ 2>/dev/null || true; }} && chmod -R a+rX {dist}")
             strata = os.path.join(dist, "bin", "strata")
-    programs = {"kernel": None, "fuse-overlayfs": shutil.which("fuse-overlayfs"), "strata": strata}
+    programs = {"kernel": None, "fuse-overlayfs": shutil.which("fuse-overlayfs"), "strata": strata, "strata-wb": strata}
     v = versions(strata)  # before the run: what is measured, not what the tree is at the end
 
     log("building the image (bench/rootless/make-image.sh)")

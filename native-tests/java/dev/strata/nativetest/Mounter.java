@@ -232,6 +232,17 @@ public abstract class Mounter {
         }
     }
 
+    /**
+     * Whether strata's mounts get the kernel's writeback cache from -Dstrata.mountOptions (writeback=on,
+     * or writeback=auto with passthrough=0): the kernel then keeps the ctime of regular files itself
+     * (README, "Transports").
+     */
+    public static boolean writebackCache() {
+        String o = "," + System.getProperty("strata.mountOptions", "") + ",";
+        if (o.contains(",transport=libfuse,")) return false;
+        return o.contains(",writeback=on,") || o.contains(",writeback=1,") || o.contains(",writeback=auto,") && o.contains(",passthrough=0,");
+    }
+
     /** Whether strata is tested on its libfuse 2 transport (-Dstrata.mountOptions with transport=libfuse). */
     public static boolean libfuseTransport() {
         return System.getProperty("strata.mountOptions", "").contains("transport=libfuse");

@@ -66,6 +66,7 @@ class RandomDifferentialTest {
         // and it cannot allow MAP_SHARED mappings of the direct-I/O files it serves hard links with (ENODEV)
         boolean strictMmap = Boolean.parseBoolean(System.getProperty("strata.strictMmap", String.valueOf(!libfuse)));
         Snapshot.Options opts = Snapshot.Options.fromProperties();
+        boolean writebackCtime = Mounter.writebackCache();
         boolean remount = !OpGenerator.excludedFromProperty().contains("remount");
         System.out.println("[random] random seed " + seed + " (replay: -Dstrata.seed=" + seed + "), ops=" + ops);
         Deque<String> tail = new ArrayDeque<>();
@@ -139,6 +140,12 @@ class RandomDifferentialTest {
                 renewed.addAll(renewed(touched, kBefore, kAfter));
                 renewed.addAll(renewed(touched, sBefore, sAfter));
                 List<String> t = timesDiffer(touched, kBefore, kAfter, p.refLabel(), sBefore, sAfter, p.tgtLabel(), opts);
+                // under the writeback cache (-o writeback=on, not the default) the kernel keeps a regular
+                // file's ctime itself: what strata changes without a write through the kernel (a copy-up at
+                // a write open, copy_file_range or a refused xattr change, FS_IOC_SETFLAGS) does not move it,
+                // and no request of strata's can (README, "Transports"): that difference is let pass there
+                String refOnly = ": ctime changed on " + p.refLabel() + " only";
+                if (writebackCtime) t.removeIf(l -> l.contains(refOnly));
                 if (!t.isEmpty()) fail(report(seed, i, op, who + p.targetLog(), "what the operation changed differs:\n  " + String.join("\n  ", t), tail, p.treeDiff(opts, 20)));
                 if ((i + 1) % every == 0 || i == ops - 1) {
                     Snapshot r = p.refSnapshot(), ts = p.tgtSnapshot();

@@ -87,13 +87,22 @@ public final class MountOptions {
     /**
      * Kernel transport: the FUSE writeback cache ("on", "off", "auto"). With it the kernel gathers a
      * file's writes in its page cache and owns the size, mtime and ctime of regular files; it cannot be
-     * combined with passthrough on one connection, so "auto" takes it where passthrough is not had
-     * (rootless, passthrough=0) and "on" gives up passthrough for it. "off" by default: with one kernel
-     * inode per name (fuse/kernel/Inodes), the names of a hard-linked file do not see each other's
-     * cached data and attributes, and changes strata makes itself (copy-up, chattr) leave the kernel's
-     * ctime (README, "Transports").
+     * combined with passthrough on one connection. "auto" takes it where passthrough is not had
+     * (rootless, passthrough=0) and strata keeps what the kernel then holds ({@link #writebackExact});
+     * "on" takes it always, giving up passthrough for it. "off" by default: under it the kernel keeps
+     * the ctime of a file strata copies up at a write open, or whose flags it changes, as it was
+     * (README, "Transports").
      */
     public final String writeback;
+
+    /**
+     * Whether the writeback cache leaves the mount as the kernel overlay shows it but for the ctime
+     * above (where "auto" takes it): not with index=on
+     * (the kernel overlay gives the names of a lower hard link one inode before any copy-up; strata one
+     * kernel inode each, whose size and times the cache would keep apart) nor metacopy=on (the data
+     * copy-up at a write open changes mtime and ctime, which the kernel keeps as it had them).
+     */
+    public boolean writebackExact() { return !index && !metacopy; }
     /**
      * Mount flags: {@code nosuid}, {@code nodev}, {@code noexec}. A plain mount has the kernel
      * overlay's defaults (none of them); a mount of image store layers gets nosuid and nodev unless

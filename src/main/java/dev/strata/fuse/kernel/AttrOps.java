@@ -48,6 +48,18 @@ final class AttrOps extends Family {
             fh = fd;
             hasFh = true;
         }
+        // the writeback cache's flush of the times the kernel keeps (fuse_flush_times, at close and fsync:
+        // FATTR_MTIME and FATTR_CTIME, whenever it marked them dirty, also for a ctime of its own after a
+        // link, unlink or rename): where that mtime is the file's already, nothing changes and nothing is
+        // copied up for it (the close of a read-only descriptor of a removed lower file must not fail)
+        if (fs.writeback && (valid & ~(FATTR_FH | FATTR_LOCKOWNER | FATTR_CTIME)) == FATTR_MTIME) {
+            int r = p != null ? fs.union.getattr(p, w.stat) : fs.union.fgetattr((int) fh, w.stat);
+            if (r == 0 && w.stat.getLong(Stat.OFF_MTIME) == w.in.getLong(b + 40)
+                    && w.stat.getLong(Stat.OFF_MTIME_NS) == (w.in.getInt(b + 60) & 0xffffffffL)) {
+                w.replyAttr(unique, node);
+                return;
+            }
+        }
         // FATTR_KILL_SUIDGID (with a size: the caller lacks CAP_FSETID; with an owner: always): what to
         // clear is decided on the attributes before the change, as the VFS does, and cleared after it.
         // A SETATTR that changes nothing is notify_change(ATTR_KILL_SUID/SGID...) reaching fuse_setattr,
@@ -83,14 +95,17 @@ final class AttrOps extends Family {
             long size = w.in.getLong(b + 16);
             r = removed ? fs.union.truncateRemoved((int) fh, size) : hasFh ? fs.union.ftruncate((int) fh, size) : fs.union.truncate(p, size);
         }
-        if (r == 0 && (valid & (FATTR_ATIME | FATTR_MTIME)) != 0) {
+        // (a truncate under the writeback cache comes with the kernel's "now" as mtime and ctime: the
+        // truncate itself sets them, with the permission of a truncate through that descriptor)
+        boolean truncateTimes = (valid & (FATTR_SIZE | FATTR_ATIME)) == FATTR_SIZE && nowUnderWriteback(valid, b);
+        if (r == 0 && (valid & (FATTR_ATIME | FATTR_MTIME)) != 0 && !truncateTimes) {
             long as = Posix.UTIME_OMIT, an = Posix.UTIME_OMIT, ms = 0, mn = Posix.UTIME_OMIT;
             if ((valid & FATTR_ATIME) != 0) {
                 if ((valid & FATTR_ATIME_NOW) != 0) { as = 0; an = Posix.UTIME_NOW; }
                 else { as = w.in.getLong(b + 32); an = w.in.getInt(b + 56) & 0xffffffffL; }
             } else as = 0;
             if ((valid & FATTR_MTIME) != 0) {
-                if ((valid & FATTR_MTIME_NOW) != 0) { ms = 0; mn = Posix.UTIME_NOW; }
+                if ((valid & FATTR_MTIME_NOW) != 0 || nowUnderWriteback(valid, b)) { ms = 0; mn = Posix.UTIME_NOW; }
                 else { ms = w.in.getLong(b + 40); mn = w.in.getInt(b + 60) & 0xffffffffL; }
             }
             r = p != null ? fs.union.utimens(p, as, an, ms, mn) : fs.union.futimens((int) fh, as, an, ms, mn);
@@ -106,6 +121,18 @@ final class AttrOps extends Family {
         // st_nlink 1 now does not mean no other node caches the old attributes (a name removed since)
         if ((w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
         w.replyAttr(unique, node);
+    }
+
+    /**
+     * Under the writeback cache the kernel keeps mtime itself and so sends "now" as a time of its own
+     * instead of FATTR_MTIME_NOW (fuse.h iattr_to_fattr, trust_local_cmtime), with the ctime it set in
+     * the same moment (setattr_copy: both from one current_time): an mtime equal to that ctime is a
+     * "now". What it permits differs: a file's owner may touch an append-only file to now, not to a time
+     * of their choosing (the kernel overlay answers `touch` 0 and `touch -d` EPERM).
+     */
+    private boolean nowUnderWriteback(int valid, int b) {
+        return fs.writeback && (valid & FATTR_CTIME) != 0
+                && w.in.getLong(b + 40) == w.in.getLong(b + 48) && w.in.getInt(b + 60) == w.in.getInt(b + 64);
     }
 
     /**

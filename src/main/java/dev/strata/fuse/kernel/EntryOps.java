@@ -93,7 +93,20 @@ final class EntryOps extends Family {
         // the file's other nodes show one link less (a node shared by its names: the kernel drops it itself)
         KNode file = gone != null ? gone : held;
         if (file != null && !isDir) w.invalidateSiblings(fs.inodes.ino(file), file);
+        detachedByRemoval(gone);
         w.reply(unique, 0);
+    }
+
+    /**
+     * Before the reply to a removal (or rename over) that left a node the kernel holds without a name:
+     * the kernel counts the removal itself once the reply is in (fuse_entry_unlinked: drop_nlink, and
+     * the ctime it keeps), and under the writeback cache it then trusts the attributes it has, so an
+     * fstat of a descriptor of the removed name would show st_nlink 0 where the kernel overlay shows
+     * what the object has (a lower file: untouched). Their validity, dropped here, makes that fstat ask
+     * strata. (Without the cache the kernel drops it itself: fuse_update_ctime.)
+     */
+    private void detachedByRemoval(KNode gone) {
+        if (gone != null && fs.writeback) w.invalidate(gone.id);
     }
 
     /**
@@ -164,6 +177,7 @@ final class EntryOps extends Family {
         if (replaced != null && snapshot != null) fs.inodes.x(replaced).removedStat = snapshot;
         kept(replaced, keep);
         if (replaced != null) w.invalidateSiblings(fs.inodes.ino(replaced), replaced); // its other names lost a link
+        detachedByRemoval(replaced);
         // a renamed file's ctime changed, which its other names show too
         if (moved != null) w.invalidateSiblings(fs.inodes.ino(moved), moved);
         if (other != null) w.invalidateSiblings(fs.inodes.ino(other), other);

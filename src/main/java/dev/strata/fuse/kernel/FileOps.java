@@ -30,8 +30,15 @@ final class FileOps extends Family {
         // other names of the file, or other nodes the kernel holds for it (a name removed while open:
         // the file may have one name left, and a change through it must reach the other node's cache)
         long ino = fs.inodes.ino(node);
-        // (a node its names share, a hard-linked upper file's, is one kernel inode with one cache for all)
-        boolean otherNames = fs.inodes.hasSiblings(ino, node) || !fs.inodes.shared(node) && fs.union.hasOtherNames(fd);
+        // (a node its names share, a hard-linked upper file's, is one kernel inode with one cache for all).
+        // Under the writeback cache only the file's own other names count: the kernel keeps mtime itself
+        // and a direct-I/O write does not move it (fuse_direct_write_iter), so a write open with direct
+        // I/O would leave the mtime it shows behind; and the other nodes of the same st_ino are a lower
+        // hard link's other names, which the copy-up of this one made other files (no index: its cache
+        // goes with the writeback cache, see MountOptions#writebackExact)
+        boolean otherNames = fs.writeback
+                ? !fs.inodes.shared(node) && fs.union.hasOtherNames(fd)
+                : fs.inodes.hasSiblings(ino, node) || !fs.inodes.shared(node) && fs.union.hasOtherNames(fd);
         // a write open of a metadata-only copy copies its data up, which changes its mtime and ctime on
         // the kernel overlay (ovl_copy_up_meta_inode_data), as every other name of the file shows
         if (otherNames && ((flags & Posix.O_ACCMODE) != Posix.O_RDONLY || (flags & Posix.O_TRUNC) != 0)) w.invalidateSiblings(ino, node);

@@ -23,7 +23,8 @@ final class InitOps extends Family {
         // writeback=on the cache is chosen, with auto passthrough where it is had (root), else the cache
         boolean pt = fs.passthroughWanted && !"on".equals(fs.opts.writeback)
                 && minor >= PASSTHROUGH_MINOR && (flags2 & FLAGS2_PASSTHROUGH) != 0;
-        boolean wb = !pt && !"off".equals(fs.opts.writeback) && (flags & WRITEBACK_CACHE) != 0;
+        boolean wb = !pt && (flags & WRITEBACK_CACHE) != 0
+                && ("on".equals(fs.opts.writeback) || "auto".equals(fs.opts.writeback) && fs.opts.writebackExact());
         // 7.40 where the kernel has it (every struct strata uses keeps its size; the newer requests
         // it does not serve get ENOSYS, which the kernel remembers)
         w.outData.putInt(4, Math.min(minor, minor >= PASSTHROUGH_MINOR ? PASSTHROUGH_MINOR : KERNEL_MINOR));
@@ -55,6 +56,7 @@ final class InitOps extends Family {
         if (wb) {
             want |= WRITEBACK_CACHE;
             fs.union.writebackCache(); // strata's descriptors of write opens: readable, no O_APPEND
+            fs.writeback = true;
         }
         w.outData.putInt(12, flags & want);
         // shared mmap of a file served with direct I/O (one with several names): as on the kernel overlay

@@ -58,6 +58,8 @@ final class KernelFS {
     volatile boolean posixAcl;
     /** FUSE_HANDLE_KILLPRIV_V2 was negotiated: a SETATTR that changes nothing asks strata to clear S_ISUID/S_ISGID. */
     volatile boolean killPriv;
+    /** The kernel keeps a writeback cache for this mount (-o writeback, negotiated at INIT). */
+    volatile boolean writeback;
     final boolean passthroughWanted;
     /** Copies of the layers' mounts with the mount's atime mode, for passthrough backing files; null without passthrough. */
     final BackingMounts backingMounts;
