@@ -541,7 +541,7 @@ final class Inodes {
 
     /** Frees an alias slot, already taken out of its directory's children. */
     private void dropAlias(int a) {
-        Integer o = ownerOf.remove(a);
+        Integer o = ownerOf.get(a);
         if (o != null) {
             int[] l = aliasesOf.get(o);
             if (l != null) {
@@ -551,6 +551,12 @@ final class Inodes {
                 else aliasesOf.put(o, java.util.Arrays.copyOf(l, n));
             }
         }
+        freeAlias(a);
+    }
+
+    /** Frees a slot that was an alias (its owner's list of aliases is the caller's). */
+    private void freeAlias(int a) {
+        ownerOf.remove(a);
         unname(a);
         drop(a);
     }
@@ -562,9 +568,7 @@ final class Inodes {
             for (int a : l) {
                 Children kids = detached(a) ? null : kids(parentOf(a));
                 if (kids != null) kids.remove(a);
-                ownerOf.remove(a);
-                unname(a);
-                drop(a);
+                freeAlias(a);
             }
             aliasesOf.remove(o);
         }
