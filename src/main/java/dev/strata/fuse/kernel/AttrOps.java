@@ -49,11 +49,12 @@ final class AttrOps extends Family {
             hasFh = true;
         }
         // the writeback cache's flush of the times the kernel keeps (fuse_flush_times, at close and fsync:
-        // FATTR_MTIME and FATTR_CTIME, whenever it marked them dirty, also for a ctime of its own after a
-        // link, unlink or rename): where that mtime is the file's already, nothing changes and nothing is
-        // copied up for it (the close of a read-only descriptor of a removed lower file must not fail)
-        if (fs.writeback && (valid & ~(FATTR_FH | FATTR_LOCKOWNER | FATTR_CTIME)) == FATTR_MTIME) {
-            int r = p != null ? fs.union.getattr(p, w.stat) : fs.union.fgetattr((int) fh, w.stat);
+        // FATTR_MTIME and FATTR_CTIME, whenever it marked them dirty, also for a ctime of its own after an
+        // unlink): for a removed name, where that mtime is the file's already, nothing changes (the close of
+        // a read-only descriptor of a removed lower file, which cannot be copied up, must not fail). Not for
+        // a named file: a `touch -m` within the same clock tick looks the same, and must meet its checks
+        if (fs.writeback && p == null && (valid & ~(FATTR_FH | FATTR_LOCKOWNER | FATTR_CTIME)) == FATTR_MTIME) {
+            int r = fs.union.fgetattr((int) fh, w.stat);
             if (r == 0 && w.stat.getLong(Stat.OFF_MTIME) == w.in.getLong(b + 40)
                     && w.stat.getLong(Stat.OFF_MTIME_NS) == (w.in.getInt(b + 60) & 0xffffffffL)) {
                 w.replyAttr(unique, node);
