@@ -5,7 +5,7 @@ package dev.strata.fuse.kernel;
  * chunks of 64 KiB instead of a byte array each: a node keeps an address here and a length. A byte
  * array cost 16 bytes of header and up to 7 of padding besides its reference (a 13-byte name took
  * 36 bytes, here 13). Chunks are allocated as they fill, so the pool is never more than a chunk
- * larger than the names in it; a freed name is garbage until {@link Inodes} copies the live names
+ * larger than the names in it; a freed name is garbage until {@link NodeTable} copies the live names
  * into a new pool (once garbage outweighs them). Under the Inodes lock.
  *
  * <p>An address is the chunk's index times 2^16 plus the offset in the chunk. Names are chars of

@@ -1,12 +1,12 @@
 package dev.strata.fuse.kernel;
 
 /**
- * What few of the kernel's nodes need besides {@link Inodes}' columns: those of directories the kernel holds
+ * What few of the kernel's nodes need besides {@link NodeTable}'s columns: those of directories the kernel holds
  * names in or lists, and of opened files (made on first use, dropped again when a file's last open closes).
  */
 final class NodeExtra {
     /** The names of a directory the kernel holds (null until the first; under the Inodes lock). */
-    Inodes.Children children;
+    NodeTable.Children children;
     /** A directory listing being read by offset (dropped once read to its end). */
     volatile Listing listing;
     /** Open files on this kernel inode through the page cache or direct I/O / through passthrough (see FileOps#openReply). */
