@@ -82,6 +82,22 @@ class IndexTest {
         heldNameRenamedOverOrRemoved(both("held"));
     }
 
+    /**
+     * Another file renamed over the second upper name of a lower hard link brought up through the index
+     * (the two upper names share strata's kernel node, the names still below have nodes of their own):
+     * every name left counts one link less, also those still below, whose attributes the kernel had
+     * cached (seed 7260002 with redirect_dir=on,index=on,metacopy=on, op #588: st_nlink 5 on strata, 4
+     * on the kernel, after a rename over a name made with linkat of a held descriptor).
+     */
+    @Test void anUpperNameRenamedOverLeavesEveryOtherNameOneLinkLess() {
+        Both b = both("renover");
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && echo w >> data/hl2 && ln data/hl2 extra && same $L data/hl1 data/hl2 data/sub/hl3 extra");
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && echo o > other && mv other extra && same $L data/hl1 data/sub/hl3 data/hl2");
+        b.shOk(SAME + "L=$(stat -c %i data/hl1) && ln data/hl2 extra2 && rm extra2 && same $L data/sub/hl3 data/hl1 data/hl2");
+        b.finish();
+        assertSameIndex(pair);
+    }
+
     /** The same with metacopy=on: chmod brings a name up metadata only. */
     @Test void aHeldNameOfAMetadataOnlyCopyRenamedOverOrRemovedCountsOneLinkLess() {
         NativeSupport.assumeNativeEnvironment();

@@ -176,7 +176,10 @@ final class EntryOps extends Family {
         KNode replaced = fs.inodes.rename(fromDir, from, toDir, to, exchange);
         if (replaced != null && snapshot != null) fs.inodes.x(replaced).removedStat = snapshot;
         kept(replaced, keep);
-        if (replaced != null) w.invalidateSiblings(fs.inodes.ino(replaced), replaced); // its other names lost a link
+        // the replaced file's other names lost a link: also where its node lives on under another name (the
+        // target was an alias of a node its upper names share, or that node's owner, whose name an alias took)
+        KNode lost = replaced != null ? replaced : target;
+        if (lost != null) w.invalidateSiblings(fs.inodes.ino(lost), lost);
         detachedByRemoval(replaced);
         // a renamed file's ctime changed, which its other names show too
         if (moved != null) w.invalidateSiblings(fs.inodes.ino(moved), moved);
