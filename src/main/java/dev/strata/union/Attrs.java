@@ -128,6 +128,20 @@ final class Attrs {
         }
     }
 
+    /**
+     * Takes the impure marker off dir's upper directory, as the kernel's readdir does when it finds an
+     * impure directory that is not merged without an entry that shows another number than its own
+     * (ovl_cache_get_impure: "a good opportunity to get rid of an unneeded impure flag"): best effort,
+     * the directory counts as pure from now on either way. Whether the marker went (the directory's
+     * ctime changed).
+     */
+    boolean dropImpure(Node dir) {
+        try (At a = ovl.stack[0].at(dir.rel)) {
+            dir.impure = 2;
+            return a.ok() && Posix.lremovexattr(a.xattrPath(), ovl.impureXattr) == 0;
+        }
+    }
+
     /** Patches a struct stat filled from the top layer into what the mount shows. */
     void present(Node n, Pointer st) {
         st.putLong(Stat.OFF_INO, presentedIno(n, st.getLong(Stat.OFF_INO)));

@@ -133,6 +133,7 @@ final class Readdir {
         Set<String> seen = n.layers.length > 1 ? new HashSet<>() : null;
         Stat st = Stat.local2();
         boolean[] stopped = {false};
+        boolean[] renumbered = {false}; // an upper entry shows another number than its own (its origin's)
         for (int li : n.layers) {
             Layer l = ovl.stack[li];
             boolean xwh = li < 64 && (n.xwhMask & (1L << li)) != 0;
@@ -182,6 +183,7 @@ final class Readdir {
                     if (ino == 0 && origins) ino = ovl.attrs.originAt(fd, name);
                     // an indexed file the kernel wrote: the lower number its handle names, as stat shows
                     if (ino == 0 && origins && li == 0 && ovl.index != null && type != S_IFDIR && type != 0) ino = ovl.index.originIno(0, Layer.child(drel, name));
+                    if (ino != 0 && ino != dIno) renumbered[0] = true;
                     if (!sink.entry(name, type, ino != 0 ? ino : ovl.attrs.mapIno(li, dIno))) { stopped[0] = true; return false; }
                     return true;
                 });
@@ -190,6 +192,13 @@ final class Readdir {
             }
             if (r < 0) return r;
             if (stopped[0]) return 0;
+        }
+        // a listing of an impure upper directory that is not merged, where no entry shows its origin's
+        // number, takes the marker off, as the kernel's readdir does (ovl_iterate_real, only where its
+        // layers share one file system or xino maps the numbers; not for its emptiness checks)
+        if (dots && !renumbered[0] && n.layers.length == 1 && ovl.hasUpper && n.top() == 0
+                && (ovl.singleDev || ovl.xinoShift > 0) && ovl.attrs.impure(n) && ovl.attrs.dropImpure(n)) {
+            ovl.events.attributesChanged("/" + n.rel);
         }
         return 0;
     }

@@ -15,6 +15,12 @@ public interface UnionEvents {
      * of dir kept elsewhere show the old number.
      */
     default void numberChanged(String dir) {}
+    /**
+     * The attributes of the object at {@code path} changed without a request that names it: a listing
+     * took an impure marker the directory no longer needs off it, as the kernel overlay's readdir does
+     * (its ctime changed).
+     */
+    default void attributesChanged(String path) {}
     /** A whiteout was written in the upper layer. */
     default void whiteout(String path, String form) {}
     /** A directory was made opaque in the upper layer. */

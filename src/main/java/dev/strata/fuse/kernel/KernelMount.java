@@ -45,6 +45,10 @@ public final class KernelMount {
                 KernelFS.listingChanged(dir);
                 next.numberChanged(dir);
             }
+            @Override public void attributesChanged(String path) {
+                KernelFS.copiedUp(path); // its cached attributes go, as after a copy-up
+                next.attributesChanged(path);
+            }
             @Override public void whiteout(String path, String form) { next.whiteout(path, form); }
             @Override public void opaque(String path, String form) { next.opaque(path, form); }
             @Override public void renameRefused(String from, String to, String why) { next.renameRefused(from, to, why); }
