@@ -1,5 +1,6 @@
 package dev.strata.nativetest;
 
+import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
 
 import org.junit.jupiter.api.AfterEach;
@@ -96,6 +97,39 @@ class IndexTest {
         b.shOk(SAME + "L=$(stat -c %i data/hl1) && ln data/hl2 extra2 && rm extra2 && same $L data/sub/hl3 data/hl1 data/hl2");
         b.finish();
         assertSameIndex(pair);
+    }
+
+    /**
+     * With metacopy=on, a held name of a lower hard link renamed over (which brings the file up through
+     * the index, metadata only) and then named again through its descriptor (linkat of /proc/self/fd/N):
+     * the new name reads the data below through an absolute redirect to the old path, as the kernel's
+     * ovl_link sets it (seed 10030004 with redirect_dir=on,index=on,metacopy=on, op #24: EIO on strata,
+     * the new name had no way to its data). Also for an upper metadata-only copy chmod'ed, held, removed
+     * and named again.
+     */
+    @Test void aMetadataOnlyCopyNamedAgainThroughItsDescriptorFindsItsData() {
+        NativeSupport.assumeNativeEnvironment();
+        String on = "index=on,metacopy=on";
+        pair = new Pair("ix-linkfd", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
+        pair.keepOnClose();
+        Both b = new Both("linkfd", pair);
+        b.expect(Op.holdOpen(0, "data/sub/hl3", Posix.O_RDONLY), 0);
+        b.expect(Op.rename("deldir/a", "data/sub/hl3", 0), 0);
+        b.expect(Op.fchmodHeld(0, 0700), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.linkHeld(0, "data/.hidden"), 0);
+        b.same(Op.read("data/.hidden"));
+        b.same(Op.stat("data/.hidden"));
+        b.expect(Op.chmod("etc/passwd", 0640), 0);                 // an upper metadata-only copy
+        b.expect(Op.holdOpen(1, "etc/passwd", Posix.O_RDONLY), 0);
+        b.expect(Op.unlink("etc/passwd"), 0);
+        b.expect(Op.linkHeld(1, "etc/passwd2"), Errno.ENOENT);   // its last name went: nothing to link
+        b.expect(Op.closeHeld(0), 0);
+        b.expect(Op.closeHeld(1), 0);
+        b.shOk("cat data/.hidden data/hl1 && stat -c '%n %h %a %s' data/.hidden data/hl1 data/hl2");
+        b.remount();
+        b.shOk("cat data/.hidden data/hl1 && stat -c '%n %h %a %s' data/.hidden data/hl1 data/hl2");
+        b.finish();
     }
 
     /** The same with metacopy=on: chmod brings a name up metadata only. */

@@ -304,6 +304,11 @@ final class Create {
             int[] pe = new int[1];
             Node dir = newNameDir(to, -1, pe);
             if (dir == null) return pe[0];
+            Node old = ovl.files.nodeOf(openFd);
+            if (old != null) { // a metadata-only copy: the new name must find the data too
+                r = ovl.rename.setLinkRedirect(old, tmpFd, to);
+                if (r < 0) return r;
+            }
             if (ovl.attrs.hasOriginFd(tmpFd)) { // a name with an origin lands in dir, as by link (ovl_create_or_link)
                 r = ovl.copy.copyUp(dir, true);
                 if (r < 0) return r;

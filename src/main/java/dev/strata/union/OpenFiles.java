@@ -516,6 +516,14 @@ final class OpenFiles {
         return -EEXIST;
     }
 
+    /** The node a descriptor of a lower file or of a metadata-only copy was opened on, else null. */
+    Node nodeOf(int fd) {
+        LowerHandle h = lowerHandles.isEmpty() ? null : lowerHandles.get(fd);
+        if (h != null) return h.node;
+        MetaHandle m = metaHandles.isEmpty() ? null : metaHandles.get(fd);
+        return m == null ? null : m.node;
+    }
+
     /** Whether fd is the descriptor of a removed lower object ({@link RemovedLower}), copied up since or not. */
     boolean removedLowerObject(int fd) {
         LowerHandle h = lowerHandles.isEmpty() ? null : lowerHandles.get(fd);

@@ -199,19 +199,7 @@ final class Rename {
         // directory, as two upper names of it may end up in different ones (ovl_need_absolute_redirect)
         boolean absolute = !samedir || (!src.isDir() && lowerNlink(src) > 1);
         if (have != null && (!absolute || have.startsWith("/"))) return 0;
-        String redirect;
-        if (!absolute) {
-            redirect = src.name();
-        } else {
-            StringBuilder b = new StringBuilder();
-            for (Node p = src; p.parent != null; p = p.parent) {
-                String r = p.top() == 0 ? Markers.redirect(up, p.rel) : null;
-                b.insert(0, r != null ? r : p.name());
-                if (r != null && r.startsWith("/")) break;
-                b.insert(0, '/');
-            }
-            redirect = b.toString();
-        }
+        String redirect = absolute ? absoluteRedirect(src, src.top() == 0 ? have : null) : src.name();
         if (redirect.length() > REDIRECT_MAX) return -EXDEV;
         try (At a = up.at(src.rel)) {
             if (!a.ok()) return a.err();
@@ -220,6 +208,43 @@ final class Rename {
             if (r < 0) return r == -ENOSPC || r == -EDQUOT ? r : -EXDEV;
         }
         ovl.events.redirected("/" + src.rel, to, redirect, ovl.redirectXattr);
+        return 0;
+    }
+
+    /**
+     * The absolute redirect to n's path in the layers below (ovl_get_redirect with abs): its own redirect
+     * ({@code own}, null for none) or name, then its directories', each directory's own redirect where it
+     * has one, up to the root or an absolute one.
+     */
+    String absoluteRedirect(Node n, String own) {
+        Layer up = ovl.stack[0];
+        StringBuilder b = new StringBuilder();
+        for (Node p = n; p.parent != null; p = p.parent) {
+            String r = p == n ? own : p.top() == 0 ? Markers.redirect(up, p.rel) : null;
+            b.insert(0, r != null ? r : p.name());
+            if (r != null && r.startsWith("/")) break;
+            b.insert(0, '/');
+        }
+        return b.toString();
+    }
+
+    /**
+     * Before the metadata-only copy open as {@code upperFd} (its name removed; {@code n} the node it had)
+     * gets a new name through its descriptor: an absolute redirect to its old path on the file, so every
+     * name of it finds the data below, as the kernel's ovl_link sets it (ovl_set_link_redirect) unless the
+     * file has an absolute one. Nothing for a file that is not metadata only.
+     */
+    int setLinkRedirect(Node n, int upperFd, String to) {
+        if (Posix.fgetxattr(upperFd, ovl.metacopyXattr) == null) return 0;
+        // the file's own redirect, not the one at n's path: another file may have that name by now
+        byte[] v = Posix.fgetxattr(upperFd, ovl.redirectXattr);
+        String have = v == null || v.length == 0 ? null : new String(v, Posix.NAMES);
+        if (have != null && have.startsWith("/")) return 0;
+        String redirect = absoluteRedirect(n, have);
+        if (redirect.length() > REDIRECT_MAX) return -EXDEV;
+        int r = Posix.fsetxattr(upperFd, ovl.redirectXattr, redirect.getBytes(Posix.NAMES), 0);
+        if (r < 0) return r == -ENOSPC || r == -EDQUOT ? r : -EXDEV;
+        ovl.events.redirected("/" + n.rel, to, redirect, ovl.redirectXattr);
         return 0;
     }
 
