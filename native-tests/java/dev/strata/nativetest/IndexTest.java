@@ -37,9 +37,12 @@ class IndexTest {
 
     @AfterEach void tearDown() { if (pair != null) pair.close(); }
 
-    private Both both(String name) {
+    private Both both(String name) { return both(name, ON); }
+
+    /** Both sides on the standard layers with these overlay options (the kernel's the same). */
+    private Both both(String name, String options) {
         NativeSupport.assumeNativeEnvironment();
-        pair = new Pair("ix-" + name, Mounter.kernel(ON), RedirectDirTest.target(ON), LayerBuilder::standard);
+        pair = new Pair("ix-" + name, Mounter.kernel(options), RedirectDirTest.target(options), LayerBuilder::standard);
         pair.keepOnClose();
         return new Both(name, pair);
     }
@@ -108,11 +111,7 @@ class IndexTest {
      * and named again.
      */
     @Test void aMetadataOnlyCopyNamedAgainThroughItsDescriptorFindsItsData() {
-        NativeSupport.assumeNativeEnvironment();
-        String on = "index=on,metacopy=on";
-        pair = new Pair("ix-linkfd", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
-        pair.keepOnClose();
-        Both b = new Both("linkfd", pair);
+        Both b = both("linkfd", "index=on,metacopy=on");
         b.expect(Op.holdOpen(0, "data/sub/hl3", Posix.O_RDONLY), 0);
         b.expect(Op.rename("deldir/a", "data/sub/hl3", 0), 0);
         b.expect(Op.fchmodHeld(0, 0700), 0);
@@ -134,11 +133,7 @@ class IndexTest {
 
     /** The same with metacopy=on: chmod brings a name up metadata only. */
     @Test void aHeldNameOfAMetadataOnlyCopyRenamedOverOrRemovedCountsOneLinkLess() {
-        NativeSupport.assumeNativeEnvironment();
-        String on = "index=on,metacopy=on";
-        pair = new Pair("ix-heldmc", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
-        pair.keepOnClose();
-        Both b = new Both("heldmc", pair);
+        Both b = both("heldmc", "index=on,metacopy=on");
         b.expect(Op.chmod("top/a/h2", 0640), 0);
         heldNameRenamedOverOrRemoved(b);
     }
@@ -238,11 +233,7 @@ class IndexTest {
      * 1023 and 1026, fstat: the lower file's st_nlink).
      */
     @Test void heldNamesBroughtUpMetadataOnlyKeepReadingTheData() {
-        NativeSupport.assumeNativeEnvironment();
-        String on = "index=on,metacopy=on";
-        pair = new Pair("ix-heldread", Mounter.kernel(on), RedirectDirTest.target(on), LayerBuilder::standard);
-        pair.keepOnClose();
-        Both b = new Both("heldread", pair);
+        Both b = both("heldread", "index=on,metacopy=on");
         b.expect(Op.holdOpen(0, "data/sub/hl3", Posix.O_RDONLY), 0);
         b.expect(Op.holdOpen(1, "data/hl2", Posix.O_RDONLY), 0);
         b.expect(Op.rename("xattr.txt", "data/sub/hl3", 0), 0);
