@@ -70,10 +70,11 @@ if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_FEATURES:-}" = "
   mv target/surefire-reports target/surefire-reports-features 2>/dev/null || true
 fi
 # The engine's node cache under a tiny bound (-Dstrata.nodeCache=16 in the daemon, see README "Layout",
-# union/NodeCache): the differential and stress tests once more with eviction all the time. Its
-# reports are kept aside (target/surefire-reports-eviction); a failure fails the run.
+# union/NodeCache), and a mount's whole cache dropped whenever it has been quiet 1 ms (-Dstrata.
+# cacheIdleMillis=1, fuse/kernel/Rest: every 250 ms while requests come): the differential and stress
+# tests once more with eviction all the time. Its reports are kept aside (target/surefire-reports-eviction); a failure fails the run.
 if [ -z "$groups" ] && [ "$user_args" = 0 ] && [ "${STRATA_SKIP_EVICTION:-}" = "" ]; then
-  STRATA_JAVA_OPTS="${STRATA_JAVA_OPTS:-} -Dstrata.nodeCache=16" "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= \
+  STRATA_JAVA_OPTS="${STRATA_JAVA_OPTS:-} -Dstrata.nodeCache=16 -Dstrata.cacheIdleMillis=1" "${ns[@]}" mvn -B surefire:test -Dstrata.excludedGroups= \
     -Dtest='RandomDifferentialTest,ConcurrencyStressTest' -Dsurefire.failIfNoSpecifiedTests=false \
     -Dstrata.target=strata "${ci_args[@]}" -Dstrata.seed=1000 -Dstrata.runs=1
   rm -rf target/surefire-reports-eviction

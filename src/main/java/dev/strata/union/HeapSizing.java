@@ -21,7 +21,7 @@ import java.lang.management.ManagementFactory;
  * the last to end settles. Where the flags cannot be set (another JVM, no jdk.management), nothing
  * changes but the collection at the end.
  */
-final class HeapSizing {
+public final class HeapSizing {
     private static final int WALK_MIN = 40, WALK_MAX = 70;
     /**
      * The maximum free ratio of the collection that ends a walk: the old generation keeps 2% free
@@ -63,6 +63,22 @@ final class HeapSizing {
                 set("MaxHeapFreeRatio", launchMax);
                 set("MinHeapFreeRatio", launchMin);
             }
+        }
+    }
+
+    /**
+     * A collection at rest (the kernel transport's, after a mount ended or quiet mounts dropped their
+     * cached nodes: fuse/kernel/Rest): as at the end of a walk, the heap shrinks to what is live and
+     * {@link #SETTLE_MAX}; while a walk goes on, a plain collection (the walk settles when it ends).
+     */
+    public static void collectAtRest() {
+        synchronized (HeapSizing.class) {
+            if (walks > 0) {
+                System.gc();
+                return;
+            }
+            walks++;
+            walkEnds(); // the same monitor: no walk begins in between
         }
     }
 

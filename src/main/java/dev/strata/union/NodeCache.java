@@ -236,15 +236,46 @@ final class NodeCache {
     void evictAllNow() {
         ovl.lock.writeLock().lock();
         try {
-            synchronized (this) {
-                victims.addAll(tracked.keySet());
-                tracked.clear();
-                weight = 0;
-            }
-            drain();
+            evictAll();
         } finally {
             ovl.lock.writeLock().unlock();
         }
+    }
+
+    /**
+     * The same for a mount that has been quiet a while ({@link Union#dropCachedNodes}), if no operation
+     * holds the engine's lock now: returns how many nodes went, or -1 if the lock was taken (the caller
+     * tries again later rather than wait behind a long operation, a copy-up of a large file say).
+     */
+    int evictAllIfFree() {
+        if (!ovl.lock.writeLock().tryLock()) return -1;
+        try {
+            return evictAll();
+        } finally {
+            ovl.lock.writeLock().unlock();
+        }
+    }
+
+    /**
+     * Every tracked directory as a victim, the deepest first: a directory drops its children only once
+     * theirs are gone (see {@link #drain}), so in any other order a directory could keep an emptied
+     * child directory, and itself, until it was entered again.
+     */
+    private int evictAll() {
+        synchronized (this) {
+            java.util.List<Node> dirs = new java.util.ArrayList<>(tracked.keySet());
+            dirs.sort(java.util.Comparator.comparingInt(NodeCache::depth).reversed());
+            victims.addAll(dirs);
+            tracked.clear();
+            weight = 0;
+        }
+        return drain();
+    }
+
+    private static int depth(Node n) {
+        int d = 0;
+        for (Node p = n.parent; p != null; p = p.parent) d++;
+        return d;
     }
 
     /** Nodes open files use (under the exclusive lock, so no open or close runs meanwhile). */

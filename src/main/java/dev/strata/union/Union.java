@@ -106,6 +106,15 @@ public final class Union implements AutoCloseable {
     /** The mount's state, for the engine's own tests. */
     Overlay overlay() { return ovl; }
 
+    /**
+     * Drops this mount's cached engine nodes that nothing holds (a node an open file uses stays, and
+     * the directories above it): what a later request needs is looked up again from the layers, with
+     * the same result ({@link NodeCache}). The kernel transport calls it for a mount that has been
+     * quiet a while (fuse/kernel/Rest). Returns how many nodes went, or -1 if an operation held the
+     * engine's lock (nothing was dropped; try later).
+     */
+    public int dropCachedNodes() { return ovl.namei.nodes.evictAllIfFree(); }
+
     public boolean readOnly() { return !ovl.hasUpper; }
     public MountOptions options() { return ovl.opts; }
     public List<Layer> layers() { return List.of(ovl.lookupStack); }

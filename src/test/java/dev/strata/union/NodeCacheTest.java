@@ -215,4 +215,40 @@ class NodeCacheTest {
         assertEquals(0, Posix.fstatat(AT_FDCWD, upper.resolve("d8/f8").toString(), wh, AT_SYMLINK_NOFOLLOW));
         assertTrue(wh.isWhiteoutDevice() || Files.exists(upper.resolve("d8/.wh.f8")));
     }
+
+    @Test void aQuietMountDropsWhatNothingHoldsUnlessAnOperationHoldsTheEngine() throws Exception {
+        mount();
+        int fd = u.open("/d3/f3", O_RDONLY);
+        assertTrue(fd >= 0);
+        Map<String, Long> before = statAll();
+        assertTrue(cachedNodes() > 2, "cached: " + cachedNodes());
+        // an operation holds the engine's lock (here: a reader on another thread): nothing is dropped
+        var held = new java.util.concurrent.CountDownLatch(1);
+        var done = new java.util.concurrent.CountDownLatch(1);
+        Thread t = new Thread(() -> {
+            u.overlay().lock.readLock().lock();
+            try {
+                held.countDown();
+                done.await();
+            } catch (InterruptedException ignored) {
+                // the test ends
+            } finally {
+                u.overlay().lock.readLock().unlock();
+            }
+        });
+        t.start();
+        held.await();
+        int cached = cachedNodes();
+        assertEquals(-1, u.dropCachedNodes());
+        assertEquals(cached, cachedNodes());
+        done.countDown();
+        t.join();
+        // free: all but the open file's node and its directory go, and lookups give what they gave
+        assertEquals(cached - 2, u.dropCachedNodes());
+        assertEquals(2, cachedNodes(), "held: the open file and its directory");
+        assertEquals(0, u.dropCachedNodes());
+        Map<String, Long> after = statAll();
+        assertEquals(before, after);
+        assertEquals(0, u.release(fd));
+    }
 }

@@ -86,6 +86,13 @@ final class KernelFS {
     }
     final Runnable onInit;
     volatile boolean initialized;
+    /**
+     * When a worker of this mount last finished a request (System.nanoTime), and the value it had when
+     * the daemon last dropped this mount's cached engine nodes: a mount quiet for a while keeps only
+     * what the kernel holds ({@link Rest#dropIdle}).
+     */
+    volatile long servedAt = System.nanoTime();
+    long dropSeen;
     final boolean debug;
 
     /**

@@ -136,6 +136,7 @@ public final class KernelMount {
         KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
         fs.gate = Gate.register(mountpoint);
         Workers workers = new Workers(fs);
+        Rest.MOUNTS.add(fs);
         workers.start();
         try {
             workers.awaitEnd();
@@ -143,6 +144,7 @@ public final class KernelMount {
             Thread.currentThread().interrupt();
         } finally {
             up.set(false);
+            Rest.MOUNTS.remove(fs);
             if (fs.backingMounts != null) fs.backingMounts.close();
             Gate.unregister(mountpoint, fs.gate);
             fs.closeNonBlocking();

@@ -15,11 +15,13 @@ import java.util.concurrent.locks.LockSupport;
  * <p>A thread waits, without waking, until a request comes; then until no request came for
  * {@link #QUIET_MS} (checked every {@code QUIET_MS}); then calls malloc_trim(0) and drops the clean
  * file mappings, and again after each of {@link #LATER_MS} while no request came (for what the JVM
- * frees and touches a while after the work). The Java heap is collected at the first pass only
- * after a mount ended ({@link #mountEnded}): otherwise what it holds is live (the engines' nodes
- * for what the kernel holds), and a collection would free nothing resident. {@code
- * -Dstrata.trimMillis=0}: no watcher; {@code -Dstrata.dropClean=false}: malloc_trim only; {@code
- * -Dstrata.restGc=false}: no collection after an unmount.
+ * frees and touches a while after the work). The Java heap is collected at a pass only after a
+ * mount ended ({@link #mountEnded}) or after the cached engine nodes of quiet mounts were dropped
+ * ({@link #dropIdle}): otherwise what it holds is live, and a collection would free nothing
+ * resident. {@code -Dstrata.trimMillis=0}: no watcher; {@code -Dstrata.dropClean=false}:
+ * malloc_trim only; {@code -Dstrata.restGc=false}: no collection after an unmount or a drop;
+ * {@code -Dstrata.cacheIdleMillis=N}: how long a mount is quiet before its engine nodes go (default
+ * {@link #IDLE_DROP_MS}; 0 or less: never).
  */
 final class Rest {
     private Rest() {}
@@ -72,13 +74,18 @@ final class Rest {
                 do {
                     active = false;
                     Thread.sleep(QUIET_MS);
+                    // busy: other mounts may have gone quiet; the collector takes their nodes in its own time
+                    if (active) dropIdle();
                 } while (active);
                 WarmUp.startIfPending();
-                collectIfUnmounted();
+                dropIdle();
+                collectIfDue();
                 settle();
                 for (long later : LATER_MS) {
                     Thread.sleep(later);
                     if (active) break;
+                    dropIdle();
+                    collectIfDue();
                     settle();
                 }
             }
@@ -96,17 +103,57 @@ final class Rest {
      * held (its nodes, listings and the kernel's node table: about 400 bytes an entry the kernel held,
      * 20 MB for ten containers that each ran a find) is then garbage in the old generation, resident
      * until a full collection, which a daemon at rest would not run; the collection shrinks the heap to
-     * what is live and -XX:MaxHeapFreeRatio, at once (-XX:-ShrinkHeapInSteps: libexec/strata-jvm).
+     * what is live and a few percent, at once (union/HeapSizing#collectAtRest; -XX:-ShrinkHeapInSteps:
+     * libexec/strata-jvm).
      */
     static void mountEnded() {
         mountEnded = true;
         request();
     }
 
-    private static void collectIfUnmounted() {
-        if (!mountEnded || !GC_AFTER_UNMOUNT) return;
+    /** Collects the heap if a mount ended or quiet mounts' nodes were dropped since the last collection. */
+    private static void collectIfDue() {
+        if (!GC_AFTER_UNMOUNT || !(mountEnded || dropped >= GC_AFTER_DROPPED)) return;
         mountEnded = false;
-        System.gc();
+        dropped = 0;
+        dev.strata.union.HeapSizing.collectAtRest();
+    }
+
+    /** The kernel-transport mounts this process serves (for {@link #dropIdle}). */
+    static final java.util.Set<KernelFS> MOUNTS = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /**
+     * How long a mount is quiet before its cached engine nodes go: 3 s, past the end of a burst of
+     * work (a find, a build step, a container's start), so that the drop comes at the rest pass 3.75 s
+     * after the last request and the passes after it give back what its collection touched.
+     * The engine keeps, for every entry the kernel holds, the result of its lookup in the layers (about
+     * 160 bytes an entry: union/NodeCache), so that requests for it need no lookup again; an idle
+     * container's mount needs none, and ten containers that each ran a find held 7 MB of them in the
+     * shared daemon (issue 14). A request after the drop looks up what it names again (a stat per
+     * layer and the overlay xattrs of each path part, as the first time).
+     */
+    static final long IDLE_DROP_MS = Long.getLong("strata.cacheIdleMillis", 3000);
+    /** Nodes dropped since the last collection; a collection is worth its pause from this many. */
+    private static int dropped;
+    private static final int GC_AFTER_DROPPED = 1024;
+
+    /**
+     * Drops the cached engine nodes of every mount quiet for {@link #IDLE_DROP_MS} since its last drop
+     * (a mount busy with a long operation, that holds the engine's lock, is tried again at the next
+     * call); returns how many nodes went. On the watcher's thread only.
+     */
+    static int dropIdle() {
+        if (IDLE_DROP_MS <= 0) return 0;
+        long now = System.nanoTime(), n = 0;
+        for (KernelFS fs : MOUNTS) {
+            long served = fs.servedAt;
+            if (served == fs.dropSeen || now - served < IDLE_DROP_MS * 1_000_000L) continue;
+            int d = fs.union.dropCachedNodes();
+            if (d < 0) continue;
+            fs.dropSeen = served;
+            n += d;
+        }
+        dropped = (int) Math.min(dropped + n, Integer.MAX_VALUE);
+        return (int) Math.min(n, Integer.MAX_VALUE);
     }
 
     /** The buffers of every mount's live workers (their reply buffers' pages are given back at rest). */

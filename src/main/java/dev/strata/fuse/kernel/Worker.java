@@ -194,7 +194,7 @@ final class Worker implements Runnable {
             if (gate != null) gate.leave();
             buffers.served();
         }
-        servedAt = System.nanoTime();
+        fs.servedAt = servedAt = System.nanoTime();
         park = !(counted ? countedWait : pool.finished(quick));
         counted = false;
         return NEXT;
