@@ -131,6 +131,57 @@ class IndexTest {
         b.finish();
     }
 
+    /**
+     * A name of a lower hard link held with O_PATH (the kernel opens nothing through strata), then renamed
+     * over: the kernel overlay's names of an indexed file are one inode (ovl_get_inode hashes it by its
+     * origin), which ovl_nlink_start brings up through the index and ovl_nlink_end counts one link less,
+     * and which the descriptor keeps following: st_nlink as the other names go (0 after the last), their
+     * chmod and writes (seed 12040004 with index=on, op #17: fstat-held st_nlink 3 on strata, 2 on the
+     * kernel: strata answered from a snapshot of the lower file). Also for a name below of a file already
+     * indexed through another name, and for an upper name of it.
+     */
+    @Test void aNameHeldWithOPathFollowsItsIndexedFileAfterItGoes() {
+        heldWithOPath(both("opath"));
+    }
+
+    /** The same with metacopy=on: the index entry is a metadata-only copy. */
+    @Test void aNameHeldWithOPathFollowsItsMetadataOnlyIndexedFileAfterItGoes() {
+        heldWithOPath(both("opathmc", "index=on,metacopy=on"));
+    }
+
+    private void heldWithOPath(Both b) {
+        int path = Posix.O_PATH | Posix.O_NOFOLLOW;
+        b.expect(Op.holdOpen(0, "data/sub/hl3", path), 0);
+        b.expect(Op.rename("merged/from2", "data/sub/hl3", 0), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.unlink("data/hl2"), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.chmod("data/hl1", 0600), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.append("data/hl1", 4, 5), 0);
+        b.same(Op.fstatHeld(0));
+        b.expect(Op.holdOpen(1, "data/hl1", path), 0);
+        b.expect(Op.unlink("data/hl1"), 0);
+        b.same(Op.fstatHeld(0));
+        b.same(Op.fstatHeld(1));
+        // top/h1 indexed through top/a/h2 first (and linked again, so that its index entry stays): a name
+        // below, then an upper name
+        b.expect(Op.append("top/a/h2", 3, 7), 0);
+        b.expect(Op.link("top/a/h2", "top/kept"), 0);
+        b.expect(Op.holdOpen(0, "top/h1", path), 0);
+        b.expect(Op.holdOpen(1, "top/a/h2", path), 0);
+        b.expect(Op.unlink("top/h1"), 0);
+        b.same(Op.fstatHeld(0));
+        b.same(Op.fstatHeld(1));
+        b.expect(Op.rename("merged/from1", "top/a/h2", 0), 0);
+        b.same(Op.fstatHeld(0));
+        b.same(Op.fstatHeld(1));
+        b.expect(Op.closeHeld(0), 0);
+        b.expect(Op.closeHeld(1), 0);
+        b.finish();
+        assertSameIndex(pair);
+    }
+
     /** The same with metacopy=on: chmod brings a name up metadata only. */
     @Test void aHeldNameOfAMetadataOnlyCopyRenamedOverOrRemovedCountsOneLinkLess() {
         Both b = both("heldmc", "index=on,metacopy=on");

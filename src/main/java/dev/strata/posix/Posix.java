@@ -519,6 +519,16 @@ public final class Posix {
     public static long getxattrFd(int fd, String name, Pointer value, long size) {
         return ret(M.getxattr("/proc/self/fd/" + fd, name, value, size));
     }
+    /** The value of an xattr through a descriptor that may be O_PATH, or null if absent or unreadable. */
+    public static byte[] getxattrFd(int fd, String name) {
+        Pointer buf = Buffers.get(65536);
+        long n = M.getxattr("/proc/self/fd/" + fd, name, buf, 256);
+        if (n < 0 && errno() == Errno.ERANGE) n = M.getxattr("/proc/self/fd/" + fd, name, buf, 65536);
+        if (n < 0) return null;
+        byte[] b = new byte[(int) n];
+        buf.get(0, b, 0, (int) n);
+        return b;
+    }
     public static int setxattrFd(int fd, String name, Pointer value, long size, int flags) {
         return ret(M.setxattr("/proc/self/fd/" + fd, name, value, size, flags));
     }

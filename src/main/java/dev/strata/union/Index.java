@@ -272,7 +272,8 @@ final class Index {
         int t = st.getInt(Stat.OFF_MODE) & S_IFMT;
         long nl = st.getLong(Stat.OFF_NLINK);
         if (t == S_IFDIR || t == 0 || nl == 0) return;
-        byte[] v = Posix.fgetxattr(fd, nlinkX);
+        // an O_PATH descriptor (OpenFiles#holdRemoved) by its /proc/self/fd link: fgetxattr refuses those
+        byte[] v = ovl.files.pathOnly(fd) ? Posix.getxattrFd(fd, nlinkX) : Posix.fgetxattr(fd, nlinkX);
         if (v == null) return;
         long o = overlayNlink(v, nl, -1);
         if (o > 0) st.putLong(Stat.OFF_NLINK, o);

@@ -84,8 +84,9 @@ final class OpenFiles {
      * Before the name {@code path} is removed or renamed over while the kernel holds its node: an O_PATH
      * descriptor of the object (a directory too; released with {@link #release}), else -1. An upper
      * object's descriptor is changed through as it is; a lower one's (not a regular file: those the
-     * kernel opens through strata) is read only, and a change through it copies the object up first, as
-     * the kernel overlay does ({@link RemovedLower}).
+     * kernel opens through strata; but a lower file of the index, which the removal brings up through
+     * the index, and the handle follows the copy) is read only, and a change through it copies the
+     * object up first, as the kernel overlay does ({@link RemovedLower}).
      */
     int holdRemoved(String path) {
         if (!ovl.hasUpper) return -1;
@@ -94,7 +95,9 @@ final class OpenFiles {
             Node n = ovl.namei.resolve(path);
             if (Namei.err(n) != 0 || n.negative() || n.rel.isEmpty()) return -1;
             boolean lower = n.top() != 0;
-            if (lower && n.type == S_IFREG) return -1;
+            // a lower regular file only where it is an indexed file: its removal brings it up through the
+            // index first (Index#nlinkStart), and the handle then follows the copy (CopyUp#switchLowerHandles)
+            if (lower && n.type == S_IFREG && !(ovl.index != null && ovl.index.needsIndex(n))) return -1;
             int fd = lower ? ovl.removedLower.hold(n) : ovl.stack[0].openat(n.rel, O_PATH | O_NOFOLLOW, 0);
             if (fd < 0) return -1;
             pathHandles.add(fd);

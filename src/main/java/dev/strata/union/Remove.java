@@ -93,6 +93,25 @@ final class Remove {
         }
     }
 
+    /**
+     * Whether the object at a mount path is a regular file of the index (index=on): a lower file with
+     * several names, or an upper name of an index entry. The kernel overlay gives all its names one inode
+     * (hashed by its origin: ovl_get_inode), which a descriptor of a name keeps after the name goes, and
+     * which follows what is done through the other names (st_nlink, mode, size): the kernel transport
+     * keeps a descriptor of the file for a removed name then ({@link OpenFiles#holdRemoved}).
+     */
+    public boolean indexedFile(String path) {
+        if (ovl.index == null) return false;
+        ovl.lock.readLock().lock();
+        try {
+            Node n = ovl.namei.resolve(path);
+            if (Namei.err(n) != 0 || n.negative() || n.type != S_IFREG) return false;
+            return ovl.index.needsIndex(n) || ovl.index.indexedName(n) != null;
+        } finally {
+            ovl.lock.readLock().unlock();
+        }
+    }
+
     public int unlink(String path) {
         if (!ovl.files.hidden.isEmpty() && ovl.files.hidden.remove(path) != null) return 0;
         if (!ovl.hasUpper) return -EROFS;

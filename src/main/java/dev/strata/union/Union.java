@@ -185,6 +185,8 @@ public final class Union implements AutoCloseable {
     public boolean isUpper(String path) { return ovl.remove.isUpper(path); }
     /** See {@link Remove#upperLinkedInode}: the upper inode of a hard-linked upper regular file, or 0. */
     public long upperLinkedInode(String path) { return ovl.remove.upperLinkedInode(path); }
+    /** See {@link Remove#indexedFile}: a regular file whose names share one inode through the index. */
+    public boolean indexedFile(String path) { return ovl.remove.indexedFile(path); }
     public int unlink(String path) { return ovl.remove.unlink(path); }
     public int rmdir(String path) { return ovl.remove.rmdir(path); }
 
@@ -246,6 +248,6 @@ public final class Union implements AutoCloseable {
     public int fsync(int fd, boolean dataOnly) { return ovl.files.fsync(fd, dataOnly); }
     public int fallocate(int fd, int mode, long off, long len) { return or(ovl.protect.fallocate(fd, mode), () -> ovl.files.fallocate(fd, mode, off, len)); }
     public int release(int fd) { return ovl.files.release(fd); }
-    /** An O_PATH descriptor kept on the upper non-directory at path before its name goes (see OpenFiles#holdRemoved), or -1. */
+    /** An O_PATH descriptor kept on the object at path before its name goes (see OpenFiles#holdRemoved), or -1. */
     public int holdRemoved(String path) { return ovl.files.holdRemoved(path); }
 }

@@ -114,12 +114,16 @@ final class EntryOps extends Family {
      * {@code snapshot}, from {@link #keptStat}): a descriptor the engine keeps on the object, which
      * changes through the kernel's descriptor of it act on (NodeExtra#removedFd), or -1. Not for a
      * regular file: the kernel opens those through strata, whose open file answers instead (one held
-     * with O_PATH only keeps its snapshot), and removing names of regular files costs no extra open.
+     * with O_PATH only keeps its snapshot), and removing names of regular files costs no extra open;
+     * but for a regular file of the index (Union#indexedFile), whose snapshot would not follow it.
      */
     private int keepRemoved(KNode held, String p, byte[] snapshot) {
         if (held == null || snapshot == null) return -1;
         int type = java.nio.ByteBuffer.wrap(snapshot).order(java.nio.ByteOrder.nativeOrder()).getInt(Stat.OFF_MODE) & Posix.S_IFMT;
-        if (type == Posix.S_IFREG || w.files.openFd(held) >= 0) return -1;
+        // a regular file of the index (index=on): its names are one inode on the kernel overlay, which an
+        // O_PATH descriptor of the removed name keeps following (st_nlink as the other names go, their
+        // chmod and writes)
+        if ((type == Posix.S_IFREG && !fs.union.indexedFile(p)) || w.files.openFd(held) >= 0) return -1;
         return fs.union.holdRemoved(p);
     }
 
