@@ -142,9 +142,14 @@ final class Rest {
      * call); returns how many nodes went. On the watcher's thread only.
      */
     static int dropIdle() {
+        return dropIdle(MOUNTS);
+    }
+
+    /** The same over {@code mounts} (tests: mounts of their own, which the watcher does not see). */
+    static int dropIdle(Iterable<KernelFS> mounts) {
         if (IDLE_DROP_MS <= 0) return 0;
         long now = System.nanoTime(), n = 0;
-        for (KernelFS fs : MOUNTS) {
+        for (KernelFS fs : mounts) {
             long served = fs.servedAt;
             if (served == fs.dropSeen || now - served < IDLE_DROP_MS * 1_000_000L) continue;
             int d = fs.union.dropCachedNodes();

@@ -20,15 +20,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The daemon's rest passes drop the cached engine nodes of a mount that has been quiet for
  * {@link Rest#IDLE_DROP_MS}, once per quiet spell, and leave a mount that served a request since alone
- * (the transport is not started: the mounts' {@link KernelFS#servedAt} stands for their workers).
+ * (the transport is not started: the mounts' {@link KernelFS#servedAt} stands for their workers; they
+ * are not in {@link Rest#MOUNTS}, so a watcher another test started does not drop them meanwhile).
  */
 class RestTest {
     @TempDir Path tmp;
     final List<Union> unions = new ArrayList<>();
-    final List<KernelFS> mounts = new ArrayList<>();
 
     @AfterEach void close() {
-        for (KernelFS fs : mounts) Rest.MOUNTS.remove(fs);
         for (Union u : unions) u.close();
     }
 
@@ -49,7 +48,6 @@ class RestTest {
         Union u = Union.open(b.build(), null);
         unions.add(u);
         KernelFS fs = new KernelFS(u, -1, new Log(false), false, -1, () -> { });
-        mounts.add(fs);
         return fs;
     }
 
@@ -68,16 +66,14 @@ class RestTest {
         long idle = Rest.IDLE_DROP_MS * 1_000_000L;
         quiet.servedAt = System.nanoTime() - idle - 1_000_000_000L;
         busy.servedAt = System.nanoTime() + 60_000_000_000L; // a request "now" for the whole test
-        Rest.MOUNTS.add(quiet);
-        Rest.MOUNTS.add(busy);
-        assertEquals(30, Rest.dropIdle(), "5 directories and their 25 files of the quiet mount");
-        assertEquals(0, Rest.dropIdle(), "nothing came since: not again");
+        List<KernelFS> both = List.of(quiet, busy);
+        assertEquals(30, Rest.dropIdle(both), "5 directories and their 25 files of the quiet mount");
+        assertEquals(0, Rest.dropIdle(both), "nothing came since: not again");
         // a request came (and looked everything up again), then the mount was quiet again
         lookUpAll(quiet.union);
         quiet.servedAt = System.nanoTime() - idle - 1;
-        assertEquals(30, Rest.dropIdle());
+        assertEquals(30, Rest.dropIdle(both));
         // the busy mount kept its nodes all along
-        Rest.MOUNTS.remove(busy);
         assertEquals(30, busy.union.dropCachedNodes());
     }
 }
