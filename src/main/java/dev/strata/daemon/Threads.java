@@ -27,6 +27,13 @@ public final class Threads {
     /** The daemon's mount requests (one per mount, for the mount's life). */
     static final Threads REQUESTS = new Threads(0, 1, KEEP_MS);
 
+    /**
+     * Run by a kept thread as it ends (set by the kernel transport's rest watcher, fuse/kernel/Rest: a
+     * thread's end runs through the JVM's code, mapping back pages of libjvm the daemon's rest passes
+     * had given back, 2-8 MB; a rest pass after it gives them back again). Null: nothing.
+     */
+    public static volatile Runnable onThreadEnd;
+
     private final long stack;
     private final int keep;
     private final long keepMs;
@@ -66,7 +73,12 @@ public final class Threads {
 
     private static final class Kept extends ServingThread {
         private final Threads pool;
-        private final Runnable first;
+        /**
+         * The task the thread was started for, until it runs: not kept after, or a thread kept for
+         * later mounts would hold what that task reached (a worker's: its mount's engine and node
+         * table, all that mount held, long after it ended).
+         */
+        private Runnable first;
         private volatile Runnable next;
         private volatile String nextName;
         private volatile PrintStream nextLog;
@@ -79,6 +91,7 @@ public final class Threads {
 
         @Override public void run() {
             Runnable body = first;
+            first = null;
             while (body != null) {
                 try {
                     body.run();
@@ -86,8 +99,11 @@ public final class Threads {
                     // the task reported what it could; this thread may still serve another
                 }
                 Thread.interrupted(); // an interrupt was for the task that ended
+                body = null; // nor held while waiting (an interpreted frame's locals are roots)
                 body = await();
             }
+            Runnable h = onThreadEnd;
+            if (h != null) h.run();
         }
 
         /** Waits for the next task: null once the pool's keepMs passed without one (or enough threads wait). */

@@ -78,4 +78,27 @@ class ThreadsTest {
         assertEquals(3, ended, "each ends: one at once, two after 1 s without a task");
         assertEquals(0, pool.idle());
     }
+    /** What a task reached (a worker's: its mount's engine) is not held by the thread kept after it. */
+    @Test void aKeptThreadHoldsNothingOfTheTaskItRanFirst() throws Exception {
+        Threads pool = new Threads(256 * 1024, 1, 30_000);
+        java.lang.ref.WeakReference<Object> reached = runWith(pool, new byte[1 << 20]);
+        awaitIdle(pool, 1);
+        long end = System.nanoTime() + 5_000_000_000L;
+        while (reached.get() != null && System.nanoTime() < end) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertTrue(reached.get() == null, "the task's object is still reachable from the waiting thread");
+        assertEquals(1, pool.idle());
+    }
+
+    private static java.lang.ref.WeakReference<Object> runWith(Threads pool, Object held) throws InterruptedException {
+        CountDownLatch ran = new CountDownLatch(1);
+        pool.run(() -> {
+            if (held.hashCode() != 0) ran.countDown(); // the task reaches held
+            else ran.countDown();
+        }, "first");
+        assertTrue(ran.await(5, TimeUnit.SECONDS));
+        return new java.lang.ref.WeakReference<>(held);
+    }
 }

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The rootless benchmark's memory rows alone, with where strata's daemon memory goes (issue 14).
+
+Ten rootless podman containers that each run the benchmark's lighter workloads (find, tar, the import:
+bench/rootless/rootless.py's TEN_WORK), then their mount programs' Pss sum after 7 s at rest, as the
+benchmark reads it; for strata also its Pss by area (Java heap, class-data archive, JIT code, thread
+stacks, malloc arenas, libjvm: /proc/PID/smaps, areas found by address, no attach), and with --sample S
+its Pss by area every 0.5 s for S seconds after the tenth container's work. --prelude runs the
+benchmark's sequence first (container starts, keep-id runs, the work container's workloads), so that
+the daemon has the history it has in the benchmark. One round, one system: a probe, not the benchmark.
+    sudo python3 bench/rootless/tenmem.py [--system strata|fuse-overlayfs] [--prelude] [--sample S]
+                                          [--strata BIN] [--env K=V ...]
+--env passes variables to podman and so to the mount program (e.g. STRATA_JAVA_OPTS=-Dstrata.cacheIdleMillis=0).
+"""
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rootless as R  # noqa: E402
+
+
+def areas(pid):
+    """Pss (kB) by area of a JVM's /proc/PID/smaps."""
+    sps = []
+    for t in glob.glob(f"/proc/{pid}/task/*/syscall"):
+        try:
+            f = open(t).read().split()
+            if len(f) >= 8:
+                sps.append(int(f[-2], 16))  # the stack pointer of a thread in a system call
+        except OSError:
+            pass
+    out, cur = {}, None
+    for line in open(f"/proc/{pid}/smaps"):
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+        if m:
+            lo, hi, perm, name = int(m.group(1), 16), int(m.group(2), 16), m.group(3), m.group(4).strip()
+            if name.endswith(".jsa"):
+                cur = "class-data archive, " + ("written part" if "w" in perm else "read-only part")
+            elif "libjvm" in name:
+                cur = "libjvm.so"
+            elif name == "[heap]":
+                cur = "malloc: main arena ([heap])"
+            elif name:
+                cur = "other files"
+            elif 0x600000000 <= lo and hi <= 0x800000000:
+                cur = "Java heap"  # below the archive at 0x800000000 (compressed oops, heap < 2 GiB)
+            elif "x" in perm:
+                cur = "JIT code"
+            elif any(lo <= sp < hi for sp in sps):
+                cur = "thread stacks"
+            else:
+                cur = "other anonymous (malloc arenas, metaspace, buffers)"
+            continue
+        m = re.match(r"^Pss:\s+(\d+) kB", line)
+        if m and cur:
+            out[cur] = out.get(cur, 0) + int(m.group(1))
+    return out
+
+
+def show(pid):
+    a = areas(pid)
+    for k, v in sorted(a.items(), key=lambda x: -x[1]):
+        print(f"  {v / 1024:6.1f}  {k}")
+    print(f"  {sum(a.values()) / 1024:6.1f}  total Pss; {len(os.listdir(f'/proc/{pid}/task'))} threads", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--system", default="strata", choices=["strata", "fuse-overlayfs"])
+    ap.add_argument("--strata", default=os.path.join(R.REPO, "bin", "strata"))
+    ap.add_argument("--user", default="strata-bench")
+    ap.add_argument("--prelude", action="store_true")
+    ap.add_argument("--sample", type=float, default=0)
+    ap.add_argument("--env", action="append", default=[])
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("tenmem: needs root (it reads the mount programs' memory); podman runs as --user")
+    r = subprocess.run(["bash", os.path.join(R.REPO, "native-tests/podman/rootless-user.sh"), args.user],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"tenmem: cannot prepare the user {args.user}: {R.last_line(r.stderr)}")
+    tmp = tempfile.mkdtemp(prefix="srm.", dir="/var/tmp")
+    os.chmod(tmp, 0o711)
+    st = None
+    try:
+        R.sh(["bash", os.path.join(R.HERE, "make-image.sh"), f"{tmp}/img"])
+        R.sh(["tar", "-C", f"{tmp}/img", "-cf", f"{tmp}/img.tar", "."])
+        os.chmod(f"{tmp}/img.tar", 0o644)
+        program = args.strata if args.system == "strata" else "/usr/bin/fuse-overlayfs"
+        st = R.Store(f"{tmp}/s", args.user, args.system, program)
+        i = st.prefix.index("podman")
+        st.prefix[i:i] = args.env
+        st.podman("load", "-q", "-i", f"{tmp}/img.tar")
+        if args.prelude:
+            for _ in range(4):
+                st.podman("run", "--rm", *R.RUN_FLAGS, R.IMAGE, "true")
+            for _ in range(3):
+                st.podman("run", "--rm", "--userns=keep-id", *R.RUN_FLAGS, R.IMAGE, "id", "-u")
+            c, _, m = st.start("work")
+            progs = st.mount_programs(m)
+            R.settle(progs)
+            print(f"an idle container, alone: {R.pss_mb(progs):.1f} MB")
+            for _key, setup, command, _check in R.WORK:
+                if setup:
+                    st.podman("exec", c, "sh", "-c", setup)
+                R.sh("sync")
+                st.exec_timed(c, command)
+            st.podman("rm", "-f", "-t", "0", c)
+        progs = []
+        for k in range(10):
+            c, _, m = st.start(f"ten{k}")
+            st.podman("exec", c, "sh", "-c", R.TEN_WORK)
+            progs += st.mount_programs(m)
+        pid = sorted(set(progs))[0]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.sample:
+            a = areas(pid)
+            print(f"{time.monotonic() - t0:5.1f} s: {sum(a.values()) / 1024:5.1f} MB  " +
+                  " ".join(f"{k.split(',')[0].split(' (')[0]}={v / 1024:.1f}" for k, v in sorted(a.items(), key=lambda x: -x[1])), flush=True)
+            time.sleep(0.5)
+        if not args.sample:
+            R.settle(progs)
+        print(f"10 running containers: Pss sum {R.pss_mb(progs):.1f} MB")
+        if args.system == "strata":
+            show(pid)
+        c, _, m = st.start("eleven")
+        more = st.mount_programs(m)
+        R.settle(more)
+        print(f"one more idle container: {R.pss_mb(progs + more) - R.pss_mb(progs):+.1f} MB")
+    finally:
+        if st:
+            st.shutdown()
+            time.sleep(2)
+        R.sh(["rm", "-rf", tmp], check=False)
+
+
+if __name__ == "__main__":
+    main()
