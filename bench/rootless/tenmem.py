@@ -85,6 +85,10 @@ def main():
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"tenmem: cannot prepare the user {args.user}: {R.last_line(r.stderr)}")
+    uid = R.pwd.getpwnam(args.user).pw_uid
+    before = R.user_pids(uid)
+    if before:
+        raise SystemExit(f"tenmem: the user {args.user} already runs processes ({' '.join(map(str, sorted(before)))})")
     tmp = tempfile.mkdtemp(prefix="srm.", dir="/var/tmp")
     os.chmod(tmp, 0o711)
     st = None
@@ -136,7 +140,9 @@ def main():
     finally:
         if st:
             st.shutdown()
-            time.sleep(2)
+        # what this run started and is still there (strata's daemon waits out its idle time once its
+        # last mount is gone, when the store's shutdown no longer finds it by its mounts): ended by pid
+        R.wait_gone({"uid": uid, "before": before}, 10)
         R.sh(["rm", "-rf", tmp], check=False)
 
 
