@@ -50,20 +50,9 @@ public final class HeapSizing {
      * {@link #SETTLE_MAX} (the heap shrinks to what is live), then restores the launch ratios.
      * Collects in any case (see {@link NodeCache}).
      */
-    static void walkEnds() {
-        synchronized (HeapSizing.class) {
-            if (walks > 0 && --walks > 0) return; // another walk goes on: it will settle
-            boolean sized = available() && launchMin < WALK_MIN && launchMax < WALK_MAX;
-            if (sized) {
-                set("MinHeapFreeRatio", Math.min(launchMin, SETTLE_MAX));
-                set("MaxHeapFreeRatio", Math.min(launchMin, SETTLE_MAX));
-            }
-            System.gc();
-            if (sized) {
-                set("MaxHeapFreeRatio", launchMax);
-                set("MinHeapFreeRatio", launchMin);
-            }
-        }
+    static synchronized void walkEnds() {
+        if (walks > 0 && --walks > 0) return; // another walk goes on: it will settle
+        collectTight();
     }
 
     /**
@@ -71,14 +60,22 @@ public final class HeapSizing {
      * cached nodes: fuse/kernel/Rest): as at the end of a walk, the heap shrinks to what is live and
      * {@link #SETTLE_MAX}; while a walk goes on, a plain collection (the walk settles when it ends).
      */
-    public static void collectAtRest() {
-        synchronized (HeapSizing.class) {
-            if (walks > 0) {
-                System.gc();
-                return;
-            }
-            walks++;
-            walkEnds(); // the same monitor: no walk begins in between
+    public static synchronized void collectAtRest() {
+        if (walks > 0) System.gc();
+        else collectTight();
+    }
+
+    /** One collection with a maximum free ratio of {@link #SETTLE_MAX}, then the launch ratios again. */
+    private static void collectTight() {
+        boolean sized = available() && launchMin < WALK_MIN && launchMax < WALK_MAX;
+        if (sized) {
+            set("MinHeapFreeRatio", Math.min(launchMin, SETTLE_MAX));
+            set("MaxHeapFreeRatio", Math.min(launchMin, SETTLE_MAX));
+        }
+        System.gc();
+        if (sized) {
+            set("MaxHeapFreeRatio", launchMax);
+            set("MinHeapFreeRatio", launchMin);
         }
     }
 
