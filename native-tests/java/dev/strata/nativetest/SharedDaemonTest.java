@@ -348,8 +348,13 @@ class SharedDaemonTest {
 
     /** Waits (at most 10 s) until pid has at most max threads named prefix; returns how many it has. */
     static int awaitThreadsAtMost(long pid, String prefix, int max) throws InterruptedException {
+        return awaitThreadsAtMost(pid, prefix, max, 10_000);
+    }
+
+    /** Waits (at most ms) until pid has at most max threads named prefix; returns how many it has. */
+    static int awaitThreadsAtMost(long pid, String prefix, int max, long ms) throws InterruptedException {
         int n = threadsNamed(pid, prefix);
-        for (long end = System.currentTimeMillis() + 10_000; n > max && System.currentTimeMillis() < end; ) {
+        for (long end = System.currentTimeMillis() + ms; n > max && System.currentTimeMillis() < end; ) {
             Thread.sleep(100);
             n = threadsNamed(pid, prefix);
         }
@@ -414,11 +419,13 @@ class SharedDaemonTest {
 
     /**
      * Issue 14: a mount's FUSE workers start as requests need them and end when two others wait, so
-     * that mounts at rest hold two threads each (the one that took a request and the one started to
-     * wait meanwhile) rather than four; a burst of parallel requests is still served, and an unmounted
-     * mount's workers end.
+     * that a mount between requests holds two threads (the one that took a request and the one started
+     * to wait meanwhile) rather than four, and a mount quiet for a while one: the daemon wakes the other
+     * with a request of the kernel's that needs no reply (NOTIFY_RETRIEVE of no data: fuse/kernel/
+     * Workers#shed), and it ends. A burst of parallel requests is still served, a quiet mount serves on
+     * after (its next request starts a second worker again), and an unmounted mount's workers end.
      */
-    @Test void aMountAtRestHoldsTwoWorkers() throws Exception {
+    @Test void aQuietMountHoldsOneWorker() throws Exception {
         String[] a = layers("a"), b = layers("b"), c = layers("c");
         ok(strata(env(false), "-o", a[0], a[1]));
         long daemon = processesNaming(dir).get(0);
@@ -426,14 +433,25 @@ class SharedDaemonTest {
         ok(strata(env(true), "-o", c[0], c[1]));
         Path mb = Path.of(b[1]);
         for (String[] m : List.of(a, b, c)) assertTrue(Files.readString(Path.of(m[1]).resolve("f")).length() == 1);
-        assertEquals(6, awaitThreadsAtMost(daemon, "strata-fuse-", 6), "two workers for each of three mounts");
-        // parallel requests on b: more workers serve them, then those beyond two end
+        assertTrue(threadsNamed(daemon, "strata-fuse-") >= 6, "two workers for each of three mounts between requests");
+        // quiet 3 s: the drop, then the worker woken parks 2 s and ends; its thread waits 5 s for another task
+        assertEquals(3, awaitThreadsAtMost(daemon, "strata-fuse-", 3, 30_000), "one worker for each of three quiet mounts");
+        // parallel requests on b: more workers serve them, then those beyond one end once b is quiet again
         ok(NativeSupport.Proc.run(dir, 60, "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do (mkdir -p " + mb + "/d$i/e && for j in 1 2 3 4 5 6 7 8 9 10; do"
                 + " echo $j > " + mb + "/d$i/e/f$j; cat " + mb + "/d$i/e/f$j >/dev/null; done) & done; wait"));
         assertEquals("10\n", Files.readString(mb.resolve("d8/e/f10")));
-        assertEquals(6, awaitThreadsAtMost(daemon, "strata-fuse-", 6), "back to two workers for each mount");
+        assertTrue(threadsNamed(daemon, "strata-fuse-") > 3, "the burst had more workers");
+        assertEquals(3, awaitThreadsAtMost(daemon, "strata-fuse-", 3, 30_000), "back to one worker a mount");
+        // quiet mounts serve on: reads, a copy-up, a new file, in parallel
+        ok(NativeSupport.Proc.run(dir, 60, "sh", "-c", "for m in " + a[1] + " " + c[1] + "; do (cat $m/f >/dev/null && echo x >> $m/f"
+                + " && for j in 1 2 3 4 5; do echo $j > $m/n$j & done; wait) & done; wait"));
+        for (String[] m : List.of(a, c)) {
+            Path mp = Path.of(m[1]);
+            assertEquals(m == a ? "ax\n" : "cx\n", Files.readString(mp.resolve("f")));
+            for (int j = 1; j <= 5; j++) assertEquals(j + "\n", Files.readString(mp.resolve("n" + j)));
+        }
         ok(strata(env(false), "umount", mb.toString()));
-        assertEquals(4, awaitThreadsAtMost(daemon, "strata-fuse-", 4), "an unmounted mount's workers ended");
+        assertEquals(2, awaitThreadsAtMost(daemon, "strata-fuse-", 2, 30_000), "an unmounted mount's workers ended, the others' shed again");
     }
 
     /** Resident kB of the FUSE workers' buffers: the anonymous mappings marked MADV_DONTFORK ("dc"), and how many. */

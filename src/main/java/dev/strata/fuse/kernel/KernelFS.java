@@ -119,6 +119,55 @@ final class KernelFS {
         return nonBlocking;
     }
 
+    /** This mount's workers (set before they start; null for the warm-up's connection). */
+    volatile Workers workers;
+    /**
+     * The node id of the last regular file whose entry went to the kernel (Worker#fillEntry): what a
+     * NOTIFY_RETRIEVE may name ({@link #shedWorkers}). 0: none yet.
+     */
+    volatile long lastFile;
+    /** The notification {@link #shedWorkers} writes (allocated at its first call). */
+    private jnr.ffi.Pointer retrieve;
+
+    /**
+     * A quiet mount gives back its waiting workers beyond one ({@link Workers#shed}; on the daemon's
+     * rest thread, {@link Rest#dropIdle}). A worker waits in read(2) on /dev/fuse, so each one to go is
+     * woken by a request: a NOTIFY_RETRIEVE of none of a file's cached data, which the kernel answers
+     * with a NOTIFY_REPLY request of no data that needs no reply (fs/fuse/dev.c fuse_retrieve, protocol
+     * 7.15 on; the file a regular one the kernel holds, {@link #lastFile}: kernels since 2026 refuse any
+     * other with EINVAL); the worker that reads it then parks and ends (Workers#finished). Where the
+     * kernel no longer holds that file (ENOENT), the workers stay until the mount's next quiet spell.
+     */
+    synchronized void shedWorkers() {
+        Workers w = workers;
+        long file = lastFile;
+        if (w == null || !initialized || file == 0) return;
+        int n = w.shed();
+        if (n <= 0) return;
+        if (retrieve == null) retrieve = jnr.ffi.Memory.allocateDirect(Posix.RT, OUT_HEADER + 32, true);
+        jnr.ffi.Pointer p = retrieve;
+        int sent = 0;
+        for (; sent < n; sent++) {
+            p.putInt(0, OUT_HEADER + 32);
+            p.putInt(4, NOTIFY_RETRIEVE);
+            p.putLong(8, 0);
+            p.putLong(OUT_HEADER, RETRIEVE_UNIQUE); // notify_unique: the request's unique
+            p.putLong(OUT_HEADER + 8, file);        // nodeid
+            p.putLong(OUT_HEADER + 16, 0);          // offset
+            p.putInt(OUT_HEADER + 24, 0);           // size: no data
+            p.putInt(OUT_HEADER + 28, 0);
+            long r = Posix.write(devFd, p, OUT_HEADER + 32);
+            if (r < 0) {
+                if (debug) log.debug("waking a worker to end: " + Posix.strerror((int) r));
+                break;
+            }
+        }
+        if (sent < n) w.unshed(n - sent);
+    }
+
+    /** The unique of the daemon's own NOTIFY_REPLY requests (even: not an interrupt's; never replied to). */
+    static final long RETRIEVE_UNIQUE = 0x5354524154410000L;
+
     /** Closes the descriptor above (the workers have ended). */
     synchronized void closeNonBlocking() {
         if (nonBlocking >= 0) Posix.close(nonBlocking);

@@ -136,6 +136,7 @@ public final class KernelMount {
         KernelFS fs = new KernelFS(union, fd, log, debug, allowOnly, ready);
         fs.gate = Gate.register(mountpoint);
         Workers workers = new Workers(fs);
+        fs.workers = workers;
         Rest.MOUNTS.add(fs);
         workers.start();
         try {

@@ -67,7 +67,9 @@ final class Proto {
     static final int FSYNC_FDATASYNC = 1;
 
     // notifications (out header error field)
-    static final int NOTIFY_INVAL_INODE = 2;
+    static final int NOTIFY_INVAL_INODE = 2, NOTIFY_RETRIEVE = 5;
+    /** The request the kernel sends for a NOTIFY_RETRIEVE (with the notify's unique; no reply). */
+    static final int NOTIFY_REPLY = 41;
 
     // struct sizes
     static final int IN_HEADER = 40, OUT_HEADER = 16, ATTR = 88, ENTRY_OUT = 40 + ATTR, ATTR_OUT = 16 + ATTR,

@@ -143,7 +143,8 @@ final class Rest {
     /**
      * Drops the cached engine nodes of every mount quiet for {@link #IDLE_DROP_MS} since its last drop
      * (a mount busy with a long operation, that holds the engine's lock, is tried again at the next
-     * call); returns how many nodes went. On the watcher's thread only.
+     * call), and lets its waiting workers beyond one go (KernelFS#shedWorkers); returns how many nodes
+     * went. On the watcher's thread only.
      */
     static int dropIdle() {
         return dropIdle(MOUNTS);
@@ -159,6 +160,7 @@ final class Rest {
             int d = fs.union.dropCachedNodes();
             if (d < 0) continue;
             fs.dropSeen = served;
+            fs.shedWorkers();
             n += d;
         }
         dropped = (int) Math.min(dropped + n, Integer.MAX_VALUE);

@@ -179,10 +179,11 @@ final class Worker implements Runnable {
         if (n < IN_HEADER) return NEXT;
         buffers.received(n);
         int op = in.getInt(IH_OPCODE);
-        quick = op == RELEASE || op == RELEASEDIR || op == FORGET || op == BATCH_FORGET || op == INTERRUPT;
+        quick = op == RELEASE || op == RELEASEDIR || op == FORGET || op == BATCH_FORGET || op == INTERRUPT
+                || op == NOTIFY_REPLY;
         pool.took(quick);
         Rest.request();
-        Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT ? null : fs.gate;
+        Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT || op == NOTIFY_REPLY ? null : fs.gate;
         buffers.serving();
         if (gate != null) gate.enter(); // waits while the mount is paused
         try {
@@ -194,7 +195,8 @@ final class Worker implements Runnable {
             if (gate != null) gate.leave();
             buffers.served();
         }
-        fs.servedAt = servedAt = System.nanoTime();
+        servedAt = System.nanoTime();
+        if (op != NOTIFY_REPLY) fs.servedAt = servedAt; // the daemon's own wake-up (Workers#shed) is no work of the mount
         park = !(counted ? countedWait : pool.finished(quick));
         counted = false;
         return NEXT;
@@ -206,7 +208,7 @@ final class Worker implements Runnable {
         long nodeid = in.getLong(IH_NODEID);
         try {
             if (fs.allowOnlyUid >= 0 && opcode != INIT && opcode != FORGET && opcode != BATCH_FORGET
-                    && opcode != DESTROY && opcode != INTERRUPT) {
+                    && opcode != DESTROY && opcode != INTERRUPT && opcode != NOTIFY_REPLY) {
                 int uid = in.getInt(IH_UID);
                 if (uid != 0 && uid != fs.allowOnlyUid) { error(unique, EACCES); return; }
             }
@@ -235,6 +237,7 @@ final class Worker implements Runnable {
             case FORGET: fs.inodes.forget(nodeid, in.getLong(IN_HEADER)); return;
             case BATCH_FORGET: batchForget(); return;
             case INTERRUPT: return; // requests finish quickly; the reply answers it
+            case NOTIFY_REPLY: return; // the daemon's own wake-up of a waiting worker (Workers#shed): no reply
             case DESTROY: reply(unique, 0); return;
             default:
         }
@@ -504,6 +507,7 @@ final class Worker implements Runnable {
 
     /** Fills a fuse_entry_out at {@code off} for node k, whose attributes are in {@link #stat}. */
     void fillEntry(int off, KNode k) {
+        if ((stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) == Posix.S_IFREG) fs.lastFile = k.id;
         outData.putLong(off, k.id);
         outData.putLong(off + 8, 0);              // generation: ids are never reused
         outData.putLong(off + 16, fs.entrySec);

@@ -11,9 +11,9 @@ package dev.strata.fuse.kernel;
  * overlap, a thread with its buffers and its cached directories made and dropped per copy-up (issue
  * 14). Not waiting on /dev/fuse either: every request wakes every thread that polls it, and one that
  * then reads. A worker finishes a request when it sends the reply, before the write (Worker.send), so
- * that the caller's next request finds it counted as waiting. A mount at rest holds two threads (the
+ * that the caller's next request finds it counted as waiting. A mount between requests holds two threads (the
  * one that took its first request, INIT, and the one started then), instead of {@link #MAX} (the
- * shared daemon serves every mount of a user: issue 14).
+ * shared daemon serves every mount of a user: issue 14), and once quiet a while one ({@link #shed}).
  */
 final class Workers {
     static final int MAX = Math.max(1, Integer.getInteger("strata.workers", 4));
@@ -112,6 +112,44 @@ final class Workers {
         }
     }
 
+    /**
+     * Waiting workers asked to go by {@link #shed} and not gone yet: the next that finishes a request
+     * while another waits parks, and ends at once unless woken before it parks ({@link #endNow}).
+     */
+    private int shedding, endNow;
+
+    /**
+     * The mount went quiet ({@link Rest#dropIdle}): of the workers waiting on /dev/fuse, all but one are
+     * to go. A mount at rest held {@link #SPARE} threads waiting there for as long as it rested, with
+     * their buffers, stacks and the JVM's share of a thread: 2.6 MB of the shared daemon's Pss with ten
+     * quiet containers (bench/rootless/tenmem.py: 29.9 -> 27.3 MB with one waiting worker a mount), and
+     * one waiting worker is enough for a mount's next request (taking it starts or wakes a second, as
+     * always). A worker waits in read(2), so each to go must be woken: returns how many wake-ups the
+     * caller is to send (KernelFS#shedWorkers: a request of the kernel's that needs no reply), 0 if one
+     * worker waits or fewer.
+     */
+    int shed() {
+        lock.lock();
+        try {
+            int n = waiting - 1 - shedding;
+            if (over || n <= 0) return 0;
+            shedding += n;
+            return n;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** {@code n} of the wake-ups {@link #shed} asked for could not be sent: as many workers stay. */
+    void unshed(int n) {
+        lock.lock();
+        try {
+            shedding = Math.max(0, shedding - n);
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** How long a parked worker waits to be woken before it ends. */
     static final int IDLE_MS = Integer.getInteger("strata.workerIdleMillis", 2000);
 
@@ -126,7 +164,11 @@ final class Workers {
         lock.lock();
         try {
             if (quick) quickServing--;
-            if (waiting >= SPARE) {
+            if (waiting >= SPARE || shedding > 0 && waiting >= 1) {
+                if (waiting < SPARE) {
+                    shedding--;
+                    endNow++;
+                }
                 parked++;
                 return false;
             }
@@ -206,10 +248,14 @@ final class Workers {
         lock.lock();
         try {
             long end = System.nanoTime() + IDLE_MS * 1_000_000L;
-            boolean interrupted = false;
+            boolean interrupted = false, shed = false;
+            if (endNow > 0) {
+                endNow--;
+                shed = wakeups == 0; // not kept for IDLE_MS: its mount was quiet long enough
+            }
             while (wakeups == 0) {
                 long left = (end - System.nanoTime()) / 1_000_000L;
-                if (over || interrupted || left <= 0) {
+                if (shed || over || interrupted || left <= 0) {
                     parked--;
                     alive--;
                     if (alive == 0) allEnded.signalAll();

@@ -74,4 +74,46 @@ class WorkersTest {
         pool.took(true);
         assertEquals(3, launched.get());
     }
+
+    @Test void aQuietMountShedsItsWaitingWorkersButOne() {
+        twoWaiting();
+        // quiet: one of the two waiting workers is to go, woken by the daemon's own request
+        assertEquals(1, pool.shed());
+        assertEquals(0, pool.shed(), "asked once: the wake-up is on its way");
+        pool.took(true); // the NOTIFY_REPLY: a quick request, nothing started
+        assertEquals(2, launched.get());
+        assertFalse(pool.finished(true), "the woken worker parks");
+        assertEquals(0, pool.shed(), "one waits: nothing more to shed");
+        long t0 = System.nanoTime();
+        assertFalse(pool.park(), "and ends");
+        assertTrue((System.nanoTime() - t0) / 1_000_000L < Workers.IDLE_MS / 2, "at once, not after Workers.IDLE_MS");
+        assertEquals(1, pool.alive());
+        // the mount's next request takes the one waiting worker and starts another
+        pool.took(false);
+        assertEquals(3, launched.get());
+        assertTrue(pool.finished(false));
+    }
+
+    @Test void aWakeUpThatCouldNotBeSentShedsNothing() {
+        twoWaiting();
+        assertEquals(1, pool.shed());
+        pool.unshed(1); // the notification failed (the kernel had forgotten the file)
+        pool.took(false);
+        assertEquals(2, launched.get());
+        assertTrue(pool.finished(false), "back to wait: nobody is being shed (with the shed pending it parks)");
+    }
+
+    @Test void aRequestThatComesBeforeTheWakeUpLeavesOneWaitingAfterAll() {
+        twoWaiting();
+        assertEquals(1, pool.shed());
+        // a request of the mount's and the wake-up meet: both waiting workers are taken
+        pool.took(false);
+        pool.took(true);
+        assertEquals(2, launched.get(), "the wake-up is quick: no worker started");
+        assertTrue(pool.finished(true), "the first back waits: none other does");
+        assertFalse(pool.finished(false), "the second parks: one waits, as shed asked");
+        assertEquals(0, pool.shed());
+        assertFalse(pool.park(), "and ends at once");
+        assertEquals(1, pool.alive());
+    }
 }
