@@ -9,8 +9,12 @@ its Pss by area every 0.5 s for S seconds after the tenth container's work. --pr
 benchmark's sequence first (container starts, keep-id runs, the work container's workloads), so that
 the daemon has the history it has in the benchmark. One round, one system: a probe, not the benchmark.
     sudo python3 bench/rootless/tenmem.py [--system strata|fuse-overlayfs] [--prelude] [--sample S]
-                                          [--strata BIN] [--env K=V ...]
---env passes variables to podman and so to the mount program (e.g. STRATA_JAVA_OPTS=-Dstrata.cacheIdleMillis=0).
+                                          [--strata BIN] [--env K=V ...] [--jcmd 'CMD ARGS' ...]
+                                          [--maps KB]
+--env passes variables to podman and so to the mount program (e.g. STRATA_JAVA_OPTS=-Dstrata.cacheIdleMillis=0);
+--jcmd runs a jcmd command on strata's daemon after the reading (e.g. VM.native_memory, with
+--env STRATA_JAVA_OPTS=-XX:NativeMemoryTracking=summary); --maps KB lists the daemon's anonymous
+mappings of at least KB kB of Pss.
 """
 import argparse
 import glob
@@ -25,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rootless as R  # noqa: E402
 
 
-def areas(pid):
-    """Pss (kB) by area of a JVM's /proc/PID/smaps."""
+def areas(pid, dirty=None):
+    """Pss (kB) by area of a JVM's /proc/PID/smaps (and into `dirty`, its Private_Dirty kB by area)."""
     sps = []
     for t in glob.glob(f"/proc/{pid}/task/*/syscall"):
         try:
@@ -60,14 +64,51 @@ def areas(pid):
         m = re.match(r"^Pss:\s+(\d+) kB", line)
         if m and cur:
             out[cur] = out.get(cur, 0) + int(m.group(1))
+        m = re.match(r"^Private_Dirty:\s+(\d+) kB", line)
+        if m and cur and dirty is not None:
+            dirty[cur] = dirty.get(cur, 0) + int(m.group(1))
     return out
 
 
 def show(pid):
-    a = areas(pid)
+    d = {}
+    a = areas(pid, d)
+    print("   Pss (of it written, MB)")
     for k, v in sorted(a.items(), key=lambda x: -x[1]):
-        print(f"  {v / 1024:6.1f}  {k}")
+        print(f"  {v / 1024:6.1f} ({d.get(k, 0) / 1024:4.1f})  {k}")
     print(f"  {sum(a.values()) / 1024:6.1f}  total Pss; {len(os.listdir(f'/proc/{pid}/task'))} threads", flush=True)
+
+
+def anonymous(pid, least):
+    """Prints the daemon's anonymous mappings of at least `least` kB of Pss: address, size, Pss, flags."""
+    cur, rows = None, []
+    for line in open(f"/proc/{pid}/smaps"):
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+        if m:
+            cur = None if m.group(4).strip() else [int(m.group(1), 16), int(m.group(2), 16), m.group(3), 0, ""]
+            if cur:
+                rows.append(cur)
+            continue
+        if cur is None:
+            continue
+        m = re.match(r"^Pss:\s+(\d+) kB", line)
+        if m:
+            cur[3] = int(m.group(1))
+        elif line.startswith("VmFlags:"):
+            cur[4] = line.split(":", 1)[1].strip()
+    print("  anonymous mappings (kB of Pss, size):")
+    for lo, hi, perm, pss, flags in sorted(rows, key=lambda r: -r[3]):
+        if pss >= least:
+            print(f"  {pss:7d}  {lo:x} {(hi - lo) // 1024:8d} kB {perm} {flags}")
+
+
+def jcmd(pid, uid, cmd):
+    """Runs `jcmd PID CMD` as the daemon's user in its namespaces (the attach socket is in its /tmp)."""
+    gid = R.pwd.getpwuid(uid).pw_gid
+    r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "nsenter", "-t", str(pid),
+                        "-U", "-m", "--preserve-credentials", "jcmd", str(pid), *cmd.split()],
+                       capture_output=True, text=True)
+    print(f"--- jcmd {cmd} (exit {r.returncode})\n{r.stdout}{r.stderr}", flush=True)
 
 
 def main():
@@ -78,6 +119,8 @@ def main():
     ap.add_argument("--prelude", action="store_true")
     ap.add_argument("--sample", type=float, default=0)
     ap.add_argument("--env", action="append", default=[])
+    ap.add_argument("--jcmd", action="append", default=[])
+    ap.add_argument("--maps", type=int, default=0, metavar="KB")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("tenmem: needs root (it reads the mount programs' memory); podman runs as --user")
@@ -133,6 +176,10 @@ def main():
         print(f"10 running containers: Pss sum {R.pss_mb(progs):.1f} MB")
         if args.system == "strata":
             show(pid)
+            if args.maps:
+                anonymous(pid, args.maps)
+            for cmd in args.jcmd:
+                jcmd(pid, uid, cmd)
         c, _, m = st.start("eleven")
         more = st.mount_programs(m)
         R.settle(more)
