@@ -144,25 +144,32 @@ final class KernelFS {
         if (w == null || !initialized || file == 0) return;
         int n = w.shed();
         if (n <= 0) return;
+        int sent = 0;
+        while (sent < n && retrieve(file)) sent++;
+        if (sent < n) w.unshed(n - sent);
+    }
+
+    /** The lasting worker took a wake-up meant for a worker to go ({@link Workers#passOn}): another goes out. */
+    synchronized void wakeForShed(Workers w) {
+        long file = lastFile;
+        if (file == 0 || !retrieve(file)) w.unshed(1);
+    }
+
+    /** Writes a NOTIFY_RETRIEVE of no data of {@code file}: the kernel sends a NOTIFY_REPLY request (under this lock). */
+    private boolean retrieve(long file) {
         if (retrieve == null) retrieve = jnr.ffi.Memory.allocateDirect(Posix.RT, OUT_HEADER + 32, true);
         jnr.ffi.Pointer p = retrieve;
-        int sent = 0;
-        for (; sent < n; sent++) {
-            p.putInt(0, OUT_HEADER + 32);
-            p.putInt(4, NOTIFY_RETRIEVE);
-            p.putLong(8, 0);
-            p.putLong(OUT_HEADER, RETRIEVE_UNIQUE); // notify_unique: the request's unique
-            p.putLong(OUT_HEADER + 8, file);        // nodeid
-            p.putLong(OUT_HEADER + 16, 0);          // offset
-            p.putInt(OUT_HEADER + 24, 0);           // size: no data
-            p.putInt(OUT_HEADER + 28, 0);
-            long r = Posix.write(devFd, p, OUT_HEADER + 32);
-            if (r < 0) {
-                if (debug) log.debug("waking a worker to end: " + Posix.strerror((int) r));
-                break;
-            }
-        }
-        if (sent < n) w.unshed(n - sent);
+        p.putInt(0, OUT_HEADER + 32);
+        p.putInt(4, NOTIFY_RETRIEVE);
+        p.putLong(8, 0);
+        p.putLong(OUT_HEADER, RETRIEVE_UNIQUE); // notify_unique: the request's unique
+        p.putLong(OUT_HEADER + 8, file);        // nodeid
+        p.putLong(OUT_HEADER + 16, 0);          // offset
+        p.putInt(OUT_HEADER + 24, 0);           // size: no data
+        p.putInt(OUT_HEADER + 28, 0);
+        long r = Posix.write(devFd, p, OUT_HEADER + 32);
+        if (r < 0 && debug) log.debug("waking a worker to end: " + Posix.strerror((int) r));
+        return r >= 0;
     }
 
     /** The unique of the daemon's own NOTIFY_REPLY requests (even: not an interrupt's; never replied to). */

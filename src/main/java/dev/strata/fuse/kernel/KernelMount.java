@@ -138,9 +138,8 @@ public final class KernelMount {
         Workers workers = new Workers(fs);
         fs.workers = workers;
         Rest.MOUNTS.add(fs);
-        workers.start();
         try {
-            workers.awaitEnd();
+            workers.serveHere(); // this thread serves as the mount's lasting worker
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } finally {

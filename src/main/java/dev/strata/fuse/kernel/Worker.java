@@ -58,7 +58,18 @@ final class Worker implements Runnable {
      */
     private final ArrayList<String> copied = new ArrayList<>(), relisted = new ArrayList<>();
 
+    /**
+     * The mount's lasting worker: the thread the mount was served from ({@link Workers#serveHere}),
+     * which never parks or ends before the file system does.
+     */
+    final boolean lasting;
+
     Worker(KernelFS fs, Workers pool) {
+        this(fs, pool, false);
+    }
+
+    Worker(KernelFS fs, Workers pool, boolean lasting) {
+        this.lasting = lasting;
         this.fs = fs;
         this.replyFd = fs.devFd;
         this.pool = pool;
@@ -79,6 +90,8 @@ final class Worker implements Runnable {
         } finally {
             // a worker's cached layer directory is closed when it ends: the process may serve other mounts
             dev.strata.layer.At.releaseThreadCache();
+            KernelFS.COPIED.remove();
+            KernelFS.RELISTED.remove();
             release();
         }
     }
@@ -197,8 +210,20 @@ final class Worker implements Runnable {
         }
         servedAt = System.nanoTime();
         if (op != NOTIFY_REPLY) fs.servedAt = servedAt; // the daemon's own wake-up (Workers#shed) is no work of the mount
-        park = !(counted ? countedWait : pool.finished(quick));
+        park = !(counted ? countedWait : pool.finished(quick, lasting));
         counted = false;
+        // the lasting worker took the daemon's wake-up for a worker to go (Workers#shed): another is sent,
+        // and this one keeps out of read(2) until a worker took it (a few ms at most), or, running
+        // already, it would take it again itself before the worker the kernel woke for it
+        if (lasting && op == NOTIFY_REPLY && pool.passOn()) {
+            pool.polling(1); // not in read(2): as a worker in poll(2) (Workers#claim), and woken when one is taken
+            try {
+                fs.wakeForShed(pool);
+                pool.awaitTaken();
+            } finally {
+                pool.polling(-1);
+            }
+        }
         return NEXT;
     }
 
@@ -389,7 +414,7 @@ final class Worker implements Runnable {
             // WRITE after an OPEN) is otherwise taken by the only worker waiting, which then starts
             // another while this one goes back to wait
             counted = true;
-            countedWait = pool.finished(quick);
+            countedWait = pool.finished(quick, lasting);
         }
     }
 

@@ -52,6 +52,42 @@ final class Workers {
         this.starter = starter;
     }
 
+    /**
+     * Serves the mount on the calling thread, as its lasting worker, until the file system ends; then
+     * waits for its other workers to end. The thread a mount is served from (the shared daemon's
+     * request thread, or a mount process's own) used to wait idle for the mount's whole life beside
+     * the workers: with the workers' second, one of three threads a quiet mount held (issue 14).
+     * Throws if the worker cannot be made (nothing then serves the mount).
+     */
+    void serveHere() throws InterruptedException {
+        if (starter == null) Rest.watch();
+        int n;
+        lock.lock();
+        try {
+            alive++;
+            waiting++;
+            n = started++;
+        } finally {
+            lock.unlock();
+        }
+        Worker w;
+        try {
+            w = new Worker(fs, this, true);
+        } catch (RuntimeException | Error e) {
+            gone(true);
+            throw e;
+        }
+        Thread t = Thread.currentThread();
+        String name = t.getName();
+        t.setName("strata-fuse-" + n);
+        try {
+            w.runAndRelease();
+        } finally {
+            t.setName(name);
+        }
+        awaitEnd();
+    }
+
     /** Starts the first worker; throws if it cannot be started (nothing then serves the mount). */
     void start() {
         if (starter == null) Rest.watch();
@@ -134,7 +170,33 @@ final class Workers {
             int n = waiting - 1 - shedding;
             if (over || n <= 0) return 0;
             shedding += n;
+            passedOn = 0;
             return n;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Wake-ups the lasting worker passed on since the last {@link #shed} (see {@link #passOn}). */
+    private int passedOn;
+    /**
+     * At most this many: the lasting worker may take a wake-up it passed on itself (it reads again
+     * before the worker the kernel woke for it), and the ping-pong must end.
+     */
+    static final int PASS_ON_MAX = 4;
+
+    /**
+     * The lasting worker, which never goes, took a wake-up meant for a worker to go: true if the caller
+     * is to send another (KernelFS#wakeForShed), which a worker waiting meanwhile takes; false if no
+     * worker is being shed, or after {@link #PASS_ON_MAX} (then the shed is given up).
+     */
+    boolean passOn() {
+        lock.lock();
+        try {
+            if (shedding <= 0 || over) return false;
+            if (passedOn++ < PASS_ON_MAX) return true;
+            shedding--;
+            return false;
         } finally {
             lock.unlock();
         }
@@ -161,9 +223,18 @@ final class Workers {
      * /dev/fuse, false if it parks ({@link #SPARE} others wait there already; then {@link #park}).
      */
     boolean finished(boolean quick) {
+        return finished(quick, false);
+    }
+
+    /** The same for the mount's lasting worker ({@code lasting}: {@link #serveHere}), which always waits again. */
+    boolean finished(boolean quick, boolean lasting) {
         lock.lock();
         try {
             if (quick) quickServing--;
+            if (lasting) {
+                waiting++;
+                return true;
+            }
             if (waiting >= SPARE || shedding > 0 && waiting >= 1) {
                 if (waiting < SPARE) {
                     shedding--;

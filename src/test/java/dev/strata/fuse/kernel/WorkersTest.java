@@ -116,4 +116,38 @@ class WorkersTest {
         assertFalse(pool.park(), "and ends at once");
         assertEquals(1, pool.alive());
     }
+
+    @Test void theLastingWorkerNeverGoesAndPassesAWakeUpOn() throws Exception {
+        // the mount's own thread serves as its lasting worker (serveHere: counted as the first worker),
+        // and INIT started a second
+        pool.start();
+        pool.took(false);
+        assertTrue(pool.finished(false, true));
+        assertEquals(2, launched.get());
+        // quiet: one is to go; the lasting worker takes the wake-up and passes it on, a bounded number of times
+        assertEquals(1, pool.shed());
+        pool.took(true);
+        assertTrue(pool.finished(true, true));
+        for (int i = 0; i < Workers.PASS_ON_MAX; i++) assertTrue(pool.passOn(), "pass " + i);
+        assertFalse(pool.passOn(), "then the shed is given up");
+        assertFalse(pool.passOn());
+        pool.took(false);
+        assertTrue(pool.finished(false), "nobody is being shed any more");
+        // a wake-up passed on and taken by the other worker: it goes
+        assertEquals(1, pool.shed());
+        pool.took(true);
+        assertTrue(pool.finished(true, true));
+        assertTrue(pool.passOn());
+        pool.took(true);
+        assertFalse(pool.finished(true), "the other worker parks");
+        assertFalse(pool.park(), "and ends");
+        assertEquals(1, pool.alive());
+        assertFalse(pool.passOn(), "nothing left to shed");
+        // a burst: more workers than SPARE wait after it, the lasting one among them all the same
+        pool.took(false);
+        pool.took(false);
+        assertTrue(pool.finished(false));
+        assertTrue(pool.finished(false, true), "the lasting worker never parks");
+        assertEquals(2, pool.shed(), "three wait: two are to go");
+    }
 }
