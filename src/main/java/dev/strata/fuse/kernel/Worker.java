@@ -212,18 +212,7 @@ final class Worker implements Runnable {
         if (op != NOTIFY_REPLY) fs.servedAt = servedAt; // the daemon's own wake-up (Workers#shed) is no work of the mount
         park = !(counted ? countedWait : pool.finished(quick, lasting));
         counted = false;
-        // the lasting worker took the daemon's wake-up for a worker to go (Workers#shed): another is sent,
-        // and this one keeps out of read(2) until a worker took it (a few ms at most), or, running
-        // already, it would take it again itself before the worker the kernel woke for it
-        if (lasting && op == NOTIFY_REPLY && pool.passOn()) {
-            pool.polling(1); // not in read(2): as a worker in poll(2) (Workers#claim), and woken when one is taken
-            try {
-                fs.wakeForShed(pool);
-                pool.awaitTaken();
-            } finally {
-                pool.polling(-1);
-            }
-        }
+        if (lasting && op == NOTIFY_REPLY) pool.passOn(fs); // a wake-up meant for a worker to go
         return NEXT;
     }
 

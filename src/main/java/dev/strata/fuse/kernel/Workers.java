@@ -186,9 +186,24 @@ final class Workers {
     static final int PASS_ON_MAX = 4;
 
     /**
-     * The lasting worker, which never goes, took a wake-up meant for a worker to go: true if the caller
-     * is to send another (KernelFS#wakeForShed), which a worker waiting meanwhile takes; false if no
-     * worker is being shed, or after {@link #PASS_ON_MAX} (then the shed is given up).
+     * The lasting worker, which never goes, took a wake-up meant for a worker to go: it sends another
+     * ({@link KernelFS#wakeForShed}) and keeps out of read(2) until a worker took it (a few ms at most),
+     * or, running already, it would take it again itself before the worker the kernel woke for it.
+     */
+    void passOn(KernelFS fs) {
+        if (!passOn()) return;
+        polling(1); // not in read(2): as a worker in poll(2) (see claim), and woken when a request is taken
+        try {
+            fs.wakeForShed(this);
+            awaitTaken();
+        } finally {
+            polling(-1);
+        }
+    }
+
+    /**
+     * Whether the lasting worker is to pass on the wake-up it took (see {@link #passOn(KernelFS)}): false
+     * if no worker is being shed, or after {@link #PASS_ON_MAX} passes (then the shed is given up).
      */
     boolean passOn() {
         lock.lock();
