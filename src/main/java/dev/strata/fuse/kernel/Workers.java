@@ -1,5 +1,7 @@
 package dev.strata.fuse.kernel;
 
+import dev.strata.posix.ServingThread;
+
 /**
  * A mount's worker threads, started as requests need them (libfuse's multi-threaded loop and its rule
  * for how many): while the mount is at rest workers wait on /dev/fuse; when a worker takes a request
@@ -57,9 +59,18 @@ final class Workers {
      * waits for its other workers to end. The thread a mount is served from (the shared daemon's
      * request thread, or a mount process's own) used to wait idle for the mount's whole life beside
      * the workers: with the workers' second, one of three threads a quiet mount held (issue 14).
-     * Throws if the worker cannot be made (nothing then serves the mount).
+     * Only a {@link ServingThread} serves so (the shared daemon's request threads): another (the main
+     * thread of the daemon's first mount or of a mount process of its own) keeps the worker's state in
+     * ThreadLocals, slower on the hot paths (the root benchmark's tar, `ls -lR` and `rm -rf` 5-8%
+     * slower when the main thread served them), and starts the first worker on a thread of its own
+     * as before. Throws if the worker cannot be made (nothing then serves the mount).
      */
     void serveHere() throws InterruptedException {
+        if (!(Thread.currentThread() instanceof ServingThread)) {
+            start();
+            awaitEnd();
+            return;
+        }
         if (starter == null) Rest.watch();
         int n;
         lock.lock();
