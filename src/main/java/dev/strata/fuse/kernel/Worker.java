@@ -192,11 +192,10 @@ final class Worker implements Runnable {
         if (n < IN_HEADER) return NEXT;
         buffers.received(n);
         int op = in.getInt(IH_OPCODE);
-        quick = op == RELEASE || op == RELEASEDIR || op == FORGET || op == BATCH_FORGET || op == INTERRUPT
-                || op == NOTIFY_REPLY;
+        quick = noCaller(op) || op == RELEASE || op == RELEASEDIR;
         pool.took(quick);
         Rest.request();
-        Gate gate = op == FORGET || op == BATCH_FORGET || op == INTERRUPT || op == NOTIFY_REPLY ? null : fs.gate;
+        Gate gate = noCaller(op) ? null : fs.gate;
         buffers.serving();
         if (gate != null) gate.enter(); // waits while the mount is paused
         try {
@@ -216,13 +215,17 @@ final class Worker implements Runnable {
         return NEXT;
     }
 
+    /** No caller waits behind it (FORGET, an INTERRUPT, the daemon's own NOTIFY_REPLY): not held, not checked, quick. */
+    static boolean noCaller(int op) {
+        return op == FORGET || op == BATCH_FORGET || op == INTERRUPT || op == NOTIFY_REPLY;
+    }
+
     void serve() {
         int opcode = in.getInt(IH_OPCODE);
         long unique = in.getLong(IH_UNIQUE);
         long nodeid = in.getLong(IH_NODEID);
         try {
-            if (fs.allowOnlyUid >= 0 && opcode != INIT && opcode != FORGET && opcode != BATCH_FORGET
-                    && opcode != DESTROY && opcode != INTERRUPT && opcode != NOTIFY_REPLY) {
+            if (fs.allowOnlyUid >= 0 && opcode != INIT && opcode != DESTROY && !noCaller(opcode)) {
                 int uid = in.getInt(IH_UID);
                 if (uid != 0 && uid != fs.allowOnlyUid) { error(unique, EACCES); return; }
             }
