@@ -29,6 +29,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rootless as R  # noqa: E402
 
 
+def mappings(pid):
+    """/proc/PID/smaps as (low, high, permissions, file name or "", {field: kB}) per mapping."""
+    cur = None
+    for line in open(f"/proc/{pid}/smaps"):
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+        if m:
+            if cur:
+                yield cur
+            cur = (int(m.group(1), 16), int(m.group(2), 16), m.group(3), m.group(4).strip(), {})
+            continue
+        m = re.match(r"^(\w+):\s+(\d+) kB", line)
+        if m and cur:
+            cur[4][m.group(1)] = int(m.group(2))
+        elif line.startswith("VmFlags:") and cur:
+            cur[4]["VmFlags"] = line.split(":", 1)[1].strip()
+    if cur:
+        yield cur
+
+
 def areas(pid, dirty=None):
     """Pss (kB) by area of a JVM's /proc/PID/smaps (and into `dirty`, its Private_Dirty kB by area)."""
     sps = []
@@ -39,34 +58,27 @@ def areas(pid, dirty=None):
                 sps.append(int(f[-2], 16))  # the stack pointer of a thread in a system call
         except OSError:
             pass
-    out, cur = {}, None
-    for line in open(f"/proc/{pid}/smaps"):
-        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
-        if m:
-            lo, hi, perm, name = int(m.group(1), 16), int(m.group(2), 16), m.group(3), m.group(4).strip()
-            if name.endswith(".jsa"):
-                cur = "class-data archive, " + ("written part" if "w" in perm else "read-only part")
-            elif "libjvm" in name:
-                cur = "libjvm.so"
-            elif name == "[heap]":
-                cur = "malloc: main arena ([heap])"
-            elif name:
-                cur = "other files"
-            elif 0x600000000 <= lo and hi <= 0x800000000:
-                cur = "Java heap"  # below the archive at 0x800000000 (compressed oops, heap < 2 GiB)
-            elif "x" in perm:
-                cur = "JIT code"
-            elif any(lo <= sp < hi for sp in sps):
-                cur = "thread stacks"
-            else:
-                cur = "other anonymous (malloc arenas, metaspace, buffers)"
-            continue
-        m = re.match(r"^Pss:\s+(\d+) kB", line)
-        if m and cur:
-            out[cur] = out.get(cur, 0) + int(m.group(1))
-        m = re.match(r"^Private_Dirty:\s+(\d+) kB", line)
-        if m and cur and dirty is not None:
-            dirty[cur] = dirty.get(cur, 0) + int(m.group(1))
+    out = {}
+    for lo, hi, perm, name, kb in mappings(pid):
+        if name.endswith(".jsa"):
+            cur = "class-data archive, " + ("written part" if "w" in perm else "read-only part")
+        elif "libjvm" in name:
+            cur = "libjvm.so"
+        elif name == "[heap]":
+            cur = "malloc: main arena ([heap])"
+        elif name:
+            cur = "other files"
+        elif 0x600000000 <= lo and hi <= 0x800000000:
+            cur = "Java heap"  # below the archive at 0x800000000 (compressed oops, heap < 2 GiB)
+        elif "x" in perm:
+            cur = "JIT code"
+        elif any(lo <= sp < hi for sp in sps):
+            cur = "thread stacks"
+        else:
+            cur = "other anonymous (malloc arenas, metaspace, buffers)"
+        out[cur] = out.get(cur, 0) + kb.get("Pss", 0)
+        if dirty is not None:
+            dirty[cur] = dirty.get(cur, 0) + kb.get("Private_Dirty", 0)
     return out
 
 
@@ -81,23 +93,9 @@ def show(pid):
 
 def anonymous(pid, least):
     """Prints the daemon's anonymous mappings of at least `least` kB of Pss: address, size, Pss, flags."""
-    cur, rows = None, []
-    for line in open(f"/proc/{pid}/smaps"):
-        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
-        if m:
-            cur = None if m.group(4).strip() else [int(m.group(1), 16), int(m.group(2), 16), m.group(3), 0, ""]
-            if cur:
-                rows.append(cur)
-            continue
-        if cur is None:
-            continue
-        m = re.match(r"^Pss:\s+(\d+) kB", line)
-        if m:
-            cur[3] = int(m.group(1))
-        elif line.startswith("VmFlags:"):
-            cur[4] = line.split(":", 1)[1].strip()
+    rows = [(kb.get("Pss", 0), lo, hi, perm, kb.get("VmFlags", "")) for lo, hi, perm, name, kb in mappings(pid) if not name]
     print("  anonymous mappings (kB of Pss, size):")
-    for lo, hi, perm, pss, flags in sorted(rows, key=lambda r: -r[3]):
+    for pss, lo, hi, perm, flags in sorted(rows, reverse=True):
         if pss >= least:
             print(f"  {pss:7d}  {lo:x} {(hi - lo) // 1024:8d} kB {perm} {flags}")
 
