@@ -1,8 +1,8 @@
 package dev.strata.daemon;
 
+import dev.strata.posix.NativeMemory;
 import dev.strata.posix.Posix;
 import jnr.ffi.LibraryLoader;
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 import java.nio.charset.StandardCharsets;
@@ -38,11 +38,12 @@ final class Sock {
         if (p.length >= SUN_PATH) return -dev.strata.posix.Errno.ENAMETOOLONG;
         int fd = ret(L.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (fd < 0) return fd;
-        Pointer addr = Memory.allocateDirect(Posix.RT, 2 + SUN_PATH);
+        Pointer addr = NativeMemory.allocate(2 + SUN_PATH);
         addr.putShort(0, (short) AF_UNIX);
         addr.put(2, p, 0, p.length);
         addr.putByte(2 + p.length, (byte) 0);
         int r = ret(L.bind(fd, addr, 2 + p.length + 1));
+        java.lang.ref.Reference.reachabilityFence(addr);
         if (r == 0) r = ret(L.listen(fd, 64));
         if (r < 0) {
             Posix.close(fd);
@@ -55,19 +56,23 @@ final class Sock {
     static int accept(int fd) { return ret(L.accept4(fd, null, null, SOCK_CLOEXEC)); }
 
     static int timeouts(int fd, long millis) {
-        Pointer tv = Memory.allocateDirect(Posix.RT, 16);
+        Pointer tv = NativeMemory.allocate(16);
         tv.putLong(0, millis / 1000);
         tv.putLong(8, (millis % 1000) * 1000);
         int r = ret(L.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16));
-        return r < 0 ? r : ret(L.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16));
+        if (r == 0) r = ret(L.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16));
+        java.lang.ref.Reference.reachabilityFence(tv);
+        return r;
     }
 
     /** The peer's {pid, uid, gid} (SO_PEERCRED, in this process's namespaces), or null. */
     static int[] peer(int fd) {
-        Pointer cred = Memory.allocateDirect(Posix.RT, 12);
-        Pointer len = Memory.allocateDirect(Posix.RT, 4);
+        Pointer cred = NativeMemory.allocate(12);
+        Pointer len = NativeMemory.allocate(4);
         len.putInt(0, 12);
-        if (L.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) < 0) return null;
+        int r = L.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len);
+        java.lang.ref.Reference.reachabilityFence(len);
+        if (r < 0) return null;
         return new int[]{cred.getInt(0), cred.getInt(4), cred.getInt(8)};
     }
 
@@ -77,7 +82,7 @@ final class Sock {
     static byte[] readFully(int fd, int n) {
         byte[] out = new byte[n];
         if (n == 0) return out;
-        Pointer buf = Memory.allocateDirect(Posix.RT, n);
+        Pointer buf = NativeMemory.allocate(n);
         int got = 0;
         while (got < n) {
             long r = Posix.C.read(fd, buf.slice(got), n - got);
@@ -90,15 +95,19 @@ final class Sock {
     }
 
     static boolean writeFully(int fd, byte[] data) {
-        Pointer buf = Memory.allocateDirect(Posix.RT, Math.max(1, data.length));
+        Pointer buf = NativeMemory.allocate(Math.max(1, data.length));
         buf.put(0, data, 0, data.length);
         int done = 0;
-        while (done < data.length) {
-            long r = Posix.C.write(fd, buf.slice(done), data.length - done);
-            if (r < 0 && Posix.errno() == dev.strata.posix.Errno.EINTR) continue;
-            if (r <= 0) return false;
-            done += (int) r;
+        try {
+            while (done < data.length) {
+                long r = Posix.C.write(fd, buf.slice(done), data.length - done);
+                if (r < 0 && Posix.errno() == dev.strata.posix.Errno.EINTR) continue;
+                if (r <= 0) return false;
+                done += (int) r;
+            }
+            return true;
+        } finally {
+            java.lang.ref.Reference.reachabilityFence(buf);
         }
-        return true;
     }
 }

@@ -1,5 +1,6 @@
 package dev.strata.image;
 
+import dev.strata.posix.NativeMemory;
 import dev.strata.inspect.Explainer;
 import dev.strata.inspect.Explanation;
 import dev.strata.inspect.Stack;
@@ -9,7 +10,6 @@ import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
 import dev.strata.union.Union;
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 import java.io.IOException;
@@ -33,8 +33,8 @@ public final class ImageFiles implements AutoCloseable {
     private final ImageRecord rec;
     private final List<Path> lowers;
     private final Union union;
-    private final Pointer buf = Memory.allocateDirect(Posix.RT, 1 << 17);
-    private final Pointer xbuf = Memory.allocateDirect(Posix.RT, 65536);
+    private final Pointer buf = NativeMemory.allocate(1 << 17);
+    private final Pointer xbuf = NativeMemory.allocate(65536);
 
     private ImageFiles(ImageRecord rec, List<Path> lowers, Union union) {
         this.rec = rec;
@@ -301,7 +301,7 @@ public final class ImageFiles implements AutoCloseable {
     private static final class FdOut extends OutputStream {
         private final int fd;
         private final String path;
-        private final Pointer p = Memory.allocateDirect(Posix.RT, 1 << 17);
+        private final Pointer p = NativeMemory.allocate(1 << 17);
 
         FdOut(int fd, String path) { this.fd = fd; this.path = path; }
 

@@ -1,9 +1,9 @@
 package dev.strata.image;
 
+import dev.strata.posix.NativeMemory;
 import dev.strata.layer.Markers;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 import java.io.IOException;
@@ -49,8 +49,8 @@ public final class LayerWriter {
     private final TarWriter tar;
     private final Stats stats = new Stats();
     private final Map<String, String> firstNameOfInode = new HashMap<>();
-    private final Pointer dirBuf = Memory.allocateDirect(Posix.RT, 65536);
-    private final Pointer dataBuf = Memory.allocateDirect(Posix.RT, 1 << 17);
+    private final Pointer dirBuf = NativeMemory.allocate(65536);
+    private final Pointer dataBuf = NativeMemory.allocate(1 << 17);
 
     private LayerWriter(String root, OutputStream out) {
         this.root = root;

@@ -1,9 +1,9 @@
 package dev.strata.image;
 
+import dev.strata.posix.NativeMemory;
 import dev.strata.posix.Errno;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 import java.nio.file.Path;
@@ -37,7 +37,7 @@ final class Trees {
             }
         }
         Deque<Frame> stack = new ArrayDeque<>();
-        Pointer buf = Memory.allocateDirect(Posix.RT, 32768);
+        Pointer buf = NativeMemory.allocate(32768);
         int err = 0;
         int fd = openForRemoval(dirfd, name);
         if (fd < 0) return fd;

@@ -1,8 +1,8 @@
 package dev.strata.inspect;
 
+import dev.strata.posix.NativeMemory;
 import dev.strata.layer.Layer;
 import dev.strata.posix.Posix;
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 import java.util.ArrayList;
@@ -14,7 +14,7 @@ final class Dirents {
 
     record Dirent(String name, int type) {}
 
-    private static final ThreadLocal<Pointer> BUF = ThreadLocal.withInitial(() -> Memory.allocateDirect(Posix.RT, 65536));
+    private static final ThreadLocal<Pointer> BUF = ThreadLocal.withInitial(() -> NativeMemory.allocate(65536));
 
     /** The entries of rel in layer, or throws with errno in {@link DirError}. */
     static List<Dirent> read(Layer layer, String rel) {

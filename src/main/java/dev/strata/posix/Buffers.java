@@ -1,6 +1,5 @@
 package dev.strata.posix;
 
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 /** Per-thread native scratch buffers, so hot paths allocate nothing. */
@@ -13,7 +12,7 @@ public final class Buffers {
         Pointer[] slot = BUF.get();
         Pointer p = slot[0];
         if (p == null || p.size() < size) {
-            p = Memory.allocateDirect(Posix.RT, Math.max(size, 65536));
+            p = NativeMemory.allocate(Math.max(size, 65536));
             slot[0] = p;
         }
         return p;

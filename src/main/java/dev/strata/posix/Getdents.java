@@ -1,6 +1,5 @@
 package dev.strata.posix;
 
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 /**
@@ -33,7 +32,7 @@ public final class Getdents {
         Pointer buf = slot[0];
         // a sink that lists another directory on the same thread gets a buffer of its own
         slot[0] = null;
-        if (buf == null) buf = Memory.allocateDirect(Posix.RT, SIZE);
+        if (buf == null) buf = NativeMemory.allocate(SIZE);
         try {
             while (true) {
                 long got = Posix.getdents64(fd, buf, SIZE);

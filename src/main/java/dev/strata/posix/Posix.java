@@ -1,7 +1,6 @@
 package dev.strata.posix;
 
 import jnr.ffi.LibraryLoader;
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 import jnr.ffi.Runtime;
 
@@ -88,7 +87,7 @@ public final class Posix {
      */
     private static final int NAME_SLOT = 4096; // PATH_MAX with its NUL: longer names take jnr's way
     private static final ThreadLocal<Pointer[]> NAME_BUF = ThreadLocal.withInitial(
-            () -> new Pointer[]{Memory.allocateDirect(RT, NAME_SLOT), Memory.allocateDirect(RT, NAME_SLOT)});
+            () -> new Pointer[]{NativeMemory.allocate(NAME_SLOT), NativeMemory.allocate(NAME_SLOT)});
 
     /** s NUL-terminated in slot 0 or 1 of this thread's name buffers, or null if it does not fit. */
     static Pointer nativeName(String s, int slot) {
@@ -118,7 +117,7 @@ public final class Posix {
 
     private static final long SYS_OPENAT2 = 437;
     public static final long RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08;
-    private static final ThreadLocal<Pointer> OPEN_HOW = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 24));
+    private static final ThreadLocal<Pointer> OPEN_HOW = ThreadLocal.withInitial(() -> NativeMemory.allocate(24));
     private static volatile boolean haveOpenat2 = true;
 
     /** Whether openat2(2) is there (Linux 5.6+; a seccomp filter may also refuse it with ENOSYS). */
@@ -144,14 +143,20 @@ public final class Posix {
     /** Tests: behave as on a kernel without openat2 (the component-by-component walk). */
     public static void disableOpenat2ForTests() { haveOpenat2 = false; }
     public static int fstatat(int dirfd, String path, Stat st, int flags) {
-        return fstatat(dirfd, path, st.buf, flags);
+        int r = fstatat(dirfd, path, st.buf, flags);
+        java.lang.ref.Reference.reachabilityFence(st); // its memory is freed once st is unreachable (NativeMemory)
+        return r;
     }
     /** fstatat straight into a caller's struct stat (e.g. the FUSE reply buffer). */
     public static int fstatat(int dirfd, String path, Pointer statbuf, int flags) {
         Pointer n = nativeName(path, 0);
         return ret(n != null ? C.fstatat(dirfd, n, statbuf, flags) : C.fstatat(dirfd, path, statbuf, flags));
     }
-    public static int fstat(int fd, Stat st) { return ret(C.fstat(fd, st.buf)); }
+    public static int fstat(int fd, Stat st) {
+        int r = ret(C.fstat(fd, st.buf));
+        java.lang.ref.Reference.reachabilityFence(st);
+        return r;
+    }
     public static int fstat(int fd, Pointer statbuf) { return ret(C.fstat(fd, statbuf)); }
 
     /** statx's STATX_ATTR_IMMUTABLE and STATX_ATTR_APPEND bits in stx_attributes. */
@@ -258,7 +263,7 @@ public final class Posix {
     public static int ficlone(int dstFd, int srcFd) { return ret(M.ioctl(dstFd, FICLONE, srcFd)); }
     /** MAX_HANDLE_SZ of the kernel: the largest f_handle name_to_handle_at gives. */
     public static final int MAX_HANDLE_SZ = 128;
-    private static final ThreadLocal<Pointer> HANDLE = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 8 + MAX_HANDLE_SZ + 8));
+    private static final ThreadLocal<Pointer> HANDLE = ThreadLocal.withInitial(() -> NativeMemory.allocate(8 + MAX_HANDLE_SZ + 8));
 
     /**
      * name_to_handle_at(2) of (dirfd, path) (AT_EMPTY_PATH for path ""), never following a symlink:
@@ -297,7 +302,7 @@ public final class Posix {
      * Returns null with err[0] = -errno on any other failure.
      */
     public static byte[] fsUuid(int fd, int[] err) {
-        Pointer p = Memory.allocateDirect(RT, 32);
+        Pointer p = NativeMemory.allocate(32);
         int r = ret(M.ioctl(fd, FS_IOC_GETFSUUID, p.address()));
         if (r == -Errno.ENOTTY || r == -Errno.EINVAL) return new byte[16];
         if (r < 0) { err[0] = r; return null; }
@@ -315,7 +320,7 @@ public final class Posix {
      * ENOTTY: a file system or kernel without fs-verity).
      */
     public static byte[] measureVerity(int fd, int[] err) {
-        Pointer p = Memory.allocateDirect(RT, 4 + 64);
+        Pointer p = NativeMemory.allocate(4 + 64);
         p.putShort(0, (short) 0);
         p.putShort(2, (short) 64);
         int r = ret(M.ioctl(fd, FS_IOC_MEASURE_VERITY, p.address()));
@@ -369,12 +374,13 @@ public final class Posix {
 
     /** mount_setattr(2) with its struct mount_attr: attr_set, attr_clr, propagation (0: unchanged), no userns. */
     private static int mountSetattr(int dirfd, long set, long clear, long propagation) {
-        Pointer attr = Memory.allocateDirect(RT, 32);
+        Pointer attr = NativeMemory.allocate(32);
         attr.putLong(0, set);
         attr.putLong(8, clear);
         attr.putLong(16, propagation);
         attr.putLong(24, 0);
         long r = M.syscall(SYS_MOUNT_SETATTR, dirfd, "", AT_EMPTY_PATH, attr, 32);
+        java.lang.ref.Reference.reachabilityFence(attr);
         return r < 0 ? -errno() : 0;
     }
 
@@ -396,10 +402,12 @@ public final class Posix {
 
     /** copy_file_range at explicit offsets (the descriptors' own offsets are not used nor changed). */
     public static long copyFileRangeAt(int in, long inOff, int out, long outOff, long len) {
-        Pointer offs = jnr.ffi.Memory.allocateDirect(RT, 16);
+        Pointer offs = NativeMemory.allocate(16);
         offs.putLong(0, inOff);
         offs.putLong(8, outOff);
-        return ret(M.copy_file_range(in, offs, out, offs.slice(8), len, 0));
+        long r = ret(M.copy_file_range(in, offs, out, offs.slice(8), len, 0));
+        java.lang.ref.Reference.reachabilityFence(offs);
+        return r;
     }
 
     /** copy_file_range with NULL offsets (uses and advances both file offsets). */
@@ -418,7 +426,7 @@ public final class Posix {
         t.putLong(0, aSec); t.putLong(8, aNsec); t.putLong(16, mSec); t.putLong(24, mNsec);
         return ret(C.futimens(fd, t));
     }
-    private static final ThreadLocal<Pointer> TIMES = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 32));
+    private static final ThreadLocal<Pointer> TIMES = ThreadLocal.withInitial(() -> NativeMemory.allocate(32));
     private static Pointer scratch16() { return TIMES.get(); }
 
     /** readlinkat; returns the target or null with {@code err[0]} set. */
@@ -447,7 +455,7 @@ public final class Posix {
 
     private static final long SYS_GETXATTRAT = 464;
     private static volatile boolean haveGetxattrat = true;
-    private static final ThreadLocal<Pointer> XATTR_ARGS = ThreadLocal.withInitial(() -> Memory.allocateDirect(RT, 16));
+    private static final ThreadLocal<Pointer> XATTR_ARGS = ThreadLocal.withInitial(() -> NativeMemory.allocate(16));
 
     /**
      * lgetxattr of (dirfd, rel) without building a path: getxattrat(2) where the kernel has it (6.13+),

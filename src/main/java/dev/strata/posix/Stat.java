@@ -1,6 +1,5 @@
 package dev.strata.posix;
 
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 /** A struct stat (x86_64 layout, 144 bytes) in native memory, read by offset. */
@@ -11,7 +10,7 @@ public final class Stat {
             OFF_MTIME = 88, OFF_MTIME_NS = 96, OFF_CTIME = 104, OFF_CTIME_NS = 112;
     final Pointer buf;
 
-    public Stat() { this.buf = Memory.allocateDirect(Posix.RT, SIZE); }
+    public Stat() { this.buf = NativeMemory.allocate(SIZE); }
     public Stat(Pointer p) { this.buf = p; }
 
     private static final ThreadLocal<Stat> LOCAL = ThreadLocal.withInitial(Stat::new);

@@ -1,5 +1,6 @@
 package dev.strata.fuse.kernel;
 
+import dev.strata.posix.NativeMemory;
 import dev.strata.fuse.Log;
 import dev.strata.fuse.kernel.Inodes.KNode;
 import dev.strata.options.MountOptions;
@@ -157,7 +158,7 @@ final class KernelFS {
 
     /** Writes a NOTIFY_RETRIEVE of no data of {@code file}: the kernel sends a NOTIFY_REPLY request (under this lock). */
     private boolean retrieve(long file) {
-        if (retrieve == null) retrieve = jnr.ffi.Memory.allocateDirect(Posix.RT, OUT_HEADER + 32, true);
+        if (retrieve == null) retrieve = NativeMemory.allocate(OUT_HEADER + 32);
         jnr.ffi.Pointer p = retrieve;
         p.putInt(0, OUT_HEADER + 32);
         p.putInt(4, NOTIFY_RETRIEVE);

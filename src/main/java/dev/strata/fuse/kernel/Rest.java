@@ -172,6 +172,7 @@ final class Rest {
 
     private static void settle() {
         for (Buffers b : BUFFERS) b.dropReplyTail();
+        dev.strata.posix.NativeMemory.release(); // what the collection before found unreachable
         Posix.mallocTrim();
         if (DROP_CLEAN) {
             try {

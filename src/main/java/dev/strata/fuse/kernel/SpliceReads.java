@@ -1,8 +1,8 @@
 package dev.strata.fuse.kernel;
 
+import dev.strata.posix.NativeMemory;
 import dev.strata.posix.Pipes;
 import dev.strata.posix.Posix;
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 import static dev.strata.fuse.kernel.Proto.*;
@@ -93,7 +93,7 @@ final class SpliceReads {
             return false;
         }
         if (header == null) {
-            Pointer scratch = Memory.allocateDirect(Posix.RT, 16 + 8 + 8 + dev.strata.posix.Stat.SIZE, true);
+            Pointer scratch = NativeMemory.allocate(16 + 8 + 8 + dev.strata.posix.Stat.SIZE);
             header = scratch.slice(0, 16);
             offset = scratch.slice(16, 8);
             fds = scratch.slice(24, 8);

@@ -1,9 +1,9 @@
 package dev.strata.fuse.kernel;
 
+import dev.strata.posix.NativeMemory;
 import dev.strata.fuse.kernel.Inodes.KNode;
 import dev.strata.posix.Posix;
 import dev.strata.posix.Stat;
-import jnr.ffi.Memory;
 import jnr.ffi.Pointer;
 
 import java.util.ArrayList;
@@ -40,14 +40,14 @@ final class Worker implements Runnable {
     final Pointer writeData = in.slice(IN_HEADER + WRITE_IN);
 
     static final int DROP_AFTER_MS = Integer.getInteger("strata.workerDropMillis", 2000);
-    private final Pointer pollfd = Memory.allocateDirect(rt, 8, true);
+    private final Pointer pollfd = NativeMemory.allocate(8);
 
-    final Pointer stat = Memory.allocateDirect(rt, 256, true);
+    final Pointer stat = NativeMemory.allocate(256);
 
     /** Attributes read to decide what a write, truncate or open must clear (stat may hold a reply's). */
-    final Pointer privStat = Memory.allocateDirect(rt, 256, true);
+    final Pointer privStat = NativeMemory.allocate(256);
 
-    final Pointer note = Memory.allocateDirect(rt, 64, true);
+    final Pointer note = NativeMemory.allocate(64);
 
     private final Workers pool;
 
