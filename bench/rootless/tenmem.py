@@ -7,8 +7,10 @@ benchmark reads it; for strata also its Pss by area (Java heap, class-data archi
 stacks, malloc arenas, libjvm: /proc/PID/smaps, areas found by address, no attach), and with --sample S
 its Pss by area every 0.5 s for S seconds after the tenth container's work. --prelude runs the
 benchmark's sequence first (container starts, keep-id runs, the work container's workloads), so that
-the daemon has the history it has in the benchmark. One round, one system: a probe, not the benchmark.
-    sudo python3 bench/rootless/tenmem.py [--system strata|fuse-overlayfs] [--prelude] [--sample S]
+the daemon has the history it has in the benchmark. --full has each of the ten run every workload of
+the benchmark (copy-ups, untar, rm -rf, dd and the re-read too) instead of the lighter ones. One round,
+one system: a probe, not the benchmark.
+    sudo python3 bench/rootless/tenmem.py [--system strata|fuse-overlayfs] [--prelude] [--full] [--sample S]
                                           [--strata BIN] [--env K=V ...] [--jcmd 'CMD ARGS' ...]
                                           [--maps KB]
 --env passes variables to podman and so to the mount program (e.g. STRATA_JAVA_OPTS=-Dstrata.cacheIdleMillis=0);
@@ -115,6 +117,7 @@ def main():
     ap.add_argument("--strata", default=os.path.join(R.REPO, "bin", "strata"))
     ap.add_argument("--user", default="strata-bench")
     ap.add_argument("--prelude", action="store_true")
+    ap.add_argument("--full", action="store_true")
     ap.add_argument("--sample", type=float, default=0)
     ap.add_argument("--env", action="append", default=[])
     ap.add_argument("--jcmd", action="append", default=[])
@@ -160,7 +163,13 @@ def main():
         progs = []
         for k in range(10):
             c, _, m = st.start(f"ten{k}")
-            st.podman("exec", c, "sh", "-c", R.TEN_WORK)
+            if args.full:
+                for _key, setup, command, _check in R.WORK:
+                    if setup:
+                        st.podman("exec", c, "sh", "-c", setup)
+                    st.exec_timed(c, command)
+            else:
+                st.podman("exec", c, "sh", "-c", R.TEN_WORK)
             progs += st.mount_programs(m)
         pid = sorted(set(progs))[0]
         t0 = time.monotonic()

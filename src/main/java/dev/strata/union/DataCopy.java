@@ -87,48 +87,53 @@ final class DataCopy {
         boolean cfr = offload || remapBySuperblock[layer];
         boolean stream = !cfr && durable && size >= STREAM_MIN;
         method[0] = cfr ? "copy_file_range" : stream ? "read/write, written back as it goes" : "read/write";
-        long off = 0, end = 0, dropped = 0;
-        // the first hole: at or past the end for a file without holes (most files), which is then one data
-        // range from 0 and needs no SEEK_DATA (one system call less per copy-up of a small file)
-        long first = Posix.lseek(in, 0, SEEK_HOLE);
-        boolean dense = first >= size;
-        while (off < size) {
-            long data, hole;
-            if (dense) {
-                data = 0;
-                hole = size;
-            } else {
-                data = Posix.lseek(in, off, SEEK_DATA);
-                if (data == -Errno.ENXIO) break;           // only a hole is left
-                if (data < 0) data = off;                 // no SEEK_DATA: copy everything
-                hole = Posix.lseek(in, data, SEEK_HOLE);
-                if (hole < 0 || hole > size) hole = size;
-            }
-            long pos = data;
-            while (pos < hole) {
-                long n;
-                if (cfr) {
-                    Posix.lseek(in, pos, SEEK_SET);
-                    Posix.lseek(out, pos, SEEK_SET);
-                    n = Posix.copyFileRange(in, out, hole - pos);
-                    if (n == -Errno.EXDEV || n == -Errno.EINVAL || n == -Errno.ENOSYS || n == -Errno.EOPNOTSUPP
-                            || n == -Errno.EBADF) {
-                        cfr = false;
-                        method[0] = "read/write";
-                        continue;
-                    }
+        long off = 0, end = 0, dropped = 0, used = 0;
+        try {
+            // the first hole: at or past the end for a file without holes (most files), which is then one data
+            // range from 0 and needs no SEEK_DATA (one system call less per copy-up of a small file)
+            long first = Posix.lseek(in, 0, SEEK_HOLE);
+            boolean dense = first >= size;
+            while (off < size) {
+                long data, hole;
+                if (dense) {
+                    data = 0;
+                    hole = size;
                 } else {
-                    n = rw(in, out, pos, hole - pos);
+                    data = Posix.lseek(in, off, SEEK_DATA);
+                    if (data == -Errno.ENXIO) break;           // only a hole is left
+                    if (data < 0) data = off;                 // no SEEK_DATA: copy everything
+                    hole = Posix.lseek(in, data, SEEK_HOLE);
+                    if (hole < 0 || hole > size) hole = size;
                 }
-                if (n < 0) return (int) n;
-                if (n == 0) break; // source shrank under us
-                if (stream) dropped = writeBack(out, pos, n, dropped);
-                pos += n;
-                end = pos;
+                long pos = data;
+                while (pos < hole) {
+                    long n;
+                    if (cfr) {
+                        Posix.lseek(in, pos, SEEK_SET);
+                        Posix.lseek(out, pos, SEEK_SET);
+                        n = Posix.copyFileRange(in, out, hole - pos);
+                        if (n == -Errno.EXDEV || n == -Errno.EINVAL || n == -Errno.ENOSYS || n == -Errno.EOPNOTSUPP
+                                || n == -Errno.EBADF) {
+                            cfr = false;
+                            method[0] = "read/write";
+                            continue;
+                        }
+                    } else {
+                        n = rw(in, out, pos, hole - pos);
+                        if (n > used) used = n;
+                    }
+                    if (n < 0) return (int) n;
+                    if (n == 0) break; // source shrank under us
+                    if (stream) dropped = writeBack(out, pos, n, dropped);
+                    pos += n;
+                    end = pos;
+                }
+                off = hole;
             }
-            off = hole;
+            return end == size ? 0 : Posix.ftruncate(out, size);
+        } finally {
+            Buffers.dropPages(used); // the pieces' pages beyond the first 64 KiB go back (see there)
         }
-        return end == size ? 0 : Posix.ftruncate(out, size);
     }
 
     /**

@@ -67,32 +67,37 @@ final class LazyFiles {
 
     /** Copies a lazy file's data to {@code out} (copy-up): copy_file_range from the tar, else pread/pwrite. */
     static int copy(LazyTar.Span s, int out, long size) {
-        long pos = 0;
+        long pos = 0, used = 0;
         boolean cfr = true;
         Pointer buf = null;
-        while (pos < size) {
-            long n;
-            if (cfr) {
-                n = Posix.copyFileRangeAt(s.tarFd(), s.base() + pos, out, pos, Math.min(size - pos, 1L << 30));
-                if (n < 0 && n != -dev.strata.posix.Errno.EINTR) {
-                    cfr = false; // another file system, an old kernel: the plain way
-                    continue;
+        try {
+            while (pos < size) {
+                long n;
+                if (cfr) {
+                    n = Posix.copyFileRangeAt(s.tarFd(), s.base() + pos, out, pos, Math.min(size - pos, 1L << 30));
+                    if (n < 0 && n != -dev.strata.posix.Errno.EINTR) {
+                        cfr = false; // another file system, an old kernel: the plain way
+                        continue;
+                    }
+                    if (n < 0) continue;
+                } else {
+                    if (buf == null) buf = Buffers.get(DataCopy.PIECE);
+                    n = s.read(buf, Math.min(DataCopy.PIECE, size - pos), pos);
+                    if (n < 0) return (int) n;
+                    if (n > used) used = n;
+                    long w = 0;
+                    while (w < n) {
+                        long k = Posix.pwrite(out, buf.slice(w), n - w, pos + w);
+                        if (k < 0) return (int) k;
+                        w += k;
+                    }
                 }
-                if (n < 0) continue;
-            } else {
-                if (buf == null) buf = Buffers.get(DataCopy.PIECE);
-                n = s.read(buf, Math.min(DataCopy.PIECE, size - pos), pos);
-                if (n < 0) return (int) n;
-                long w = 0;
-                while (w < n) {
-                    long k = Posix.pwrite(out, buf.slice(w), n - w, pos + w);
-                    if (k < 0) return (int) k;
-                    w += k;
-                }
+                if (n == 0) return -dev.strata.posix.Errno.EIO; // the tar is shorter than the index says
+                pos += n;
             }
-            if (n == 0) return -dev.strata.posix.Errno.EIO; // the tar is shorter than the index says
-            pos += n;
+            return 0;
+        } finally {
+            Buffers.dropPages(used); // as DataCopy's pieces
         }
-        return 0;
     }
 }
