@@ -78,7 +78,7 @@ final class InitOps extends Family {
         w.reply(unique, INIT_OUT);
         if (!fs.initialized) {
             fs.initialized = true;
-            fs.onInit.run();
+            fs.ready(); // told already by KernelMount, but for a file system served without it (tests)
         }
     }
 }

@@ -139,6 +139,7 @@ public final class KernelMount {
         fs.workers = workers;
         Rest.MOUNTS.add(fs);
         try {
+            fs.ready(); // mounted: the command may return (KernelFS#ready)
             workers.serveHere(); // this thread serves as the mount's lasting worker
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

@@ -192,7 +192,8 @@ final class Worker implements Runnable {
         if (n < IN_HEADER) return NEXT;
         buffers.received(n);
         int op = in.getInt(IH_OPCODE);
-        quick = noCaller(op) || op == RELEASE || op == RELEASEDIR;
+        // INIT: nothing else comes before its reply, so no second worker is started for it
+        quick = noCaller(op) || op == RELEASE || op == RELEASEDIR || op == INIT;
         pool.took(quick);
         Rest.request();
         Gate gate = noCaller(op) ? null : fs.gate;
