@@ -34,6 +34,6 @@ public final class Buffers {
         if (p == null || used <= KEEP) return;
         long start = (p.address() + KEEP + PAGE - 1) & -PAGE;           // whole pages inside the buffer
         long end = (p.address() + Math.min(used, p.size())) & -PAGE;
-        if (end > start) Posix.madvise(start, end - start, 4 /* MADV_DONTNEED */);
+        if (end > start) Posix.dropPages(p, start - p.address(), end - start);
     }
 }

@@ -76,9 +76,6 @@ final class InitOps extends Family {
         w.outData.putInt(24, 1);                     // time_gran: nanoseconds
         w.outData.putShort(28, (short) KernelFS.MAX_PAGES); // honoured only with the MAX_PAGES flag (else 32 pages: 128 KiB)
         w.reply(unique, INIT_OUT);
-        if (!fs.initialized) {
-            fs.initialized = true;
-            fs.ready(); // told already by KernelMount, but for a file system served without it (tests)
-        }
+        fs.initialized = true; // the command was told "ready" at mount(2) (KernelFS#ready)
     }
 }

@@ -85,9 +85,6 @@ final class KernelFS {
             this.direct = direct;
         }
     }
-    /** Tells the command that mounted (and through it podman) that the mount is up: {@link #ready}. */
-    private final Runnable onReady;
-    private final java.util.concurrent.atomic.AtomicBoolean readyTold = new java.util.concurrent.atomic.AtomicBoolean();
     volatile boolean initialized;
     /**
      * When a worker of this mount last finished a request (System.nanoTime), and the value it had when
@@ -187,20 +184,7 @@ final class KernelFS {
     /** Paths copied up by the request a worker is serving (filled by {@link #copiedUp}). */
     static final ThreadLocal<ArrayList<String>> COPIED = new ThreadLocal<>();
 
-    /**
-     * The mount is up: runs the ready action once (KernelMount calls it right after mount(2), before
-     * the mount's first request is read). As with fuse-overlayfs, whose mount program returns once
-     * mount(2) did, not after the kernel's INIT: whatever accesses the mount waits for the INIT reply
-     * in the kernel, which the mount's first worker sends next. Waiting for INIT put its round trip
-     * (its read, a second worker started, the reply) before the mount command's exit, on a rootless
-     * container's start (bench/rootless/starttrace.py: INIT 0.8 ms send-to-reply against 0.2 for
-     * fuse-overlayfs; the mount program's exit 2.4 ms after fuse-overlayfs's).
-     */
-    void ready() {
-        if (readyTold.compareAndSet(false, true)) onReady.run();
-    }
-
-    KernelFS(Union union, int devFd, Log log, boolean debug, int allowOnlyUid, Runnable onReady) {
+    KernelFS(Union union, int devFd, Log log, boolean debug, int allowOnlyUid) {
         this.union = union;
         inodes.releaseRemoved = union::release;
         this.opts = union.options();
@@ -208,7 +192,6 @@ final class KernelFS {
         this.devFd = devFd;
         this.debug = debug;
         this.allowOnlyUid = allowOnlyUid;
-        this.onReady = onReady;
         this.passthroughWanted = opts.passthrough && BackingMounts.permitted();
         this.backingMounts = passthroughWanted ? new BackingMounts(union, log) : null;
         double e = opts.timeoutSeconds, a = opts.attrTimeoutSeconds;

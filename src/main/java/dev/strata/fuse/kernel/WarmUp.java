@@ -148,7 +148,7 @@ public final class WarmUp {
             if (Holder.C.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return 0;
             int served = 0;
             try (Union union = Union.open(opts, KernelMount.events(UnionEvents.NONE))) {
-                KernelFS fs = new KernelFS(union, sv[0], new Log(false), false, -1, () -> { });
+                KernelFS fs = new KernelFS(union, sv[0], new Log(false), false, -1);
                 Workers workers = new Workers(fs);
                 workers.start();
                 Driver d = null;

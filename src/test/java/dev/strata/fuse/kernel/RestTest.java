@@ -47,7 +47,7 @@ class RestTest {
         b.passthrough = false;
         Union u = Union.open(b.build(), null);
         unions.add(u);
-        KernelFS fs = new KernelFS(u, -1, new Log(false), false, -1, () -> { });
+        KernelFS fs = new KernelFS(u, -1, new Log(false), false, -1);
         return fs;
     }
 
