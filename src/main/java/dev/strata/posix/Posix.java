@@ -237,7 +237,10 @@ public final class Posix {
         return p == null || p.address() == -1 ? null : RT.getMemoryManager().newPointer(p.address(), size);
     }
     public static void unmap(Pointer p, long size) { M.munmap(p, size); }
-    /** MADV_DONTNEED: the pages of [off, off + len) of a {@link #map}ped buffer are dropped (read back as zeros). */
+    /**
+     * MADV_DONTNEED: the pages of [off, off + len) of a buffer are dropped (read back as zeros); whole
+     * pages the buffer owns: a {@link #map}ped one, or those inside a malloc'ed one ({@link Buffers#dropPages}).
+     */
     public static void dropPages(Pointer p, long off, long len) { M.madvise(p.slice(off), len, 4); }
     /** madvise(2) on [addr, addr + len) of this process's address space: 0 or -errno. */
     public static int madvise(long addr, long len, int advice) {

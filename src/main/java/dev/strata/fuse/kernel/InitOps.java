@@ -76,6 +76,6 @@ final class InitOps extends Family {
         w.outData.putInt(24, 1);                     // time_gran: nanoseconds
         w.outData.putShort(28, (short) KernelFS.MAX_PAGES); // honoured only with the MAX_PAGES flag (else 32 pages: 128 KiB)
         w.reply(unique, INIT_OUT);
-        fs.initialized = true; // the command was told "ready" at mount(2) (KernelFS#ready)
+        fs.initialized = true; // the command was told "ready" right after mount(2) (KernelMount#serve)
     }
 }
