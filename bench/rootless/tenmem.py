@@ -12,11 +12,11 @@ the benchmark (copy-ups, untar, rm -rf, dd and the re-read too) instead of the l
 one system: a probe, not the benchmark.
     sudo python3 bench/rootless/tenmem.py [--system strata|fuse-overlayfs] [--prelude] [--full] [--sample S]
                                           [--strata BIN] [--env K=V ...] [--jcmd 'CMD ARGS' ...]
-                                          [--maps KB]
+                                          [--maps KB] [--threads]
 --env passes variables to podman and so to the mount program (e.g. STRATA_JAVA_OPTS=-Dstrata.cacheIdleMillis=0);
 --jcmd runs a jcmd command on strata's daemon after the reading (e.g. VM.native_memory, with
 --env STRATA_JAVA_OPTS=-XX:NativeMemoryTracking=summary); --maps KB lists the daemon's anonymous
-mappings of at least KB kB of Pss.
+mappings of at least KB kB of Pss; --threads each thread's stack Pss by its name.
 """
 import argparse
 import glob
@@ -102,6 +102,34 @@ def anonymous(pid, least):
             print(f"  {pss:7d}  {lo:x} {(hi - lo) // 1024:8d} kB {perm} {flags}")
 
 
+def stacks(pid):
+    """Prints each thread's stack Pss (kB) by thread name: the mapping its stack pointer is in (threads
+    in a system call only; a mapping two threads share, e.g. two stacks merged into one, counts once)."""
+    maps = [(lo, hi, kb.get("Pss", 0)) for lo, hi, perm, name, kb in mappings(pid) if not name]
+    seen, rows = set(), []
+    for t in sorted(glob.glob(f"/proc/{pid}/task/*")):
+        try:
+            f = open(f"{t}/syscall").read().split()
+            comm = open(f"{t}/comm").read().strip()
+        except OSError:
+            continue
+        if len(f) < 8:
+            rows.append((-1, comm, "running"))
+            continue
+        sp = int(f[-2], 16)
+        m = next(((lo, hi, pss) for lo, hi, pss in maps if lo <= sp < hi), None)
+        if m is None:
+            rows.append((-1, comm, "no mapping"))
+        elif m[0] in seen:
+            rows.append((0, comm, f"shares {m[0]:x}"))
+        else:
+            seen.add(m[0])
+            rows.append((m[2], comm, f"{m[0]:x} {(m[1] - m[0]) // 1024} kB"))
+    print("  thread stacks (kB of Pss):")
+    for pss, comm, where in sorted(rows, key=lambda r: -r[0]):
+        print(f"  {pss:7d}  {comm:20s} {where}")
+
+
 def jcmd(pid, uid, cmd):
     """Runs `jcmd PID CMD` as the daemon's user in its namespaces (the attach socket is in its /tmp)."""
     gid = R.pwd.getpwuid(uid).pw_gid
@@ -122,6 +150,7 @@ def main():
     ap.add_argument("--env", action="append", default=[])
     ap.add_argument("--jcmd", action="append", default=[])
     ap.add_argument("--maps", type=int, default=0, metavar="KB")
+    ap.add_argument("--threads", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("tenmem: needs root (it reads the mount programs' memory); podman runs as --user")
@@ -185,6 +214,8 @@ def main():
             show(pid)
             if args.maps:
                 anonymous(pid, args.maps)
+            if args.threads:
+                stacks(pid)
             for cmd in args.jcmd:
                 jcmd(pid, uid, cmd)
         c, _, m = st.start("eleven")

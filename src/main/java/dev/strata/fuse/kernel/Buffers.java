@@ -85,6 +85,20 @@ final class Buffers {
         }
     }
 
+    /**
+     * The worker, waiting alone on a quiet mount, gives back both buffers' pages but the first of each
+     * (KernelFS#trimWorkers): not in read(2) (it serves the wake-up that asked for it), and the reply
+     * buffer its own while it serves. The next requests map back what they reach.
+     */
+    void trim() {
+        Posix.dropPages(in, PAGE, KernelFS.IN_BUF - PAGE);
+        Posix.dropPages(out, PAGE, KernelFS.OUT_BUF - PAGE);
+        inMax = 0;
+        outMax = 0;
+    }
+
+    private static final int PAGE = 4096;
+
     /** Unmaps the buffers (the worker is done with them). */
     void release() {
         Rest.BUFFERS.remove(this);

@@ -145,24 +145,45 @@ final class KernelFS {
         int n = w.shed();
         if (n <= 0) return;
         int sent = 0;
-        while (sent < n && retrieve(file)) sent++;
+        while (sent < n && retrieve(file, RETRIEVE_UNIQUE)) sent++;
         if (sent < n) w.unshed(n - sent);
     }
 
     /** The lasting worker took a wake-up meant for a worker to go ({@link Workers#passOn}): another goes out. */
     synchronized void wakeForShed(Workers w) {
         long file = lastFile;
-        if (file == 0 || !retrieve(file)) w.unshed(1);
+        if (file == 0 || !retrieve(file, RETRIEVE_UNIQUE)) w.unshed(1);
     }
 
+    /**
+     * A quiet mount's worker, once it waits alone ({@link Workers#alone}: the others were shed), gives
+     * back what its deepest requests left resident: its stack below where it waits (dev.strata.posix.
+     * StackTrim) and its buffers past their first page (Buffers#trim). Woken for it as for a shed (a
+     * NOTIFY_REPLY, here with {@link #TRIM_UNIQUE}), since only the thread itself may drop its stack's
+     * pages. Once per quiet spell ({@link #trimSeen}; from Rest#dropIdle, on the rest thread): true if
+     * the wake-up went out or none is due, false to try again at the next pass (workers being shed).
+     */
+    synchronized boolean trimWorkers() {
+        Workers w = workers;
+        long file = lastFile;
+        if (w == null || !initialized || file == 0) return true;
+        if (!w.alone()) return false;
+        // the kernel no longer holds the file (ENOENT): no trim this time
+        if (retrieve(file, TRIM_UNIQUE)) Rest.trimSent();
+        return true;
+    }
+
+    /** The mount's {@link #servedAt} when its workers were last asked to trim (Rest#dropIdle). */
+    long trimSeen;
+
     /** Writes a NOTIFY_RETRIEVE of no data of {@code file}: the kernel sends a NOTIFY_REPLY request (under this lock). */
-    private boolean retrieve(long file) {
+    private boolean retrieve(long file, long unique) {
         if (retrieve == null) retrieve = NativeMemory.allocate(OUT_HEADER + 32);
         jnr.ffi.Pointer p = retrieve;
         p.putInt(0, OUT_HEADER + 32);
         p.putInt(4, NOTIFY_RETRIEVE);
         p.putLong(8, 0);
-        p.putLong(OUT_HEADER, RETRIEVE_UNIQUE); // notify_unique: the request's unique
+        p.putLong(OUT_HEADER, unique);          // notify_unique: the request's unique
         p.putLong(OUT_HEADER + 8, file);        // nodeid
         p.putLong(OUT_HEADER + 16, 0);          // offset
         p.putInt(OUT_HEADER + 24, 0);           // size: no data
@@ -174,6 +195,8 @@ final class KernelFS {
 
     /** The unique of the daemon's own NOTIFY_REPLY requests (even: not an interrupt's; never replied to). */
     static final long RETRIEVE_UNIQUE = 0x5354524154410000L;
+    /** The same, of the wake-up that asks a worker to trim (see {@link #trimWorkers}). */
+    static final long TRIM_UNIQUE = RETRIEVE_UNIQUE + 2;
 
     /** Closes the descriptor above (the workers have ended). */
     synchronized void closeNonBlocking() {

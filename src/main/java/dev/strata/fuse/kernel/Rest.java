@@ -83,12 +83,14 @@ final class Rest {
                 } while (active);
                 WarmUp.startIfPending();
                 dropIdle();
+                awaitTrims();
                 collectIfDue();
                 settle();
                 for (long later : LATER_MS) {
                     Thread.sleep(later);
                     if (active) break;
                     dropIdle();
+                    awaitTrims();
                     collectIfDue();
                     settle();
                 }
@@ -143,7 +145,8 @@ final class Rest {
     /**
      * Drops the cached engine nodes of every mount quiet for {@link #IDLE_DROP_MS} since its last drop
      * (a mount busy with a long operation, that holds the engine's lock, is tried again at the next
-     * call), and lets its waiting workers beyond one go (KernelFS#shedWorkers); returns how many nodes
+     * call), and lets its waiting workers beyond one go (KernelFS#shedWorkers) and the one left give
+     * back its stack's and buffers' pages (KernelFS#trimWorkers, once it waits alone); returns how many nodes
      * went. On the watcher's thread only.
      */
     static int dropIdle() {
@@ -156,22 +159,71 @@ final class Rest {
         long now = System.nanoTime(), n = 0;
         for (KernelFS fs : mounts) {
             long served = fs.servedAt;
-            if (served == fs.dropSeen || now - served < IDLE_DROP_MS * 1_000_000L) continue;
+            if (served == fs.dropSeen) {
+                // dropped and shed at an earlier pass: the worker left trims once it waits alone
+                if (fs.trimSeen != served && fs.trimWorkers()) fs.trimSeen = served;
+                continue;
+            }
+            if (now - served < IDLE_DROP_MS * 1_000_000L) continue;
             int d = fs.union.dropCachedNodes();
             if (d < 0) continue;
             fs.dropSeen = served;
             fs.shedWorkers();
+            if (fs.trimWorkers()) fs.trimSeen = served; // none to shed: at once
             n += d;
         }
         dropped = (int) Math.min(dropped + n, Integer.MAX_VALUE);
         return (int) Math.min(n, Integer.MAX_VALUE);
     }
 
+    /**
+     * Trims asked of workers (KernelFS#trimWorkers) and not done yet. A pass waits for them (up to
+     * {@link #TRIM_WAIT_MS}) before it drops the clean mappings: a trim runs through the JVM's code and
+     * the JDK's classes, whose pages it maps back (2 MB of libjvm.so in a reading 1 s after a trim
+     * that came after the pass's drop, issue 14).
+     */
+    private static int trimsPending;
+    private static final Object TRIMS = new Object();
+    static final long TRIM_WAIT_MS = 200;
+
+    static void trimSent() {
+        synchronized (TRIMS) {
+            trimsPending++;
+        }
+    }
+
+    static void trimDone() {
+        synchronized (TRIMS) {
+            if (trimsPending > 0 && --trimsPending == 0) TRIMS.notifyAll();
+        }
+    }
+
+    /** Waits until the trims asked for are done, at most {@link #TRIM_WAIT_MS} (a mount unmounted meanwhile never does its). */
+    private static void awaitTrims() throws InterruptedException {
+        synchronized (TRIMS) {
+            long end = System.nanoTime() + TRIM_WAIT_MS * 1_000_000L;
+            while (trimsPending > 0) {
+                long left = (end - System.nanoTime()) / 1_000_000L;
+                if (left <= 0) {
+                    trimsPending = 0;
+                    return;
+                }
+                TRIMS.wait(left);
+            }
+        }
+    }
+
+    /** Scratch memory for the rest thread's {@link dev.strata.posix.StackTrim#trim} (made at the first pass). */
+    private static final jnr.ffi.Pointer scratch = dev.strata.posix.NativeMemory.allocate(256);
+
     /** The buffers of every mount's live workers (their reply buffers' pages are given back at rest). */
     static final java.util.Set<Buffers> BUFFERS = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private static void settle() {
         for (Buffers b : BUFFERS) b.dropReplyTail();
+        // this thread's own stack below here: the passes' calls (the collection's, the parse of smaps)
+        // left 60-70 kB of its 64 KiB resident; before the clean mappings go, for the trim runs through code
+        dev.strata.posix.StackTrim.trim(scratch);
         dev.strata.posix.NativeMemory.release(); // what the collection before found unreachable
         Posix.mallocTrim();
         if (DROP_CLEAN) {

@@ -194,13 +194,14 @@ final class Worker implements Runnable {
         int op = in.getInt(IH_OPCODE);
         // INIT: nothing else comes before its reply, so no second worker is started for it
         quick = noCaller(op) || op == RELEASE || op == RELEASEDIR || op == INIT;
+        boolean trim = op == NOTIFY_REPLY && in.getLong(IH_UNIQUE) == KernelFS.TRIM_UNIQUE;
         pool.took(quick);
         Rest.request();
         Gate gate = noCaller(op) ? null : fs.gate;
         buffers.serving();
         if (gate != null) gate.enter(); // waits while the mount is paused
         try {
-            serve();
+            if (trim) trim(); else serve();
         } catch (Throwable t) {
             // a failure outside a request (even while replying) must not end this worker
             if (t instanceof OutOfMemoryError) fs.noteOutOfMemory();
@@ -210,10 +211,26 @@ final class Worker implements Runnable {
         }
         servedAt = System.nanoTime();
         if (op != NOTIFY_REPLY) fs.servedAt = servedAt; // the daemon's own wake-up (Workers#shed) is no work of the mount
-        park = !(counted ? countedWait : pool.finished(quick, lasting));
+        park = !(counted ? countedWait : pool.finished(quick, lasting || trim)); // a trim is no shed: waits again
         counted = false;
-        if (lasting && op == NOTIFY_REPLY) pool.passOn(fs); // a wake-up meant for a worker to go
+        if (lasting && op == NOTIFY_REPLY && !trim) pool.passOn(fs); // a wake-up meant for a worker to go
         return NEXT;
+    }
+
+    /**
+     * The wake-up of a quiet mount's worker waiting alone (KernelFS#trimWorkers): gives back its stack's
+     * pages below this call and its buffers' past the first page. Here, between the request's read and
+     * its (absent) reply: not in read(2), and the reply buffer this worker's.
+     */
+    private void trim() {
+        long dropped;
+        try {
+            buffers.trim();
+            dropped = dev.strata.posix.StackTrim.trim(stat);
+        } finally {
+            Rest.trimDone();
+        }
+        if (fs.debug) fs.log.debug("worker at rest: " + (dropped < 0 ? "stack not trimmed" : "stack trimmed by " + dropped / 1024 + " kB"));
     }
 
     /** No caller waits behind it (FORGET, an INTERRUPT, the daemon's own NOTIFY_REPLY): not held, not checked, quick. */

@@ -68,6 +68,9 @@ final class Workers {
     void serveHere() throws InterruptedException {
         if (!(Thread.currentThread() instanceof ServingThread)) {
             start();
+            // waits for the mount's life: the pages the start-up's calls left on this (main) thread's
+            // stack below here go back (60-70 kB; dev.strata.posix.StackTrim)
+            dev.strata.posix.StackTrim.trim();
             awaitEnd();
             return;
         }
@@ -223,6 +226,19 @@ final class Workers {
             if (passedOn++ < PASS_ON_MAX) return true;
             shedding--;
             return false;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Whether one worker serves the mount and waits on /dev/fuse, and none is being shed, parked or
+     * polling: a wake-up sent now reaches that one (KernelFS#trimWorkers).
+     */
+    boolean alone() {
+        lock.lock();
+        try {
+            return !over && alive == 1 && waiting == 1 && parked == 0 && shedding == 0 && polling == 0;
         } finally {
             lock.unlock();
         }

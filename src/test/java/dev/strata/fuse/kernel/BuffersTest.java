@@ -76,4 +76,28 @@ class BuffersTest {
             b.release();
         }
     }
+
+    @Test void aTrimKeepsTheFirstPageOfEach() throws IOException {
+        Buffers b = new Buffers();
+        try {
+            b.serving();
+            for (int off = 0; off < Buffers.KEEP; off += 4096) { // within KEEP: what the other drops keep
+                b.in.putByte(off, (byte) 1);
+                b.out.putByte(off, (byte) 2);
+            }
+            b.received(100);
+            long before = residentKb(b.in.address());
+            b.trim();
+            // 7 pages of each went
+            assertTrue(residentKb(b.in.address()) <= before - 48, "the pages past the first went: " + before + " kB before");
+            assertEquals(1, b.in.getByte(0));
+            assertEquals(2, b.out.getByte(0));
+            assertEquals(0, b.in.getByte(4096), "the request buffer's second page reads back as zeros");
+            assertEquals(0, b.out.getByte(8192), "the reply buffer's third page reads back as zeros");
+            assertFalse(b.requestTail());
+            b.served();
+        } finally {
+            b.release();
+        }
+    }
 }
