@@ -21,8 +21,6 @@ import jnr.ffi.Pointer;
  * thread of a mount (fuse/kernel/Workers#serveHere), the daemon's rest thread (fuse/kernel/Rest).
  */
 public final class StackTrim {
-    private StackTrim() {}
-
     /**
      * Kept below the stack pointer: more than the native calls below this method's frame use (the stack
      * pointer is read one call deeper than madvise(2) is called from, in {@link #stackPointer}).
@@ -30,28 +28,33 @@ public final class StackTrim {
     static final long MARGIN = 8 * 1024;
     private static final long PAGE = 4096;
 
-    /** {@link #trim(Pointer)} with scratch memory of its own (a thread that trims now and then). */
-    public static long trim() {
-        Pointer scratch = NativeMemory.allocate(256);
-        try {
-            return trim(scratch);
-        } finally {
-            java.lang.ref.Reference.reachabilityFence(scratch);
-        }
-    }
+    /** The thread this trims the stack of (the one that made it). */
+    private final Thread owner = Thread.currentThread();
+    /**
+     * The stack's lowest usable address: looked up at the first trim (/proc/self/maps), for a thread's
+     * stack does not move; -1 if it could not be (nothing is dropped then). Looked up once, since a
+     * pass over the maps (hundreds of lines) is loops enough for the JIT to compile code at rest, and
+     * the compiler's code maps back megabytes of libjvm.so after the rest pass dropped them.
+     */
+    private long low;
+    private Pointer scratch;
+
+    /** A trimmer of the calling thread's stack: that thread alone calls {@link #trim}. */
+    public StackTrim() {}
 
     /**
-     * Drops the pages of the calling thread's stack below its stack pointer (less {@link #MARGIN});
-     * {@code scratch} is at least 256 bytes of native memory. Returns the bytes of address space dropped,
-     * 0 if there was nothing to drop, or -1 if the stack pointer or its mapping could not be found (/proc
-     * not mounted, an unexpected format): then nothing changed.
+     * Drops the pages of the calling thread's stack below its stack pointer (less {@link #MARGIN}).
+     * Returns the bytes of address space dropped, 0 if there was nothing to drop, or -1 if the stack
+     * pointer or its mapping could not be found (/proc not mounted, an unexpected format): then nothing
+     * changed.
      */
-    public static long trim(Pointer scratch) {
-        if (scratch.size() < 256) throw new IllegalArgumentException("scratch of " + scratch.size() + " bytes");
+    public long trim() {
+        if (Thread.currentThread() != owner) throw new IllegalStateException("a thread trims its own stack only");
+        if (scratch == null) scratch = NativeMemory.allocate(256);
         long sp = stackPointer(scratch);
         if (sp <= 0) return -1;
-        long low = mappingStart(sp);
-        if (low <= 0) return -1;
+        if (low == 0) low = mappingStart(sp);
+        if (low <= 0 || Long.compareUnsigned(sp, low) < 0 || sp - low > MAX_STACK) return -1;
         long end = (sp - MARGIN) & -PAGE;
         if (end <= low) return 0;
         return Posix.madvise(low, end - low, 4 /* MADV_DONTNEED */) == 0 ? end - low : -1;

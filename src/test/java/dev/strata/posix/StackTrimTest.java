@@ -9,17 +9,21 @@ import java.io.IOException;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** A thread gives back its own stack's pages below where it runs, and its frames above keep their values. */
 class StackTrimTest {
     private final Pointer scratch = NativeMemory.allocate(256);
+    /** The test thread's trimmer. */
+    private StackTrim trimmer;
 
     @Test void dropsThePagesBelowAndKeepsTheFramesAbove() throws Throwable {
         AtomicReference<Throwable> failed = new AtomicReference<>();
         long[] kb = new long[3];
         Thread t = new Thread(null, () -> {
             try {
+                trimmer = new StackTrim();
                 long sp = StackTrim.stackPointer(scratch);
                 assertTrue(sp > 0, "no stack pointer from /proc/thread-self/syscall");
                 assertTrue(StackTrim.mappingStart(sp) > 0, "the stack's mapping was not found above its guard");
@@ -30,6 +34,7 @@ class StackTrimTest {
                 kb[1] = rss(StackTrim.stackPointer(scratch));
                 assertEquals(sum(8000), deep(8000, false)); // and the stack below works as before
                 kb[2] = rss(StackTrim.stackPointer(scratch));
+                assertTrue(trimmer.trim() > 0, "a second trim (the stack's bounds kept from the first)");
             } catch (Throwable e) {
                 failed.set(e);
             }
@@ -40,6 +45,14 @@ class StackTrimTest {
         assertTrue(kb[0] >= 200, "the deep calls left only " + kb[0] + " kB resident");
         assertTrue(kb[1] <= kb[0] / 2, "after the trim " + kb[1] + " kB of " + kb[0] + " stayed resident");
         assertTrue(kb[2] >= 200, "the deep calls after the trim left only " + kb[2] + " kB resident");
+    }
+
+    @Test void onlyItsOwnThread() throws InterruptedException {
+        StackTrim[] made = new StackTrim[1];
+        Thread t = new Thread(() -> made[0] = new StackTrim());
+        t.start();
+        t.join();
+        assertThrows(IllegalStateException.class, made[0]::trim);
     }
 
     @Test void refusesWhatIsNoStack() {
@@ -70,7 +83,7 @@ class StackTrimTest {
             assertEquals(b - a, c);
             return below + b;
         }
-        if (trim) assertTrue(StackTrim.trim(scratch) > 0, "nothing trimmed");
+        if (trim) assertTrue(trimmer.trim() > 0, "nothing trimmed");
         return b;
     }
 

@@ -157,10 +157,11 @@ final class Rest {
     static int dropIdle(Iterable<KernelFS> mounts) {
         if (IDLE_DROP_MS <= 0) return 0;
         long now = System.nanoTime(), n = 0;
+        java.util.List<KernelFS> toTrim = null;
         for (KernelFS fs : mounts) {
             long served = fs.servedAt;
             if (served == fs.dropSeen) {
-                // dropped and shed at an earlier pass: the worker left trims once it waits alone
+                // dropped and shed at an earlier pass, where its worker was not left alone in time
                 if (fs.trimSeen != served && fs.trimWorkers()) fs.trimSeen = served;
                 continue;
             }
@@ -169,8 +170,26 @@ final class Rest {
             if (d < 0) continue;
             fs.dropSeen = served;
             fs.shedWorkers();
-            if (fs.trimWorkers()) fs.trimSeen = served; // none to shed: at once
+            if (toTrim == null) toTrim = new java.util.ArrayList<>();
+            toTrim.add(fs);
             n += d;
+        }
+        // the worker left trims once the others went: in this pass, whose drop of the clean mappings
+        // then follows the trims, rather than at the next, seconds later (SHED_WAIT_MS at most)
+        if (toTrim != null) {
+            long end = System.nanoTime() + SHED_WAIT_MS * 1_000_000L;
+            for (KernelFS fs : toTrim) {
+                boolean done;
+                while (!(done = fs.trimWorkers()) && System.nanoTime() < end) {
+                    try {
+                        Thread.sleep(2);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        end = 0;
+                    }
+                }
+                if (done) fs.trimSeen = fs.dropSeen; // else the next pass asks again
+            }
         }
         dropped = (int) Math.min(dropped + n, Integer.MAX_VALUE);
         return (int) Math.min(n, Integer.MAX_VALUE);
@@ -198,23 +217,35 @@ final class Rest {
         }
     }
 
-    /** Waits until the trims asked for are done, at most {@link #TRIM_WAIT_MS} (a mount unmounted meanwhile never does its). */
+    /**
+     * Waits until the trims asked for are done, at most {@link #TRIM_WAIT_MS} (a mount unmounted
+     * meanwhile never does its), and then {@link #AFTER_TRIM_MS} more: a worker that trimmed runs on
+     * until it waits in read(2) again, and what it runs through after this pass dropped the clean
+     * mappings would stay mapped until the next pass, seconds later (a tenmem reading 1 s after such a
+     * pass: libjvm 3.9 MB instead of 1.5-1.9).
+     */
     private static void awaitTrims() throws InterruptedException {
         synchronized (TRIMS) {
+            if (trimsPending == 0) return;
             long end = System.nanoTime() + TRIM_WAIT_MS * 1_000_000L;
             while (trimsPending > 0) {
                 long left = (end - System.nanoTime()) / 1_000_000L;
                 if (left <= 0) {
                     trimsPending = 0;
-                    return;
+                    break;
                 }
                 TRIMS.wait(left);
             }
         }
+        Thread.sleep(AFTER_TRIM_MS);
     }
 
-    /** Scratch memory for the rest thread's {@link dev.strata.posix.StackTrim#trim} (made at the first pass). */
-    private static final jnr.ffi.Pointer scratch = dev.strata.posix.NativeMemory.allocate(256);
+    static final long AFTER_TRIM_MS = 50;
+    /** How long a pass waits for the workers it shed to end before it asks the one left to trim. */
+    static final long SHED_WAIT_MS = 100;
+
+    /** The rest thread's stack trimmer (made at its first pass, on that thread). */
+    private static dev.strata.posix.StackTrim stackTrim;
 
     /** The buffers of every mount's live workers (their reply buffers' pages are given back at rest). */
     static final java.util.Set<Buffers> BUFFERS = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -223,7 +254,8 @@ final class Rest {
         for (Buffers b : BUFFERS) b.dropReplyTail();
         // this thread's own stack below here: the passes' calls (the collection's, the parse of smaps)
         // left 60-70 kB of its 64 KiB resident; before the clean mappings go, for the trim runs through code
-        dev.strata.posix.StackTrim.trim(scratch);
+        if (stackTrim == null) stackTrim = new dev.strata.posix.StackTrim();
+        stackTrim.trim();
         dev.strata.posix.NativeMemory.release(); // what the collection before found unreachable
         Posix.mallocTrim();
         if (DROP_CLEAN) {

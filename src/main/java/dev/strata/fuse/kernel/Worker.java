@@ -222,11 +222,15 @@ final class Worker implements Runnable {
      * pages below this call and its buffers' past the first page. Here, between the request's read and
      * its (absent) reply: not in read(2), and the reply buffer this worker's.
      */
+    /** This worker's thread's stack trimmer (made at its first trim). */
+    private dev.strata.posix.StackTrim stackTrim;
+
     private void trim() {
         long dropped;
         try {
             buffers.trim();
-            dropped = dev.strata.posix.StackTrim.trim(stat);
+            if (stackTrim == null) stackTrim = new dev.strata.posix.StackTrim(); // on this worker's thread
+            dropped = stackTrim.trim();
         } finally {
             Rest.trimDone();
         }

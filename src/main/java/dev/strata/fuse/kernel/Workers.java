@@ -70,7 +70,7 @@ final class Workers {
             start();
             // waits for the mount's life: the pages the start-up's calls left on this (main) thread's
             // stack below here go back (60-70 kB; dev.strata.posix.StackTrim)
-            dev.strata.posix.StackTrim.trim();
+            new dev.strata.posix.StackTrim().trim();
             awaitEnd();
             return;
         }
