@@ -120,7 +120,7 @@ final class AttrOps extends Family {
         // the file's other nodes the kernel holds (other names, and names removed or renamed over that a
         // descriptor still holds) show the change at once, as the kernel overlay's one inode does:
         // st_nlink 1 now does not mean no other node caches the old attributes (a name removed since)
-        if ((w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
+        if ((w.stat.getInt(Stat.OFF_MODE) & Posix.S_IFMT) != Posix.S_IFDIR) w.notes.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
         w.replyAttr(unique, node);
     }
 

@@ -92,7 +92,7 @@ final class EntryOps extends Family {
         kept(gone, keep);
         // the file's other nodes show one link less (a node shared by its names: the kernel drops it itself)
         KNode file = gone != null ? gone : held;
-        if (file != null && !isDir) w.invalidateSiblings(fs.inodes.ino(file), file);
+        if (file != null && !isDir) w.notes.invalidateSiblings(fs.inodes.ino(file), file);
         detachedByRemoval(gone);
         w.reply(unique, 0);
     }
@@ -106,7 +106,7 @@ final class EntryOps extends Family {
      * strata. (Without the cache the kernel drops it itself: fuse_update_ctime.)
      */
     private void detachedByRemoval(KNode gone) {
-        if (gone != null && fs.writeback) w.invalidate(gone.id);
+        if (gone != null && fs.writeback) w.notes.invalidate(gone.id);
     }
 
     /**
@@ -171,9 +171,9 @@ final class EntryOps extends Family {
             // a rename the upper refused may have changed things first, as the kernel overlay's does:
             // the source copied up with its redirect (ctime), the old directory's times (ext4 makes and
             // drops the whiteout of a RENAME_WHITEOUT that fails with ENOTEMPTY)
-            if (moved != null) w.invalidate(moved.id);
-            w.invalidate(fromDir.id);
-            if (toDir != fromDir) w.invalidate(toDir.id);
+            if (moved != null) w.notes.invalidate(moved.id);
+            w.notes.invalidate(fromDir.id);
+            if (toDir != fromDir) w.notes.invalidate(toDir.id);
             w.error(unique, -r);
             return;
         }
@@ -183,11 +183,11 @@ final class EntryOps extends Family {
         // the replaced file's other names lost a link: also where its node lives on under another name (the
         // target was an alias of a node its upper names share, or that node's owner, whose name an alias took)
         KNode lost = replaced != null ? replaced : target;
-        if (lost != null) w.invalidateSiblings(fs.inodes.ino(lost), lost);
+        if (lost != null) w.notes.invalidateSiblings(fs.inodes.ino(lost), lost);
         detachedByRemoval(replaced);
         // a renamed file's ctime changed, which its other names show too
-        if (moved != null) w.invalidateSiblings(fs.inodes.ino(moved), moved);
-        if (other != null) w.invalidateSiblings(fs.inodes.ino(other), other);
+        if (moved != null) w.notes.invalidateSiblings(fs.inodes.ino(moved), moved);
+        if (other != null) w.notes.invalidateSiblings(fs.inodes.ino(other), other);
         w.reply(unique, 0);
     }
 
@@ -225,7 +225,7 @@ final class EntryOps extends Family {
             for (KernelFS.OpenFile f : fs.openFiles.values()) if (f.node.equals(old)) f.otherNames = true;
             k = w.entry(0, newDir, name);
         }
-        w.invalidateSiblings(ino, k);
+        w.notes.invalidateSiblings(ino, k);
         w.reply(unique, ENTRY_OUT);
     }
 }

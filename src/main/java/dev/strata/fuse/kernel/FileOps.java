@@ -41,7 +41,7 @@ final class FileOps extends Family {
                 : fs.inodes.hasSiblings(ino, node) || !fs.inodes.shared(node) && fs.union.hasOtherNames(fd);
         // a write open of a metadata-only copy copies its data up, which changes its mtime and ctime on
         // the kernel overlay (ovl_copy_up_meta_inode_data), as every other name of the file shows
-        if (otherNames && ((flags & Posix.O_ACCMODE) != Posix.O_RDONLY || (flags & Posix.O_TRUNC) != 0)) w.invalidateSiblings(ino, node);
+        if (otherNames && ((flags & Posix.O_ACCMODE) != Posix.O_RDONLY || (flags & Posix.O_TRUNC) != 0)) w.notes.invalidateSiblings(ino, node);
         openReply(0, fd, node, otherNames);
         if (!w.reply(unique, OPEN_OUT)) w.unclaimed(fd);
     }
@@ -79,7 +79,7 @@ final class FileOps extends Family {
             synchronized (x) { first = x.writablePassthrough++ == 0; }
             // what the kernel holds of the attributes from before this open would hide the times a
             // write through a shared mapping of it sets on the layer file (no request tells strata)
-            if (first) w.invalidate(node.id, -1);
+            if (first) w.notes.invalidate(node.id, -1);
         }
         fs.openFiles.put(fd, new KernelFS.OpenFile(node, x, cached, backing > 0, otherNames, acc != Posix.O_RDONLY,
                 (openFlags & Posix.O_DIRECT) != 0));
@@ -262,7 +262,7 @@ final class FileOps extends Family {
         }
         if (n < 0) { w.error(unique, (int) -n); return; }
         KernelFS.OpenFile f = fs.openFiles.get(fd);
-        if (f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
+        if (f != null && f.otherNames) w.notes.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
         w.outData.putInt(0, (int) n);
         w.outData.putInt(4, 0);
         w.reply(unique, 8);
@@ -290,7 +290,7 @@ final class FileOps extends Family {
         int mode = w.in.getInt(IN_HEADER + 24);
         int r = fs.union.fallocate(fd, mode, off, len);
         KernelFS.OpenFile f = fs.openFiles.get(fd);
-        if (r == 0 && f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
+        if (r == 0 && f != null && f.otherNames) w.notes.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
         w.result(unique, r);
     }
 
@@ -307,7 +307,7 @@ final class FileOps extends Family {
         KernelFS.OpenFile fi = fs.openFiles.get(in), f = fs.openFiles.get(out);
         long n = fs.union.copyFileRange(in, inOff, out, outOff, len, flags, fi != null && fi.direct, f != null && f.direct);
         if (n < 0) { w.error(unique, (int) -n); return; }
-        if (f != null && f.otherNames) w.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
+        if (f != null && f.otherNames) w.notes.invalidateSiblingData(fs.inodes.ino(f.node), f.node);
         w.outData.putInt(0, (int) n);
         w.outData.putInt(4, 0);
         w.reply(unique, 8);

@@ -60,8 +60,8 @@ final class IoctlOps extends Family {
             r = fs.union.setFileattr(p, cmd == Posix.FS_IOC32_SETFLAGS ? Posix.FS_IOC_SETFLAGS : cmd, buf);
             if (r == 0) {
                 // ctime changed, of every name of the file: the other names of a hard link too
-                w.invalidate(node.id);
-                if (fs.union.getattr(p, w.stat) == 0 && w.multiLinkFile()) w.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
+                w.notes.invalidate(node.id);
+                if (fs.union.getattr(p, w.stat) == 0 && w.multiLinkFile()) w.notes.invalidateSiblings(w.stat.getLong(Stat.OFF_INO), node);
             }
         }
         if (r < 0) { w.error(unique, -r); return; }

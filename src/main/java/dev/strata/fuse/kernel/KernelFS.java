@@ -231,7 +231,7 @@ final class KernelFS {
     /**
      * Called (from a worker, inside the engine) when an entry of directory {@code dir} changed its inode
      * number without a change of name: the kernel keeps listings in its page cache (no OPENDIR) and
-     * drops them only when a name changes, so the next reply drops it (see Worker#sendNotes).
+     * drops them only when a name changes, so the next reply drops it (see Invalidations#sendNotes).
      */
     static void listingChanged(String dir) {
         ArrayList<String> l = RELISTED.get();

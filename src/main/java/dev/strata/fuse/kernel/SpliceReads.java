@@ -60,7 +60,7 @@ final class SpliceReads {
         if (size > max) return false;
         long n = fs.union.readable(fd, off, size, stat);
         if (n <= 0) return false; // an error or the end of the file: pread's reply says which
-        w.sendNotes();
+        w.notes.sendNotes();
         int len = OUT_HEADER + (int) n;
         header.putInt(0, len);
         header.putInt(4, 0);

@@ -16,7 +16,7 @@ import static dev.strata.posix.Errno.*;
  * writes the reply, until the file system is unmounted.
  */
 final class Worker implements Runnable {
-    private final KernelFS fs;
+    final KernelFS fs;
     final EntryOps entries;
     final AttrOps attrs;
     final FileOps files;
@@ -58,6 +58,9 @@ final class Worker implements Runnable {
      */
     private final ArrayList<String> copied = new ArrayList<>(), relisted = new ArrayList<>();
 
+    /** What this worker tells the kernel to drop of nodes a request changed besides its own. */
+    final Invalidations notes;
+
     /**
      * The mount's lasting worker: the thread the mount was served from ({@link Workers#serveHere}),
      * which never parks or ends before the file system does.
@@ -72,6 +75,7 @@ final class Worker implements Runnable {
         this.lasting = lasting;
         this.fs = fs;
         this.replyFd = fs.devFd;
+        notes = new Invalidations(this, copied, relisted);
         this.pool = pool;
         entries = new EntryOps(fs, this);
         attrs = new AttrOps(fs, this);
@@ -384,7 +388,7 @@ final class Worker implements Runnable {
 
     /** The reply's header at {@code at}, then header and {@code len} bytes of data after it to the kernel. */
     private boolean answer(Pointer at, long unique, int error, int len) {
-        sendNotes();
+        notes.sendNotes();
         at.putInt(0, OUT_HEADER + len);
         at.putInt(4, error);
         at.putLong(8, unique);
@@ -439,61 +443,6 @@ final class Worker implements Runnable {
      */
     void unclaimed(int fd) {
         files.closeOpenFile(fd);
-    }
-
-    /**
-     * Before the reply: attribute invalidations for nodes this request changed besides its own (what it
-     * copied up and their parents), and cached listings that show a changed inode number.
-     */
-    void sendNotes() {
-        if (!relisted.isEmpty()) {
-            for (String p : relisted) {
-                KNode k = fs.inodes.find(p);
-                if (k != null) invalidate(k.id, 0); // its cached listing, and attributes
-            }
-            relisted.clear();
-        }
-        if (copied.isEmpty()) return;
-        for (String p : copied) {
-            KNode k = fs.inodes.find(p);
-            if (k != null) invalidate(k.id);
-            // and its parent's: the upper directory's ctime changed with it (a new entry, its times
-            // put back, the impure marker), as the kernel overlay shows
-            int slash = p.lastIndexOf('/');
-            KNode d = fs.inodes.find(slash <= 0 ? "/" : p.substring(0, slash));
-            if (d != null) invalidate(d.id);
-        }
-        copied.clear();
-    }
-
-    void invalidate(long id) {
-        invalidate(id, -1); // attributes only
-    }
-
-    /** NOTIFY_INVAL_INODE: the node's attributes, and from byte {@code off} on its cached data (-1: none). */
-    void invalidate(long id, long off) {
-        note.putInt(0, OUT_HEADER + 24);
-        note.putInt(4, NOTIFY_INVAL_INODE);
-        note.putLong(8, 0);
-        note.putLong(16, id);
-        note.putLong(24, off);
-        note.putLong(32, 0);    // to the end
-        long w = Posix.write(fs.devFd, note, OUT_HEADER + 24);
-        if (w < 0 && w != -ENOENT) fs.log.debug("invalidate node " + id + ": " + Posix.strerror((int) w));
-    }
-
-    void invalidateSiblings(long ino, KNode except) {
-        for (long id : fs.inodes.siblings(ino, except)) invalidate(id);
-    }
-
-    /**
-     * After a change of a file's data through one name: the other names' attributes and cached data.
-     * The kernel drops a node's pages by itself only when the size it is told differs (strata does not
-     * ask for AUTO_INVAL_DATA, which would also drop them on every changed mtime, so after each write
-     * through the mount: see {@link InitOps#init})
-     */
-    void invalidateSiblingData(long ino, KNode except) {
-        for (long id : fs.inodes.siblings(ino, except)) invalidate(id, 0);
     }
 
     /** Fills a fuse_attr at {@code off} from the struct stat in {@link #stat}. */

@@ -34,7 +34,7 @@ final class XattrOps extends Family {
      * kernel drops only this node's attributes).
      */
     private void changed(KNode node, int r) {
-        if (r == 0) w.invalidateSiblings(fs.inodes.ino(node), node);
+        if (r == 0) w.notes.invalidateSiblings(fs.inodes.ino(node), node);
     }
 
     void xattrRead(long unique, KNode node, boolean get) {
