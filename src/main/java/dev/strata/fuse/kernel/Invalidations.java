@@ -20,9 +20,9 @@ final class Invalidations {
     /** What the engine reported during the current request (the worker's lists: KernelFS.COPIED/RELISTED). */
     private final ArrayList<String> copied, relisted;
 
-    Invalidations(Worker w, ArrayList<String> copied, ArrayList<String> relisted) {
+    Invalidations(KernelFS fs, Worker w, ArrayList<String> copied, ArrayList<String> relisted) {
         this.w = w;
-        this.fs = w.fs;
+        this.fs = fs;
         this.copied = copied;
         this.relisted = relisted;
     }

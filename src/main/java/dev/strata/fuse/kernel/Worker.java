@@ -16,7 +16,7 @@ import static dev.strata.posix.Errno.*;
  * writes the reply, until the file system is unmounted.
  */
 final class Worker implements Runnable {
-    final KernelFS fs;
+    private final KernelFS fs;
     final EntryOps entries;
     final AttrOps attrs;
     final FileOps files;
@@ -75,7 +75,7 @@ final class Worker implements Runnable {
         this.lasting = lasting;
         this.fs = fs;
         this.replyFd = fs.devFd;
-        notes = new Invalidations(this, copied, relisted);
+        notes = new Invalidations(fs, this, copied, relisted);
         this.pool = pool;
         entries = new EntryOps(fs, this);
         attrs = new AttrOps(fs, this);
@@ -221,14 +221,14 @@ final class Worker implements Runnable {
         return NEXT;
     }
 
+    /** This worker's thread's stack trimmer (made at its first trim). */
+    private dev.strata.posix.StackTrim stackTrim;
+
     /**
      * The wake-up of a quiet mount's worker waiting alone (KernelFS#trimWorkers): gives back its stack's
      * pages below this call and its buffers' past the first page. Here, between the request's read and
      * its (absent) reply: not in read(2), and the reply buffer this worker's.
      */
-    /** This worker's thread's stack trimmer (made at its first trim). */
-    private dev.strata.posix.StackTrim stackTrim;
-
     private void trim() {
         long dropped;
         try {
