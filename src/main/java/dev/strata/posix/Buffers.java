@@ -20,7 +20,7 @@ public final class Buffers {
 
     /** Bytes of the buffer whose pages {@link #dropPages} leaves resident. */
     public static final long KEEP = 65536;
-    private static final long PAGE = 4096;
+    private static final long PAGE = Posix.PAGE;
 
     /**
      * Gives back the pages of this thread's buffer between {@link #KEEP} and {@code used} (MADV_DONTNEED:

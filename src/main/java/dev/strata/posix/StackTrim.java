@@ -26,7 +26,7 @@ public final class StackTrim {
      * pointer is read one call deeper than madvise(2) is called from, in {@link #stackPointer}).
      */
     static final long MARGIN = 8 * 1024;
-    private static final long PAGE = 4096;
+    private static final long PAGE = Posix.PAGE;
 
     /** The thread this trims the stack of (the one that made it). */
     private final Thread owner = Thread.currentThread();
@@ -57,7 +57,7 @@ public final class StackTrim {
         if (low <= 0 || Long.compareUnsigned(sp, low) < 0 || sp - low > MAX_STACK) return -1;
         long end = (sp - MARGIN) & -PAGE;
         if (end <= low) return 0;
-        return Posix.madvise(low, end - low, 4 /* MADV_DONTNEED */) == 0 ? end - low : -1;
+        return Posix.madvise(low, end - low, Posix.MADV_DONTNEED) == 0 ? end - low : -1;
     }
 
     /** The calling thread's stack pointer at its read of /proc/thread-self/syscall, or -1. */

@@ -97,7 +97,7 @@ final class Buffers {
         outMax = 0;
     }
 
-    private static final int PAGE = 4096;
+    private static final int PAGE = Posix.PAGE;
 
     /** Unmaps the buffers (the worker is done with them). */
     void release() {

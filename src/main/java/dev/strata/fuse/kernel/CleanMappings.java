@@ -26,8 +26,6 @@ import java.io.InputStream;
 final class CleanMappings {
     private CleanMappings() {}
 
-    static final int MADV_DONTNEED = 4;
-
     /** One mapping of /proc/self/smaps, with the fields that decide. */
     record Mapping(long start, long end, String perms, String path, long rssKb, long anonymousKb, long lockedKb) {
         /** Whether its pages are all clean file pages that MADV_DONTNEED may drop from this process. */
@@ -66,7 +64,7 @@ final class CleanMappings {
         }
         int failed = 0;
         for (int i = 0; i < n; i++) {
-            if (Posix.madvise(start[i], len[i], MADV_DONTNEED) < 0) failed++;
+            if (Posix.madvise(start[i], len[i], Posix.MADV_DONTNEED) < 0) failed++;
         }
         return new Result(n - failed, kb, failed);
     }

@@ -30,8 +30,8 @@ final class SpliceReads {
      */
     static final int MIN = Integer.getInteger("strata.spliceMin", 24 * 1024);
     /** The pipe's capacity asked for: the largest READ (max_pages) and two pages (the header; an unaligned start). */
-    static final int PIPE = Integer.getInteger("strata.splicePipe", KernelFS.MAX_WRITE + 2 * 4096);
-    private static final int PAGE = 4096;
+    static final int PIPE = Integer.getInteger("strata.splicePipe", KernelFS.MAX_WRITE + 2 * Posix.PAGE);
+    private static final int PAGE = Posix.PAGE;
 
     private final KernelFS fs;
     private final Worker w;
