@@ -3,7 +3,7 @@
 # with -o passthrough=0 (and optionally a second strata build) on the same lower layer, as root.
 #
 #   bash bench/copyup/run.sh [--rounds N] [--systems kernel,fuse-overlayfs,strata] [--base HOME]
-#                            [--opts EXTRA] [--workdir DIR] [--warm N] [--scratch-fs]
+#                            [--opts EXTRA] [--workdir DIR] [--warm N] [--scratch-fs] [--user USER]
 #
 # The lower layer (built once in WORKDIR/lower): a/ and b/, 300 .py files (< 64 KiB) of /usr/lib/python3.11 each.
 # Each round mounts every system on a fresh upper (order rotated per round), runs append-loop over a/
@@ -21,10 +21,15 @@
 # whose file is in WORKDIR), the same start for every system.
 # --base HOME adds 'strata-base', the strata of another checkout (an A/B run); --opts adds mount options
 # to every system (e.g. fsync=0 for strata, volatile for the kernel: give them per system in the code).
+# --user USER mounts and runs the loops rootless, as rootless podman's mount program does: as USER in a
+# user namespace of its own (unshare -Ur, USER mapped to root), no passthrough for anyone, the kernel
+# overlay with userxattr; the lower layer is copied once to WORKDIR/lower-USER owned by USER (the image's
+# files are the user's in its namespace), and each run's directories are USER's. USER needs /dev/fuse
+# (native-tests/podman/rootless-user.sh sets it up).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 home="$(cd "$here/../.." && pwd)"
-rounds=5 systems="kernel,fuse-overlayfs,strata" base="" work=/var/tmp/strata-bench/copyup extra="" warm="" scratch=0
+rounds=5 systems="kernel,fuse-overlayfs,strata" base="" work=/var/tmp/strata-bench/copyup extra="" warm="" scratch=0 user=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
@@ -34,7 +39,8 @@ while [ $# -gt 0 ]; do
     --workdir) work="$2"; shift 2 ;;
     --warm) warm="$2"; shift 2 ;;
     --scratch-fs) scratch=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --user) user="$2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +48,11 @@ done
 if [ -z "${COPYUP_BENCH_NS:-}" ]; then
   COPYUP_BENCH_NS=1 exec unshare -m --propagation private bash "$0" --rounds "$rounds" --systems "$systems" \
     ${base:+--base "$base"} ${extra:+--opts "$extra"} --workdir "$work" ${warm:+--warm "$warm"} \
-    $([ "$scratch" = 1 ] && echo --scratch-fs)
+    $([ "$scratch" = 1 ] && echo --scratch-fs) ${user:+--user "$user"}
+fi
+if [ -n "$user" ]; then
+  id -u "$user" >/dev/null 2>&1 || { echo "run.sh: no user $user (native-tests/podman/rootless-user.sh USER makes one)" >&2; exit 1; }
+  command -v setpriv >/dev/null || { echo "run.sh: --user needs setpriv (util-linux)" >&2; exit 1; }
 fi
 [ -n "$base" ] && case ",$systems," in *,strata-base,*) ;; *) systems="$systems,strata-base" ;; esac
 mkdir -p "$work"
@@ -56,18 +66,25 @@ if [ ! -e "$work/lower/ready" ]; then
   done < <(find /usr/lib/python3.11 -name '*.py' -size -64k | sort | head -600)
   touch "$work/lower/ready"
 fi
+lower="$work/lower"
+if [ -n "$user" ]; then
+  lower="$work/lower-$user"
+  if [ ! -e "$lower/ready" ]; then
+    rm -rf "$lower" && cp -a "$work/lower" "$lower" && chown -R "$user:" "$lower" && chmod 755 "$work"
+  fi
+fi
 wdir=a
 if [ -n "$warm" ]; then
   wdir="w-$warm"
-  if [ ! -d "$work/lower/$wdir" ]; then
-    mkdir -p "$work/lower/$wdir.tmp"; i=0
+  if [ ! -d "$lower/$wdir" ]; then
+    mkdir -p "$lower/$wdir.tmp"; i=0
     while [ $i -lt "$warm" ]; do
-      for f in "$work"/lower/a/*; do
+      for f in "$lower"/a/*; do
         [ $i -lt "$warm" ] || break
-        cp "$f" "$work/lower/$wdir.tmp/$i-$(basename "$f")"; i=$((i + 1))
+        cp -p "$f" "$lower/$wdir.tmp/$i-$(basename "$f")"; i=$((i + 1))
       done
     done
-    mv "$work/lower/$wdir.tmp" "$work/lower/$wdir"
+    mv "$lower/$wdir.tmp" "$lower/$wdir"
   fi
 fi
 mnt="$work/mnt"; mkdir -p "$mnt"
@@ -84,18 +101,24 @@ for ((r = 0; r < rounds; r++)); do
       truncate -s 1G "$d.img" && mkfs.ext4 -q "$d.img" && mount -o loop "$d.img" "$d"
     fi
     mkdir -p "$d/upper" "$d/wd"
-    o="lowerdir=$work/lower,upperdir=$d/upper,workdir=$d/wd${extra:+,$extra}"
+    o="lowerdir=$lower,upperdir=$d/upper,workdir=$d/wd${extra:+,$extra}"
     case "$s" in
-      kernel) mount -t overlay overlay -o "$o" "$mnt" ;;
-      fuse-overlayfs) fuse-overlayfs -o "$o" "$mnt" ;;
-      strata) STRATA_DAEMON=0 "$home/bin/strata" mount -o "$o,passthrough=0" "$mnt" ;;
-      strata-base) STRATA_DAEMON=0 "$base/bin/strata" mount -o "$o,passthrough=0" "$mnt" ;;
+      kernel) m=(mount -t overlay overlay -o "$o${user:+,userxattr}" "$mnt") ;;
+      fuse-overlayfs) m=(fuse-overlayfs -o "$o" "$mnt") ;;
+      strata) m=(env STRATA_DAEMON=0 "$home/bin/strata" mount -o "$o,passthrough=0" "$mnt") ;;
+      strata-base) m=(env STRATA_DAEMON=0 "$base/bin/strata" mount -o "$o,passthrough=0" "$mnt") ;;
       *) echo "run.sh: unknown system $s" >&2; exit 2 ;;
     esac
-    "$work/append-loop" "$mnt/$wdir" >/dev/null
-    line="$("$work/append-loop" "$mnt/b")"
-    umount "$mnt"
-    while grep -q " $mnt " /proc/mounts; do sleep 0.1; done
+    one='set -e; "${@:4}"; "$1/append-loop" "$2/$3" >/dev/null; "$1/append-loop" "$2/b"; umount "$2"'
+    if [ -z "$user" ]; then
+      line="$(bash -c "$one" run "$work" "$mnt" "$wdir" "${m[@]}")"
+      while grep -q " $mnt " /proc/mounts; do sleep 0.1; done
+    else
+      # the mount lives and ends in the user's own namespaces; its daemon goes with its unmount
+      chown -R "$user:" "$d"
+      line="$(XDG_RUNTIME_DIR="$d" setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
+        unshare -Urm --propagation private bash -c "$one" run "$work" "$mnt" "$wdir" "${m[@]}")"
+    fi
     if [ "$scratch" = 1 ]; then
       # the daemon of a mount of its own lets go of the upper and work directories as it ends
       for _ in $(seq 100); do umount "$d" 2>/dev/null && break; sleep 0.1; done
