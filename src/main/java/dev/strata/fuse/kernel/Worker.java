@@ -200,7 +200,9 @@ final class Worker implements Runnable {
         quick = noCaller(op) || op == RELEASE || op == RELEASEDIR || op == INIT;
         boolean trim = op == NOTIFY_REPLY && in.getLong(IH_UNIQUE) == KernelFS.TRIM_UNIQUE;
         pool.took(quick);
-        Rest.request();
+        // a trim is part of the rest pass that asked for it (Rest#awaitTrims waits for it): no request
+        // of the mount's, so the passes go on as planned instead of starting over
+        if (!trim) Rest.request();
         Gate gate = noCaller(op) ? null : fs.gate;
         buffers.serving();
         if (gate != null) gate.enter(); // waits while the mount is paused
