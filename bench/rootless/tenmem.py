@@ -218,10 +218,24 @@ def main():
                 stacks(pid)
             for cmd in args.jcmd:
                 jcmd(pid, uid, cmd)
+        # read before the start, as the benchmark does (a shared daemon is one process: a reading of both
+        # after it would count its growth twice over, and show none)
+        ten, was = R.pss_mb(progs), areas(pid) if args.system == "strata" else {}
         c, _, m = st.start("eleven")
         more = st.mount_programs(m)
-        R.settle(more)
-        print(f"one more idle container: {R.pss_mb(progs + more) - R.pss_mb(progs):+.1f} MB")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.sample:  # the same samples after the eleventh's start
+            a = areas(pid)
+            print(f"eleventh {time.monotonic() - t0:5.1f} s: {sum(a.values()) / 1024:5.1f} MB  " +
+                  " ".join(f"{k.split(',')[0].split(' (')[0]}={v / 1024:.1f}" for k, v in sorted(a.items(), key=lambda x: -x[1])), flush=True)
+            time.sleep(0.5)
+        if not args.sample:
+            R.settle(more)
+        print(f"one more idle container: {R.pss_mb(progs + more) - ten:+.1f} MB")
+        if args.system == "strata":  # where the daemon's growth is, by area (MB)
+            after = areas(pid)
+            grew = {k: (after.get(k, 0) - was.get(k, 0)) / 1024 for k in set(was) | set(after)}
+            print("  " + " ".join(f"{k.split(',')[0].split(' (')[0]}={v:+.1f}" for k, v in sorted(grew.items(), key=lambda x: -abs(x[1])) if abs(v) >= 0.1))
     finally:
         if st:
             st.shutdown()
