@@ -30,6 +30,8 @@ RUN_FLAGS = ["--runtime", "runc", "--network", "none"]
 LOCK = "/run/strata-rootless-bench.lock"
 OUTSIDE = ["/var/lib/containers", "/run/containers", "/run/libpod", "/run/runc", "/run/crun"]
 PY_IMPORT = "python3 -c 'import json, email, http.client'"
+COPYUP_LIST = "find /usr/lib/python3.11 -name '*.py' > /tmp/py-files"
+COPYUP_LOOP = "n=0; while read -r f; do echo '# strata bench' >> \"$f\"; n=$((n+1)); done < /tmp/py-files; echo $n"
 RM_TREES = "/usr/share/zoneinfo /usr/lib/x86_64-linux-gnu/perl-base"
 SYSTEMS = ["kernel", "fuse-overlayfs", "strata"]
 ALL_SYSTEMS = SYSTEMS + ["strata-wb"]
@@ -61,6 +63,7 @@ ROWS = [
     ("py_warm", f"`{PY_IMPORT}` again (warm)", "s"),
     ("tar", "`tar -cf - /usr \\| wc -c`", "s"),
     ("copyup", "append a line to each lower `*.py` file of /usr/lib/python3.11 (copy-up; how many: see Checks)", "s"),
+    ("copyup_rm", "the same copy-ups in a `podman run --rm` container of their own (podman hands the mount `volatile`: no copy-up is fsync'ed)", "s"),
     ("untar", "untar the python3.11 stdlib (/srv/python3.11-stdlib.tar) into /tmp", "s"),
     ("rm", "`rm -rf` of two lower trees (/usr/share/zoneinfo, /usr/lib/x86_64-linux-gnu/perl-base)", "s"),
     ("dd", "`dd` 512 MiB (bs=1M) + fsync to /tmp", "s"),
@@ -81,8 +84,7 @@ WORK = [
     ("py_first", None, PY_IMPORT + " && echo ok", None),
     ("py_warm", None, PY_IMPORT + " && echo ok", None),
     ("tar", None, "tar -cf - /usr | wc -c", None),
-    ("copyup", "find /usr/lib/python3.11 -name '*.py' > /tmp/py-files",
-     "n=0; while read -r f; do echo '# strata bench' >> \"$f\"; n=$((n+1)); done < /tmp/py-files; echo $n", None),
+    ("copyup", COPYUP_LIST, COPYUP_LOOP, None),
     ("untar", "mkdir /tmp/stdlib", "tar -xf /srv/python3.11-stdlib.tar -C /tmp/stdlib", "find /tmp/stdlib | wc -l"),
     ("rm", None, f"rm -rf {RM_TREES}", f"ls -d {RM_TREES} 2>/dev/null | wc -l; find / -xdev | wc -l"),
     ("dd", None, "dd if=/dev/zero of=/tmp/big bs=1M count=512 conv=fsync 2>/dev/null", "stat -c %s /tmp/big"),
@@ -316,6 +318,14 @@ def measure(store, values, checks, notes, rnd):
     put("keepid_first", t, out)
     later = [store.timed("run", "--rm", "--userns=keep-id", *RUN_FLAGS, IMAGE, "id", "-u") for _ in range(2)]
     put("keepid_later", median([t for t, _ in later]), later[-1][1])
+    # the copy-ups of a short-lived container: `run --rm` gives the mount `volatile` (podman 4.3 passes
+    # it to the kernel overlay and to a mount program alike), where the work container's are durable
+    r = store.podman("run", "--rm", "-e", f"LOOP={COPYUP_LOOP}", *RUN_FLAGS, IMAGE, "sh", "-c",
+                     f'{COPYUP_LIST} && sync && stopwatch sh -c "$LOOP"')
+    m = re.search(r"^@@stopwatch ([0-9.]+)$", r.stderr, re.M)
+    if not m:
+        raise BenchError(f"{s}: no time from stopwatch for the copy-ups in a --rm container: {last_line(r.stderr)}")
+    put("copyup_rm", float(m.group(1)), r.stdout.strip())
 
     cid, _, merged = store.start("work")
     progs = store.mount_programs(merged)
