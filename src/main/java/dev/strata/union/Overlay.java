@@ -165,9 +165,13 @@ final class Overlay implements AutoCloseable {
 
     /**
      * Makes workdir/work (as the kernel does), empties it of leftovers, and returns an O_PATH fd on it;
-     * wd is the workdir (workDir is for messages), left open.
+     * wd is the workdir (workDir is for messages), left open. As the kernel's mount (ovl_workdir_cleanup),
+     * refuses a workdir whose work/incompat holds anything: an incompatible feature's mark, the one
+     * the kernel knows being {@code volatile}, which a volatile mount leaves (its upper may not have
+     * reached the disk if the system went down meanwhile). {@code volatileMount}: this mount is one, and
+     * leaves that mark ({@link #markVolatile}).
      */
-    static int prepareWork(Path workDir, int wd) {
+    static int prepareWork(Path workDir, int wd, boolean volatileMount) {
         // mode 0 as the kernel overlay makes it (root passes permission checks); an unprivileged
         // daemon needs to enter it itself
         boolean root = Posix.geteuid() == 0;
@@ -178,8 +182,54 @@ final class Overlay implements AutoCloseable {
         if (r == -EEXIST && !root) Posix.fchmodat(wd, "work", 0700); // e.g. left by a root mount
         int fd = Posix.openat(wd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
         if (fd < 0) throw new IllegalStateException(workDir + "/work is not a directory: " + Posix.strerror(fd));
+        String feature = Tree.firstEntry(fd, INCOMPAT);
+        if (feature != null) {
+            Posix.close(fd);
+            throw new IllegalStateException("workdir " + workDir + " holds the incompatible feature '" + feature
+                    + "' (" + workDir + "/work/" + INCOMPAT + "/" + feature + ")"
+                    + (feature.equals(VOLATILE) ? ", left by a volatile mount whose changes may not have reached the disk" : "")
+                    + ": the kernel overlay refuses to mount it too; if the upper is sound (sync -f on it), remove that directory");
+        }
         Tree.removeContents(fd);
+        if (volatileMount) {
+            int m = markVolatile(fd, root);
+            if (m < 0) {
+                Posix.close(fd);
+                throw new IllegalStateException("cannot mark " + workDir + "/work/" + INCOMPAT + "/" + VOLATILE + ": " + Posix.strerror(m));
+            }
+        }
         return fd;
+    }
+
+    static final String INCOMPAT = "incompat", VOLATILE = "volatile";
+
+    /**
+     * The mark of a volatile mount, as the kernel's (ovl_create_volatile_dirty): work/incompat/volatile/dirty,
+     * mode 0 as the kernel makes them (0700 and 0600 for a daemon without root, which must enter and
+     * remove them itself). It stays after the unmount, so that no later mount (strata's or the kernel's)
+     * takes the upper for sound; podman removes it before it mounts a container's layer again.
+     */
+    static int markVolatile(int work, boolean root) {
+        int r = Posix.mkdirat(work, INCOMPAT, root ? 0 : 0700);
+        if (r < 0) return r;
+        int inc = Posix.openat(work, INCOMPAT, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+        if (inc < 0) return inc;
+        try {
+            r = Posix.mkdirat(inc, VOLATILE, root ? 0 : 0700);
+            if (r < 0) return r;
+            int vol = Posix.openat(inc, VOLATILE, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
+            if (vol < 0) return vol;
+            try {
+                int f = Posix.openat(vol, "dirty", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, root ? 0 : 0600);
+                if (f < 0) return f;
+                Posix.close(f);
+                return 0;
+            } finally {
+                Posix.close(vol);
+            }
+        } finally {
+            Posix.close(inc);
+        }
     }
 
     @Override public void close() {

@@ -65,6 +65,22 @@ final class Tree {
         }
     }
 
+    /**
+     * The first name (in byte order) in the directory {@code name} of dirfd, or null where that is not a
+     * directory (a symlink is not followed), cannot be opened, or is empty.
+     */
+    static String firstEntry(int dirfd, String name) {
+        int fd = Posix.openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+        if (fd < 0) return null;
+        try {
+            String first = null;
+            for (String[] e : entries(fd)) if (first == null || e[0].compareTo(first) < 0) first = e[0];
+            return first;
+        } finally {
+            Posix.close(fd);
+        }
+    }
+
     /** Entries of an open directory (excluding . and ..) as {name, "d" or "-"}. */
     private static List<String[]> entries(int fd) {
         List<String[]> out = new ArrayList<>();

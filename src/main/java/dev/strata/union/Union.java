@@ -54,7 +54,7 @@ public final class Union implements AutoCloseable {
                 uw[1] = -1; // the layer's now
             }
             for (Path p : opts.allLowerDirs()) layers.add(Overlay.openLayer(p, layers.size(), false, err));
-            if (upper) workFd = Overlay.prepareWork(opts.workDir, uw[2]);
+            if (upper) workFd = Overlay.prepareWork(opts.workDir, uw[2], opts.volatileMode);
         } catch (RuntimeException e) {
             for (Layer l : layers) l.close();
             if (inUse != null) inUse.close();

@@ -142,9 +142,11 @@ public final class WarmUp {
             for (int i = 0; i < rounds / 2; i++) {
                 opts = OptionParser.parse(given, dir);
                 if (!Validator.check(opts, mountpoint).isEmpty()) return 0;
+                clearVolatileMark(work);
                 Union.open(opts, KernelMount.events(UnionEvents.NONE)).close();
             }
             if (opts == null) opts = OptionParser.parse(given, dir);
+            clearVolatileMark(work);
             if (Holder.C.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return 0;
             int served = 0;
             try (Union union = Union.open(opts, KernelMount.events(UnionEvents.NONE))) {
@@ -234,6 +236,15 @@ public final class WarmUp {
             Files.write(etc.resolve("m" + r), "mode\n".getBytes(StandardCharsets.US_ASCII));
             Files.write(etc.resolve("o" + r), "gone\n".getBytes(StandardCharsets.US_ASCII));
         }
+    }
+
+    /**
+     * Removes the mark the last volatile open left (workdir/work/incompat/volatile), as podman does
+     * before each mount of a container's layer: a volatile mount refuses a workdir that has it.
+     */
+    private static void clearVolatileMark(Path work) {
+        Path mark = work.resolve("work").resolve("incompat").resolve("volatile");
+        if (Files.exists(mark, java.nio.file.LinkOption.NOFOLLOW_LINKS)) deleteTree(mark);
     }
 
     /** Removes the scratch tree; its directories are opened up first (the workdir's work/work is mode 0). */
