@@ -23,10 +23,25 @@ public final class Validator {
     /** Returns the problems found (empty when the configuration can be mounted). */
     public static List<String> check(MountOptions o, Path mountpoint) {
         List<String> p = new ArrayList<>();
-        List<Path> realLowers = new ArrayList<>();
+        List<Path> realLowers = new ArrayList<>(), givenLowers = new ArrayList<>();
         for (Path l : o.allLowerDirs()) {
             Path r = dir(o.dataDirs.contains(l) ? "datadir" : "lowerdir", l, p);
-            if (r != null) realLowers.add(r);
+            if (r != null) {
+                realLowers.add(r);
+                givenLowers.add(l);
+            }
+        }
+        // as the kernel's mount (ovl_setup_trap, ovl_check_layer): one directory as two layers is a
+        // "conflicting lowerdir path", a layer inside another an "overlapping lowerdir path"
+        for (int i = 0; i < realLowers.size(); i++) {
+            for (int j = i + 1; j < realLowers.size(); j++) {
+                Path a = realLowers.get(i), b = realLowers.get(j);
+                if (a.equals(b)) {
+                    p.add("lowerdir " + givenLowers.get(j) + " is given twice (a layer can be in the stack once)");
+                } else if (a.startsWith(b) || b.startsWith(a)) {
+                    p.add("lowerdir " + givenLowers.get(i) + " and lowerdir " + givenLowers.get(j) + " overlap (one is inside the other)");
+                }
+            }
         }
         Path upper = null, work = null;
         if (o.upperDir != null) {

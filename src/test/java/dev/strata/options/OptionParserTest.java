@@ -148,6 +148,15 @@ class OptionParserTest {
         Files.createDirectory(up.resolve("w"));
         assertTrue(Validator.check(nested, mnt).contains("workdir " + up.resolve("w") + " is inside upperdir " + up));
 
+        // the kernel refuses one directory twice ("conflicting lowerdir path") and one inside another ("overlapping")
+        MountOptions twice = OptionParser.parse(List.of("lowerdir=" + low + ":" + low + ",upperdir=" + up + ",workdir=" + work), cwd);
+        assertEquals(List.of("lowerdir " + low + " is given twice (a layer can be in the stack once)"), Validator.check(twice, mnt));
+        Files.createDirectories(low.resolve("sub"));
+        MountOptions inner = OptionParser.parse(List.of("lowerdir=" + low + "::" + low.resolve("sub")), cwd);
+        assertEquals(List.of("lowerdir " + low + " and lowerdir " + low.resolve("sub") + " overlap (one is inside the other)"),
+                Validator.check(inner, mnt));
+        Files.delete(low.resolve("sub"));
+
         Files.createDirectory(low.resolve("inside"));
         assertTrue(Validator.check(ok, low.resolve("inside")).contains("mountpoint " + low.resolve("inside") + " is inside lowerdir " + low));
     }
