@@ -182,7 +182,13 @@ final class Overlay implements AutoCloseable {
         if (r == -EEXIST && !root) Posix.fchmodat(wd, "work", 0700); // e.g. left by a root mount
         int fd = Posix.openat(wd, "work", O_PATH | O_DIRECTORY | O_NOFOLLOW, 0);
         if (fd < 0) throw new IllegalStateException(workDir + "/work is not a directory: " + Posix.strerror(fd));
-        String feature = Tree.firstEntry(fd, INCOMPAT);
+        int[] err = {0};
+        String feature = Tree.firstEntry(fd, INCOMPAT, err);
+        if (err[0] < 0) {
+            Posix.close(fd);
+            throw new IllegalStateException("cannot read " + workDir + "/work/" + INCOMPAT + " (an incompatible feature's mark may be there): "
+                    + Posix.strerror(err[0]));
+        }
         if (feature != null) {
             Posix.close(fd);
             throw new IllegalStateException("workdir " + workDir + " holds the incompatible feature '" + feature

@@ -66,12 +66,17 @@ final class Tree {
     }
 
     /**
-     * The first name (in byte order) in the directory {@code name} of dirfd, or null where that is not a
-     * directory (a symlink is not followed), cannot be opened, or is empty.
+     * The first name (in byte order) in the directory {@code name} of dirfd, or null where that is absent,
+     * not a directory (a symlink is not followed) or empty; err[0] is set to the -errno of an open that
+     * failed otherwise (a directory that cannot be read), and null returned.
      */
-    static String firstEntry(int dirfd, String name) {
+    static String firstEntry(int dirfd, String name, int[] err) {
         int fd = Posix.openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-        if (fd < 0) return null;
+        if (fd == -dev.strata.posix.Errno.ENOENT || fd == -dev.strata.posix.Errno.ENOTDIR || fd == -dev.strata.posix.Errno.ELOOP) return null;
+        if (fd < 0) {
+            err[0] = fd;
+            return null;
+        }
         try {
             String first = null;
             for (String[] e : entries(fd)) if (first == null || e[0].compareTo(first) < 0) first = e[0];
