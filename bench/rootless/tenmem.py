@@ -84,6 +84,16 @@ def areas(pid, dirty=None):
     return out
 
 
+def sample(pid, seconds, label):
+    """Prints the daemon's Pss by area every 0.5 s for `seconds` s."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        a = areas(pid)
+        print(f"{label}{time.monotonic() - t0:5.1f} s: {sum(a.values()) / 1024:5.1f} MB  " +
+              " ".join(f"{k.split(',')[0].split(' (')[0]}={v / 1024:.1f}" for k, v in sorted(a.items(), key=lambda x: -x[1])), flush=True)
+        time.sleep(0.5)
+
+
 def show(pid):
     d = {}
     a = areas(pid, d)
@@ -201,12 +211,7 @@ def main():
                 st.podman("exec", c, "sh", "-c", R.TEN_WORK)
             progs += st.mount_programs(m)
         pid = sorted(set(progs))[0]
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < args.sample:
-            a = areas(pid)
-            print(f"{time.monotonic() - t0:5.1f} s: {sum(a.values()) / 1024:5.1f} MB  " +
-                  " ".join(f"{k.split(',')[0].split(' (')[0]}={v / 1024:.1f}" for k, v in sorted(a.items(), key=lambda x: -x[1])), flush=True)
-            time.sleep(0.5)
+        sample(pid, args.sample, "")
         if not args.sample:
             R.settle(progs)
         print(f"10 running containers: Pss sum {R.pss_mb(progs):.1f} MB")
@@ -223,12 +228,7 @@ def main():
         ten, was = R.pss_mb(progs), areas(pid) if args.system == "strata" else {}
         c, _, m = st.start("eleven")
         more = st.mount_programs(m)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < args.sample:  # the same samples after the eleventh's start
-            a = areas(pid)
-            print(f"eleventh {time.monotonic() - t0:5.1f} s: {sum(a.values()) / 1024:5.1f} MB  " +
-                  " ".join(f"{k.split(',')[0].split(' (')[0]}={v / 1024:.1f}" for k, v in sorted(a.items(), key=lambda x: -x[1])), flush=True)
-            time.sleep(0.5)
+        sample(pid, args.sample, "eleventh ")  # the same samples after the eleventh's start
         if not args.sample:
             R.settle(more)
         print(f"one more idle container: {R.pss_mb(progs + more) - ten:+.1f} MB")

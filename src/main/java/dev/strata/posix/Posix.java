@@ -68,10 +68,8 @@ public final class Posix {
     public static final int FSXATTR_SIZE = 28;
     public static final int SYNC_FILE_RANGE_WAIT_BEFORE = 1, SYNC_FILE_RANGE_WRITE = 2, SYNC_FILE_RANGE_WAIT_AFTER = 4;
     public static final int POSIX_FADV_DONTNEED = 4;
-    /** madvise(2): the pages go (an anonymous page reads back as zeros, a clean file page from its file). */
-    public static final int MADV_DONTNEED = 4;
-    /** The page size of the machines strata runs on (x86-64, 4 KiB; the buffers' page-wise drops assume it). */
-    public static final int PAGE = 4096;
+    /** madvise(2)'s MADV_DONTNEED; the page size strata assumes (x86-64, 4 KiB: the buffers' page-wise drops). */
+    public static final int MADV_DONTNEED = 4, PAGE = 4096;
     private static final long SYS_GETDENTS64 = 217;
 
     public static boolean isDir(int mode) { return (mode & S_IFMT) == S_IFDIR; }
