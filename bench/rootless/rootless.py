@@ -238,10 +238,14 @@ class Store:
 
     def exec_timed(self, cid, command):
         r = self.podman("exec", cid, "stopwatch", "sh", "-c", command)
+        return self.stopwatch(r, repr(command)), r.stdout.strip()
+
+    def stopwatch(self, r, what):
+        """The time the image's stopwatch printed on a podman command's stderr."""
         m = re.search(r"^@@stopwatch ([0-9.]+)$", r.stderr, re.M)
         if not m:
-            raise BenchError(f"{self.system}: no time from stopwatch for {command!r}: {last_line(r.stderr)}")
-        return float(m.group(1)), r.stdout.strip()
+            raise BenchError(f"{self.system}: no time from stopwatch for {what}: {last_line(r.stderr)}")
+        return float(m.group(1))
 
     def start(self, name):
         """Starts an idle container; returns (id, pid of its init, its merged dir)."""
@@ -322,10 +326,7 @@ def measure(store, values, checks, notes, rnd):
     # it to the kernel overlay and to a mount program alike), where the work container's are durable
     r = store.podman("run", "--rm", "-e", f"LOOP={COPYUP_LOOP}", *RUN_FLAGS, IMAGE, "sh", "-c",
                      f'{COPYUP_LIST} && sync && stopwatch sh -c "$LOOP"')
-    m = re.search(r"^@@stopwatch ([0-9.]+)$", r.stderr, re.M)
-    if not m:
-        raise BenchError(f"{s}: no time from stopwatch for the copy-ups in a --rm container: {last_line(r.stderr)}")
-    put("copyup_rm", float(m.group(1)), r.stdout.strip())
+    put("copyup_rm", store.stopwatch(r, "the copy-ups in a --rm container"), r.stdout.strip())
 
     cid, _, merged = store.start("work")
     progs = store.mount_programs(merged)

@@ -84,13 +84,18 @@ def areas(pid, dirty=None):
     return out
 
 
+def short(area):
+    """An area's name without its details (for a line of samples)."""
+    return area.split(',')[0].split(' (')[0]
+
+
 def sample(pid, seconds, label):
     """Prints the daemon's Pss by area every 0.5 s for `seconds` s."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds:
         a = areas(pid)
         print(f"{label}{time.monotonic() - t0:5.1f} s: {sum(a.values()) / 1024:5.1f} MB  " +
-              " ".join(f"{k.split(',')[0].split(' (')[0]}={v / 1024:.1f}" for k, v in sorted(a.items(), key=lambda x: -x[1])), flush=True)
+              " ".join(f"{short(k)}={v / 1024:.1f}" for k, v in sorted(a.items(), key=lambda x: -x[1])), flush=True)
         time.sleep(0.5)
 
 
@@ -235,7 +240,7 @@ def main():
         if args.system == "strata":  # where the daemon's growth is, by area (MB)
             after = areas(pid)
             grew = {k: (after.get(k, 0) - was.get(k, 0)) / 1024 for k in set(was) | set(after)}
-            print("  " + " ".join(f"{k.split(',')[0].split(' (')[0]}={v:+.1f}" for k, v in sorted(grew.items(), key=lambda x: -abs(x[1])) if abs(v) >= 0.1))
+            print("  " + " ".join(f"{short(k)}={v:+.1f}" for k, v in sorted(grew.items(), key=lambda x: -abs(x[1])) if abs(v) >= 0.1))
     finally:
         if st:
             st.shutdown()

@@ -16,8 +16,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /**
  * Layer stacks the kernel overlay refuses to mount, against the kernel (the oracle): strata must refuse
  * each too, with one line and a non-zero exit, and mount nothing. One directory as two lower layers
- * ("conflicting lowerdir path"), a lower layer inside another ("overlapping lowerdir path"), a lower
- * layer inside the upper or the workdir, the upper as the workdir or inside it.
+ * ("conflicting lowerdir path"), a lower or data-only layer inside another ("overlapping lowerdir
+ * path"), a lower layer inside the upper, the upper as the workdir, the workdir inside the upper.
  */
 @Tag("native")
 class MountRefusalTest {
@@ -59,11 +59,10 @@ class MountRefusalTest {
         }
     }
 
-    /** Unmounts whatever is at mnt; whether something was. */
+    /** Unmounts whatever is at mnt (Mounts#unmountAllUnder); whether something was. */
     private static boolean unmount(Path mnt) {
-        if (!Mounts.isMounted(mnt)) return false;
-        NativeSupport.Proc.run(Path.of("/"), 30, "umount", mnt.toString());
-        if (Mounts.isMounted(mnt)) NativeSupport.Proc.run(Path.of("/"), 30, "umount", "-l", mnt.toString());
-        return true;
+        boolean was = Mounts.isMounted(mnt);
+        Mounts.unmountAllUnder(mnt, "umount");
+        return was;
     }
 }
